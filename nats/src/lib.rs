@@ -1,0 +1,25 @@
+//! JetStream for RNS: the topology as code and the publish discipline.
+//!
+//! [`topology`] declares every stream, consumer and KV bucket once and creates them
+//! idempotently at every service's start. [`publish`] is the one way RNS publishes:
+//! with a `Nats-Msg-Id`, pipelined, and awaiting every acknowledgement before the
+//! caller may treat the output as durable. Server configurations live in `nats/config/`.
+#![forbid(unsafe_code)]
+
+pub mod publish;
+pub mod topology;
+
+pub use publish::{publish_all, Outbound, PublishFailed};
+pub use topology::{Topology, TopologyError, TopologySettings};
+
+/// Connects to NATS with the given connection name (shown by `nats server report
+/// connections`), retrying the initial connect so services may start before the
+/// server does.
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .connect(url)
+        .await
+}

@@ -1,0 +1,241 @@
+//! Every stream, consumer and KV bucket of RNS, declared once.
+//!
+//! | name | kind | subjects | retention | read by |
+//! |---|---|---|---|---|
+//! | `SEND` | stream | `send.<customer>` | work queue | consumer `dispatcher` |
+//! | `CARRIER_<NAME>` | stream, one per carrier | `carrier.<name>` | work queue | consumer `carrier-<name>` |
+//! | `RESULTS` | stream | `result.<customer>` | interest | consumer `analytics` |
+//! | `customers` | KV bucket | customer id | history 5 | gateway, dispatcher |
+//! | `api_keys` | KV bucket | sha256 of the key | history 1 | gateway |
+//!
+//! Every stream is bounded in bytes and refuses new messages when full
+//! (`discard: new`), so a full queue pushes back to the publisher (the gateway answers
+//! 503) instead of silently dropping accepted messages. [`Topology::ensure`] creates
+//! what is missing and updates what changed; every service calls it at start, so the
+//! order in which services start does not matter.
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull::Config as PullConfig;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::context::Context;
+use async_nats::jetstream::kv;
+use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType};
+use rns_types::subjects::{
+    carrier_consumer, carrier_stream, carrier_subject, ANALYTICS_CONSUMER, API_KEYS_BUCKET, CUSTOMERS_BUCKET,
+    DISPATCHER_CONSUMER, RESULTS_STREAM, RESULTS_SUBJECTS, SEND_STREAM, SEND_SUBJECTS,
+};
+use rns_types::CarrierId;
+use serde::Deserialize;
+
+/// Sizes and replication of the topology (`[nats]` in `rns.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TopologySettings {
+    /// Stream replicas: 1 for a single server, 3 for a production cluster.
+    pub replicas: usize,
+    /// Upper bound of the `SEND` stream.
+    pub send_max_bytes: i64,
+    /// Upper bound of each `CARRIER_<NAME>` stream.
+    pub carrier_max_bytes: i64,
+    /// Upper bound of the `RESULTS` stream.
+    pub results_max_bytes: i64,
+    /// How long JetStream remembers a `Nats-Msg-Id` to drop a republished copy.
+    #[serde(with = "seconds")]
+    pub duplicate_window: Duration,
+    /// How long a carrier worker may hold a message before it is redelivered.
+    #[serde(with = "seconds")]
+    pub carrier_ack_wait: Duration,
+    /// Messages a carrier's workers may hold unacknowledged, across all workers.
+    pub carrier_max_ack_pending: i64,
+    /// Deliveries of one message to one carrier before it fails over.
+    pub carrier_max_deliver: i64,
+}
+
+impl Default for TopologySettings {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            send_max_bytes: 1 << 30,
+            carrier_max_bytes: 4 << 30,
+            results_max_bytes: 4 << 30,
+            duplicate_window: Duration::from_secs(120),
+            carrier_ack_wait: Duration::from_secs(30),
+            carrier_max_ack_pending: 4_096,
+            carrier_max_deliver: 5,
+        }
+    }
+}
+
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let seconds = f64::deserialize(deserializer)?;
+        Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A step of [`Topology::ensure`] that the server refused.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot ensure {what}: {reason}")]
+pub struct TopologyError {
+    pub what: String,
+    pub reason: String,
+}
+
+impl TopologyError {
+    fn new(what: impl Into<String>, reason: impl ToString) -> Self {
+        Self {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// The whole topology for a set of carriers.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    settings: TopologySettings,
+    carriers: Vec<CarrierId>,
+}
+
+impl Topology {
+    pub fn new(settings: TopologySettings, carriers: Vec<CarrierId>) -> Self {
+        Self { settings, carriers }
+    }
+
+    /// Creates every stream, KV bucket and consumer that is missing and updates those
+    /// whose configuration changed. Safe to run concurrently from several services.
+    pub async fn ensure(&self, jetstream: &Context) -> Result<(), TopologyError> {
+        for stream in self.streams() {
+            let name = stream.name.clone();
+            jetstream
+                .create_or_update_stream(stream)
+                .await
+                .map_err(|error| TopologyError::new(format!("stream {name}"), error))?;
+        }
+        for bucket in self.buckets() {
+            let name = bucket.bucket.clone();
+            jetstream
+                .create_or_update_key_value(bucket)
+                .await
+                .map_err(|error| TopologyError::new(format!("bucket {name}"), error))?;
+        }
+        for (stream, consumer) in self.consumers() {
+            let name = consumer.durable_name.clone().unwrap_or_default();
+            let handle = jetstream
+                .get_stream_no_info(&stream)
+                .await
+                .map_err(|error| TopologyError::new(format!("stream {stream}"), error))?;
+            handle
+                .create_consumer(consumer)
+                .await
+                .map_err(|error| TopologyError::new(format!("consumer {stream}/{name}"), error))?;
+        }
+        Ok(())
+    }
+
+    fn streams(&self) -> Vec<StreamConfig> {
+        let settings = &self.settings;
+        let base = |name: &str, subjects: Vec<String>, retention, max_bytes| StreamConfig {
+            name: name.to_owned(),
+            subjects,
+            retention,
+            max_bytes,
+            discard: DiscardPolicy::New,
+            storage: StorageType::File,
+            num_replicas: settings.replicas,
+            duplicate_window: settings.duplicate_window,
+            allow_direct: true,
+            ..Default::default()
+        };
+        let mut streams = vec![
+            base(
+                SEND_STREAM,
+                vec![SEND_SUBJECTS.to_owned()],
+                RetentionPolicy::WorkQueue,
+                settings.send_max_bytes,
+            ),
+            base(
+                RESULTS_STREAM,
+                vec![RESULTS_SUBJECTS.to_owned()],
+                RetentionPolicy::Interest,
+                settings.results_max_bytes,
+            ),
+        ];
+        for carrier in &self.carriers {
+            streams.push(base(
+                &carrier_stream(carrier),
+                vec![carrier_subject(carrier)],
+                RetentionPolicy::WorkQueue,
+                settings.carrier_max_bytes,
+            ));
+        }
+        streams
+    }
+
+    fn buckets(&self) -> Vec<kv::Config> {
+        let bucket = |name: &str, history| kv::Config {
+            bucket: name.to_owned(),
+            history,
+            storage: StorageType::File,
+            num_replicas: self.settings.replicas,
+            ..Default::default()
+        };
+        vec![bucket(CUSTOMERS_BUCKET, 5), bucket(API_KEYS_BUCKET, 1)]
+    }
+
+    fn consumers(&self) -> Vec<(String, PullConfig)> {
+        let durable = |name: &str, filter: &str| PullConfig {
+            durable_name: Some(name.to_owned()),
+            filter_subject: filter.to_owned(),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        };
+        let mut consumers = vec![
+            (
+                SEND_STREAM.to_owned(),
+                PullConfig {
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 1_024,
+                    ..durable(DISPATCHER_CONSUMER, SEND_SUBJECTS)
+                },
+            ),
+            (
+                RESULTS_STREAM.to_owned(),
+                PullConfig {
+                    ack_wait: Duration::from_secs(60),
+                    max_ack_pending: 50_000,
+                    ..durable(ANALYTICS_CONSUMER, RESULTS_SUBJECTS)
+                },
+            ),
+        ];
+        for carrier in &self.carriers {
+            consumers.push((
+                carrier_stream(carrier),
+                PullConfig {
+                    ack_wait: self.settings.carrier_ack_wait,
+                    max_ack_pending: self.settings.carrier_max_ack_pending,
+                    max_deliver: self.settings.carrier_max_deliver,
+                    ..durable(&carrier_consumer(carrier), &carrier_subject(carrier))
+                },
+            ));
+        }
+        consumers
+    }
+
+    /// The durable pull consumer `consumer` of `stream`, which [`Topology::ensure`] created.
+    pub async fn consumer(jetstream: &Context, stream: &str, consumer: &str) -> Result<PullConsumer, TopologyError> {
+        let handle = jetstream
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|error| TopologyError::new(format!("stream {stream}"), error))?;
+        handle
+            .get_consumer(consumer)
+            .await
+            .map_err(|error| TopologyError::new(format!("consumer {stream}/{consumer}"), error))
+    }
+}

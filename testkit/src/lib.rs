@@ -1,0 +1,17 @@
+//! Test fixtures that run the real servers RNS depends on.
+//!
+//! Each fixture starts its own process on a spare loopback port with its data in a
+//! fresh temporary directory, waits until the server answers, and kills the process
+//! when dropped. A missing server binary fails the test with the command that
+//! installs it; nothing is ever skipped.
+#![forbid(unsafe_code)]
+
+mod clickhouse;
+mod nats;
+mod process;
+mod redis;
+
+pub use clickhouse::ClickHouseServer;
+pub use nats::NatsServer;
+pub use process::{spare_port, ChildProcess};
+pub use redis::RedisServer;

@@ -1,0 +1,22 @@
+//! Shared types of RNS, with no I/O.
+//!
+//! Every service speaks in these: validated ids that are safe to put in a NATS subject
+//! or KV key ([`ids`]), normalised phone numbers ([`phone`]), message content and its
+//! SMS/LMS classification ([`content`]), the carrier catalogue and routing weights
+//! ([`carrier`], [`routing`]), the JSON messages on every stream ([`wire`]) and the
+//! names of every subject, stream, consumer and bucket ([`subjects`]).
+#![forbid(unsafe_code)]
+
+pub mod carrier;
+pub mod content;
+pub mod ids;
+pub mod phone;
+pub mod routing;
+pub mod subjects;
+pub mod time;
+pub mod wire;
+
+pub use carrier::{CarrierCatalog, CarrierId, Channel};
+pub use content::MessageType;
+pub use ids::{CustomerId, InvalidId, MessageId, RequestId};
+pub use phone::PhoneNumber;

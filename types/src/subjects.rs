@@ -1,0 +1,71 @@
+//! Names of every NATS subject, stream, consumer and KV bucket, and the
+//! `Nats-Msg-Id` of every publish.
+//!
+//! Subjects are built only from validated ids ([`CustomerId`], [`CarrierId`]), which
+//! cannot contain `.`, `*`, `>` or whitespace, so no input can address another
+//! customer's subject. Names are upper-case streams and lower-case consumers, so an
+//! operator finds them with `nats stream ls` and `nats consumer ls SEND`.
+use crate::carrier::CarrierId;
+use crate::ids::{CustomerId, MessageId, RequestId};
+
+/// Accepted send requests, one message per HTTP request, `send.<customer>`.
+pub const SEND_STREAM: &str = "SEND";
+pub const SEND_SUBJECTS: &str = "send.>";
+/// The dispatcher's durable consumer on [`SEND_STREAM`].
+pub const DISPATCHER_CONSUMER: &str = "dispatcher";
+
+/// Message records and events bound for ClickHouse, `result.<customer>`.
+pub const RESULTS_STREAM: &str = "RESULTS";
+pub const RESULTS_SUBJECTS: &str = "result.>";
+/// The analytics durable consumer on [`RESULTS_STREAM`].
+pub const ANALYTICS_CONSUMER: &str = "analytics";
+
+/// Customer profiles (name, routing weights, sender numbers), keyed by customer id.
+pub const CUSTOMERS_BUCKET: &str = "customers";
+/// Hashed API keys (`sha256` hex) to customer id.
+pub const API_KEYS_BUCKET: &str = "api_keys";
+
+pub fn send_subject(customer: &CustomerId) -> String {
+    format!("send.{customer}")
+}
+
+pub fn result_subject(customer: &CustomerId) -> String {
+    format!("result.{customer}")
+}
+
+pub fn carrier_subject(carrier: &CarrierId) -> String {
+    format!("carrier.{carrier}")
+}
+
+/// `CARRIER_KT` for `kt`: one work-queue stream per carrier.
+pub fn carrier_stream(carrier: &CarrierId) -> String {
+    format!("CARRIER_{}", carrier.as_str().to_ascii_uppercase())
+}
+
+/// `carrier-kt` for `kt`: the one durable consumer of a carrier's work queue, shared
+/// by all of that carrier's workers.
+pub fn carrier_consumer(carrier: &CarrierId) -> String {
+    format!("carrier-{carrier}")
+}
+
+/// `Nats-Msg-Id` values: each names the input and the hop, so a redelivered input
+/// republishes under the same id and JetStream drops the copy.
+pub mod message_ids {
+    use super::*;
+
+    pub fn send(request: &RequestId) -> String {
+        format!("send:{request}")
+    }
+
+    pub fn carrier_job(message: &MessageId, hop: u16) -> String {
+        format!("job:{message}:{hop}")
+    }
+
+    pub fn accepted_records(request: &RequestId, chunk: usize) -> String {
+        format!("accepted:{request}:{chunk}")
+    }
+
+    pub fn outcome(message: &MessageId, hop: u16, attempt: u16) -> String {
+        format!("outcome:{message}:{hop}:{attempt}")
+    }
+}
