@@ -7,7 +7,7 @@ use tempfile::TempDir;
 use crate::process::{require_program, spare_port, wait_until, ChildProcess};
 
 const INSTALL: &str = "apt-get install -y clickhouse-server clickhouse-client";
-const SERVER_BINARY: &str = "/usr/bin/clickhouse-server";
+const SERVER_BINARY: &str = "/usr/sbin/clickhouse-server";
 
 /// A ClickHouse server with its own config, data and logs in a temporary directory.
 #[derive(Debug)]

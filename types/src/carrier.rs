@@ -88,8 +88,9 @@ pub struct CarrierEntry {
     pub channel: Channel,
 }
 
-/// The carriers this deployment knows, in configuration order.
+/// The carriers this deployment knows, in configuration order (`[[carriers]]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct CarrierCatalog {
     entries: Vec<CarrierEntry>,
 }

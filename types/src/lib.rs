@@ -9,6 +9,7 @@
 
 pub mod carrier;
 pub mod content;
+pub mod customer;
 pub mod ids;
 pub mod phone;
 pub mod routing;
@@ -18,5 +19,6 @@ pub mod wire;
 
 pub use carrier::{CarrierCatalog, CarrierId, Channel};
 pub use content::MessageType;
+pub use customer::CustomerProfile;
 pub use ids::{CustomerId, InvalidId, MessageId, RequestId};
 pub use phone::PhoneNumber;

@@ -1,0 +1,122 @@
+//! Ingestion: RESULTS → ClickHouse, in batches, acknowledged only after the insert.
+//!
+//! Messages are pulled continuously and gathered into a batch until it holds
+//! `batch_size` messages or `batch_linger` passed since its first message. A batch is
+//! inserted into `messages` and `events`, and only then is every message of it
+//! acknowledged. When ClickHouse refuses or is down, the batch is nak'ed with a delay
+//! and redelivered later: nothing is lost, and the re-inserted rows collapse in the
+//! `ReplacingMergeTree`s. A message that cannot be decoded is terminated and logged,
+//! since no retry could make it readable.
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::{AckKind, Message};
+use futures::StreamExt;
+use rns_types::wire::ResultBatch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::AnalyticsError;
+use crate::rows::{EventRow, MessageRow};
+use crate::schema::{EVENTS_TABLE, MESSAGES_TABLE};
+
+/// How batches are formed.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPolicy {
+    pub batch_size: usize,
+    pub batch_linger: Duration,
+    pub retry_delay: Duration,
+}
+
+/// Pulls RESULTS and inserts batches until `shutdown`; the batch in hand when
+/// shutdown comes is still inserted (or nak'ed) before returning.
+pub async fn run(
+    consumer: PullConsumer,
+    client: clickhouse::Client,
+    policy: BatchPolicy,
+    shutdown: CancellationToken,
+) -> Result<(), AnalyticsError> {
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(policy.batch_size)
+        .messages()
+        .await
+        .map_err(|error| AnalyticsError::Nats(error.to_string()))?;
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            next = messages.next() => next,
+        };
+        let first = match first {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "pull from RESULTS failed");
+                continue;
+            }
+            None => return Err(AnalyticsError::Nats("RESULTS message stream ended".into())),
+        };
+        let mut batch = vec![first];
+        let deadline = Instant::now() + policy.batch_linger;
+        while batch.len() < policy.batch_size {
+            match tokio::time::timeout_at(deadline, messages.next()).await {
+                Ok(Some(Ok(message))) => batch.push(message),
+                Ok(Some(Err(error))) => tracing::warn!(%error, "pull from RESULTS failed"),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if let Err(error) = flush(&client, &batch).await {
+            tracing::warn!(%error, messages = batch.len(), "insert failed; batch will be redelivered");
+            for message in &batch {
+                let _ = message.ack_with(AckKind::Nak(Some(policy.retry_delay))).await;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(policy.retry_delay) => {}
+            }
+        }
+    }
+}
+
+/// Inserts one batch and acknowledges its messages.
+async fn flush(client: &clickhouse::Client, batch: &[Message]) -> Result<(), AnalyticsError> {
+    let mut message_rows = Vec::new();
+    let mut event_rows = Vec::new();
+    let mut decoded = Vec::with_capacity(batch.len());
+    for message in batch {
+        match serde_json::from_slice::<ResultBatch>(&message.payload) {
+            Ok(result) => {
+                message_rows.extend(result.messages.iter().map(|record| MessageRow::new(&result.customer_id, record)));
+                event_rows.extend(result.events.iter().map(|event| EventRow::new(&result.customer_id, event)));
+                decoded.push(message);
+            }
+            Err(error) => {
+                tracing::error!(%error, subject = %message.subject, "undecodable result; terminating it");
+                let _ = message.ack_with(AckKind::Term).await;
+            }
+        }
+    }
+    insert_rows(client, MESSAGES_TABLE, &message_rows).await?;
+    insert_rows(client, EVENTS_TABLE, &event_rows).await?;
+    for message in decoded {
+        if let Err(error) = message.ack().await {
+            tracing::warn!(%error, "ack failed; the batch's rows may be inserted again");
+        }
+    }
+    tracing::debug!(messages = message_rows.len(), events = event_rows.len(), "batch inserted");
+    Ok(())
+}
+
+async fn insert_rows<T>(client: &clickhouse::Client, table: &str, rows: &[T]) -> Result<(), AnalyticsError>
+where
+    T: clickhouse::RowOwned + clickhouse::RowWrite,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut insert = client.insert::<T>(table).await?;
+    for row in rows {
+        insert.write(row).await?;
+    }
+    insert.end().await?;
+    Ok(())
+}

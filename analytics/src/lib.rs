@@ -1,0 +1,110 @@
+//! RNS analytics: the RESULTS stream into ClickHouse, and the queries over it.
+//!
+//! The service ([`run`]) ensures the schema, then ingests RESULTS in batches
+//! ([`ingest`]). The gateway uses [`queries::ResultQueries`] as a library to answer
+//! result queries, so every read of ClickHouse lives in this crate next to the schema
+//! it depends on.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod ingest;
+pub mod queries;
+pub mod rows;
+pub mod schema;
+
+use std::time::Duration;
+
+use rns_nats::Topology;
+use rns_service::{ClickHouseSettings, LogSettings, NatsSettings, Readiness};
+use rns_types::subjects::{ANALYTICS_CONSUMER, RESULTS_STREAM};
+use rns_types::CarrierCatalog;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+pub use error::AnalyticsError;
+pub use queries::ResultQueries;
+
+/// `[analytics]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AnalyticsSettings {
+    /// Address of `/healthz` and `/readyz`.
+    pub health_listen: String,
+    /// Most RESULTS messages in one ClickHouse insert.
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill, in milliseconds.
+    pub batch_linger_milliseconds: u64,
+    /// Delay before a batch that failed to insert is redelivered, in milliseconds.
+    pub retry_delay_milliseconds: u64,
+}
+
+impl Default for AnalyticsSettings {
+    fn default() -> Self {
+        Self {
+            health_listen: "127.0.0.1:8083".to_owned(),
+            batch_size: 5_000,
+            batch_linger_milliseconds: 200,
+            retry_delay_milliseconds: 2_000,
+        }
+    }
+}
+
+/// Everything the analytics process reads from the configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub nats: NatsSettings,
+    pub clickhouse: ClickHouseSettings,
+    pub carriers: Option<CarrierCatalog>,
+    pub analytics: AnalyticsSettings,
+    pub log: LogSettings,
+}
+
+/// A ClickHouse client for `settings`, with the options ClickHouse 18.16 needs:
+/// no RowBinaryWithNamesAndTypes validation and no HTTP compression.
+pub fn clickhouse_client(settings: &ClickHouseSettings) -> clickhouse::Client {
+    clickhouse::Client::default()
+        .with_url(&settings.url)
+        .with_user(&settings.user)
+        .with_password(&settings.password)
+        .with_database(&settings.database)
+        .with_validation(false)
+}
+
+/// Ensures the schema, then ingests RESULTS until `shutdown`.
+pub async fn run(settings: Settings, readiness: Readiness, shutdown: CancellationToken) -> Result<(), AnalyticsError> {
+    let catalog = settings.carriers.clone().unwrap_or_else(CarrierCatalog::korean_default);
+    let client = rns_nats::connect(&settings.nats.url, "rns-analytics")
+        .await
+        .map_err(|error| AnalyticsError::Nats(error.to_string()))?;
+    let jetstream = async_nats::jetstream::new(client);
+    let carriers = catalog.entries().iter().map(|entry| entry.id.clone()).collect();
+    Topology::new(settings.nats.topology.clone(), carriers).ensure(&jetstream).await?;
+
+    let server = clickhouse::Client::default()
+        .with_url(&settings.clickhouse.url)
+        .with_user(&settings.clickhouse.user)
+        .with_password(&settings.clickhouse.password)
+        .with_validation(false);
+    loop {
+        match schema::ensure(&server, &settings.clickhouse.database).await {
+            Ok(()) => break,
+            Err(error) => tracing::warn!(%error, "clickhouse not ready; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    let consumer = Topology::consumer(&jetstream, RESULTS_STREAM, ANALYTICS_CONSUMER).await?;
+    let policy = ingest::BatchPolicy {
+        batch_size: settings.analytics.batch_size,
+        batch_linger: Duration::from_millis(settings.analytics.batch_linger_milliseconds),
+        retry_delay: Duration::from_millis(settings.analytics.retry_delay_milliseconds),
+    };
+    readiness.set(true);
+    tracing::info!("analytics ingesting results");
+    let result = ingest::run(consumer, clickhouse_client(&settings.clickhouse), policy, shutdown).await;
+    readiness.set(false);
+    result
+}

@@ -1,0 +1,219 @@
+//! Result queries over ClickHouse, always scoped to one customer.
+//!
+//! Every query takes the customer id and filters on it first (it leads every
+//! table's sort key), so no query can read another customer's rows. Duplicate rows
+//! (from a batch inserted twice) do not change answers: events are de-duplicated by
+//! (ordinal, kind) and a message's status is the one of its highest-ordinal event.
+use std::collections::{BTreeMap, BTreeSet};
+
+use clickhouse::Row;
+use rns_types::{CustomerId, MessageId, RequestId};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AnalyticsError;
+
+/// One event of a message's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventView {
+    pub at: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    pub hop: u16,
+    pub attempt: u16,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// A message with its current status and whole timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageView {
+    pub id: String,
+    pub request_id: String,
+    pub to: String,
+    pub from: String,
+    #[serde(rename = "type")]
+    pub message_type: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subject: String,
+    pub text: String,
+    pub accepted_at: String,
+    pub status: String,
+    pub carrier: Option<String>,
+    pub attempts: u32,
+    pub events: Vec<EventView>,
+}
+
+/// Counts of a request's messages by current status and by current carrier.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestSummary {
+    pub request_id: String,
+    pub total: u64,
+    pub by_status: BTreeMap<String, u64>,
+    pub by_carrier: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct MessageHead {
+    to_number: String,
+    from_number: String,
+    message_type: String,
+    subject: String,
+    text: String,
+    accepted_at_ms: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct EventLine {
+    at_ms: u64,
+    ordinal: u32,
+    kind: String,
+    status: String,
+    carrier: String,
+    hop: u16,
+    attempt: u16,
+    detail: String,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct StatusCount {
+    status: String,
+    carrier: String,
+    messages: u64,
+}
+
+/// Formats epoch milliseconds as RFC 3339 in UTC with milliseconds.
+pub fn rfc3339(milliseconds: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(milliseconds as i64)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Read access to results, for the gateway's result endpoints.
+#[derive(Clone)]
+pub struct ResultQueries {
+    client: clickhouse::Client,
+}
+
+impl std::fmt::Debug for ResultQueries {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("ResultQueries").finish_non_exhaustive()
+    }
+}
+
+impl ResultQueries {
+    pub fn new(client: clickhouse::Client) -> Self {
+        Self { client }
+    }
+
+    /// The message with its timeline, or `None` if the customer has no such message.
+    pub async fn message(&self, customer: &CustomerId, message: &MessageId) -> Result<Option<MessageView>, AnalyticsError> {
+        let request = message.request_id().to_string();
+        let message_text = message.to_string();
+        let head = self
+            .client
+            .query(
+                "SELECT to_number, from_number, toString(message_type) AS message_type, subject, text, accepted_at_ms
+                 FROM messages WHERE customer_id = ? AND request_id = ? AND message_id = ? LIMIT 1",
+            )
+            .bind(customer.as_str())
+            .bind(&request)
+            .bind(&message_text)
+            .fetch_optional::<MessageHead>()
+            .await?;
+        let Some(head) = head else {
+            return Ok(None);
+        };
+        let mut lines = self
+            .client
+            .query(
+                "SELECT at_ms, ordinal, toString(kind) AS kind, toString(status) AS status, carrier, hop, attempt, detail
+                 FROM events WHERE customer_id = ? AND request_id = ? AND message_id = ?",
+            )
+            .bind(customer.as_str())
+            .bind(&request)
+            .bind(&message_text)
+            .fetch_all::<EventLine>()
+            .await?;
+        lines.sort_by(|left, right| (left.ordinal, left.at_ms, &left.kind).cmp(&(right.ordinal, right.at_ms, &right.kind)));
+        lines.dedup_by(|later, earlier| later.ordinal == earlier.ordinal && later.kind == earlier.kind);
+        let current = lines.last();
+        let status = current.map(|line| line.status.clone()).unwrap_or_else(|| "queued".to_owned());
+        let carrier = lines
+            .iter()
+            .rev()
+            .map(|line| &line.carrier)
+            .find(|carrier| !carrier.is_empty())
+            .cloned();
+        let attempts = lines
+            .iter()
+            .filter(|line| line.attempt > 0)
+            .map(|line| (line.hop, line.attempt))
+            .collect::<BTreeSet<_>>()
+            .len() as u32;
+        let events = lines
+            .into_iter()
+            .map(|line| EventView {
+                at: rfc3339(line.at_ms),
+                kind: line.kind,
+                carrier: (!line.carrier.is_empty()).then_some(line.carrier),
+                hop: line.hop,
+                attempt: line.attempt,
+                detail: line.detail,
+            })
+            .collect();
+        Ok(Some(MessageView {
+            id: message_text,
+            request_id: request,
+            to: head.to_number,
+            from: head.from_number,
+            message_type: head.message_type,
+            subject: head.subject,
+            text: head.text,
+            accepted_at: rfc3339(head.accepted_at_ms),
+            status,
+            carrier,
+            attempts,
+            events,
+        }))
+    }
+
+    /// Counts of the request's messages, or `None` if the customer has no such request.
+    pub async fn request_summary(
+        &self,
+        customer: &CustomerId,
+        request: &RequestId,
+    ) -> Result<Option<RequestSummary>, AnalyticsError> {
+        let request_text = request.to_string();
+        let counts = self
+            .client
+            .query(
+                "SELECT toString(status) AS status, carrier, count() AS messages FROM (
+                     SELECT message_id, argMax(status, ordinal) AS status, argMax(carrier, ordinal) AS carrier
+                     FROM events WHERE customer_id = ? AND request_id = ?
+                     GROUP BY message_id
+                 ) GROUP BY status, carrier",
+            )
+            .bind(customer.as_str())
+            .bind(&request_text)
+            .fetch_all::<StatusCount>()
+            .await?;
+        if counts.is_empty() {
+            return Ok(None);
+        }
+        let mut summary = RequestSummary {
+            request_id: request_text,
+            total: 0,
+            by_status: BTreeMap::new(),
+            by_carrier: BTreeMap::new(),
+        };
+        for count in counts {
+            summary.total += count.messages;
+            *summary.by_status.entry(count.status).or_insert(0) += count.messages;
+            if !count.carrier.is_empty() {
+                *summary.by_carrier.entry(count.carrier).or_insert(0) += count.messages;
+            }
+        }
+        Ok(Some(summary))
+    }
+}

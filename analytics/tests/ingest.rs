@@ -1,0 +1,188 @@
+//! Analytics against real nats-server and ClickHouse: the schema runs, rows round-trip,
+//! duplicates do not change answers, and a ClickHouse outage loses nothing.
+use std::time::Duration;
+
+use bytes::Bytes;
+use rns_analytics::{AnalyticsSettings, ResultQueries, Settings};
+use rns_nats::{publish_all, Outbound};
+use rns_service::{ClickHouseSettings, NatsSettings, Readiness};
+use rns_testkit::{ClickHouseServer, NatsServer};
+use rns_types::subjects::{message_ids, result_subject};
+use rns_types::wire::{EventKind, MessageEvent, MessageRecord, ResultBatch};
+use rns_types::{CarrierId, Channel, CustomerId, MessageType, PhoneNumber, RequestId};
+use tokio_util::sync::CancellationToken;
+
+struct Harness {
+    _nats: NatsServer,
+    clickhouse: ClickHouseServer,
+    jetstream: async_nats::jetstream::Context,
+    queries: ResultQueries,
+    shutdown: CancellationToken,
+}
+
+async fn start() -> Harness {
+    let nats = NatsServer::start().await;
+    let clickhouse = ClickHouseServer::start().await;
+    let settings = Settings {
+        nats: NatsSettings {
+            url: nats.url(),
+            ..Default::default()
+        },
+        clickhouse: ClickHouseSettings {
+            url: clickhouse.url(),
+            ..Default::default()
+        },
+        analytics: AnalyticsSettings {
+            batch_linger_milliseconds: 20,
+            retry_delay_milliseconds: 200,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let queries = ResultQueries::new(rns_analytics::clickhouse_client(&settings.clickhouse));
+    let shutdown = CancellationToken::new();
+    let readiness = Readiness::default();
+    tokio::spawn(rns_analytics::run(settings, readiness.clone(), shutdown.clone()));
+    for _ in 0..200 {
+        if readiness.is_ready() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(readiness.is_ready(), "analytics did not become ready");
+    let jetstream = async_nats::jetstream::new(nats.client().await);
+    Harness {
+        _nats: nats,
+        clickhouse,
+        jetstream,
+        queries,
+        shutdown,
+    }
+}
+
+fn batch(customer: &CustomerId, request: RequestId, recipients: u32, final_kind: Option<EventKind>) -> ResultBatch {
+    let carrier = CarrierId::parse("kt").unwrap();
+    let mut result = ResultBatch {
+        customer_id: customer.clone(),
+        messages: Vec::new(),
+        events: Vec::new(),
+    };
+    for index in 0..recipients {
+        let message_id = request.message_id(index);
+        result.messages.push(MessageRecord {
+            message_id,
+            accepted_at_ms: 1_700_000_000_000,
+            channel: Channel::Sms,
+            message_type: MessageType::Sms,
+            from: PhoneNumber::parse("0212345678").unwrap(),
+            to: PhoneNumber::parse(&format!("010{:08}", index)).unwrap(),
+            subject: None,
+            text: "인증번호 123456".into(),
+        });
+        let event = |kind, attempt| MessageEvent {
+            message_id,
+            at_ms: 1_700_000_000_100,
+            kind,
+            carrier: Some(carrier.clone()),
+            hop: 1,
+            attempt,
+            detail: String::new(),
+        };
+        result.events.push(event(EventKind::Routed, 0));
+        if let Some(kind) = final_kind {
+            result.events.push(event(EventKind::Submitted, 1));
+            result.events.push(event(kind, 1));
+        }
+    }
+    result
+}
+
+async fn publish(jetstream: &async_nats::jetstream::Context, result: &ResultBatch, id: &str) {
+    let outbound = Outbound {
+        subject: result_subject(&result.customer_id),
+        message_id: id.to_owned(),
+        payload: Bytes::from(serde_json::to_vec(result).unwrap()),
+    };
+    publish_all(jetstream, vec![outbound], 1).await.unwrap();
+}
+
+async fn wait_for_total(
+    queries: &ResultQueries,
+    customer: &CustomerId,
+    request: RequestId,
+    total: u64,
+) -> rns_analytics::queries::RequestSummary {
+    for _ in 0..200 {
+        if let Ok(Some(summary)) = queries.request_summary(customer, &request).await {
+            if summary.total == total {
+                return summary;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("request {request} never reached {total} messages");
+}
+
+#[tokio::test]
+async fn results_become_queryable_and_duplicates_change_nothing() {
+    let harness = start().await;
+    let customer = CustomerId::parse("acme").unwrap();
+    let request = RequestId::generate();
+    let routed = batch(&customer, request, 3, None);
+    publish(&harness.jetstream, &routed, &message_ids::accepted_records(&request, 0)).await;
+    let delivered = batch(&customer, request, 3, Some(EventKind::Delivered));
+    // The same events under two ids: as if a worker republished after a crash.
+    publish(&harness.jetstream, &delivered, "first").await;
+    publish(&harness.jetstream, &delivered, "second").await;
+
+    let summary = wait_for_total(&harness.queries, &customer, request, 3).await;
+    for _ in 0..100 {
+        let summary = harness.queries.request_summary(&customer, &request).await.unwrap().unwrap();
+        if summary.by_status.get("delivered") == Some(&3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let summary_after = harness.queries.request_summary(&customer, &request).await.unwrap().unwrap();
+    assert_eq!(summary.total, 3);
+    assert_eq!(summary_after.by_status.get("delivered"), Some(&3), "{summary_after:?}");
+    assert_eq!(summary_after.by_carrier.get("kt"), Some(&3));
+
+    let message = harness.queries.message(&customer, &request.message_id(1)).await.unwrap().unwrap();
+    assert_eq!(message.status, "delivered");
+    assert_eq!(message.to, "01000000001");
+    assert_eq!(message.text, "인증번호 123456");
+    assert_eq!(message.message_type, "sms");
+    assert_eq!(message.carrier.as_deref(), Some("kt"));
+    assert_eq!(message.attempts, 1);
+    let kinds: Vec<&str> = message.events.iter().map(|event| event.kind.as_str()).collect();
+    assert_eq!(kinds, ["routed", "submitted", "delivered"]);
+    harness.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn another_customer_sees_nothing() {
+    let harness = start().await;
+    let owner = CustomerId::parse("owner").unwrap();
+    let stranger = CustomerId::parse("stranger").unwrap();
+    let request = RequestId::generate();
+    publish(&harness.jetstream, &batch(&owner, request, 2, Some(EventKind::Delivered)), "x").await;
+    wait_for_total(&harness.queries, &owner, request, 2).await;
+    assert!(harness.queries.request_summary(&stranger, &request).await.unwrap().is_none());
+    assert!(harness.queries.message(&stranger, &request.message_id(0)).await.unwrap().is_none());
+    harness.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_clickhouse_outage_delays_results_but_loses_none() {
+    let mut harness = start().await;
+    let customer = CustomerId::parse("acme").unwrap();
+    harness.clickhouse.stop();
+    let request = RequestId::generate();
+    publish(&harness.jetstream, &batch(&customer, request, 5, Some(EventKind::Delivered)), "during-outage").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    harness.clickhouse.resume().await;
+    let summary = wait_for_total(&harness.queries, &customer, request, 5).await;
+    assert_eq!(summary.total, 5);
+    harness.shutdown.cancel();
+}

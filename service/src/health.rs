@@ -1,0 +1,51 @@
+//! Health endpoints for services whose work is not HTTP (dispatcher, carriers,
+//! analytics): `GET /healthz` answers 200 while the process runs; `GET /readyz`
+//! answers 200 only once the service has connected and is taking work, and 503 after
+//! shutdown began, so an orchestrator stops routing to it.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+/// Whether a service is ready; shared by the service and its health endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The `/healthz` and `/readyz` routes.
+pub fn router(readiness: Readiness) -> Router {
+    Router::new().route("/healthz", get(|| async { "ok" })).route(
+        "/readyz",
+        get(move || {
+            let ready = readiness.is_ready();
+            async move {
+                if ready {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                }
+            }
+        }),
+    )
+}
+
+/// Serves [`router`] on `listen` until `shutdown` is cancelled.
+pub async fn serve(listen: String, readiness: Readiness, shutdown: CancellationToken) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "health endpoint listening");
+    axum::serve(listener, router(readiness))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

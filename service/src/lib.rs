@@ -1,0 +1,18 @@
+//! What every RNS service process shares.
+//!
+//! - [`settings`]: configuration from a TOML file plus `RNS_`-prefixed environment
+//!   variables (`__` separates sections: `RNS_GATEWAY__LISTEN=0.0.0.0:8080`).
+//! - [`telemetry`]: tracing, as JSON lines in production or human-readable text.
+//! - [`health`]: `/healthz` (the process is alive) and `/readyz` (its dependencies
+//!   answer and it is taking work) for services without an HTTP API of their own.
+//! - [`shutdown`]: one cancellation token, cancelled on SIGTERM or SIGINT, that every
+//!   task of a service watches so shutdown follows one ordered path.
+#![forbid(unsafe_code)]
+
+pub mod health;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use health::Readiness;
+pub use settings::{load_settings, ClickHouseSettings, LogSettings, NatsSettings, RedisSettings, SettingsError};

@@ -1,0 +1,147 @@
+//! Configuration loading with figment.
+//!
+//! Sources, later ones winning: the defaults of each settings struct, the TOML file
+//! (`--config <path>`, else `$RNS_CONFIG`, else `rns.toml` when it exists), then
+//! environment variables prefixed `RNS_` with `__` between nested keys. Each service
+//! reads the sections it needs from the one shared file and ignores the others.
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use rns_nats::TopologySettings;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// The configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct SettingsError(#[from] Box<figment::Error>);
+
+/// Loads `T` from the configuration file named on the command line (`--config`), in
+/// `$RNS_CONFIG`, or `rns.toml`, overlaid with `RNS_` environment variables.
+pub fn load_settings<T: DeserializeOwned>() -> Result<T, SettingsError> {
+    let path = config_path();
+    let mut figment = Figment::new();
+    if let Some(path) = path {
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment
+        .merge(Env::prefixed("RNS_").split("__"))
+        .extract()
+        .map_err(|error| SettingsError(Box::new(error)))
+}
+
+fn config_path() -> Option<PathBuf> {
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
+        if argument == "--config" {
+            return arguments.next().map(PathBuf::from);
+        }
+        if let Some(path) = argument.strip_prefix("--config=") {
+            return Some(PathBuf::from(path));
+        }
+    }
+    if let Some(path) = std::env::var_os("RNS_CONFIG") {
+        return Some(PathBuf::from(path));
+    }
+    let default = PathBuf::from("rns.toml");
+    default.exists().then_some(default)
+}
+
+/// `[nats]`: the server and the topology's sizes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NatsSettings {
+    pub url: String,
+    #[serde(flatten)]
+    pub topology: TopologySettings,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            topology: TopologySettings::default(),
+        }
+    }
+}
+
+/// `[redis]`: hot shared state (routing positions).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    pub url: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379/".to_owned(),
+        }
+    }
+}
+
+/// `[clickhouse]`: the store of results and statistics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ClickHouseSettings {
+    pub url: String,
+    pub database: String,
+    pub user: String,
+    pub password: String,
+}
+
+impl Default for ClickHouseSettings {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8123".to_owned(),
+            database: "rns".to_owned(),
+            user: "default".to_owned(),
+            password: String::new(),
+        }
+    }
+}
+
+/// `[log]`: `format` is `json` (production) or `text`; `filter` is an `EnvFilter`
+/// directive such as `info,rns_gateway=debug`, overridden by `RUST_LOG`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    pub format: String,
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: "text".to_owned(),
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Sample {
+        #[serde(default)]
+        nats: NatsSettings,
+        #[serde(default)]
+        redis: RedisSettings,
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_nested_keys_use_double_underscores() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("rns.toml", "[nats]\nurl = \"nats://file:1\"\nreplicas = 3\n")?;
+            jail.set_env("RNS_NATS__URL", "nats://env:2");
+            let sample: Sample = load_settings().map_err(|error| error.to_string())?;
+            assert_eq!(sample.nats.url, "nats://env:2");
+            assert_eq!(sample.nats.topology.replicas, 3);
+            assert_eq!(sample.redis.url, "redis://127.0.0.1:6379/");
+            Ok(())
+        });
+    }
+}
