@@ -1,0 +1,87 @@
+//! Request extractors that answer in the API's error format.
+//!
+//! - [`ApiJson`]: a JSON body; malformed JSON is 400, a well-formed body of the wrong
+//!   shape 422, a body over the limit 413, all as `{"error":{"code","message"}}`.
+//! - [`Customer`]: the customer authenticated by `Authorization: Bearer <api key>`.
+//!   Keys are looked up by their SHA-256, never stored or compared in clear.
+//! - [`Admin`]: the operator, authenticated by the configured admin key.
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::Json;
+use rns_types::CustomerId;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// A JSON request body, rejected in the API's error format.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(value) = Json::<T>::from_request(request, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// The SHA-256 of an API key, hex-encoded: the only form in which keys are stored.
+pub fn hash_api_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized("missing Authorization header"))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("Authorization header is not text"))?;
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or(ApiError::Unauthorized("Authorization must be 'Bearer <api key>'"))
+}
+
+/// The authenticated customer.
+#[derive(Debug, Clone)]
+pub struct Customer(pub CustomerId);
+
+impl FromRequestParts<AppState> for Customer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts)?;
+        let customer = state
+            .directory()
+            .customer_for_key(&hash_api_key(token))
+            .await?
+            .ok_or(ApiError::Unauthorized("unknown API key"))?;
+        Ok(Self(customer))
+    }
+}
+
+/// The operator, holder of the admin key.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts)?;
+        let Some(expected) = state.admin_key_hash() else {
+            return Err(ApiError::Unauthorized("no admin key is configured"));
+        };
+        // Comparing digests keeps the comparison time independent of the key's prefix.
+        if hash_api_key(token) != expected {
+            return Err(ApiError::Unauthorized("wrong admin key"));
+        }
+        Ok(Self)
+    }
+}

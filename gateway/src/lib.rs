@@ -1,0 +1,173 @@
+//! The RNS gateway: the customer HTTP API (axum).
+//!
+//! [`app`] builds the router over an [`AppState`]; [`run`] connects to NATS, ensures
+//! the topology and serves until shutdown, draining in-flight requests. Every
+//! customer route authenticates with `Authorization: Bearer <api key>` and reads or
+//! writes only that customer's data; admin routes take the operator's key.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use rns_analytics::ResultQueries;
+use rns_nats::{CustomerDirectory, Topology};
+use rns_service::{ClickHouseSettings, LogSettings, NatsSettings};
+use rns_types::CarrierCatalog;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+
+/// The largest request body: 10,000 recipients with separators and a 2,000-byte text
+/// fit with room to spare.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// `[gateway]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct GatewaySettings {
+    pub listen: String,
+    /// The operator's key for `/v1/admin/*`; empty disables those routes.
+    pub admin_key: String,
+    /// Most recipients in one send request.
+    pub max_recipients: usize,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            admin_key: String::new(),
+            max_recipients: 10_000,
+        }
+    }
+}
+
+/// Everything the gateway process reads from the configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub nats: NatsSettings,
+    pub clickhouse: ClickHouseSettings,
+    pub carriers: Option<CarrierCatalog>,
+    pub gateway: GatewaySettings,
+    pub log: LogSettings,
+}
+
+/// What every handler shares; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    client: async_nats::Client,
+    jetstream: async_nats::jetstream::Context,
+    directory: CustomerDirectory,
+    catalog: CarrierCatalog,
+    results: ResultQueries,
+    admin_key_hash: Option<String>,
+    max_recipients: usize,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Connects the state's clients; the topology must already exist.
+    pub async fn connect(settings: &Settings, client: async_nats::Client) -> Result<Self, ApiError> {
+        let jetstream = async_nats::jetstream::new(client.clone());
+        let directory = CustomerDirectory::open(&jetstream).await?;
+        let admin_key = settings.gateway.admin_key.trim();
+        Ok(Self(Arc::new(Inner {
+            client,
+            jetstream,
+            directory,
+            catalog: catalog(settings),
+            results: ResultQueries::new(rns_analytics::clickhouse_client(&settings.clickhouse)),
+            admin_key_hash: (!admin_key.is_empty()).then(|| extract::hash_api_key(admin_key)),
+            max_recipients: settings.gateway.max_recipients,
+        })))
+    }
+
+    pub fn jetstream(&self) -> &async_nats::jetstream::Context {
+        &self.0.jetstream
+    }
+
+    pub fn directory(&self) -> &CustomerDirectory {
+        &self.0.directory
+    }
+
+    pub fn catalog(&self) -> &CarrierCatalog {
+        &self.0.catalog
+    }
+
+    pub fn results(&self) -> &ResultQueries {
+        &self.0.results
+    }
+
+    pub fn admin_key_hash(&self) -> Option<&str> {
+        self.0.admin_key_hash.as_deref()
+    }
+
+    pub fn max_recipients(&self) -> usize {
+        self.0.max_recipients
+    }
+}
+
+fn catalog(settings: &Settings) -> CarrierCatalog {
+    settings.carriers.clone().unwrap_or_else(CarrierCatalog::korean_default)
+}
+
+/// The whole HTTP API.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/v1/admin/customers", post(routes::customers::create))
+        .route("/v1/routing", get(routes::routing::get))
+        .route("/v1/routing/{channel}", put(routes::routing::put))
+        .route(
+            "/v1/sender-numbers",
+            post(routes::sender_numbers::register).get(routes::sender_numbers::list),
+        )
+        .route("/v1/sender-numbers/{number}", delete(routes::sender_numbers::delete))
+        .route("/v1/messages", post(routes::messages::send))
+        .route("/v1/messages/{id}", get(routes::messages::get_message))
+        .route("/v1/requests/{id}", get(routes::messages::get_request))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    match state.0.client.connection_state() {
+        async_nats::connection::State::Connected => (StatusCode::OK, "ready"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "nats disconnected"),
+    }
+}
+
+/// Connects, ensures the topology, and serves the API until `shutdown`; in-flight
+/// requests finish before this returns.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let client = rns_nats::connect(&settings.nats.url, "rns-gateway").await?;
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let carriers = catalog(&settings).entries().iter().map(|entry| entry.id.clone()).collect();
+    Topology::new(settings.nats.topology.clone(), carriers).ensure(&jetstream).await?;
+    let state = AppState::connect(&settings, client.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(&settings.gateway.listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "gateway listening");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    client.flush().await?;
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! The customer API, one module per resource.
+pub mod customers;
+pub mod messages;
+pub mod routing;
+pub mod sender_numbers;

@@ -1,0 +1,77 @@
+//! Sender numbers (발신번호): a message may leave only from a number its customer
+//! registered. Numbers are normalised, so `02-123-4567` and `021234567` are one.
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use rns_types::PhoneNumber;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Customer};
+use crate::AppState;
+
+/// Registered sender numbers per customer; carriers cap caller-id lists similarly.
+const MAX_SENDER_NUMBERS: usize = 1_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterSenderNumber {
+    number: String,
+}
+
+pub async fn register(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterSenderNumber>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let number =
+        PhoneNumber::parse(&body.number).map_err(|error| ApiError::invalid("invalid_number", error.to_string()))?;
+    let registered = number.clone();
+    state
+        .directory()
+        .update(&customer, move |profile| {
+            if profile.sender_numbers.contains(&registered) {
+                return Err(ApiError::Conflict(format!("{registered} is already registered")));
+            }
+            if profile.sender_numbers.len() >= MAX_SENDER_NUMBERS {
+                return Err(ApiError::invalid(
+                    "too_many_sender_numbers",
+                    format!("at most {MAX_SENDER_NUMBERS} sender numbers may be registered"),
+                ));
+            }
+            profile.sender_numbers.insert(registered.clone());
+            Ok(())
+        })
+        .await??;
+    Ok((StatusCode::CREATED, Json(json!({"number": number}))))
+}
+
+pub async fn list(Customer(customer): Customer, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let profile = state
+        .directory()
+        .profile(&customer)
+        .await?
+        .ok_or(ApiError::NotFound("customer"))?;
+    let items: Vec<Value> = profile.sender_numbers.iter().map(|number| json!({"number": number})).collect();
+    Ok(Json(json!({"items": items})))
+}
+
+pub async fn delete(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let number = PhoneNumber::parse(&number).map_err(|_| ApiError::NotFound("sender number"))?;
+    state
+        .directory()
+        .update(&customer, |profile| {
+            if profile.sender_numbers.remove(&number) {
+                Ok(())
+            } else {
+                Err(ApiError::NotFound("sender number"))
+            }
+        })
+        .await??;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,310 @@
+//! The gateway's API against a real nats-server, driven with `oneshot` requests:
+//! authentication, validation of every input, and isolation between customers.
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use rns_gateway::{app, AppState, GatewaySettings, Settings};
+use rns_nats::Topology;
+use rns_service::NatsSettings;
+use rns_testkit::NatsServer;
+use rns_types::wire::SendRequest;
+use rns_types::CarrierCatalog;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const ADMIN_KEY: &str = "test-admin-key";
+
+struct Api {
+    _server: NatsServer,
+    router: Router,
+    jetstream: async_nats::jetstream::Context,
+}
+
+impl Api {
+    async fn start() -> Self {
+        let server = NatsServer::start().await;
+        let settings = Settings {
+            nats: NatsSettings {
+                url: server.url(),
+                ..Default::default()
+            },
+            gateway: GatewaySettings {
+                admin_key: ADMIN_KEY.into(),
+                max_recipients: 100,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let client = server.client().await;
+        let jetstream = async_nats::jetstream::new(client.clone());
+        let carriers = CarrierCatalog::korean_default().entries().iter().map(|entry| entry.id.clone()).collect();
+        Topology::new(settings.nats.topology.clone(), carriers).ensure(&jetstream).await.unwrap();
+        let state = AppState::connect(&settings, client).await.unwrap();
+        Self {
+            _server: server,
+            router: app(state),
+            jetstream,
+        }
+    }
+
+    async fn call(&self, method: Method, uri: &str, key: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let body = body.map(|value| value.to_string());
+        self.call_raw(method, uri, key, body).await
+    }
+
+    async fn call_raw(&self, method: Method, uri: &str, key: Option<&str>, body: Option<String>) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        let request = match body {
+            Some(body) => request.header("content-type", "application/json").body(Body::from(body)),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    /// Creates a customer with a registered sender number; returns its API key.
+    async fn customer(&self, id: &str) -> String {
+        let (status, body) = self
+            .call(Method::POST, "/v1/admin/customers", Some(ADMIN_KEY), Some(json!({"id": id, "name": id})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let key = body["api_key"].as_str().unwrap().to_owned();
+        let (status, _) = self
+            .call(Method::POST, "/v1/sender-numbers", Some(&key), Some(json!({"number": "02-1234-5678"})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        key
+    }
+
+    async fn queued_sends(&self) -> Vec<SendRequest> {
+        let mut stream = self.jetstream.get_stream("SEND").await.unwrap();
+        let count = stream.info().await.unwrap().state.messages;
+        let mut requests = Vec::new();
+        let first = stream.info().await.unwrap().state.first_sequence;
+        for sequence in first..first + count {
+            let message = stream.get_raw_message(sequence).await.unwrap();
+            requests.push(serde_json::from_slice(&message.payload).unwrap());
+        }
+        requests
+    }
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+#[tokio::test]
+async fn admin_routes_require_the_admin_key() {
+    let api = Api::start().await;
+    let body = json!({"id": "acme", "name": "Acme"});
+    let (status, reply) = api.call(Method::POST, "/v1/admin/customers", None, Some(body.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&reply), "unauthorized");
+    let (status, _) = api.call(Method::POST, "/v1/admin/customers", Some("wrong"), Some(body.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let customer_key = api.customer("other").await;
+    let (status, _) = api.call(Method::POST, "/v1/admin/customers", Some(&customer_key), Some(body)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a customer key must not be an admin key");
+}
+
+#[tokio::test]
+async fn customers_are_validated_unique_and_get_a_working_key() {
+    let api = Api::start().await;
+    for bad_id in ["Acme", "a.b", "a>b", "a b", ""] {
+        let (status, reply) = api
+            .call(Method::POST, "/v1/admin/customers", Some(ADMIN_KEY), Some(json!({"id": bad_id, "name": "x"})))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad_id:?}");
+        assert_eq!(error_code(&reply), "invalid_customer_id");
+    }
+    let key = api.customer("acme").await;
+    assert!(key.starts_with("rns_") && key.len() == 68, "{key}");
+    let (status, reply) = api
+        .call(Method::POST, "/v1/admin/customers", Some(ADMIN_KEY), Some(json!({"id": "acme", "name": "again"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error_code(&reply), "conflict");
+
+    let (status, _) = api.call(Method::GET, "/v1/routing", Some(&key), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api.call(Method::GET, "/v1/routing", Some("rns_unknown"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = api.call(Method::GET, "/v1/routing", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn routing_weights_are_validated_against_the_channel_carriers() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let (status, reply) = api.call(Method::GET, "/v1/routing", Some(&key), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply["sms"]["default"], json!(true));
+    assert_eq!(reply["sms"]["weights"], json!({"kt": 1, "lgu": 1, "skt": 1}));
+
+    let weights = json!({"weights": {"kt": 50, "skt": 30, "lgu": 20}});
+    let (status, reply) = api.call(Method::PUT, "/v1/routing/sms", Some(&key), Some(weights)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (_, reply) = api.call(Method::GET, "/v1/routing", Some(&key), None).await;
+    assert_eq!(reply["sms"]["weights"], json!({"kt": 50, "lgu": 20, "skt": 30}));
+    assert_eq!(reply["sms"]["default"], json!(false));
+
+    for (body, code) in [
+        (json!({"weights": {"ke": 1}}), "invalid_weights"),
+        (json!({"weights": {"nope": 1}}), "invalid_weights"),
+        (json!({"weights": {"kt": 0, "skt": 0}}), "invalid_weights"),
+        (json!({"weights": {}}), "invalid_weights"),
+        (json!({"weights": {"kt": -1}}), "invalid_body"),
+        (json!({"weights": {"kt": 1.5}}), "invalid_body"),
+        (json!({"weights": {"kt": 9000, "skt": 9000}}), "invalid_weights"),
+        (json!({"wieghts": {"kt": 1}}), "invalid_body"),
+    ] {
+        let (status, reply) = api.call(Method::PUT, "/v1/routing/sms", Some(&key), Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error_code(&reply), code, "{body}");
+    }
+    let (status, _) = api
+        .call(Method::PUT, "/v1/routing/alimtalk", Some(&key), Some(json!({"weights": {"ke": 1, "cns": 3}})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api
+        .call(Method::PUT, "/v1/routing/fax", Some(&key), Some(json!({"weights": {"kt": 1}})))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, reply) = api
+        .call_raw(Method::PUT, "/v1/routing/sms", Some(&key), Some("{not json".into()))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&reply), "malformed_body");
+    // A refused change leaves the stored weights alone.
+    let (_, reply) = api.call(Method::GET, "/v1/routing", Some(&key), None).await;
+    assert_eq!(reply["sms"]["weights"], json!({"kt": 50, "lgu": 20, "skt": 30}));
+}
+
+#[tokio::test]
+async fn sender_numbers_are_normalised_and_owned_by_one_customer() {
+    let api = Api::start().await;
+    let acme = api.customer("acme").await;
+    let rival = api.customer("rival").await;
+    let (status, reply) = api
+        .call(Method::POST, "/v1/sender-numbers", Some(&acme), Some(json!({"number": "1588-0000"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(reply["number"], json!("15880000"));
+    let (status, _) = api
+        .call(Method::POST, "/v1/sender-numbers", Some(&acme), Some(json!({"number": "15880000"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, reply) = api
+        .call(Method::POST, "/v1/sender-numbers", Some(&acme), Some(json!({"number": "call me"})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(&reply), "invalid_number");
+
+    let (_, reply) = api.call(Method::GET, "/v1/sender-numbers", Some(&acme), None).await;
+    assert_eq!(reply["items"], json!([{"number": "0212345678"}, {"number": "15880000"}]));
+    let (_, reply) = api.call(Method::GET, "/v1/sender-numbers", Some(&rival), None).await;
+    assert_eq!(reply["items"], json!([{"number": "0212345678"}]));
+
+    // The rival cannot delete acme's number: 404, and acme still has it.
+    let (status, _) = api.call(Method::DELETE, "/v1/sender-numbers/15880000", Some(&rival), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, reply) = api.call(Method::GET, "/v1/sender-numbers", Some(&acme), None).await;
+    assert_eq!(reply["items"].as_array().unwrap().len(), 2);
+    let (status, _) = api.call(Method::DELETE, "/v1/sender-numbers/1588-0000", Some(&acme), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api.call(Method::DELETE, "/v1/sender-numbers/15880000", Some(&acme), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_valid_send_is_durable_in_jetstream_before_the_202() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let body = json!({"from": "02-1234-5678", "to": ["010-1111-2222", "01033334444", "+82 10 1111 2222"], "text": "인증번호 123456"});
+    let (status, reply) = api.call(Method::POST, "/v1/messages", Some(&key), Some(body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    let request_id = reply["request_id"].as_str().unwrap();
+    assert_eq!(reply["type"], json!("sms"));
+    assert_eq!(reply["message_ids"], json!([format!("{request_id}-0"), format!("{request_id}-1")]));
+
+    let sends = api.queued_sends().await;
+    assert_eq!(sends.len(), 1);
+    let send = &sends[0];
+    assert_eq!(send.request_id.to_string(), request_id);
+    assert_eq!(send.customer_id.as_str(), "acme");
+    let recipients: Vec<&str> = send.recipients.iter().map(|number| number.as_str()).collect();
+    assert_eq!(recipients, ["01011112222", "01033334444"]);
+    assert_eq!(send.from.as_str(), "0212345678");
+
+    let long = json!({"from": "0212345678", "to": ["01011112222"], "text": "가".repeat(100)});
+    let (status, reply) = api.call(Method::POST, "/v1/messages", Some(&key), Some(long)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(reply["type"], json!("lms"));
+}
+
+#[tokio::test]
+async fn bad_sends_are_refused_and_publish_nothing() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let other = api.customer("other").await;
+    let (status, _) = api
+        .call(Method::POST, "/v1/sender-numbers", Some(&other), Some(json!({"number": "0311234567"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let valid = json!({"from": "0212345678", "to": ["01011112222"], "text": "hello"});
+    let with = |field: &str, value: Value| {
+        let mut body = valid.clone();
+        body[field] = value;
+        body
+    };
+    let cases = [
+        (with("from", json!("0311234567")), StatusCode::UNPROCESSABLE_ENTITY, "unknown_sender_number"),
+        (with("from", json!("not a number")), StatusCode::UNPROCESSABLE_ENTITY, "invalid_sender"),
+        (with("to", json!([])), StatusCode::UNPROCESSABLE_ENTITY, "no_recipients"),
+        (with("to", json!(["01011112222", "0212345678"])), StatusCode::UNPROCESSABLE_ENTITY, "invalid_recipient"),
+        (with("to", json!(vec!["01011112222"; 101])), StatusCode::UNPROCESSABLE_ENTITY, "too_many_recipients"),
+        (with("to", json!("01011112222")), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (with("text", json!("")), StatusCode::UNPROCESSABLE_ENTITY, "invalid_text"),
+        (with("text", json!("가".repeat(1_001))), StatusCode::UNPROCESSABLE_ENTITY, "invalid_text"),
+        (with("text", json!("emoji 😀")), StatusCode::UNPROCESSABLE_ENTITY, "invalid_text"),
+        (with("unexpected", json!(1)), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (json!({"to": ["01011112222"], "text": "x"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+    ];
+    for (body, expected_status, expected_code) in cases {
+        let (status, reply) = api.call(Method::POST, "/v1/messages", Some(&key), Some(body.clone())).await;
+        assert_eq!(status, expected_status, "{body}: {reply}");
+        assert_eq!(error_code(&reply), expected_code, "{body}");
+        assert!(reply["error"]["message"].as_str().is_some_and(|message| !message.is_empty()));
+    }
+    let oversized = format!(r#"{{"from":"0212345678","to":["01011112222"],"text":"{}"}}"#, "a".repeat(2 << 20));
+    let (status, reply) = api.call_raw(Method::POST, "/v1/messages", Some(&key), Some(oversized)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(&reply), "payload_too_large");
+    let (status, _) = api.call(Method::POST, "/v1/messages", None, Some(valid)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    assert!(api.queued_sends().await.is_empty(), "a refused send was published");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_ids_answer_json_404() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let (status, reply) = api.call(Method::GET, "/v1/nothing", Some(&key), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&reply), "not_found");
+    for uri in ["/v1/messages/garbage", "/v1/requests/garbage"] {
+        let (status, reply) = api.call(Method::GET, uri, Some(&key), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(error_code(&reply), "not_found");
+    }
+}
