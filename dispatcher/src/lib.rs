@@ -1,0 +1,201 @@
+//! The RNS dispatcher: SEND → `carrier.<name>` work queues, by weight, exactly.
+//!
+//! For each accepted request it reads the customer's weights (one KV read, so a
+//! change applies to the next request without a restart), reserves routing positions
+//! in Redis ([`positions`]), plans one job per recipient ([`plan`]), publishes the
+//! jobs and the message records with pipelined, de-duplicated publishes, and
+//! acknowledges the request only after JetStream acknowledged every one of them.
+//! Up to `concurrency` requests are in flight; the consumer's `max_ack_pending`
+//! bounds what is pulled.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod plan;
+pub mod positions;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{AckKind, Message};
+use futures::StreamExt;
+use rns_nats::{publish_all, CustomerDirectory, Topology};
+use rns_service::{LogSettings, NatsSettings, Readiness, RedisSettings};
+use rns_types::routing::{Schedule, Weights};
+use rns_types::subjects::{DISPATCHER_CONSUMER, SEND_STREAM};
+use rns_types::wire::SendRequest;
+use rns_types::CarrierCatalog;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+pub use error::{DispatchError, Disposition};
+use positions::Positions;
+
+/// `[dispatcher]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DispatcherSettings {
+    pub health_listen: String,
+    /// Requests dispatched at once.
+    pub concurrency: usize,
+    /// Most unacknowledged publishes per request.
+    pub publish_window: usize,
+}
+
+impl Default for DispatcherSettings {
+    fn default() -> Self {
+        Self {
+            health_listen: "127.0.0.1:8081".to_owned(),
+            concurrency: 32,
+            publish_window: 4_096,
+        }
+    }
+}
+
+/// Everything the dispatcher process reads from the configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub nats: NatsSettings,
+    pub redis: RedisSettings,
+    pub carriers: Option<CarrierCatalog>,
+    pub dispatcher: DispatcherSettings,
+    pub log: LogSettings,
+}
+
+/// Schedules by canonical weights; bounded, since weights change rarely.
+#[derive(Debug, Default)]
+struct Schedules(Mutex<HashMap<String, Arc<Schedule>>>);
+
+const MAX_CACHED_SCHEDULES: usize = 4_096;
+
+impl Schedules {
+    fn get(&self, weights: &Weights) -> Arc<Schedule> {
+        let key = weights.canonical();
+        let mut cache = self.0.lock().expect("schedule cache lock is never poisoned");
+        if let Some(schedule) = cache.get(&key) {
+            return schedule.clone();
+        }
+        if cache.len() >= MAX_CACHED_SCHEDULES {
+            cache.clear();
+        }
+        let schedule = Arc::new(Schedule::new(weights));
+        cache.insert(key, schedule.clone());
+        schedule
+    }
+}
+
+struct Dispatcher {
+    jetstream: async_nats::jetstream::Context,
+    directory: CustomerDirectory,
+    positions: Positions,
+    catalog: CarrierCatalog,
+    schedules: Schedules,
+    publish_window: usize,
+}
+
+impl Dispatcher {
+    async fn dispatch(&self, request: &SendRequest) -> Result<(), DispatchError> {
+        let now_ms = rns_types::time::now_milliseconds();
+        let profile = self.directory.profile(&request.customer_id).await?;
+        let weights = profile.and_then(|profile| profile.weights(request.channel, &self.catalog));
+        let Some(weights) = weights else {
+            let reason = format!("no carrier serves the {} channel for this customer", request.channel);
+            tracing::warn!(customer = %request.customer_id, request = %request.request_id, %reason, "failing request");
+            let results = plan::fail_all(request, &reason, now_ms);
+            let messages = plan::outbound(request, &[], &results);
+            return Ok(publish_all(&self.jetstream, messages, self.publish_window).await?);
+        };
+        let schedule = self.schedules.get(&weights);
+        let start = self
+            .positions
+            .reserve(
+                &request.customer_id,
+                request.channel,
+                &weights,
+                &request.request_id,
+                request.recipients.len(),
+            )
+            .await?;
+        let plan = plan::plan(request, &schedule, start, now_ms);
+        let messages = plan::outbound(request, &plan.jobs, &plan.results);
+        publish_all(&self.jetstream, messages, self.publish_window).await?;
+        tracing::debug!(
+            customer = %request.customer_id,
+            request = %request.request_id,
+            recipients = plan.jobs.len(),
+            "request dispatched"
+        );
+        Ok(())
+    }
+
+    async fn handle(&self, message: Message) {
+        let outcome = match serde_json::from_slice::<SendRequest>(&message.payload) {
+            Ok(request) => self.dispatch(&request).await,
+            Err(error) => Err(DispatchError::from(error)),
+        };
+        let acknowledgement = match outcome {
+            Ok(()) => message.ack().await,
+            Err(error) => match error.disposition() {
+                Disposition::RetryAfter(delay) => {
+                    tracing::warn!(%error, "dispatch failed; will retry");
+                    message.ack_with(AckKind::Nak(Some(delay))).await
+                }
+                Disposition::Terminate => {
+                    tracing::error!(%error, subject = %message.subject, "dropping undeliverable send request");
+                    message.ack_with(AckKind::Term).await
+                }
+            },
+        };
+        if let Err(error) = acknowledgement {
+            tracing::warn!(%error, "acknowledging a send request failed; it will be redelivered");
+        }
+    }
+}
+
+/// Connects to NATS and Redis, ensures the topology and dispatches until `shutdown`.
+/// Requests in flight when shutdown comes are finished before this returns.
+pub async fn run(settings: Settings, readiness: Readiness, shutdown: CancellationToken) -> Result<(), DispatchError> {
+    let catalog = settings.carriers.clone().unwrap_or_else(CarrierCatalog::korean_default);
+    let client = rns_nats::connect(&settings.nats.url, "rns-dispatcher")
+        .await
+        .map_err(|error| DispatchError::Nats(error.to_string()))?;
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let carriers = catalog.entries().iter().map(|entry| entry.id.clone()).collect();
+    Topology::new(settings.nats.topology.clone(), carriers).ensure(&jetstream).await?;
+    let dispatcher = Dispatcher {
+        directory: CustomerDirectory::open(&jetstream).await?,
+        positions: Positions::connect(&settings.redis.url).await?,
+        jetstream: jetstream.clone(),
+        catalog,
+        schedules: Schedules::default(),
+        publish_window: settings.dispatcher.publish_window,
+    };
+    let consumer = Topology::consumer(&jetstream, SEND_STREAM, DISPATCHER_CONSUMER).await?;
+    let concurrency = settings.dispatcher.concurrency.max(1);
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(concurrency * 2)
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+        .map_err(|error| DispatchError::Nats(error.to_string()))?;
+    readiness.set(true);
+    tracing::info!(concurrency, "dispatcher consuming SEND");
+    messages
+        .take_until(shutdown.cancelled())
+        .for_each_concurrent(concurrency, |message| {
+            let dispatcher = &dispatcher;
+            async move {
+                match message {
+                    Ok(message) => dispatcher.handle(message).await,
+                    Err(error) => tracing::warn!(%error, "pull from SEND failed"),
+                }
+            }
+        })
+        .await;
+    readiness.set(false);
+    client.flush().await.map_err(|error| DispatchError::Nats(error.to_string()))?;
+    tracing::info!("dispatcher stopped");
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! Turning one send request into carrier jobs and result records, without I/O.
+//!
+//! Given the positions reserved for the request, message `i` goes to
+//! `schedule.carrier_at(start + i)`. Every output carries a `Nats-Msg-Id` derived from
+//! the request (see [`rns_types::subjects::message_ids`]), so planning the same request
+//! twice yields byte-identical publishes under the same ids.
+use bytes::Bytes;
+use rns_nats::Outbound;
+use rns_types::routing::Schedule;
+use rns_types::subjects::{carrier_subject, message_ids, result_subject};
+use rns_types::wire::{CarrierJob, EventKind, MessageEvent, MessageRecord, ResultBatch, SendRequest};
+
+/// Most message records in one RESULTS message, to stay far below the server's
+/// 1 MiB payload limit with 2,000-byte texts.
+pub const RECORDS_PER_RESULT: usize = 250;
+
+/// The first hop: the carrier chosen by weight. Failovers add one.
+pub const FIRST_HOP: u16 = 1;
+
+/// Everything one request publishes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub jobs: Vec<CarrierJob>,
+    pub results: Vec<ResultBatch>,
+}
+
+/// Routes every recipient of `request` from position `start` of `schedule`.
+pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64) -> Plan {
+    let mut jobs = Vec::with_capacity(request.recipients.len());
+    let mut results = Vec::new();
+    for (chunk_index, chunk) in request.recipients.chunks(RECORDS_PER_RESULT).enumerate() {
+        let mut batch = ResultBatch {
+            customer_id: request.customer_id.clone(),
+            messages: Vec::with_capacity(chunk.len()),
+            events: Vec::with_capacity(chunk.len()),
+        };
+        for (offset, to) in chunk.iter().enumerate() {
+            let index = (chunk_index * RECORDS_PER_RESULT + offset) as u32;
+            let message_id = request.request_id.message_id(index);
+            let carrier = schedule.carrier_at(start + u64::from(index)).clone();
+            batch.messages.push(MessageRecord {
+                message_id,
+                accepted_at_ms: request.accepted_at_ms,
+                channel: request.channel,
+                message_type: request.message_type,
+                from: request.from.clone(),
+                to: to.clone(),
+                subject: request.subject.clone(),
+                text: request.text.clone(),
+            });
+            batch.events.push(MessageEvent {
+                message_id,
+                at_ms: now_ms,
+                kind: EventKind::Routed,
+                carrier: Some(carrier.clone()),
+                hop: FIRST_HOP,
+                attempt: 0,
+                detail: String::new(),
+            });
+            jobs.push(CarrierJob {
+                message_id,
+                customer_id: request.customer_id.clone(),
+                accepted_at_ms: request.accepted_at_ms,
+                carrier,
+                hop: FIRST_HOP,
+                message_type: request.message_type,
+                from: request.from.clone(),
+                to: to.clone(),
+                subject: request.subject.clone(),
+                text: request.text.clone(),
+            });
+        }
+        results.push(batch);
+    }
+    Plan { jobs, results }
+}
+
+/// Records a final failure for every recipient, for a request that no carrier can
+/// take (the channel has no carrier): it still ends in a final state.
+pub fn fail_all(request: &SendRequest, reason: &str, now_ms: u64) -> Vec<ResultBatch> {
+    request
+        .recipients
+        .chunks(RECORDS_PER_RESULT)
+        .enumerate()
+        .map(|(chunk_index, chunk)| {
+            let mut batch = ResultBatch {
+                customer_id: request.customer_id.clone(),
+                messages: Vec::new(),
+                events: Vec::new(),
+            };
+            for (offset, to) in chunk.iter().enumerate() {
+                let message_id = request.request_id.message_id((chunk_index * RECORDS_PER_RESULT + offset) as u32);
+                batch.messages.push(MessageRecord {
+                    message_id,
+                    accepted_at_ms: request.accepted_at_ms,
+                    channel: request.channel,
+                    message_type: request.message_type,
+                    from: request.from.clone(),
+                    to: to.clone(),
+                    subject: request.subject.clone(),
+                    text: request.text.clone(),
+                });
+                batch.events.push(MessageEvent {
+                    message_id,
+                    at_ms: now_ms,
+                    kind: EventKind::Failed,
+                    carrier: None,
+                    hop: FIRST_HOP,
+                    attempt: 0,
+                    detail: reason.to_owned(),
+                });
+            }
+            batch
+        })
+        .collect()
+}
+
+/// The publishes of a plan: result records first, then the jobs.
+pub fn outbound(request: &SendRequest, jobs: &[CarrierJob], results: &[ResultBatch]) -> Vec<Outbound> {
+    let mut messages = Vec::with_capacity(jobs.len() + results.len());
+    for (chunk, batch) in results.iter().enumerate() {
+        messages.push(Outbound {
+            subject: result_subject(&request.customer_id),
+            message_id: message_ids::accepted_records(&request.request_id, chunk),
+            payload: Bytes::from(serde_json::to_vec(batch).expect("a result batch serialises")),
+        });
+    }
+    for job in jobs {
+        messages.push(Outbound {
+            subject: carrier_subject(&job.carrier),
+            message_id: message_ids::carrier_job(&job.message_id, job.hop),
+            payload: Bytes::from(serde_json::to_vec(job).expect("a carrier job serialises")),
+        });
+    }
+    messages
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use rns_types::routing::Weights;
+    use rns_types::{CarrierCatalog, Channel, CustomerId, MessageType, PhoneNumber, RequestId};
+
+    use super::*;
+
+    fn request(recipients: usize) -> SendRequest {
+        SendRequest {
+            request_id: RequestId::generate(),
+            customer_id: CustomerId::parse("acme").unwrap(),
+            accepted_at_ms: 1,
+            channel: Channel::Sms,
+            message_type: MessageType::Sms,
+            from: PhoneNumber::parse("0212345678").unwrap(),
+            subject: None,
+            text: "hi".into(),
+            recipients: (0..recipients)
+                .map(|index| PhoneNumber::parse(&format!("010{index:08}")).unwrap())
+                .collect(),
+        }
+    }
+
+    fn schedule() -> Schedule {
+        let raw: BTreeMap<String, u32> = [("kt", 50), ("skt", 30), ("lgu", 20)]
+            .iter()
+            .map(|(name, weight)| (name.to_string(), *weight))
+            .collect();
+        Schedule::new(&Weights::validate(&raw, Channel::Sms, &CarrierCatalog::korean_default()).unwrap())
+    }
+
+    #[test]
+    fn a_thousand_recipients_split_exactly_and_records_are_chunked() {
+        let request = request(1_000);
+        let plan = plan(&request, &schedule(), 7, 2);
+        let mut split: HashMap<&str, usize> = HashMap::new();
+        for job in &plan.jobs {
+            *split.entry(job.carrier.as_str()).or_insert(0) += 1;
+        }
+        assert_eq!(split["kt"], 500);
+        assert_eq!(split["skt"], 300);
+        assert_eq!(split["lgu"], 200);
+        assert_eq!(plan.results.len(), 4);
+        assert!(plan.results.iter().all(|batch| batch.messages.len() == RECORDS_PER_RESULT));
+        let ids: Vec<String> = plan.jobs.iter().map(|job| job.message_id.to_string()).collect();
+        assert_eq!(ids[999], format!("{}-999", request.request_id));
+    }
+
+    #[test]
+    fn planning_twice_publishes_the_same_ids_and_bytes() {
+        let request = request(300);
+        let first = plan(&request, &schedule(), 3, 5);
+        let second = plan(&request, &schedule(), 3, 5);
+        let first = outbound(&request, &first.jobs, &first.results);
+        let second = outbound(&request, &second.jobs, &second.results);
+        assert_eq!(first.len(), 302);
+        for (left, right) in first.iter().zip(&second) {
+            assert_eq!(left.message_id, right.message_id);
+            assert_eq!(left.subject, right.subject);
+            assert_eq!(left.payload, right.payload);
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Routing positions, handed out by Redis so the split is exact across requests,
+//! dispatcher instances and restarts.
+//!
+//! Each (customer, channel, weights) has a counter. A request of `n` recipients
+//! reserves `n` consecutive positions with one atomic script call, and message `i`
+//! goes to `schedule[start + i]`. The reservation is remembered per request for a day,
+//! so a redelivered request gets the same positions, routes every message to the same
+//! carrier as before, and republishes under the same `Nats-Msg-Id`s (which JetStream
+//! drops) instead of advancing the counter twice. A weight change keys a new counter,
+//! so the new ratio starts at the beginning of its own cycle.
+use redis::aio::ConnectionManager;
+use redis::Script;
+use rns_types::routing::Weights;
+use rns_types::{Channel, CustomerId, RequestId};
+
+use crate::error::DispatchError;
+
+const RESERVE_SCRIPT: &str = r"
+local start = redis.call('GET', KEYS[2])
+if start then return tonumber(start) end
+local finish = redis.call('INCRBY', KEYS[1], ARGV[1])
+start = finish - tonumber(ARGV[1])
+redis.call('SET', KEYS[2], start, 'EX', ARGV[2])
+return start
+";
+
+/// How long a request's reservation is remembered, in seconds.
+const RESERVATION_SECONDS: u64 = 24 * 60 * 60;
+
+#[derive(Clone)]
+pub struct Positions {
+    connection: ConnectionManager,
+    script: Script,
+}
+
+impl std::fmt::Debug for Positions {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Positions").finish_non_exhaustive()
+    }
+}
+
+impl Positions {
+    pub async fn connect(url: &str) -> Result<Self, DispatchError> {
+        let client = redis::Client::open(url)?;
+        let connection = ConnectionManager::new(client).await?;
+        Ok(Self {
+            connection,
+            script: Script::new(RESERVE_SCRIPT),
+        })
+    }
+
+    /// The first of `count` consecutive positions reserved for `request`; the same
+    /// answer every time for the same request and channel.
+    pub async fn reserve(
+        &self,
+        customer: &CustomerId,
+        channel: Channel,
+        weights: &Weights,
+        request: &RequestId,
+        count: usize,
+    ) -> Result<u64, DispatchError> {
+        let counter = format!("rns:route:{customer}:{channel}:{}", weights.canonical());
+        let reservation = format!("rns:route-request:{request}:{channel}");
+        let mut connection = self.connection.clone();
+        let start: i64 = self
+            .script
+            .key(counter)
+            .key(reservation)
+            .arg(count)
+            .arg(RESERVATION_SECONDS)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(start.max(0) as u64)
+    }
+}

@@ -1,0 +1,176 @@
+//! The dispatcher against real nats-server and Redis: exact splits across requests,
+//! zero weights, weight changes without restart, and idempotent redelivery.
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rns_dispatcher::Settings;
+use rns_nats::{publish_all, CustomerDirectory, Outbound, Topology};
+use rns_service::{NatsSettings, Readiness, RedisSettings};
+use rns_testkit::{NatsServer, RedisServer};
+use rns_types::routing::Weights;
+use rns_types::subjects::{message_ids, send_subject};
+use rns_types::wire::SendRequest;
+use rns_types::{CarrierCatalog, Channel, CustomerId, CustomerProfile, MessageType, PhoneNumber, RequestId};
+use tokio_util::sync::CancellationToken;
+
+struct Harness {
+    _nats: NatsServer,
+    _redis: RedisServer,
+    jetstream: async_nats::jetstream::Context,
+    directory: CustomerDirectory,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn start() -> Harness {
+    let nats = NatsServer::start().await;
+    let redis = RedisServer::start().await;
+    let settings = Settings {
+        nats: NatsSettings {
+            url: nats.url(),
+            ..Default::default()
+        },
+        redis: RedisSettings { url: redis.url() },
+        ..Default::default()
+    };
+    let jetstream = async_nats::jetstream::new(nats.client().await);
+    let carriers = CarrierCatalog::korean_default().entries().iter().map(|entry| entry.id.clone()).collect();
+    Topology::new(settings.nats.topology.clone(), carriers).ensure(&jetstream).await.unwrap();
+    let directory = CustomerDirectory::open(&jetstream).await.unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(rns_dispatcher::run(settings, Readiness::default(), shutdown.clone()));
+    Harness {
+        _nats: nats,
+        _redis: redis,
+        jetstream,
+        directory,
+        shutdown,
+    }
+}
+
+async fn customer_with_weights(directory: &CustomerDirectory, id: &str, weights: &[(&str, u32)]) -> CustomerId {
+    let customer = CustomerId::parse(id).unwrap();
+    let profile = CustomerProfile::new(customer.clone(), id.into(), 0);
+    directory.create(&profile, &format!("hash-{id}")).await.unwrap();
+    set_weights(directory, &customer, weights).await;
+    customer
+}
+
+async fn set_weights(directory: &CustomerDirectory, customer: &CustomerId, weights: &[(&str, u32)]) {
+    let raw: BTreeMap<String, u32> = weights.iter().map(|(name, weight)| (name.to_string(), *weight)).collect();
+    let weights = Weights::validate(&raw, Channel::Sms, &CarrierCatalog::korean_default()).unwrap();
+    directory
+        .update(customer, |profile| {
+            profile.routing.insert(Channel::Sms, weights.clone());
+            Ok::<(), ()>(())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+fn request(customer: &CustomerId, recipients: usize) -> SendRequest {
+    SendRequest {
+        request_id: RequestId::generate(),
+        customer_id: customer.clone(),
+        accepted_at_ms: 1,
+        channel: Channel::Sms,
+        message_type: MessageType::Sms,
+        from: PhoneNumber::parse("0212345678").unwrap(),
+        subject: None,
+        text: "hello".into(),
+        recipients: (0..recipients)
+            .map(|index| PhoneNumber::parse(&format!("010{index:08}")).unwrap())
+            .collect(),
+    }
+}
+
+async fn submit(jetstream: &async_nats::jetstream::Context, request: &SendRequest, id: &str) {
+    let outbound = Outbound {
+        subject: send_subject(&request.customer_id),
+        message_id: id.to_owned(),
+        payload: Bytes::from(serde_json::to_vec(request).unwrap()),
+    };
+    publish_all(jetstream, [outbound], 1).await.unwrap();
+}
+
+async fn queued(jetstream: &async_nats::jetstream::Context) -> HashMap<&'static str, u64> {
+    let mut counts = HashMap::new();
+    for (carrier, stream) in [("kt", "CARRIER_KT"), ("skt", "CARRIER_SKT"), ("lgu", "CARRIER_LGU")] {
+        let mut stream = jetstream.get_stream(stream).await.unwrap();
+        counts.insert(carrier, stream.info().await.unwrap().state.messages);
+    }
+    counts
+}
+
+async fn wait_for_queued(jetstream: &async_nats::jetstream::Context, total: u64) -> HashMap<&'static str, u64> {
+    for _ in 0..200 {
+        let counts = queued(jetstream).await;
+        if counts.values().sum::<u64>() >= total {
+            // Settle: nothing more may arrive.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return queued(jetstream).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {total} jobs were queued: {:?}", queued(jetstream).await);
+}
+
+#[tokio::test]
+async fn a_hundred_single_recipient_requests_split_exactly_fifty_thirty_twenty() {
+    let harness = start().await;
+    let customer = customer_with_weights(&harness.directory, "acme", &[("kt", 50), ("skt", 30), ("lgu", 20)]).await;
+    for _ in 0..100 {
+        let request = request(&customer, 1);
+        submit(&harness.jetstream, &request, &message_ids::send(&request.request_id)).await;
+    }
+    let counts = wait_for_queued(&harness.jetstream, 100).await;
+    assert_eq!(counts["kt"], 50);
+    assert_eq!(counts["skt"], 30);
+    assert_eq!(counts["lgu"], 20);
+}
+
+#[tokio::test]
+async fn a_zero_weight_is_never_chosen_and_a_weight_change_applies_to_the_next_request() {
+    let harness = start().await;
+    let customer = customer_with_weights(&harness.directory, "acme", &[("kt", 1), ("skt", 1), ("lgu", 0)]).await;
+    for _ in 0..40 {
+        let request = request(&customer, 1);
+        submit(&harness.jetstream, &request, &message_ids::send(&request.request_id)).await;
+    }
+    let counts = wait_for_queued(&harness.jetstream, 40).await;
+    assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (20, 20, 0));
+
+    set_weights(&harness.directory, &customer, &[("lgu", 5)]).await;
+    let request = request(&customer, 30);
+    submit(&harness.jetstream, &request, &message_ids::send(&request.request_id)).await;
+    let counts = wait_for_queued(&harness.jetstream, 70).await;
+    assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (20, 20, 30));
+}
+
+#[tokio::test]
+async fn a_redelivered_request_routes_identically_and_publishes_nothing_new() {
+    let harness = start().await;
+    let customer = customer_with_weights(&harness.directory, "acme", &[("kt", 50), ("skt", 30), ("lgu", 20)]).await;
+    let request = request(&customer, 7);
+    submit(&harness.jetstream, &request, "first-delivery").await;
+    let first = wait_for_queued(&harness.jetstream, 7).await;
+    // The same request arriving again (as after a crash before the ack).
+    submit(&harness.jetstream, &request, "second-delivery").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(queued(&harness.jetstream).await, first);
+    let mut send = harness.jetstream.get_stream("SEND").await.unwrap();
+    for _ in 0..50 {
+        if send.info().await.unwrap().state.messages == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(send.info().await.unwrap().state.messages, 0, "SEND was not acknowledged");
+}
