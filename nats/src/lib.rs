@@ -6,10 +6,12 @@
 //! caller may treat the output as durable. Server configurations live in `nats/config/`.
 #![forbid(unsafe_code)]
 
+pub mod acknowledge;
 pub mod directory;
 pub mod publish;
 pub mod topology;
 
+pub use acknowledge::terminate_with_reason;
 pub use directory::{CustomerDirectory, DirectoryError};
 pub use publish::{publish_all, Outbound, PublishFailed};
 pub use topology::{Topology, TopologyError, TopologySettings};

@@ -1,0 +1,158 @@
+//! RNS carriers: delivery to relay providers.
+//!
+//! [`run`] starts one [`worker::Worker`] per configured carrier, each pulling its own
+//! work queue (`CARRIER_<NAME>`, consumer `carrier-<name>`) through that carrier's
+//! protocol adapter ([`http`]). [`simulator`] is a carrier simulator speaking the HTTP
+//! protocol, used by `./scripts/up`, the tests and the benchmarks.
+#![forbid(unsafe_code)]
+
+pub mod http;
+pub mod outcome;
+pub mod simulator;
+pub mod worker;
+
+use std::time::Duration;
+
+use rns_nats::Topology;
+use rns_service::{LogSettings, NatsSettings, Readiness};
+use rns_types::carrier::CarrierEntry;
+use rns_types::subjects::{carrier_consumer, carrier_stream};
+use rns_types::{CarrierCatalog, CarrierId, Channel};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::HttpCarrier;
+use crate::worker::{Worker, WorkerPolicy};
+
+/// One `[[carriers]]` entry as the carriers service reads it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CarrierSettings {
+    pub id: CarrierId,
+    pub channel: Channel,
+    /// Base URL of the carrier's HTTP API.
+    pub endpoint: String,
+    /// Submits in flight at once to this carrier.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// How long a submit may take before it counts as ambiguous.
+    #[serde(default = "default_request_timeout_milliseconds")]
+    pub request_timeout_milliseconds: u64,
+}
+
+fn default_concurrency() -> usize {
+    64
+}
+
+fn default_request_timeout_milliseconds() -> u64 {
+    5_000
+}
+
+/// The simulators that `./scripts/up` starts: KT, SKT, LG U+, KE, CNS on 9101-9105.
+pub fn default_carriers() -> Vec<CarrierSettings> {
+    CarrierCatalog::korean_default()
+        .entries()
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| CarrierSettings {
+            id: entry.id.clone(),
+            channel: entry.channel,
+            endpoint: format!("http://127.0.0.1:{}", 9101 + index),
+            concurrency: default_concurrency(),
+            request_timeout_milliseconds: default_request_timeout_milliseconds(),
+        })
+        .collect()
+}
+
+/// `[carrier_workers]` settings shared by every worker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WorkerSettings {
+    pub health_listen: String,
+    /// Nak delays for retryable failures, by attempt, in milliseconds.
+    pub retry_backoff_milliseconds: Vec<u64>,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            health_listen: "127.0.0.1:8082".to_owned(),
+            retry_backoff_milliseconds: vec![250, 1_000, 2_000, 5_000],
+        }
+    }
+}
+
+/// Everything the carriers process reads from the configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub nats: NatsSettings,
+    pub carriers: Option<Vec<CarrierSettings>>,
+    pub carrier_workers: WorkerSettings,
+    pub log: LogSettings,
+}
+
+/// The carriers service failed to start.
+#[derive(Debug, thiserror::Error)]
+pub enum CarriersError {
+    #[error("nats: {0}")]
+    Nats(String),
+    #[error("topology: {0}")]
+    Topology(#[from] rns_nats::TopologyError),
+}
+
+/// Starts a worker per carrier and runs them until `shutdown`.
+pub async fn run(settings: Settings, readiness: Readiness, shutdown: CancellationToken) -> Result<(), CarriersError> {
+    let carriers = settings.carriers.clone().unwrap_or_else(default_carriers);
+    let catalog = CarrierCatalog::new(
+        carriers
+            .iter()
+            .map(|carrier| CarrierEntry {
+                id: carrier.id.clone(),
+                channel: carrier.channel,
+            })
+            .collect(),
+    );
+    let client = rns_nats::connect(&settings.nats.url, "rns-carriers")
+        .await
+        .map_err(|error| CarriersError::Nats(error.to_string()))?;
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let ids = catalog.entries().iter().map(|entry| entry.id.clone()).collect();
+    Topology::new(settings.nats.topology.clone(), ids).ensure(&jetstream).await?;
+    let max_deliver = u16::try_from(settings.nats.topology.carrier_max_deliver.max(1)).unwrap_or(u16::MAX);
+    let retry_backoff = settings
+        .carrier_workers
+        .retry_backoff_milliseconds
+        .iter()
+        .map(|milliseconds| Duration::from_millis(*milliseconds))
+        .collect();
+    let mut workers = tokio::task::JoinSet::new();
+    for carrier in carriers {
+        let consumer = Topology::consumer(&jetstream, &carrier_stream(&carrier.id), &carrier_consumer(&carrier.id)).await?;
+        let worker = Worker {
+            adapter: HttpCarrier::new(
+                &carrier.endpoint,
+                Duration::from_millis(carrier.request_timeout_milliseconds),
+                carrier.concurrency,
+            ),
+            carrier: carrier.id.clone(),
+            client: client.clone(),
+            jetstream: jetstream.clone(),
+            policy: WorkerPolicy {
+                concurrency: carrier.concurrency,
+                max_deliver,
+                retry_backoff: Vec::clone(&retry_backoff),
+            },
+        };
+        let shutdown = shutdown.clone();
+        workers.spawn(async move {
+            if let Err(error) = worker.run(consumer, shutdown).await {
+                tracing::error!(carrier = %carrier.id, %error, "carrier worker failed");
+            }
+        });
+    }
+    readiness.set(true);
+    while workers.join_next().await.is_some() {}
+    readiness.set(false);
+    client.flush().await.map_err(|error| CarriersError::Nats(error.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! What a submit to a carrier can come to, and what each outcome does.
+//!
+//! | outcome | example | recorded | message |
+//! |---|---|---|---|
+//! | delivered | 200 | `submitted`, `delivered` | ack |
+//! | rejected (permanent) | 400 invalid number | `failed` with the reason | `+TERM <reason>` |
+//! | transient | 5xx, 429, connection refused | `attempt_failed` | nak with backoff, same carrier |
+//! | ambiguous | timeout after the request was sent | `attempt_failed` | nak with backoff, same carrier and message id |
+//!
+//! An ambiguous outcome is retried on the same carrier with the same client reference,
+//! never on another carrier: the first attempt may have reached the handset, and only
+//! that carrier can recognise the repeat.
+
+/// The result of one submit attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// The carrier took the message and reported it delivered.
+    Delivered { carrier_reference: String },
+    /// The carrier refused the message for good.
+    Rejected { reason: String },
+    /// The carrier could not take the message now; it did not take it.
+    Transient { reason: String },
+    /// The request may or may not have reached the carrier.
+    Ambiguous { reason: String },
+}
+
+impl SubmitOutcome {
+    /// Whether trying again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SubmitOutcome::Transient { .. } | SubmitOutcome::Ambiguous { .. })
+    }
+}

@@ -1,0 +1,235 @@
+//! A carrier simulator: a real HTTP server speaking the HTTP carrier protocol, for
+//! development, tests and benchmarks.
+//!
+//! Knobs, changeable at runtime with `PUT /v1/knobs`: `latency_milliseconds` before
+//! answering, `transient_failure_rate` (500), `permanent_failure_rate` (400
+//! `invalid_number`), `outage` (503 to everything), `tps_cap` (429 above that many
+//! submits per second). It de-duplicates by client reference like a careful carrier:
+//! a reference already delivered is answered 200 with `"duplicate": true` and counted
+//! in `duplicates`, never delivered twice. `GET /v1/counts` returns its counters,
+//! the ground truth that end-to-end tests compare RNS's records against.
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::Rng;
+use rns_types::PhoneNumber;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::http::{SubmitRequest, SubmitResponse};
+
+/// The simulator's behaviour.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Knobs {
+    pub latency_milliseconds: u64,
+    pub transient_failure_rate: f64,
+    pub permanent_failure_rate: f64,
+    pub outage: bool,
+    pub tps_cap: Option<u32>,
+}
+
+/// What the simulator saw and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub received: u64,
+    pub delivered: u64,
+    pub duplicates: u64,
+    pub transient_failures: u64,
+    pub permanent_failures: u64,
+    pub rate_limited: u64,
+    pub outage_rejections: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    received: AtomicU64,
+    delivered: AtomicU64,
+    duplicates: AtomicU64,
+    transient_failures: AtomicU64,
+    permanent_failures: AtomicU64,
+    rate_limited: AtomicU64,
+    outage_rejections: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> Counts {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Counts {
+            received: read(&self.received),
+            delivered: read(&self.delivered),
+            duplicates: read(&self.duplicates),
+            transient_failures: read(&self.transient_failures),
+            permanent_failures: read(&self.permanent_failures),
+            rate_limited: read(&self.rate_limited),
+            outage_rejections: read(&self.outage_rejections),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RateWindow {
+    started: Instant,
+    submits: u32,
+}
+
+/// The shared state of one simulated carrier.
+#[derive(Debug, Clone)]
+pub struct Simulator(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    name: String,
+    knobs: RwLock<Knobs>,
+    counters: Counters,
+    /// Hashes of delivered client references: 8 bytes a message.
+    delivered: Mutex<HashSet<u64>>,
+    rate_window: Mutex<RateWindow>,
+}
+
+impl Simulator {
+    pub fn new(name: &str, knobs: Knobs) -> Self {
+        Self(Arc::new(Inner {
+            name: name.to_owned(),
+            knobs: RwLock::new(knobs),
+            counters: Counters::default(),
+            delivered: Mutex::new(HashSet::new()),
+            rate_window: Mutex::new(RateWindow {
+                started: Instant::now(),
+                submits: 0,
+            }),
+        }))
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.0.counters.snapshot()
+    }
+
+    pub fn set_knobs(&self, knobs: Knobs) {
+        *self.0.knobs.write().expect("knobs lock is never poisoned") = knobs;
+    }
+
+    fn knobs(&self) -> Knobs {
+        self.0.knobs.read().expect("knobs lock is never poisoned").clone()
+    }
+
+    fn over_rate(&self, cap: u32) -> bool {
+        let mut window = self.0.rate_window.lock().expect("rate lock is never poisoned");
+        if window.started.elapsed() >= Duration::from_secs(1) {
+            window.started = Instant::now();
+            window.submits = 0;
+        }
+        window.submits += 1;
+        window.submits > cap
+    }
+}
+
+/// The simulator's HTTP API.
+pub fn app(simulator: Simulator) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/messages", post(submit))
+        .route("/v1/counts", get(counts))
+        .route("/v1/knobs", get(get_knobs).put(put_knobs))
+        .with_state(simulator)
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
+}
+
+async fn submit(State(simulator): State<Simulator>, Json(request): Json<SubmitRequest>) -> Response {
+    let counters = &simulator.0.counters;
+    counters.received.fetch_add(1, Ordering::Relaxed);
+    let knobs = simulator.knobs();
+    if knobs.latency_milliseconds > 0 {
+        tokio::time::sleep(Duration::from_millis(knobs.latency_milliseconds)).await;
+    }
+    if knobs.outage {
+        counters.outage_rejections.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::SERVICE_UNAVAILABLE, "outage", "carrier is down");
+    }
+    if knobs.tps_cap.is_some_and(|cap| simulator.over_rate(cap)) {
+        counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "submit rate over the contracted TPS");
+    }
+    let reference = {
+        let mut hasher = DefaultHasher::new();
+        request.client_reference.hash(&mut hasher);
+        hasher.finish()
+    };
+    let already_delivered = simulator
+        .0
+        .delivered
+        .lock()
+        .expect("delivered lock is never poisoned")
+        .contains(&reference);
+    if already_delivered {
+        counters.duplicates.fetch_add(1, Ordering::Relaxed);
+        return Json(SubmitResponse {
+            status: "delivered".into(),
+            carrier_reference: format!("{}-{reference:016x}", simulator.0.name),
+            duplicate: true,
+        })
+        .into_response();
+    }
+    if PhoneNumber::parse_mobile(&request.to).is_err() {
+        counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::BAD_REQUEST, "invalid_number", "not a mobile subscriber");
+    }
+    let (transient, permanent) = {
+        let mut random = rand::rng();
+        (
+            random.random_bool(knobs.transient_failure_rate.clamp(0.0, 1.0)),
+            random.random_bool(knobs.permanent_failure_rate.clamp(0.0, 1.0)),
+        )
+    };
+    if transient {
+        counters.transient_failures.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "temporary_failure", "try again");
+    }
+    if permanent {
+        counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::BAD_REQUEST, "invalid_number", "subscriber unknown");
+    }
+    let first_delivery = simulator
+        .0
+        .delivered
+        .lock()
+        .expect("delivered lock is never poisoned")
+        .insert(reference);
+    if first_delivery {
+        counters.delivered.fetch_add(1, Ordering::Relaxed);
+    } else {
+        counters.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
+    Json(SubmitResponse {
+        status: "delivered".into(),
+        carrier_reference: format!("{}-{reference:016x}", simulator.0.name),
+        duplicate: !first_delivery,
+    })
+    .into_response()
+}
+
+async fn counts(State(simulator): State<Simulator>) -> Json<Counts> {
+    Json(simulator.counts())
+}
+
+async fn get_knobs(State(simulator): State<Simulator>) -> Json<Knobs> {
+    Json(simulator.knobs())
+}
+
+async fn put_knobs(State(simulator): State<Simulator>, Json(knobs): Json<Knobs>) -> Json<Knobs> {
+    tracing::info!(carrier = %simulator.0.name, ?knobs, "knobs changed");
+    simulator.set_knobs(knobs.clone());
+    Json(knobs)
+}
