@@ -1,0 +1,312 @@
+//! A whole RNS system of real processes for end-to-end scenarios.
+//!
+//! [`System::start`] starts nats-server, Redis and ClickHouse fixtures, one carrier
+//! simulator per carrier, and the four service binaries (`rns-gateway`,
+//! `rns-dispatcher`, `rns-carriers`, `rns-analytics`) with one generated `rns.toml`.
+//! Services can be killed (SIGKILL) and restarted individually. The binaries are the
+//! ones `cargo build --workspace --bins` put next to the test executable.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rns_testkit::{spare_port, ChildProcess, ClickHouseServer, NatsServer, RedisServer};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub const ADMIN_KEY: &str = "e2e-admin-key";
+
+/// The RNS services, each its own process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Service {
+    Gateway,
+    Dispatcher,
+    Carriers,
+    Analytics,
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [Service::Gateway, Service::Dispatcher, Service::Carriers, Service::Analytics];
+
+    fn binary(&self) -> &'static str {
+        match self {
+            Service::Gateway => "rns-gateway",
+            Service::Dispatcher => "rns-dispatcher",
+            Service::Carriers => "rns-carriers",
+            Service::Analytics => "rns-analytics",
+        }
+    }
+}
+
+/// Carriers of the test system: (id, channel).
+pub const CARRIERS: [(&str, &str); 5] = [
+    ("kt", "sms"),
+    ("skt", "sms"),
+    ("lgu", "sms"),
+    ("ke", "alimtalk"),
+    ("cns", "alimtalk"),
+];
+
+pub struct System {
+    pub nats: NatsServer,
+    pub redis: RedisServer,
+    pub clickhouse: ClickHouseServer,
+    directory: TempDir,
+    binaries: PathBuf,
+    config: PathBuf,
+    gateway_port: u16,
+    health_ports: BTreeMap<Service, u16>,
+    services: BTreeMap<Service, ChildProcess>,
+    simulators: BTreeMap<&'static str, (ChildProcess, u16)>,
+    http: reqwest::Client,
+}
+
+/// Where cargo put the workspace's binaries: beside the `deps` folder of this test.
+fn binaries_directory() -> PathBuf {
+    let executable = std::env::current_exe().expect("the test knows its own path");
+    let deps = executable.parent().expect("test executables live in target/<profile>/deps");
+    deps.parent().expect("deps has a parent").to_path_buf()
+}
+
+fn require_binary(directory: &Path, name: &str) -> PathBuf {
+    let path = directory.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing; build the services first with: cargo build --workspace --bins",
+        path.display()
+    );
+    path
+}
+
+impl System {
+    pub async fn start() -> Self {
+        let binaries = binaries_directory();
+        for service in Service::ALL {
+            require_binary(&binaries, service.binary());
+        }
+        require_binary(&binaries, "rns-carrier-simulator");
+        let (nats, redis, clickhouse) = tokio::join!(NatsServer::start(), RedisServer::start(), ClickHouseServer::start());
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let mut system = Self {
+            nats,
+            redis,
+            clickhouse,
+            config: directory.path().join("rns.toml"),
+            directory,
+            binaries,
+            gateway_port: spare_port(),
+            health_ports: Service::ALL.iter().map(|service| (*service, spare_port())).collect(),
+            services: BTreeMap::new(),
+            simulators: BTreeMap::new(),
+            http: reqwest::Client::new(),
+        };
+        for (carrier, _) in CARRIERS {
+            let port = spare_port();
+            let process = system.spawn_simulator(carrier, port);
+            system.simulators.insert(carrier, (process, port));
+        }
+        system.write_config();
+        for service in Service::ALL {
+            system.start_service(service).await;
+        }
+        system
+    }
+
+    fn spawn_simulator(&self, carrier: &str, port: u16) -> ChildProcess {
+        let mut command = Command::new(self.binaries.join("rns-carrier-simulator"));
+        command
+            .arg("--carrier")
+            .arg(carrier)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"));
+        ChildProcess::spawn(&format!("simulator-{carrier}"), command, self.directory.path())
+    }
+
+    fn write_config(&self) {
+        let mut carriers = String::new();
+        for (carrier, channel) in CARRIERS {
+            let port = self.simulators[carrier].1;
+            carriers.push_str(&format!(
+                "[[carriers]]\nid = \"{carrier}\"\nchannel = \"{channel}\"\nendpoint = \"http://127.0.0.1:{port}\"\nconcurrency = 64\nrequest_timeout_milliseconds = 2000\n\n"
+            ));
+        }
+        let health = |service| self.health_ports[&service];
+        let config = format!(
+            r#"[nats]
+url = "{nats}"
+
+[redis]
+url = "{redis}"
+
+[clickhouse]
+url = "{clickhouse}"
+database = "rns"
+
+[gateway]
+listen = "127.0.0.1:{gateway}"
+admin_key = "{ADMIN_KEY}"
+
+[dispatcher]
+health_listen = "127.0.0.1:{dispatcher}"
+
+[carrier_workers]
+health_listen = "127.0.0.1:{carrier_workers}"
+retry_backoff_milliseconds = [100, 200, 400]
+
+[analytics]
+health_listen = "127.0.0.1:{analytics}"
+batch_linger_milliseconds = 100
+
+[log]
+format = "json"
+filter = "info"
+
+{carriers}"#,
+            nats = self.nats.url(),
+            redis = self.redis.url(),
+            clickhouse = self.clickhouse.url(),
+            gateway = self.gateway_port,
+            dispatcher = health(Service::Dispatcher),
+            carrier_workers = health(Service::Carriers),
+            analytics = health(Service::Analytics),
+        );
+        std::fs::write(&self.config, config).expect("rns.toml can be written");
+    }
+
+    fn ready_url(&self, service: Service) -> String {
+        match service {
+            Service::Gateway => format!("{}/readyz", self.gateway_url()),
+            other => format!("http://127.0.0.1:{}/readyz", self.health_ports[&other]),
+        }
+    }
+
+    /// Starts (or restarts) a service and waits until its `/readyz` answers 200.
+    pub async fn start_service(&mut self, service: Service) {
+        let mut command = Command::new(self.binaries.join(service.binary()));
+        command.arg("--config").arg(&self.config);
+        let process = ChildProcess::spawn(service.binary(), command, self.directory.path());
+        self.services.insert(service, process);
+        let url = self.ready_url(service);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(response) = self.http.get(&url).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{} was not ready within 60 s; its log:\n{}", service.binary(), self.log(service.binary()));
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self, service: Service) {
+        if let Some(mut process) = self.services.remove(&service) {
+            process.kill();
+        }
+    }
+
+    /// SIGTERM; whether it exited within `grace`.
+    pub fn terminate(&mut self, service: Service, grace: Duration) -> bool {
+        self.services
+            .remove(&service)
+            .map(|mut process| process.terminate(grace))
+            .unwrap_or(true)
+    }
+
+    /// The last lines of a process's log, for failure messages.
+    pub fn log(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.directory.path().join(format!("{name}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    pub fn gateway_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.gateway_port)
+    }
+
+    pub fn simulator_url(&self, carrier: &str) -> String {
+        format!("http://127.0.0.1:{}", self.simulators[carrier].1)
+    }
+
+    /// A simulator's own counters (`GET /v1/counts`).
+    pub async fn simulator_counts(&self, carrier: &str) -> Value {
+        self.http
+            .get(format!("{}/v1/counts", self.simulator_url(carrier)))
+            .send()
+            .await
+            .expect("simulator answers")
+            .json()
+            .await
+            .expect("simulator counts are JSON")
+    }
+
+    /// Calls the gateway; returns the status and the JSON body (`null` if none).
+    pub async fn call(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.gateway_url()))
+            .bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Creates a customer with sender number 02-1234-5678 and returns its API key.
+    pub async fn customer(&self, id: &str) -> String {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/admin/customers",
+                ADMIN_KEY,
+                Some(json!({"id": id, "name": id})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let key = body["api_key"].as_str().expect("api key").to_owned();
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/sender-numbers",
+                &key,
+                Some(json!({"number": "02-1234-5678"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        key
+    }
+
+    /// Polls `GET /v1/requests/{id}` until `done` holds for the summary or `timeout`.
+    pub async fn wait_for_request(&self, key: &str, request_id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            let (status, body) = self
+                .call(reqwest::Method::GET, &format!("/v1/requests/{request_id}"), key, None)
+                .await;
+            if status == 200 {
+                if done(&body) {
+                    return body;
+                }
+                last = body;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!(
+            "request {request_id} did not finish within {timeout:?}; last summary: {last}\ncarriers log:\n{}\nanalytics log:\n{}",
+            self.log("rns-carriers"),
+            self.log("rns-analytics")
+        );
+    }
+}
+
+/// The count for `key` in a JSON object of counts, 0 when absent.
+pub fn count(counts: &Value, key: &str) -> u64 {
+    counts.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
