@@ -67,7 +67,9 @@ pub async fn run(
         if let Err(error) = flush(&client, &batch).await {
             tracing::warn!(%error, messages = batch.len(), "insert failed; batch will be redelivered");
             for message in &batch {
-                let _ = message.ack_with(AckKind::Nak(Some(policy.retry_delay))).await;
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(policy.retry_delay)))
+                    .await;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -85,8 +87,18 @@ async fn flush(client: &clickhouse::Client, batch: &[Message]) -> Result<(), Ana
     for message in batch {
         match serde_json::from_slice::<ResultBatch>(&message.payload) {
             Ok(result) => {
-                message_rows.extend(result.messages.iter().map(|record| MessageRow::new(&result.customer_id, record)));
-                event_rows.extend(result.events.iter().map(|event| EventRow::new(&result.customer_id, event)));
+                message_rows.extend(
+                    result
+                        .messages
+                        .iter()
+                        .map(|record| MessageRow::new(&result.customer_id, record)),
+                );
+                event_rows.extend(
+                    result
+                        .events
+                        .iter()
+                        .map(|event| EventRow::new(&result.customer_id, event)),
+                );
                 decoded.push(message);
             }
             Err(error) => {
@@ -102,11 +114,19 @@ async fn flush(client: &clickhouse::Client, batch: &[Message]) -> Result<(), Ana
             tracing::warn!(%error, "ack failed; the batch's rows may be inserted again");
         }
     }
-    tracing::debug!(messages = message_rows.len(), events = event_rows.len(), "batch inserted");
+    tracing::debug!(
+        messages = message_rows.len(),
+        events = event_rows.len(),
+        "batch inserted"
+    );
     Ok(())
 }
 
-async fn insert_rows<T>(client: &clickhouse::Client, table: &str, rows: &[T]) -> Result<(), AnalyticsError>
+async fn insert_rows<T>(
+    client: &clickhouse::Client,
+    table: &str,
+    rows: &[T],
+) -> Result<(), AnalyticsError>
 where
     T: clickhouse::RowOwned + clickhouse::RowWrite,
 {

@@ -72,14 +72,27 @@ pub fn clickhouse_client(settings: &ClickHouseSettings) -> clickhouse::Client {
 }
 
 /// Ensures the schema, then ingests RESULTS until `shutdown`.
-pub async fn run(settings: Settings, readiness: Readiness, shutdown: CancellationToken) -> Result<(), AnalyticsError> {
-    let catalog = settings.carriers.clone().unwrap_or_else(CarrierCatalog::korean_default);
+pub async fn run(
+    settings: Settings,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> Result<(), AnalyticsError> {
+    let catalog = settings
+        .carriers
+        .clone()
+        .unwrap_or_else(CarrierCatalog::korean_default);
     let client = rns_nats::connect(&settings.nats.url, "rns-analytics")
         .await
         .map_err(|error| AnalyticsError::Nats(error.to_string()))?;
     let jetstream = async_nats::jetstream::new(client);
-    let carriers = catalog.entries().iter().map(|entry| entry.id.clone()).collect();
-    Topology::new(settings.nats.topology.clone(), carriers).ensure(&jetstream).await?;
+    let carriers = catalog
+        .entries()
+        .iter()
+        .map(|entry| entry.id.clone())
+        .collect();
+    Topology::new(settings.nats.topology.clone(), carriers)
+        .ensure(&jetstream)
+        .await?;
 
     let server = clickhouse::Client::default()
         .with_url(&settings.clickhouse.url)
@@ -104,7 +117,13 @@ pub async fn run(settings: Settings, readiness: Readiness, shutdown: Cancellatio
     };
     readiness.set(true);
     tracing::info!("analytics ingesting results");
-    let result = ingest::run(consumer, clickhouse_client(&settings.clickhouse), policy, shutdown).await;
+    let result = ingest::run(
+        consumer,
+        clickhouse_client(&settings.clickhouse),
+        policy,
+        shutdown,
+    )
+    .await;
     readiness.set(false);
     result
 }

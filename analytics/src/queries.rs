@@ -97,7 +97,9 @@ pub struct ResultQueries {
 
 impl std::fmt::Debug for ResultQueries {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("ResultQueries").finish_non_exhaustive()
+        formatter
+            .debug_struct("ResultQueries")
+            .finish_non_exhaustive()
     }
 }
 
@@ -107,7 +109,11 @@ impl ResultQueries {
     }
 
     /// The message with its timeline, or `None` if the customer has no such message.
-    pub async fn message(&self, customer: &CustomerId, message: &MessageId) -> Result<Option<MessageView>, AnalyticsError> {
+    pub async fn message(
+        &self,
+        customer: &CustomerId,
+        message: &MessageId,
+    ) -> Result<Option<MessageView>, AnalyticsError> {
         let request = message.request_id().to_string();
         let message_text = message.to_string();
         let head = self
@@ -135,10 +141,16 @@ impl ResultQueries {
             .bind(&message_text)
             .fetch_all::<EventLine>()
             .await?;
-        lines.sort_by(|left, right| (left.ordinal, left.at_ms, &left.kind).cmp(&(right.ordinal, right.at_ms, &right.kind)));
-        lines.dedup_by(|later, earlier| later.ordinal == earlier.ordinal && later.kind == earlier.kind);
+        lines.sort_by(|left, right| {
+            (left.ordinal, left.at_ms, &left.kind).cmp(&(right.ordinal, right.at_ms, &right.kind))
+        });
+        lines.dedup_by(|later, earlier| {
+            later.ordinal == earlier.ordinal && later.kind == earlier.kind
+        });
         let current = lines.last();
-        let status = current.map(|line| line.status.clone()).unwrap_or_else(|| "queued".to_owned());
+        let status = current
+            .map(|line| line.status.clone())
+            .unwrap_or_else(|| "queued".to_owned());
         let carrier = lines
             .iter()
             .rev()

@@ -106,7 +106,11 @@ impl EventRow {
             ordinal: event.ordinal(),
             kind: event_kind_code(event.kind),
             status: status_code(event.kind.status()),
-            carrier: event.carrier.as_ref().map(ToString::to_string).unwrap_or_default(),
+            carrier: event
+                .carrier
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             hop: event.hop,
             attempt: event.attempt,
             detail: event.detail.clone(),

@@ -42,7 +42,11 @@ async fn start() -> Harness {
     let queries = ResultQueries::new(rns_analytics::clickhouse_client(&settings.clickhouse));
     let shutdown = CancellationToken::new();
     let readiness = Readiness::default();
-    tokio::spawn(rns_analytics::run(settings, readiness.clone(), shutdown.clone()));
+    tokio::spawn(rns_analytics::run(
+        settings,
+        readiness.clone(),
+        shutdown.clone(),
+    ));
     for _ in 0..200 {
         if readiness.is_ready() {
             break;
@@ -60,7 +64,12 @@ async fn start() -> Harness {
     }
 }
 
-fn batch(customer: &CustomerId, request: RequestId, recipients: u32, final_kind: Option<EventKind>) -> ResultBatch {
+fn batch(
+    customer: &CustomerId,
+    request: RequestId,
+    recipients: u32,
+    final_kind: Option<EventKind>,
+) -> ResultBatch {
     let carrier = CarrierId::parse("kt").unwrap();
     let mut result = ResultBatch {
         customer_id: customer.clone(),
@@ -129,7 +138,12 @@ async fn results_become_queryable_and_duplicates_change_nothing() {
     let customer = CustomerId::parse("acme").unwrap();
     let request = RequestId::generate();
     let routed = batch(&customer, request, 3, None);
-    publish(&harness.jetstream, &routed, &message_ids::accepted_records(&request, 0)).await;
+    publish(
+        &harness.jetstream,
+        &routed,
+        &message_ids::accepted_records(&request, 0),
+    )
+    .await;
     let delivered = batch(&customer, request, 3, Some(EventKind::Delivered));
     // The same events under two ids: as if a worker republished after a crash.
     publish(&harness.jetstream, &delivered, "first").await;
@@ -137,25 +151,48 @@ async fn results_become_queryable_and_duplicates_change_nothing() {
 
     let summary = wait_for_total(&harness.queries, &customer, request, 3).await;
     for _ in 0..100 {
-        let summary = harness.queries.request_summary(&customer, &request).await.unwrap().unwrap();
+        let summary = harness
+            .queries
+            .request_summary(&customer, &request)
+            .await
+            .unwrap()
+            .unwrap();
         if summary.by_status.get("delivered") == Some(&3) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let summary_after = harness.queries.request_summary(&customer, &request).await.unwrap().unwrap();
+    let summary_after = harness
+        .queries
+        .request_summary(&customer, &request)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(summary.total, 3);
-    assert_eq!(summary_after.by_status.get("delivered"), Some(&3), "{summary_after:?}");
+    assert_eq!(
+        summary_after.by_status.get("delivered"),
+        Some(&3),
+        "{summary_after:?}"
+    );
     assert_eq!(summary_after.by_carrier.get("kt"), Some(&3));
 
-    let message = harness.queries.message(&customer, &request.message_id(1)).await.unwrap().unwrap();
+    let message = harness
+        .queries
+        .message(&customer, &request.message_id(1))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(message.status, "delivered");
     assert_eq!(message.to, "01000000001");
     assert_eq!(message.text, "인증번호 123456");
     assert_eq!(message.message_type, "sms");
     assert_eq!(message.carrier.as_deref(), Some("kt"));
     assert_eq!(message.attempts, 1);
-    let kinds: Vec<&str> = message.events.iter().map(|event| event.kind.as_str()).collect();
+    let kinds: Vec<&str> = message
+        .events
+        .iter()
+        .map(|event| event.kind.as_str())
+        .collect();
     assert_eq!(kinds, ["routed", "submitted", "delivered"]);
     harness.shutdown.cancel();
 }
@@ -166,10 +203,25 @@ async fn another_customer_sees_nothing() {
     let owner = CustomerId::parse("owner").unwrap();
     let stranger = CustomerId::parse("stranger").unwrap();
     let request = RequestId::generate();
-    publish(&harness.jetstream, &batch(&owner, request, 2, Some(EventKind::Delivered)), "x").await;
+    publish(
+        &harness.jetstream,
+        &batch(&owner, request, 2, Some(EventKind::Delivered)),
+        "x",
+    )
+    .await;
     wait_for_total(&harness.queries, &owner, request, 2).await;
-    assert!(harness.queries.request_summary(&stranger, &request).await.unwrap().is_none());
-    assert!(harness.queries.message(&stranger, &request.message_id(0)).await.unwrap().is_none());
+    assert!(harness
+        .queries
+        .request_summary(&stranger, &request)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(harness
+        .queries
+        .message(&stranger, &request.message_id(0))
+        .await
+        .unwrap()
+        .is_none());
     harness.shutdown.cancel();
 }
 
@@ -179,7 +231,12 @@ async fn a_clickhouse_outage_delays_results_but_loses_none() {
     let customer = CustomerId::parse("acme").unwrap();
     harness.clickhouse.stop();
     let request = RequestId::generate();
-    publish(&harness.jetstream, &batch(&customer, request, 5, Some(EventKind::Delivered)), "during-outage").await;
+    publish(
+        &harness.jetstream,
+        &batch(&customer, request, 5, Some(EventKind::Delivered)),
+        "during-outage",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     harness.clickhouse.resume().await;
     let summary = wait_for_total(&harness.queries, &customer, request, 5).await;

@@ -101,7 +101,11 @@ pub enum CarriersError {
 }
 
 /// Starts a worker per carrier and runs them until `shutdown`.
-pub async fn run(settings: Settings, readiness: Readiness, shutdown: CancellationToken) -> Result<(), CarriersError> {
+pub async fn run(
+    settings: Settings,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> Result<(), CarriersError> {
     let carriers = settings.carriers.clone().unwrap_or_else(default_carriers);
     let catalog = CarrierCatalog::new(
         carriers
@@ -116,9 +120,16 @@ pub async fn run(settings: Settings, readiness: Readiness, shutdown: Cancellatio
         .await
         .map_err(|error| CarriersError::Nats(error.to_string()))?;
     let jetstream = async_nats::jetstream::new(client.clone());
-    let ids = catalog.entries().iter().map(|entry| entry.id.clone()).collect();
-    Topology::new(settings.nats.topology.clone(), ids).ensure(&jetstream).await?;
-    let max_deliver = u16::try_from(settings.nats.topology.carrier_max_deliver.max(1)).unwrap_or(u16::MAX);
+    let ids = catalog
+        .entries()
+        .iter()
+        .map(|entry| entry.id.clone())
+        .collect();
+    Topology::new(settings.nats.topology.clone(), ids)
+        .ensure(&jetstream)
+        .await?;
+    let max_deliver =
+        u16::try_from(settings.nats.topology.carrier_max_deliver.max(1)).unwrap_or(u16::MAX);
     let retry_backoff = settings
         .carrier_workers
         .retry_backoff_milliseconds
@@ -127,7 +138,12 @@ pub async fn run(settings: Settings, readiness: Readiness, shutdown: Cancellatio
         .collect();
     let mut workers = tokio::task::JoinSet::new();
     for carrier in carriers {
-        let consumer = Topology::consumer(&jetstream, &carrier_stream(&carrier.id), &carrier_consumer(&carrier.id)).await?;
+        let consumer = Topology::consumer(
+            &jetstream,
+            &carrier_stream(&carrier.id),
+            &carrier_consumer(&carrier.id),
+        )
+        .await?;
         let worker = Worker {
             adapter: HttpCarrier::new(
                 &carrier.endpoint,
@@ -153,6 +169,9 @@ pub async fn run(settings: Settings, readiness: Readiness, shutdown: Cancellatio
     readiness.set(true);
     while workers.join_next().await.is_some() {}
     readiness.set(false);
-    client.flush().await.map_err(|error| CarriersError::Nats(error.to_string()))?;
+    client
+        .flush()
+        .await
+        .map_err(|error| CarriersError::Nats(error.to_string()))?;
     Ok(())
 }

@@ -27,6 +27,9 @@ pub enum SubmitOutcome {
 impl SubmitOutcome {
     /// Whether trying again may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SubmitOutcome::Transient { .. } | SubmitOutcome::Ambiguous { .. })
+        matches!(
+            self,
+            SubmitOutcome::Transient { .. } | SubmitOutcome::Ambiguous { .. }
+        )
     }
 }

@@ -38,8 +38,12 @@ pub struct WorkerPolicy {
 
 impl WorkerPolicy {
     fn backoff(&self, attempt: u16) -> Duration {
-        let index = usize::from(attempt.saturating_sub(1)).min(self.retry_backoff.len().saturating_sub(1));
-        self.retry_backoff.get(index).copied().unwrap_or(Duration::from_secs(1))
+        let index =
+            usize::from(attempt.saturating_sub(1)).min(self.retry_backoff.len().saturating_sub(1));
+        self.retry_backoff
+            .get(index)
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
     }
 }
 
@@ -53,7 +57,11 @@ pub struct Worker {
 
 impl Worker {
     /// Works the consumer until `shutdown`; submits in flight finish first.
-    pub async fn run(self, consumer: PullConsumer, shutdown: CancellationToken) -> Result<(), async_nats::Error> {
+    pub async fn run(
+        self,
+        consumer: PullConsumer,
+        shutdown: CancellationToken,
+    ) -> Result<(), async_nats::Error> {
         let concurrency = self.policy.concurrency.max(1);
         let messages = consumer
             .stream()
@@ -69,7 +77,9 @@ impl Worker {
                 async move {
                     match message {
                         Ok(message) => worker.handle(message).await,
-                        Err(error) => tracing::warn!(carrier = %worker.carrier, %error, "pull failed"),
+                        Err(error) => {
+                            tracing::warn!(carrier = %worker.carrier, %error, "pull failed")
+                        }
                     }
                 }
             })
@@ -83,7 +93,12 @@ impl Worker {
             Ok(job) => job,
             Err(error) => {
                 tracing::error!(carrier = %self.carrier, %error, "undecodable job; terminating it");
-                let _ = terminate_with_reason(&self.client, &message, &format!("undecodable job: {error}")).await;
+                let _ = terminate_with_reason(
+                    &self.client,
+                    &message,
+                    &format!("undecodable job: {error}"),
+                )
+                .await;
                 return;
             }
         };
@@ -106,26 +121,42 @@ impl Worker {
         };
         if let Err(error) = publish_all(&self.jetstream, [outbound], 1).await {
             tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "recording the outcome failed; job will be redelivered");
-            let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
             return;
         }
         let acknowledged = match &outcome {
             SubmitOutcome::Delivered { .. } => message.ack().await,
-            SubmitOutcome::Rejected { reason } => terminate_with_reason(&self.client, &message, reason)
-                .await
-                .map_err(Into::into),
+            SubmitOutcome::Rejected { reason } => {
+                terminate_with_reason(&self.client, &message, reason)
+                    .await
+                    .map_err(Into::into)
+            }
             retryable if last_attempt => {
                 let reason = format!("gave up after {attempt} attempts: {}", reason_of(retryable));
-                terminate_with_reason(&self.client, &message, &reason).await.map_err(Into::into)
+                terminate_with_reason(&self.client, &message, &reason)
+                    .await
+                    .map_err(Into::into)
             }
-            _ => message.ack_with(AckKind::Nak(Some(self.policy.backoff(attempt)))).await,
+            _ => {
+                message
+                    .ack_with(AckKind::Nak(Some(self.policy.backoff(attempt))))
+                    .await
+            }
         };
         if let Err(error) = acknowledged {
             tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "acknowledgement failed; job will be redelivered");
         }
     }
 
-    fn events(&self, job: &CarrierJob, attempt: u16, outcome: &SubmitOutcome, last_attempt: bool) -> Vec<MessageEvent> {
+    fn events(
+        &self,
+        job: &CarrierJob,
+        attempt: u16,
+        outcome: &SubmitOutcome,
+        last_attempt: bool,
+    ) -> Vec<MessageEvent> {
         let now_ms = rns_types::time::now_milliseconds();
         let event = |kind, detail: String| MessageEvent {
             message_id: job.message_id,
@@ -141,14 +172,20 @@ impl Worker {
                 event(EventKind::Submitted, carrier_reference.clone()),
                 event(EventKind::Delivered, String::new()),
             ],
-            SubmitOutcome::Rejected { reason } => vec![event(EventKind::Failed, format!("{}: {reason}", self.carrier))],
+            SubmitOutcome::Rejected { reason } => vec![event(
+                EventKind::Failed,
+                format!("{}: {reason}", self.carrier),
+            )],
             retryable => {
                 let reason = reason_of(retryable);
                 let mut events = vec![event(EventKind::AttemptFailed, reason.to_owned())];
                 if last_attempt {
                     events.push(event(
                         EventKind::Failed,
-                        format!("{}: gave up after {attempt} attempts: {reason}", self.carrier),
+                        format!(
+                            "{}: gave up after {attempt} attempts: {reason}",
+                            self.carrier
+                        ),
                     ));
                 }
                 events
@@ -160,8 +197,8 @@ impl Worker {
 fn reason_of(outcome: &SubmitOutcome) -> &str {
     match outcome {
         SubmitOutcome::Delivered { .. } => "delivered",
-        SubmitOutcome::Rejected { reason } | SubmitOutcome::Transient { reason } | SubmitOutcome::Ambiguous { reason } => {
-            reason
-        }
+        SubmitOutcome::Rejected { reason }
+        | SubmitOutcome::Transient { reason }
+        | SubmitOutcome::Ambiguous { reason } => reason,
     }
 }

@@ -28,7 +28,11 @@ impl Drop for Harness {
 
 /// A worker for carrier `kt`, talking to an in-process simulator unless `endpoint`
 /// says otherwise.
-async fn start(knobs: Knobs, endpoint: Option<String>, request_timeout_milliseconds: u64) -> Harness {
+async fn start(
+    knobs: Knobs,
+    endpoint: Option<String>,
+    request_timeout_milliseconds: u64,
+) -> Harness {
     let nats = NatsServer::start().await;
     let simulator = Simulator::new("kt", knobs);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -56,7 +60,11 @@ async fn start(knobs: Knobs, endpoint: Option<String>, request_timeout_milliseco
     settings.nats.topology.carrier_max_deliver = 3;
     let jetstream = async_nats::jetstream::new(nats.client().await);
     let shutdown = CancellationToken::new();
-    tokio::spawn(rns_carriers::run(settings, Readiness::default(), shutdown.clone()));
+    tokio::spawn(rns_carriers::run(
+        settings,
+        Readiness::default(),
+        shutdown.clone(),
+    ));
     Harness {
         _nats: nats,
         jetstream,
@@ -142,7 +150,10 @@ async fn an_accepted_submit_records_submitted_and_delivered_then_acks() {
     enqueue(&harness.jetstream, &job("01012345678")).await;
     let events = wait_for_final(&harness.jetstream).await;
     assert_eq!(kinds(&events), [EventKind::Submitted, EventKind::Delivered]);
-    assert!(events[0].detail.starts_with("kt-"), "carrier reference missing: {events:?}");
+    assert!(
+        events[0].detail.starts_with("kt-"),
+        "carrier reference missing: {events:?}"
+    );
     assert!(queue_is_empty(&harness.jetstream).await);
     assert_eq!(harness.simulator.counts().delivered, 1);
 }
@@ -157,9 +168,17 @@ async fn a_permanent_rejection_is_final_at_once_with_the_carriers_reason() {
     enqueue(&harness.jetstream, &job("01012345678")).await;
     let events = wait_for_final(&harness.jetstream).await;
     assert_eq!(kinds(&events), [EventKind::Failed]);
-    assert!(events[0].detail.contains("kt: 400 invalid_number"), "{}", events[0].detail);
+    assert!(
+        events[0].detail.contains("kt: 400 invalid_number"),
+        "{}",
+        events[0].detail
+    );
     assert!(queue_is_empty(&harness.jetstream).await);
-    assert_eq!(harness.simulator.counts().received, 1, "a permanent rejection must not be retried");
+    assert_eq!(
+        harness.simulator.counts().received,
+        1,
+        "a permanent rejection must not be retried"
+    );
 }
 
 #[tokio::test]
@@ -178,8 +197,14 @@ async fn a_transient_failure_retries_the_same_carrier_until_it_recovers() {
     }
     harness.simulator.set_knobs(Knobs::default());
     let events = wait_for_final(&harness.jetstream).await;
-    assert_eq!(events.last().unwrap().kind, EventKind::Delivered, "{events:?}");
-    assert!(events.iter().any(|event| event.kind == EventKind::AttemptFailed && event.detail.contains("503")));
+    assert_eq!(
+        events.last().unwrap().kind,
+        EventKind::Delivered,
+        "{events:?}"
+    );
+    assert!(events
+        .iter()
+        .any(|event| event.kind == EventKind::AttemptFailed && event.detail.contains("503")));
     assert!(events.last().unwrap().attempt >= 2);
     assert_eq!(harness.simulator.counts().delivered, 1);
 }
@@ -190,10 +215,23 @@ async fn retryable_failures_become_final_after_max_deliver_attempts() {
     let harness = start(Knobs::default(), Some(dead_endpoint), 2_000).await;
     enqueue(&harness.jetstream, &job("01012345678")).await;
     let events = wait_for_final(&harness.jetstream).await;
-    let failed = events.iter().find(|event| event.kind == EventKind::Failed).unwrap();
-    assert!(failed.detail.contains("gave up after 3 attempts"), "{}", failed.detail);
+    let failed = events
+        .iter()
+        .find(|event| event.kind == EventKind::Failed)
+        .unwrap();
+    assert!(
+        failed.detail.contains("gave up after 3 attempts"),
+        "{}",
+        failed.detail
+    );
     assert!(failed.detail.contains("connection"), "{}", failed.detail);
-    assert_eq!(events.iter().filter(|event| event.kind == EventKind::AttemptFailed).count(), 3);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|event| event.kind == EventKind::AttemptFailed)
+            .count(),
+        3
+    );
     assert!(queue_is_empty(&harness.jetstream).await);
 }
 
@@ -207,16 +245,32 @@ async fn an_ambiguous_timeout_retries_the_same_carrier_which_delivers_only_once(
     enqueue(&harness.jetstream, &job("01012345678")).await;
     // The first submit times out on our side while the carrier is still working on it.
     for _ in 0..100 {
-        if events(&harness.jetstream).await.iter().any(|event| event.kind == EventKind::AttemptFailed) {
+        if events(&harness.jetstream)
+            .await
+            .iter()
+            .any(|event| event.kind == EventKind::AttemptFailed)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     harness.simulator.set_knobs(Knobs::default());
     let events = wait_for_final(&harness.jetstream).await;
-    assert_eq!(events.last().unwrap().kind, EventKind::Delivered, "{events:?}");
-    assert!(events.iter().any(|event| event.kind == EventKind::AttemptFailed && event.detail.contains("no answer")));
+    assert_eq!(
+        events.last().unwrap().kind,
+        EventKind::Delivered,
+        "{events:?}"
+    );
+    assert!(events
+        .iter()
+        .any(|event| event.kind == EventKind::AttemptFailed && event.detail.contains("no answer")));
     let counts = harness.simulator.counts();
-    assert_eq!(counts.delivered, 1, "the handset must get the message once: {counts:?}");
-    assert!(counts.received >= 2, "the retry must go to the same carrier: {counts:?}");
+    assert_eq!(
+        counts.delivered, 1,
+        "the handset must get the message once: {counts:?}"
+    );
+    assert!(
+        counts.received >= 2,
+        "the retry must go to the same carrier: {counts:?}"
+    );
 }

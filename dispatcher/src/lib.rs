@@ -72,7 +72,10 @@ const MAX_CACHED_SCHEDULES: usize = 4_096;
 impl Schedules {
     fn get(&self, weights: &Weights) -> Arc<Schedule> {
         let key = weights.canonical();
-        let mut cache = self.0.lock().expect("schedule cache lock is never poisoned");
+        let mut cache = self
+            .0
+            .lock()
+            .expect("schedule cache lock is never poisoned");
         if let Some(schedule) = cache.get(&key) {
             return schedule.clone();
         }
@@ -100,7 +103,10 @@ impl Dispatcher {
         let profile = self.directory.profile(&request.customer_id).await?;
         let weights = profile.and_then(|profile| profile.weights(request.channel, &self.catalog));
         let Some(weights) = weights else {
-            let reason = format!("no carrier serves the {} channel for this customer", request.channel);
+            let reason = format!(
+                "no carrier serves the {} channel for this customer",
+                request.channel
+            );
             tracing::warn!(customer = %request.customer_id, request = %request.request_id, %reason, "failing request");
             let results = plan::fail_all(request, &reason, now_ms);
             let messages = plan::outbound(request, &[], &results);
@@ -155,14 +161,27 @@ impl Dispatcher {
 
 /// Connects to NATS and Redis, ensures the topology and dispatches until `shutdown`.
 /// Requests in flight when shutdown comes are finished before this returns.
-pub async fn run(settings: Settings, readiness: Readiness, shutdown: CancellationToken) -> Result<(), DispatchError> {
-    let catalog = settings.carriers.clone().unwrap_or_else(CarrierCatalog::korean_default);
+pub async fn run(
+    settings: Settings,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> Result<(), DispatchError> {
+    let catalog = settings
+        .carriers
+        .clone()
+        .unwrap_or_else(CarrierCatalog::korean_default);
     let client = rns_nats::connect(&settings.nats.url, "rns-dispatcher")
         .await
         .map_err(|error| DispatchError::Nats(error.to_string()))?;
     let jetstream = async_nats::jetstream::new(client.clone());
-    let carriers = catalog.entries().iter().map(|entry| entry.id.clone()).collect();
-    Topology::new(settings.nats.topology.clone(), carriers).ensure(&jetstream).await?;
+    let carriers = catalog
+        .entries()
+        .iter()
+        .map(|entry| entry.id.clone())
+        .collect();
+    Topology::new(settings.nats.topology.clone(), carriers)
+        .ensure(&jetstream)
+        .await?;
     let dispatcher = Dispatcher {
         directory: CustomerDirectory::open(&jetstream).await?,
         positions: Positions::connect(&settings.redis.url).await?,
@@ -195,7 +214,10 @@ pub async fn run(settings: Settings, readiness: Readiness, shutdown: Cancellatio
         })
         .await;
     readiness.set(false);
-    client.flush().await.map_err(|error| DispatchError::Nats(error.to_string()))?;
+    client
+        .flush()
+        .await
+        .map_err(|error| DispatchError::Nats(error.to_string()))?;
     tracing::info!("dispatcher stopped");
     Ok(())
 }

@@ -8,7 +8,9 @@ use bytes::Bytes;
 use rns_nats::Outbound;
 use rns_types::routing::Schedule;
 use rns_types::subjects::{carrier_subject, message_ids, result_subject};
-use rns_types::wire::{CarrierJob, EventKind, MessageEvent, MessageRecord, ResultBatch, SendRequest};
+use rns_types::wire::{
+    CarrierJob, EventKind, MessageEvent, MessageRecord, ResultBatch, SendRequest,
+};
 
 /// Most message records in one RESULTS message, to stay far below the server's
 /// 1 MiB payload limit with 2,000-byte texts.
@@ -89,7 +91,9 @@ pub fn fail_all(request: &SendRequest, reason: &str, now_ms: u64) -> Vec<ResultB
                 events: Vec::new(),
             };
             for (offset, to) in chunk.iter().enumerate() {
-                let message_id = request.request_id.message_id((chunk_index * RECORDS_PER_RESULT + offset) as u32);
+                let message_id = request
+                    .request_id
+                    .message_id((chunk_index * RECORDS_PER_RESULT + offset) as u32);
                 batch.messages.push(MessageRecord {
                     message_id,
                     accepted_at_ms: request.accepted_at_ms,
@@ -116,7 +120,11 @@ pub fn fail_all(request: &SendRequest, reason: &str, now_ms: u64) -> Vec<ResultB
 }
 
 /// The publishes of a plan: result records first, then the jobs.
-pub fn outbound(request: &SendRequest, jobs: &[CarrierJob], results: &[ResultBatch]) -> Vec<Outbound> {
+pub fn outbound(
+    request: &SendRequest,
+    jobs: &[CarrierJob],
+    results: &[ResultBatch],
+) -> Vec<Outbound> {
     let mut messages = Vec::with_capacity(jobs.len() + results.len());
     for (chunk, batch) in results.iter().enumerate() {
         messages.push(Outbound {
@@ -165,7 +173,9 @@ mod tests {
             .iter()
             .map(|(name, weight)| (name.to_string(), *weight))
             .collect();
-        Schedule::new(&Weights::validate(&raw, Channel::Sms, &CarrierCatalog::korean_default()).unwrap())
+        Schedule::new(
+            &Weights::validate(&raw, Channel::Sms, &CarrierCatalog::korean_default()).unwrap(),
+        )
     }
 
     #[test]
@@ -180,8 +190,15 @@ mod tests {
         assert_eq!(split["skt"], 300);
         assert_eq!(split["lgu"], 200);
         assert_eq!(plan.results.len(), 4);
-        assert!(plan.results.iter().all(|batch| batch.messages.len() == RECORDS_PER_RESULT));
-        let ids: Vec<String> = plan.jobs.iter().map(|job| job.message_id.to_string()).collect();
+        assert!(plan
+            .results
+            .iter()
+            .all(|batch| batch.messages.len() == RECORDS_PER_RESULT));
+        let ids: Vec<String> = plan
+            .jobs
+            .iter()
+            .map(|job| job.message_id.to_string())
+            .collect();
         assert_eq!(ids[999], format!("{}-999", request.request_id));
     }
 

@@ -11,7 +11,9 @@ use rns_testkit::{NatsServer, RedisServer};
 use rns_types::routing::Weights;
 use rns_types::subjects::{message_ids, send_subject};
 use rns_types::wire::SendRequest;
-use rns_types::{CarrierCatalog, Channel, CustomerId, CustomerProfile, MessageType, PhoneNumber, RequestId};
+use rns_types::{
+    CarrierCatalog, Channel, CustomerId, CustomerProfile, MessageType, PhoneNumber, RequestId,
+};
 use tokio_util::sync::CancellationToken;
 
 struct Harness {
@@ -40,11 +42,22 @@ async fn start() -> Harness {
         ..Default::default()
     };
     let jetstream = async_nats::jetstream::new(nats.client().await);
-    let carriers = CarrierCatalog::korean_default().entries().iter().map(|entry| entry.id.clone()).collect();
-    Topology::new(settings.nats.topology.clone(), carriers).ensure(&jetstream).await.unwrap();
+    let carriers = CarrierCatalog::korean_default()
+        .entries()
+        .iter()
+        .map(|entry| entry.id.clone())
+        .collect();
+    Topology::new(settings.nats.topology.clone(), carriers)
+        .ensure(&jetstream)
+        .await
+        .unwrap();
     let directory = CustomerDirectory::open(&jetstream).await.unwrap();
     let shutdown = CancellationToken::new();
-    tokio::spawn(rns_dispatcher::run(settings, Readiness::default(), shutdown.clone()));
+    tokio::spawn(rns_dispatcher::run(
+        settings,
+        Readiness::default(),
+        shutdown.clone(),
+    ));
     Harness {
         _nats: nats,
         _redis: redis,
@@ -54,16 +67,30 @@ async fn start() -> Harness {
     }
 }
 
-async fn customer_with_weights(directory: &CustomerDirectory, id: &str, weights: &[(&str, u32)]) -> CustomerId {
+async fn customer_with_weights(
+    directory: &CustomerDirectory,
+    id: &str,
+    weights: &[(&str, u32)],
+) -> CustomerId {
     let customer = CustomerId::parse(id).unwrap();
     let profile = CustomerProfile::new(customer.clone(), id.into(), 0);
-    directory.create(&profile, &format!("hash-{id}")).await.unwrap();
+    directory
+        .create(&profile, &format!("hash-{id}"))
+        .await
+        .unwrap();
     set_weights(directory, &customer, weights).await;
     customer
 }
 
-async fn set_weights(directory: &CustomerDirectory, customer: &CustomerId, weights: &[(&str, u32)]) {
-    let raw: BTreeMap<String, u32> = weights.iter().map(|(name, weight)| (name.to_string(), *weight)).collect();
+async fn set_weights(
+    directory: &CustomerDirectory,
+    customer: &CustomerId,
+    weights: &[(&str, u32)],
+) {
+    let raw: BTreeMap<String, u32> = weights
+        .iter()
+        .map(|(name, weight)| (name.to_string(), *weight))
+        .collect();
     let weights = Weights::validate(&raw, Channel::Sms, &CarrierCatalog::korean_default()).unwrap();
     directory
         .update(customer, |profile| {
@@ -102,14 +129,21 @@ async fn submit(jetstream: &async_nats::jetstream::Context, request: &SendReques
 
 async fn queued(jetstream: &async_nats::jetstream::Context) -> HashMap<&'static str, u64> {
     let mut counts = HashMap::new();
-    for (carrier, stream) in [("kt", "CARRIER_KT"), ("skt", "CARRIER_SKT"), ("lgu", "CARRIER_LGU")] {
+    for (carrier, stream) in [
+        ("kt", "CARRIER_KT"),
+        ("skt", "CARRIER_SKT"),
+        ("lgu", "CARRIER_LGU"),
+    ] {
         let mut stream = jetstream.get_stream(stream).await.unwrap();
         counts.insert(carrier, stream.info().await.unwrap().state.messages);
     }
     counts
 }
 
-async fn wait_for_queued(jetstream: &async_nats::jetstream::Context, total: u64) -> HashMap<&'static str, u64> {
+async fn wait_for_queued(
+    jetstream: &async_nats::jetstream::Context,
+    total: u64,
+) -> HashMap<&'static str, u64> {
     for _ in 0..200 {
         let counts = queued(jetstream).await;
         if counts.values().sum::<u64>() >= total {
@@ -119,16 +153,29 @@ async fn wait_for_queued(jetstream: &async_nats::jetstream::Context, total: u64)
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("fewer than {total} jobs were queued: {:?}", queued(jetstream).await);
+    panic!(
+        "fewer than {total} jobs were queued: {:?}",
+        queued(jetstream).await
+    );
 }
 
 #[tokio::test]
 async fn a_hundred_single_recipient_requests_split_exactly_fifty_thirty_twenty() {
     let harness = start().await;
-    let customer = customer_with_weights(&harness.directory, "acme", &[("kt", 50), ("skt", 30), ("lgu", 20)]).await;
+    let customer = customer_with_weights(
+        &harness.directory,
+        "acme",
+        &[("kt", 50), ("skt", 30), ("lgu", 20)],
+    )
+    .await;
     for _ in 0..100 {
         let request = request(&customer, 1);
-        submit(&harness.jetstream, &request, &message_ids::send(&request.request_id)).await;
+        submit(
+            &harness.jetstream,
+            &request,
+            &message_ids::send(&request.request_id),
+        )
+        .await;
     }
     let counts = wait_for_queued(&harness.jetstream, 100).await;
     assert_eq!(counts["kt"], 50);
@@ -139,17 +186,32 @@ async fn a_hundred_single_recipient_requests_split_exactly_fifty_thirty_twenty()
 #[tokio::test]
 async fn a_zero_weight_is_never_chosen_and_a_weight_change_applies_to_the_next_request() {
     let harness = start().await;
-    let customer = customer_with_weights(&harness.directory, "acme", &[("kt", 1), ("skt", 1), ("lgu", 0)]).await;
+    let customer = customer_with_weights(
+        &harness.directory,
+        "acme",
+        &[("kt", 1), ("skt", 1), ("lgu", 0)],
+    )
+    .await;
     for _ in 0..40 {
         let request = request(&customer, 1);
-        submit(&harness.jetstream, &request, &message_ids::send(&request.request_id)).await;
+        submit(
+            &harness.jetstream,
+            &request,
+            &message_ids::send(&request.request_id),
+        )
+        .await;
     }
     let counts = wait_for_queued(&harness.jetstream, 40).await;
     assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (20, 20, 0));
 
     set_weights(&harness.directory, &customer, &[("lgu", 5)]).await;
     let request = request(&customer, 30);
-    submit(&harness.jetstream, &request, &message_ids::send(&request.request_id)).await;
+    submit(
+        &harness.jetstream,
+        &request,
+        &message_ids::send(&request.request_id),
+    )
+    .await;
     let counts = wait_for_queued(&harness.jetstream, 70).await;
     assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (20, 20, 30));
 }
@@ -157,7 +219,12 @@ async fn a_zero_weight_is_never_chosen_and_a_weight_change_applies_to_the_next_r
 #[tokio::test]
 async fn a_redelivered_request_routes_identically_and_publishes_nothing_new() {
     let harness = start().await;
-    let customer = customer_with_weights(&harness.directory, "acme", &[("kt", 50), ("skt", 30), ("lgu", 20)]).await;
+    let customer = customer_with_weights(
+        &harness.directory,
+        "acme",
+        &[("kt", 50), ("skt", 30), ("lgu", 20)],
+    )
+    .await;
     let request = request(&customer, 7);
     submit(&harness.jetstream, &request, "first-delivery").await;
     let first = wait_for_queued(&harness.jetstream, 7).await;
@@ -172,5 +239,9 @@ async fn a_redelivered_request_routes_identically_and_publishes_nothing_new() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(send.info().await.unwrap().state.messages, 0, "SEND was not acknowledged");
+    assert_eq!(
+        send.info().await.unwrap().state.messages,
+        0,
+        "SEND was not acknowledged"
+    );
 }

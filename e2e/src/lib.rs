@@ -28,7 +28,12 @@ pub enum Service {
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [Service::Gateway, Service::Dispatcher, Service::Carriers, Service::Analytics];
+    pub const ALL: [Service; 4] = [
+        Service::Gateway,
+        Service::Dispatcher,
+        Service::Carriers,
+        Service::Analytics,
+    ];
 
     fn binary(&self) -> &'static str {
         match self {
@@ -66,7 +71,9 @@ pub struct System {
 /// Where cargo put the workspace's binaries: beside the `deps` folder of this test.
 fn binaries_directory() -> PathBuf {
     let executable = std::env::current_exe().expect("the test knows its own path");
-    let deps = executable.parent().expect("test executables live in target/<profile>/deps");
+    let deps = executable
+        .parent()
+        .expect("test executables live in target/<profile>/deps");
     deps.parent().expect("deps has a parent").to_path_buf()
 }
 
@@ -87,7 +94,11 @@ impl System {
             require_binary(&binaries, service.binary());
         }
         require_binary(&binaries, "rns-carrier-simulator");
-        let (nats, redis, clickhouse) = tokio::join!(NatsServer::start(), RedisServer::start(), ClickHouseServer::start());
+        let (nats, redis, clickhouse) = tokio::join!(
+            NatsServer::start(),
+            RedisServer::start(),
+            ClickHouseServer::start()
+        );
         let directory = tempfile::tempdir().expect("temporary directory");
         let mut system = Self {
             nats,
@@ -97,7 +108,10 @@ impl System {
             directory,
             binaries,
             gateway_port: spare_port(),
-            health_ports: Service::ALL.iter().map(|service| (*service, spare_port())).collect(),
+            health_ports: Service::ALL
+                .iter()
+                .map(|service| (*service, spare_port()))
+                .collect(),
             services: BTreeMap::new(),
             simulators: BTreeMap::new(),
             http: reqwest::Client::new(),
@@ -121,7 +135,11 @@ impl System {
             .arg(carrier)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"));
-        ChildProcess::spawn(&format!("simulator-{carrier}"), command, self.directory.path())
+        ChildProcess::spawn(
+            &format!("simulator-{carrier}"),
+            command,
+            self.directory.path(),
+        )
     }
 
     fn write_config(&self) {
@@ -198,7 +216,11 @@ filter = "info"
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("{} was not ready within 60 s; its log:\n{}", service.binary(), self.log(service.binary()));
+        panic!(
+            "{} was not ready within 60 s; its log:\n{}",
+            service.binary(),
+            self.log(service.binary())
+        );
     }
 
     /// SIGKILL, as a crash.
@@ -218,7 +240,8 @@ filter = "info"
 
     /// The last lines of a process's log, for failure messages.
     pub fn log(&self, name: &str) -> String {
-        let text = std::fs::read_to_string(self.directory.path().join(format!("{name}.log"))).unwrap_or_default();
+        let text = std::fs::read_to_string(self.directory.path().join(format!("{name}.log")))
+            .unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
@@ -244,7 +267,13 @@ filter = "info"
     }
 
     /// Calls the gateway; returns the status and the JSON body (`null` if none).
-    pub async fn call(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.gateway_url()))
@@ -283,12 +312,23 @@ filter = "info"
     }
 
     /// Polls `GET /v1/requests/{id}` until `done` holds for the summary or `timeout`.
-    pub async fn wait_for_request(&self, key: &str, request_id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_for_request(
+        &self,
+        key: &str,
+        request_id: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         let mut last = Value::Null;
         while Instant::now() < deadline {
             let (status, body) = self
-                .call(reqwest::Method::GET, &format!("/v1/requests/{request_id}"), key, None)
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/requests/{request_id}"),
+                    key,
+                    None,
+                )
                 .await;
             if status == 200 {
                 if done(&body) {

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 const RECIPIENTS: usize = 10_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_thousand_messages_are_delivered_in_the_exact_ratio_and_match_the_carriers_own_counts() {
+async fn ten_thousand_messages_are_delivered_in_the_exact_ratio_and_match_the_carriers_own_counts()
+{
     let system = System::start().await;
     let key = system.customer("acme").await;
     let (status, body) = system
@@ -22,7 +23,9 @@ async fn ten_thousand_messages_are_delivered_in_the_exact_ratio_and_match_the_ca
         .await;
     assert_eq!(status, 200, "{body}");
 
-    let recipients: Vec<String> = (0..RECIPIENTS).map(|index| format!("010{index:08}")).collect();
+    let recipients: Vec<String> = (0..RECIPIENTS)
+        .map(|index| format!("010{index:08}"))
+        .collect();
     let (status, accepted) = system
         .call(
             Method::POST,
@@ -33,7 +36,10 @@ async fn ten_thousand_messages_are_delivered_in_the_exact_ratio_and_match_the_ca
         .await;
     assert_eq!(status, 202, "{accepted}");
     let request_id = accepted["request_id"].as_str().unwrap().to_owned();
-    assert_eq!(accepted["message_ids"].as_array().unwrap().len(), RECIPIENTS);
+    assert_eq!(
+        accepted["message_ids"].as_array().unwrap().len(),
+        RECIPIENTS
+    );
 
     let summary = system
         .wait_for_request(&key, &request_id, Duration::from_secs(180), |summary| {
@@ -42,19 +48,30 @@ async fn ten_thousand_messages_are_delivered_in_the_exact_ratio_and_match_the_ca
         .await;
     assert_eq!(summary["total"], json!(RECIPIENTS));
     assert_eq!(summary["by_status"], json!({"delivered": RECIPIENTS}));
-    assert_eq!(summary["by_carrier"], json!({"kt": 5_000, "skt": 3_000, "lgu": 2_000}));
+    assert_eq!(
+        summary["by_carrier"],
+        json!({"kt": 5_000, "skt": 3_000, "lgu": 2_000})
+    );
 
     // The carriers' own records agree with ours, and nobody got a message twice.
     for (carrier, expected) in [("kt", 5_000), ("skt", 3_000), ("lgu", 2_000)] {
         let counts = system.simulator_counts(carrier).await;
         assert_eq!(count(&counts, "delivered"), expected, "{carrier}: {counts}");
         assert_eq!(count(&counts, "duplicates"), 0, "{carrier}: {counts}");
-        assert_eq!(count(&summary["by_carrier"], carrier), count(&counts, "delivered"));
+        assert_eq!(
+            count(&summary["by_carrier"], carrier),
+            count(&counts, "delivered")
+        );
     }
 
     let message_id = accepted["message_ids"][1234].as_str().unwrap();
     let (status, message) = system
-        .call(Method::GET, &format!("/v1/messages/{message_id}"), &key, None)
+        .call(
+            Method::GET,
+            &format!("/v1/messages/{message_id}"),
+            &key,
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{message}");
     assert_eq!(message["status"], json!("delivered"));
@@ -73,12 +90,22 @@ async fn ten_thousand_messages_are_delivered_in_the_exact_ratio_and_match_the_ca
     // Another customer sees none of it.
     let rival = system.customer("rival").await;
     let (status, body) = system
-        .call(Method::GET, &format!("/v1/messages/{message_id}"), &rival, None)
+        .call(
+            Method::GET,
+            &format!("/v1/messages/{message_id}"),
+            &rival,
+            None,
+        )
         .await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], json!("not_found"));
     let (status, _) = system
-        .call(Method::GET, &format!("/v1/requests/{request_id}"), &rival, None)
+        .call(
+            Method::GET,
+            &format!("/v1/requests/{request_id}"),
+            &rival,
+            None,
+        )
         .await;
     assert_eq!(status, 404);
 }
@@ -120,11 +147,21 @@ async fn single_recipient_requests_follow_the_ratio_and_a_permanent_rejection_is
             *by_carrier.entry(carrier.clone()).or_default() += messages.as_u64().unwrap();
         }
     }
-    assert_eq!(by_carrier, [("kt".to_owned(), 20), ("skt".to_owned(), 10)].into_iter().collect());
+    assert_eq!(
+        by_carrier,
+        [("kt".to_owned(), 20), ("skt".to_owned(), 10)]
+            .into_iter()
+            .collect()
+    );
 
     // KT rejects everything for good: the message fails once, with KT's reason.
     let (status, _) = system
-        .call(Method::PUT, "/v1/routing/sms", &key, Some(json!({"weights": {"kt": 1}})))
+        .call(
+            Method::PUT,
+            "/v1/routing/sms",
+            &key,
+            Some(json!({"weights": {"kt": 1}})),
+        )
         .await;
     assert_eq!(status, 200);
     let knobs = reqwest::Client::new()
@@ -145,16 +182,35 @@ async fn single_recipient_requests_follow_the_ratio_and_a_permanent_rejection_is
     assert_eq!(status, 202);
     let request_id = accepted["request_id"].as_str().unwrap();
     system
-        .wait_for_request(&key, request_id, Duration::from_secs(60), |summary: &Value| {
-            count(&summary["by_status"], "failed") == 1
-        })
+        .wait_for_request(
+            &key,
+            request_id,
+            Duration::from_secs(60),
+            |summary: &Value| count(&summary["by_status"], "failed") == 1,
+        )
         .await;
     let message_id = accepted["message_ids"][0].as_str().unwrap();
     let (_, message) = system
-        .call(Method::GET, &format!("/v1/messages/{message_id}"), &key, None)
+        .call(
+            Method::GET,
+            &format!("/v1/messages/{message_id}"),
+            &key,
+            None,
+        )
         .await;
     assert_eq!(message["status"], json!("failed"));
-    let last = message["events"].as_array().unwrap().last().unwrap().clone();
+    let last = message["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(last["kind"], json!("failed"));
-    assert!(last["detail"].as_str().unwrap().contains("kt: 400 invalid_number"), "{last}");
+    assert!(
+        last["detail"]
+            .as_str()
+            .unwrap()
+            .contains("kt: 400 invalid_number"),
+        "{last}"
+    );
 }

@@ -45,7 +45,9 @@ fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
         .strip_prefix("Bearer ")
         .map(str::trim)
         .filter(|token| !token.is_empty())
-        .ok_or(ApiError::Unauthorized("Authorization must be 'Bearer <api key>'"))
+        .ok_or(ApiError::Unauthorized(
+            "Authorization must be 'Bearer <api key>'",
+        ))
 }
 
 /// The authenticated customer.
@@ -55,7 +57,10 @@ pub struct Customer(pub CustomerId);
 impl FromRequestParts<AppState> for Customer {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts)?;
         let customer = state
             .directory()
@@ -73,7 +78,10 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts)?;
         let Some(expected) = state.admin_key_hash() else {
             return Err(ApiError::Unauthorized("no admin key is configured"));

@@ -83,7 +83,10 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Connects the state's clients; the topology must already exist.
-    pub async fn connect(settings: &Settings, client: async_nats::Client) -> Result<Self, ApiError> {
+    pub async fn connect(
+        settings: &Settings,
+        client: async_nats::Client,
+    ) -> Result<Self, ApiError> {
         let jetstream = async_nats::jetstream::new(client.clone());
         let directory = CustomerDirectory::open(&jetstream).await?;
         let admin_key = settings.gateway.admin_key.trim();
@@ -124,7 +127,10 @@ impl AppState {
 }
 
 fn catalog(settings: &Settings) -> CarrierCatalog {
-    settings.carriers.clone().unwrap_or_else(CarrierCatalog::korean_default)
+    settings
+        .carriers
+        .clone()
+        .unwrap_or_else(CarrierCatalog::korean_default)
 }
 
 /// The whole HTTP API.
@@ -139,7 +145,10 @@ pub fn app(state: AppState) -> Router {
             "/v1/sender-numbers",
             post(routes::sender_numbers::register).get(routes::sender_numbers::list),
         )
-        .route("/v1/sender-numbers/{number}", delete(routes::sender_numbers::delete))
+        .route(
+            "/v1/sender-numbers/{number}",
+            delete(routes::sender_numbers::delete),
+        )
         .route("/v1/messages", post(routes::messages::send))
         .route("/v1/messages/{id}", get(routes::messages::get_message))
         .route("/v1/requests/{id}", get(routes::messages::get_request))
@@ -160,8 +169,14 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let client = rns_nats::connect(&settings.nats.url, "rns-gateway").await?;
     let jetstream = async_nats::jetstream::new(client.clone());
-    let carriers = catalog(&settings).entries().iter().map(|entry| entry.id.clone()).collect();
-    Topology::new(settings.nats.topology.clone(), carriers).ensure(&jetstream).await?;
+    let carriers = catalog(&settings)
+        .entries()
+        .iter()
+        .map(|entry| entry.id.clone())
+        .collect();
+    Topology::new(settings.nats.topology.clone(), carriers)
+        .ensure(&jetstream)
+        .await?;
     let state = AppState::connect(&settings, client.clone()).await?;
     let listener = tokio::net::TcpListener::bind(&settings.gateway.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "gateway listening");

@@ -38,8 +38,15 @@ impl Api {
         };
         let client = server.client().await;
         let jetstream = async_nats::jetstream::new(client.clone());
-        let carriers = CarrierCatalog::korean_default().entries().iter().map(|entry| entry.id.clone()).collect();
-        Topology::new(settings.nats.topology.clone(), carriers).ensure(&jetstream).await.unwrap();
+        let carriers = CarrierCatalog::korean_default()
+            .entries()
+            .iter()
+            .map(|entry| entry.id.clone())
+            .collect();
+        Topology::new(settings.nats.topology.clone(), carriers)
+            .ensure(&jetstream)
+            .await
+            .unwrap();
         let state = AppState::connect(&settings, client).await.unwrap();
         Self {
             _server: server,
@@ -48,18 +55,32 @@ impl Api {
         }
     }
 
-    async fn call(&self, method: Method, uri: &str, key: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let body = body.map(|value| value.to_string());
         self.call_raw(method, uri, key, body).await
     }
 
-    async fn call_raw(&self, method: Method, uri: &str, key: Option<&str>, body: Option<String>) -> (StatusCode, Value) {
+    async fn call_raw(
+        &self,
+        method: Method,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(uri);
         if let Some(key) = key {
             request = request.header("authorization", format!("Bearer {key}"));
         }
         let request = match body {
-            Some(body) => request.header("content-type", "application/json").body(Body::from(body)),
+            Some(body) => request
+                .header("content-type", "application/json")
+                .body(Body::from(body)),
             None => request.body(Body::empty()),
         }
         .unwrap();
@@ -73,12 +94,22 @@ impl Api {
     /// Creates a customer with a registered sender number; returns its API key.
     async fn customer(&self, id: &str) -> String {
         let (status, body) = self
-            .call(Method::POST, "/v1/admin/customers", Some(ADMIN_KEY), Some(json!({"id": id, "name": id})))
+            .call(
+                Method::POST,
+                "/v1/admin/customers",
+                Some(ADMIN_KEY),
+                Some(json!({"id": id, "name": id})),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let key = body["api_key"].as_str().unwrap().to_owned();
         let (status, _) = self
-            .call(Method::POST, "/v1/sender-numbers", Some(&key), Some(json!({"number": "02-1234-5678"})))
+            .call(
+                Method::POST,
+                "/v1/sender-numbers",
+                Some(&key),
+                Some(json!({"number": "02-1234-5678"})),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED);
         key
@@ -98,21 +129,48 @@ impl Api {
 }
 
 fn error_code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}"))
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
 #[tokio::test]
 async fn admin_routes_require_the_admin_key() {
     let api = Api::start().await;
     let body = json!({"id": "acme", "name": "Acme"});
-    let (status, reply) = api.call(Method::POST, "/v1/admin/customers", None, Some(body.clone())).await;
+    let (status, reply) = api
+        .call(
+            Method::POST,
+            "/v1/admin/customers",
+            None,
+            Some(body.clone()),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(error_code(&reply), "unauthorized");
-    let (status, _) = api.call(Method::POST, "/v1/admin/customers", Some("wrong"), Some(body.clone())).await;
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/admin/customers",
+            Some("wrong"),
+            Some(body.clone()),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let customer_key = api.customer("other").await;
-    let (status, _) = api.call(Method::POST, "/v1/admin/customers", Some(&customer_key), Some(body)).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "a customer key must not be an admin key");
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/admin/customers",
+            Some(&customer_key),
+            Some(body),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a customer key must not be an admin key"
+    );
 }
 
 #[tokio::test]
@@ -120,7 +178,12 @@ async fn customers_are_validated_unique_and_get_a_working_key() {
     let api = Api::start().await;
     for bad_id in ["Acme", "a.b", "a>b", "a b", ""] {
         let (status, reply) = api
-            .call(Method::POST, "/v1/admin/customers", Some(ADMIN_KEY), Some(json!({"id": bad_id, "name": "x"})))
+            .call(
+                Method::POST,
+                "/v1/admin/customers",
+                Some(ADMIN_KEY),
+                Some(json!({"id": bad_id, "name": "x"})),
+            )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad_id:?}");
         assert_eq!(error_code(&reply), "invalid_customer_id");
@@ -128,14 +191,21 @@ async fn customers_are_validated_unique_and_get_a_working_key() {
     let key = api.customer("acme").await;
     assert!(key.starts_with("rns_") && key.len() == 68, "{key}");
     let (status, reply) = api
-        .call(Method::POST, "/v1/admin/customers", Some(ADMIN_KEY), Some(json!({"id": "acme", "name": "again"})))
+        .call(
+            Method::POST,
+            "/v1/admin/customers",
+            Some(ADMIN_KEY),
+            Some(json!({"id": "acme", "name": "again"})),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(error_code(&reply), "conflict");
 
     let (status, _) = api.call(Method::GET, "/v1/routing", Some(&key), None).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = api.call(Method::GET, "/v1/routing", Some("rns_unknown"), None).await;
+    let (status, _) = api
+        .call(Method::GET, "/v1/routing", Some("rns_unknown"), None)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = api.call(Method::GET, "/v1/routing", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -148,13 +218,21 @@ async fn routing_weights_are_validated_against_the_channel_carriers() {
     let (status, reply) = api.call(Method::GET, "/v1/routing", Some(&key), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(reply["sms"]["default"], json!(true));
-    assert_eq!(reply["sms"]["weights"], json!({"kt": 1, "lgu": 1, "skt": 1}));
+    assert_eq!(
+        reply["sms"]["weights"],
+        json!({"kt": 1, "lgu": 1, "skt": 1})
+    );
 
     let weights = json!({"weights": {"kt": 50, "skt": 30, "lgu": 20}});
-    let (status, reply) = api.call(Method::PUT, "/v1/routing/sms", Some(&key), Some(weights)).await;
+    let (status, reply) = api
+        .call(Method::PUT, "/v1/routing/sms", Some(&key), Some(weights))
+        .await;
     assert_eq!(status, StatusCode::OK, "{reply}");
     let (_, reply) = api.call(Method::GET, "/v1/routing", Some(&key), None).await;
-    assert_eq!(reply["sms"]["weights"], json!({"kt": 50, "lgu": 20, "skt": 30}));
+    assert_eq!(
+        reply["sms"]["weights"],
+        json!({"kt": 50, "lgu": 20, "skt": 30})
+    );
     assert_eq!(reply["sms"]["default"], json!(false));
 
     for (body, code) in [
@@ -164,29 +242,57 @@ async fn routing_weights_are_validated_against_the_channel_carriers() {
         (json!({"weights": {}}), "invalid_weights"),
         (json!({"weights": {"kt": -1}}), "invalid_body"),
         (json!({"weights": {"kt": 1.5}}), "invalid_body"),
-        (json!({"weights": {"kt": 9000, "skt": 9000}}), "invalid_weights"),
+        (
+            json!({"weights": {"kt": 9000, "skt": 9000}}),
+            "invalid_weights",
+        ),
         (json!({"wieghts": {"kt": 1}}), "invalid_body"),
     ] {
-        let (status, reply) = api.call(Method::PUT, "/v1/routing/sms", Some(&key), Some(body.clone())).await;
+        let (status, reply) = api
+            .call(
+                Method::PUT,
+                "/v1/routing/sms",
+                Some(&key),
+                Some(body.clone()),
+            )
+            .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(error_code(&reply), code, "{body}");
     }
     let (status, _) = api
-        .call(Method::PUT, "/v1/routing/alimtalk", Some(&key), Some(json!({"weights": {"ke": 1, "cns": 3}})))
+        .call(
+            Method::PUT,
+            "/v1/routing/alimtalk",
+            Some(&key),
+            Some(json!({"weights": {"ke": 1, "cns": 3}})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = api
-        .call(Method::PUT, "/v1/routing/fax", Some(&key), Some(json!({"weights": {"kt": 1}})))
+        .call(
+            Method::PUT,
+            "/v1/routing/fax",
+            Some(&key),
+            Some(json!({"weights": {"kt": 1}})),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, reply) = api
-        .call_raw(Method::PUT, "/v1/routing/sms", Some(&key), Some("{not json".into()))
+        .call_raw(
+            Method::PUT,
+            "/v1/routing/sms",
+            Some(&key),
+            Some("{not json".into()),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&reply), "malformed_body");
     // A refused change leaves the stored weights alone.
     let (_, reply) = api.call(Method::GET, "/v1/routing", Some(&key), None).await;
-    assert_eq!(reply["sms"]["weights"], json!({"kt": 50, "lgu": 20, "skt": 30}));
+    assert_eq!(
+        reply["sms"]["weights"],
+        json!({"kt": 50, "lgu": 20, "skt": 30})
+    );
 }
 
 #[tokio::test]
@@ -195,33 +301,78 @@ async fn sender_numbers_are_normalised_and_owned_by_one_customer() {
     let acme = api.customer("acme").await;
     let rival = api.customer("rival").await;
     let (status, reply) = api
-        .call(Method::POST, "/v1/sender-numbers", Some(&acme), Some(json!({"number": "1588-0000"})))
+        .call(
+            Method::POST,
+            "/v1/sender-numbers",
+            Some(&acme),
+            Some(json!({"number": "1588-0000"})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(reply["number"], json!("15880000"));
     let (status, _) = api
-        .call(Method::POST, "/v1/sender-numbers", Some(&acme), Some(json!({"number": "15880000"})))
+        .call(
+            Method::POST,
+            "/v1/sender-numbers",
+            Some(&acme),
+            Some(json!({"number": "15880000"})),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, reply) = api
-        .call(Method::POST, "/v1/sender-numbers", Some(&acme), Some(json!({"number": "call me"})))
+        .call(
+            Method::POST,
+            "/v1/sender-numbers",
+            Some(&acme),
+            Some(json!({"number": "call me"})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_code(&reply), "invalid_number");
 
-    let (_, reply) = api.call(Method::GET, "/v1/sender-numbers", Some(&acme), None).await;
-    assert_eq!(reply["items"], json!([{"number": "0212345678"}, {"number": "15880000"}]));
-    let (_, reply) = api.call(Method::GET, "/v1/sender-numbers", Some(&rival), None).await;
+    let (_, reply) = api
+        .call(Method::GET, "/v1/sender-numbers", Some(&acme), None)
+        .await;
+    assert_eq!(
+        reply["items"],
+        json!([{"number": "0212345678"}, {"number": "15880000"}])
+    );
+    let (_, reply) = api
+        .call(Method::GET, "/v1/sender-numbers", Some(&rival), None)
+        .await;
     assert_eq!(reply["items"], json!([{"number": "0212345678"}]));
 
     // The rival cannot delete acme's number: 404, and acme still has it.
-    let (status, _) = api.call(Method::DELETE, "/v1/sender-numbers/15880000", Some(&rival), None).await;
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            "/v1/sender-numbers/15880000",
+            Some(&rival),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, reply) = api.call(Method::GET, "/v1/sender-numbers", Some(&acme), None).await;
+    let (_, reply) = api
+        .call(Method::GET, "/v1/sender-numbers", Some(&acme), None)
+        .await;
     assert_eq!(reply["items"].as_array().unwrap().len(), 2);
-    let (status, _) = api.call(Method::DELETE, "/v1/sender-numbers/1588-0000", Some(&acme), None).await;
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            "/v1/sender-numbers/1588-0000",
+            Some(&acme),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = api.call(Method::DELETE, "/v1/sender-numbers/15880000", Some(&acme), None).await;
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            "/v1/sender-numbers/15880000",
+            Some(&acme),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -230,23 +381,34 @@ async fn a_valid_send_is_durable_in_jetstream_before_the_202() {
     let api = Api::start().await;
     let key = api.customer("acme").await;
     let body = json!({"from": "02-1234-5678", "to": ["010-1111-2222", "01033334444", "+82 10 1111 2222"], "text": "인증번호 123456"});
-    let (status, reply) = api.call(Method::POST, "/v1/messages", Some(&key), Some(body)).await;
+    let (status, reply) = api
+        .call(Method::POST, "/v1/messages", Some(&key), Some(body))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
     let request_id = reply["request_id"].as_str().unwrap();
     assert_eq!(reply["type"], json!("sms"));
-    assert_eq!(reply["message_ids"], json!([format!("{request_id}-0"), format!("{request_id}-1")]));
+    assert_eq!(
+        reply["message_ids"],
+        json!([format!("{request_id}-0"), format!("{request_id}-1")])
+    );
 
     let sends = api.queued_sends().await;
     assert_eq!(sends.len(), 1);
     let send = &sends[0];
     assert_eq!(send.request_id.to_string(), request_id);
     assert_eq!(send.customer_id.as_str(), "acme");
-    let recipients: Vec<&str> = send.recipients.iter().map(|number| number.as_str()).collect();
+    let recipients: Vec<&str> = send
+        .recipients
+        .iter()
+        .map(|number| number.as_str())
+        .collect();
     assert_eq!(recipients, ["01011112222", "01033334444"]);
     assert_eq!(send.from.as_str(), "0212345678");
 
     let long = json!({"from": "0212345678", "to": ["01011112222"], "text": "가".repeat(100)});
-    let (status, reply) = api.call(Method::POST, "/v1/messages", Some(&key), Some(long)).await;
+    let (status, reply) = api
+        .call(Method::POST, "/v1/messages", Some(&key), Some(long))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(reply["type"], json!("lms"));
 }
@@ -257,7 +419,12 @@ async fn bad_sends_are_refused_and_publish_nothing() {
     let key = api.customer("acme").await;
     let other = api.customer("other").await;
     let (status, _) = api
-        .call(Method::POST, "/v1/sender-numbers", Some(&other), Some(json!({"number": "0311234567"})))
+        .call(
+            Method::POST,
+            "/v1/sender-numbers",
+            Some(&other),
+            Some(json!({"number": "0311234567"})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let valid = json!({"from": "0212345678", "to": ["01011112222"], "text": "hello"});
@@ -267,32 +434,90 @@ async fn bad_sends_are_refused_and_publish_nothing() {
         body
     };
     let cases = [
-        (with("from", json!("0311234567")), StatusCode::UNPROCESSABLE_ENTITY, "unknown_sender_number"),
-        (with("from", json!("not a number")), StatusCode::UNPROCESSABLE_ENTITY, "invalid_sender"),
-        (with("to", json!([])), StatusCode::UNPROCESSABLE_ENTITY, "no_recipients"),
-        (with("to", json!(["01011112222", "0212345678"])), StatusCode::UNPROCESSABLE_ENTITY, "invalid_recipient"),
-        (with("to", json!(vec!["01011112222"; 101])), StatusCode::UNPROCESSABLE_ENTITY, "too_many_recipients"),
-        (with("to", json!("01011112222")), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        (with("text", json!("")), StatusCode::UNPROCESSABLE_ENTITY, "invalid_text"),
-        (with("text", json!("가".repeat(1_001))), StatusCode::UNPROCESSABLE_ENTITY, "invalid_text"),
-        (with("text", json!("emoji 😀")), StatusCode::UNPROCESSABLE_ENTITY, "invalid_text"),
-        (with("unexpected", json!(1)), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        (json!({"to": ["01011112222"], "text": "x"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (
+            with("from", json!("0311234567")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_sender_number",
+        ),
+        (
+            with("from", json!("not a number")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_sender",
+        ),
+        (
+            with("to", json!([])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_recipients",
+        ),
+        (
+            with("to", json!(["01011112222", "0212345678"])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_recipient",
+        ),
+        (
+            with("to", json!(vec!["01011112222"; 101])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_recipients",
+        ),
+        (
+            with("to", json!("01011112222")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            with("text", json!("")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_text",
+        ),
+        (
+            with("text", json!("가".repeat(1_001))),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_text",
+        ),
+        (
+            with("text", json!("emoji 😀")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_text",
+        ),
+        (
+            with("unexpected", json!(1)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json!({"to": ["01011112222"], "text": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
     ];
     for (body, expected_status, expected_code) in cases {
-        let (status, reply) = api.call(Method::POST, "/v1/messages", Some(&key), Some(body.clone())).await;
+        let (status, reply) = api
+            .call(Method::POST, "/v1/messages", Some(&key), Some(body.clone()))
+            .await;
         assert_eq!(status, expected_status, "{body}: {reply}");
         assert_eq!(error_code(&reply), expected_code, "{body}");
-        assert!(reply["error"]["message"].as_str().is_some_and(|message| !message.is_empty()));
+        assert!(reply["error"]["message"]
+            .as_str()
+            .is_some_and(|message| !message.is_empty()));
     }
-    let oversized = format!(r#"{{"from":"0212345678","to":["01011112222"],"text":"{}"}}"#, "a".repeat(2 << 20));
-    let (status, reply) = api.call_raw(Method::POST, "/v1/messages", Some(&key), Some(oversized)).await;
+    let oversized = format!(
+        r#"{{"from":"0212345678","to":["01011112222"],"text":"{}"}}"#,
+        "a".repeat(2 << 20)
+    );
+    let (status, reply) = api
+        .call_raw(Method::POST, "/v1/messages", Some(&key), Some(oversized))
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(&reply), "payload_too_large");
-    let (status, _) = api.call(Method::POST, "/v1/messages", None, Some(valid)).await;
+    let (status, _) = api
+        .call(Method::POST, "/v1/messages", None, Some(valid))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    assert!(api.queued_sends().await.is_empty(), "a refused send was published");
+    assert!(
+        api.queued_sends().await.is_empty(),
+        "a refused send was published"
+    );
 }
 
 #[tokio::test]

@@ -13,6 +13,11 @@ pub async fn terminate_with_reason(
     let Some(reply) = message.reply.clone() else {
         return Ok(());
     };
-    let single_line: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    client.publish(reply, Bytes::from(format!("+TERM {single_line}"))).await
+    let single_line: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    client
+        .publish(reply, Bytes::from(format!("+TERM {single_line}")))
+        .await
 }

@@ -39,13 +39,23 @@ impl CustomerDirectory {
     /// Opens the buckets that [`crate::Topology::ensure`] created.
     pub async fn open(jetstream: &Context) -> Result<Self, DirectoryError> {
         Ok(Self {
-            customers: jetstream.get_key_value(CUSTOMERS_BUCKET).await.map_err(unavailable)?,
-            api_keys: jetstream.get_key_value(API_KEYS_BUCKET).await.map_err(unavailable)?,
+            customers: jetstream
+                .get_key_value(CUSTOMERS_BUCKET)
+                .await
+                .map_err(unavailable)?,
+            api_keys: jetstream
+                .get_key_value(API_KEYS_BUCKET)
+                .await
+                .map_err(unavailable)?,
         })
     }
 
     /// Stores a new customer and its API key hash; fails if the id is taken.
-    pub async fn create(&self, profile: &CustomerProfile, api_key_hash: &str) -> Result<(), DirectoryError> {
+    pub async fn create(
+        &self,
+        profile: &CustomerProfile,
+        api_key_hash: &str,
+    ) -> Result<(), DirectoryError> {
         let document = encode(profile);
         match self.customers.create(profile.id.as_str(), document).await {
             Ok(_) => {}
@@ -61,21 +71,33 @@ impl CustomerDirectory {
         Ok(())
     }
 
-    pub async fn profile(&self, customer: &CustomerId) -> Result<Option<CustomerProfile>, DirectoryError> {
+    pub async fn profile(
+        &self,
+        customer: &CustomerId,
+    ) -> Result<Option<CustomerProfile>, DirectoryError> {
         Ok(self.entry(customer).await?.map(|(profile, _)| profile))
     }
 
-    async fn entry(&self, customer: &CustomerId) -> Result<Option<(CustomerProfile, u64)>, DirectoryError> {
-        let Some(entry) = self.customers.entry(customer.as_str()).await.map_err(unavailable)? else {
+    async fn entry(
+        &self,
+        customer: &CustomerId,
+    ) -> Result<Option<(CustomerProfile, u64)>, DirectoryError> {
+        let Some(entry) = self
+            .customers
+            .entry(customer.as_str())
+            .await
+            .map_err(unavailable)?
+        else {
             return Ok(None);
         };
         if entry.operation != Operation::Put {
             return Ok(None);
         }
-        let profile = serde_json::from_slice(&entry.value).map_err(|error| DirectoryError::Corrupt {
-            customer: customer.to_string(),
-            reason: error.to_string(),
-        })?;
+        let profile =
+            serde_json::from_slice(&entry.value).map_err(|error| DirectoryError::Corrupt {
+                customer: customer.to_string(),
+                reason: error.to_string(),
+            })?;
         Ok(Some((profile, entry.revision)))
     }
 
@@ -93,7 +115,11 @@ impl CustomerDirectory {
             if let Err(refused) = change(&mut profile) {
                 return Ok(Err(refused));
             }
-            match self.customers.update(customer.as_str(), encode(&profile), revision).await {
+            match self
+                .customers
+                .update(customer.as_str(), encode(&profile), revision)
+                .await
+            {
                 Ok(_) => return Ok(Ok(profile)),
                 Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => continue,
                 Err(error) => return Err(unavailable(error)),
@@ -105,15 +131,20 @@ impl CustomerDirectory {
     }
 
     /// The customer owning the API key with this hash.
-    pub async fn customer_for_key(&self, api_key_hash: &str) -> Result<Option<CustomerId>, DirectoryError> {
+    pub async fn customer_for_key(
+        &self,
+        api_key_hash: &str,
+    ) -> Result<Option<CustomerId>, DirectoryError> {
         let Some(value) = self.api_keys.get(api_key_hash).await.map_err(unavailable)? else {
             return Ok(None);
         };
         let text = String::from_utf8_lossy(&value);
-        CustomerId::parse(&text).map(Some).map_err(|error| DirectoryError::Corrupt {
-            customer: text.into_owned(),
-            reason: error.to_string(),
-        })
+        CustomerId::parse(&text)
+            .map(Some)
+            .map_err(|error| DirectoryError::Corrupt {
+                customer: text.into_owned(),
+                reason: error.to_string(),
+            })
     }
 }
 

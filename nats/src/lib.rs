@@ -19,7 +19,10 @@ pub use topology::{Topology, TopologyError, TopologySettings};
 /// Connects to NATS with the given connection name (shown by `nats server report
 /// connections`), retrying the initial connect so services may start before the
 /// server does.
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+pub async fn connect(
+    url: &str,
+    name: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
     async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()

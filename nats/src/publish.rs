@@ -54,10 +54,13 @@ pub async fn publish_all(
                 reason: error.to_string(),
             })?;
         pending.push(async move {
-            acknowledgement.await.map(|_| ()).map_err(|error| PublishFailed {
-                subject,
-                reason: error.to_string(),
-            })
+            acknowledgement
+                .await
+                .map(|_| ())
+                .map_err(|error| PublishFailed {
+                    subject,
+                    reason: error.to_string(),
+                })
         });
     }
     while let Some(acknowledged) = pending.next().await {

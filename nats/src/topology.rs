@@ -19,10 +19,13 @@ use async_nats::jetstream::consumer::pull::Config as PullConfig;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::context::Context;
 use async_nats::jetstream::kv;
-use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::jetstream::stream::{
+    Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType,
+};
 use rns_types::subjects::{
-    carrier_consumer, carrier_stream, carrier_subject, ANALYTICS_CONSUMER, API_KEYS_BUCKET, CUSTOMERS_BUCKET,
-    DISPATCHER_CONSUMER, RESULTS_STREAM, RESULTS_SUBJECTS, SEND_STREAM, SEND_SUBJECTS,
+    carrier_consumer, carrier_stream, carrier_subject, ANALYTICS_CONSUMER, API_KEYS_BUCKET,
+    CUSTOMERS_BUCKET, DISPATCHER_CONSUMER, RESULTS_STREAM, RESULTS_SUBJECTS, SEND_STREAM,
+    SEND_SUBJECTS,
 };
 use rns_types::CarrierId;
 use serde::Deserialize;
@@ -228,7 +231,11 @@ impl Topology {
     }
 
     /// The durable pull consumer `consumer` of `stream`, which [`Topology::ensure`] created.
-    pub async fn consumer(jetstream: &Context, stream: &str, consumer: &str) -> Result<PullConsumer, TopologyError> {
+    pub async fn consumer(
+        jetstream: &Context,
+        stream: &str,
+        consumer: &str,
+    ) -> Result<PullConsumer, TopologyError> {
         let handle = jetstream
             .get_stream_no_info(stream)
             .await

@@ -6,7 +6,10 @@ use rns_testkit::NatsServer;
 use rns_types::{subjects, CarrierId};
 
 fn topology() -> Topology {
-    let carriers = ["kt", "skt"].iter().map(|name| CarrierId::parse(name).unwrap()).collect();
+    let carriers = ["kt", "skt"]
+        .iter()
+        .map(|name| CarrierId::parse(name).unwrap())
+        .collect();
     Topology::new(TopologySettings::default(), carriers)
 }
 
@@ -18,13 +21,28 @@ async fn ensure_is_idempotent_and_creates_every_stream_consumer_and_bucket() {
     topology().ensure(&jetstream).await.unwrap();
 
     for stream in ["SEND", "RESULTS", "CARRIER_KT", "CARRIER_SKT"] {
-        jetstream.get_stream(stream).await.unwrap_or_else(|error| panic!("{stream}: {error}"));
+        jetstream
+            .get_stream(stream)
+            .await
+            .unwrap_or_else(|error| panic!("{stream}: {error}"));
     }
-    Topology::consumer(&jetstream, "SEND", subjects::DISPATCHER_CONSUMER).await.unwrap();
-    Topology::consumer(&jetstream, "CARRIER_KT", "carrier-kt").await.unwrap();
-    Topology::consumer(&jetstream, "RESULTS", subjects::ANALYTICS_CONSUMER).await.unwrap();
-    jetstream.get_key_value(subjects::CUSTOMERS_BUCKET).await.unwrap();
-    jetstream.get_key_value(subjects::API_KEYS_BUCKET).await.unwrap();
+    Topology::consumer(&jetstream, "SEND", subjects::DISPATCHER_CONSUMER)
+        .await
+        .unwrap();
+    Topology::consumer(&jetstream, "CARRIER_KT", "carrier-kt")
+        .await
+        .unwrap();
+    Topology::consumer(&jetstream, "RESULTS", subjects::ANALYTICS_CONSUMER)
+        .await
+        .unwrap();
+    jetstream
+        .get_key_value(subjects::CUSTOMERS_BUCKET)
+        .await
+        .unwrap();
+    jetstream
+        .get_key_value(subjects::API_KEYS_BUCKET)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -38,8 +56,16 @@ async fn a_republished_message_id_is_stored_once() {
         message_id: id.into(),
         payload: Bytes::from_static(b"{}"),
     };
-    publish_all(&jetstream, vec![message("a"), message("b"), message("a")], 8).await.unwrap();
-    publish_all(&jetstream, vec![message("b")], 8).await.unwrap();
+    publish_all(
+        &jetstream,
+        vec![message("a"), message("b"), message("a")],
+        8,
+    )
+    .await
+    .unwrap();
+    publish_all(&jetstream, vec![message("b")], 8)
+        .await
+        .unwrap();
 
     let mut stream = jetstream.get_stream("CARRIER_KT").await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 2);

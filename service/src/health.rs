@@ -26,23 +26,29 @@ impl Readiness {
 
 /// The `/healthz` and `/readyz` routes.
 pub fn router(readiness: Readiness) -> Router {
-    Router::new().route("/healthz", get(|| async { "ok" })).route(
-        "/readyz",
-        get(move || {
-            let ready = readiness.is_ready();
-            async move {
-                if ready {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = readiness.is_ready();
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    }
                 }
-            }
-        }),
-    )
+            }),
+        )
 }
 
 /// Serves [`router`] on `listen` until `shutdown` is cancelled.
-pub async fn serve(listen: String, readiness: Readiness, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listen: String,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "health endpoint listening");
     axum::serve(listener, router(readiness))

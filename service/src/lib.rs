@@ -15,4 +15,6 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use health::Readiness;
-pub use settings::{load_settings, ClickHouseSettings, LogSettings, NatsSettings, RedisSettings, SettingsError};
+pub use settings::{
+    load_settings, ClickHouseSettings, LogSettings, NatsSettings, RedisSettings, SettingsError,
+};

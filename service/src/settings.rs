@@ -133,9 +133,13 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err, reason = "figment's Jail API fixes the closure's error type")]
     fn environment_overrides_the_file_and_nested_keys_use_double_underscores() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("rns.toml", "[nats]\nurl = \"nats://file:1\"\nreplicas = 3\n")?;
+            jail.create_file(
+                "rns.toml",
+                "[nats]\nurl = \"nats://file:1\"\nreplicas = 3\n",
+            )?;
             jail.set_env("RNS_NATS__URL", "nats://env:2");
             let sample: Sample = load_settings().map_err(|error| error.to_string())?;
             assert_eq!(sample.nats.url, "nats://env:2");

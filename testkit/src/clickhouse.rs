@@ -36,7 +36,10 @@ impl ClickHouseServer {
 
     fn spawn(directory: &TempDir) -> ChildProcess {
         let mut command = Command::new(SERVER_BINARY);
-        command.arg(format!("--config-file={}", directory.path().join("config.xml").display()));
+        command.arg(format!(
+            "--config-file={}",
+            directory.path().join("config.xml").display()
+        ));
         ChildProcess::spawn("clickhouse-server", command, directory.path())
     }
 
@@ -79,73 +82,23 @@ impl ClickHouseServer {
             .expect("clickhouse answers");
         let status = response.status();
         let body = response.text().await.expect("clickhouse body");
-        assert!(status.is_success(), "clickhouse refused {statement:?}: {body}");
+        assert!(
+            status.is_success(),
+            "clickhouse refused {statement:?}: {body}"
+        );
         body
     }
 }
 
+/// The development configuration of `deploy/clickhouse/`, with this server's paths and ports.
+const CONFIG_TEMPLATE: &str = include_str!("../../deploy/clickhouse/config.xml.template");
+const USERS: &str = include_str!("../../deploy/clickhouse/users.xml");
+
 fn write_config(directory: &TempDir, http_port: u16, tcp_port: u16) {
-    let root = directory.path().display();
-    let config = format!(
-        r#"<?xml version="1.0"?>
-<yandex>
-    <logger>
-        <level>warning</level>
-        <log>{root}/server.log</log>
-        <errorlog>{root}/server.err.log</errorlog>
-        <size>100M</size>
-        <count>2</count>
-    </logger>
-    <listen_host>127.0.0.1</listen_host>
-    <http_port>{http_port}</http_port>
-    <tcp_port>{tcp_port}</tcp_port>
-    <path>{root}/data/</path>
-    <tmp_path>{root}/tmp/</tmp_path>
-    <user_files_path>{root}/user_files/</user_files_path>
-    <format_schema_path>{root}/format_schemas/</format_schema_path>
-    <users_config>{root}/users.xml</users_config>
-    <default_profile>default</default_profile>
-    <default_database>default</default_database>
-    <timezone>UTC</timezone>
-    <mark_cache_size>268435456</mark_cache_size>
-    <uncompressed_cache_size>268435456</uncompressed_cache_size>
-    <max_concurrent_queries>100</max_concurrent_queries>
-</yandex>
-"#
-    );
-    let users = r#"<?xml version="1.0"?>
-<yandex>
-    <profiles>
-        <default>
-            <max_memory_usage>4000000000</max_memory_usage>
-            <load_balancing>random</load_balancing>
-        </default>
-    </profiles>
-    <users>
-        <default>
-            <password></password>
-            <networks>
-                <ip>127.0.0.1</ip>
-                <ip>::1</ip>
-            </networks>
-            <profile>default</profile>
-            <quota>default</quota>
-        </default>
-    </users>
-    <quotas>
-        <default>
-            <interval>
-                <duration>3600</duration>
-                <queries>0</queries>
-                <errors>0</errors>
-                <result_rows>0</result_rows>
-                <read_rows>0</read_rows>
-                <execution_time>0</execution_time>
-            </interval>
-        </default>
-    </quotas>
-</yandex>
-"#;
+    let config = CONFIG_TEMPLATE
+        .replace("@ROOT@", &directory.path().display().to_string())
+        .replace("@HTTP_PORT@", &http_port.to_string())
+        .replace("@TCP_PORT@", &tcp_port.to_string());
     std::fs::write(directory.path().join("config.xml"), config).expect("config.xml can be written");
-    std::fs::write(directory.path().join("users.xml"), users).expect("users.xml can be written");
+    std::fs::write(directory.path().join("users.xml"), USERS).expect("users.xml can be written");
 }

@@ -52,7 +52,10 @@ impl NatsServer {
                 let Ok(client) = async_nats::connect(&url).await else {
                     return false;
                 };
-                async_nats::jetstream::new(client).query_account().await.is_ok()
+                async_nats::jetstream::new(client)
+                    .query_account()
+                    .await
+                    .is_ok()
             }
         })
         .await;
@@ -70,6 +73,8 @@ impl NatsServer {
     }
 
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url()).await.expect("nats-server accepts connections")
+        async_nats::connect(self.url())
+            .await
+            .expect("nats-server accepts connections")
     }
 }

@@ -15,9 +15,14 @@ pub fn spare_port() -> u16 {
 /// Fails the test unless `program` is on PATH, naming the command that installs it.
 pub(crate) fn require_program(program: &str, install: &str) {
     let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|directory| directory.join(program).is_file()))
+        .map(|paths| {
+            std::env::split_paths(&paths).any(|directory| directory.join(program).is_file())
+        })
         .unwrap_or(false);
-    assert!(found || Path::new(program).is_file(), "{program} is not installed; install it with: {install}");
+    assert!(
+        found || Path::new(program).is_file(),
+        "{program} is not installed; install it with: {install}"
+    );
 }
 
 /// A running child process, killed (SIGKILL) on drop unless stopped before.
@@ -74,7 +79,10 @@ impl ChildProcess {
         let Some(mut child) = self.child.take() else {
             return true;
         };
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -82,7 +90,10 @@ impl ChildProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("{} did not exit within {grace:?} of SIGTERM; killing it", self.name);
+        eprintln!(
+            "{} did not exit within {grace:?} of SIGTERM; killing it",
+            self.name
+        );
         let _ = child.kill();
         let _ = child.wait();
         false

@@ -34,7 +34,9 @@ impl RedisServer {
             .arg("no");
         let process = ChildProcess::spawn("redis-server", command, directory.path());
         wait_until("redis-server", Duration::from_secs(10), || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
         })
         .await;
         Self {

@@ -30,7 +30,9 @@ impl Channel {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|channel| channel.as_str() == value)
+        Self::ALL
+            .into_iter()
+            .find(|channel| channel.as_str() == value)
     }
 }
 

@@ -63,7 +63,8 @@ pub fn euc_kr_length(text: &str) -> Result<usize, ContentError> {
             length += 1;
             continue;
         }
-        let (encoded, _, unmappable) = encoding_rs::EUC_KR.encode(character.encode_utf8(&mut buffer));
+        let (encoded, _, unmappable) =
+            encoding_rs::EUC_KR.encode(character.encode_utf8(&mut buffer));
         if unmappable {
             return Err(ContentError::Unencodable { character });
         }
@@ -112,22 +113,40 @@ mod tests {
 
     #[test]
     fn ninety_bytes_is_sms_and_ninety_one_is_lms() {
-        assert_eq!(classify_text(&"a".repeat(90), None).unwrap(), MessageType::Sms);
-        assert_eq!(classify_text(&"a".repeat(91), None).unwrap(), MessageType::Lms);
-        assert_eq!(classify_text(&"가".repeat(45), None).unwrap(), MessageType::Sms);
-        assert_eq!(classify_text(&"가".repeat(46), None).unwrap(), MessageType::Lms);
+        assert_eq!(
+            classify_text(&"a".repeat(90), None).unwrap(),
+            MessageType::Sms
+        );
+        assert_eq!(
+            classify_text(&"a".repeat(91), None).unwrap(),
+            MessageType::Lms
+        );
+        assert_eq!(
+            classify_text(&"가".repeat(45), None).unwrap(),
+            MessageType::Sms
+        );
+        assert_eq!(
+            classify_text(&"가".repeat(46), None).unwrap(),
+            MessageType::Lms
+        );
     }
 
     #[test]
     fn a_subject_makes_an_lms() {
-        assert_eq!(classify_text("hi", Some("notice")).unwrap(), MessageType::Lms);
+        assert_eq!(
+            classify_text("hi", Some("notice")).unwrap(),
+            MessageType::Lms
+        );
     }
 
     #[test]
     fn over_length_says_by_how_much() {
         assert_eq!(
             classify_text(&"가".repeat(1_001), None),
-            Err(ContentError::TooLong { bytes: 2_002, excess: 2 })
+            Err(ContentError::TooLong {
+                bytes: 2_002,
+                excess: 2
+            })
         );
     }
 

@@ -37,7 +37,8 @@ impl CustomerId {
         if value.len() > MAX_CUSTOMER_ID_LENGTH {
             return Err(invalid("must be at most 64 characters"));
         }
-        let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+        let allowed =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
         if !value.chars().all(allowed) {
             return Err(invalid("may contain only a-z, 0-9, '_' and '-'"));
         }
@@ -79,10 +80,12 @@ impl RequestId {
     }
 
     pub fn parse(value: &str) -> Result<Self, InvalidId> {
-        ulid::Ulid::from_str(value).map(Self).map_err(|_| InvalidId {
-            kind: "request id",
-            reason: "must be a 26-character ULID",
-        })
+        ulid::Ulid::from_str(value)
+            .map(Self)
+            .map_err(|_| InvalidId {
+                kind: "request id",
+                reason: "must be a 26-character ULID",
+            })
     }
 
     /// The id of this request's message at `index` (0-based position in its recipients).
@@ -173,7 +176,10 @@ mod tests {
         for bad in ["", "a.b", "a*", "a>", "a b", "A", "a\tb", &"x".repeat(65)] {
             assert!(CustomerId::parse(bad).is_err(), "{bad:?} was accepted");
         }
-        assert_eq!(CustomerId::parse("acme-01_x").unwrap().as_str(), "acme-01_x");
+        assert_eq!(
+            CustomerId::parse("acme-01_x").unwrap().as_str(),
+            "acme-01_x"
+        );
     }
 
     #[test]

@@ -44,7 +44,11 @@ impl PhoneNumber {
             match character {
                 '0'..='9' => digits.push(character),
                 '-' | ' ' | '(' | ')' | '.' => {}
-                _ => return Err(invalid("contains a character other than digits and separators")),
+                _ => {
+                    return Err(invalid(
+                        "contains a character other than digits and separators",
+                    ))
+                }
             }
         }
         let national = if international {
@@ -151,13 +155,23 @@ mod tests {
             "+821012345678",
             "+82 010 1234 5678",
         ] {
-            assert_eq!(PhoneNumber::parse_mobile(spelling).unwrap().as_str(), "01012345678", "{spelling}");
+            assert_eq!(
+                PhoneNumber::parse_mobile(spelling).unwrap().as_str(),
+                "01012345678",
+                "{spelling}"
+            );
         }
     }
 
     #[test]
     fn landline_and_service_numbers_are_valid_senders_but_not_recipients() {
-        for number in ["02-123-4567", "(031) 1234-5678", "1588-1234", "080-123-4567", "070-1234-5678"] {
+        for number in [
+            "02-123-4567",
+            "(031) 1234-5678",
+            "1588-1234",
+            "080-123-4567",
+            "070-1234-5678",
+        ] {
             let parsed = PhoneNumber::parse(number).unwrap();
             assert!(!parsed.is_mobile(), "{number}");
             assert!(PhoneNumber::parse_mobile(number).is_err(), "{number}");
@@ -166,7 +180,16 @@ mod tests {
 
     #[test]
     fn malformed_numbers_are_rejected_with_a_reason() {
-        for bad in ["", "hello", "010-1234", "0101234567890", "+1 202 555 0100", "099-123-4567", "010*1234*5678", "1234-5678"] {
+        for bad in [
+            "",
+            "hello",
+            "010-1234",
+            "0101234567890",
+            "+1 202 555 0100",
+            "099-123-4567",
+            "010*1234*5678",
+            "1234-5678",
+        ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

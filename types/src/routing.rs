@@ -63,7 +63,10 @@ impl Weights {
     /// Equal weights over every carrier of `channel`: the default before a customer
     /// sets its own. `None` when the catalogue has no carrier for the channel.
     pub fn equal(channel: Channel, catalog: &CarrierCatalog) -> Option<Self> {
-        let weights: BTreeMap<CarrierId, u32> = catalog.carriers_of(channel).map(|carrier| (carrier.clone(), 1)).collect();
+        let weights: BTreeMap<CarrierId, u32> = catalog
+            .carriers_of(channel)
+            .map(|carrier| (carrier.clone(), 1))
+            .collect();
         (!weights.is_empty()).then_some(Self(weights))
     }
 
@@ -79,7 +82,11 @@ impl Weights {
     /// processes: it keys the shared position counter, so a weight change starts a new
     /// cycle instead of continuing the old one at an arbitrary slot.
     pub fn canonical(&self) -> String {
-        let parts: Vec<String> = self.0.iter().map(|(carrier, weight)| format!("{carrier}={weight}")).collect();
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(carrier, weight)| format!("{carrier}={weight}"))
+            .collect();
         parts.join(",")
     }
 }
@@ -145,14 +152,19 @@ mod tests {
     use super::*;
 
     fn weights(pairs: &[(&str, u32)]) -> Weights {
-        let raw = pairs.iter().map(|(name, weight)| (name.to_string(), *weight)).collect();
+        let raw = pairs
+            .iter()
+            .map(|(name, weight)| (name.to_string(), *weight))
+            .collect();
         Weights::validate(&raw, Channel::Sms, &CarrierCatalog::korean_default()).unwrap()
     }
 
     fn split(schedule: &Schedule, positions: std::ops::Range<u64>) -> HashMap<String, u64> {
         let mut counts = HashMap::new();
         for position in positions {
-            *counts.entry(schedule.carrier_at(position).to_string()).or_insert(0) += 1;
+            *counts
+                .entry(schedule.carrier_at(position).to_string())
+                .or_insert(0) += 1;
         }
         counts
     }
@@ -166,15 +178,25 @@ mod tests {
         assert_eq!(counts["skt"], 30);
         assert_eq!(counts["lgu"], 20);
         // Smooth: the heaviest carrier never takes more than two slots in a row.
-        let names: Vec<&str> = (0..10).map(|position| schedule.carrier_at(position).as_str()).collect();
-        assert!(names.windows(3).all(|run| !(run[0] == run[1] && run[1] == run[2])), "{names:?}");
+        let names: Vec<&str> = (0..10)
+            .map(|position| schedule.carrier_at(position).as_str())
+            .collect();
+        assert!(
+            names
+                .windows(3)
+                .all(|run| !(run[0] == run[1] && run[1] == run[2])),
+            "{names:?}"
+        );
     }
 
     #[test]
     fn weights_outside_the_channel_or_without_a_positive_sum_are_refused() {
         let catalog = CarrierCatalog::korean_default();
         let raw = |pairs: &[(&str, u32)]| -> BTreeMap<String, u32> {
-            pairs.iter().map(|(name, weight)| (name.to_string(), *weight)).collect()
+            pairs
+                .iter()
+                .map(|(name, weight)| (name.to_string(), *weight))
+                .collect()
         };
         assert!(matches!(
             Weights::validate(&raw(&[("ke", 1)]), Channel::Sms, &catalog),
@@ -184,8 +206,14 @@ mod tests {
             Weights::validate(&raw(&[("nope", 1)]), Channel::Sms, &catalog),
             Err(WeightsError::UnknownCarrier { .. })
         ));
-        assert_eq!(Weights::validate(&raw(&[("kt", 0)]), Channel::Sms, &catalog), Err(WeightsError::ZeroSum));
-        assert_eq!(Weights::validate(&raw(&[]), Channel::Sms, &catalog), Err(WeightsError::ZeroSum));
+        assert_eq!(
+            Weights::validate(&raw(&[("kt", 0)]), Channel::Sms, &catalog),
+            Err(WeightsError::ZeroSum)
+        );
+        assert_eq!(
+            Weights::validate(&raw(&[]), Channel::Sms, &catalog),
+            Err(WeightsError::ZeroSum)
+        );
         assert!(matches!(
             Weights::validate(&raw(&[("kt", 10_000), ("skt", 1)]), Channel::Sms, &catalog),
             Err(WeightsError::SumTooLarge { .. })

@@ -207,10 +207,21 @@ mod tests {
 
     #[test]
     fn final_events_outrank_everything_and_later_hops_outrank_earlier_ones() {
-        assert!(event(EventKind::Delivered, 1, 1).ordinal() > event(EventKind::Submitted, 9, 99).ordinal());
-        assert!(event(EventKind::Routed, 2, 0).ordinal() > event(EventKind::Submitted, 1, 5).ordinal());
-        assert!(event(EventKind::Submitted, 1, 1).ordinal() > event(EventKind::AttemptFailed, 1, 1).ordinal());
-        assert!(event(EventKind::AttemptFailed, 1, 2).ordinal() > event(EventKind::Submitted, 1, 1).ordinal());
+        assert!(
+            event(EventKind::Delivered, 1, 1).ordinal()
+                > event(EventKind::Submitted, 9, 99).ordinal()
+        );
+        assert!(
+            event(EventKind::Routed, 2, 0).ordinal() > event(EventKind::Submitted, 1, 5).ordinal()
+        );
+        assert!(
+            event(EventKind::Submitted, 1, 1).ordinal()
+                > event(EventKind::AttemptFailed, 1, 1).ordinal()
+        );
+        assert!(
+            event(EventKind::AttemptFailed, 1, 2).ordinal()
+                > event(EventKind::Submitted, 1, 1).ordinal()
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ async fn main() -> anyhow::Result<()> {
         match argument.as_str() {
             "--carrier" => carrier = arguments.next(),
             "--listen" => listen = arguments.next(),
-            other => anyhow::bail!("unknown argument {other:?}; usage: --carrier <name> --listen <address>"),
+            other => anyhow::bail!(
+                "unknown argument {other:?}; usage: --carrier <name> --listen <address>"
+            ),
         }
     }
     let carrier = carrier.context("--carrier <name> is required")?;

@@ -98,7 +98,10 @@ async fn classify(response: reqwest::Response) -> SubmitOutcome {
     }
     let text = response.text().await.unwrap_or_default();
     let reason = error_reason(status, &text);
-    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
+    if status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+    {
         SubmitOutcome::Transient { reason }
     } else {
         SubmitOutcome::Rejected { reason }
@@ -118,7 +121,9 @@ fn error_reason(status: StatusCode, body: &str) -> String {
         message: String,
     }
     match serde_json::from_str::<ErrorBody>(body) {
-        Ok(ErrorBody { error }) if error.message.is_empty() => format!("{} {}", status.as_u16(), error.code),
+        Ok(ErrorBody { error }) if error.message.is_empty() => {
+            format!("{} {}", status.as_u16(), error.code)
+        }
         Ok(ErrorBody { error }) => format!("{} {}: {}", status.as_u16(), error.code, error.message),
         Err(_) => format!("{}", status),
     }
@@ -139,7 +144,13 @@ mod tests {
     #[test]
     fn error_reasons_name_status_code_and_message() {
         let body = r#"{"error":{"code":"invalid_number","message":"no such subscriber"}}"#;
-        assert_eq!(error_reason(StatusCode::BAD_REQUEST, body), "400 invalid_number: no such subscriber");
-        assert_eq!(error_reason(StatusCode::BAD_GATEWAY, "<html>"), "502 Bad Gateway");
+        assert_eq!(
+            error_reason(StatusCode::BAD_REQUEST, body),
+            "400 invalid_number: no such subscriber"
+        );
+        assert_eq!(
+            error_reason(StatusCode::BAD_GATEWAY, "<html>"),
+            "502 Bad Gateway"
+        );
     }
 }

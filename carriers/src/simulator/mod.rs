@@ -119,11 +119,19 @@ impl Simulator {
     }
 
     fn knobs(&self) -> Knobs {
-        self.0.knobs.read().expect("knobs lock is never poisoned").clone()
+        self.0
+            .knobs
+            .read()
+            .expect("knobs lock is never poisoned")
+            .clone()
     }
 
     fn over_rate(&self, cap: u32) -> bool {
-        let mut window = self.0.rate_window.lock().expect("rate lock is never poisoned");
+        let mut window = self
+            .0
+            .rate_window
+            .lock()
+            .expect("rate lock is never poisoned");
         if window.started.elapsed() >= Duration::from_secs(1) {
             window.started = Instant::now();
             window.submits = 0;
@@ -144,10 +152,17 @@ pub fn app(simulator: Simulator) -> Router {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
 }
 
-async fn submit(State(simulator): State<Simulator>, Json(request): Json<SubmitRequest>) -> Response {
+async fn submit(
+    State(simulator): State<Simulator>,
+    Json(request): Json<SubmitRequest>,
+) -> Response {
     let counters = &simulator.0.counters;
     counters.received.fetch_add(1, Ordering::Relaxed);
     let knobs = simulator.knobs();
@@ -160,7 +175,11 @@ async fn submit(State(simulator): State<Simulator>, Json(request): Json<SubmitRe
     }
     if knobs.tps_cap.is_some_and(|cap| simulator.over_rate(cap)) {
         counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-        return error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "submit rate over the contracted TPS");
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "submit rate over the contracted TPS",
+        );
     }
     let reference = {
         let mut hasher = DefaultHasher::new();
@@ -184,7 +203,11 @@ async fn submit(State(simulator): State<Simulator>, Json(request): Json<SubmitRe
     }
     if PhoneNumber::parse_mobile(&request.to).is_err() {
         counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
-        return error(StatusCode::BAD_REQUEST, "invalid_number", "not a mobile subscriber");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_number",
+            "not a mobile subscriber",
+        );
     }
     let (transient, permanent) = {
         let mut random = rand::rng();
@@ -195,11 +218,19 @@ async fn submit(State(simulator): State<Simulator>, Json(request): Json<SubmitRe
     };
     if transient {
         counters.transient_failures.fetch_add(1, Ordering::Relaxed);
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "temporary_failure", "try again");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "temporary_failure",
+            "try again",
+        );
     }
     if permanent {
         counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
-        return error(StatusCode::BAD_REQUEST, "invalid_number", "subscriber unknown");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_number",
+            "subscriber unknown",
+        );
     }
     let first_delivery = simulator
         .0

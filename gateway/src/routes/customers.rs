@@ -26,14 +26,25 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateCustomer>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id = CustomerId::parse(&body.id).map_err(|error| ApiError::invalid("invalid_customer_id", error.to_string()))?;
+    let id = CustomerId::parse(&body.id)
+        .map_err(|error| ApiError::invalid("invalid_customer_id", error.to_string()))?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_LENGTH {
-        return Err(ApiError::invalid("invalid_name", "name must be 1 to 200 characters"));
+        return Err(ApiError::invalid(
+            "invalid_name",
+            "name must be 1 to 200 characters",
+        ));
     }
     let api_key = new_api_key();
-    let profile = CustomerProfile::new(id.clone(), name.to_owned(), rns_types::time::now_milliseconds());
-    state.directory().create(&profile, &hash_api_key(&api_key)).await?;
+    let profile = CustomerProfile::new(
+        id.clone(),
+        name.to_owned(),
+        rns_types::time::now_milliseconds(),
+    );
+    state
+        .directory()
+        .create(&profile, &hash_api_key(&api_key))
+        .await?;
     tracing::info!(customer = %id, "customer created");
     Ok((
         StatusCode::CREATED,

@@ -43,10 +43,11 @@ pub async fn send(
     ApiJson(body): ApiJson<SendMessages>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let recipients = parse_recipients(&body.to, state.max_recipients())?;
-    let from = PhoneNumber::parse(&body.from).map_err(|error| ApiError::invalid("invalid_sender", error.to_string()))?;
+    let from = PhoneNumber::parse(&body.from)
+        .map_err(|error| ApiError::invalid("invalid_sender", error.to_string()))?;
     let subject = body.subject.filter(|subject| !subject.trim().is_empty());
-    let message_type =
-        classify_text(&body.text, subject.as_deref()).map_err(|error| ApiError::invalid("invalid_text", error.to_string()))?;
+    let message_type = classify_text(&body.text, subject.as_deref())
+        .map_err(|error| ApiError::invalid("invalid_text", error.to_string()))?;
     let profile = state
         .directory()
         .profile(&customer)
@@ -97,19 +98,26 @@ pub async fn send(
 /// Parses and de-duplicates recipients, naming the first invalid one by position.
 fn parse_recipients(raw: &[String], max_recipients: usize) -> Result<Vec<PhoneNumber>, ApiError> {
     if raw.is_empty() {
-        return Err(ApiError::invalid("no_recipients", "'to' must name at least one recipient"));
+        return Err(ApiError::invalid(
+            "no_recipients",
+            "'to' must name at least one recipient",
+        ));
     }
     if raw.len() > max_recipients {
         return Err(ApiError::invalid(
             "too_many_recipients",
-            format!("'to' has {} recipients; at most {max_recipients} are allowed per request", raw.len()),
+            format!(
+                "'to' has {} recipients; at most {max_recipients} are allowed per request",
+                raw.len()
+            ),
         ));
     }
     let mut seen = HashSet::with_capacity(raw.len());
     let mut recipients = Vec::with_capacity(raw.len());
     for (position, number) in raw.iter().enumerate() {
-        let parsed = PhoneNumber::parse_mobile(number)
-            .map_err(|error| ApiError::invalid("invalid_recipient", format!("to[{position}]: {error}")))?;
+        let parsed = PhoneNumber::parse_mobile(number).map_err(|error| {
+            ApiError::invalid("invalid_recipient", format!("to[{position}]: {error}"))
+        })?;
         if seen.insert(parsed.clone()) {
             recipients.push(parsed);
         }
@@ -128,7 +136,9 @@ pub async fn get_message(
         .message(&customer, &message_id)
         .await?
         .ok_or(ApiError::NotFound("message"))?;
-    Ok(Json(serde_json::to_value(message).expect("a message view serialises")))
+    Ok(Json(
+        serde_json::to_value(message).expect("a message view serialises"),
+    ))
 }
 
 pub async fn get_request(
@@ -142,7 +152,9 @@ pub async fn get_request(
         .request_summary(&customer, &request_id)
         .await?
         .ok_or(ApiError::NotFound("request"))?;
-    Ok(Json(serde_json::to_value(summary).expect("a request summary serialises")))
+    Ok(Json(
+        serde_json::to_value(summary).expect("a request summary serialises"),
+    ))
 }
 
 #[cfg(test)]
@@ -151,7 +163,9 @@ mod tests {
 
     #[test]
     fn recipients_are_normalised_and_deduplicated_in_order() {
-        let raw: Vec<String> = ["010-2222-2222", "01011111111", "+82 10 2222 2222"].map(String::from).to_vec();
+        let raw: Vec<String> = ["010-2222-2222", "01011111111", "+82 10 2222 2222"]
+            .map(String::from)
+            .to_vec();
         let parsed = parse_recipients(&raw, 10).unwrap();
         let numbers: Vec<&str> = parsed.iter().map(PhoneNumber::as_str).collect();
         assert_eq!(numbers, ["01022222222", "01011111111"]);

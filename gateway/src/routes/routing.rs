@@ -43,7 +43,10 @@ pub async fn put(
     Ok(Json(json!({"channel": channel, "weights": weights})))
 }
 
-pub async fn get(Customer(customer): Customer, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
     let profile = state
         .directory()
         .profile(&customer)

