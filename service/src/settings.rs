@@ -133,7 +133,10 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::result_large_err, reason = "figment's Jail API fixes the closure's error type")]
+    #[allow(
+        clippy::result_large_err,
+        reason = "figment's Jail API fixes the closure's error type"
+    )]
     fn environment_overrides_the_file_and_nested_keys_use_double_underscores() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
