@@ -81,18 +81,13 @@ pub async fn run(
         .carriers
         .clone()
         .unwrap_or_else(CarrierCatalog::korean_default);
-    let client = rns_nats::connect(&settings.nats.url, "rns-analytics")
-        .await
-        .map_err(|error| AnalyticsError::Nats(error.to_string()))?;
-    let jetstream = async_nats::jetstream::new(client);
-    let carriers = catalog
-        .entries()
-        .iter()
-        .map(|entry| entry.id.clone())
-        .collect();
-    Topology::new(settings.nats.topology.clone(), carriers)
-        .ensure(&jetstream)
-        .await?;
+    let (_client, jetstream) = rns_nats::connect_with_topology(
+        &settings.nats.url,
+        "rns-analytics",
+        &settings.nats.topology,
+        &catalog,
+    )
+    .await?;
 
     let server = clickhouse::Client::default()
         .with_url(&settings.clickhouse.url)

@@ -98,6 +98,8 @@ pub enum CarriersError {
     Nats(String),
     #[error("topology: {0}")]
     Topology(#[from] rns_nats::TopologyError),
+    #[error("worker for {carrier} failed: {reason}")]
+    Worker { carrier: CarrierId, reason: String },
 }
 
 /// Starts a worker per carrier and runs them until `shutdown`.
@@ -116,18 +118,13 @@ pub async fn run(
             })
             .collect(),
     );
-    let client = rns_nats::connect(&settings.nats.url, "rns-carriers")
-        .await
-        .map_err(|error| CarriersError::Nats(error.to_string()))?;
-    let jetstream = async_nats::jetstream::new(client.clone());
-    let ids = catalog
-        .entries()
-        .iter()
-        .map(|entry| entry.id.clone())
-        .collect();
-    Topology::new(settings.nats.topology.clone(), ids)
-        .ensure(&jetstream)
-        .await?;
+    let (client, jetstream) = rns_nats::connect_with_topology(
+        &settings.nats.url,
+        "rns-carriers",
+        &settings.nats.topology,
+        &catalog,
+    )
+    .await?;
     let max_deliver =
         u16::try_from(settings.nats.topology.carrier_max_deliver.max(1)).unwrap_or(u16::MAX);
     let retry_backoff = settings
@@ -136,6 +133,7 @@ pub async fn run(
         .iter()
         .map(|milliseconds| Duration::from_millis(*milliseconds))
         .collect();
+    let stop = shutdown.child_token();
     let mut workers = tokio::task::JoinSet::new();
     for carrier in carriers {
         let consumer = Topology::consumer(
@@ -159,19 +157,32 @@ pub async fn run(
                 retry_backoff: Vec::clone(&retry_backoff),
             },
         };
-        let shutdown = shutdown.clone();
+        let stop = stop.clone();
         workers.spawn(async move {
-            if let Err(error) = worker.run(consumer, shutdown).await {
-                tracing::error!(carrier = %carrier.id, %error, "carrier worker failed");
-            }
+            worker
+                .run(consumer, stop)
+                .await
+                .map_err(|error| CarriersError::Worker {
+                    carrier: carrier.id.clone(),
+                    reason: error.to_string(),
+                })
         });
     }
     readiness.set(true);
-    while workers.join_next().await.is_some() {}
+    // A worker that fails stops them all, so the process exits and its supervisor
+    // restarts it, rather than running on with a carrier silently unserved.
+    let mut failure = None;
+    while let Some(finished) = workers.join_next().await {
+        if let Ok(Err(error)) = finished {
+            tracing::error!(%error, "carrier worker failed; stopping");
+            failure.get_or_insert(error);
+            stop.cancel();
+        }
+    }
     readiness.set(false);
     client
         .flush()
         .await
         .map_err(|error| CarriersError::Nats(error.to_string()))?;
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }

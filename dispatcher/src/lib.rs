@@ -170,18 +170,13 @@ pub async fn run(
         .carriers
         .clone()
         .unwrap_or_else(CarrierCatalog::korean_default);
-    let client = rns_nats::connect(&settings.nats.url, "rns-dispatcher")
-        .await
-        .map_err(|error| DispatchError::Nats(error.to_string()))?;
-    let jetstream = async_nats::jetstream::new(client.clone());
-    let carriers = catalog
-        .entries()
-        .iter()
-        .map(|entry| entry.id.clone())
-        .collect();
-    Topology::new(settings.nats.topology.clone(), carriers)
-        .ensure(&jetstream)
-        .await?;
+    let (client, jetstream) = rns_nats::connect_with_topology(
+        &settings.nats.url,
+        "rns-dispatcher",
+        &settings.nats.topology,
+        &catalog,
+    )
+    .await?;
     let dispatcher = Dispatcher {
         directory: CustomerDirectory::open(&jetstream).await?,
         positions: Positions::connect(&settings.redis.url).await?,

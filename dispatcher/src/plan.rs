@@ -11,6 +11,7 @@ use rns_types::subjects::{carrier_subject, message_ids, result_subject};
 use rns_types::wire::{
     CarrierJob, EventKind, MessageEvent, MessageRecord, ResultBatch, SendRequest,
 };
+use rns_types::MessageId;
 
 /// Most message records in one RESULTS message, to stay far below the server's
 /// 1 MiB payload limit with 2,000-byte texts.
@@ -28,8 +29,60 @@ pub struct Plan {
 
 /// Routes every recipient of `request` from position `start` of `schedule`.
 pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64) -> Plan {
-    let mut jobs = Vec::with_capacity(request.recipients.len());
-    let mut results = Vec::new();
+    let carrier_of = |index: u32| schedule.carrier_at(start + u64::from(index)).clone();
+    let results = result_batches(request, |index, message_id| MessageEvent {
+        message_id,
+        at_ms: now_ms,
+        kind: EventKind::Routed,
+        carrier: Some(carrier_of(index)),
+        hop: FIRST_HOP,
+        attempt: 0,
+        detail: String::new(),
+    });
+    let jobs = request
+        .recipients
+        .iter()
+        .enumerate()
+        .map(|(index, to)| {
+            let index = index as u32;
+            CarrierJob {
+                message_id: request.request_id.message_id(index),
+                customer_id: request.customer_id.clone(),
+                accepted_at_ms: request.accepted_at_ms,
+                carrier: carrier_of(index),
+                hop: FIRST_HOP,
+                message_type: request.message_type,
+                from: request.from.clone(),
+                to: to.clone(),
+                subject: request.subject.clone(),
+                text: request.text.clone(),
+            }
+        })
+        .collect();
+    Plan { jobs, results }
+}
+
+/// Records a final failure for every recipient, for a request that no carrier can
+/// take (the channel has no carrier): it still ends in a final state.
+pub fn fail_all(request: &SendRequest, reason: &str, now_ms: u64) -> Vec<ResultBatch> {
+    result_batches(request, |_, message_id| MessageEvent {
+        message_id,
+        at_ms: now_ms,
+        kind: EventKind::Failed,
+        carrier: None,
+        hop: FIRST_HOP,
+        attempt: 0,
+        detail: reason.to_owned(),
+    })
+}
+
+/// The message records of `request` with one event each, in chunks of
+/// [`RECORDS_PER_RESULT`].
+fn result_batches(
+    request: &SendRequest,
+    mut event: impl FnMut(u32, MessageId) -> MessageEvent,
+) -> Vec<ResultBatch> {
+    let mut batches = Vec::with_capacity(request.recipients.len().div_ceil(RECORDS_PER_RESULT));
     for (chunk_index, chunk) in request.recipients.chunks(RECORDS_PER_RESULT).enumerate() {
         let mut batch = ResultBatch {
             customer_id: request.customer_id.clone(),
@@ -39,7 +92,6 @@ pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64)
         for (offset, to) in chunk.iter().enumerate() {
             let index = (chunk_index * RECORDS_PER_RESULT + offset) as u32;
             let message_id = request.request_id.message_id(index);
-            let carrier = schedule.carrier_at(start + u64::from(index)).clone();
             batch.messages.push(MessageRecord {
                 message_id,
                 accepted_at_ms: request.accepted_at_ms,
@@ -50,73 +102,11 @@ pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64)
                 subject: request.subject.clone(),
                 text: request.text.clone(),
             });
-            batch.events.push(MessageEvent {
-                message_id,
-                at_ms: now_ms,
-                kind: EventKind::Routed,
-                carrier: Some(carrier.clone()),
-                hop: FIRST_HOP,
-                attempt: 0,
-                detail: String::new(),
-            });
-            jobs.push(CarrierJob {
-                message_id,
-                customer_id: request.customer_id.clone(),
-                accepted_at_ms: request.accepted_at_ms,
-                carrier,
-                hop: FIRST_HOP,
-                message_type: request.message_type,
-                from: request.from.clone(),
-                to: to.clone(),
-                subject: request.subject.clone(),
-                text: request.text.clone(),
-            });
+            batch.events.push(event(index, message_id));
         }
-        results.push(batch);
+        batches.push(batch);
     }
-    Plan { jobs, results }
-}
-
-/// Records a final failure for every recipient, for a request that no carrier can
-/// take (the channel has no carrier): it still ends in a final state.
-pub fn fail_all(request: &SendRequest, reason: &str, now_ms: u64) -> Vec<ResultBatch> {
-    request
-        .recipients
-        .chunks(RECORDS_PER_RESULT)
-        .enumerate()
-        .map(|(chunk_index, chunk)| {
-            let mut batch = ResultBatch {
-                customer_id: request.customer_id.clone(),
-                messages: Vec::new(),
-                events: Vec::new(),
-            };
-            for (offset, to) in chunk.iter().enumerate() {
-                let message_id = request
-                    .request_id
-                    .message_id((chunk_index * RECORDS_PER_RESULT + offset) as u32);
-                batch.messages.push(MessageRecord {
-                    message_id,
-                    accepted_at_ms: request.accepted_at_ms,
-                    channel: request.channel,
-                    message_type: request.message_type,
-                    from: request.from.clone(),
-                    to: to.clone(),
-                    subject: request.subject.clone(),
-                    text: request.text.clone(),
-                });
-                batch.events.push(MessageEvent {
-                    message_id,
-                    at_ms: now_ms,
-                    kind: EventKind::Failed,
-                    carrier: None,
-                    hop: FIRST_HOP,
-                    attempt: 0,
-                    detail: reason.to_owned(),
-                });
-            }
-            batch
-        })
-        .collect()
+    batches
 }
 
 /// The publishes of a plan: result records first, then the jobs.

@@ -112,6 +112,19 @@ impl From<rns_nats::DirectoryError> for ApiError {
     }
 }
 
+impl From<rns_nats::TopologyError> for ApiError {
+    fn from(error: rns_nats::TopologyError) -> Self {
+        ApiError::Unavailable(error.to_string())
+    }
+}
+
+/// Only at start-up (binding the listener) or shutdown, never from a handler.
+impl From<std::io::Error> for ApiError {
+    fn from(error: std::io::Error) -> Self {
+        ApiError::Unavailable(format!("i/o: {error}"))
+    }
+}
+
 impl From<rns_analytics::AnalyticsError> for ApiError {
     fn from(error: rns_analytics::AnalyticsError) -> Self {
         ApiError::Unavailable(format!("results store: {error}"))

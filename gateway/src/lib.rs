@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use rns_analytics::ResultQueries;
-use rns_nats::{CustomerDirectory, Topology};
+use rns_nats::CustomerDirectory;
 use rns_service::{ClickHouseSettings, LogSettings, NatsSettings};
 use rns_types::CarrierCatalog;
 use serde::Deserialize;
@@ -166,23 +166,23 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
 
 /// Connects, ensures the topology, and serves the API until `shutdown`; in-flight
 /// requests finish before this returns.
-pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let client = rns_nats::connect(&settings.nats.url, "rns-gateway").await?;
-    let jetstream = async_nats::jetstream::new(client.clone());
-    let carriers = catalog(&settings)
-        .entries()
-        .iter()
-        .map(|entry| entry.id.clone())
-        .collect();
-    Topology::new(settings.nats.topology.clone(), carriers)
-        .ensure(&jetstream)
-        .await?;
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), ApiError> {
+    let (client, _jetstream) = rns_nats::connect_with_topology(
+        &settings.nats.url,
+        "rns-gateway",
+        &settings.nats.topology,
+        &catalog(&settings),
+    )
+    .await?;
     let state = AppState::connect(&settings, client.clone()).await?;
     let listener = tokio::net::TcpListener::bind(&settings.gateway.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "gateway listening");
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
-    client.flush().await?;
+    client
+        .flush()
+        .await
+        .map_err(|error| ApiError::Unavailable(format!("nats: {error}")))?;
     Ok(())
 }

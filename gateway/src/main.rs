@@ -5,5 +5,6 @@ use rns_service::{load_settings, shutdown, telemetry};
 async fn main() -> anyhow::Result<()> {
     let settings: rns_gateway::Settings = load_settings()?;
     telemetry::init(&settings.log);
-    rns_gateway::run(settings, shutdown::on_signal()).await
+    rns_gateway::run(settings, shutdown::on_signal()).await?;
+    Ok(())
 }

@@ -16,6 +16,25 @@ pub use directory::{CustomerDirectory, DirectoryError};
 pub use publish::{publish_all, Outbound, PublishFailed};
 pub use topology::{Topology, TopologyError, TopologySettings};
 
+/// Connects as `name` and ensures the topology for the catalogue's carriers: what
+/// every service does first.
+pub async fn connect_with_topology(
+    url: &str,
+    name: &str,
+    settings: &TopologySettings,
+    catalog: &rns_types::CarrierCatalog,
+) -> Result<(async_nats::Client, async_nats::jetstream::Context), TopologyError> {
+    let client = connect(url, name).await.map_err(|error| TopologyError {
+        what: format!("connection to {url}"),
+        reason: error.to_string(),
+    })?;
+    let jetstream = async_nats::jetstream::new(client.clone());
+    Topology::for_catalog(settings.clone(), catalog)
+        .ensure(&jetstream)
+        .await?;
+    Ok((client, jetstream))
+}
+
 /// Connects to NATS with the given connection name (shown by `nats server report
 /// connections`), retrying the initial connect so services may start before the
 /// server does.

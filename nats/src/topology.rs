@@ -27,7 +27,7 @@ use rns_types::subjects::{
     CUSTOMERS_BUCKET, DISPATCHER_CONSUMER, RESULTS_STREAM, RESULTS_SUBJECTS, SEND_STREAM,
     SEND_SUBJECTS,
 };
-use rns_types::CarrierId;
+use rns_types::{CarrierCatalog, CarrierId};
 use serde::Deserialize;
 
 /// Sizes and replication of the topology (`[nats]` in `rns.toml`).
@@ -107,6 +107,16 @@ pub struct Topology {
 impl Topology {
     pub fn new(settings: TopologySettings, carriers: Vec<CarrierId>) -> Self {
         Self { settings, carriers }
+    }
+
+    /// The topology for every carrier of `catalog`.
+    pub fn for_catalog(settings: TopologySettings, catalog: &CarrierCatalog) -> Self {
+        let carriers = catalog
+            .entries()
+            .iter()
+            .map(|entry| entry.id.clone())
+            .collect();
+        Self::new(settings, carriers)
     }
 
     /// Creates every stream, KV bucket and consumer that is missing and updates those
