@@ -65,6 +65,7 @@ pub fn event_kind_code(kind: EventKind) -> i8 {
         EventKind::Submitted => 3,
         EventKind::Delivered => 4,
         EventKind::Failed => 5,
+        EventKind::FailedOver => 6,
     }
 }
 

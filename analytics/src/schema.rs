@@ -18,7 +18,7 @@ pub const EVENTS_TABLE: &str = "events";
 
 /// `Enum8` values of `events.kind`, in `EventKind` order starting at 1.
 pub const EVENT_KIND_ENUM: &str =
-    "Enum8('routed' = 1, 'attempt_failed' = 2, 'submitted' = 3, 'delivered' = 4, 'failed' = 5)";
+    "Enum8('routed' = 1, 'attempt_failed' = 2, 'submitted' = 3, 'delivered' = 4, 'failed' = 5, 'failed_over' = 6)";
 /// `Enum8` values of `events.status`, in `MessageStatus` order starting at 1.
 pub const STATUS_ENUM: &str = "Enum8('queued' = 1, 'submitted' = 2, 'delivered' = 3, 'failed' = 4)";
 pub const CHANNEL_ENUM: &str = "Enum8('sms' = 1, 'alimtalk' = 2)";

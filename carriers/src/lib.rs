@@ -6,21 +6,26 @@
 //! protocol, used by `./scripts/up`, the tests and the benchmarks.
 #![forbid(unsafe_code)]
 
+pub mod circuit;
+pub mod failover;
 pub mod http;
 pub mod outcome;
 pub mod simulator;
 pub mod worker;
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use rns_nats::Topology;
+use rns_nats::{HealthPublisher, HealthView, Topology};
 use rns_service::{LogSettings, NatsSettings, Readiness};
 use rns_types::carrier::CarrierEntry;
-use rns_types::subjects::{carrier_consumer, carrier_stream};
+use rns_types::subjects::{carrier_consumer, carrier_stream, ADVISORIES_STREAM, FAILOVER_CONSUMER};
 use rns_types::{CarrierCatalog, CarrierId, Channel};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::circuit::{BreakerPolicy, CircuitBreaker};
+use crate::failover::Failover;
 use crate::http::HttpCarrier;
 use crate::worker::{Worker, WorkerPolicy};
 
@@ -98,6 +103,10 @@ pub enum CarriersError {
     Nats(String),
     #[error("topology: {0}")]
     Topology(#[from] rns_nats::TopologyError),
+    #[error("directory: {0}")]
+    Directory(#[from] rns_nats::DirectoryError),
+    #[error("failover: {0}")]
+    Failover(#[from] failover::FailoverError),
     #[error("worker for {carrier} failed: {reason}")]
     Worker { carrier: CarrierId, reason: String },
 }
@@ -134,7 +143,21 @@ pub async fn run(
         .map(|milliseconds| Duration::from_millis(*milliseconds))
         .collect();
     let stop = shutdown.child_token();
+    let health = HealthView::watch(&jetstream, stop.clone()).await?;
+    let publisher = HealthPublisher::open(&jetstream).await?;
+    let failover = Failover::new(jetstream.clone(), catalog.clone(), health).await?;
     let mut workers = tokio::task::JoinSet::new();
+    {
+        let consumer = Topology::consumer(&jetstream, ADVISORIES_STREAM, FAILOVER_CONSUMER).await?;
+        let failover = failover.clone();
+        let stop = stop.clone();
+        workers.spawn(async move {
+            failover
+                .run(consumer, stop)
+                .await
+                .map_err(CarriersError::from)
+        });
+    }
     for carrier in carriers {
         let consumer = Topology::consumer(
             &jetstream,
@@ -156,6 +179,12 @@ pub async fn run(
                 max_deliver,
                 retry_backoff: Vec::clone(&retry_backoff),
             },
+            breaker: Mutex::new(CircuitBreaker::new(
+                BreakerPolicy::default(),
+                Instant::now(),
+            )),
+            health: publisher.clone(),
+            failover: failover.clone(),
         };
         let stop = stop.clone();
         workers.spawn(async move {

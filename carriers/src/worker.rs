@@ -8,20 +8,26 @@
 //! is dropped as a duplicate.
 //!
 //! Retryable outcomes are nak'ed with a growing delay and retried on the same carrier.
-//! On the last allowed delivery (`max_deliver`) a retryable outcome becomes a final
-//! failure naming the carrier and the last reason.
-use std::time::Duration;
+//! After the last allowed delivery (`max_deliver`) the server's MaxDeliver advisory
+//! hands the message to [`crate::failover`], which moves it to the next carrier; the
+//! worker remembers the last reason (and whether any attempt was ambiguous) for it.
+//! While the carrier's circuit is open ([`crate::circuit`]) messages move on without
+//! a submit, but for one probe per interval.
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
 use futures::StreamExt;
-use rns_nats::{publish_all, terminate_with_reason, Outbound};
+use rns_nats::{publish_all, terminate_with_reason, HealthPublisher, Outbound};
 use rns_types::subjects::{message_ids, result_subject};
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent, ResultBatch};
-use rns_types::CarrierId;
+use rns_types::{CarrierId, CircuitRecord, CircuitState};
 use tokio_util::sync::CancellationToken;
 
+use crate::circuit::{Admission, CircuitBreaker, Observation};
+use crate::failover::{Failover, FailoverError};
 use crate::http::HttpCarrier;
 use crate::outcome::SubmitOutcome;
 
@@ -53,6 +59,9 @@ pub struct Worker {
     pub client: async_nats::Client,
     pub jetstream: async_nats::jetstream::Context,
     pub policy: WorkerPolicy,
+    pub breaker: Mutex<CircuitBreaker>,
+    pub health: HealthPublisher,
+    pub failover: Failover,
 }
 
 impl Worker {
@@ -70,6 +79,7 @@ impl Worker {
             .messages()
             .await?;
         tracing::info!(carrier = %self.carrier, concurrency, "carrier worker started");
+        self.publish_circuit().await;
         messages
             .take_until(shutdown.cancelled())
             .for_each_concurrent(concurrency, |message| {
@@ -106,39 +116,60 @@ impl Worker {
             .info()
             .map(|info| u16::try_from(info.delivered).unwrap_or(u16::MAX))
             .unwrap_or(1);
+        let admission = self.lock_breaker().admit(Instant::now());
+        if admission == Admission::Refuse {
+            self.move_on_while_open(&message, &job, attempt).await;
+            return;
+        }
         let outcome = self.adapter.submit(&job).await;
+        self.observe(&outcome).await;
+        if let Err(error) = self.settle(&message, &job, attempt, &outcome).await {
+            tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "recording the outcome failed; job will be redelivered");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+        }
+    }
+
+    /// Records the outcome, then acks, terminates or naks the job.
+    async fn settle(
+        &self,
+        message: &Message,
+        job: &CarrierJob,
+        attempt: u16,
+        outcome: &SubmitOutcome,
+    ) -> Result<(), FailoverError> {
         let last_attempt = attempt >= self.policy.max_deliver;
-        let events = self.events(&job, attempt, &outcome, last_attempt);
+        if let SubmitOutcome::Ambiguous { reason } = outcome {
+            self.failover
+                .remember_failure(&job.message_id, job.hop, reason, true)
+                .await?;
+        } else if let (true, SubmitOutcome::Transient { reason }) = (last_attempt, outcome) {
+            self.failover
+                .remember_failure(&job.message_id, job.hop, reason, false)
+                .await?;
+        }
         let result = ResultBatch {
             customer_id: job.customer_id.clone(),
             messages: Vec::new(),
-            events,
+            events: self.events(job, attempt, outcome),
         };
         let outbound = Outbound {
             subject: result_subject(&job.customer_id),
             message_id: message_ids::outcome(&job.message_id, job.hop, attempt),
             payload: Bytes::from(serde_json::to_vec(&result).expect("a result batch serialises")),
         };
-        if let Err(error) = publish_all(&self.jetstream, [outbound], 1).await {
-            tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "recording the outcome failed; job will be redelivered");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-            return;
-        }
-        let acknowledged = match &outcome {
+        publish_all(&self.jetstream, [outbound], 1).await?;
+        let acknowledged = match outcome {
             SubmitOutcome::Delivered { .. } => message.ack().await,
             SubmitOutcome::Rejected { reason } => {
-                terminate_with_reason(&self.client, &message, reason)
+                terminate_with_reason(&self.client, message, reason)
                     .await
                     .map_err(Into::into)
             }
-            retryable if last_attempt => {
-                let reason = format!("gave up after {attempt} attempts: {}", reason_of(retryable));
-                terminate_with_reason(&self.client, &message, &reason)
-                    .await
-                    .map_err(Into::into)
-            }
+            // The last nak is immediate: the server then emits the MaxDeliver advisory
+            // that fails the message over.
+            _ if last_attempt => message.ack_with(AckKind::Nak(None)).await,
             _ => {
                 message
                     .ack_with(AckKind::Nak(Some(self.policy.backoff(attempt))))
@@ -148,15 +179,83 @@ impl Worker {
         if let Err(error) = acknowledged {
             tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "acknowledgement failed; job will be redelivered");
         }
+        Ok(())
     }
 
-    fn events(
-        &self,
-        job: &CarrierJob,
-        attempt: u16,
-        outcome: &SubmitOutcome,
-        last_attempt: bool,
-    ) -> Vec<MessageEvent> {
+    /// The circuit is open and this message is not the probe: a message never tried
+    /// here, or whose attempts here all failed for sure, moves to the next carrier
+    /// now; one that may have reached the carrier waits for it.
+    async fn move_on_while_open(&self, message: &Message, job: &CarrierJob, attempt: u16) {
+        let first_delivery = attempt <= 1;
+        let possibly_delivered = if first_delivery {
+            false
+        } else {
+            match self.failover.failure_memory(&job.message_id, job.hop).await {
+                Ok(memory) => memory.ambiguous,
+                Err(_) => true,
+            }
+        };
+        if possibly_delivered {
+            let _ = message
+                .ack_with(AckKind::Nak(Some(self.policy.backoff(attempt))))
+                .await;
+            return;
+        }
+        let reason = format!("circuit open: {}", self.lock_breaker().reason());
+        let moved = self
+            .failover
+            .move_on(job, &reason, attempt.saturating_sub(1))
+            .await;
+        let acknowledged = match moved {
+            Ok(()) => terminate_with_reason(&self.client, message, &reason)
+                .await
+                .map_err(async_nats::Error::from),
+            Err(error) => {
+                tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "moving on failed; job will be redelivered");
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await
+            }
+        };
+        if let Err(error) = acknowledged {
+            tracing::warn!(carrier = %self.carrier, %error, "acknowledgement failed");
+        }
+    }
+
+    fn lock_breaker(&self) -> std::sync::MutexGuard<'_, CircuitBreaker> {
+        self.breaker.lock().expect("breaker lock is never poisoned")
+    }
+
+    async fn observe(&self, outcome: &SubmitOutcome) {
+        let observation = Observation::of(outcome);
+        let transition = self.lock_breaker().record(&observation, Instant::now());
+        if let Some(state) = transition {
+            match state {
+                CircuitState::Open => {
+                    tracing::warn!(carrier = %self.carrier, reason = %self.lock_breaker().reason(), "circuit opened")
+                }
+                CircuitState::Closed => tracing::info!(carrier = %self.carrier, "circuit closed"),
+            }
+            self.publish_circuit().await;
+        }
+    }
+
+    async fn publish_circuit(&self) {
+        let record = {
+            let breaker = self.lock_breaker();
+            CircuitRecord {
+                carrier: self.carrier.clone(),
+                state: breaker.state(),
+                since_ms: rns_types::time::now_milliseconds(),
+                reason: breaker.reason().to_owned(),
+            }
+        };
+        if let Err(error) = self.health.publish(&record).await {
+            tracing::warn!(carrier = %self.carrier, %error, "publishing the circuit state failed");
+        }
+    }
+
+    fn events(&self, job: &CarrierJob, attempt: u16, outcome: &SubmitOutcome) -> Vec<MessageEvent> {
         let now_ms = rns_types::time::now_milliseconds();
         let event = |kind, detail: String| MessageEvent {
             message_id: job.message_id,
@@ -172,24 +271,16 @@ impl Worker {
                 event(EventKind::Submitted, carrier_reference.clone()),
                 event(EventKind::Delivered, String::new()),
             ],
-            SubmitOutcome::Rejected { reason } => vec![event(
-                EventKind::Failed,
-                format!("{}: {reason}", self.carrier),
-            )],
-            retryable => {
-                let reason = reason_of(retryable);
-                let mut events = vec![event(EventKind::AttemptFailed, reason.to_owned())];
-                if last_attempt {
-                    events.push(event(
-                        EventKind::Failed,
-                        format!(
-                            "{}: gave up after {attempt} attempts: {reason}",
-                            self.carrier
-                        ),
-                    ));
-                }
-                events
+            SubmitOutcome::Rejected { reason } => {
+                vec![event(
+                    EventKind::Failed,
+                    format!("{}: {reason}", self.carrier),
+                )]
             }
+            retryable => vec![event(
+                EventKind::AttemptFailed,
+                reason_of(retryable).to_owned(),
+            )],
         }
     }
 }

@@ -5,18 +5,24 @@ use std::time::Duration;
 use bytes::Bytes;
 use rns_carriers::simulator::{self, Knobs, Simulator};
 use rns_carriers::{CarrierSettings, Settings, WorkerSettings};
-use rns_nats::{publish_all, Outbound};
+use rns_nats::{publish_all, CustomerDirectory, Outbound, Topology};
 use rns_service::{NatsSettings, Readiness};
 use rns_testkit::{spare_port, NatsServer};
+use rns_types::carrier::CarrierEntry;
 use rns_types::subjects::{carrier_subject, message_ids};
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent, ResultBatch};
-use rns_types::{CarrierId, Channel, CustomerId, MessageType, PhoneNumber, RequestId};
+use rns_types::{
+    CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile, MessageType, PhoneNumber,
+    RequestId,
+};
+use rns_types::{CircuitRecord, CircuitState};
 use tokio_util::sync::CancellationToken;
 
 struct Harness {
     _nats: NatsServer,
     jetstream: async_nats::jetstream::Context,
-    simulator: Simulator,
+    kt: Simulator,
+    skt: Simulator,
     shutdown: CancellationToken,
 }
 
@@ -26,31 +32,43 @@ impl Drop for Harness {
     }
 }
 
-/// A worker for carrier `kt`, talking to an in-process simulator unless `endpoint`
-/// says otherwise.
+async fn serve(simulator: &Simulator) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = simulator::app(simulator.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// Workers for `kt` and `skt` (customer `acme` splits 1:1, so a message failing on
+/// KT fails over to SKT), each talking to an in-process simulator; `kt_endpoint`
+/// replaces KT's address (a dead port, say). Three deliveries per carrier.
 async fn start(
-    knobs: Knobs,
-    endpoint: Option<String>,
+    kt_knobs: Knobs,
+    kt_endpoint: Option<String>,
     request_timeout_milliseconds: u64,
 ) -> Harness {
     let nats = NatsServer::start().await;
-    let simulator = Simulator::new("kt", knobs);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let simulator_url = format!("http://{}", listener.local_addr().unwrap());
-    let app = simulator::app(simulator.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let kt = Simulator::new("kt", kt_knobs);
+    let skt = Simulator::new("skt", Knobs::default());
+    let kt_url = serve(&kt).await;
+    let skt_url = serve(&skt).await;
+    let carrier = |name: &str, endpoint: String| CarrierSettings {
+        id: CarrierId::parse(name).unwrap(),
+        channel: Channel::Sms,
+        endpoint,
+        concurrency: 4,
+        request_timeout_milliseconds,
+    };
     let mut settings = Settings {
         nats: NatsSettings {
             url: nats.url(),
             ..Default::default()
         },
-        carriers: Some(vec![CarrierSettings {
-            id: CarrierId::parse("kt").unwrap(),
-            channel: Channel::Sms,
-            endpoint: endpoint.unwrap_or(simulator_url),
-            concurrency: 4,
-            request_timeout_milliseconds,
-        }]),
+        carriers: Some(vec![
+            carrier("kt", kt_endpoint.unwrap_or(kt_url)),
+            carrier("skt", skt_url),
+        ]),
         carrier_workers: WorkerSettings {
             retry_backoff_milliseconds: vec![50],
             ..Default::default()
@@ -59,6 +77,25 @@ async fn start(
     };
     settings.nats.topology.carrier_max_deliver = 3;
     let jetstream = async_nats::jetstream::new(nats.client().await);
+    let catalog = CarrierCatalog::new(
+        ["kt", "skt"]
+            .iter()
+            .map(|name| CarrierEntry {
+                id: CarrierId::parse(name).unwrap(),
+                channel: Channel::Sms,
+            })
+            .collect(),
+    );
+    Topology::for_catalog(settings.nats.topology.clone(), &catalog)
+        .ensure(&jetstream)
+        .await
+        .unwrap();
+    let directory = CustomerDirectory::open(&jetstream).await.unwrap();
+    let customer = CustomerId::parse("acme").unwrap();
+    directory
+        .create(&CustomerProfile::new(customer, "Acme".into(), 0), "hash")
+        .await
+        .unwrap();
     let shutdown = CancellationToken::new();
     tokio::spawn(rns_carriers::run(
         settings,
@@ -68,7 +105,8 @@ async fn start(
     Harness {
         _nats: nats,
         jetstream,
-        simulator,
+        kt,
+        skt,
         shutdown,
     }
 }
@@ -85,6 +123,7 @@ fn job(to: &str) -> CarrierJob {
         to: PhoneNumber::parse(to).unwrap(),
         subject: None,
         text: "hello".into(),
+        tried: Vec::new(),
     }
 }
 
@@ -155,7 +194,7 @@ async fn an_accepted_submit_records_submitted_and_delivered_then_acks() {
         "carrier reference missing: {events:?}"
     );
     assert!(queue_is_empty(&harness.jetstream).await);
-    assert_eq!(harness.simulator.counts().delivered, 1);
+    assert_eq!(harness.kt.counts().delivered, 1);
 }
 
 #[tokio::test]
@@ -175,7 +214,7 @@ async fn a_permanent_rejection_is_final_at_once_with_the_carriers_reason() {
     );
     assert!(queue_is_empty(&harness.jetstream).await);
     assert_eq!(
-        harness.simulator.counts().received,
+        harness.kt.counts().received,
         1,
         "a permanent rejection must not be retried"
     );
@@ -190,12 +229,12 @@ async fn a_transient_failure_retries_the_same_carrier_until_it_recovers() {
     let harness = start(knobs, None, 2_000).await;
     enqueue(&harness.jetstream, &job("01012345678")).await;
     for _ in 0..100 {
-        if harness.simulator.counts().outage_rejections >= 1 {
+        if harness.kt.counts().outage_rejections >= 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    harness.simulator.set_knobs(Knobs::default());
+    harness.kt.set_knobs(Knobs::default());
     let events = wait_for_final(&harness.jetstream).await;
     assert_eq!(
         events.last().unwrap().kind,
@@ -206,33 +245,94 @@ async fn a_transient_failure_retries_the_same_carrier_until_it_recovers() {
         .iter()
         .any(|event| event.kind == EventKind::AttemptFailed && event.detail.contains("503")));
     assert!(events.last().unwrap().attempt >= 2);
-    assert_eq!(harness.simulator.counts().delivered, 1);
+    assert_eq!(harness.kt.counts().delivered, 1);
 }
 
 #[tokio::test]
-async fn retryable_failures_become_final_after_max_deliver_attempts() {
-    let dead_endpoint = format!("http://127.0.0.1:{}", spare_port());
-    let harness = start(Knobs::default(), Some(dead_endpoint), 2_000).await;
+async fn a_carrier_that_keeps_failing_fails_over_to_the_next_after_max_deliver() {
+    let knobs = Knobs {
+        outage: true,
+        ..Default::default()
+    };
+    let harness = start(knobs, None, 2_000).await;
     enqueue(&harness.jetstream, &job("01012345678")).await;
     let events = wait_for_final(&harness.jetstream).await;
-    let failed = events
-        .iter()
-        .find(|event| event.kind == EventKind::Failed)
-        .unwrap();
-    assert!(
-        failed.detail.contains("gave up after 3 attempts"),
-        "{}",
-        failed.detail
-    );
-    assert!(failed.detail.contains("connection"), "{}", failed.detail);
     assert_eq!(
-        events
+        events.last().unwrap().kind,
+        EventKind::Delivered,
+        "{events:?}"
+    );
+    let on_kt: Vec<&MessageEvent> = events.iter().filter(|event| event.hop == 1).collect();
+    assert_eq!(
+        on_kt
             .iter()
             .filter(|event| event.kind == EventKind::AttemptFailed)
             .count(),
         3
     );
+    let failed_over = events
+        .iter()
+        .find(|event| event.kind == EventKind::FailedOver)
+        .expect("a failed_over event");
+    assert_eq!(failed_over.carrier.as_ref().unwrap().as_str(), "kt");
+    assert!(
+        failed_over
+            .detail
+            .contains("gave up after 3 attempts: 503 outage")
+            && failed_over.detail.contains("moving to skt"),
+        "{}",
+        failed_over.detail
+    );
+    let delivered = events.last().unwrap();
+    assert_eq!(delivered.hop, 2);
+    assert_eq!(delivered.carrier.as_ref().unwrap().as_str(), "skt");
     assert!(queue_is_empty(&harness.jetstream).await);
+    assert_eq!(harness.skt.counts().delivered, 1);
+    assert_eq!(harness.kt.counts().delivered, 0);
+}
+
+#[tokio::test]
+async fn when_every_carrier_fails_the_final_failure_names_each_carrier_and_reason() {
+    let knobs = Knobs {
+        outage: true,
+        ..Default::default()
+    };
+    let harness = start(knobs.clone(), None, 2_000).await;
+    harness.skt.set_knobs(knobs);
+    enqueue(&harness.jetstream, &job("01012345678")).await;
+    let events = wait_for_final(&harness.jetstream).await;
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, EventKind::Failed, "{events:?}");
+    assert_eq!(
+        last.detail,
+        "every carrier failed: kt: gave up after 3 attempts: 503 outage: carrier is down; \
+         skt: gave up after 3 attempts: 503 outage: carrier is down"
+    );
+}
+
+#[tokio::test]
+async fn refused_connections_open_the_circuit_and_the_message_moves_on_at_once() {
+    let dead_endpoint = format!("http://127.0.0.1:{}", spare_port());
+    let harness = start(Knobs::default(), Some(dead_endpoint), 2_000).await;
+    enqueue(&harness.jetstream, &job("01012345678")).await;
+    let events = wait_for_final(&harness.jetstream).await;
+    assert_eq!(
+        events.last().unwrap().kind,
+        EventKind::Delivered,
+        "{events:?}"
+    );
+    let failed_over = events
+        .iter()
+        .find(|event| event.kind == EventKind::FailedOver)
+        .expect("a failed_over event");
+    assert!(
+        failed_over
+            .detail
+            .starts_with("circuit open: connection failed"),
+        "{}",
+        failed_over.detail
+    );
+    assert_eq!(harness.skt.counts().delivered, 1);
 }
 
 #[tokio::test]
@@ -254,7 +354,7 @@ async fn an_ambiguous_timeout_retries_the_same_carrier_which_delivers_only_once(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    harness.simulator.set_knobs(Knobs::default());
+    harness.kt.set_knobs(Knobs::default());
     let events = wait_for_final(&harness.jetstream).await;
     assert_eq!(
         events.last().unwrap().kind,
@@ -264,7 +364,7 @@ async fn an_ambiguous_timeout_retries_the_same_carrier_which_delivers_only_once(
     assert!(events
         .iter()
         .any(|event| event.kind == EventKind::AttemptFailed && event.detail.contains("no answer")));
-    let counts = harness.simulator.counts();
+    let counts = harness.kt.counts();
     assert_eq!(
         counts.delivered, 1,
         "the handset must get the message once: {counts:?}"
@@ -273,4 +373,82 @@ async fn an_ambiguous_timeout_retries_the_same_carrier_which_delivers_only_once(
         counts.received >= 2,
         "the retry must go to the same carrier: {counts:?}"
     );
+    assert_eq!(harness.skt.counts().received, 0);
+}
+
+#[tokio::test]
+async fn a_message_that_timed_out_is_never_sent_to_another_carrier() {
+    let knobs = Knobs {
+        latency_milliseconds: 300,
+        ..Default::default()
+    };
+    let harness = start(knobs, None, 100).await;
+    enqueue(&harness.jetstream, &job("01012345678")).await;
+    let events = wait_for_final(&harness.jetstream).await;
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, EventKind::Failed, "{events:?}");
+    assert!(
+        last.detail.contains("outcome unknown after 3 attempts"),
+        "{}",
+        last.detail
+    );
+    assert_eq!(harness.skt.counts().received, 0, "another carrier got it");
+    assert!(!events
+        .iter()
+        .any(|event| event.kind == EventKind::FailedOver));
+}
+
+#[tokio::test]
+async fn an_outage_opens_the_circuit_within_a_second_traffic_moves_on_and_a_probe_closes_it() {
+    let knobs = Knobs {
+        outage: true,
+        ..Default::default()
+    };
+    let harness = start(knobs, None, 2_000).await;
+    let health = harness
+        .jetstream
+        .get_key_value("carrier_health")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    for index in 0..40 {
+        enqueue(&harness.jetstream, &job(&format!("010{index:08}"))).await;
+    }
+    let state = |health: async_nats::jetstream::kv::Store| async move {
+        let value = health.get("kt").await.unwrap()?;
+        let record: CircuitRecord = serde_json::from_slice(&value).unwrap();
+        Some(record.state)
+    };
+    while state(health.clone()).await != Some(CircuitState::Open) {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the circuit did not open within 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..200 {
+        if harness.skt.counts().delivered == 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(harness.skt.counts().delivered, 40);
+    let kt_submits = harness.kt.counts().received;
+    assert!(
+        kt_submits < 20,
+        "{kt_submits} submits reached a carrier with an open circuit"
+    );
+
+    harness.kt.set_knobs(Knobs::default());
+    let recovery = std::time::Instant::now();
+    let mut index = 100;
+    while state(health.clone()).await != Some(CircuitState::Closed) {
+        assert!(
+            recovery.elapsed() < Duration::from_secs(10),
+            "no probe closed the circuit"
+        );
+        enqueue(&harness.jetstream, &job(&format!("010{index:08}"))).await;
+        index += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

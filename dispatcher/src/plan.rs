@@ -56,6 +56,7 @@ pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64)
                 to: to.clone(),
                 subject: request.subject.clone(),
                 text: request.text.clone(),
+                tried: Vec::new(),
             }
         })
         .collect();

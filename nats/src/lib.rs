@@ -7,11 +7,13 @@
 #![forbid(unsafe_code)]
 
 pub mod acknowledge;
+pub mod carrier_health;
 pub mod directory;
 pub mod publish;
 pub mod topology;
 
 pub use acknowledge::terminate_with_reason;
+pub use carrier_health::{HealthPublisher, HealthView};
 pub use directory::{CustomerDirectory, DirectoryError};
 pub use publish::{publish_all, Outbound, PublishFailed};
 pub use topology::{Topology, TopologyError, TopologySettings};

@@ -5,8 +5,11 @@
 //! | `SEND` | stream | `send.<customer>` | work queue | consumer `dispatcher` |
 //! | `CARRIER_<NAME>` | stream, one per carrier | `carrier.<name>` | work queue | consumer `carrier-<name>` |
 //! | `RESULTS` | stream | `result.<customer>` | interest | consumer `analytics` |
+//! | `ADVISORIES` | stream | `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>` | work queue | consumer `failover` |
 //! | `customers` | KV bucket | customer id | history 5 | gateway, dispatcher |
 //! | `api_keys` | KV bucket | sha256 of the key | history 1 | gateway |
+//! | `failure_reasons` | KV bucket | `<message id>.<hop>` | 1 day | carriers |
+//! | `carrier_health` | KV bucket | carrier id | history 1 | carriers, dispatcher, gateway |
 //!
 //! Every stream is bounded in bytes and refuses new messages when full
 //! (`discard: new`), so a full queue pushes back to the publisher (the gateway answers
@@ -23,9 +26,10 @@ use async_nats::jetstream::stream::{
     Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType,
 };
 use rns_types::subjects::{
-    carrier_consumer, carrier_stream, carrier_subject, ANALYTICS_CONSUMER, API_KEYS_BUCKET,
-    CUSTOMERS_BUCKET, DISPATCHER_CONSUMER, RESULTS_STREAM, RESULTS_SUBJECTS, SEND_STREAM,
-    SEND_SUBJECTS,
+    carrier_consumer, carrier_stream, carrier_subject, ADVISORIES_STREAM, ANALYTICS_CONSUMER,
+    API_KEYS_BUCKET, CARRIER_HEALTH_BUCKET, CUSTOMERS_BUCKET, DISPATCHER_CONSUMER,
+    FAILOVER_CONSUMER, FAILURE_REASONS_BUCKET, MAX_DELIVERIES_ADVISORIES, RESULTS_STREAM,
+    RESULTS_SUBJECTS, SEND_STREAM, SEND_SUBJECTS,
 };
 use rns_types::{CarrierCatalog, CarrierId};
 use serde::Deserialize;
@@ -172,6 +176,12 @@ impl Topology {
                 settings.send_max_bytes,
             ),
             base(
+                ADVISORIES_STREAM,
+                vec![MAX_DELIVERIES_ADVISORIES.to_owned()],
+                RetentionPolicy::WorkQueue,
+                settings.results_max_bytes / 16,
+            ),
+            base(
                 RESULTS_STREAM,
                 vec![RESULTS_SUBJECTS.to_owned()],
                 RetentionPolicy::Interest,
@@ -197,7 +207,15 @@ impl Topology {
             num_replicas: self.settings.replicas,
             ..Default::default()
         };
-        vec![bucket(CUSTOMERS_BUCKET, 5), bucket(API_KEYS_BUCKET, 1)]
+        vec![
+            bucket(CUSTOMERS_BUCKET, 5),
+            bucket(API_KEYS_BUCKET, 1),
+            kv::Config {
+                max_age: Duration::from_secs(24 * 60 * 60),
+                ..bucket(FAILURE_REASONS_BUCKET, 1)
+            },
+            bucket(CARRIER_HEALTH_BUCKET, 1),
+        ]
     }
 
     fn consumers(&self) -> Vec<(String, PullConfig)> {
@@ -215,6 +233,14 @@ impl Topology {
                     ack_wait: Duration::from_secs(30),
                     max_ack_pending: 1_024,
                     ..durable(DISPATCHER_CONSUMER, SEND_SUBJECTS)
+                },
+            ),
+            (
+                ADVISORIES_STREAM.to_owned(),
+                PullConfig {
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 1_024,
+                    ..durable(FAILOVER_CONSUMER, MAX_DELIVERIES_ADVISORIES)
                 },
             ),
             (

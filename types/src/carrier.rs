@@ -135,3 +135,23 @@ impl CarrierCatalog {
             .map(|entry| &entry.id)
     }
 }
+
+/// Whether a carrier takes traffic, as its circuit breaker decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CircuitState {
+    /// Healthy: traffic flows.
+    Closed,
+    /// Failing: no new traffic; queued messages move on; probes test recovery.
+    Open,
+}
+
+/// A carrier's circuit as published in the `carrier_health` bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitRecord {
+    pub carrier: CarrierId,
+    pub state: CircuitState,
+    pub since_ms: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}

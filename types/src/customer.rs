@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::carrier::{CarrierCatalog, Channel};
+use crate::carrier::{CarrierCatalog, CarrierId, Channel};
 use crate::ids::CustomerId;
 use crate::phone::PhoneNumber;
 use crate::routing::Weights;
@@ -21,6 +21,10 @@ pub struct CustomerProfile {
     /// equally over its carriers.
     #[serde(default)]
     pub routing: BTreeMap<Channel, Weights>,
+    /// Failover order per channel; a channel without one fails over to its other
+    /// carriers by descending weight.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failover: BTreeMap<Channel, Vec<CarrierId>>,
     #[serde(default)]
     pub sender_numbers: BTreeSet<PhoneNumber>,
 }
@@ -32,6 +36,7 @@ impl CustomerProfile {
             name,
             created_at_ms,
             routing: BTreeMap::new(),
+            failover: BTreeMap::new(),
             sender_numbers: BTreeSet::new(),
         }
     }
@@ -42,5 +47,116 @@ impl CustomerProfile {
             .get(&channel)
             .cloned()
             .or_else(|| Weights::equal(channel, catalog))
+    }
+
+    /// The carriers of `channel` in the order a failing message tries them: the
+    /// customer's failover list if set, else by descending weight (ties by name).
+    /// Carriers with weight 0 are left out of the weight order: 0 means never.
+    pub fn failover_order(&self, channel: Channel, catalog: &CarrierCatalog) -> Vec<CarrierId> {
+        if let Some(order) = self.failover.get(&channel) {
+            return order.clone();
+        }
+        let Some(weights) = self.weights(channel, catalog) else {
+            return Vec::new();
+        };
+        let mut carriers: Vec<(&CarrierId, u32)> =
+            weights.iter().filter(|(_, weight)| *weight > 0).collect();
+        carriers.sort_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(right.0)));
+        carriers
+            .into_iter()
+            .map(|(carrier, _)| carrier.clone())
+            .collect()
+    }
+
+    /// The next carrier for a message of `channel` that failed on every carrier in
+    /// `tried`: the first untried carrier in failover order whose circuit is closed,
+    /// else the first untried one at all (an open circuit may close again), else none.
+    pub fn next_carrier(
+        &self,
+        channel: Channel,
+        catalog: &CarrierCatalog,
+        tried: &[&CarrierId],
+        is_open: impl Fn(&CarrierId) -> bool,
+    ) -> Option<CarrierId> {
+        let untried: Vec<CarrierId> = self
+            .failover_order(channel, catalog)
+            .into_iter()
+            .filter(|carrier| !tried.contains(&carrier))
+            .collect();
+        untried
+            .iter()
+            .find(|carrier| !is_open(carrier))
+            .or_else(|| untried.first())
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn profile(weights: &[(&str, u32)]) -> CustomerProfile {
+        let catalog = CarrierCatalog::korean_default();
+        let raw: BTreeMap<String, u32> = weights
+            .iter()
+            .map(|(name, weight)| (name.to_string(), *weight))
+            .collect();
+        let mut profile =
+            CustomerProfile::new(CustomerId::parse("acme").unwrap(), "Acme".into(), 0);
+        profile.routing.insert(
+            Channel::Sms,
+            Weights::validate(&raw, Channel::Sms, &catalog).unwrap(),
+        );
+        profile
+    }
+
+    fn carrier(name: &str) -> CarrierId {
+        CarrierId::parse(name).unwrap()
+    }
+
+    #[test]
+    fn without_a_list_failover_goes_by_descending_weight_and_skips_zero_weights() {
+        let profile = profile(&[("kt", 20), ("skt", 50), ("lgu", 0)]);
+        let catalog = CarrierCatalog::korean_default();
+        assert_eq!(
+            profile.failover_order(Channel::Sms, &catalog),
+            [carrier("skt"), carrier("kt")]
+        );
+        let tried = [&carrier("skt")];
+        assert_eq!(
+            profile.next_carrier(Channel::Sms, &catalog, &tried, |_| false),
+            Some(carrier("kt"))
+        );
+        let all = [&carrier("skt"), &carrier("kt")];
+        assert_eq!(
+            profile.next_carrier(Channel::Sms, &catalog, &all, |_| false),
+            None
+        );
+    }
+
+    #[test]
+    fn the_customers_list_wins_and_open_circuits_are_passed_over_while_another_is_closed() {
+        let mut profile = profile(&[("kt", 50), ("skt", 30), ("lgu", 20)]);
+        profile.failover.insert(
+            Channel::Sms,
+            vec![carrier("lgu"), carrier("skt"), carrier("kt")],
+        );
+        let catalog = CarrierCatalog::korean_default();
+        let tried = [&carrier("kt")];
+        assert_eq!(
+            profile.next_carrier(Channel::Sms, &catalog, &tried, |_| false),
+            Some(carrier("lgu"))
+        );
+        let lgu_open = |candidate: &CarrierId| candidate.as_str() == "lgu";
+        assert_eq!(
+            profile.next_carrier(Channel::Sms, &catalog, &tried, lgu_open),
+            Some(carrier("skt"))
+        );
+        assert_eq!(
+            profile.next_carrier(Channel::Sms, &catalog, &tried, |_| true),
+            Some(carrier("lgu"))
+        );
     }
 }

@@ -17,7 +17,7 @@ pub mod subjects;
 pub mod time;
 pub mod wire;
 
-pub use carrier::{CarrierCatalog, CarrierId, Channel};
+pub use carrier::{CarrierCatalog, CarrierId, Channel, CircuitRecord, CircuitState};
 pub use content::MessageType;
 pub use customer::CustomerProfile;
 pub use ids::{CustomerId, InvalidId, MessageId, RequestId};

@@ -20,10 +20,27 @@ pub const RESULTS_SUBJECTS: &str = "result.>";
 /// The analytics durable consumer on [`RESULTS_STREAM`].
 pub const ANALYTICS_CONSUMER: &str = "analytics";
 
+/// MaxDeliver advisories of every consumer, made durable: a message that exhausted
+/// its deliveries on a carrier fails over from here.
+pub const ADVISORIES_STREAM: &str = "ADVISORIES";
+pub const MAX_DELIVERIES_ADVISORIES: &str = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>";
+/// The failover worker's durable consumer on [`ADVISORIES_STREAM`].
+pub const FAILOVER_CONSUMER: &str = "failover";
+
 /// Customer profiles (name, routing weights, sender numbers), keyed by customer id.
 pub const CUSTOMERS_BUCKET: &str = "customers";
 /// Hashed API keys (`sha256` hex) to customer id.
 pub const API_KEYS_BUCKET: &str = "api_keys";
+/// The last failure reason of a message on a carrier, `<message id>.<hop>`, written
+/// by the worker on its last attempt and read by the failover worker.
+pub const FAILURE_REASONS_BUCKET: &str = "failure_reasons";
+/// Circuit state per carrier, written by carrier workers, watched by the dispatcher.
+pub const CARRIER_HEALTH_BUCKET: &str = "carrier_health";
+
+/// The key of a message's last failure reason on hop `hop`.
+pub fn failure_reason_key(message: &MessageId, hop: u16) -> String {
+    format!("{message}.{hop}")
+}
 
 pub fn send_subject(customer: &CustomerId) -> String {
     format!("send.{customer}")
@@ -67,5 +84,10 @@ pub mod message_ids {
 
     pub fn outcome(message: &MessageId, hop: u16, attempt: u16) -> String {
         format!("outcome:{message}:{hop}:{attempt}")
+    }
+
+    /// The events of a message leaving hop `hop` (failed over, or finally failed).
+    pub fn failover(message: &MessageId, hop: u16) -> String {
+        format!("failover:{message}:{hop}")
     }
 }

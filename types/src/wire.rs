@@ -45,6 +45,16 @@ pub struct CarrierJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     pub text: String,
+    /// Carriers this message already failed on, in order, with their reasons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tried: Vec<TriedCarrier>,
+}
+
+/// A carrier a message failed on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriedCarrier {
+    pub carrier: CarrierId,
+    pub reason: String,
 }
 
 /// Where a message stands, as a customer sees it.
@@ -91,6 +101,9 @@ pub enum EventKind {
     Routed,
     /// A submit attempt failed transiently; the same carrier will be tried again.
     AttemptFailed,
+    /// The carrier failed for good (or its circuit is open); the message moves to the
+    /// next carrier, named in the detail.
+    FailedOver,
     /// The carrier accepted the message.
     Submitted,
     /// The carrier reported delivery.
@@ -100,9 +113,10 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::Routed,
         EventKind::AttemptFailed,
+        EventKind::FailedOver,
         EventKind::Submitted,
         EventKind::Delivered,
         EventKind::Failed,
@@ -112,6 +126,7 @@ impl EventKind {
         match self {
             EventKind::Routed => "routed",
             EventKind::AttemptFailed => "attempt_failed",
+            EventKind::FailedOver => "failed_over",
             EventKind::Submitted => "submitted",
             EventKind::Delivered => "delivered",
             EventKind::Failed => "failed",
@@ -121,7 +136,9 @@ impl EventKind {
     /// The status a message has right after this event.
     pub fn status(&self) -> MessageStatus {
         match self {
-            EventKind::Routed | EventKind::AttemptFailed => MessageStatus::Queued,
+            EventKind::Routed | EventKind::AttemptFailed | EventKind::FailedOver => {
+                MessageStatus::Queued
+            }
             EventKind::Submitted => MessageStatus::Submitted,
             EventKind::Delivered => MessageStatus::Delivered,
             EventKind::Failed => MessageStatus::Failed,
@@ -133,7 +150,8 @@ impl EventKind {
             EventKind::Routed => 0,
             EventKind::AttemptFailed => 1,
             EventKind::Submitted => 2,
-            EventKind::Delivered | EventKind::Failed => 3,
+            EventKind::FailedOver => 3,
+            EventKind::Delivered | EventKind::Failed => 4,
         }
     }
 }

@@ -1,0 +1,130 @@
+//! Carrier circuit states shared through the `carrier_health` KV bucket.
+//!
+//! Carrier workers publish a [`CircuitRecord`] whenever a carrier's circuit opens or
+//! closes; [`HealthView`] watches the bucket and keeps the latest state of every
+//! carrier in memory, so the dispatcher can route around open circuits and the
+//! failover worker can pick a healthy next carrier without a read per message.
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_nats::jetstream::context::Context;
+use async_nats::jetstream::kv::{self, Operation};
+use bytes::Bytes;
+use futures::StreamExt;
+use rns_types::subjects::CARRIER_HEALTH_BUCKET;
+use rns_types::{CarrierId, CircuitRecord, CircuitState};
+use tokio_util::sync::CancellationToken;
+
+use crate::directory::DirectoryError;
+
+/// The latest circuit state of every carrier, kept current by a watch.
+#[derive(Debug, Clone, Default)]
+pub struct HealthView(Arc<RwLock<HashMap<CarrierId, CircuitRecord>>>);
+
+impl HealthView {
+    pub fn is_open(&self, carrier: &CarrierId) -> bool {
+        self.0
+            .read()
+            .expect("health lock is never poisoned")
+            .get(carrier)
+            .is_some_and(|record| record.state == CircuitState::Open)
+    }
+
+    pub fn records(&self) -> Vec<CircuitRecord> {
+        let mut records: Vec<CircuitRecord> = self
+            .0
+            .read()
+            .expect("health lock is never poisoned")
+            .values()
+            .cloned()
+            .collect();
+        records.sort_by(|left, right| left.carrier.cmp(&right.carrier));
+        records
+    }
+
+    fn apply(&self, record: CircuitRecord) {
+        self.0
+            .write()
+            .expect("health lock is never poisoned")
+            .insert(record.carrier.clone(), record);
+    }
+
+    /// Loads every record, then follows changes until `shutdown`; returns once the
+    /// initial state is loaded, with the watch running in the background.
+    pub async fn watch(
+        jetstream: &Context,
+        shutdown: CancellationToken,
+    ) -> Result<Self, DirectoryError> {
+        let store = jetstream
+            .get_key_value(CARRIER_HEALTH_BUCKET)
+            .await
+            .map_err(|error| DirectoryError::Unavailable(error.to_string()))?;
+        let view = Self::default();
+        let mut updates = store
+            .watch_all_from_revision(1)
+            .await
+            .map_err(|error| DirectoryError::Unavailable(error.to_string()))?;
+        let mut keys = store
+            .keys()
+            .await
+            .map_err(|error| DirectoryError::Unavailable(error.to_string()))?;
+        while let Some(Ok(key)) = keys.next().await {
+            if let Ok(Some(value)) = store.get(&key).await {
+                if let Ok(record) = serde_json::from_slice::<CircuitRecord>(&value) {
+                    view.apply(record);
+                }
+            }
+        }
+        let background = view.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    next = updates.next() => next,
+                };
+                match next {
+                    Some(Ok(entry)) if entry.operation == Operation::Put => {
+                        match serde_json::from_slice::<CircuitRecord>(&entry.value) {
+                            Ok(record) => background.apply(record),
+                            Err(error) => {
+                                tracing::warn!(key = %entry.key, %error, "unreadable circuit record")
+                            }
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => tracing::warn!(%error, "carrier health watch failed"),
+                    None => {
+                        tracing::warn!("carrier health watch ended");
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(view)
+    }
+}
+
+/// Publishes circuit changes to the `carrier_health` bucket.
+#[derive(Debug, Clone)]
+pub struct HealthPublisher {
+    store: kv::Store,
+}
+
+impl HealthPublisher {
+    pub async fn open(jetstream: &Context) -> Result<Self, DirectoryError> {
+        let store = jetstream
+            .get_key_value(CARRIER_HEALTH_BUCKET)
+            .await
+            .map_err(|error| DirectoryError::Unavailable(error.to_string()))?;
+        Ok(Self { store })
+    }
+
+    pub async fn publish(&self, record: &CircuitRecord) -> Result<(), DirectoryError> {
+        let value = Bytes::from(serde_json::to_vec(record).expect("a circuit record serialises"));
+        self.store
+            .put(record.carrier.as_str(), value)
+            .await
+            .map(|_| ())
+            .map_err(|error| DirectoryError::Unavailable(error.to_string()))
+    }
+}
