@@ -16,7 +16,7 @@ pub mod worker;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rns_nats::{HealthPublisher, HealthView, Topology};
+use rns_nats::{HealthStore, HealthView, Topology};
 use rns_service::{LogSettings, NatsSettings, Readiness};
 use rns_types::carrier::CarrierEntry;
 use rns_types::subjects::{carrier_consumer, carrier_stream, ADVISORIES_STREAM, FAILOVER_CONSUMER};
@@ -144,7 +144,7 @@ pub async fn run(
         .collect();
     let stop = shutdown.child_token();
     let health = HealthView::watch(&jetstream, stop.clone()).await?;
-    let publisher = HealthPublisher::open(&jetstream).await?;
+    let publisher = HealthStore::open(&jetstream).await?;
     let failover = Failover::new(jetstream.clone(), catalog.clone(), health).await?;
     let mut workers = tokio::task::JoinSet::new();
     {

@@ -20,7 +20,7 @@ use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
 use futures::StreamExt;
-use rns_nats::{publish_all, terminate_with_reason, HealthPublisher, Outbound};
+use rns_nats::{publish_all, terminate_with_reason, HealthStore, Outbound};
 use rns_types::subjects::{message_ids, result_subject};
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent, ResultBatch};
 use rns_types::{CarrierId, CircuitRecord, CircuitState};
@@ -60,7 +60,7 @@ pub struct Worker {
     pub jetstream: async_nats::jetstream::Context,
     pub policy: WorkerPolicy,
     pub breaker: Mutex<CircuitBreaker>,
-    pub health: HealthPublisher,
+    pub health: HealthStore,
     pub failover: Failover,
 }
 

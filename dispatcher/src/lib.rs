@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
-use rns_nats::{publish_all, CustomerDirectory, Topology};
+use rns_nats::{publish_all, CustomerDirectory, HealthView, Topology};
 use rns_service::{LogSettings, NatsSettings, Readiness, RedisSettings};
 use rns_types::routing::{Schedule, Weights};
 use rns_types::subjects::{DISPATCHER_CONSUMER, SEND_STREAM};
@@ -94,6 +94,7 @@ struct Dispatcher {
     positions: Positions,
     catalog: CarrierCatalog,
     schedules: Schedules,
+    health: HealthView,
     publish_window: usize,
 }
 
@@ -101,7 +102,14 @@ impl Dispatcher {
     async fn dispatch(&self, request: &SendRequest) -> Result<(), DispatchError> {
         let now_ms = rns_types::time::now_milliseconds();
         let profile = self.directory.profile(&request.customer_id).await?;
-        let weights = profile.and_then(|profile| profile.weights(request.channel, &self.catalog));
+        // Route around carriers whose circuit is open, unless every one is.
+        let weights = profile
+            .and_then(|profile| profile.weights(request.channel, &self.catalog))
+            .map(|weights| {
+                weights
+                    .without(|carrier| self.health.is_open(carrier))
+                    .unwrap_or(weights)
+            });
         let Some(weights) = weights else {
             let reason = format!(
                 "no carrier serves the {} channel for this customer",
@@ -183,6 +191,7 @@ pub async fn run(
         jetstream: jetstream.clone(),
         catalog,
         schedules: Schedules::default(),
+        health: HealthView::watch(&jetstream, shutdown.clone()).await?,
         publish_window: settings.dispatcher.publish_window,
     };
     let consumer = Topology::consumer(&jetstream, SEND_STREAM, DISPATCHER_CONSUMER).await?;

@@ -245,3 +245,39 @@ async fn a_redelivered_request_routes_identically_and_publishes_nothing_new() {
         "SEND was not acknowledged"
     );
 }
+
+#[tokio::test]
+async fn new_messages_avoid_a_carrier_whose_circuit_is_open() {
+    let harness = start().await;
+    let customer = customer_with_weights(
+        &harness.directory,
+        "acme",
+        &[("kt", 50), ("skt", 30), ("lgu", 20)],
+    )
+    .await;
+    let health = rns_nats::HealthStore::open(&harness.jetstream)
+        .await
+        .unwrap();
+    health
+        .publish(&rns_types::CircuitRecord {
+            carrier: rns_types::CarrierId::parse("kt").unwrap(),
+            state: rns_types::CircuitState::Open,
+            since_ms: 0,
+            reason: "503 outage".into(),
+        })
+        .await
+        .unwrap();
+    // The dispatcher learns of the change through its watch.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..50 {
+        let request = request(&customer, 1);
+        submit(
+            &harness.jetstream,
+            &request,
+            &message_ids::send(&request.request_id),
+        )
+        .await;
+    }
+    let counts = wait_for_queued(&harness.jetstream, 50).await;
+    assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (0, 30, 20));
+}

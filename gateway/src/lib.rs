@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use rns_analytics::ResultQueries;
-use rns_nats::CustomerDirectory;
+use rns_nats::{CustomerDirectory, HealthStore};
 use rns_service::{ClickHouseSettings, LogSettings, NatsSettings};
 use rns_types::CarrierCatalog;
 use serde::Deserialize;
@@ -69,6 +69,7 @@ struct Inner {
     client: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
     directory: CustomerDirectory,
+    health: HealthStore,
     catalog: CarrierCatalog,
     results: ResultQueries,
     admin_key_hash: Option<String>,
@@ -89,11 +90,13 @@ impl AppState {
     ) -> Result<Self, ApiError> {
         let jetstream = async_nats::jetstream::new(client.clone());
         let directory = CustomerDirectory::open(&jetstream).await?;
+        let health = HealthStore::open(&jetstream).await?;
         let admin_key = settings.gateway.admin_key.trim();
         Ok(Self(Arc::new(Inner {
             client,
             jetstream,
             directory,
+            health,
             catalog: catalog(settings),
             results: ResultQueries::new(rns_analytics::clickhouse_client(&settings.clickhouse)),
             admin_key_hash: (!admin_key.is_empty()).then(|| extract::hash_api_key(admin_key)),
@@ -107,6 +110,10 @@ impl AppState {
 
     pub fn directory(&self) -> &CustomerDirectory {
         &self.0.directory
+    }
+
+    pub fn health(&self) -> &HealthStore {
+        &self.0.health
     }
 
     pub fn catalog(&self) -> &CarrierCatalog {
@@ -139,6 +146,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/v1/admin/customers", post(routes::customers::create))
+        .route("/v1/carriers", get(routes::customers::carriers))
         .route("/v1/routing", get(routes::routing::get))
         .route("/v1/routing/{channel}", put(routes::routing::put))
         .route(

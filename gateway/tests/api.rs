@@ -533,3 +533,53 @@ async fn unknown_routes_and_ids_answer_json_404() {
         assert_eq!(error_code(&reply), "not_found");
     }
 }
+
+#[tokio::test]
+async fn a_failover_order_is_validated_and_defaults_to_descending_weight() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let body = json!({"weights": {"kt": 20, "skt": 50, "lgu": 30}});
+    let (status, reply) = api
+        .call(Method::PUT, "/v1/routing/sms", Some(&key), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply["failover"], json!(["skt", "lgu", "kt"]));
+    let body = json!({"weights": {"kt": 1}, "failover": ["lgu", "kt"]});
+    let (status, reply) = api
+        .call(Method::PUT, "/v1/routing/sms", Some(&key), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (_, reply) = api.call(Method::GET, "/v1/routing", Some(&key), None).await;
+    assert_eq!(reply["sms"]["failover"], json!(["lgu", "kt"]));
+    for failover in [json!(["kt", "kt"]), json!(["ke"]), json!(["nope"])] {
+        let body = json!({"weights": {"kt": 1}, "failover": failover});
+        let (status, reply) = api
+            .call(
+                Method::PUT,
+                "/v1/routing/sms",
+                Some(&key),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error_code(&reply), "invalid_failover");
+    }
+}
+
+#[tokio::test]
+async fn carrier_states_are_for_the_operator_only() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let (status, _) = api
+        .call(Method::GET, "/v1/carriers", Some(&key), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, reply) = api
+        .call(Method::GET, "/v1/carriers", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let items = reply["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    assert_eq!(items[0]["id"], json!("kt"));
+    assert_eq!(items[0]["circuit"], json!("closed"));
+}

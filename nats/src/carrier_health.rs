@@ -104,19 +104,46 @@ impl HealthView {
     }
 }
 
-/// Publishes circuit changes to the `carrier_health` bucket.
+/// Reads and writes the `carrier_health` bucket.
 #[derive(Debug, Clone)]
-pub struct HealthPublisher {
+pub struct HealthStore {
     store: kv::Store,
 }
 
-impl HealthPublisher {
+impl HealthStore {
     pub async fn open(jetstream: &Context) -> Result<Self, DirectoryError> {
         let store = jetstream
             .get_key_value(CARRIER_HEALTH_BUCKET)
             .await
             .map_err(|error| DirectoryError::Unavailable(error.to_string()))?;
         Ok(Self { store })
+    }
+
+    /// Every carrier's current record, by carrier id.
+    pub async fn read_all(&self) -> Result<Vec<CircuitRecord>, DirectoryError> {
+        let unavailable =
+            |error: &dyn std::fmt::Display| DirectoryError::Unavailable(error.to_string());
+        let mut keys = self
+            .store
+            .keys()
+            .await
+            .map_err(|error| unavailable(&error))?;
+        let mut records = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|error| unavailable(&error))?;
+            if let Some(value) = self
+                .store
+                .get(&key)
+                .await
+                .map_err(|error| unavailable(&error))?
+            {
+                if let Ok(record) = serde_json::from_slice::<CircuitRecord>(&value) {
+                    records.push(record);
+                }
+            }
+        }
+        records.sort_by(|left, right| left.carrier.cmp(&right.carrier));
+        Ok(records)
     }
 
     pub async fn publish(&self, record: &CircuitRecord) -> Result<(), DirectoryError> {

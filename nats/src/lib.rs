@@ -13,7 +13,7 @@ pub mod publish;
 pub mod topology;
 
 pub use acknowledge::terminate_with_reason;
-pub use carrier_health::{HealthPublisher, HealthView};
+pub use carrier_health::{HealthStore, HealthView};
 pub use directory::{CustomerDirectory, DirectoryError};
 pub use publish::{publish_all, Outbound, PublishFailed};
 pub use topology::{Topology, TopologyError, TopologySettings};

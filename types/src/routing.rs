@@ -30,6 +30,33 @@ pub enum WeightsError {
     ZeroSum,
     #[error("weights must sum to at most {MAX_TOTAL_WEIGHT}, not {sum}")]
     SumTooLarge { sum: u64 },
+    #[error("carrier {carrier:?} appears twice in the failover order")]
+    DuplicateFailoverCarrier { carrier: String },
+}
+
+/// Validates a failover order: carriers of `channel`, each at most once.
+pub fn validate_failover(
+    raw: &[String],
+    channel: Channel,
+    catalog: &CarrierCatalog,
+) -> Result<Vec<CarrierId>, WeightsError> {
+    let mut order: Vec<CarrierId> = Vec::with_capacity(raw.len());
+    for name in raw {
+        let carrier = CarrierId::parse(name)
+            .ok()
+            .filter(|carrier| catalog.channel_of(carrier) == Some(channel))
+            .ok_or_else(|| WeightsError::UnknownCarrier {
+                carrier: name.clone(),
+                channel,
+            })?;
+        if order.contains(&carrier) {
+            return Err(WeightsError::DuplicateFailoverCarrier {
+                carrier: name.clone(),
+            });
+        }
+        order.push(carrier);
+    }
+    Ok(order)
 }
 
 impl Weights {
@@ -68,6 +95,18 @@ impl Weights {
             .map(|carrier| (carrier.clone(), 1))
             .collect();
         (!weights.is_empty()).then_some(Self(weights))
+    }
+
+    /// These weights without the carriers `excluded` says to leave out, when some
+    /// positive weight remains; `None` when nothing would be left.
+    pub fn without(&self, excluded: impl Fn(&CarrierId) -> bool) -> Option<Weights> {
+        let remaining: BTreeMap<CarrierId, u32> = self
+            .0
+            .iter()
+            .filter(|(carrier, weight)| **weight > 0 && !excluded(carrier))
+            .map(|(carrier, weight)| (carrier.clone(), *weight))
+            .collect();
+        (!remaining.is_empty()).then_some(Self(remaining))
     }
 
     pub fn get(&self, carrier: &CarrierId) -> u32 {
@@ -218,6 +257,34 @@ mod tests {
             Weights::validate(&raw(&[("kt", 10_000), ("skt", 1)]), Channel::Sms, &catalog),
             Err(WeightsError::SumTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn an_open_circuit_leaves_the_remaining_carriers_in_their_own_ratio() {
+        let all = weights(&[("kt", 50), ("skt", 30), ("lgu", 20)]);
+        let without_kt = all.without(|carrier| carrier.as_str() == "kt").unwrap();
+        assert_eq!(without_kt.canonical(), "lgu=20,skt=30");
+        assert_eq!(all.without(|_| true), None);
+    }
+
+    #[test]
+    fn a_failover_order_names_carriers_of_the_channel_once_each() {
+        let catalog = CarrierCatalog::korean_default();
+        let order = |names: &[&str]| {
+            names
+                .iter()
+                .map(|name| name.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            validate_failover(&order(&["skt", "kt"]), Channel::Sms, &catalog).unwrap(),
+            [
+                CarrierId::parse("skt").unwrap(),
+                CarrierId::parse("kt").unwrap()
+            ]
+        );
+        assert!(validate_failover(&order(&["kt", "kt"]), Channel::Sms, &catalog).is_err());
+        assert!(validate_failover(&order(&["ke"]), Channel::Sms, &catalog).is_err());
     }
 
     proptest! {

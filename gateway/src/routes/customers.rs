@@ -1,5 +1,6 @@
-//! `POST /v1/admin/customers`: the operator creates a customer and receives its API
-//! key, shown this once; only the key's SHA-256 is stored.
+//! Operator routes. `POST /v1/admin/customers`: the operator creates a customer and
+//! receives its API key, shown this once; only the key's SHA-256 is stored.
+//! `GET /v1/carriers`: the carriers and their circuit states.
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -57,4 +58,29 @@ fn new_api_key() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     format!("rns_{}", hex::encode(bytes))
+}
+
+/// `GET /v1/carriers`: every carrier of the catalogue with its channel and circuit
+/// state as the carrier workers last published it (`closed` when never published).
+pub async fn carriers(
+    _admin: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let records = state.health().read_all().await?;
+    let items: Vec<Value> = state
+        .catalog()
+        .entries()
+        .iter()
+        .map(|entry| {
+            let record = records.iter().find(|record| record.carrier == entry.id);
+            json!({
+                "id": entry.id,
+                "channel": entry.channel,
+                "circuit": record.map_or(rns_types::CircuitState::Closed, |record| record.state),
+                "since": record.map(|record| rns_analytics::queries::rfc3339(record.since_ms)),
+                "reason": record.map(|record| record.reason.clone()).filter(|reason| !reason.is_empty()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items})))
 }
