@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod routes;
 
 use std::sync::Arc;
@@ -18,12 +19,13 @@ use axum::routing::{delete, get, post, put};
 use axum::Router;
 use rns_analytics::ResultQueries;
 use rns_nats::{CustomerDirectory, HealthStore};
-use rns_service::{ClickHouseSettings, LogSettings, NatsSettings};
+use rns_service::{ClickHouseSettings, LogSettings, NatsSettings, RedisSettings};
 use rns_types::CarrierCatalog;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
+use idempotency::IdempotencyStore;
 
 /// The largest request body: 10,000 recipients with separators and a 2,000-byte text
 /// fit with room to spare.
@@ -55,6 +57,7 @@ impl Default for GatewaySettings {
 #[serde(default)]
 pub struct Settings {
     pub nats: NatsSettings,
+    pub redis: RedisSettings,
     pub clickhouse: ClickHouseSettings,
     pub carriers: Option<CarrierCatalog>,
     pub gateway: GatewaySettings,
@@ -70,6 +73,7 @@ struct Inner {
     jetstream: async_nats::jetstream::Context,
     directory: CustomerDirectory,
     health: HealthStore,
+    idempotency: IdempotencyStore,
     catalog: CarrierCatalog,
     results: ResultQueries,
     admin_key_hash: Option<String>,
@@ -97,6 +101,7 @@ impl AppState {
             jetstream,
             directory,
             health,
+            idempotency: IdempotencyStore::connect(&settings.redis.url).await?,
             catalog: catalog(settings),
             results: ResultQueries::new(rns_analytics::clickhouse_client(&settings.clickhouse)),
             admin_key_hash: (!admin_key.is_empty()).then(|| extract::hash_api_key(admin_key)),
@@ -110,6 +115,10 @@ impl AppState {
 
     pub fn directory(&self) -> &CustomerDirectory {
         &self.0.directory
+    }
+
+    pub fn idempotency(&self) -> &IdempotencyStore {
+        &self.0.idempotency
     }
 
     pub fn health(&self) -> &HealthStore {

@@ -6,8 +6,8 @@ use axum::Router;
 use http_body_util::BodyExt;
 use rns_gateway::{app, AppState, GatewaySettings, Settings};
 use rns_nats::Topology;
-use rns_service::NatsSettings;
-use rns_testkit::NatsServer;
+use rns_service::{NatsSettings, RedisSettings};
+use rns_testkit::{NatsServer, RedisServer};
 use rns_types::wire::SendRequest;
 use rns_types::CarrierCatalog;
 use serde_json::{json, Value};
@@ -17,6 +17,7 @@ const ADMIN_KEY: &str = "test-admin-key";
 
 struct Api {
     _server: NatsServer,
+    _redis: RedisServer,
     router: Router,
     jetstream: async_nats::jetstream::Context,
 }
@@ -24,11 +25,13 @@ struct Api {
 impl Api {
     async fn start() -> Self {
         let server = NatsServer::start().await;
+        let redis = RedisServer::start().await;
         let settings = Settings {
             nats: NatsSettings {
                 url: server.url(),
                 ..Default::default()
             },
+            redis: RedisSettings { url: redis.url() },
             gateway: GatewaySettings {
                 admin_key: ADMIN_KEY.into(),
                 max_recipients: 100,
@@ -50,6 +53,7 @@ impl Api {
         let state = AppState::connect(&settings, client).await.unwrap();
         Self {
             _server: server,
+            _redis: redis,
             router: app(state),
             jetstream,
         }
@@ -73,7 +77,22 @@ impl Api {
         key: Option<&str>,
         body: Option<String>,
     ) -> (StatusCode, Value) {
+        let (status, _, value) = self.call_with_headers(method, uri, key, &[], body).await;
+        (status, value)
+    }
+
+    async fn call_with_headers(
+        &self,
+        method: Method,
+        uri: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
         let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(key) = key {
             request = request.header("authorization", format!("Bearer {key}"));
         }
@@ -86,9 +105,10 @@ impl Api {
         .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, value)
+        (status, headers, value)
     }
 
     /// Creates a customer with a registered sender number; returns its API key.
@@ -582,4 +602,57 @@ async fn carrier_states_are_for_the_operator_only() {
     assert_eq!(items.len(), 5);
     assert_eq!(items[0]["id"], json!("kt"));
     assert_eq!(items[0]["circuit"], json!("closed"));
+}
+
+#[tokio::test]
+async fn an_idempotency_key_returns_the_first_answer_and_sends_once() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let rival = api.customer("rival").await;
+    let body = json!({"from": "0212345678", "to": ["01011112222", "01033334444"], "text": "once"});
+    let send = |api_key: &str, idempotency: &str, body: &Value| {
+        let api_key = api_key.to_owned();
+        let idempotency = idempotency.to_owned();
+        let body = body.to_string();
+        let api = &api;
+        async move {
+            api.call_with_headers(
+                Method::POST,
+                "/v1/messages",
+                Some(&api_key),
+                &[("idempotency-key", idempotency.as_str())],
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (status, headers, first) = send(&key, "order-1001", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert!(headers.get("idempotent-replayed").is_none());
+    let (status, headers, again) = send(&key, "order-1001", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(again, first);
+    assert_eq!(headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(
+        api.queued_sends().await.len(),
+        1,
+        "a repeated key sent again"
+    );
+
+    let other_body = json!({"from": "0212345678", "to": ["01011112222"], "text": "different"});
+    let (status, _, reply) = send(&key, "order-1001", &other_body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(&reply), "idempotency_key_reused");
+
+    // Keys belong to one customer: the same key elsewhere is a new request.
+    let (status, _, theirs) = send(&rival, "order-1001", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_ne!(theirs["request_id"], first["request_id"]);
+    assert_eq!(api.queued_sends().await.len(), 2);
+
+    for bad in ["", &"k".repeat(256), "has space"] {
+        let (status, _, reply) = send(&key, bad, &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+        assert_eq!(error_code(&reply), "invalid_idempotency_key");
+    }
 }

@@ -6,28 +6,33 @@
 //! EUC-KR length). It then publishes one [`SendRequest`] to `send.<customer>` and
 //! answers 202 only after JetStream acknowledged it, so a 202 means durable.
 //!
+//! With an `Idempotency-Key` header, a repeated request returns the first one's
+//! answer and sends nothing (see [`crate::idempotency`]).
+//!
 //! `GET /v1/messages/{id}` and `GET /v1/requests/{id}` read ClickHouse through
 //! [`rns_analytics::ResultQueries`], scoped to the caller: another customer's ids are
 //! 404, exactly like ids that never existed.
 use std::collections::HashSet;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use rns_nats::{publish_all, Outbound};
 use rns_types::content::classify_text;
 use rns_types::subjects::{message_ids, send_subject};
 use rns_types::wire::SendRequest;
-use rns_types::{Channel, MessageId, PhoneNumber, RequestId};
-use serde::Deserialize;
+use rns_types::{Channel, CustomerId, MessageId, MessageType, PhoneNumber, RequestId};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Customer};
+use crate::idempotency::{self, Claim};
 use crate::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessages {
     from: String,
@@ -37,11 +42,62 @@ pub struct SendMessages {
     subject: Option<String>,
 }
 
+/// A send that passed every check, waiting for its request id.
+struct ValidSend {
+    from: PhoneNumber,
+    recipients: Vec<PhoneNumber>,
+    message_type: MessageType,
+    subject: Option<String>,
+    text: String,
+}
+
 pub async fn send(
     Customer(customer): Customer,
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SendMessages>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency::key_from(&headers)?;
+    let body_hash =
+        idempotency::body_hash(&serde_json::to_vec(&body).expect("a send body serialises"));
+    let valid = validate(&state, &customer, body).await?;
+    let Some(key) = idempotency_key else {
+        let response = accept(&state, &customer, valid, RequestId::generate()).await?;
+        return Ok((StatusCode::ACCEPTED, Json(response)).into_response());
+    };
+    let store = state.idempotency();
+    match store.claim(&customer, &key, &body_hash).await? {
+        Claim::Replay(response) => Ok((
+            StatusCode::ACCEPTED,
+            [("idempotent-replayed", "true")],
+            Json(response),
+        )
+            .into_response()),
+        Claim::Conflict => Err(ApiError::invalid(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+        )),
+        Claim::Send(request_id) => match accept(&state, &customer, valid, request_id).await {
+            Ok(response) => {
+                store
+                    .complete(&customer, &key, &body_hash, request_id, &response)
+                    .await?;
+                Ok((StatusCode::ACCEPTED, Json(response)).into_response())
+            }
+            Err(error) => {
+                store.release(&customer, &key).await;
+                Err(error)
+            }
+        },
+    }
+}
+
+/// Every check a send must pass before anything is published.
+async fn validate(
+    state: &AppState,
+    customer: &CustomerId,
+    body: SendMessages,
+) -> Result<ValidSend, ApiError> {
     let recipients = parse_recipients(&body.to, state.max_recipients())?;
     let from = PhoneNumber::parse(&body.from)
         .map_err(|error| ApiError::invalid("invalid_sender", error.to_string()))?;
@@ -50,7 +106,7 @@ pub async fn send(
         .map_err(|error| ApiError::invalid("invalid_text", error.to_string()))?;
     let profile = state
         .directory()
-        .profile(&customer)
+        .profile(customer)
         .await?
         .ok_or(ApiError::Unauthorized("customer no longer exists"))?;
     if !profile.sender_numbers.contains(&from) {
@@ -59,40 +115,52 @@ pub async fn send(
             format!("{from} is not a registered sender number; register it with POST /v1/sender-numbers"),
         ));
     }
+    Ok(ValidSend {
+        from,
+        recipients,
+        message_type,
+        subject,
+        text: body.text,
+    })
+}
 
+/// Publishes the send under `request_id` and returns the 202 body once JetStream
+/// acknowledged it.
+async fn accept(
+    state: &AppState,
+    customer: &CustomerId,
+    valid: ValidSend,
+    request_id: RequestId,
+) -> Result<Value, ApiError> {
     let request = SendRequest {
-        request_id: RequestId::generate(),
+        request_id,
         customer_id: customer.clone(),
         accepted_at_ms: rns_types::time::now_milliseconds(),
         channel: Channel::Sms,
-        message_type,
-        from,
-        subject,
-        text: body.text,
-        recipients,
+        message_type: valid.message_type,
+        from: valid.from,
+        subject: valid.subject,
+        text: valid.text,
+        recipients: valid.recipients,
     };
     let outbound = Outbound {
-        subject: send_subject(&customer),
+        subject: send_subject(customer),
         message_id: message_ids::send(&request.request_id),
         payload: Bytes::from(serde_json::to_vec(&request).expect("a send request serialises")),
     };
     publish_all(state.jetstream(), [outbound], 1)
         .await
         .map_err(|error| ApiError::Unavailable(error.to_string()))?;
-
     let message_ids: Vec<String> = (0..request.recipients.len() as u32)
         .map(|index| request.request_id.message_id(index).to_string())
         .collect();
     tracing::debug!(customer = %customer, request = %request.request_id, recipients = message_ids.len(), "send accepted");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "request_id": request.request_id,
-            "type": request.message_type,
-            "recipients": message_ids.len(),
-            "message_ids": message_ids,
-        })),
-    ))
+    Ok(json!({
+        "request_id": request.request_id,
+        "type": request.message_type,
+        "recipients": message_ids.len(),
+        "message_ids": message_ids,
+    }))
 }
 
 /// Parses and de-duplicates recipients, naming the first invalid one by position.
