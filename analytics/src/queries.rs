@@ -82,6 +82,16 @@ struct StatusCount {
     messages: u64,
 }
 
+/// Per carrier, over a time range: messages routed to it as first choice, messages
+/// it delivered, and messages that left it for another carrier.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct CarrierSplit {
+    pub carrier: String,
+    pub first_choice: u64,
+    pub delivered: u64,
+    pub failed_over: u64,
+}
+
 /// Formats epoch milliseconds as RFC 3339 in UTC with milliseconds.
 pub fn rfc3339(milliseconds: u64) -> String {
     chrono::DateTime::from_timestamp_millis(milliseconds as i64)
@@ -188,6 +198,39 @@ impl ResultQueries {
             attempts,
             events,
         }))
+    }
+
+    /// How the customer's traffic split between carriers in `[since, until)`, as
+    /// first choices and as deliveries; duplicate rows count once.
+    pub async fn carrier_split(
+        &self,
+        customer: &CustomerId,
+        since_seconds: u32,
+        until_seconds: u32,
+    ) -> Result<Vec<CarrierSplit>, AnalyticsError> {
+        let splits = self
+            .client
+            .query(
+                "SELECT carrier,
+                        countIf(kind = 'routed' AND hop = 1) AS first_choice,
+                        countIf(kind = 'delivered') AS delivered,
+                        countIf(kind = 'failed_over') AS failed_over
+                 FROM (
+                     SELECT message_id, ordinal, kind, any(carrier) AS carrier, any(hop) AS hop
+                     FROM events
+                     WHERE customer_id = ? AND at >= toDateTime(?) AND at < toDateTime(?)
+                     GROUP BY message_id, ordinal, kind
+                 )
+                 WHERE carrier != ''
+                 GROUP BY carrier
+                 ORDER BY carrier",
+            )
+            .bind(customer.as_str())
+            .bind(since_seconds)
+            .bind(until_seconds)
+            .fetch_all::<CarrierSplit>()
+            .await?;
+        Ok(splits)
     }
 
     /// Counts of the request's messages, or `None` if the customer has no such request.

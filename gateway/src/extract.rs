@@ -2,10 +2,11 @@
 //!
 //! - [`ApiJson`]: a JSON body; malformed JSON is 400, a well-formed body of the wrong
 //!   shape 422, a body over the limit 413, all as `{"error":{"code","message"}}`.
+//! - [`ApiQuery`]: query parameters; unknown or malformed ones are 422.
 //! - [`Customer`]: the customer authenticated by `Authorization: Bearer <api key>`.
 //!   Keys are looked up by their SHA-256, never stored or compared in clear.
 //! - [`Admin`]: the operator, authenticated by the configured admin key.
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::Json;
 use rns_types::CustomerId;
@@ -24,6 +25,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let Json(value) = Json::<T>::from_request(request, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// Query parameters, rejected in the API's error format (422 `invalid_query`).
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(value) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::invalid("invalid_query", rejection.body_text()))?;
         Ok(Self(value))
     }
 }

@@ -157,6 +157,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/customers", post(routes::customers::create))
         .route("/v1/carriers", get(routes::customers::carriers))
         .route("/v1/routing", get(routes::routing::get))
+        .route("/v1/routing/report", get(routes::routing::report))
         .route("/v1/routing/{channel}", put(routes::routing::put))
         .route(
             "/v1/sender-numbers",
