@@ -78,7 +78,10 @@ async fn a_carrier_in_outage_fails_over_and_the_report_shows_the_moved_traffic()
     assert_eq!(status, 200, "{report}");
     let sms = &report["channels"]["sms"];
     assert_eq!(sms["target"], json!({"kt": 50, "lgu": 20, "skt": 30}));
-    assert_eq!(sms["first_choice"], json!({"kt": 100, "skt": 60, "lgu": 40}));
+    assert_eq!(
+        sms["first_choice"],
+        json!({"kt": 100, "skt": 60, "lgu": 40})
+    );
     assert_eq!(sms["delivered"]["kt"], json!(0));
     assert_eq!(sms["failed_over"]["kt"], json!(100));
     let (status, circuits) = system
