@@ -54,6 +54,8 @@ pub const CARRIERS: [(&str, &str); 5] = [
     ("cns", "alimtalk"),
 ];
 
+pub mod chaos;
+
 pub struct System {
     pub nats: NatsServer,
     pub redis: RedisServer,
@@ -68,13 +70,33 @@ pub struct System {
     http: reqwest::Client,
 }
 
-/// Where cargo put the workspace's binaries: beside the `deps` folder of this test.
+/// Where cargo put the workspace's binaries: beside this executable, or beside the
+/// `deps` folder that holds it when it is a test.
 fn binaries_directory() -> PathBuf {
-    let executable = std::env::current_exe().expect("the test knows its own path");
-    let deps = executable
+    let executable = std::env::current_exe().expect("the process knows its own path");
+    let directory = executable
         .parent()
-        .expect("test executables live in target/<profile>/deps");
-    deps.parent().expect("deps has a parent").to_path_buf()
+        .expect("an executable lives in a directory");
+    if directory.file_name().is_some_and(|name| name == "deps") {
+        directory.parent().expect("deps has a parent").to_path_buf()
+    } else {
+        directory.to_path_buf()
+    }
+}
+
+/// Timing of the system under test.
+#[derive(Debug, Clone)]
+pub struct SystemOptions {
+    /// Seconds before a message held by a killed consumer is redelivered.
+    pub ack_wait_seconds: u64,
+}
+
+impl Default for SystemOptions {
+    fn default() -> Self {
+        Self {
+            ack_wait_seconds: 30,
+        }
+    }
 }
 
 fn require_binary(directory: &Path, name: &str) -> PathBuf {
@@ -89,6 +111,10 @@ fn require_binary(directory: &Path, name: &str) -> PathBuf {
 
 impl System {
     pub async fn start() -> Self {
+        Self::start_with(SystemOptions::default()).await
+    }
+
+    pub async fn start_with(options: SystemOptions) -> Self {
         let binaries = binaries_directory();
         for service in Service::ALL {
             require_binary(&binaries, service.binary());
@@ -121,7 +147,7 @@ impl System {
             let process = system.spawn_simulator(carrier, port);
             system.simulators.insert(carrier, (process, port));
         }
-        system.write_config();
+        system.write_config(&options);
         for service in Service::ALL {
             system.start_service(service).await;
         }
@@ -142,7 +168,7 @@ impl System {
         )
     }
 
-    fn write_config(&self) {
+    fn write_config(&self, options: &SystemOptions) {
         let mut carriers = String::new();
         for (carrier, channel) in CARRIERS {
             let port = self.simulators[carrier].1;
@@ -154,6 +180,9 @@ impl System {
         let config = format!(
             r#"[nats]
 url = "{nats}"
+send_ack_wait = {ack_wait}
+results_ack_wait = {ack_wait}
+carrier_ack_wait = {ack_wait}
 
 [redis]
 url = "{redis}"
@@ -183,6 +212,7 @@ filter = "info"
 
 {carriers}"#,
             nats = self.nats.url(),
+            ack_wait = options.ack_wait_seconds,
             redis = self.redis.url(),
             clickhouse = self.clickhouse.url(),
             gateway = self.gateway_port,
@@ -202,10 +232,21 @@ filter = "info"
 
     /// Starts (or restarts) a service and waits until its `/readyz` answers 200.
     pub async fn start_service(&mut self, service: Service) {
+        self.spawn_service(service);
+        self.wait_ready(service).await;
+    }
+
+    /// Starts (or restarts) a service without waiting for it to be ready: a service
+    /// may rightly stay unready while a dependency is down.
+    pub fn spawn_service(&mut self, service: Service) {
         let mut command = Command::new(self.binaries.join(service.binary()));
         command.arg("--config").arg(&self.config);
         let process = ChildProcess::spawn(service.binary(), command, self.directory.path());
         self.services.insert(service, process);
+    }
+
+    /// Waits until the service's `/readyz` answers 200.
+    pub async fn wait_ready(&self, service: Service) {
         let url = self.ready_url(service);
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -252,6 +293,37 @@ filter = "info"
 
     pub fn simulator_url(&self, carrier: &str) -> String {
         format!("http://127.0.0.1:{}", self.simulators[carrier].1)
+    }
+
+    /// Changes a simulator's knobs (`PUT /v1/knobs`).
+    pub async fn set_knobs(&self, carrier: &str, knobs: Value) {
+        let response = self
+            .http
+            .put(format!("{}/v1/knobs", self.simulator_url(carrier)))
+            .json(&knobs)
+            .send()
+            .await
+            .expect("simulator answers");
+        assert!(response.status().is_success(), "knobs refused: {knobs}");
+    }
+
+    /// The message ids a simulator delivered (`GET /v1/delivered`).
+    pub async fn simulator_delivered(&self, carrier: &str) -> Vec<String> {
+        self.http
+            .get(format!("{}/v1/delivered", self.simulator_url(carrier)))
+            .send()
+            .await
+            .expect("simulator answers")
+            .json()
+            .await
+            .expect("delivered ids are JSON")
+    }
+
+    /// Whether the service's process is running.
+    pub fn is_running(&mut self, service: Service) -> bool {
+        self.services
+            .get_mut(&service)
+            .is_some_and(|process| process.is_running())
     }
 
     /// A simulator's own counters (`GET /v1/counts`).

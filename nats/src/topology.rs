@@ -49,6 +49,12 @@ pub struct TopologySettings {
     /// How long JetStream remembers a `Nats-Msg-Id` to drop a republished copy.
     #[serde(with = "seconds")]
     pub duplicate_window: Duration,
+    /// How long the dispatcher may hold a send request before it is redelivered.
+    #[serde(with = "seconds")]
+    pub send_ack_wait: Duration,
+    /// How long analytics may hold a RESULTS message before it is redelivered.
+    #[serde(with = "seconds")]
+    pub results_ack_wait: Duration,
     /// How long a carrier worker may hold a message before it is redelivered.
     #[serde(with = "seconds")]
     pub carrier_ack_wait: Duration,
@@ -66,6 +72,8 @@ impl Default for TopologySettings {
             carrier_max_bytes: 4 << 30,
             results_max_bytes: 4 << 30,
             duplicate_window: Duration::from_secs(120),
+            send_ack_wait: Duration::from_secs(30),
+            results_ack_wait: Duration::from_secs(60),
             carrier_ack_wait: Duration::from_secs(30),
             carrier_max_ack_pending: 4_096,
             carrier_max_deliver: 5,
@@ -230,7 +238,7 @@ impl Topology {
             (
                 SEND_STREAM.to_owned(),
                 PullConfig {
-                    ack_wait: Duration::from_secs(30),
+                    ack_wait: self.settings.send_ack_wait,
                     max_ack_pending: 1_024,
                     ..durable(DISPATCHER_CONSUMER, SEND_SUBJECTS)
                 },
@@ -246,7 +254,7 @@ impl Topology {
             (
                 RESULTS_STREAM.to_owned(),
                 PullConfig {
-                    ack_wait: Duration::from_secs(60),
+                    ack_wait: self.settings.results_ack_wait,
                     max_ack_pending: 50_000,
                     ..durable(ANALYTICS_CONSUMER, RESULTS_SUBJECTS)
                 },

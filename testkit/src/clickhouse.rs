@@ -63,7 +63,7 @@ impl ClickHouseServer {
 
     /// Stops the server (SIGTERM) and keeps its data for [`ClickHouseServer::resume`].
     pub fn stop(&mut self) {
-        self.process.terminate(Duration::from_secs(10));
+        self.process.terminate(Duration::from_secs(3));
     }
 
     /// Starts the server again after [`ClickHouseServer::stop`].

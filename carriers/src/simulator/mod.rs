@@ -6,8 +6,9 @@
 //! `invalid_number`), `outage` (503 to everything), `tps_cap` (429 above that many
 //! submits per second). It de-duplicates by client reference like a careful carrier:
 //! a reference already delivered is answered 200 with `"duplicate": true` and counted
-//! in `duplicates`, never delivered twice. `GET /v1/counts` returns its counters,
-//! the ground truth that end-to-end tests compare RNS's records against.
+//! in `duplicates`, never delivered twice. `GET /v1/counts` returns its counters and
+//! `GET /v1/delivered` the delivered message ids: the ground truth that end-to-end
+//! tests compare RNS's records against.
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -91,8 +92,9 @@ struct Inner {
     name: String,
     knobs: RwLock<Knobs>,
     counters: Counters,
-    /// Hashes of delivered client references: 8 bytes a message.
-    delivered: Mutex<HashSet<u64>>,
+    /// Delivered client references (RNS message ids), for de-duplication and for
+    /// `GET /v1/delivered`, the ground truth of who delivered what.
+    delivered: Mutex<HashSet<String>>,
     rate_window: Mutex<RateWindow>,
 }
 
@@ -147,6 +149,7 @@ pub fn app(simulator: Simulator) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/messages", post(submit))
         .route("/v1/counts", get(counts))
+        .route("/v1/delivered", get(delivered))
         .route("/v1/knobs", get(get_knobs).put(put_knobs))
         .with_state(simulator)
 }
@@ -191,7 +194,7 @@ async fn submit(
         .delivered
         .lock()
         .expect("delivered lock is never poisoned")
-        .contains(&reference);
+        .contains(&request.client_reference);
     if already_delivered {
         counters.duplicates.fetch_add(1, Ordering::Relaxed);
         return Json(SubmitResponse {
@@ -237,7 +240,7 @@ async fn submit(
         .delivered
         .lock()
         .expect("delivered lock is never poisoned")
-        .insert(reference);
+        .insert(request.client_reference.clone());
     if first_delivery {
         counters.delivered.fetch_add(1, Ordering::Relaxed);
     } else {
@@ -253,6 +256,16 @@ async fn submit(
 
 async fn counts(State(simulator): State<Simulator>) -> Json<Counts> {
     Json(simulator.counts())
+}
+
+/// Every client reference this carrier delivered, in no particular order.
+async fn delivered(State(simulator): State<Simulator>) -> Json<Vec<String>> {
+    let delivered = simulator
+        .0
+        .delivered
+        .lock()
+        .expect("delivered lock is never poisoned");
+    Json(delivered.iter().cloned().collect())
 }
 
 async fn get_knobs(State(simulator): State<Simulator>) -> Json<Knobs> {

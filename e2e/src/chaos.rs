@@ -1,0 +1,381 @@
+//! The chaos scenario: load through the real binaries while processes die.
+//!
+//! While a load generator sends requests for several customers (retrying with the
+//! same `Idempotency-Key` until it gets a 202, as a careful client does), a script
+//! kills every service with SIGKILL at random moments and restarts it, puts one
+//! carrier in outage, stops ClickHouse for a while and restarts nats-server once.
+//! Afterwards it compares three records: what the gateway accepted, the final states
+//! in ClickHouse, and the message ids each carrier simulator delivered.
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use crate::{Service, System, SystemOptions, CARRIERS};
+
+/// How hard and how long.
+#[derive(Debug, Clone)]
+pub struct ChaosPlan {
+    pub messages: usize,
+    pub recipients_per_request: usize,
+    pub customers: usize,
+    /// Rounds of kills: each round kills every service once.
+    pub kill_rounds: usize,
+    /// Longest pause between two faults.
+    pub pause: Duration,
+    pub carrier_outage: Duration,
+    pub clickhouse_outage: Duration,
+    /// How long to wait for every accepted message to reach a final state.
+    pub settle_timeout: Duration,
+    pub seed: u64,
+}
+
+impl ChaosPlan {
+    /// The full scenario of `./scripts/chaos`.
+    pub fn full(seed: u64) -> Self {
+        Self {
+            messages: 100_000,
+            recipients_per_request: 500,
+            customers: 3,
+            kill_rounds: 3,
+            pause: Duration::from_secs(4),
+            carrier_outage: Duration::from_secs(30),
+            clickhouse_outage: Duration::from_secs(30),
+            settle_timeout: Duration::from_secs(600),
+            seed,
+        }
+    }
+
+    /// The short form that runs in `./scripts/test`.
+    pub fn short(seed: u64) -> Self {
+        Self {
+            messages: 6_000,
+            recipients_per_request: 100,
+            customers: 3,
+            kill_rounds: 1,
+            pause: Duration::from_millis(800),
+            carrier_outage: Duration::from_secs(3),
+            clickhouse_outage: Duration::from_secs(3),
+            settle_timeout: Duration::from_secs(180),
+            seed,
+        }
+    }
+}
+
+/// What the scenario found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChaosReport {
+    pub accepted: usize,
+    pub final_states: usize,
+    pub lost: usize,
+    /// Message ids delivered by more than one carrier.
+    pub duplicate_deliveries: usize,
+    /// Messages with both a `delivered` and a `failed` event.
+    pub conflicting_final_states: usize,
+    /// Message ids a carrier delivered that RNS does not record as delivered.
+    pub unrecorded_deliveries: usize,
+    pub failovers: usize,
+    /// Repeated submits of an already delivered message that a carrier recognised
+    /// by its client reference (after a worker died between submit and record).
+    pub resubmissions_absorbed: u64,
+}
+
+impl ChaosReport {
+    pub fn passed(&self) -> bool {
+        self.accepted > 0
+            && self.lost == 0
+            && self.duplicate_deliveries == 0
+            && self.conflicting_final_states == 0
+            && self.unrecorded_deliveries == 0
+    }
+
+    /// The closing line of `./scripts/chaos`.
+    pub fn line(&self) -> String {
+        format!(
+            "chaos: accepted={} final={} lost={} duplicate_deliveries={} failovers={}",
+            self.accepted, self.final_states, self.lost, self.duplicate_deliveries, self.failovers
+        )
+    }
+}
+
+/// A request the gateway accepted: its id and number of messages.
+type Accepted = Vec<(String, usize)>;
+
+/// Runs the scenario and returns what it found.
+pub async fn run(plan: ChaosPlan) -> ChaosReport {
+    let mut system = System::start_with(SystemOptions {
+        ack_wait_seconds: 5,
+    })
+    .await;
+    let mut keys = Vec::new();
+    let weights = [
+        json!({"kt": 50, "skt": 30, "lgu": 20}),
+        json!({"kt": 1, "skt": 1, "lgu": 1}),
+        json!({"kt": 0, "skt": 7, "lgu": 3}),
+    ];
+    for index in 0..plan.customers {
+        let key = system.customer(&format!("chaos-{index}")).await;
+        let (status, body) = system
+            .call(
+                reqwest::Method::PUT,
+                "/v1/routing/sms",
+                &key,
+                Some(json!({"weights": weights[index % weights.len()]})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        keys.push(key);
+    }
+
+    let accepted: Arc<Mutex<Accepted>> = Arc::default();
+    let faults_done = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(generate_load(
+        system.gateway_url(),
+        keys,
+        plan.clone(),
+        accepted.clone(),
+        faults_done.clone(),
+    ));
+    inject_faults(&mut system, &plan).await;
+    faults_done.store(true, Ordering::SeqCst);
+    load.await.expect("the load generator does not panic");
+    for service in Service::ALL {
+        if !system.is_running(service) {
+            system.spawn_service(service);
+        }
+        system.wait_ready(service).await;
+    }
+    let accepted = accepted.lock().await.clone();
+    verify(&system, &accepted, plan.settle_timeout).await
+}
+
+/// Sends at least `plan.messages` messages, and goes on until the faults are over
+/// (up to three times as many), in requests of `recipients_per_request`, four at a
+/// time, retrying each with its idempotency key until the gateway accepts it.
+async fn generate_load(
+    gateway: String,
+    keys: Vec<String>,
+    plan: ChaosPlan,
+    accepted: Arc<Mutex<Accepted>>,
+    faults_done: Arc<AtomicBool>,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client");
+    let requests = plan.messages.div_ceil(plan.recipients_per_request);
+    futures::stream::iter(0..requests * 3)
+        .take_while(|request| {
+            let more = *request < requests || !faults_done.load(Ordering::SeqCst);
+            futures::future::ready(more)
+        })
+        .for_each_concurrent(4, |request| {
+            let client = &client;
+            let gateway = &gateway;
+            let keys = &keys;
+            let accepted = &accepted;
+            let plan = &plan;
+            async move {
+                let first = request * plan.recipients_per_request;
+                let recipients: Vec<String> = (first..first + plan.recipients_per_request)
+                    .map(|number| format!("010{number:08}"))
+                    .collect();
+                let body = json!({"from": "0212345678", "to": recipients, "text": format!("chaos {request}")});
+                let key = &keys[request % keys.len()];
+                let deadline = Instant::now() + Duration::from_secs(300);
+                while Instant::now() < deadline {
+                    let response = client
+                        .post(format!("{gateway}/v1/messages"))
+                        .bearer_auth(key)
+                        .header("idempotency-key", format!("chaos-{request}"))
+                        .json(&body)
+                        .send()
+                        .await;
+                    match response {
+                        Ok(response) if response.status().as_u16() == 202 => {
+                            let reply: Value = response.json().await.unwrap_or(Value::Null);
+                            if let Some(request_id) = reply["request_id"].as_str() {
+                                let count = reply["message_ids"].as_array().map_or(0, Vec::len);
+                                accepted.lock().await.push((request_id.to_owned(), count));
+                                return;
+                            }
+                        }
+                        Ok(response) if response.status().is_client_error() => {
+                            let status = response.status();
+                            let text = response.text().await.unwrap_or_default();
+                            panic!("the gateway refused a valid request: {status} {text}");
+                        }
+                        _ => {}
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                eprintln!("request {request} was never accepted");
+            }
+        })
+        .await;
+}
+
+async fn pause(plan: &ChaosPlan, random: &mut rand::rngs::StdRng) {
+    let milliseconds = random.random_range(100..=plan.pause.as_millis().max(101) as u64);
+    tokio::time::sleep(Duration::from_millis(milliseconds)).await;
+}
+
+/// The fault script: kills and restarts, a carrier outage, a ClickHouse outage and
+/// a nats-server restart, in random order and at random moments.
+async fn inject_faults(system: &mut System, plan: &ChaosPlan) {
+    let mut random = rand::rngs::StdRng::seed_from_u64(plan.seed);
+    #[derive(Debug, Clone, Copy)]
+    enum Fault {
+        Kill(Service),
+        CarrierOutage,
+        ClickHouseOutage,
+        NatsRestart,
+    }
+    let mut faults: Vec<Fault> = Vec::new();
+    for _ in 0..plan.kill_rounds {
+        faults.extend(Service::ALL.iter().map(|service| Fault::Kill(*service)));
+    }
+    faults.extend([
+        Fault::CarrierOutage,
+        Fault::ClickHouseOutage,
+        Fault::NatsRestart,
+    ]);
+    for index in (1..faults.len()).rev() {
+        faults.swap(index, random.random_range(0..=index));
+    }
+    let outage_carrier = CARRIERS[0].0;
+    let mut carrier_back_at: Option<Instant> = None;
+    let mut clickhouse_back_at: Option<Instant> = None;
+    for fault in faults {
+        pause(plan, &mut random).await;
+        eprintln!("chaos: {fault:?}");
+        match fault {
+            Fault::Kill(service) => {
+                system.kill(service);
+                pause(plan, &mut random).await;
+                system.spawn_service(service);
+            }
+            Fault::CarrierOutage => {
+                system
+                    .set_knobs(outage_carrier, json!({"outage": true}))
+                    .await;
+                carrier_back_at = Some(Instant::now() + plan.carrier_outage);
+            }
+            Fault::ClickHouseOutage => {
+                system.clickhouse.stop();
+                clickhouse_back_at = Some(Instant::now() + plan.clickhouse_outage);
+            }
+            Fault::NatsRestart => system.nats.restart().await,
+        }
+        if carrier_back_at.is_some_and(|at| Instant::now() >= at) {
+            system.set_knobs(outage_carrier, json!({})).await;
+            carrier_back_at = None;
+        }
+        if clickhouse_back_at.is_some_and(|at| Instant::now() >= at) {
+            system.clickhouse.resume().await;
+            clickhouse_back_at = None;
+        }
+    }
+    if let Some(at) = carrier_back_at {
+        tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
+        system.set_knobs(outage_carrier, json!({})).await;
+    }
+    if let Some(at) = clickhouse_back_at {
+        tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
+        system.clickhouse.resume().await;
+    }
+}
+
+/// Every message id's current status, from ClickHouse.
+async fn statuses(system: &System) -> HashMap<String, String> {
+    let rows = system
+        .clickhouse
+        .query(
+            "SELECT message_id, toString(argMax(status, ordinal)) FROM rns.events GROUP BY message_id FORMAT TabSeparated",
+        )
+        .await;
+    rows.lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(id, status)| (id.to_owned(), status.to_owned()))
+        .collect()
+}
+
+async fn count(system: &System, statement: &str) -> usize {
+    system
+        .clickhouse
+        .query(statement)
+        .await
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) -> ChaosReport {
+    let expected: HashSet<String> = accepted
+        .iter()
+        .flat_map(|(request, count)| (0..*count).map(move |index| format!("{request}-{index}")))
+        .collect();
+    let is_final = |status: &str| status == "delivered" || status == "failed";
+    let deadline = Instant::now() + settle_timeout;
+    let mut current = statuses(system).await;
+    loop {
+        let finals = expected
+            .iter()
+            .filter(|id| current.get(*id).is_some_and(|status| is_final(status)))
+            .count();
+        if finals == expected.len() || Instant::now() >= deadline {
+            break;
+        }
+        eprintln!(
+            "chaos: {finals} of {} messages final; waiting",
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        current = statuses(system).await;
+    }
+
+    let mut delivered_by: BTreeMap<String, usize> = BTreeMap::new();
+    let mut resubmissions_absorbed = 0;
+    for (carrier, _) in CARRIERS {
+        for id in system.simulator_delivered(carrier).await {
+            *delivered_by.entry(id).or_insert(0) += 1;
+        }
+        resubmissions_absorbed += system.simulator_counts(carrier).await["duplicates"]
+            .as_u64()
+            .unwrap_or(0);
+    }
+    let final_states = expected
+        .iter()
+        .filter(|id| current.get(*id).is_some_and(|status| is_final(status)))
+        .count();
+    ChaosReport {
+        accepted: expected.len(),
+        final_states,
+        lost: expected.len() - final_states,
+        duplicate_deliveries: delivered_by
+            .values()
+            .filter(|carriers| **carriers > 1)
+            .count(),
+        conflicting_final_states: count(
+            system,
+            "SELECT count() FROM (SELECT message_id, uniqExact(kind) AS kinds FROM rns.events \
+             WHERE kind IN ('delivered', 'failed') GROUP BY message_id) WHERE kinds > 1",
+        )
+        .await,
+        unrecorded_deliveries: delivered_by
+            .keys()
+            .filter(|id| current.get(*id).map(String::as_str) != Some("delivered"))
+            .count(),
+        failovers: count(
+            system,
+            "SELECT uniqExact(message_id) FROM rns.events WHERE kind = 'failed_over'",
+        )
+        .await,
+        resubmissions_absorbed,
+    }
+}
