@@ -26,7 +26,7 @@ use rns_types::subjects::{
     carrier_subject, failure_reason_key, message_ids, result_subject, FAILURE_REASONS_BUCKET,
 };
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent, ResultBatch, TriedCarrier};
-use rns_types::{CarrierCatalog, Channel, MessageId};
+use rns_types::{CarrierCatalog, CarrierId, Channel, MessageId};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -53,11 +53,15 @@ struct MaxDeliveriesAdvisory {
     deliveries: u64,
 }
 
-/// What a worker remembered about a message's attempts on one hop.
+/// What the workers recorded about a message's deliveries on one hop.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct FailureMemory {
-    pub last_reason: Option<String>,
+pub struct AttemptRecord {
+    /// Every delivery so far ended in a recorded, definite failure: the carrier
+    /// refused it, or it was never submitted. Only then may the message move on.
+    pub all_definite: bool,
+    /// Some attempt timed out after sending: the carrier may have delivered it.
     pub ambiguous: bool,
+    pub last_reason: Option<String>,
 }
 
 #[derive(Clone)]
@@ -76,6 +80,7 @@ impl std::fmt::Debug for Failover {
 }
 
 const AMBIGUOUS_SUFFIX: &str = ".ambiguous";
+const NEXT_SUFFIX: &str = ".next";
 
 impl Failover {
     pub async fn new(
@@ -97,12 +102,14 @@ impl Failover {
         })
     }
 
-    /// Remembers why an attempt failed; `ambiguous` marks the message as possibly
-    /// delivered by this carrier, for good.
-    pub async fn remember_failure(
+    /// Records how delivery `attempt` of a message on `hop` failed. A worker records
+    /// every failed delivery, so that a delivery without a record (its worker died
+    /// mid-submit) is known to have an unknown outcome.
+    pub async fn record_attempt(
         &self,
         message: &MessageId,
         hop: u16,
+        attempt: u16,
         reason: &str,
         ambiguous: bool,
     ) -> Result<(), FailoverError> {
@@ -112,36 +119,99 @@ impl Failover {
                 .put(format!("{key}{AMBIGUOUS_SUFFIX}"), Bytes::from_static(b"1"))
                 .await
                 .map_err(nats)?;
+            return Ok(());
         }
         self.reasons
-            .put(key, Bytes::from(reason.to_owned()))
+            .put(format!("{key}.{attempt}"), Bytes::from(reason.to_owned()))
             .await
             .map_err(nats)?;
         Ok(())
     }
 
-    pub async fn failure_memory(
+    /// What was recorded about deliveries `1..=deliveries` of a message on `hop`.
+    pub async fn attempts(
         &self,
         message: &MessageId,
         hop: u16,
-    ) -> Result<FailureMemory, FailoverError> {
+        deliveries: u16,
+    ) -> Result<AttemptRecord, FailoverError> {
         let key = failure_reason_key(message, hop);
-        let last_reason = self
-            .reasons
-            .get(key.clone())
-            .await
-            .map_err(nats)?
-            .map(|value| String::from_utf8_lossy(&value).into_owned());
         let ambiguous = self
             .reasons
             .get(format!("{key}{AMBIGUOUS_SUFFIX}"))
             .await
             .map_err(nats)?
             .is_some();
-        Ok(FailureMemory {
-            last_reason,
+        let mut record = AttemptRecord {
+            all_definite: !ambiguous,
             ambiguous,
-        })
+            last_reason: None,
+        };
+        for attempt in 1..=deliveries {
+            match self
+                .reasons
+                .get(format!("{key}.{attempt}"))
+                .await
+                .map_err(nats)?
+            {
+                Some(reason) => {
+                    record.last_reason = Some(String::from_utf8_lossy(&reason).into_owned())
+                }
+                None => record.all_definite = false,
+            }
+        }
+        Ok(record)
+    }
+
+    /// Whether the message already left this hop (moved on, or finally failed): a
+    /// redelivery after a lost `+TERM` must not be submitted again.
+    pub async fn has_left(&self, job: &CarrierJob) -> Result<bool, FailoverError> {
+        let key = format!(
+            "{}{NEXT_SUFFIX}",
+            failure_reason_key(&job.message_id, job.hop)
+        );
+        Ok(self.reasons.get(key).await.map_err(nats)?.is_some())
+    }
+
+    /// The next carrier for a message leaving `job.carrier`, decided once: the first
+    /// decision is stored (compare-and-set) and every later call, after a crash
+    /// between publishing and removing the old job, repeats it instead of choosing
+    /// anew, so a message never goes to two next carriers.
+    async fn decide_next(
+        &self,
+        job: &CarrierJob,
+        tried: &[TriedCarrier],
+    ) -> Result<Option<CarrierId>, FailoverError> {
+        let channel = self
+            .catalog
+            .channel_of(&job.carrier)
+            .unwrap_or(Channel::Sms);
+        let tried_carriers: Vec<_> = tried.iter().map(|entry| &entry.carrier).collect();
+        let profile = self.directory.profile(&job.customer_id).await?;
+        let next = profile.and_then(|profile| {
+            profile.next_carrier(channel, &self.catalog, &tried_carriers, |carrier| {
+                self.health.is_open(carrier)
+            })
+        });
+        let key = format!(
+            "{}{NEXT_SUFFIX}",
+            failure_reason_key(&job.message_id, job.hop)
+        );
+        let decision = Bytes::from(next.as_ref().map(ToString::to_string).unwrap_or_default());
+        match self.reasons.create(&key, decision).await {
+            Ok(_) => Ok(next),
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+                let stored = self
+                    .reasons
+                    .get(&key)
+                    .await
+                    .map_err(nats)?
+                    .unwrap_or_default();
+                let stored = String::from_utf8_lossy(&stored);
+                Ok(CarrierId::parse(&stored).ok())
+            }
+            Err(error) => Err(nats(error)),
+        }
     }
 
     /// Sends `job` to the next carrier, or records its final failure when none is
@@ -152,22 +222,21 @@ impl Failover {
         reason: &str,
         attempt: u16,
     ) -> Result<(), FailoverError> {
-        let channel = self
-            .catalog
-            .channel_of(&job.carrier)
-            .unwrap_or(Channel::Sms);
-        let mut tried = job.tried.clone();
-        tried.push(TriedCarrier {
-            carrier: job.carrier.clone(),
-            reason: reason.to_owned(),
-        });
-        let tried_carriers: Vec<_> = tried.iter().map(|entry| &entry.carrier).collect();
-        let profile = self.directory.profile(&job.customer_id).await?;
-        let next = profile.and_then(|profile| {
-            profile.next_carrier(channel, &self.catalog, &tried_carriers, |carrier| {
-                self.health.is_open(carrier)
-            })
-        });
+        let tried = tried_with(job, reason);
+        let next = self.decide_next(job, &tried).await?;
+        self.send_to(job, reason, attempt, next, tried).await
+    }
+
+    /// Publishes `job` to `next` as its next hop, or records its final failure when
+    /// there is none, with the event that says why it left its carrier.
+    async fn send_to(
+        &self,
+        job: &CarrierJob,
+        reason: &str,
+        attempt: u16,
+        next: Option<CarrierId>,
+        tried: Vec<TriedCarrier>,
+    ) -> Result<(), FailoverError> {
         let now_ms = rns_types::time::now_milliseconds();
         let event = |kind, carrier, hop, attempt, detail| MessageEvent {
             message_id: job.message_id,
@@ -343,19 +412,35 @@ impl Failover {
             }
         };
         let attempts = u16::try_from(advisory.deliveries).unwrap_or(u16::MAX);
-        let memory = self.failure_memory(&job.message_id, job.hop).await?;
-        let last_reason = memory
+        let record = self.attempts(&job.message_id, job.hop, attempts).await?;
+        let last_reason = record
             .last_reason
             .unwrap_or_else(|| format!("no outcome after {attempts} deliveries"));
-        if memory.ambiguous {
-            let detail = format!(
-                "{}: outcome unknown after {attempts} attempts ({last_reason}); not sent to another carrier, which could deliver it twice",
-                job.carrier
-            );
-            self.fail(&job, detail, attempts).await?;
-        } else {
+        if record.all_definite {
             let reason = format!("gave up after {attempts} attempts: {last_reason}");
             self.move_on(&job, &reason, attempts).await?;
+        } else {
+            let why = if record.ambiguous {
+                "a submit timed out after sending"
+            } else {
+                "a worker stopped during a submit"
+            };
+            let reason =
+                format!("outcome unknown after {attempts} attempts ({why}; last: {last_reason})");
+            let retried_here = job.tried.iter().any(|entry| entry.carrier == job.carrier);
+            if retried_here {
+                let detail = format!(
+                    "{}: {reason}; not sent to another carrier, which could deliver it twice",
+                    job.carrier
+                );
+                self.fail(&job, detail, attempts).await?;
+            } else {
+                // Only this carrier can tell whether it delivered: ask it once more,
+                // with the same client reference, as a new hop.
+                let tried = tried_with(&job, &reason);
+                self.send_to(&job, &reason, attempts, Some(job.carrier.clone()), tried)
+                    .await?;
+            }
         }
         match stream.delete_message(advisory.stream_seq).await {
             Ok(_) => Ok(()),
@@ -367,6 +452,16 @@ impl Failover {
             }
         }
     }
+}
+
+/// The carriers `job` already failed on, plus its current one for `reason`.
+fn tried_with(job: &CarrierJob, reason: &str) -> Vec<TriedCarrier> {
+    let mut tried = job.tried.clone();
+    tried.push(TriedCarrier {
+        carrier: job.carrier.clone(),
+        reason: reason.to_owned(),
+    });
+    tried
 }
 
 /// `"every carrier failed: kt: <reason>; skt: <reason>"`.

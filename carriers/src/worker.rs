@@ -116,6 +116,35 @@ impl Worker {
             .info()
             .map(|info| u16::try_from(info.delivered).unwrap_or(u16::MAX))
             .unwrap_or(1);
+        if attempt > 1 {
+            match self.failover.has_left(&job).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    // Moving on was decided; finish it (every publish repeats under
+                    // the same ids), then take the job off this carrier.
+                    let reason = "moving on was decided before a restart";
+                    match self.failover.move_on(&job, reason, attempt).await {
+                        Ok(()) => {
+                            let _ = terminate_with_reason(&self.client, &message, reason).await;
+                        }
+                        Err(error) => {
+                            tracing::warn!(carrier = %self.carrier, %error, "finishing a move failed; will retry");
+                            let _ = message
+                                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                                .await;
+                        }
+                    }
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(carrier = %self.carrier, %error, "cannot tell whether the job moved on; will retry");
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await;
+                    return;
+                }
+            }
+        }
         let admission = self.lock_breaker().admit(Instant::now());
         if admission == Admission::Refuse {
             self.move_on_while_open(&message, &job, attempt).await;
@@ -140,14 +169,18 @@ impl Worker {
         outcome: &SubmitOutcome,
     ) -> Result<(), FailoverError> {
         let last_attempt = attempt >= self.policy.max_deliver;
-        if let SubmitOutcome::Ambiguous { reason } = outcome {
-            self.failover
-                .remember_failure(&job.message_id, job.hop, reason, true)
-                .await?;
-        } else if let (true, SubmitOutcome::Transient { reason }) = (last_attempt, outcome) {
-            self.failover
-                .remember_failure(&job.message_id, job.hop, reason, false)
-                .await?;
+        match outcome {
+            SubmitOutcome::Ambiguous { reason } => {
+                self.failover
+                    .record_attempt(&job.message_id, job.hop, attempt, reason, true)
+                    .await?
+            }
+            SubmitOutcome::Transient { reason } => {
+                self.failover
+                    .record_attempt(&job.message_id, job.hop, attempt, reason, false)
+                    .await?
+            }
+            SubmitOutcome::Delivered { .. } | SubmitOutcome::Rejected { .. } => {}
         }
         let result = ResultBatch {
             customer_id: job.customer_id.clone(),
@@ -182,30 +215,32 @@ impl Worker {
         Ok(())
     }
 
-    /// The circuit is open and this message is not the probe: a message never tried
-    /// here, or whose attempts here all failed for sure, moves to the next carrier
-    /// now; one that may have reached the carrier waits for it.
+    /// The circuit is open and this message is not the probe. It moves to the next
+    /// carrier now if every earlier delivery here failed for sure (for a first
+    /// delivery there is none); if any may have reached the carrier, it waits for
+    /// the carrier instead, since another carrier could deliver it twice.
     async fn move_on_while_open(&self, message: &Message, job: &CarrierJob, attempt: u16) {
-        let first_delivery = attempt <= 1;
-        let possibly_delivered = if first_delivery {
-            false
-        } else {
-            match self.failover.failure_memory(&job.message_id, job.hop).await {
-                Ok(memory) => memory.ambiguous,
-                Err(_) => true,
-            }
-        };
-        if possibly_delivered {
-            let _ = message
-                .ack_with(AckKind::Nak(Some(self.policy.backoff(attempt))))
-                .await;
-            return;
-        }
         let reason = format!("circuit open: {}", self.lock_breaker().reason());
-        let moved = self
+        let earlier = self
             .failover
-            .move_on(job, &reason, attempt.saturating_sub(1))
+            .attempts(&job.message_id, job.hop, attempt.saturating_sub(1))
             .await;
+        let safe_to_move = matches!(&earlier, Ok(record) if record.all_definite);
+        let moved = if safe_to_move {
+            self.failover.move_on(job, &reason, attempt).await
+        } else {
+            // Not submitted this time: a definite failure of this delivery.
+            let recorded = self
+                .failover
+                .record_attempt(&job.message_id, job.hop, attempt, &reason, false)
+                .await;
+            let delay = self.policy.backoff(attempt);
+            let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+            if let Err(error) = recorded {
+                tracing::warn!(carrier = %self.carrier, %error, "recording a refused delivery failed");
+            }
+            return;
+        };
         let acknowledged = match moved {
             Ok(()) => terminate_with_reason(&self.client, message, &reason)
                 .await

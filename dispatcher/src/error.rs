@@ -15,6 +15,8 @@ pub enum DispatchError {
     Nats(String),
     #[error("topology: {0}")]
     Topology(#[from] rns_nats::TopologyError),
+    #[error("settings: {0}")]
+    Settings(String),
 }
 
 /// What to do with the input message after an error.
@@ -34,7 +36,8 @@ impl DispatchError {
             | DispatchError::Directory(_)
             | DispatchError::Publish(_)
             | DispatchError::Nats(_)
-            | DispatchError::Topology(_) => Disposition::RetryAfter(Duration::from_secs(1)),
+            | DispatchError::Topology(_)
+            | DispatchError::Settings(_) => Disposition::RetryAfter(Duration::from_secs(1)),
         }
     }
 }

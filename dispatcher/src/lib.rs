@@ -38,7 +38,9 @@ pub struct DispatcherSettings {
     pub health_listen: String,
     /// Requests dispatched at once.
     pub concurrency: usize,
-    /// Most unacknowledged publishes per request.
+    /// Most unacknowledged publishes per request. `concurrency × publish_window`
+    /// must stay within the client's 5,000 acknowledgements in flight
+    /// ([`rns_nats::MAX_ACKS_IN_FLIGHT`]); start-up refuses more.
     pub publish_window: usize,
 }
 
@@ -47,7 +49,7 @@ impl Default for DispatcherSettings {
         Self {
             health_listen: "127.0.0.1:8081".to_owned(),
             concurrency: 32,
-            publish_window: 4_096,
+            publish_window: 128,
         }
     }
 }
@@ -120,8 +122,7 @@ impl Dispatcher {
             let messages = plan::outbound(request, &[], &results);
             return Ok(publish_all(&self.jetstream, messages, self.publish_window).await?);
         };
-        let schedule = self.schedules.get(&weights);
-        let start = self
+        let reservation = self
             .positions
             .reserve(
                 &request.customer_id,
@@ -131,6 +132,8 @@ impl Dispatcher {
                 request.recipients.len(),
             )
             .await?;
+        let schedule = self.schedules.get(&reservation.weights);
+        let start = reservation.start;
         let plan = plan::plan(request, &schedule, start, now_ms);
         let messages = plan::outbound(request, &plan.jobs, &plan.results);
         publish_all(&self.jetstream, messages, self.publish_window).await?;
@@ -174,6 +177,14 @@ pub async fn run(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> Result<(), DispatchError> {
+    let in_flight =
+        settings.dispatcher.concurrency.max(1) * settings.dispatcher.publish_window.max(1);
+    if in_flight > rns_nats::MAX_ACKS_IN_FLIGHT {
+        return Err(DispatchError::Settings(format!(
+            "dispatcher concurrency × publish_window is {in_flight}, over the {} acknowledgements a client may await",
+            rns_nats::MAX_ACKS_IN_FLIGHT
+        )));
+    }
     let catalog = settings
         .carriers
         .clone()

@@ -12,7 +12,10 @@ async fn main() -> anyhow::Result<()> {
         readiness.clone(),
         shutdown.clone(),
     ));
-    rns_dispatcher::run(settings, readiness, shutdown.clone()).await?;
+    let work = rns_dispatcher::run(settings, readiness, shutdown.clone());
+    if let Some(result) = shutdown::within_grace(work, &shutdown, shutdown::GRACE_PERIOD).await {
+        result?;
+    }
     shutdown.cancel();
     health.await??;
     Ok(())

@@ -16,13 +16,22 @@ use rns_types::{Channel, CustomerId, RequestId};
 use crate::error::DispatchError;
 
 const RESERVE_SCRIPT: &str = r"
-local start = redis.call('GET', KEYS[2])
-if start then return tonumber(start) end
+local stored = redis.call('GET', KEYS[2])
+if stored then return stored end
 local finish = redis.call('INCRBY', KEYS[1], ARGV[1])
-start = finish - tonumber(ARGV[1])
-redis.call('SET', KEYS[2], start, 'EX', ARGV[2])
-return start
+local reservation = tostring(finish - tonumber(ARGV[1])) .. '|' .. ARGV[3]
+redis.call('SET', KEYS[2], reservation, 'EX', ARGV[2])
+return reservation
 ";
+
+/// Positions reserved for a request, and the weights they index: a redelivered
+/// request gets the weights of its first dispatch back, even if weights or circuit
+/// states changed since, so every message goes to the same carrier as before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub start: u64,
+    pub weights: Weights,
+}
 
 /// How long a request's reservation is remembered, in seconds.
 const RESERVATION_SECONDS: u64 = 24 * 60 * 60;
@@ -49,8 +58,9 @@ impl Positions {
         })
     }
 
-    /// The first of `count` consecutive positions reserved for `request`; the same
-    /// answer every time for the same request and channel.
+    /// The first of `count` consecutive positions reserved for `request` under
+    /// `weights`; the same answer, weights included, every time for the same request
+    /// and channel.
     pub async fn reserve(
         &self,
         customer: &CustomerId,
@@ -58,18 +68,32 @@ impl Positions {
         weights: &Weights,
         request: &RequestId,
         count: usize,
-    ) -> Result<u64, DispatchError> {
-        let counter = format!("rns:route:{customer}:{channel}:{}", weights.canonical());
+    ) -> Result<Reservation, DispatchError> {
+        let canonical = weights.canonical();
+        let counter = format!("rns:route:{customer}:{channel}:{canonical}");
         let reservation = format!("rns:route-request:{request}:{channel}");
         let mut connection = self.connection.clone();
-        let start: i64 = self
+        let stored: String = self
             .script
             .key(counter)
             .key(reservation)
             .arg(count)
             .arg(RESERVATION_SECONDS)
+            .arg(&canonical)
             .invoke_async(&mut connection)
             .await?;
-        Ok(start.max(0) as u64)
+        let parsed = stored.split_once('|').and_then(|(start, weights)| {
+            Some(Reservation {
+                start: start.parse().ok()?,
+                weights: Weights::from_canonical(weights)?,
+            })
+        });
+        parsed.ok_or_else(|| {
+            DispatchError::Redis(redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "unreadable routing reservation",
+                stored,
+            )))
+        })
     }
 }

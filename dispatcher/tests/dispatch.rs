@@ -281,3 +281,31 @@ async fn new_messages_avoid_a_carrier_whose_circuit_is_open() {
     let counts = wait_for_queued(&harness.jetstream, 50).await;
     assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (0, 30, 20));
 }
+
+/// Regression: with a publish window of 4,096 per request, a few large requests at
+/// once held more unpolled acknowledgements than the client allows (5,000) and every
+/// dispatch waited for a slot forever.
+#[tokio::test]
+async fn many_large_requests_at_once_do_not_stall_the_dispatcher() {
+    let harness = start().await;
+    let customer = customer_with_weights(
+        &harness.directory,
+        "acme",
+        &[("kt", 50), ("skt", 30), ("lgu", 20)],
+    )
+    .await;
+    for _ in 0..40 {
+        let request = request(&customer, 500);
+        submit(
+            &harness.jetstream,
+            &request,
+            &message_ids::send(&request.request_id),
+        )
+        .await;
+    }
+    let counts = wait_for_queued(&harness.jetstream, 20_000).await;
+    assert_eq!(
+        (counts["kt"], counts["skt"], counts["lgu"]),
+        (10_000, 6_000, 4_000)
+    );
+}

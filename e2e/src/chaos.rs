@@ -32,6 +32,9 @@ pub struct ChaosPlan {
     pub clickhouse_outage: Duration,
     /// How long to wait for every accepted message to reach a final state.
     pub settle_timeout: Duration,
+    /// Whether to restart nats-server once. A restart forgets the de-duplication ids
+    /// of work-queue messages already consumed, which the full scenario exercises.
+    pub restart_nats: bool,
     pub seed: u64,
 }
 
@@ -47,6 +50,7 @@ impl ChaosPlan {
             carrier_outage: Duration::from_secs(30),
             clickhouse_outage: Duration::from_secs(30),
             settle_timeout: Duration::from_secs(600),
+            restart_nats: true,
             seed,
         }
     }
@@ -62,6 +66,7 @@ impl ChaosPlan {
             carrier_outage: Duration::from_secs(3),
             clickhouse_outage: Duration::from_secs(3),
             settle_timeout: Duration::from_secs(180),
+            restart_nats: false,
             seed,
         }
     }
@@ -348,6 +353,23 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
         resubmissions_absorbed += system.simulator_counts(carrier).await["duplicates"]
             .as_u64()
             .unwrap_or(0);
+    }
+    let duplicated: Vec<&String> = delivered_by
+        .iter()
+        .filter(|(_, carriers)| **carriers > 1)
+        .map(|(id, _)| id)
+        .take(3)
+        .collect();
+    for id in duplicated {
+        let timeline = system
+            .clickhouse
+            .query(&format!(
+                "SELECT hop, attempt, toString(kind), carrier, detail FROM rns.events \
+                 WHERE message_id = '{id}' ORDER BY ordinal, at_ms FORMAT TabSeparated"
+            ))
+            .await;
+        let mentions = system.log_lines_with("rns-carriers", id);
+        eprintln!("chaos: {id} was delivered by two carriers; its timeline:\n{timeline}\ncarriers log:\n{mentions}");
     }
     let final_states = expected
         .iter()

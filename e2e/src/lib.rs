@@ -279,6 +279,14 @@ filter = "info"
             .unwrap_or(true)
     }
 
+    /// Every line of a process's log that mentions `needle`, for diagnosis.
+    pub fn log_lines_with(&self, name: &str, needle: &str) -> String {
+        let text = std::fs::read_to_string(self.directory.path().join(format!("{name}.log")))
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|line| line.contains(needle)).collect();
+        lines.join("\n")
+    }
+
     /// The last lines of a process's log, for failure messages.
     pub fn log(&self, name: &str) -> String {
         let text = std::fs::read_to_string(self.directory.path().join(format!("{name}.log")))

@@ -117,6 +117,18 @@ impl AppState {
         &self.0.directory
     }
 
+    /// The caller's profile; a customer deleted since its key was checked is 401.
+    pub async fn profile(
+        &self,
+        customer: &rns_types::CustomerId,
+    ) -> Result<rns_types::CustomerProfile, ApiError> {
+        self.0
+            .directory
+            .profile(customer)
+            .await?
+            .ok_or(ApiError::Unauthorized("customer no longer exists"))
+    }
+
     pub fn idempotency(&self) -> &IdempotencyStore {
         &self.0.idempotency
     }

@@ -5,6 +5,10 @@ use rns_service::{load_settings, shutdown, telemetry};
 async fn main() -> anyhow::Result<()> {
     let settings: rns_gateway::Settings = load_settings()?;
     telemetry::init(&settings.log);
-    rns_gateway::run(settings, shutdown::on_signal()).await?;
+    let shutdown = shutdown::on_signal();
+    let work = rns_gateway::run(settings, shutdown.clone());
+    if let Some(result) = shutdown::within_grace(work, &shutdown, shutdown::GRACE_PERIOD).await {
+        result?;
+    }
     Ok(())
 }

@@ -15,7 +15,7 @@ pub mod topology;
 pub use acknowledge::terminate_with_reason;
 pub use carrier_health::{HealthStore, HealthView};
 pub use directory::{CustomerDirectory, DirectoryError};
-pub use publish::{publish_all, Outbound, PublishFailed};
+pub use publish::{publish_all, Outbound, PublishFailed, MAX_ACKS_IN_FLIGHT};
 pub use topology::{Topology, TopologyError, TopologySettings};
 
 /// Connects as `name` and ensures the topology for the catalogue's carriers: what

@@ -6,10 +6,19 @@
 //! acknowledgements awaited in a bounded window (`FuturesUnordered`), which is about
 //! ten times faster than awaiting each one; the caller learns of success only when
 //! every acknowledgement has arrived, and of the first failure otherwise.
+//!
+//! The client allows [`MAX_ACKS_IN_FLIGHT`] acknowledgements outstanding and makes a
+//! publish wait for a free slot; a slot is freed only when its acknowledgement future
+//! is polled. Tasks that each hold unpolled acknowledgements while waiting for a slot
+//! deadlock, so the windows of all concurrent callers together must stay below it
+//! (the dispatcher checks `concurrency × publish_window` at start).
 use async_nats::jetstream::context::Context;
 use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
+
+/// Acknowledgements a JetStream context lets be outstanding (async-nats's default).
+pub const MAX_ACKS_IN_FLIGHT: usize = 5_000;
 
 /// One message to publish.
 #[derive(Debug, Clone)]

@@ -83,3 +83,63 @@ async fn publishing_to_a_subject_without_a_stream_fails() {
     };
     assert!(publish_all(&jetstream, vec![stray], 8).await.is_err());
 }
+
+#[tokio::test]
+async fn a_durable_pull_consumer_keeps_delivering_after_the_server_restarts() {
+    use futures::StreamExt;
+    let mut server = NatsServer::start().await;
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(server.url())
+        .await
+        .unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    topology().ensure(&jetstream).await.unwrap();
+    let consumer = Topology::consumer(&jetstream, "CARRIER_KT", "carrier-kt")
+        .await
+        .unwrap();
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(8)
+        .heartbeat(std::time::Duration::from_secs(1))
+        .messages()
+        .await
+        .unwrap();
+    let message = |id: &str| Outbound {
+        subject: "carrier.kt".into(),
+        message_id: id.into(),
+        payload: Bytes::from_static(b"{}"),
+    };
+    publish_all(&jetstream, vec![message("before")], 1)
+        .await
+        .unwrap();
+    let first = messages.next().await.unwrap().unwrap();
+    first.ack().await.unwrap();
+
+    server.restart().await;
+    let mut published = false;
+    for _ in 0..50 {
+        if publish_all(&jetstream, vec![message("after")], 1)
+            .await
+            .is_ok()
+        {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(published, "publishing after the restart failed");
+    let deadline = std::time::Duration::from_secs(15);
+    let received = tokio::time::timeout(deadline, async {
+        loop {
+            match messages.next().await {
+                Some(Ok(message)) => return message,
+                Some(Err(error)) => eprintln!("stream error: {error}"),
+                None => panic!("the message stream ended"),
+            }
+        }
+    })
+    .await
+    .expect("no message arrived after the restart");
+    assert_eq!(received.payload.as_ref(), b"{}");
+}

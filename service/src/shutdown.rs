@@ -1,5 +1,33 @@
-//! The shutdown signal: SIGTERM (Nomad, Docker, systemd) or SIGINT (a terminal).
+//! The shutdown signal: SIGTERM (Nomad, Docker, systemd) or SIGINT (a terminal), and
+//! the grace period that bounds what happens after it.
+use std::future::Future;
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
+
+/// How long a service may finish in-flight work after the shutdown signal.
+pub const GRACE_PERIOD: Duration = Duration::from_secs(10);
+
+/// Runs `work` to completion, unless shutdown was signalled and `grace` has passed
+/// since: then `work` is dropped and `None` returned. Work abandoned this way was
+/// not acknowledged, so JetStream redelivers it; nothing is lost.
+pub async fn within_grace<F: Future>(
+    work: F,
+    shutdown: &CancellationToken,
+    grace: Duration,
+) -> Option<F::Output> {
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        output = work => Some(output),
+        _ = deadline => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; abandoning in-flight work");
+            None
+        }
+    }
+}
 
 /// A token cancelled when the process receives SIGTERM or SIGINT.
 pub fn on_signal() -> CancellationToken {
@@ -16,4 +44,25 @@ pub fn on_signal() -> CancellationToken {
         cancel.cancel();
     });
     token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn work_that_outlives_the_grace_period_is_abandoned() {
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let never = std::future::pending::<()>();
+        assert_eq!(
+            within_grace(never, &shutdown, Duration::from_secs(10)).await,
+            None
+        );
+        let quick = async { 7 };
+        assert_eq!(
+            within_grace(quick, &shutdown, Duration::from_secs(10)).await,
+            Some(7)
+        );
+    }
 }

@@ -65,9 +65,10 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server (SIGKILL) and starts it again on the same port and store.
+    /// Stops the server as an operator would (SIGTERM: it flushes its store and
+    /// closes connections) and starts it again on the same port and store.
     pub async fn restart(&mut self) {
-        self.process.kill();
+        self.process.terminate(Duration::from_secs(15));
         self.process = Self::spawn(self.port, &self.directory);
         self.wait_ready().await;
     }

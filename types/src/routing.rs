@@ -34,6 +34,21 @@ pub enum WeightsError {
     DuplicateFailoverCarrier { carrier: String },
 }
 
+/// The carrier named `name`, if it serves `channel`.
+fn carrier_of_channel(
+    name: &str,
+    channel: Channel,
+    catalog: &CarrierCatalog,
+) -> Result<CarrierId, WeightsError> {
+    CarrierId::parse(name)
+        .ok()
+        .filter(|carrier| catalog.channel_of(carrier) == Some(channel))
+        .ok_or_else(|| WeightsError::UnknownCarrier {
+            carrier: name.to_owned(),
+            channel,
+        })
+}
+
 /// Validates a failover order: carriers of `channel`, each at most once.
 pub fn validate_failover(
     raw: &[String],
@@ -42,13 +57,7 @@ pub fn validate_failover(
 ) -> Result<Vec<CarrierId>, WeightsError> {
     let mut order: Vec<CarrierId> = Vec::with_capacity(raw.len());
     for name in raw {
-        let carrier = CarrierId::parse(name)
-            .ok()
-            .filter(|carrier| catalog.channel_of(carrier) == Some(channel))
-            .ok_or_else(|| WeightsError::UnknownCarrier {
-                carrier: name.clone(),
-                channel,
-            })?;
+        let carrier = carrier_of_channel(name, channel, catalog)?;
         if order.contains(&carrier) {
             return Err(WeightsError::DuplicateFailoverCarrier {
                 carrier: name.clone(),
@@ -68,14 +77,7 @@ impl Weights {
     ) -> Result<Self, WeightsError> {
         let mut weights = BTreeMap::new();
         for (name, weight) in raw {
-            let carrier = CarrierId::parse(name)
-                .ok()
-                .filter(|carrier| catalog.channel_of(carrier) == Some(channel))
-                .ok_or_else(|| WeightsError::UnknownCarrier {
-                    carrier: name.clone(),
-                    channel,
-                })?;
-            weights.insert(carrier, *weight);
+            weights.insert(carrier_of_channel(name, channel, catalog)?, *weight);
         }
         let sum: u64 = weights.values().map(|weight| u64::from(*weight)).sum();
         if sum == 0 {
@@ -115,6 +117,18 @@ impl Weights {
 
     pub fn iter(&self) -> impl Iterator<Item = (&CarrierId, u32)> {
         self.0.iter().map(|(carrier, weight)| (carrier, *weight))
+    }
+
+    /// Weights from their [`Weights::canonical`] text, as stored with a routing
+    /// reservation; `None` if the text is not one.
+    pub fn from_canonical(text: &str) -> Option<Self> {
+        let mut weights = BTreeMap::new();
+        for part in text.split(',') {
+            let (carrier, weight) = part.split_once('=')?;
+            weights.insert(CarrierId::parse(carrier).ok()?, weight.parse().ok()?);
+        }
+        let positive = weights.values().any(|weight| *weight > 0);
+        positive.then_some(Self(weights))
     }
 
     /// A canonical text of the weights (`kt=50,lgu=20,skt=30`), stable across
@@ -257,6 +271,14 @@ mod tests {
             Weights::validate(&raw(&[("kt", 10_000), ("skt", 1)]), Channel::Sms, &catalog),
             Err(WeightsError::SumTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn canonical_text_round_trips() {
+        let all = weights(&[("kt", 50), ("skt", 30), ("lgu", 0)]);
+        assert_eq!(Weights::from_canonical(&all.canonical()), Some(all));
+        assert_eq!(Weights::from_canonical("kt=x"), None);
+        assert_eq!(Weights::from_canonical(""), None);
     }
 
     #[test]

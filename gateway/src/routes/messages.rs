@@ -104,11 +104,7 @@ async fn validate(
     let subject = body.subject.filter(|subject| !subject.trim().is_empty());
     let message_type = classify_text(&body.text, subject.as_deref())
         .map_err(|error| ApiError::invalid("invalid_text", error.to_string()))?;
-    let profile = state
-        .directory()
-        .profile(customer)
-        .await?
-        .ok_or(ApiError::Unauthorized("customer no longer exists"))?;
+    let profile = state.profile(customer).await?;
     if !profile.sender_numbers.contains(&from) {
         return Err(ApiError::invalid(
             "unknown_sender_number",

@@ -64,11 +64,7 @@ pub async fn get(
     Customer(customer): Customer,
     State(state): State<AppState>,
 ) -> Result<Json<Value>, ApiError> {
-    let profile = state
-        .directory()
-        .profile(&customer)
-        .await?
-        .ok_or(ApiError::NotFound("customer"))?;
+    let profile = state.profile(&customer).await?;
     let mut channels = Map::new();
     for channel in Channel::ALL {
         let is_default = !profile.routing.contains_key(&channel);
@@ -129,11 +125,7 @@ pub async fn report(
         .results()
         .carrier_split(&customer, clamp(since), clamp(until))
         .await?;
-    let profile = state
-        .directory()
-        .profile(&customer)
-        .await?
-        .ok_or(ApiError::NotFound("customer"))?;
+    let profile = state.profile(&customer).await?;
     let mut channels = Map::new();
     for channel in Channel::ALL {
         let carriers: Vec<_> = state.catalog().carriers_of(channel).collect();

@@ -53,11 +53,7 @@ pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
 ) -> Result<Json<Value>, ApiError> {
-    let profile = state
-        .directory()
-        .profile(&customer)
-        .await?
-        .ok_or(ApiError::NotFound("customer"))?;
+    let profile = state.profile(&customer).await?;
     let items: Vec<Value> = profile
         .sender_numbers
         .iter()
