@@ -127,6 +127,19 @@ async fn submit(jetstream: &async_nats::jetstream::Context, request: &SendReques
     publish_all(jetstream, [outbound], 1).await.unwrap();
 }
 
+/// Submits `requests` requests of `recipients` each, as the gateway would.
+async fn submit_many(
+    jetstream: &async_nats::jetstream::Context,
+    customer: &CustomerId,
+    requests: usize,
+    recipients: usize,
+) {
+    for _ in 0..requests {
+        let request = request(customer, recipients);
+        submit(jetstream, &request, &message_ids::send(&request.request_id)).await;
+    }
+}
+
 async fn queued(jetstream: &async_nats::jetstream::Context) -> HashMap<&'static str, u64> {
     let mut counts = HashMap::new();
     for (carrier, stream) in [
@@ -168,15 +181,7 @@ async fn a_hundred_single_recipient_requests_split_exactly_fifty_thirty_twenty()
         &[("kt", 50), ("skt", 30), ("lgu", 20)],
     )
     .await;
-    for _ in 0..100 {
-        let request = request(&customer, 1);
-        submit(
-            &harness.jetstream,
-            &request,
-            &message_ids::send(&request.request_id),
-        )
-        .await;
-    }
+    submit_many(&harness.jetstream, &customer, 100, 1).await;
     let counts = wait_for_queued(&harness.jetstream, 100).await;
     assert_eq!(counts["kt"], 50);
     assert_eq!(counts["skt"], 30);
@@ -192,15 +197,7 @@ async fn a_zero_weight_is_never_chosen_and_a_weight_change_applies_to_the_next_r
         &[("kt", 1), ("skt", 1), ("lgu", 0)],
     )
     .await;
-    for _ in 0..40 {
-        let request = request(&customer, 1);
-        submit(
-            &harness.jetstream,
-            &request,
-            &message_ids::send(&request.request_id),
-        )
-        .await;
-    }
+    submit_many(&harness.jetstream, &customer, 40, 1).await;
     let counts = wait_for_queued(&harness.jetstream, 40).await;
     assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (20, 20, 0));
 
@@ -269,15 +266,7 @@ async fn new_messages_avoid_a_carrier_whose_circuit_is_open() {
         .unwrap();
     // The dispatcher learns of the change through its watch.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for _ in 0..50 {
-        let request = request(&customer, 1);
-        submit(
-            &harness.jetstream,
-            &request,
-            &message_ids::send(&request.request_id),
-        )
-        .await;
-    }
+    submit_many(&harness.jetstream, &customer, 50, 1).await;
     let counts = wait_for_queued(&harness.jetstream, 50).await;
     assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (0, 30, 20));
 }
@@ -294,15 +283,7 @@ async fn many_large_requests_at_once_do_not_stall_the_dispatcher() {
         &[("kt", 50), ("skt", 30), ("lgu", 20)],
     )
     .await;
-    for _ in 0..40 {
-        let request = request(&customer, 500);
-        submit(
-            &harness.jetstream,
-            &request,
-            &message_ids::send(&request.request_id),
-        )
-        .await;
-    }
+    submit_many(&harness.jetstream, &customer, 40, 500).await;
     let counts = wait_for_queued(&harness.jetstream, 20_000).await;
     assert_eq!(
         (counts["kt"], counts["skt"], counts["lgu"]),

@@ -245,23 +245,42 @@ filter = "info"
         self.services.insert(service, process);
     }
 
-    /// Waits until the service's `/readyz` answers 200.
-    pub async fn wait_ready(&self, service: Service) {
+    /// Waits until the service's `/readyz` answers 200. A service still unready
+    /// after 30 s is killed and started again once, as a supervisor's health check
+    /// would (Nomad's `check_restart`), and that is reported on stderr.
+    pub async fn wait_ready(&mut self, service: Service) {
+        if self.poll_ready(service, Duration::from_secs(30)).await {
+            return;
+        }
+        eprintln!(
+            "{} was not ready within 30 s; restarting it as a supervisor would; its log:\n{}",
+            service.binary(),
+            self.log(service.binary())
+        );
+        self.kill(service);
+        self.spawn_service(service);
+        if self.poll_ready(service, Duration::from_secs(60)).await {
+            return;
+        }
+        panic!(
+            "{} was not ready within 60 s of a restart; its log:\n{}",
+            service.binary(),
+            self.log(service.binary())
+        );
+    }
+
+    async fn poll_ready(&self, service: Service, timeout: Duration) -> bool {
         let url = self.ready_url(service);
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(response) = self.http.get(&url).send().await {
                 if response.status().is_success() {
-                    return;
+                    return true;
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "{} was not ready within 60 s; its log:\n{}",
-            service.binary(),
-            self.log(service.binary())
-        );
+        false
     }
 
     /// SIGKILL, as a crash.
@@ -389,6 +408,19 @@ filter = "info"
             .await;
         assert_eq!(status, 201, "{body}");
         key
+    }
+
+    /// Sets a customer's SMS weights (`PUT /v1/routing/sms`), which must succeed.
+    pub async fn set_sms_weights(&self, key: &str, weights: Value) {
+        let (status, body) = self
+            .call(
+                reqwest::Method::PUT,
+                "/v1/routing/sms",
+                key,
+                Some(json!({ "weights": weights })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
     }
 
     /// Polls `GET /v1/requests/{id}` until `done` holds for the summary or `timeout`.

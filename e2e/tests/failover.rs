@@ -11,15 +11,9 @@ use serde_json::json;
 async fn a_carrier_in_outage_fails_over_and_the_report_shows_the_moved_traffic() {
     let system = System::start().await;
     let key = system.customer("acme").await;
-    let (status, _) = system
-        .call(
-            Method::PUT,
-            "/v1/routing/sms",
-            &key,
-            Some(json!({"weights": {"kt": 50, "skt": 30, "lgu": 20}})),
-        )
+    system
+        .set_sms_weights(&key, json!({"kt": 50, "skt": 30, "lgu": 20}))
         .await;
-    assert_eq!(status, 200);
     let outage = reqwest::Client::new()
         .put(format!("{}/v1/knobs", system.simulator_url("kt")))
         .json(&json!({"outage": true}))

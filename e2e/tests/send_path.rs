@@ -13,15 +13,9 @@ async fn ten_thousand_messages_are_delivered_in_the_exact_ratio_and_match_the_ca
 {
     let system = System::start().await;
     let key = system.customer("acme").await;
-    let (status, body) = system
-        .call(
-            Method::PUT,
-            "/v1/routing/sms",
-            &key,
-            Some(json!({"weights": {"kt": 50, "skt": 30, "lgu": 20}})),
-        )
+    system
+        .set_sms_weights(&key, json!({"kt": 50, "skt": 30, "lgu": 20}))
         .await;
-    assert_eq!(status, 200, "{body}");
 
     let recipients: Vec<String> = (0..RECIPIENTS)
         .map(|index| format!("010{index:08}"))
@@ -114,15 +108,9 @@ async fn ten_thousand_messages_are_delivered_in_the_exact_ratio_and_match_the_ca
 async fn single_recipient_requests_follow_the_ratio_and_a_permanent_rejection_is_a_final_failure() {
     let system = System::start().await;
     let key = system.customer("acme").await;
-    let (status, _) = system
-        .call(
-            Method::PUT,
-            "/v1/routing/sms",
-            &key,
-            Some(json!({"weights": {"kt": 2, "skt": 1, "lgu": 0}})),
-        )
+    system
+        .set_sms_weights(&key, json!({"kt": 2, "skt": 1, "lgu": 0}))
         .await;
-    assert_eq!(status, 200);
     let mut request_ids = Vec::new();
     for index in 0..30 {
         let (status, body) = system
@@ -155,15 +143,7 @@ async fn single_recipient_requests_follow_the_ratio_and_a_permanent_rejection_is
     );
 
     // KT rejects everything for good: the message fails once, with KT's reason.
-    let (status, _) = system
-        .call(
-            Method::PUT,
-            "/v1/routing/sms",
-            &key,
-            Some(json!({"weights": {"kt": 1}})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    system.set_sms_weights(&key, json!({"kt": 1})).await;
     let knobs = reqwest::Client::new()
         .put(format!("{}/v1/knobs", system.simulator_url("kt")))
         .json(&json!({"permanent_failure_rate": 1.0}))
