@@ -202,13 +202,7 @@ async fn a_zero_weight_is_never_chosen_and_a_weight_change_applies_to_the_next_r
     assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (20, 20, 0));
 
     set_weights(&harness.directory, &customer, &[("lgu", 5)]).await;
-    let request = request(&customer, 30);
-    submit(
-        &harness.jetstream,
-        &request,
-        &message_ids::send(&request.request_id),
-    )
-    .await;
+    submit_many(&harness.jetstream, &customer, 1, 30).await;
     let counts = wait_for_queued(&harness.jetstream, 70).await;
     assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (20, 20, 30));
 }

@@ -410,6 +410,17 @@ filter = "info"
         key
     }
 
+    /// `GET /v1/messages/{id}` as the customer with `key`.
+    pub async fn message(&self, key: &str, message_id: &str) -> (u16, Value) {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/v1/messages/{message_id}"),
+            key,
+            None,
+        )
+        .await
+    }
+
     /// Sets a customer's SMS weights (`PUT /v1/routing/sms`), which must succeed.
     pub async fn set_sms_weights(&self, key: &str, weights: Value) {
         let (status, body) = self

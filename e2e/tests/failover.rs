@@ -14,13 +14,7 @@ async fn a_carrier_in_outage_fails_over_and_the_report_shows_the_moved_traffic()
     system
         .set_sms_weights(&key, json!({"kt": 50, "skt": 30, "lgu": 20}))
         .await;
-    let outage = reqwest::Client::new()
-        .put(format!("{}/v1/knobs", system.simulator_url("kt")))
-        .json(&json!({"outage": true}))
-        .send()
-        .await
-        .unwrap();
-    assert!(outage.status().is_success());
+    system.set_knobs("kt", json!({"outage": true})).await;
 
     let recipients: Vec<String> = (0..200).map(|index| format!("010{index:08}")).collect();
     let (status, accepted) = system
@@ -53,9 +47,7 @@ async fn a_carrier_in_outage_fails_over_and_the_report_shows_the_moved_traffic()
 
     // A message first routed to KT shows the hop in its timeline.
     let moved = accepted["message_ids"][0].as_str().unwrap();
-    let (_, message) = system
-        .call(Method::GET, &format!("/v1/messages/{moved}"), &key, None)
-        .await;
+    let (_, message) = system.message(&key, moved).await;
     let kinds: Vec<&str> = message["events"]
         .as_array()
         .unwrap()

@@ -59,14 +59,7 @@ async fn ten_thousand_messages_are_delivered_in_the_exact_ratio_and_match_the_ca
     }
 
     let message_id = accepted["message_ids"][1234].as_str().unwrap();
-    let (status, message) = system
-        .call(
-            Method::GET,
-            &format!("/v1/messages/{message_id}"),
-            &key,
-            None,
-        )
-        .await;
+    let (status, message) = system.message(&key, message_id).await;
     assert_eq!(status, 200, "{message}");
     assert_eq!(message["status"], json!("delivered"));
     assert_eq!(message["to"], json!("01000001234"));
@@ -83,14 +76,7 @@ async fn ten_thousand_messages_are_delivered_in_the_exact_ratio_and_match_the_ca
 
     // Another customer sees none of it.
     let rival = system.customer("rival").await;
-    let (status, body) = system
-        .call(
-            Method::GET,
-            &format!("/v1/messages/{message_id}"),
-            &rival,
-            None,
-        )
-        .await;
+    let (status, body) = system.message(&rival, message_id).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], json!("not_found"));
     let (status, _) = system
@@ -144,13 +130,9 @@ async fn single_recipient_requests_follow_the_ratio_and_a_permanent_rejection_is
 
     // KT rejects everything for good: the message fails once, with KT's reason.
     system.set_sms_weights(&key, json!({"kt": 1})).await;
-    let knobs = reqwest::Client::new()
-        .put(format!("{}/v1/knobs", system.simulator_url("kt")))
-        .json(&json!({"permanent_failure_rate": 1.0}))
-        .send()
-        .await
-        .unwrap();
-    assert!(knobs.status().is_success());
+    system
+        .set_knobs("kt", json!({"permanent_failure_rate": 1.0}))
+        .await;
     let (status, accepted) = system
         .call(
             Method::POST,
@@ -170,14 +152,7 @@ async fn single_recipient_requests_follow_the_ratio_and_a_permanent_rejection_is
         )
         .await;
     let message_id = accepted["message_ids"][0].as_str().unwrap();
-    let (_, message) = system
-        .call(
-            Method::GET,
-            &format!("/v1/messages/{message_id}"),
-            &key,
-            None,
-        )
-        .await;
+    let (_, message) = system.message(&key, message_id).await;
     assert_eq!(message["status"], json!("failed"));
     let last = message["events"]
         .as_array()
