@@ -66,6 +66,8 @@ pub fn event_kind_code(kind: EventKind) -> i8 {
         EventKind::Delivered => 4,
         EventKind::Failed => 5,
         EventKind::FailedOver => 6,
+        EventKind::Blocked => 7,
+        EventKind::FellBack => 8,
     }
 }
 
@@ -75,6 +77,7 @@ pub fn status_code(status: MessageStatus) -> i8 {
         MessageStatus::Submitted => 2,
         MessageStatus::Delivered => 3,
         MessageStatus::Failed => 4,
+        MessageStatus::Blocked => 5,
     }
 }
 

@@ -18,9 +18,10 @@ pub const EVENTS_TABLE: &str = "events";
 
 /// `Enum8` values of `events.kind`, in `EventKind` order starting at 1.
 pub const EVENT_KIND_ENUM: &str =
-    "Enum8('routed' = 1, 'attempt_failed' = 2, 'submitted' = 3, 'delivered' = 4, 'failed' = 5, 'failed_over' = 6)";
+    "Enum8('routed' = 1, 'attempt_failed' = 2, 'submitted' = 3, 'delivered' = 4, 'failed' = 5, 'failed_over' = 6, 'blocked' = 7, 'fell_back' = 8)";
 /// `Enum8` values of `events.status`, in `MessageStatus` order starting at 1.
-pub const STATUS_ENUM: &str = "Enum8('queued' = 1, 'submitted' = 2, 'delivered' = 3, 'failed' = 4)";
+pub const STATUS_ENUM: &str =
+    "Enum8('queued' = 1, 'submitted' = 2, 'delivered' = 3, 'failed' = 4, 'blocked' = 5)";
 pub const CHANNEL_ENUM: &str = "Enum8('sms' = 1, 'alimtalk' = 2)";
 pub const MESSAGE_TYPE_ENUM: &str = "Enum8('sms' = 1, 'lms' = 2, 'mms' = 3, 'alimtalk' = 4)";
 
@@ -63,6 +64,10 @@ pub fn statements(database: &str) -> Vec<String> {
             PARTITION BY toYYYYMMDD(at)
             ORDER BY (customer_id, request_id, message_id, ordinal, kind)"
         ),
+        // Tables created by an earlier version learn the newer enum values; adding
+        // values to an Enum8 changes only metadata.
+        format!("ALTER TABLE {database}.{EVENTS_TABLE} MODIFY COLUMN kind {EVENT_KIND_ENUM}"),
+        format!("ALTER TABLE {database}.{EVENTS_TABLE} MODIFY COLUMN status {STATUS_ENUM}"),
     ]
 }
 

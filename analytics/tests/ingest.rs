@@ -96,6 +96,7 @@ fn batch(
             hop: 1,
             attempt,
             detail: String::new(),
+            points: Default::default(),
         };
         result.events.push(event(EventKind::Routed, 0));
         if let Some(kind) = final_kind {

@@ -181,6 +181,7 @@ impl Failover {
         &self,
         job: &CarrierJob,
         tried: &[TriedCarrier],
+        straight_to_fallback: bool,
     ) -> Result<Option<CarrierId>, FailoverError> {
         let channel = self
             .catalog
@@ -188,10 +189,17 @@ impl Failover {
             .unwrap_or(Channel::Sms);
         let tried_carriers: Vec<_> = tried.iter().map(|entry| &entry.carrier).collect();
         let profile = self.directory.profile(&job.customer_id).await?;
+        let is_open = |carrier: &CarrierId| self.health.is_open(carrier);
         let next = profile.and_then(|profile| {
-            profile.next_carrier(channel, &self.catalog, &tried_carriers, |carrier| {
-                self.health.is_open(carrier)
-            })
+            (!straight_to_fallback)
+                .then(|| profile.next_carrier(channel, &self.catalog, &tried_carriers, is_open))
+                .flatten()
+                .or_else(|| {
+                    // AlimTalk failed everywhere: fall back to SMS/LMS if asked to.
+                    (channel == Channel::Alimtalk && job.fallback.is_some())
+                        .then(|| profile.next_carrier(Channel::Sms, &self.catalog, &[], is_open))
+                        .flatten()
+                })
         });
         let key = format!(
             "{}{NEXT_SUFFIX}",
@@ -222,8 +230,30 @@ impl Failover {
         reason: &str,
         attempt: u16,
     ) -> Result<(), FailoverError> {
+        self.leave(job, reason, attempt, false).await
+    }
+
+    /// For an AlimTalk message the carrier rejected for good (the recipient cannot
+    /// receive AlimTalk): sends its SMS/LMS fallback at once, without trying the
+    /// other AlimTalk carriers, which would reject it too.
+    pub async fn fall_back(
+        &self,
+        job: &CarrierJob,
+        reason: &str,
+        attempt: u16,
+    ) -> Result<(), FailoverError> {
+        self.leave(job, reason, attempt, true).await
+    }
+
+    async fn leave(
+        &self,
+        job: &CarrierJob,
+        reason: &str,
+        attempt: u16,
+        straight_to_fallback: bool,
+    ) -> Result<(), FailoverError> {
         let tried = tried_with(job, reason);
-        let next = self.decide_next(job, &tried).await?;
+        let next = self.decide_next(job, &tried, straight_to_fallback).await?;
         self.send_to(job, reason, attempt, next, tried).await
     }
 
@@ -246,16 +276,39 @@ impl Failover {
             hop,
             attempt,
             detail,
+            points: Default::default(),
         };
         let mut outbound = Vec::with_capacity(2);
         let events = match &next {
             Some(next) => {
                 let next_hop = job.hop + 1;
-                let next_job = CarrierJob {
-                    carrier: next.clone(),
-                    hop: next_hop,
-                    tried,
-                    ..job.clone()
+                let next_job = match job.fallback.as_ref().filter(|_| {
+                    self.catalog.channel_of(next) != self.catalog.channel_of(&job.carrier)
+                }) {
+                    Some(fallback) => CarrierJob {
+                        carrier: next.clone(),
+                        hop: next_hop,
+                        tried,
+                        channel: Channel::Sms,
+                        message_type: fallback.message_type,
+                        subject: fallback.subject.clone(),
+                        text: fallback.text.clone(),
+                        price: fallback.price,
+                        alimtalk: None,
+                        fallback: None,
+                        ..job.clone()
+                    },
+                    None => CarrierJob {
+                        carrier: next.clone(),
+                        hop: next_hop,
+                        tried,
+                        ..job.clone()
+                    },
+                };
+                let leaving = if next_job.channel == job.channel {
+                    EventKind::FailedOver
+                } else {
+                    EventKind::FellBack
                 };
                 outbound.push(Outbound {
                     subject: carrier_subject(next),
@@ -266,7 +319,7 @@ impl Failover {
                 });
                 vec![
                     event(
-                        EventKind::FailedOver,
+                        leaving,
                         job.carrier.clone(),
                         job.hop,
                         attempt,
@@ -275,13 +328,16 @@ impl Failover {
                     event(EventKind::Routed, next.clone(), next_hop, 0, String::new()),
                 ]
             }
-            None => vec![event(
-                EventKind::Failed,
-                job.carrier.clone(),
-                job.hop,
-                attempt,
-                every_carrier_failed(&tried),
-            )],
+            None => vec![MessageEvent {
+                points: job.settlement(false),
+                ..event(
+                    EventKind::Failed,
+                    job.carrier.clone(),
+                    job.hop,
+                    attempt,
+                    every_carrier_failed(&tried),
+                )
+            }],
         };
         let result = ResultBatch {
             customer_id: job.customer_id.clone(),
@@ -326,6 +382,7 @@ impl Failover {
                 hop: job.hop,
                 attempt,
                 detail,
+                points: job.settlement(false),
             }],
         };
         let outbound = Outbound {

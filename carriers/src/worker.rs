@@ -180,6 +180,14 @@ impl Worker {
                     .record_attempt(&job.message_id, job.hop, attempt, reason, false)
                     .await?
             }
+            SubmitOutcome::Rejected { reason } if job.fallback.is_some() => {
+                let reason = format!("{}: {reason}", self.carrier);
+                self.failover.fall_back(job, &reason, attempt).await?;
+                if let Err(error) = terminate_with_reason(&self.client, message, &reason).await {
+                    tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "terminating a fallen-back job failed; its redelivery finishes the move");
+                }
+                return Ok(());
+            }
             SubmitOutcome::Delivered { .. } | SubmitOutcome::Rejected { .. } => {}
         }
         let result = ResultBatch {
@@ -300,17 +308,21 @@ impl Worker {
             hop: job.hop,
             attempt,
             detail,
+            points: Default::default(),
         };
         match outcome {
             SubmitOutcome::Delivered { carrier_reference } => vec![
                 event(EventKind::Submitted, carrier_reference.clone()),
-                event(EventKind::Delivered, String::new()),
+                MessageEvent {
+                    points: job.settlement(true),
+                    ..event(EventKind::Delivered, String::new())
+                },
             ],
             SubmitOutcome::Rejected { reason } => {
-                vec![event(
-                    EventKind::Failed,
-                    format!("{}: {reason}", self.carrier),
-                )]
+                vec![MessageEvent {
+                    points: job.settlement(false),
+                    ..event(EventKind::Failed, format!("{}: {reason}", self.carrier))
+                }]
             }
             retryable => vec![event(
                 EventKind::AttemptFailed,

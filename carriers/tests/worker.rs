@@ -124,6 +124,12 @@ fn job(to: &str) -> CarrierJob {
         subject: None,
         text: "hello".into(),
         tried: Vec::new(),
+        channel: rns_types::Channel::Sms,
+        points_reserved: 1,
+        price: 1,
+        images: Vec::new(),
+        alimtalk: None,
+        fallback: None,
     }
 }
 

@@ -17,6 +17,8 @@ pub enum DispatchError {
     Topology(#[from] rns_nats::TopologyError),
     #[error("settings: {0}")]
     Settings(String),
+    #[error("points: {0}")]
+    Points(#[from] rns_points::PointsError),
 }
 
 /// What to do with the input message after an error.
@@ -37,7 +39,8 @@ impl DispatchError {
             | DispatchError::Publish(_)
             | DispatchError::Nats(_)
             | DispatchError::Topology(_)
-            | DispatchError::Settings(_) => Disposition::RetryAfter(Duration::from_secs(1)),
+            | DispatchError::Settings(_)
+            | DispatchError::Points(_) => Disposition::RetryAfter(Duration::from_secs(1)),
         }
     }
 }

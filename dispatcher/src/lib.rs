@@ -7,6 +7,10 @@
 //! acknowledges the request only after JetStream acknowledged every one of them.
 //! Up to `concurrency` requests are in flight; the consumer's `max_ack_pending`
 //! bounds what is pulled.
+//!
+//! The process also settles points from final results and copies the points ledger
+//! into JetStream ([`rns_points::settle`], [`rns_points::journal`]): both need the
+//! same Redis and NATS connections, and neither is on the send path.
 #![forbid(unsafe_code)]
 
 pub mod error;
@@ -205,6 +209,18 @@ pub async fn run(
         health: HealthView::watch(&jetstream, shutdown.clone()).await?,
         publish_window: settings.dispatcher.publish_window,
     };
+    let points = rns_points::PointsStore::connect(&settings.redis.url).await?;
+    let settler = tokio::spawn(rns_points::settle::settle_until(
+        points.clone(),
+        jetstream.clone(),
+        shutdown.clone(),
+    ));
+    let copier = tokio::spawn(rns_points::journal::copy_until(
+        points,
+        jetstream.clone(),
+        format!("dispatcher-{}", std::process::id()),
+        shutdown.clone(),
+    ));
     let consumer = Topology::consumer(&jetstream, SEND_STREAM, DISPATCHER_CONSUMER).await?;
     let concurrency = settings.dispatcher.concurrency.max(1);
     let messages = consumer
@@ -229,6 +245,14 @@ pub async fn run(
         })
         .await;
     readiness.set(false);
+    match settler.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "points settlement stopped"),
+        Err(error) => tracing::error!(%error, "points settlement panicked"),
+    }
+    if let Err(error) = copier.await {
+        tracing::error!(%error, "ledger copier panicked");
+    }
     client
         .flush()
         .await

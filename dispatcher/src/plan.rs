@@ -9,7 +9,7 @@ use rns_nats::Outbound;
 use rns_types::routing::Schedule;
 use rns_types::subjects::{carrier_subject, message_ids, result_subject};
 use rns_types::wire::{
-    CarrierJob, EventKind, MessageEvent, MessageRecord, ResultBatch, SendRequest,
+    CarrierJob, EventKind, MessageEvent, MessageRecord, Points, Recipient, ResultBatch, SendRequest,
 };
 use rns_types::MessageId;
 
@@ -27,36 +27,50 @@ pub struct Plan {
     pub results: Vec<ResultBatch>,
 }
 
-/// Routes every recipient of `request` from position `start` of `schedule`.
+/// Routes every recipient of `request` from position `start` of `schedule`; blocked
+/// recipients get their final `blocked` event instead of a job.
 pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64) -> Plan {
     let carrier_of = |index: u32| schedule.carrier_at(start + u64::from(index)).clone();
-    let results = result_batches(request, |index, message_id| MessageEvent {
-        message_id,
-        at_ms: now_ms,
-        kind: EventKind::Routed,
-        carrier: Some(carrier_of(index)),
-        hop: FIRST_HOP,
-        attempt: 0,
-        detail: String::new(),
+    let results = result_batches(request, |index, message_id| {
+        match recipient(request, index) {
+            Some(_) => MessageEvent {
+                message_id,
+                at_ms: now_ms,
+                kind: EventKind::Routed,
+                carrier: Some(carrier_of(index)),
+                hop: FIRST_HOP,
+                attempt: 0,
+                detail: String::new(),
+                points: Points::default(),
+            },
+            None => blocked_event(message_id, now_ms),
+        }
     });
     let jobs = request
         .recipients
         .iter()
         .enumerate()
-        .map(|(index, to)| {
+        .map(|(index, recipient)| {
             let index = index as u32;
+            let (message_type, text) = request.content_of(recipient);
             CarrierJob {
                 message_id: request.request_id.message_id(index),
                 customer_id: request.customer_id.clone(),
                 accepted_at_ms: request.accepted_at_ms,
                 carrier: carrier_of(index),
                 hop: FIRST_HOP,
-                message_type: request.message_type,
+                message_type,
                 from: request.from.clone(),
-                to: to.clone(),
+                to: recipient.to.clone(),
                 subject: request.subject.clone(),
-                text: request.text.clone(),
+                text: text.to_owned(),
                 tried: Vec::new(),
+                channel: request.channel,
+                points_reserved: recipient.points,
+                price: request.prices.of(message_type),
+                images: request.images.clone(),
+                alimtalk: request.alimtalk.clone(),
+                fallback: request.fallback_of(recipient),
             }
         })
         .collect();
@@ -64,46 +78,85 @@ pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64)
 }
 
 /// Records a final failure for every recipient, for a request that no carrier can
-/// take (the channel has no carrier): it still ends in a final state.
+/// take (the channel has no carrier): it still ends in a final state, and its points
+/// are refunded.
 pub fn fail_all(request: &SendRequest, reason: &str, now_ms: u64) -> Vec<ResultBatch> {
-    result_batches(request, |_, message_id| MessageEvent {
-        message_id,
-        at_ms: now_ms,
-        kind: EventKind::Failed,
-        carrier: None,
-        hop: FIRST_HOP,
-        attempt: 0,
-        detail: reason.to_owned(),
+    result_batches(request, |index, message_id| {
+        match recipient(request, index) {
+            Some(recipient) => MessageEvent {
+                message_id,
+                at_ms: now_ms,
+                kind: EventKind::Failed,
+                carrier: None,
+                hop: FIRST_HOP,
+                attempt: 0,
+                detail: reason.to_owned(),
+                points: Points {
+                    reserved: recipient.points,
+                    spent: 0,
+                },
+            },
+            None => blocked_event(message_id, now_ms),
+        }
     })
 }
 
-/// The message records of `request` with one event each, in chunks of
-/// [`RECORDS_PER_RESULT`].
+fn recipient(request: &SendRequest, index: u32) -> Option<&Recipient> {
+    request.recipients.get(index as usize)
+}
+
+fn blocked_event(message_id: MessageId, now_ms: u64) -> MessageEvent {
+    MessageEvent {
+        message_id,
+        at_ms: now_ms,
+        kind: EventKind::Blocked,
+        carrier: None,
+        hop: FIRST_HOP,
+        attempt: 0,
+        detail: "the recipient opted out of this sender number".to_owned(),
+        points: Points::default(),
+    }
+}
+
+/// The message records of `request` (recipients, then blocked ones) with one event
+/// each, in chunks of [`RECORDS_PER_RESULT`].
 fn result_batches(
     request: &SendRequest,
     mut event: impl FnMut(u32, MessageId) -> MessageEvent,
 ) -> Vec<ResultBatch> {
-    let mut batches = Vec::with_capacity(request.recipients.len().div_ceil(RECORDS_PER_RESULT));
-    for (chunk_index, chunk) in request.recipients.chunks(RECORDS_PER_RESULT).enumerate() {
+    let total = request.message_count();
+    let mut batches = Vec::with_capacity(total.div_ceil(RECORDS_PER_RESULT));
+    for chunk_start in (0..total).step_by(RECORDS_PER_RESULT) {
+        let chunk_end = (chunk_start + RECORDS_PER_RESULT).min(total);
         let mut batch = ResultBatch {
             customer_id: request.customer_id.clone(),
-            messages: Vec::with_capacity(chunk.len()),
-            events: Vec::with_capacity(chunk.len()),
+            messages: Vec::with_capacity(chunk_end - chunk_start),
+            events: Vec::with_capacity(chunk_end - chunk_start),
         };
-        for (offset, to) in chunk.iter().enumerate() {
-            let index = (chunk_index * RECORDS_PER_RESULT + offset) as u32;
-            let message_id = request.request_id.message_id(index);
+        for index in chunk_start..chunk_end {
+            let message_id = request.request_id.message_id(index as u32);
+            let (to, message_type, text) = match request.recipients.get(index) {
+                Some(recipient) => {
+                    let (message_type, text) = request.content_of(recipient);
+                    (&recipient.to, message_type, text)
+                }
+                None => (
+                    &request.blocked[index - request.recipients.len()],
+                    request.message_type,
+                    request.text.as_str(),
+                ),
+            };
             batch.messages.push(MessageRecord {
                 message_id,
                 accepted_at_ms: request.accepted_at_ms,
                 channel: request.channel,
-                message_type: request.message_type,
+                message_type,
                 from: request.from.clone(),
                 to: to.clone(),
                 subject: request.subject.clone(),
-                text: request.text.clone(),
+                text: text.to_owned(),
             });
-            batch.events.push(event(index, message_id));
+            batch.events.push(event(index as u32, message_id));
         }
         batches.push(batch);
     }
@@ -144,19 +197,17 @@ mod tests {
     use super::*;
 
     fn request(recipients: usize) -> SendRequest {
-        SendRequest {
-            request_id: RequestId::generate(),
-            customer_id: CustomerId::parse("acme").unwrap(),
-            accepted_at_ms: 1,
-            channel: Channel::Sms,
-            message_type: MessageType::Sms,
-            from: PhoneNumber::parse("0212345678").unwrap(),
-            subject: None,
-            text: "hi".into(),
-            recipients: (0..recipients)
-                .map(|index| PhoneNumber::parse(&format!("010{index:08}")).unwrap())
+        SendRequest::sms(
+            RequestId::generate(),
+            CustomerId::parse("acme").unwrap(),
+            PhoneNumber::parse("0212345678").unwrap(),
+            "hi",
+            (0..recipients)
+                .map(|index| {
+                    Recipient::new(PhoneNumber::parse(&format!("010{index:08}")).unwrap(), 1)
+                })
                 .collect(),
-        }
+        )
     }
 
     fn schedule() -> Schedule {
@@ -206,5 +257,27 @@ mod tests {
             assert_eq!(left.subject, right.subject);
             assert_eq!(left.payload, right.payload);
         }
+    }
+
+    #[test]
+    fn blocked_recipients_get_a_final_record_and_no_job_and_own_texts_travel() {
+        let mut request = request(2);
+        request.recipients[1].text = Some("hello Kim".into());
+        request.recipients[1].message_type = Some(MessageType::Lms);
+        request.blocked = vec![PhoneNumber::parse("01099999999").unwrap()];
+        let plan = plan(&request, &schedule(), 0, 5);
+        assert_eq!(plan.jobs.len(), 2);
+        assert_eq!(plan.jobs[0].text, "hi");
+        assert_eq!(plan.jobs[1].text, "hello Kim");
+        assert_eq!(plan.jobs[1].price, 3, "an LMS costs its own price");
+        assert_eq!(plan.jobs[1].points_reserved, 1);
+        let batch = &plan.results[0];
+        assert_eq!(batch.messages.len(), 3);
+        assert_eq!(batch.messages[2].to.as_str(), "01099999999");
+        assert_eq!(batch.events[2].kind, EventKind::Blocked);
+        assert!(batch.events[2].points.is_none(), "blocked is never charged");
+        let failed = fail_all(&request, "no carrier", 5);
+        assert_eq!(failed[0].events[0].points.reserved, 1, "failures refund");
+        assert_eq!(failed[0].events[2].kind, EventKind::Blocked);
     }
 }

@@ -10,10 +10,8 @@ use rns_service::{NatsSettings, Readiness, RedisSettings};
 use rns_testkit::{NatsServer, RedisServer};
 use rns_types::routing::Weights;
 use rns_types::subjects::{message_ids, send_subject};
-use rns_types::wire::SendRequest;
-use rns_types::{
-    CarrierCatalog, Channel, CustomerId, CustomerProfile, MessageType, PhoneNumber, RequestId,
-};
+use rns_types::wire::{Recipient, SendRequest};
+use rns_types::{CarrierCatalog, Channel, CustomerId, CustomerProfile, PhoneNumber, RequestId};
 use tokio_util::sync::CancellationToken;
 
 struct Harness {
@@ -103,19 +101,15 @@ async fn set_weights(
 }
 
 fn request(customer: &CustomerId, recipients: usize) -> SendRequest {
-    SendRequest {
-        request_id: RequestId::generate(),
-        customer_id: customer.clone(),
-        accepted_at_ms: 1,
-        channel: Channel::Sms,
-        message_type: MessageType::Sms,
-        from: PhoneNumber::parse("0212345678").unwrap(),
-        subject: None,
-        text: "hello".into(),
-        recipients: (0..recipients)
-            .map(|index| PhoneNumber::parse(&format!("010{index:08}")).unwrap())
+    SendRequest::sms(
+        RequestId::generate(),
+        customer.clone(),
+        PhoneNumber::parse("0212345678").unwrap(),
+        "hello",
+        (0..recipients)
+            .map(|index| Recipient::new(PhoneNumber::parse(&format!("010{index:08}")).unwrap(), 1))
             .collect(),
-    }
+    )
 }
 
 async fn submit(jetstream: &async_nats::jetstream::Context, request: &SendRequest, id: &str) {

@@ -242,11 +242,10 @@ async fn inject_faults(system: &mut System, plan: &ChaosPlan) {
     for _ in 0..plan.kill_rounds {
         faults.extend(Service::ALL.iter().map(|service| Fault::Kill(*service)));
     }
-    faults.extend([
-        Fault::CarrierOutage,
-        Fault::ClickHouseOutage,
-        Fault::NatsRestart,
-    ]);
+    faults.extend([Fault::CarrierOutage, Fault::ClickHouseOutage]);
+    if plan.restart_nats {
+        faults.push(Fault::NatsRestart);
+    }
     for index in (1..faults.len()).rev() {
         faults.swap(index, random.random_range(0..=index));
     }

@@ -388,6 +388,25 @@ filter = "info"
 
     /// Creates a customer with sender number 02-1234-5678 and returns its API key.
     pub async fn customer(&self, id: &str) -> String {
+        self.customer_with_points(id, 1_000_000_000).await
+    }
+
+    /// Adds `amount` points to customer `id`.
+    pub async fn top_up(&self, id: &str, amount: u64) {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/admin/customers/{id}/points"),
+                ADMIN_KEY,
+                Some(json!({"amount": amount})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Creates customer `id` with sender number 02-1234-5678 and `points`; returns its
+    /// API key.
+    pub async fn customer_with_points(&self, id: &str, points: u64) -> String {
         let (status, body) = self
             .call(
                 reqwest::Method::POST,
@@ -407,6 +426,9 @@ filter = "info"
             )
             .await;
         assert_eq!(status, 201, "{body}");
+        if points > 0 {
+            self.top_up(id, points).await;
+        }
         key
     }
 

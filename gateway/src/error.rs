@@ -22,6 +22,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
+    #[error("this send needs {needed} points and the balance is {balance}; top up and send again")]
+    InsufficientPoints { needed: u64, balance: i64 },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -48,6 +50,9 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::InsufficientPoints { .. } => {
+                (StatusCode::PAYMENT_REQUIRED, "insufficient_points")
+            }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
@@ -128,5 +133,11 @@ impl From<std::io::Error> for ApiError {
 impl From<rns_analytics::AnalyticsError> for ApiError {
     fn from(error: rns_analytics::AnalyticsError) -> Self {
         ApiError::Unavailable(format!("results store: {error}"))
+    }
+}
+
+impl From<rns_points::PointsError> for ApiError {
+    fn from(error: rns_points::PointsError) -> Self {
+        ApiError::Unavailable(format!("points: {error}"))
     }
 }

@@ -9,6 +9,7 @@
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod pagination;
 pub mod routes;
 
 use std::sync::Arc;
@@ -61,6 +62,7 @@ pub struct Settings {
     pub clickhouse: ClickHouseSettings,
     pub carriers: Option<CarrierCatalog>,
     pub gateway: GatewaySettings,
+    pub points: rns_points::PointsSettings,
     pub log: LogSettings,
 }
 
@@ -76,6 +78,8 @@ struct Inner {
     idempotency: IdempotencyStore,
     catalog: CarrierCatalog,
     results: ResultQueries,
+    points: rns_points::PointsStore,
+    prices: rns_types::points::Prices,
     admin_key_hash: Option<String>,
     max_recipients: usize,
 }
@@ -104,6 +108,8 @@ impl AppState {
             idempotency: IdempotencyStore::connect(&settings.redis.url).await?,
             catalog: catalog(settings),
             results: ResultQueries::new(rns_analytics::clickhouse_client(&settings.clickhouse)),
+            points: rns_points::PointsStore::connect(&settings.redis.url).await?,
+            prices: settings.points.prices,
             admin_key_hash: (!admin_key.is_empty()).then(|| extract::hash_api_key(admin_key)),
             max_recipients: settings.gateway.max_recipients,
         })))
@@ -145,6 +151,15 @@ impl AppState {
         &self.0.results
     }
 
+    pub fn points(&self) -> &rns_points::PointsStore {
+        &self.0.points
+    }
+
+    /// The prices charged for sends accepted now.
+    pub fn prices(&self) -> &rns_types::points::Prices {
+        &self.0.prices
+    }
+
     pub fn admin_key_hash(&self) -> Option<&str> {
         self.0.admin_key_hash.as_deref()
     }
@@ -167,7 +182,13 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/v1/admin/customers", post(routes::customers::create))
+        .route(
+            "/v1/admin/customers/{id}/points",
+            post(routes::points::top_up),
+        )
         .route("/v1/carriers", get(routes::customers::carriers))
+        .route("/v1/points", get(routes::points::account))
+        .route("/v1/points/ledger", get(routes::points::ledger))
         .route("/v1/routing", get(routes::routing::get))
         .route("/v1/routing/report", get(routes::routing::report))
         .route("/v1/routing/{channel}", put(routes::routing::put))

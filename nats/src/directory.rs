@@ -5,10 +5,12 @@
 //! are compare-and-set on the key's revision, retried on conflict, so two gateways
 //! changing one customer at once never lose either change.
 use async_nats::jetstream::context::Context;
-use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
+use async_nats::jetstream::kv;
 use bytes::Bytes;
 use rns_types::subjects::{API_KEYS_BUCKET, CUSTOMERS_BUCKET};
 use rns_types::{CustomerId, CustomerProfile};
+
+use crate::documents::{DocumentError, Documents};
 
 /// A directory operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,11 +29,21 @@ fn unavailable(error: impl ToString) -> DirectoryError {
     DirectoryError::Unavailable(error.to_string())
 }
 
-const UPDATE_ATTEMPTS: usize = 16;
+impl From<DocumentError> for DirectoryError {
+    fn from(error: DocumentError) -> Self {
+        match error {
+            DocumentError::Corrupt { key, reason } => DirectoryError::Corrupt {
+                customer: key,
+                reason,
+            },
+            other => DirectoryError::Unavailable(other.to_string()),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct CustomerDirectory {
-    customers: kv::Store,
+    profiles: Documents<CustomerProfile>,
     api_keys: kv::Store,
 }
 
@@ -39,10 +51,7 @@ impl CustomerDirectory {
     /// Opens the buckets that [`crate::Topology::ensure`] created.
     pub async fn open(jetstream: &Context) -> Result<Self, DirectoryError> {
         Ok(Self {
-            customers: jetstream
-                .get_key_value(CUSTOMERS_BUCKET)
-                .await
-                .map_err(unavailable)?,
+            profiles: Documents::open(jetstream, CUSTOMERS_BUCKET).await?,
             api_keys: jetstream
                 .get_key_value(API_KEYS_BUCKET)
                 .await
@@ -56,13 +65,12 @@ impl CustomerDirectory {
         profile: &CustomerProfile,
         api_key_hash: &str,
     ) -> Result<(), DirectoryError> {
-        let document = encode(profile);
-        match self.customers.create(profile.id.as_str(), document).await {
-            Ok(_) => {}
-            Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {
+        match self.profiles.create(profile.id.as_str(), profile).await {
+            Ok(()) => {}
+            Err(DocumentError::AlreadyExists { .. }) => {
                 return Err(DirectoryError::AlreadyExists(profile.id.clone()));
             }
-            Err(error) => return Err(unavailable(error)),
+            Err(error) => return Err(error.into()),
         }
         self.api_keys
             .put(api_key_hash, Bytes::from(profile.id.to_string()))
@@ -75,30 +83,7 @@ impl CustomerDirectory {
         &self,
         customer: &CustomerId,
     ) -> Result<Option<CustomerProfile>, DirectoryError> {
-        Ok(self.entry(customer).await?.map(|(profile, _)| profile))
-    }
-
-    async fn entry(
-        &self,
-        customer: &CustomerId,
-    ) -> Result<Option<(CustomerProfile, u64)>, DirectoryError> {
-        let Some(entry) = self
-            .customers
-            .entry(customer.as_str())
-            .await
-            .map_err(unavailable)?
-        else {
-            return Ok(None);
-        };
-        if entry.operation != Operation::Put {
-            return Ok(None);
-        }
-        let profile =
-            serde_json::from_slice(&entry.value).map_err(|error| DirectoryError::Corrupt {
-                customer: customer.to_string(),
-                reason: error.to_string(),
-            })?;
-        Ok(Some((profile, entry.revision)))
+        Ok(self.profiles.get(customer.as_str()).await?)
     }
 
     /// Applies `change` to the customer's profile atomically and returns the result.
@@ -106,28 +91,15 @@ impl CustomerDirectory {
     pub async fn update<E>(
         &self,
         customer: &CustomerId,
-        mut change: impl FnMut(&mut CustomerProfile) -> Result<(), E>,
+        change: impl FnMut(&mut CustomerProfile) -> Result<(), E>,
     ) -> Result<Result<CustomerProfile, E>, DirectoryError> {
-        for _ in 0..UPDATE_ATTEMPTS {
-            let Some((mut profile, revision)) = self.entry(customer).await? else {
-                return Err(DirectoryError::NotFound(customer.clone()));
-            };
-            if let Err(refused) = change(&mut profile) {
-                return Ok(Err(refused));
-            }
-            match self
-                .customers
-                .update(customer.as_str(), encode(&profile), revision)
-                .await
-            {
-                Ok(_) => return Ok(Ok(profile)),
-                Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => continue,
-                Err(error) => return Err(unavailable(error)),
-            }
-        }
-        Err(DirectoryError::Unavailable(format!(
-            "profile of {customer} kept changing during {UPDATE_ATTEMPTS} attempts"
-        )))
+        self.profiles
+            .update(customer.as_str(), None, change)
+            .await
+            .map_err(|error| match error {
+                DocumentError::NotFound { .. } => DirectoryError::NotFound(customer.clone()),
+                other => other.into(),
+            })
     }
 
     /// The customer owning the API key with this hash.
@@ -146,8 +118,4 @@ impl CustomerDirectory {
                 reason: error.to_string(),
             })
     }
-}
-
-fn encode(profile: &CustomerProfile) -> Bytes {
-    Bytes::from(serde_json::to_vec(profile).expect("a profile serialises"))
 }

@@ -9,12 +9,14 @@
 pub mod acknowledge;
 pub mod carrier_health;
 pub mod directory;
+pub mod documents;
 pub mod publish;
 pub mod topology;
 
 pub use acknowledge::terminate_with_reason;
 pub use carrier_health::{HealthStore, HealthView};
 pub use directory::{CustomerDirectory, DirectoryError};
+pub use documents::{DocumentError, Documents};
 pub use publish::{publish_all, Outbound, PublishFailed, MAX_ACKS_IN_FLIGHT};
 pub use topology::{Topology, TopologyError, TopologySettings};
 

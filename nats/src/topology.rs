@@ -4,7 +4,8 @@
 //! |---|---|---|---|---|
 //! | `SEND` | stream | `send.<customer>` | work queue | consumer `dispatcher` |
 //! | `CARRIER_<NAME>` | stream, one per carrier | `carrier.<name>` | work queue | consumer `carrier-<name>` |
-//! | `RESULTS` | stream | `result.<customer>` | interest | consumer `analytics` |
+//! | `RESULTS` | stream | `result.<customer>` | interest | consumers `analytics`, `points` |
+//! | `LEDGER` | stream | `ledger.<customer>` | limits (kept) | operators, rebuilds |
 //! | `ADVISORIES` | stream | `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>` | work queue | consumer `failover` |
 //! | `customers` | KV bucket | customer id | history 5 | gateway, dispatcher |
 //! | `api_keys` | KV bucket | sha256 of the key | history 1 | gateway |
@@ -28,8 +29,9 @@ use async_nats::jetstream::stream::{
 use rns_types::subjects::{
     carrier_consumer, carrier_stream, carrier_subject, ADVISORIES_STREAM, ANALYTICS_CONSUMER,
     API_KEYS_BUCKET, CARRIER_HEALTH_BUCKET, CUSTOMERS_BUCKET, DISPATCHER_CONSUMER,
-    FAILOVER_CONSUMER, FAILURE_REASONS_BUCKET, MAX_DELIVERIES_ADVISORIES, RESULTS_STREAM,
-    RESULTS_SUBJECTS, SEND_STREAM, SEND_SUBJECTS,
+    FAILOVER_CONSUMER, FAILURE_REASONS_BUCKET, LEDGER_STREAM, LEDGER_SUBJECTS,
+    MAX_DELIVERIES_ADVISORIES, POINTS_CONSUMER, RESULTS_STREAM, RESULTS_SUBJECTS, SEND_STREAM,
+    SEND_SUBJECTS,
 };
 use rns_types::{CarrierCatalog, CarrierId};
 use serde::Deserialize;
@@ -46,6 +48,8 @@ pub struct TopologySettings {
     pub carrier_max_bytes: i64,
     /// Upper bound of the `RESULTS` stream.
     pub results_max_bytes: i64,
+    /// Upper bound of the `LEDGER` stream; when full the oldest entries go.
+    pub ledger_max_bytes: i64,
     /// How long JetStream remembers a `Nats-Msg-Id` to drop a republished copy.
     #[serde(with = "seconds")]
     pub duplicate_window: Duration,
@@ -71,6 +75,7 @@ impl Default for TopologySettings {
             send_max_bytes: 1 << 30,
             carrier_max_bytes: 4 << 30,
             results_max_bytes: 4 << 30,
+            ledger_max_bytes: 8 << 30,
             duplicate_window: Duration::from_secs(120),
             send_ack_wait: Duration::from_secs(30),
             results_ack_wait: Duration::from_secs(60),
@@ -195,6 +200,17 @@ impl Topology {
                 RetentionPolicy::Interest,
                 settings.results_max_bytes,
             ),
+            StreamConfig {
+                // The record of money: the oldest entries make room, new ones are
+                // never refused.
+                discard: DiscardPolicy::Old,
+                ..base(
+                    LEDGER_STREAM,
+                    vec![LEDGER_SUBJECTS.to_owned()],
+                    RetentionPolicy::Limits,
+                    settings.ledger_max_bytes,
+                )
+            },
         ];
         for carrier in &self.carriers {
             streams.push(base(
@@ -257,6 +273,14 @@ impl Topology {
                     ack_wait: self.settings.results_ack_wait,
                     max_ack_pending: 50_000,
                     ..durable(ANALYTICS_CONSUMER, RESULTS_SUBJECTS)
+                },
+            ),
+            (
+                RESULTS_STREAM.to_owned(),
+                PullConfig {
+                    ack_wait: self.settings.results_ack_wait,
+                    max_ack_pending: 50_000,
+                    ..durable(POINTS_CONSUMER, RESULTS_SUBJECTS)
                 },
             ),
         ];

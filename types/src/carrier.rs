@@ -10,10 +10,13 @@ use serde::{Deserialize, Serialize};
 use crate::ids::InvalidId;
 
 /// A channel is a family of message types that share carriers and routing weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     /// SMS, LMS and MMS through mobile carriers.
+    #[default]
     Sms,
     /// Kakao AlimTalk through Kakao relay partners.
     Alimtalk,

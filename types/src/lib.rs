@@ -4,16 +4,20 @@
 //! or KV key ([`ids`]), normalised phone numbers ([`phone`]), message content and its
 //! SMS/LMS classification ([`content`]), the carrier catalogue and routing weights
 //! ([`carrier`], [`routing`]), the JSON messages on every stream ([`wire`]) and the
+//! prepaid points ([`points`]), AlimTalk content ([`alimtalk`]) and the
 //! names of every subject, stream, consumer and bucket ([`subjects`]).
 #![forbid(unsafe_code)]
 
+pub mod alimtalk;
 pub mod carrier;
 pub mod content;
 pub mod customer;
 pub mod ids;
 pub mod phone;
+pub mod points;
 pub mod routing;
 pub mod subjects;
+pub mod template;
 pub mod time;
 pub mod wire;
 

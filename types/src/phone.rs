@@ -93,6 +93,42 @@ impl PhoneNumber {
     }
 }
 
+/// Normalises a contact's number: a Korean number to its national digits, any other
+/// international number to E.164 (`+` and 8 to 15 digits, separators removed).
+/// Contacts may hold numbers RNS cannot text (landlines, foreign numbers); a send
+/// to such a contact reports it instead of sending.
+pub fn normalise_contact_number(input: &str) -> Result<String, InvalidPhoneNumber> {
+    match PhoneNumber::parse(input) {
+        Ok(number) => Ok(number.0),
+        Err(korean_error) => {
+            let trimmed = input.trim();
+            let Some(rest) = trimmed.strip_prefix('+') else {
+                return Err(korean_error);
+            };
+            if rest.starts_with("82") {
+                return Err(korean_error);
+            }
+            let mut digits = String::with_capacity(rest.len() + 1);
+            digits.push('+');
+            for character in rest.chars() {
+                match character {
+                    '0'..='9' => digits.push(character),
+                    '-' | ' ' | '(' | ')' | '.' => {}
+                    _ => return Err(korean_error),
+                }
+            }
+            let count = digits.len() - 1;
+            if !(8..=15).contains(&count) || digits.as_bytes()[1] == b'0' {
+                return Err(InvalidPhoneNumber {
+                    number: input.chars().take(MAX_INPUT_LENGTH).collect(),
+                    reason: "an international number has 8 to 15 digits after + and a country code",
+                });
+            }
+            Ok(digits)
+        }
+    }
+}
+
 fn is_mobile(digits: &str) -> bool {
     match &digits.as_bytes()[..3.min(digits.len())] {
         b"010" => digits.len() == 11,
@@ -175,6 +211,25 @@ mod tests {
             let parsed = PhoneNumber::parse(number).unwrap();
             assert!(!parsed.is_mobile(), "{number}");
             assert!(PhoneNumber::parse_mobile(number).is_err(), "{number}");
+        }
+    }
+
+    #[test]
+    fn contact_numbers_are_korean_or_e164() {
+        assert_eq!(
+            normalise_contact_number("010-1234-5678").unwrap(),
+            "01012345678"
+        );
+        assert_eq!(
+            normalise_contact_number("+82 2-123-4567").unwrap(),
+            "021234567"
+        );
+        assert_eq!(
+            normalise_contact_number("+1 (202) 555-0100").unwrap(),
+            "+12025550100"
+        );
+        for bad in ["+1 22", "+0 123 456 789", "hello", "+82 99", "010-12"] {
+            assert!(normalise_contact_number(bad).is_err(), "{bad}");
         }
     }
 

@@ -20,6 +20,14 @@ pub const RESULTS_SUBJECTS: &str = "result.>";
 /// The analytics durable consumer on [`RESULTS_STREAM`].
 pub const ANALYTICS_CONSUMER: &str = "analytics";
 
+/// The points settlement's durable consumer on [`RESULTS_STREAM`].
+pub const POINTS_CONSUMER: &str = "points";
+
+/// Every change of every customer's points, `ledger.<customer>`: the durable copy of
+/// the balances kept in Redis.
+pub const LEDGER_STREAM: &str = "LEDGER";
+pub const LEDGER_SUBJECTS: &str = "ledger.>";
+
 /// MaxDeliver advisories of every consumer, made durable: a message that exhausted
 /// its deliveries on a carrier fails over from here.
 pub const ADVISORIES_STREAM: &str = "ADVISORIES";
@@ -48,6 +56,10 @@ pub fn send_subject(customer: &CustomerId) -> String {
 
 pub fn result_subject(customer: &CustomerId) -> String {
     format!("result.{customer}")
+}
+
+pub fn ledger_subject(customer: &CustomerId) -> String {
+    format!("ledger.{customer}")
 }
 
 pub fn carrier_subject(carrier: &CarrierId) -> String {

@@ -10,12 +10,26 @@
 //! JSON keeps the streams readable with `nats stream view`; every field is explicit.
 use serde::{Deserialize, Serialize};
 
+use crate::alimtalk::AlimTalk;
 use crate::carrier::{CarrierId, Channel};
 use crate::content::MessageType;
 use crate::ids::{CustomerId, MessageId, RequestId};
 use crate::phone::PhoneNumber;
+use crate::points::Prices;
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
 
 /// One accepted send request.
+///
+/// Message `i` is `recipients[i]`; blocked recipients (opted out) follow, so message
+/// `recipients.len() + j` is `blocked[j]`. Text, type and subject are the request's
+/// unless a recipient has its own (a template filled with that recipient's variables).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SendRequest {
     pub request_id: RequestId,
@@ -27,7 +41,128 @@ pub struct SendRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     pub text: String,
-    pub recipients: Vec<PhoneNumber>,
+    pub recipients: Vec<Recipient>,
+    /// Recipients who opted out of this sender: recorded as `blocked`, never sent,
+    /// never charged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<PhoneNumber>,
+    /// The prices in force when the request was accepted; every charge and refund of
+    /// its messages uses these.
+    #[serde(default)]
+    pub prices: Prices,
+    /// Object-store names of the MMS images, stored once for the whole request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alimtalk: Option<AlimTalk>,
+    /// For AlimTalk: what to send by SMS/LMS if AlimTalk finally fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub advertisement: bool,
+}
+
+/// One recipient of a request, with what was filled in for them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub to: PhoneNumber,
+    /// Points reserved for this message: its price, or the fallback's if higher.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub points: u32,
+    /// This recipient's own text and type (a template filled with their variables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<MessageType>,
+    /// This recipient's own fallback text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_text: Option<String>,
+}
+
+impl Recipient {
+    pub fn new(to: PhoneNumber, points: u32) -> Self {
+        Self {
+            to,
+            points,
+            text: None,
+            message_type: None,
+            fallback_text: None,
+        }
+    }
+}
+
+/// The SMS/LMS sent when an AlimTalk message finally fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fallback {
+    pub message_type: MessageType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub text: String,
+    /// Its price, fixed at acceptance.
+    #[serde(default)]
+    pub price: u32,
+}
+
+impl SendRequest {
+    /// An SMS request with default prices and nothing else set; callers set the rest.
+    pub fn sms(
+        request_id: RequestId,
+        customer_id: CustomerId,
+        from: PhoneNumber,
+        text: impl Into<String>,
+        recipients: Vec<Recipient>,
+    ) -> Self {
+        Self {
+            request_id,
+            customer_id,
+            accepted_at_ms: crate::time::now_milliseconds(),
+            channel: Channel::Sms,
+            message_type: MessageType::Sms,
+            from,
+            subject: None,
+            text: text.into(),
+            recipients,
+            blocked: Vec::new(),
+            prices: Prices::default(),
+            images: Vec::new(),
+            alimtalk: None,
+            fallback: None,
+            advertisement: false,
+        }
+    }
+
+    /// Every message of the request: recipients first, then blocked ones.
+    pub fn message_count(&self) -> usize {
+        self.recipients.len() + self.blocked.len()
+    }
+
+    /// Points reserved for the whole request.
+    pub fn points(&self) -> u64 {
+        self.recipients
+            .iter()
+            .map(|recipient| u64::from(recipient.points))
+            .sum()
+    }
+
+    /// The type and text of `recipient`'s message.
+    pub fn content_of<'a>(&'a self, recipient: &'a Recipient) -> (MessageType, &'a str) {
+        (
+            recipient.message_type.unwrap_or(self.message_type),
+            recipient.text.as_deref().unwrap_or(&self.text),
+        )
+    }
+
+    /// The fallback of `recipient`, with their own text if they have one.
+    pub fn fallback_of(&self, recipient: &Recipient) -> Option<Fallback> {
+        let fallback = self.fallback.as_ref()?;
+        Some(Fallback {
+            text: recipient
+                .fallback_text
+                .clone()
+                .unwrap_or_else(|| fallback.text.clone()),
+            ..fallback.clone()
+        })
+    }
 }
 
 /// One message on its way to one carrier.
@@ -48,6 +183,49 @@ pub struct CarrierJob {
     /// Carriers this message already failed on, in order, with their reasons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tried: Vec<TriedCarrier>,
+    /// The channel of this hop (an AlimTalk message falling back travels as SMS).
+    #[serde(default)]
+    pub channel: Channel,
+    /// Points reserved for this message when it was accepted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub points_reserved: u32,
+    /// The price of this message as it is now (its type), spent on delivery.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub price: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alimtalk: Option<AlimTalk>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
+}
+
+impl CarrierJob {
+    /// The points a final event of this job settles: everything reserved, of which
+    /// the price is spent if it was delivered.
+    pub fn settlement(&self, delivered: bool) -> Points {
+        Points {
+            reserved: self.points_reserved,
+            spent: if delivered {
+                self.price.min(self.points_reserved)
+            } else {
+                0
+            },
+        }
+    }
+}
+
+/// The points a final event settles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Points {
+    pub reserved: u32,
+    pub spent: u32,
+}
+
+impl Points {
+    pub fn is_none(&self) -> bool {
+        self.reserved == 0 && self.spent == 0
+    }
 }
 
 /// A carrier a message failed on.
@@ -69,14 +247,17 @@ pub enum MessageStatus {
     Delivered,
     /// No carrier could deliver it. Final.
     Failed,
+    /// Never sent: the recipient opted out of this sender. Final, never charged.
+    Blocked,
 }
 
 impl MessageStatus {
-    pub const ALL: [MessageStatus; 4] = [
+    pub const ALL: [MessageStatus; 5] = [
         MessageStatus::Queued,
         MessageStatus::Submitted,
         MessageStatus::Delivered,
         MessageStatus::Failed,
+        MessageStatus::Blocked,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -85,11 +266,15 @@ impl MessageStatus {
             MessageStatus::Submitted => "submitted",
             MessageStatus::Delivered => "delivered",
             MessageStatus::Failed => "failed",
+            MessageStatus::Blocked => "blocked",
         }
     }
 
     pub fn is_final(&self) -> bool {
-        matches!(self, MessageStatus::Delivered | MessageStatus::Failed)
+        matches!(
+            self,
+            MessageStatus::Delivered | MessageStatus::Failed | MessageStatus::Blocked
+        )
     }
 }
 
@@ -110,16 +295,22 @@ pub enum EventKind {
     Delivered,
     /// The message finally failed.
     Failed,
+    /// The recipient opted out; nothing was sent.
+    Blocked,
+    /// AlimTalk finally failed and the message continues as SMS/LMS.
+    FellBack,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Routed,
         EventKind::AttemptFailed,
         EventKind::FailedOver,
         EventKind::Submitted,
         EventKind::Delivered,
         EventKind::Failed,
+        EventKind::Blocked,
+        EventKind::FellBack,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -130,18 +321,22 @@ impl EventKind {
             EventKind::Submitted => "submitted",
             EventKind::Delivered => "delivered",
             EventKind::Failed => "failed",
+            EventKind::Blocked => "blocked",
+            EventKind::FellBack => "fell_back",
         }
     }
 
     /// The status a message has right after this event.
     pub fn status(&self) -> MessageStatus {
         match self {
-            EventKind::Routed | EventKind::AttemptFailed | EventKind::FailedOver => {
-                MessageStatus::Queued
-            }
+            EventKind::Routed
+            | EventKind::AttemptFailed
+            | EventKind::FailedOver
+            | EventKind::FellBack => MessageStatus::Queued,
             EventKind::Submitted => MessageStatus::Submitted,
             EventKind::Delivered => MessageStatus::Delivered,
             EventKind::Failed => MessageStatus::Failed,
+            EventKind::Blocked => MessageStatus::Blocked,
         }
     }
 
@@ -150,8 +345,8 @@ impl EventKind {
             EventKind::Routed => 0,
             EventKind::AttemptFailed => 1,
             EventKind::Submitted => 2,
-            EventKind::FailedOver => 3,
-            EventKind::Delivered | EventKind::Failed => 4,
+            EventKind::FailedOver | EventKind::FellBack => 3,
+            EventKind::Delivered | EventKind::Failed | EventKind::Blocked => 4,
         }
     }
 }
@@ -168,6 +363,9 @@ pub struct MessageEvent {
     pub attempt: u16,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// On a final event: the points it settles.
+    #[serde(default, skip_serializing_if = "Points::is_none")]
+    pub points: Points,
 }
 
 impl MessageEvent {
@@ -220,6 +418,7 @@ mod tests {
             hop,
             attempt,
             detail: String::new(),
+            points: Points::default(),
         }
     }
 
@@ -253,12 +452,21 @@ mod tests {
             from: PhoneNumber::parse("0212345678").unwrap(),
             subject: None,
             text: "hi".into(),
-            recipients: vec![PhoneNumber::parse("01012345678").unwrap()],
+            recipients: vec![Recipient::new(
+                PhoneNumber::parse("01012345678").unwrap(),
+                1,
+            )],
+            blocked: Vec::new(),
+            prices: Prices::default(),
+            images: Vec::new(),
+            alimtalk: None,
+            fallback: None,
+            advertisement: false,
         };
         let json = serde_json::to_string(&request).unwrap();
         assert_eq!(
             json,
-            r#"{"request_id":"01JDXYZ0000000000000000000","customer_id":"acme","accepted_at_ms":1,"channel":"sms","message_type":"sms","from":"0212345678","text":"hi","recipients":["01012345678"]}"#
+            r#"{"request_id":"01JDXYZ0000000000000000000","customer_id":"acme","accepted_at_ms":1,"channel":"sms","message_type":"sms","from":"0212345678","text":"hi","recipients":[{"to":"01012345678","points":1}],"prices":{"sms":1,"lms":3,"mms":6,"alimtalk":1}}"#
         );
         assert_eq!(serde_json::from_str::<SendRequest>(&json).unwrap(), request);
     }

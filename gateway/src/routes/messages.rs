@@ -20,9 +20,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use rns_nats::{publish_all, Outbound};
+use rns_points::Reservation;
 use rns_types::content::classify_text;
 use rns_types::subjects::{message_ids, send_subject};
-use rns_types::wire::SendRequest;
+use rns_types::wire::{Recipient, SendRequest};
 use rns_types::{Channel, CustomerId, MessageId, MessageType, PhoneNumber, RequestId};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -128,6 +129,8 @@ async fn accept(
     valid: ValidSend,
     request_id: RequestId,
 ) -> Result<Value, ApiError> {
+    let prices = *state.prices();
+    let price = prices.of(valid.message_type);
     let request = SendRequest {
         request_id,
         customer_id: customer.clone(),
@@ -137,16 +140,19 @@ async fn accept(
         from: valid.from,
         subject: valid.subject,
         text: valid.text,
-        recipients: valid.recipients,
+        recipients: valid
+            .recipients
+            .into_iter()
+            .map(|to| Recipient::new(to, price))
+            .collect(),
+        blocked: Vec::new(),
+        prices,
+        images: Vec::new(),
+        alimtalk: None,
+        fallback: None,
+        advertisement: false,
     };
-    let outbound = Outbound {
-        subject: send_subject(customer),
-        message_id: message_ids::send(&request.request_id),
-        payload: Bytes::from(serde_json::to_vec(&request).expect("a send request serialises")),
-    };
-    publish_all(state.jetstream(), [outbound], 1)
-        .await
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+    publish_paid(state, &request).await?;
     let message_ids: Vec<String> = (0..request.recipients.len() as u32)
         .map(|index| request.request_id.message_id(index).to_string())
         .collect();
@@ -154,9 +160,47 @@ async fn accept(
     Ok(json!({
         "request_id": request.request_id,
         "type": request.message_type,
+        "points": request.points(),
         "recipients": message_ids.len(),
         "message_ids": message_ids,
     }))
+}
+
+/// Reserves the request's points, then publishes it; a publish that fails returns
+/// the points. A 402 reserves and publishes nothing.
+async fn publish_paid(state: &AppState, request: &SendRequest) -> Result<(), ApiError> {
+    let customer = &request.customer_id;
+    let needed = request.points();
+    match state
+        .points()
+        .reserve(customer, &request.request_id, needed)
+        .await?
+    {
+        Reservation::Reserved => {}
+        Reservation::Insufficient { balance } => {
+            return Err(ApiError::InsufficientPoints { needed, balance })
+        }
+    }
+    let outbound = Outbound {
+        subject: send_subject(customer),
+        message_id: message_ids::send(&request.request_id),
+        payload: Bytes::from(serde_json::to_vec(request).expect("a send request serialises")),
+    };
+    if let Err(error) = publish_all(state.jetstream(), [outbound], 1).await {
+        if let Err(release_error) = state
+            .points()
+            .release(
+                customer,
+                &request.request_id,
+                "the request was not accepted",
+            )
+            .await
+        {
+            tracing::error!(customer = %customer, request = %request.request_id, %release_error, "returning the points of a failed publish failed");
+        }
+        return Err(ApiError::Unavailable(error.to_string()));
+    }
+    Ok(())
 }
 
 /// Parses and de-duplicates recipients, naming the first invalid one by position.

@@ -1,5 +1,6 @@
 //! The customer API, one module per resource.
 pub mod customers;
 pub mod messages;
+pub mod points;
 pub mod routing;
 pub mod sender_numbers;

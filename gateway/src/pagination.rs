@@ -1,0 +1,61 @@
+//! Cursor pagination, the same for every list: `?cursor=&limit=` in, and
+//! `{"items":[...],"next_cursor":...}` out, where `next_cursor` is `null` on the last
+//! page. Cursors are opaque to clients; each list checks its own before using it.
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 1_000;
+
+/// `limit` and `cursor` of a list request.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PageQuery {
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+impl PageQuery {
+    /// The page size asked for: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
+            Some(_) => Err(ApiError::invalid(
+                "invalid_limit",
+                format!("limit must be between 1 and {MAX_LIMIT}"),
+            )),
+        }
+    }
+
+    /// The cursor, if any, after `valid` accepted it.
+    pub fn cursor(&self, valid: impl Fn(&str) -> bool) -> Result<Option<&str>, ApiError> {
+        match self.cursor.as_deref().filter(|cursor| !cursor.is_empty()) {
+            None => Ok(None),
+            Some(cursor) if valid(cursor) => Ok(Some(cursor)),
+            Some(_) => Err(ApiError::invalid(
+                "invalid_cursor",
+                "cursor is not one this list returned",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_bounded_and_cursors_checked() {
+        let query = PageQuery {
+            cursor: Some("x".into()),
+            limit: Some(0),
+        };
+        assert!(query.limit().is_err());
+        assert!(query.cursor(|cursor| cursor == "y").is_err());
+        assert_eq!(query.cursor(|cursor| cursor == "x").unwrap(), Some("x"));
+        assert_eq!(PageQuery::default().limit().unwrap(), DEFAULT_LIMIT);
+    }
+}

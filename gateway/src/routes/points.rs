@@ -1,0 +1,85 @@
+//! Prepaid points. `GET /v1/points`: the caller's balance (available), what is
+//! reserved for messages not yet final, and what was spent. `GET /v1/points/ledger`:
+//! every change, newest first, with its reason and request or message id.
+//! `POST /v1/admin/customers/{id}/points`: the operator tops a customer up.
+use axum::extract::{Path, State};
+use axum::Json;
+use rns_types::CustomerId;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::extract::{Admin, ApiJson, ApiQuery, Customer};
+use crate::pagination::PageQuery;
+use crate::AppState;
+
+/// The largest single top-up; larger amounts are surely a typo.
+const MAX_TOP_UP: u64 = 1_000_000_000_000;
+const MAX_REASON_LENGTH: usize = 200;
+
+pub async fn account(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let account = state.points().account(&customer).await?;
+    Ok(Json(json!({
+        "balance": account.balance,
+        "reserved": account.reserved,
+        "spent": account.spent,
+        "topped_up": account.topped_up,
+    })))
+}
+
+pub async fn ledger(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit()?;
+    let cursor = page.cursor(rns_points::store::is_ledger_cursor)?;
+    let page = state.points().ledger(&customer, cursor, limit).await?;
+    Ok(Json(
+        serde_json::to_value(page).expect("a ledger page serialises"),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopUp {
+    amount: u64,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn top_up(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TopUp>,
+) -> Result<Json<Value>, ApiError> {
+    let customer = CustomerId::parse(&id).map_err(|_| ApiError::NotFound("customer"))?;
+    if body.amount == 0 || body.amount > MAX_TOP_UP {
+        return Err(ApiError::invalid(
+            "invalid_amount",
+            format!("amount must be between 1 and {MAX_TOP_UP}"),
+        ));
+    }
+    let reason = body.reason.unwrap_or_else(|| "top-up".to_owned());
+    if reason.chars().count() > MAX_REASON_LENGTH {
+        return Err(ApiError::invalid(
+            "invalid_reason",
+            format!("reason must be at most {MAX_REASON_LENGTH} characters"),
+        ));
+    }
+    state
+        .directory()
+        .profile(&customer)
+        .await?
+        .ok_or(ApiError::NotFound("customer"))?;
+    let balance = state
+        .points()
+        .top_up(&customer, body.amount, &reason)
+        .await?;
+    tracing::info!(customer = %customer, amount = body.amount, balance, "points topped up");
+    Ok(Json(json!({"customer_id": customer, "balance": balance})))
+}

@@ -1,0 +1,177 @@
+//! The gateway under test: the real router over a real nats-server and redis-server,
+//! driven with `oneshot` requests.
+#![allow(dead_code)]
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use rns_gateway::{app, AppState, GatewaySettings, Settings};
+use rns_nats::Topology;
+use rns_service::{NatsSettings, RedisSettings};
+use rns_testkit::{NatsServer, RedisServer};
+use rns_types::wire::SendRequest;
+use rns_types::CarrierCatalog;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+pub const ADMIN_KEY: &str = "test-admin-key";
+
+pub struct Api {
+    _server: NatsServer,
+    _redis: RedisServer,
+    router: Router,
+    jetstream: async_nats::jetstream::Context,
+}
+
+impl Api {
+    pub async fn start() -> Self {
+        let server = NatsServer::start().await;
+        let redis = RedisServer::start().await;
+        let settings = Settings {
+            nats: NatsSettings {
+                url: server.url(),
+                ..Default::default()
+            },
+            redis: RedisSettings { url: redis.url() },
+            gateway: GatewaySettings {
+                admin_key: ADMIN_KEY.into(),
+                max_recipients: 100,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let client = server.client().await;
+        let jetstream = async_nats::jetstream::new(client.clone());
+        let carriers = CarrierCatalog::korean_default()
+            .entries()
+            .iter()
+            .map(|entry| entry.id.clone())
+            .collect();
+        Topology::new(settings.nats.topology.clone(), carriers)
+            .ensure(&jetstream)
+            .await
+            .unwrap();
+        let state = AppState::connect(&settings, client).await.unwrap();
+        Self {
+            _server: server,
+            _redis: redis,
+            router: app(state),
+            jetstream,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let body = body.map(|value| value.to_string());
+        self.call_raw(method, uri, key, body).await
+    }
+
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
+        let (status, _, value) = self.call_with_headers(method, uri, key, &[], body).await;
+        (status, value)
+    }
+
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        uri: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header("content-type", "application/json")
+                .body(Body::from(body)),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, headers, value)
+    }
+
+    /// Creates a customer with a registered sender number; returns its API key.
+    pub async fn customer(&self, id: &str) -> String {
+        self.customer_with_points(id, 1_000_000).await
+    }
+
+    /// Creates a customer with a registered sender number and `points`.
+    pub async fn customer_with_points(&self, id: &str, points: u64) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/admin/customers",
+                Some(ADMIN_KEY),
+                Some(json!({"id": id, "name": id})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let key = body["api_key"].as_str().unwrap().to_owned();
+        let (status, _) = self
+            .call(
+                Method::POST,
+                "/v1/sender-numbers",
+                Some(&key),
+                Some(json!({"number": "02-1234-5678"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        if points > 0 {
+            self.top_up(id, points).await;
+        }
+        key
+    }
+
+    /// Adds `amount` points to customer `id`.
+    pub async fn top_up(&self, id: &str, amount: u64) {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/admin/customers/{id}/points"),
+                Some(ADMIN_KEY),
+                Some(json!({"amount": amount})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    pub async fn queued_sends(&self) -> Vec<SendRequest> {
+        let mut stream = self.jetstream.get_stream("SEND").await.unwrap();
+        let count = stream.info().await.unwrap().state.messages;
+        let mut requests = Vec::new();
+        let first = stream.info().await.unwrap().state.first_sequence;
+        for sequence in first..first + count {
+            let message = stream.get_raw_message(sequence).await.unwrap();
+            requests.push(serde_json::from_slice(&message.payload).unwrap());
+        }
+        requests
+    }
+}
+
+pub fn error_code(body: &Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}

@@ -1,0 +1,150 @@
+//! Points through the API: top-ups, balance, ledger, and 402 before anything is sent.
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{error_code, Api, ADMIN_KEY};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_send_reserves_its_price_and_a_short_balance_is_a_402_that_sends_nothing() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let (_, account) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
+    let start = account["balance"].as_i64().unwrap();
+
+    // Two SMS (1 point each) and one LMS to two recipients (3 each).
+    let long_text = "가".repeat(50);
+    for (text, recipients) in [("hi", 2), (long_text.as_str(), 2)] {
+        let to: Vec<String> = (0..recipients)
+            .map(|index| format!("0101111000{index}"))
+            .collect();
+        let (status, body) = api
+            .call(
+                Method::POST,
+                "/v1/messages",
+                Some(&key),
+                Some(json!({"from": "0212345678", "to": to, "text": text})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let (_, account) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
+    assert_eq!(account["reserved"], 2 + 6);
+    assert_eq!(account["balance"].as_i64().unwrap(), start - 8);
+
+    let (status, ledger) = api
+        .call(Method::GET, "/v1/points/ledger?limit=2", Some(&key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ledger["items"][0]["kind"], "reserve");
+    assert_eq!(ledger["items"][0]["amount"], 6);
+    assert!(ledger["items"][0]["request_id"].is_string());
+    assert_eq!(ledger["items"][1]["amount"], 2);
+    let cursor = ledger["next_cursor"].as_str().unwrap();
+    let (_, older) = api
+        .call(
+            Method::GET,
+            &format!("/v1/points/ledger?limit=2&cursor={cursor}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(older["items"][0]["kind"], "top_up");
+    assert_eq!(older["items"].as_array().unwrap().len(), 1);
+    assert!(older["next_cursor"].is_null());
+
+    // A poor customer: 2 points cannot pay for 3 recipients.
+    let poor = api.customer_with_points("poor", 5).await;
+    let balance = 2;
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/messages",
+            Some(&poor),
+            Some(json!({"from": "0212345678", "to": ["01011110000"], "text": "x".repeat(100)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let sends_before = api.queued_sends().await.len();
+    let too_many: Vec<String> = (0..balance)
+        .map(|index| format!("010222{index:05}"))
+        .collect();
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/v1/messages",
+            Some(&poor),
+            Some(json!({"from": "0212345678", "to": too_many, "text": "x".repeat(100)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{body}");
+    assert_eq!(error_code(&body), "insufficient_points");
+    assert!(body["error"]["message"].as_str().unwrap().contains("needs"));
+    assert_eq!(
+        api.queued_sends().await.len(),
+        sends_before,
+        "nothing published"
+    );
+    let (_, account) = api.call(Method::GET, "/v1/points", Some(&poor), None).await;
+    assert_eq!(account["reserved"], 3, "the 402 reserved nothing");
+}
+
+#[tokio::test]
+async fn top_ups_are_for_the_operator_with_valid_amounts_and_known_customers() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let body = json!({"amount": 10});
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/admin/customers/acme/points",
+            Some(&key),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a customer key is not the admin key"
+    );
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/admin/customers/ghost/points",
+            Some(ADMIN_KEY),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for bad in [
+        json!({"amount": 0}),
+        json!({"amount": -5}),
+        json!({"amount": "ten"}),
+        json!({}),
+    ] {
+        let (status, response) = api
+            .call(
+                Method::POST,
+                "/v1/admin/customers/acme/points",
+                Some(ADMIN_KEY),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad} → {response}"
+        );
+    }
+    let (status, _) = api
+        .call(
+            Method::GET,
+            "/v1/points/ledger?cursor=nope",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = api.call(Method::GET, "/v1/points", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

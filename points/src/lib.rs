@@ -1,0 +1,30 @@
+//! Prepaid points: every send is paid for, exactly, and the ledger always balances.
+//!
+//! - [`store`]: balances in Redis, changed only by atomic scripts that keep
+//!   `balance + reserved + spent = topped_up` and append every change to a ledger.
+//!   The gateway reserves a whole request at once (all or nothing), so concurrent
+//!   sends can never overdraw.
+//! - [`settle`]: the `points` consumer of `RESULTS` settles each message's final
+//!   state: delivered spends its price, failed refunds it; blocked messages were
+//!   never charged.
+//! - [`journal`]: copies ledger entries into the durable JetStream `LEDGER` stream.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod journal;
+pub mod settle;
+pub mod store;
+
+use rns_types::points::Prices;
+use serde::Deserialize;
+
+pub use error::PointsError;
+pub use store::{Account, LedgerPage, PointsStore, Reservation, Settlement};
+
+/// `[points]` settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PointsSettings {
+    /// Points per recipient of each message type.
+    pub prices: Prices,
+}

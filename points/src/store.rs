@@ -1,0 +1,409 @@
+//! Balances in Redis, changed only by atomic scripts.
+//!
+//! Per customer, the hash `rns:points:<customer>` holds `balance` (available),
+//! `reserved`, `spent` and `topped_up`; every script keeps
+//! `balance + reserved + spent = topped_up`. Per accepted request, the hash
+//! `rns:points:hold:<request>` holds what is still reserved for it (`remaining`) and
+//! one field per settled message, so a final event settles once however often it is
+//! delivered; it disappears when the request is fully settled. Holds are the only
+//! per-request state and live only while a request has unsettled messages.
+//!
+//! Every change appends a [`LedgerEntry`] to the customer's ledger stream (recent
+//! entries, read by `GET /v1/points/ledger`) and to the journal stream, which
+//! [`crate::journal`] copies into the durable JetStream `LEDGER` stream: Redis is the
+//! hot copy, JetStream the record a lost Redis is rebuilt from.
+use redis::aio::ConnectionManager;
+use redis::Script;
+use rns_types::points::LedgerEntry;
+use rns_types::{CustomerId, MessageId, RequestId};
+use serde::Serialize;
+
+use crate::error::PointsError;
+
+/// Recent entries kept per customer in Redis (older ones are in JetStream).
+pub const LEDGER_RECENT_ENTRIES: u64 = 100_000;
+/// Entries waiting to be copied to JetStream; beyond this the oldest are trimmed.
+pub const JOURNAL_MAX_ENTRIES: u64 = 10_000_000;
+/// The Redis stream [`crate::journal`] drains into JetStream.
+pub const JOURNAL_KEY: &str = "rns:points:journal";
+
+/// Shared by every script: `emit(entry)` stamps the entry with the account after the
+/// change and appends it to the ledger and the journal. Expects `CUSTOMER`, `NOW`,
+/// `ACCOUNT`, `LEDGER`, `JOURNAL`, `LEDGER_MAX` and `JOURNAL_MAX` to be set.
+const EMIT: &str = r"
+local function account_value(field)
+  return tonumber(redis.call('HGET', ACCOUNT, field) or '0')
+end
+local function emit(entry)
+  entry.customer_id = CUSTOMER
+  entry.at_ms = NOW
+  entry.balance = account_value('balance')
+  entry.reserved = account_value('reserved')
+  entry.spent = account_value('spent')
+  local payload = cjson.encode(entry)
+  local id = redis.call('XADD', LEDGER, 'MAXLEN', '~', LEDGER_MAX, '*', 'entry', payload)
+  redis.call('XADD', JOURNAL, 'MAXLEN', '~', JOURNAL_MAX, '*', 'customer', CUSTOMER, 'id', id, 'entry', payload)
+  return id
+end
+";
+
+/// KEYS: account, ledger, journal. ARGV: customer, now, ledger max, journal max, amount, reason.
+const TOP_UP: &str = r"
+local amount = tonumber(ARGV[5])
+redis.call('HINCRBY', ACCOUNT, 'balance', amount)
+redis.call('HINCRBY', ACCOUNT, 'topped_up', amount)
+emit({kind = 'top_up', amount = amount, reason = ARGV[6]})
+return account_value('balance')
+";
+
+/// KEYS: account, ledger, journal, hold. ARGV: customer, now, ledger max, journal max,
+/// amount, request. Returns `{1, 0}` when reserved (or already reserved), `{0, balance}`
+/// when the balance is short.
+const RESERVE: &str = r"
+if redis.call('EXISTS', KEYS[4]) == 1 then return {1, 0} end
+local amount = tonumber(ARGV[5])
+local balance = account_value('balance')
+if balance < amount then return {0, balance} end
+if amount > 0 then
+  redis.call('HINCRBY', ACCOUNT, 'balance', -amount)
+  redis.call('HINCRBY', ACCOUNT, 'reserved', amount)
+  redis.call('HSET', KEYS[4], 'remaining', amount)
+  emit({kind = 'reserve', amount = amount, request_id = ARGV[6]})
+end
+return {1, 0}
+";
+
+/// KEYS: account, ledger, journal, hold. ARGV: customer, now, ledger max, journal max,
+/// request, reason. Returns the points released.
+const RELEASE: &str = r"
+local remaining = tonumber(redis.call('HGET', KEYS[4], 'remaining') or '0')
+redis.call('DEL', KEYS[4])
+if remaining <= 0 then return 0 end
+redis.call('HINCRBY', ACCOUNT, 'reserved', -remaining)
+redis.call('HINCRBY', ACCOUNT, 'balance', remaining)
+emit({kind = 'release', amount = remaining, request_id = ARGV[5], reason = ARGV[6]})
+return remaining
+";
+
+/// KEYS: account, ledger, journal, then one hold per request. ARGV: customer, now,
+/// ledger max, journal max, then per message (sorted by request): hold index (1-based
+/// into the holds), request, message index, message id, reserved, spent, failure
+/// reason (empty when delivered). Returns how many messages were settled.
+const SETTLE: &str = r"
+local current, count, spent_total, returned_total = nil, 0, 0, 0
+local settled = 0
+local function flush()
+  if current and count > 0 then
+    local entry = {kind = 'settle', amount = spent_total, request_id = current, messages = count}
+    if returned_total > 0 then
+      entry.reason = 'returned ' .. returned_total .. ' points reserved for a fallback'
+    end
+    emit(entry)
+  end
+  count, spent_total, returned_total = 0, 0, 0
+end
+for i = 5, #ARGV, 7 do
+  local hold = KEYS[3 + tonumber(ARGV[i])]
+  local request = ARGV[i + 1]
+  if request ~= current then flush(); current = request end
+  if redis.call('EXISTS', hold) == 1 and redis.call('HSETNX', hold, 'm' .. ARGV[i + 2], 1) == 1 then
+    local remaining = tonumber(redis.call('HGET', hold, 'remaining') or '0')
+    local taken = math.min(tonumber(ARGV[i + 4]), remaining)
+    local spent = math.min(tonumber(ARGV[i + 5]), taken)
+    remaining = remaining - taken
+    redis.call('HINCRBY', ACCOUNT, 'reserved', -taken)
+    if spent > 0 then redis.call('HINCRBY', ACCOUNT, 'spent', spent) end
+    if taken > spent then redis.call('HINCRBY', ACCOUNT, 'balance', taken - spent) end
+    if remaining <= 0 then
+      redis.call('DEL', hold)
+    else
+      redis.call('HSET', hold, 'remaining', remaining)
+    end
+    settled = settled + 1
+    if ARGV[i + 6] == '' then
+      count = count + 1
+      spent_total = spent_total + spent
+      returned_total = returned_total + taken - spent
+    elseif taken > 0 then
+      emit({kind = 'refund', amount = taken, request_id = request, message_id = ARGV[i + 3], reason = ARGV[i + 6]})
+    end
+  end
+end
+flush()
+return settled
+";
+
+fn script(body: &str) -> Script {
+    Script::new(&format!(
+        "local CUSTOMER, NOW, LEDGER_MAX, JOURNAL_MAX = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]\n\
+         local ACCOUNT, LEDGER, JOURNAL = KEYS[1], KEYS[2], KEYS[3]\n{EMIT}\n{body}"
+    ))
+}
+
+/// A customer's points right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Account {
+    /// Available to spend.
+    pub balance: i64,
+    /// Held for accepted messages without a final state yet.
+    pub reserved: i64,
+    pub spent: i64,
+    pub topped_up: i64,
+}
+
+/// What a reservation found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Reserved now, or by an earlier attempt of the same request.
+    Reserved,
+    /// The balance does not cover the request; nothing was reserved.
+    Insufficient { balance: i64 },
+}
+
+/// One final message event, to settle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    pub message_id: MessageId,
+    pub reserved: u32,
+    pub spent: u32,
+    /// Empty when delivered; the failure otherwise.
+    pub failure: String,
+}
+
+/// A page of ledger entries, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerPage {
+    pub items: Vec<LedgerEntry>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct PointsStore {
+    connection: ConnectionManager,
+    top_up: Script,
+    reserve: Script,
+    release: Script,
+    settle: Script,
+}
+
+impl std::fmt::Debug for PointsStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PointsStore")
+            .finish_non_exhaustive()
+    }
+}
+
+fn account_key(customer: &CustomerId) -> String {
+    format!("rns:points:{customer}")
+}
+
+fn ledger_key(customer: &CustomerId) -> String {
+    format!("rns:points:ledger:{customer}")
+}
+
+fn hold_key(request: &RequestId) -> String {
+    format!("rns:points:hold:{request}")
+}
+
+impl PointsStore {
+    pub async fn connect(url: &str) -> Result<Self, PointsError> {
+        let client = redis::Client::open(url)?;
+        let connection = ConnectionManager::new(client).await?;
+        Ok(Self {
+            connection,
+            top_up: script(TOP_UP),
+            reserve: script(RESERVE),
+            release: script(RELEASE),
+            settle: script(SETTLE),
+        })
+    }
+
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    fn invocation<'a>(script: &'a Script, customer: &CustomerId) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(account_key(customer))
+            .key(ledger_key(customer))
+            .key(JOURNAL_KEY)
+            .arg(customer.as_str())
+            .arg(rns_types::time::now_milliseconds())
+            .arg(LEDGER_RECENT_ENTRIES)
+            .arg(JOURNAL_MAX_ENTRIES);
+        invocation
+    }
+
+    /// Adds `amount` points; returns the new balance.
+    pub async fn top_up(
+        &self,
+        customer: &CustomerId,
+        amount: u64,
+        reason: &str,
+    ) -> Result<i64, PointsError> {
+        let mut invocation = Self::invocation(&self.top_up, customer);
+        invocation.arg(amount).arg(reason);
+        Ok(invocation.invoke_async(&mut self.connection()).await?)
+    }
+
+    /// Reserves `amount` for `request`, all or nothing. Idempotent per request: a
+    /// retry of a request that already holds its reservation reserves nothing more.
+    pub async fn reserve(
+        &self,
+        customer: &CustomerId,
+        request: &RequestId,
+        amount: u64,
+    ) -> Result<Reservation, PointsError> {
+        let mut invocation = Self::invocation(&self.reserve, customer);
+        invocation
+            .key(hold_key(request))
+            .arg(amount)
+            .arg(request.to_string());
+        let (reserved, balance): (i64, i64) =
+            invocation.invoke_async(&mut self.connection()).await?;
+        Ok(if reserved == 1 {
+            Reservation::Reserved
+        } else {
+            Reservation::Insufficient { balance }
+        })
+    }
+
+    /// Returns what is still reserved for `request` to the balance (the request was
+    /// not accepted, or was cancelled); later settlements of it change nothing.
+    pub async fn release(
+        &self,
+        customer: &CustomerId,
+        request: &RequestId,
+        reason: &str,
+    ) -> Result<u64, PointsError> {
+        let mut invocation = Self::invocation(&self.release, customer);
+        invocation
+            .key(hold_key(request))
+            .arg(request.to_string())
+            .arg(reason);
+        Ok(invocation.invoke_async(&mut self.connection()).await?)
+    }
+
+    /// Settles final events of one customer's messages, each at most once; returns
+    /// how many were settled now (the rest were settled before).
+    pub async fn settle(
+        &self,
+        customer: &CustomerId,
+        mut settlements: Vec<Settlement>,
+    ) -> Result<u64, PointsError> {
+        if settlements.is_empty() {
+            return Ok(0);
+        }
+        settlements.sort_by_key(|settlement| {
+            (
+                settlement.message_id.request_id(),
+                settlement.message_id.index(),
+            )
+        });
+        let mut invocation = Self::invocation(&self.settle, customer);
+        let mut holds = 0usize;
+        let mut last_request = None;
+        for settlement in &settlements {
+            let request = settlement.message_id.request_id();
+            if last_request != Some(request) {
+                invocation.key(hold_key(&request));
+                holds += 1;
+                last_request = Some(request);
+            }
+            invocation
+                .arg(holds)
+                .arg(request.to_string())
+                .arg(settlement.message_id.index())
+                .arg(settlement.message_id.to_string())
+                .arg(settlement.reserved)
+                .arg(settlement.spent)
+                .arg(&settlement.failure);
+        }
+        Ok(invocation.invoke_async(&mut self.connection()).await?)
+    }
+
+    pub async fn account(&self, customer: &CustomerId) -> Result<Account, PointsError> {
+        let (balance, reserved, spent, topped_up): (
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        ) = redis::cmd("HMGET")
+            .arg(account_key(customer))
+            .arg(&["balance", "reserved", "spent", "topped_up"][..])
+            .query_async(&mut self.connection())
+            .await?;
+        Ok(Account {
+            balance: balance.unwrap_or(0),
+            reserved: reserved.unwrap_or(0),
+            spent: spent.unwrap_or(0),
+            topped_up: topped_up.unwrap_or(0),
+        })
+    }
+
+    /// Up to `limit` entries older than `cursor` (an entry id), newest first.
+    pub async fn ledger(
+        &self,
+        customer: &CustomerId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<LedgerPage, PointsError> {
+        let end = match cursor {
+            Some(cursor) => format!("({cursor}"),
+            None => "+".to_owned(),
+        };
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(ledger_key(customer))
+            .arg(end)
+            .arg("-")
+            .arg("COUNT")
+            .arg(limit + 1)
+            .query_async(&mut self.connection())
+            .await?;
+        let mut items = Vec::with_capacity(limit + 1);
+        for stream_entry in reply.ids {
+            let payload: String = stream_entry.get("entry").unwrap_or_default();
+            let mut entry: LedgerEntry = serde_json::from_str(&payload)?;
+            entry.id = stream_entry.id;
+            items.push(entry);
+        }
+        let next_cursor = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            items
+                .last()
+                .map(|entry| entry.id.clone())
+                .unwrap_or_default()
+        });
+        Ok(LedgerPage { items, next_cursor })
+    }
+}
+
+/// Whether `cursor` is a ledger entry id (`<milliseconds>-<sequence>`).
+pub fn is_ledger_cursor(cursor: &str) -> bool {
+    cursor
+        .split_once('-')
+        .is_some_and(|(milliseconds, sequence)| {
+            !milliseconds.is_empty()
+                && !sequence.is_empty()
+                && milliseconds.len() <= 20
+                && sequence.len() <= 20
+                && milliseconds.bytes().all(|byte| byte.is_ascii_digit())
+                && sequence.bytes().all(|byte| byte.is_ascii_digit())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_stream_ids_only() {
+        assert!(is_ledger_cursor("1732406400000-0"));
+        assert!(!is_ledger_cursor("1732406400000"));
+        assert!(!is_ledger_cursor("+"));
+        assert!(!is_ledger_cursor("1-0 COUNT 5"));
+        assert!(!is_ledger_cursor("-1"));
+    }
+}

@@ -1,0 +1,272 @@
+//! Points against a real redis-server (and nats-server for the journal): atomic
+//! reservations under concurrency, settlement exactly once, the ledger balancing.
+use std::sync::Arc;
+
+use futures::StreamExt;
+use proptest::prelude::*;
+use rns_nats::Topology;
+use rns_points::journal;
+use rns_points::store::{PointsStore, Reservation, Settlement};
+use rns_testkit::{NatsServer, RedisServer};
+use rns_types::points::{LedgerEntry, LedgerKind};
+use rns_types::subjects::LEDGER_STREAM;
+use rns_types::{CarrierCatalog, CustomerId, RequestId};
+
+fn customer(name: &str) -> CustomerId {
+    CustomerId::parse(name).unwrap()
+}
+
+fn delivered(request: &RequestId, index: u32, price: u32) -> Settlement {
+    Settlement {
+        message_id: request.message_id(index),
+        reserved: price,
+        spent: price,
+        failure: String::new(),
+    }
+}
+
+fn failed(request: &RequestId, index: u32, price: u32) -> Settlement {
+    Settlement {
+        failure: "every carrier failed".into(),
+        spent: 0,
+        ..delivered(request, index, price)
+    }
+}
+
+async fn assert_balances(store: &PointsStore, customer: &CustomerId) {
+    let account = store.account(customer).await.unwrap();
+    assert!(account.balance >= 0, "{account:?}");
+    assert!(account.reserved >= 0, "{account:?}");
+    assert_eq!(
+        account.balance + account.reserved + account.spent,
+        account.topped_up,
+        "{account:?}"
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_reservations_never_overdraw() {
+    let redis = RedisServer::start().await;
+    let store = Arc::new(PointsStore::connect(&redis.url()).await.unwrap());
+    let acme = customer("acme");
+    store.top_up(&acme, 100, "test").await.unwrap();
+    let attempts = (0..50).map(|_| {
+        let store = store.clone();
+        let acme = acme.clone();
+        tokio::spawn(async move {
+            store
+                .reserve(&acme, &RequestId::generate(), 7)
+                .await
+                .unwrap()
+        })
+    });
+    let outcomes = futures::future::join_all(attempts).await;
+    let reserved = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome.as_ref().unwrap(), Reservation::Reserved))
+        .count();
+    assert_eq!(reserved, 14, "100 points cover 14 reservations of 7");
+    let account = store.account(&acme).await.unwrap();
+    assert_eq!((account.balance, account.reserved), (2, 98));
+    assert_balances(&store, &acme).await;
+}
+
+#[tokio::test]
+async fn settling_spends_refunds_and_happens_once_per_message() {
+    let redis = RedisServer::start().await;
+    let store = PointsStore::connect(&redis.url()).await.unwrap();
+    let acme = customer("acme");
+    store.top_up(&acme, 50, "first top-up").await.unwrap();
+    let request = RequestId::generate();
+    assert_eq!(
+        store.reserve(&acme, &request, 9).await.unwrap(),
+        Reservation::Reserved
+    );
+    // The same request again (an idempotent retry) reserves nothing more.
+    store.reserve(&acme, &request, 9).await.unwrap();
+    assert_eq!(store.account(&acme).await.unwrap().reserved, 9);
+    let batch = vec![delivered(&request, 0, 3), failed(&request, 1, 3)];
+    assert_eq!(store.settle(&acme, batch.clone()).await.unwrap(), 2);
+    assert_eq!(store.settle(&acme, batch).await.unwrap(), 0, "redelivered");
+    let account = store.account(&acme).await.unwrap();
+    assert_eq!(
+        (account.balance, account.reserved, account.spent),
+        (44, 3, 3)
+    );
+    store
+        .settle(&acme, vec![delivered(&request, 2, 3)])
+        .await
+        .unwrap();
+    // Fully settled: a late duplicate changes nothing.
+    assert_eq!(
+        store
+            .settle(&acme, vec![delivered(&request, 2, 3)])
+            .await
+            .unwrap(),
+        0
+    );
+    let account = store.account(&acme).await.unwrap();
+    assert_eq!(
+        (account.balance, account.reserved, account.spent),
+        (44, 0, 6)
+    );
+    assert_balances(&store, &acme).await;
+
+    let short = RequestId::generate();
+    assert_eq!(
+        store.reserve(&acme, &short, 45).await.unwrap(),
+        Reservation::Insufficient { balance: 44 }
+    );
+
+    let page = store.ledger(&acme, None, 3).await.unwrap();
+    let kinds: Vec<LedgerKind> = page.items.iter().map(|entry| entry.kind).collect();
+    assert_eq!(
+        kinds,
+        [LedgerKind::Settle, LedgerKind::Settle, LedgerKind::Refund]
+    );
+    assert_eq!(page.items[2].message_id, Some(request.message_id(1)));
+    let rest = store
+        .ledger(&acme, page.next_cursor.as_deref(), 3)
+        .await
+        .unwrap();
+    let kinds: Vec<LedgerKind> = rest.items.iter().map(|entry| entry.kind).collect();
+    assert_eq!(kinds, [LedgerKind::Reserve, LedgerKind::TopUp]);
+    assert_eq!(rest.next_cursor, None);
+    assert_eq!(rest.items[1].balance, 50);
+}
+
+#[tokio::test]
+async fn a_release_returns_what_remains_and_later_settlements_change_nothing() {
+    let redis = RedisServer::start().await;
+    let store = PointsStore::connect(&redis.url()).await.unwrap();
+    let acme = customer("acme");
+    store.top_up(&acme, 10, "test").await.unwrap();
+    let request = RequestId::generate();
+    store.reserve(&acme, &request, 6).await.unwrap();
+    assert_eq!(
+        store
+            .release(&acme, &request, "not accepted")
+            .await
+            .unwrap(),
+        6
+    );
+    assert_eq!(store.release(&acme, &request, "again").await.unwrap(), 0);
+    store
+        .settle(&acme, vec![delivered(&request, 0, 6)])
+        .await
+        .unwrap();
+    let account = store.account(&acme).await.unwrap();
+    assert_eq!(
+        (account.balance, account.reserved, account.spent),
+        (10, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn the_journal_reaches_the_ledger_stream() {
+    let redis = RedisServer::start().await;
+    let nats = NatsServer::start().await;
+    let jetstream = async_nats::jetstream::new(nats.client().await);
+    Topology::for_catalog(Default::default(), &CarrierCatalog::korean_default())
+        .ensure(&jetstream)
+        .await
+        .unwrap();
+    let store = PointsStore::connect(&redis.url()).await.unwrap();
+    let acme = customer("acme");
+    store.top_up(&acme, 10, "test").await.unwrap();
+    store
+        .reserve(&acme, &RequestId::generate(), 4)
+        .await
+        .unwrap();
+    // The group is created by the copier loop; one round here creates it too.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let copier = tokio::spawn(journal::copy_until(
+        store.clone(),
+        jetstream.clone(),
+        "test".into(),
+        shutdown.clone(),
+    ));
+    let stream = jetstream.get_stream(LEDGER_STREAM).await.unwrap();
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let message = tokio::time::timeout(std::time::Duration::from_secs(10), messages.next())
+        .await
+        .expect("ledger entries reach JetStream")
+        .unwrap()
+        .unwrap();
+    assert_eq!(message.subject.as_str(), "ledger.acme");
+    let entries: Vec<LedgerEntry> = serde_json::from_slice(&message.payload).unwrap();
+    let kinds: Vec<LedgerKind> = entries.iter().map(|entry| entry.kind).collect();
+    assert_eq!(kinds, [LedgerKind::TopUp, LedgerKind::Reserve]);
+    assert_eq!(entries[1].reserved, 4);
+    assert!(!entries[0].id.is_empty());
+    shutdown.cancel();
+    copier.await.unwrap();
+}
+
+/// One step of a customer's life.
+#[derive(Debug, Clone)]
+enum Step {
+    TopUp(u64),
+    Reserve { messages: u32, price: u32 },
+    Deliver { request: usize, index: u32 },
+    Fail { request: usize, index: u32 },
+    Release { request: usize },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (1u64..50).prop_map(Step::TopUp),
+        (1u32..5, 1u32..7).prop_map(|(messages, price)| Step::Reserve { messages, price }),
+        (0usize..8, 0u32..5).prop_map(|(request, index)| Step::Deliver { request, index }),
+        (0usize..8, 0u32..5).prop_map(|(request, index)| Step::Fail { request, index }),
+        (0usize..8).prop_map(|request| Step::Release { request }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Whatever happens in whatever order (duplicates, settlements after a release,
+    /// events for messages that were never reserved), the account balances:
+    /// `balance + reserved + spent = topped up`, and nothing is negative.
+    #[test]
+    fn any_sequence_of_changes_keeps_the_ledger_balanced(steps in prop::collection::vec(step(), 1..40)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let redis = RedisServer::start().await;
+            let store = PointsStore::connect(&redis.url()).await.unwrap();
+            let acme = customer("acme");
+            let mut requests: Vec<(RequestId, u32)> = Vec::new();
+            for step in steps {
+                match step {
+                    Step::TopUp(amount) => { store.top_up(&acme, amount, "test").await.unwrap(); }
+                    Step::Reserve { messages, price } => {
+                        let request = RequestId::generate();
+                        if store.reserve(&acme, &request, u64::from(messages * price)).await.unwrap() == Reservation::Reserved {
+                            requests.push((request, price));
+                        }
+                    }
+                    Step::Deliver { request, index } | Step::Fail { request, index } if requests.is_empty() => { let _ = (request, index); }
+                    Step::Deliver { request, index } => {
+                        let (request, price) = requests[request % requests.len()];
+                        store.settle(&acme, vec![delivered(&request, index, price)]).await.unwrap();
+                    }
+                    Step::Fail { request, index } => {
+                        let (request, price) = requests[request % requests.len()];
+                        store.settle(&acme, vec![failed(&request, index, price)]).await.unwrap();
+                    }
+                    Step::Release { request } => {
+                        if let Some((request, _)) = requests.get(request % requests.len().max(1)) {
+                            store.release(&acme, request, "cancelled").await.unwrap();
+                        }
+                    }
+                }
+                assert_balances(&store, &acme).await;
+            }
+        });
+    }
+}
