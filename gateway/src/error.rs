@@ -14,6 +14,8 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("{what} not found: {id}")]
+    NotFoundNamed { what: &'static str, id: String },
     #[error("{0}")]
     MalformedBody(String),
     #[error("request body is larger than {limit_bytes} bytes")]
@@ -41,7 +43,9 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::NotFound(_) | ApiError::NotFoundNamed { .. } => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
             ApiError::MalformedBody(_) => (StatusCode::BAD_REQUEST, "malformed_body"),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
@@ -139,5 +143,11 @@ impl From<rns_analytics::AnalyticsError> for ApiError {
 impl From<rns_points::PointsError> for ApiError {
     fn from(error: rns_points::PointsError) -> Self {
         ApiError::Unavailable(format!("points: {error}"))
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(error: redis::RedisError) -> Self {
+        ApiError::Unavailable(format!("redis: {error}"))
     }
 }

@@ -6,6 +6,7 @@
 //! writes only that customer's data; admin routes take the operator's key.
 #![forbid(unsafe_code)]
 
+pub mod contacts;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
@@ -79,6 +80,7 @@ struct Inner {
     catalog: CarrierCatalog,
     results: ResultQueries,
     points: rns_points::PointsStore,
+    contacts: contacts::ContactStore,
     prices: rns_types::points::Prices,
     admin_key_hash: Option<String>,
     max_recipients: usize,
@@ -109,6 +111,7 @@ impl AppState {
             catalog: catalog(settings),
             results: ResultQueries::new(rns_analytics::clickhouse_client(&settings.clickhouse)),
             points: rns_points::PointsStore::connect(&settings.redis.url).await?,
+            contacts: contacts::ContactStore::connect(&settings.redis.url).await?,
             prices: settings.points.prices,
             admin_key_hash: (!admin_key.is_empty()).then(|| extract::hash_api_key(admin_key)),
             max_recipients: settings.gateway.max_recipients,
@@ -155,6 +158,10 @@ impl AppState {
         &self.0.points
     }
 
+    pub fn contacts(&self) -> &contacts::ContactStore {
+        &self.0.contacts
+    }
+
     /// The prices charged for sends accepted now.
     pub fn prices(&self) -> &rns_types::points::Prices {
         &self.0.prices
@@ -199,6 +206,39 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/v1/sender-numbers/{number}",
             delete(routes::sender_numbers::delete),
+        )
+        .route(
+            "/v1/contacts",
+            post(routes::contacts::create).get(routes::contacts::list),
+        )
+        .route(
+            "/v1/contacts/import",
+            post(routes::contacts::import)
+                .layer(DefaultBodyLimit::max(routes::contacts::MAX_IMPORT_BYTES)),
+        )
+        .route(
+            "/v1/contacts/{id}",
+            get(routes::contacts::get)
+                .patch(routes::contacts::update)
+                .delete(routes::contacts::delete),
+        )
+        .route(
+            "/v1/groups",
+            post(routes::groups::create).get(routes::groups::list),
+        )
+        .route(
+            "/v1/groups/{id}",
+            get(routes::groups::get)
+                .patch(routes::groups::rename)
+                .delete(routes::groups::delete),
+        )
+        .route(
+            "/v1/groups/{id}/members",
+            post(routes::groups::add_members).get(routes::groups::list_members),
+        )
+        .route(
+            "/v1/groups/{id}/members/{contact_id}",
+            delete(routes::groups::remove_member),
         )
         .route("/v1/messages", post(routes::messages::send))
         .route("/v1/messages/{id}", get(routes::messages::get_message))

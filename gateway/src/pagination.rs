@@ -8,21 +8,23 @@ use crate::error::ApiError;
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 1_000;
 
-/// `limit` and `cursor` of a list request.
+/// `limit` and `cursor` of a list request. `limit` is read as text and parsed here,
+/// so this struct can be `#[serde(flatten)]`ed into a list's own query (flattened
+/// query values all arrive as strings).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PageQuery {
     #[serde(default)]
     pub cursor: Option<String>,
     #[serde(default)]
-    pub limit: Option<usize>,
+    pub limit: Option<String>,
 }
 
 impl PageQuery {
     /// The page size asked for: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
     pub fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit {
+        match self.limit.as_deref().map(str::parse::<usize>) {
             None => Ok(DEFAULT_LIMIT),
-            Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
+            Some(Ok(limit)) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
             Some(_) => Err(ApiError::invalid(
                 "invalid_limit",
                 format!("limit must be between 1 and {MAX_LIMIT}"),
@@ -51,7 +53,7 @@ mod tests {
     fn limits_are_bounded_and_cursors_checked() {
         let query = PageQuery {
             cursor: Some("x".into()),
-            limit: Some(0),
+            limit: Some("0".into()),
         };
         assert!(query.limit().is_err());
         assert!(query.cursor(|cursor| cursor == "y").is_err());

@@ -75,7 +75,7 @@ impl Default for TopologySettings {
             send_max_bytes: 1 << 30,
             carrier_max_bytes: 4 << 30,
             results_max_bytes: 4 << 30,
-            ledger_max_bytes: 8 << 30,
+            ledger_max_bytes: 1 << 30,
             duplicate_window: Duration::from_secs(120),
             send_ack_wait: Duration::from_secs(30),
             results_ack_wait: Duration::from_secs(60),

@@ -1,5 +1,7 @@
 //! The customer API, one module per resource.
+pub mod contacts;
 pub mod customers;
+pub mod groups;
 pub mod messages;
 pub mod points;
 pub mod routing;

@@ -1,0 +1,219 @@
+//! Groups of contacts: `POST|GET /v1/groups`, `GET|PATCH|DELETE /v1/groups/{id}`,
+//! `POST|GET /v1/groups/{id}/members` and `DELETE /v1/groups/{id}/members/{contact}`.
+//! A send naming `"groups"` goes to their members (see [`super::messages`]).
+//! Deleting a group leaves its contacts in place.
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use rns_types::CustomerId;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::contacts::{is_id, new_id, AddOutcome, GroupRecord};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, Customer};
+use crate::pagination::PageQuery;
+use crate::AppState;
+
+const MAX_NAME_CHARACTERS: usize = 100;
+/// Contacts added to a group in one call.
+pub const MAX_MEMBERS_PER_CALL: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupBody {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Members {
+    contact_ids: Vec<String>,
+}
+
+fn name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARACTERS {
+        return Err(ApiError::invalid(
+            "invalid_name",
+            format!("name must be 1 to {MAX_NAME_CHARACTERS} characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn group_json(group: &GroupRecord, members: u64) -> Value {
+    json!({
+        "id": group.id,
+        "name": group.name,
+        "members": members,
+        "created_at_ms": group.created_at_ms,
+        "updated_at_ms": group.updated_at_ms,
+    })
+}
+
+/// The caller's group `id`, or 404.
+async fn existing(
+    state: &AppState,
+    customer: &CustomerId,
+    id: &str,
+) -> Result<(GroupRecord, u64), ApiError> {
+    if !is_id(id) {
+        return Err(ApiError::NotFound("group"));
+    }
+    state
+        .contacts()
+        .group(customer, id)
+        .await?
+        .ok_or(ApiError::NotFound("group"))
+}
+
+pub async fn create(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<GroupBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let now_ms = rns_types::time::now_milliseconds();
+    let group = GroupRecord {
+        id: new_id(),
+        name: name(&body.name)?,
+        created_at_ms: now_ms,
+        updated_at_ms: now_ms,
+    };
+    if !state.contacts().create_group(&customer, &group).await? {
+        return Err(ApiError::invalid(
+            "too_many_groups",
+            format!(
+                "a customer may keep at most {} groups",
+                crate::contacts::MAX_GROUPS
+            ),
+        ));
+    }
+    Ok((StatusCode::CREATED, Json(group_json(&group, 0))))
+}
+
+pub async fn list(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit()?;
+    let cursor = page.cursor(is_id)?;
+    let page = state.contacts().groups(&customer, cursor, limit).await?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|(group, members)| group_json(group, *members))
+        .collect();
+    Ok(Json(
+        json!({"items": items, "next_cursor": page.next_cursor}),
+    ))
+}
+
+pub async fn get(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (group, members) = existing(&state, &customer, &id).await?;
+    Ok(Json(group_json(&group, members)))
+}
+
+pub async fn rename(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<GroupBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (mut group, members) = existing(&state, &customer, &id).await?;
+    group.name = name(&body.name)?;
+    group.updated_at_ms = rns_types::time::now_milliseconds();
+    if !state.contacts().rename_group(&customer, &group).await? {
+        return Err(ApiError::NotFound("group"));
+    }
+    Ok(Json(group_json(&group, members)))
+}
+
+pub async fn delete(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !is_id(&id) || !state.contacts().delete_group(&customer, &id).await? {
+        return Err(ApiError::NotFound("group"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn add_members(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Members>,
+) -> Result<Json<Value>, ApiError> {
+    if !is_id(&id) {
+        return Err(ApiError::NotFound("group"));
+    }
+    if body.contact_ids.is_empty() || body.contact_ids.len() > MAX_MEMBERS_PER_CALL {
+        return Err(ApiError::invalid(
+            "invalid_contact_ids",
+            format!("contact_ids must name 1 to {MAX_MEMBERS_PER_CALL} contacts"),
+        ));
+    }
+    if let Some(bad) = body.contact_ids.iter().find(|contact| !is_id(contact)) {
+        return Err(ApiError::NotFoundNamed {
+            what: "contact",
+            id: bad.chars().take(40).collect(),
+        });
+    }
+    match state
+        .contacts()
+        .add_members(&customer, &id, &body.contact_ids)
+        .await?
+    {
+        AddOutcome::Added(added) => {
+            let (_, members) = existing(&state, &customer, &id).await?;
+            Ok(Json(json!({"added": added, "members": members})))
+        }
+        AddOutcome::GroupNotFound => Err(ApiError::NotFound("group")),
+        AddOutcome::UnknownContacts(missing) => Err(ApiError::NotFoundNamed {
+            what: "contact",
+            id: missing.join(", "),
+        }),
+    }
+}
+
+pub async fn list_members(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    existing(&state, &customer, &id).await?;
+    let limit = page.limit()?;
+    let cursor = page.cursor(is_id)?;
+    let page = state
+        .contacts()
+        .list(&customer, Some(&id), None, cursor, limit)
+        .await?;
+    Ok(Json(serde_json::to_value(page).expect("a page serialises")))
+}
+
+pub async fn remove_member(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    Path((id, contact)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if !is_id(&id) {
+        return Err(ApiError::NotFound("group"));
+    }
+    match state
+        .contacts()
+        .remove_member(&customer, &id, &contact)
+        .await?
+    {
+        None => Err(ApiError::NotFound("group")),
+        Some(false) => Err(ApiError::NotFound("group member")),
+        Some(true) => Ok(StatusCode::NO_CONTENT),
+    }
+}
