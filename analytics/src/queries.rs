@@ -93,11 +93,7 @@ pub struct CarrierSplit {
 }
 
 /// Formats epoch milliseconds as RFC 3339 in UTC with milliseconds.
-pub fn rfc3339(milliseconds: u64) -> String {
-    chrono::DateTime::from_timestamp_millis(milliseconds as i64)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+pub use rns_types::time::rfc3339;
 
 /// Read access to results, for the gateway's result endpoints.
 #[derive(Clone)]

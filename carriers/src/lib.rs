@@ -9,6 +9,7 @@
 pub mod circuit;
 pub mod failover;
 pub mod http;
+pub mod images;
 pub mod outcome;
 pub mod simulator;
 pub mod worker;
@@ -146,6 +147,12 @@ pub async fn run(
     let health = HealthView::watch(&jetstream, stop.clone()).await?;
     let publisher = HealthStore::open(&jetstream).await?;
     let failover = Failover::new(jetstream.clone(), catalog.clone(), health).await?;
+    let images = images::ImageStore::new(
+        jetstream
+            .get_object_store(rns_types::subjects::MMS_IMAGES_BUCKET)
+            .await
+            .map_err(|error| CarriersError::Nats(format!("image store: {error}")))?,
+    );
     let mut workers = tokio::task::JoinSet::new();
     {
         let consumer = Topology::consumer(&jetstream, ADVISORIES_STREAM, FAILOVER_CONSUMER).await?;
@@ -166,6 +173,7 @@ pub async fn run(
         )
         .await?;
         let worker = Worker {
+            images: images.clone(),
             adapter: HttpCarrier::new(
                 &carrier.endpoint,
                 Duration::from_millis(carrier.request_timeout_milliseconds),

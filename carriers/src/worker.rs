@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::circuit::{Admission, CircuitBreaker, Observation};
 use crate::failover::{Failover, FailoverError};
 use crate::http::HttpCarrier;
+use crate::images::{ImageError, ImageStore};
 use crate::outcome::SubmitOutcome;
 
 /// How one carrier's worker behaves.
@@ -62,6 +63,7 @@ pub struct Worker {
     pub breaker: Mutex<CircuitBreaker>,
     pub health: HealthStore,
     pub failover: Failover,
+    pub images: ImageStore,
 }
 
 impl Worker {
@@ -150,7 +152,12 @@ impl Worker {
             self.move_on_while_open(&message, &job, attempt).await;
             return;
         }
-        let outcome = self.adapter.submit(&job).await;
+        let outcome = match self.images.load(&job.images).await {
+            Ok(images) => self.adapter.submit(&job, images).await,
+            Err(ImageError::Missing(reason)) => SubmitOutcome::Rejected { reason },
+            // Never reached the carrier: a definite, retryable failure.
+            Err(ImageError::Unavailable(reason)) => SubmitOutcome::Transient { reason },
+        };
         self.observe(&outcome).await;
         if let Err(error) = self.settle(&message, &job, attempt, &outcome).await {
             tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "recording the outcome failed; job will be redelivered");

@@ -1,5 +1,8 @@
 //! The RNS dispatcher: SEND → `carrier.<name>` work queues, by weight, exactly.
 //!
+//! Sends come from `SEND` (accepted now) and from `SCHEDULES` (`due.<customer>`: held
+//! sends whose time came); both are dispatched the same way.
+//!
 //! For each accepted request it reads the customer's weights (one KV read, so a
 //! change applies to the next request without a restart), reserves routing positions
 //! in Redis ([`positions`]), plans one job per recipient ([`plan`]), publishes the
@@ -26,7 +29,7 @@ use futures::StreamExt;
 use rns_nats::{publish_all, CustomerDirectory, HealthView, Topology};
 use rns_service::{LogSettings, NatsSettings, Readiness, RedisSettings};
 use rns_types::routing::{Schedule, Weights};
-use rns_types::subjects::{DISPATCHER_CONSUMER, SEND_STREAM};
+use rns_types::subjects::{DISPATCHER_CONSUMER, DUE_CONSUMER, SCHEDULES_STREAM, SEND_STREAM};
 use rns_types::wire::SendRequest;
 use rns_types::CarrierCatalog;
 use serde::Deserialize;
@@ -221,17 +224,27 @@ pub async fn run(
         format!("dispatcher-{}", std::process::id()),
         shutdown.clone(),
     ));
-    let consumer = Topology::consumer(&jetstream, SEND_STREAM, DISPATCHER_CONSUMER).await?;
     let concurrency = settings.dispatcher.concurrency.max(1);
-    let messages = consumer
-        .stream()
-        .max_messages_per_batch(concurrency * 2)
-        .heartbeat(Duration::from_secs(5))
-        .messages()
-        .await
-        .map_err(|error| DispatchError::Nats(error.to_string()))?;
+    // Sends accepted now, and sends that were held until a time and are due now.
+    let mut sources = Vec::with_capacity(2);
+    for (stream, consumer) in [
+        (SEND_STREAM, DISPATCHER_CONSUMER),
+        (SCHEDULES_STREAM, DUE_CONSUMER),
+    ] {
+        let consumer = Topology::consumer(&jetstream, stream, consumer).await?;
+        sources.push(
+            consumer
+                .stream()
+                .max_messages_per_batch(concurrency * 2)
+                .heartbeat(Duration::from_secs(5))
+                .messages()
+                .await
+                .map_err(|error| DispatchError::Nats(error.to_string()))?,
+        );
+    }
+    let messages = futures::stream::select_all(sources);
     readiness.set(true);
-    tracing::info!(concurrency, "dispatcher consuming SEND");
+    tracing::info!(concurrency, "dispatcher consuming SEND and due SCHEDULES");
     messages
         .take_until(shutdown.cancelled())
         .for_each_concurrent(concurrency, |message| {

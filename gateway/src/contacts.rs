@@ -447,16 +447,22 @@ impl ContactStore {
         Ok(records)
     }
 
-    pub async fn contact_by_number(
+    /// The contact records of whichever of `numbers` are this customer's contacts.
+    pub async fn records_by_numbers(
         &self,
         customer: &CustomerId,
-        number: &str,
-    ) -> Result<Option<String>, redis::RedisError> {
-        redis::cmd("HGET")
-            .arg(format!("{}numbers", prefix(customer)))
-            .arg(number)
-            .query_async(&mut self.connection())
-            .await
+        numbers: &[&str],
+    ) -> Result<Vec<ContactRecord>, redis::RedisError> {
+        let mut ids = Vec::new();
+        for chunk in numbers.chunks(READ_CHUNK) {
+            let found: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(format!("{}numbers", prefix(customer)))
+                .arg(chunk)
+                .query_async(&mut self.connection())
+                .await?;
+            ids.extend(found.into_iter().flatten());
+        }
+        self.records(customer, &ids).await
     }
 
     /// Ids after `cursor` in the sorted set `set` (of this customer), up to `count`.

@@ -6,10 +6,12 @@
 //! writes only that customer's data; admin routes take the operator's key.
 #![forbid(unsafe_code)]
 
+pub mod compose;
 pub mod contacts;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod opt_outs;
 pub mod pagination;
 pub mod routes;
 
@@ -81,6 +83,9 @@ struct Inner {
     results: ResultQueries,
     points: rns_points::PointsStore,
     contacts: contacts::ContactStore,
+    opt_outs: opt_outs::OptOutStore,
+    images: async_nats::jetstream::object_store::ObjectStore,
+    templates: rns_nats::Documents<rns_types::template::TemplateBook>,
     prices: rns_types::points::Prices,
     admin_key_hash: Option<String>,
     max_recipients: usize,
@@ -104,7 +109,7 @@ impl AppState {
         let admin_key = settings.gateway.admin_key.trim();
         Ok(Self(Arc::new(Inner {
             client,
-            jetstream,
+            jetstream: jetstream.clone(),
             directory,
             health,
             idempotency: IdempotencyStore::connect(&settings.redis.url).await?,
@@ -112,6 +117,14 @@ impl AppState {
             results: ResultQueries::new(rns_analytics::clickhouse_client(&settings.clickhouse)),
             points: rns_points::PointsStore::connect(&settings.redis.url).await?,
             contacts: contacts::ContactStore::connect(&settings.redis.url).await?,
+            opt_outs: opt_outs::OptOutStore::open(&jetstream, &settings.redis.url).await?,
+            images: jetstream
+                .get_object_store(rns_types::subjects::MMS_IMAGES_BUCKET)
+                .await
+                .map_err(|error| ApiError::Unavailable(format!("image store: {error}")))?,
+            templates: rns_nats::Documents::open(&jetstream, rns_types::subjects::TEMPLATES_BUCKET)
+                .await
+                .map_err(|error| ApiError::Unavailable(error.to_string()))?,
             prices: settings.points.prices,
             admin_key_hash: (!admin_key.is_empty()).then(|| extract::hash_api_key(admin_key)),
             max_recipients: settings.gateway.max_recipients,
@@ -160,6 +173,18 @@ impl AppState {
 
     pub fn contacts(&self) -> &contacts::ContactStore {
         &self.0.contacts
+    }
+
+    pub fn images(&self) -> &async_nats::jetstream::object_store::ObjectStore {
+        &self.0.images
+    }
+
+    pub fn opt_outs(&self) -> &opt_outs::OptOutStore {
+        &self.0.opt_outs
+    }
+
+    pub fn templates(&self) -> &rns_nats::Documents<rns_types::template::TemplateBook> {
+        &self.0.templates
     }
 
     /// The prices charged for sends accepted now.
@@ -239,6 +264,24 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/v1/groups/{id}/members/{contact_id}",
             delete(routes::groups::remove_member),
+        )
+        .route(
+            "/v1/opt-outs",
+            post(routes::opt_outs::record).get(routes::opt_outs::list),
+        )
+        .route(
+            "/v1/opt-outs/{sender_number}/{recipient}",
+            delete(routes::opt_outs::remove),
+        )
+        .route(
+            "/v1/templates",
+            post(routes::templates::create).get(routes::templates::list),
+        )
+        .route(
+            "/v1/templates/{id}",
+            get(routes::templates::get)
+                .put(routes::templates::replace)
+                .delete(routes::templates::delete),
         )
         .route("/v1/messages", post(routes::messages::send))
         .route("/v1/messages/{id}", get(routes::messages::get_message))

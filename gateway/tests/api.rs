@@ -204,14 +204,39 @@ async fn sender_numbers_are_normalised_and_owned_by_one_customer() {
     let (_, reply) = api
         .call(Method::GET, "/v1/sender-numbers", Some(&acme), None)
         .await;
-    assert_eq!(
-        reply["items"],
-        json!([{"number": "0212345678"}, {"number": "15880000"}])
+    let numbers: Vec<&Value> = reply["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| &item["number"])
+        .collect();
+    assert_eq!(numbers, [&json!("0212345678"), &json!("15880000")]);
+    let lines: Vec<&str> = reply["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["opt_out_number"].as_str().unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.starts_with("080") && line.len() == 10),
+        "{lines:?}"
+    );
+    assert_ne!(
+        lines[0], lines[1],
+        "each sender number has its own opt-out number"
     );
     let (_, reply) = api
         .call(Method::GET, "/v1/sender-numbers", Some(&rival), None)
         .await;
-    assert_eq!(reply["items"], json!([{"number": "0212345678"}]));
+    assert_eq!(reply["items"].as_array().unwrap().len(), 1);
+    assert_eq!(reply["items"][0]["number"], "0212345678");
+    assert_ne!(
+        reply["items"][0]["opt_out_number"].as_str().unwrap(),
+        lines[0],
+        "the same sender number has another opt-out number for another customer"
+    );
 
     // The rival cannot delete acme's number: 404, and acme still has it.
     let (status, _) = api

@@ -77,3 +77,32 @@ pub async fn publish_all(
     }
     Ok(())
 }
+
+/// Publishes `message` as a one-time message schedule (nats-server 2.12+): stored on
+/// `schedule_subject` and published by the server to `message.subject` at `at`
+/// (RFC 3339), even if no RNS service runs then. Both subjects must be in one stream
+/// that allows schedules, and no consumer may cover the schedule subject. Purging
+/// `schedule_subject` before `at` cancels it.
+pub async fn publish_scheduled(
+    jetstream: &Context,
+    schedule_subject: String,
+    message: Outbound,
+    at: &str,
+) -> Result<(), PublishFailed> {
+    let failed = |error: &dyn std::fmt::Display| PublishFailed {
+        subject: schedule_subject.clone(),
+        reason: error.to_string(),
+    };
+    let publish = PublishMessage::build()
+        .payload(message.payload)
+        .message_id(&message.message_id)
+        .header("Nats-Schedule", format!("@at {at}"))
+        .header("Nats-Schedule-Target", message.subject.as_str());
+    jetstream
+        .send_publish(schedule_subject.clone(), publish)
+        .await
+        .map_err(|error| failed(&error))?
+        .await
+        .map_err(|error| failed(&error))?;
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! | name | kind | subjects | retention | read by |
 //! |---|---|---|---|---|
 //! | `SEND` | stream | `send.<customer>` | work queue | consumer `dispatcher` |
+//! | `SCHEDULES` | stream | `sched.<request>` (schedules), `due.<customer>` (due sends) | work queue, schedules | consumer `dispatcher-due` (`due.>` only) |
 //! | `CARRIER_<NAME>` | stream, one per carrier | `carrier.<name>` | work queue | consumer `carrier-<name>` |
 //! | `RESULTS` | stream | `result.<customer>` | interest | consumers `analytics`, `points` |
 //! | `LEDGER` | stream | `ledger.<customer>` | limits (kept) | operators, rebuilds |
@@ -11,6 +12,9 @@
 //! | `api_keys` | KV bucket | sha256 of the key | history 1 | gateway |
 //! | `failure_reasons` | KV bucket | `<message id>.<hop>` | 1 day | carriers |
 //! | `carrier_health` | KV bucket | carrier id | history 1 | carriers, dispatcher, gateway |
+//! | `templates` | KV bucket | customer id | history 5 | gateway |
+//! | `opt_out_lines` | KV bucket | 080 number | history 1 | gateway |
+//! | `mms_images` | object store | `<customer>/<sha256>` | 200 days | gateway, carriers |
 //!
 //! Every stream is bounded in bytes and refuses new messages when full
 //! (`discard: new`), so a full queue pushes back to the publisher (the gateway answers
@@ -28,10 +32,11 @@ use async_nats::jetstream::stream::{
 };
 use rns_types::subjects::{
     carrier_consumer, carrier_stream, carrier_subject, ADVISORIES_STREAM, ANALYTICS_CONSUMER,
-    API_KEYS_BUCKET, CARRIER_HEALTH_BUCKET, CUSTOMERS_BUCKET, DISPATCHER_CONSUMER,
-    FAILOVER_CONSUMER, FAILURE_REASONS_BUCKET, LEDGER_STREAM, LEDGER_SUBJECTS,
-    MAX_DELIVERIES_ADVISORIES, POINTS_CONSUMER, RESULTS_STREAM, RESULTS_SUBJECTS, SEND_STREAM,
-    SEND_SUBJECTS,
+    API_KEYS_BUCKET, CARRIER_HEALTH_BUCKET, CUSTOMERS_BUCKET, DISPATCHER_CONSUMER, DUE_CONSUMER,
+    DUE_SUBJECTS, FAILOVER_CONSUMER, FAILURE_REASONS_BUCKET, LEDGER_STREAM, LEDGER_SUBJECTS,
+    MAX_DELIVERIES_ADVISORIES, MMS_IMAGES_BUCKET, OPT_OUT_LINES_BUCKET, POINTS_CONSUMER,
+    RESULTS_STREAM, RESULTS_SUBJECTS, SCHEDULES_STREAM, SCHEDULE_SUBJECTS, SEND_STREAM,
+    SEND_SUBJECTS, TEMPLATES_BUCKET,
 };
 use rns_types::{CarrierCatalog, CarrierId};
 use serde::Deserialize;
@@ -50,6 +55,10 @@ pub struct TopologySettings {
     pub results_max_bytes: i64,
     /// Upper bound of the `LEDGER` stream; when full the oldest entries go.
     pub ledger_max_bytes: i64,
+    /// Upper bound of the `SCHEDULES` stream (held and scheduled sends).
+    pub schedules_max_bytes: i64,
+    /// Upper bound of the MMS image store.
+    pub images_max_bytes: i64,
     /// How long JetStream remembers a `Nats-Msg-Id` to drop a republished copy.
     #[serde(with = "seconds")]
     pub duplicate_window: Duration,
@@ -76,6 +85,8 @@ impl Default for TopologySettings {
             carrier_max_bytes: 4 << 30,
             results_max_bytes: 4 << 30,
             ledger_max_bytes: 1 << 30,
+            images_max_bytes: 1 << 30,
+            schedules_max_bytes: 1 << 30,
             duplicate_window: Duration::from_secs(120),
             send_ack_wait: Duration::from_secs(30),
             results_ack_wait: Duration::from_secs(60),
@@ -153,6 +164,7 @@ impl Topology {
                 .await
                 .map_err(|error| TopologyError::new(format!("bucket {name}"), error))?;
         }
+        self.ensure_image_store(jetstream).await?;
         for (stream, consumer) in self.consumers() {
             let name = consumer.durable_name.clone().unwrap_or_default();
             let handle = jetstream
@@ -164,6 +176,28 @@ impl Topology {
                 .await
                 .map_err(|error| TopologyError::new(format!("consumer {stream}/{name}"), error))?;
         }
+        Ok(())
+    }
+
+    /// The MMS image store: bounded, and kept long enough for sends scheduled up to
+    /// 180 days ahead.
+    async fn ensure_image_store(&self, jetstream: &Context) -> Result<(), TopologyError> {
+        if jetstream.get_object_store(MMS_IMAGES_BUCKET).await.is_ok() {
+            return Ok(());
+        }
+        jetstream
+            .create_object_store(async_nats::jetstream::object_store::Config {
+                bucket: MMS_IMAGES_BUCKET.to_owned(),
+                max_age: Duration::from_secs(200 * 24 * 60 * 60),
+                max_bytes: self.settings.images_max_bytes,
+                storage: StorageType::File,
+                num_replicas: self.settings.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| {
+                TopologyError::new(format!("object store {MMS_IMAGES_BUCKET}"), error)
+            })?;
         Ok(())
     }
 
@@ -188,6 +222,18 @@ impl Topology {
                 RetentionPolicy::WorkQueue,
                 settings.send_max_bytes,
             ),
+            StreamConfig {
+                // Required with schedules; the gateway refuses new schedules well
+                // before the stream is full, so nothing old is ever discarded.
+                discard: DiscardPolicy::Old,
+                allow_message_schedules: true,
+                ..base(
+                    SCHEDULES_STREAM,
+                    vec![SCHEDULE_SUBJECTS.to_owned(), DUE_SUBJECTS.to_owned()],
+                    RetentionPolicy::WorkQueue,
+                    settings.schedules_max_bytes,
+                )
+            },
             base(
                 ADVISORIES_STREAM,
                 vec![MAX_DELIVERIES_ADVISORIES.to_owned()],
@@ -239,6 +285,8 @@ impl Topology {
                 ..bucket(FAILURE_REASONS_BUCKET, 1)
             },
             bucket(CARRIER_HEALTH_BUCKET, 1),
+            bucket(TEMPLATES_BUCKET, 5),
+            bucket(OPT_OUT_LINES_BUCKET, 1),
         ]
     }
 
@@ -257,6 +305,14 @@ impl Topology {
                     ack_wait: self.settings.send_ack_wait,
                     max_ack_pending: 1_024,
                     ..durable(DISPATCHER_CONSUMER, SEND_SUBJECTS)
+                },
+            ),
+            (
+                SCHEDULES_STREAM.to_owned(),
+                PullConfig {
+                    ack_wait: self.settings.send_ack_wait,
+                    max_ack_pending: 1_024,
+                    ..durable(DUE_CONSUMER, DUE_SUBJECTS)
                 },
             ),
             (

@@ -32,11 +32,23 @@ impl NatsServer {
     }
 
     fn spawn(port: u16, directory: &TempDir) -> ChildProcess {
+        // Streams reserve their byte bounds against `max_file_store`, which defaults
+        // to a share of the free disk: with many servers on one machine the topology
+        // would not fit. The bounds are limits, not allocations, so a large logical
+        // maximum is safe here.
+        let config = directory.path().join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "jetstream {{\n  store_dir: {:?}\n  max_file_store: 1TB\n  max_memory_store: 256MB\n}}\n",
+                directory.path().join("jetstream")
+            ),
+        )
+        .expect("nats-server config is writable");
         let mut command = Command::new("nats-server");
         command
-            .arg("-js")
-            .arg("-sd")
-            .arg(directory.path().join("jetstream"))
+            .arg("-c")
+            .arg(&config)
             .arg("-a")
             .arg("127.0.0.1")
             .arg("-p")

@@ -27,6 +27,10 @@ pub struct CustomerProfile {
     pub failover: BTreeMap<Channel, Vec<CarrierId>>,
     #[serde(default)]
     pub sender_numbers: BTreeSet<PhoneNumber>,
+    /// The opt-out (080) number of each sender number: recipients call or text it to
+    /// stop messages from that sender, and advertisements must print it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub opt_out_numbers: BTreeMap<PhoneNumber, PhoneNumber>,
 }
 
 impl CustomerProfile {
@@ -38,6 +42,7 @@ impl CustomerProfile {
             routing: BTreeMap::new(),
             failover: BTreeMap::new(),
             sender_numbers: BTreeSet::new(),
+            opt_out_numbers: BTreeMap::new(),
         }
     }
 

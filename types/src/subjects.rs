@@ -11,6 +11,15 @@ use crate::ids::{CustomerId, MessageId, RequestId};
 /// Accepted send requests, one message per HTTP request, `send.<customer>`.
 pub const SEND_STREAM: &str = "SEND";
 pub const SEND_SUBJECTS: &str = "send.>";
+/// Sends held until a time: message schedules on `sched.<request>`, which the server
+/// publishes to `due.<customer>` in the same stream when they are due, even if no
+/// RNS service runs then. (Schedules cannot live in `SEND`: a stream with schedules
+/// must discard old messages when full, and `SEND` refuses new ones instead.)
+pub const SCHEDULES_STREAM: &str = "SCHEDULES";
+pub const SCHEDULE_SUBJECTS: &str = "sched.>";
+pub const DUE_SUBJECTS: &str = "due.>";
+/// The dispatcher's durable consumer of due sends on [`SCHEDULES_STREAM`].
+pub const DUE_CONSUMER: &str = "dispatcher-due";
 /// The dispatcher's durable consumer on [`SEND_STREAM`].
 pub const DISPATCHER_CONSUMER: &str = "dispatcher";
 
@@ -42,12 +51,28 @@ pub const API_KEYS_BUCKET: &str = "api_keys";
 /// The last failure reason of a message on a carrier, `<message id>.<hop>`, written
 /// by the worker on its last attempt and read by the failover worker.
 pub const FAILURE_REASONS_BUCKET: &str = "failure_reasons";
+/// Opt-out (080) numbers to the sender number they serve: `<080 number>` →
+/// `<customer> <sender number>`. Created once per number, so no two senders share one.
+pub const OPT_OUT_LINES_BUCKET: &str = "opt_out_lines";
+/// MMS images, `<customer>/<sha256 of the JPEG>`: each stored once, however many
+/// requests and recipients use it (object store stream `OBJ_mms_images`).
+pub const MMS_IMAGES_BUCKET: &str = "mms_images";
+/// Templates, one document per customer (a `TemplateBook`).
+pub const TEMPLATES_BUCKET: &str = "templates";
 /// Circuit state per carrier, written by carrier workers, watched by the dispatcher.
 pub const CARRIER_HEALTH_BUCKET: &str = "carrier_health";
 
 /// The key of a message's last failure reason on hop `hop`.
 pub fn failure_reason_key(message: &MessageId, hop: u16) -> String {
     format!("{message}.{hop}")
+}
+
+pub fn schedule_subject(request: &RequestId) -> String {
+    format!("sched.{request}")
+}
+
+pub fn due_subject(customer: &CustomerId) -> String {
+    format!("due.{customer}")
 }
 
 pub fn send_subject(customer: &CustomerId) -> String {

@@ -8,3 +8,30 @@ pub fn now_milliseconds() -> u64 {
         .map(|elapsed| elapsed.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// `milliseconds` since the epoch as RFC 3339 in UTC with milliseconds
+/// (`2026-11-24T23:00:00.000Z`), the API's time format.
+pub fn rfc3339(milliseconds: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(milliseconds as i64)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// RFC 3339 in UTC with whole seconds (`2026-11-24T23:00:00Z`), as message schedules
+/// take it.
+pub fn rfc3339_seconds(milliseconds: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(milliseconds as i64)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_in_utc() {
+        assert_eq!(rfc3339(1_795_561_200_000), "2026-11-24T23:00:00.000Z");
+        assert_eq!(rfc3339_seconds(1_795_561_200_500), "2026-11-24T23:00:00Z");
+    }
+}

@@ -2,7 +2,9 @@
 //! providers with a REST interface.
 //!
 //! `POST {endpoint}/v1/messages` with
-//! `{"client_reference","from","to","type","subject"?,"text"}`; the client reference is
+//! `{"client_reference","from","to","type","subject"?,"text","images"?,"alimtalk"?}`
+//! (MMS images as `{"name","data"}` with base64 JPEG data; AlimTalk content as in
+//! [`rns_types::alimtalk::AlimTalk`]); the client reference is
 //! the RNS message id, which the carrier uses to de-duplicate. Answers: 200
 //! `{"status":"delivered","carrier_reference"}`; 4xx other than 408/429 is a permanent
 //! rejection with `{"error":{"code","message"}}`; 408, 429 and 5xx are transient;
@@ -11,6 +13,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use rns_types::alimtalk::AlimTalk;
 use rns_types::wire::CarrierJob;
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +30,18 @@ pub struct SubmitRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<SubmitImage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alimtalk: Option<AlimTalk>,
+}
+
+/// An MMS image in a submit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmitImage {
+    pub name: String,
+    /// The JPEG, base64-encoded.
+    pub data: String,
 }
 
 /// A successful submit answer.
@@ -58,7 +73,8 @@ impl HttpCarrier {
         }
     }
 
-    pub async fn submit(&self, job: &CarrierJob) -> SubmitOutcome {
+    /// Submits `job` with its MMS `images` (loaded by the caller).
+    pub async fn submit(&self, job: &CarrierJob, images: Vec<SubmitImage>) -> SubmitOutcome {
         let body = SubmitRequest {
             client_reference: job.message_id.to_string(),
             from: job.from.to_string(),
@@ -66,6 +82,8 @@ impl HttpCarrier {
             message_type: job.message_type.to_string(),
             subject: job.subject.clone(),
             text: job.text.clone(),
+            images,
+            alimtalk: job.alimtalk.clone(),
         };
         let response = match self.client.post(&self.submit_url).json(&body).send().await {
             Ok(response) => response,

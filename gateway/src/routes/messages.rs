@@ -1,10 +1,16 @@
 //! Sending and reading messages.
 //!
-//! `POST /v1/messages` validates everything before anything is published: the body's
-//! shape, every recipient (Korean mobile numbers, duplicates removed keeping the first
-//! occurrence), the sender (registered by this customer) and the text (SMS or LMS by
-//! EUC-KR length). It then publishes one [`SendRequest`] to `send.<customer>` and
-//! answers 202 only after JetStream acknowledged it, so a 202 means durable.
+//! `POST /v1/messages` validates everything before anything is published or charged:
+//! the body's shape; the content (its own text, or a template's, SMS or AlimTalk);
+//! every recipient from `to`, `recipients` (with their own variables) and `groups`
+//! (expanded to their members; duplicates removed keeping the first occurrence;
+//! members who cannot be texted reported as `skipped`); the sender (registered by
+//! this customer); each recipient's filled text (SMS/LMS/MMS by EUC-KR length and
+//! images, see [`crate::compose`]); the advertising rules. Recipients who opted out of
+//! the sender are `blocked`: recorded, never sent, never charged. Then it reserves
+//! the points of the whole request (402 if short), publishes one [`SendRequest`] to
+//! `send.<customer>` (or, for an advertisement at night, schedules it for 08:00 KST)
+//! and answers 202 only after JetStream acknowledged it, so a 202 means durable.
 //!
 //! With an `Idempotency-Key` header, a repeated request returns the first one's
 //! answer and sends nothing (see [`crate::idempotency`]).
@@ -12,44 +18,118 @@
 //! `GET /v1/messages/{id}` and `GET /v1/requests/{id}` read ClickHouse through
 //! [`rns_analytics::ResultQueries`], scoped to the caller: another customer's ids are
 //! 404, exactly like ids that never existed.
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use base64::Engine;
 use bytes::Bytes;
-use rns_nats::{publish_all, Outbound};
+use rns_nats::{publish_all, publish_scheduled, Outbound};
 use rns_points::Reservation;
-use rns_types::content::classify_text;
-use rns_types::subjects::{message_ids, send_subject};
-use rns_types::wire::{Recipient, SendRequest};
-use rns_types::{Channel, CustomerId, MessageId, MessageType, PhoneNumber, RequestId};
+use rns_types::alimtalk::AlimTalk;
+use rns_types::subjects::{due_subject, message_ids, schedule_subject, send_subject};
+use rns_types::wire::SendRequest;
+use rns_types::{Channel, CustomerId, MessageId, PhoneNumber, RequestId};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
+use crate::compose::{advertisement_hold_until, check_advertisement, Composed, Draft, Target};
+use crate::contacts::{is_id, ContactRecord};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Customer};
 use crate::idempotency::{self, Claim};
-use crate::AppState;
+use crate::{routes, AppState};
+
+/// Most groups one send may name.
+pub const MAX_GROUPS_PER_SEND: usize = 20;
+/// Most images of one MMS.
+pub const MAX_IMAGES: usize = 3;
+/// The largest image carriers take in an MMS.
+pub const MAX_IMAGE_BYTES: usize = 300 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessages {
+    #[serde(default)]
+    channel: Option<Channel>,
     from: String,
+    #[serde(default)]
     to: Vec<String>,
+    /// Recipients with their own variables.
+    #[serde(default)]
+    recipients: Vec<RecipientInput>,
+    /// Contact groups whose members receive the message.
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    template_id: Option<String>,
+    /// Variables for every recipient.
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    /// MMS images: base64 JPEGs.
+    #[serde(default)]
+    images: Vec<ImageInput>,
+    #[serde(default)]
+    alimtalk: Option<AlimTalk>,
+    /// For AlimTalk: the SMS/LMS to send if AlimTalk finally fails.
+    #[serde(default)]
+    fallback: Option<FallbackInput>,
+    #[serde(default)]
+    advertisement: bool,
+    /// The recipients consented to advertisements at night (21:00–08:00 KST).
+    #[serde(default)]
+    night_consent: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientInput {
+    to: String,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageInput {
+    /// The JPEG, base64-encoded.
+    data: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackInput {
     text: String,
     #[serde(default)]
     subject: Option<String>,
 }
 
+/// A group member that cannot be texted, reported instead of sent to.
+#[derive(Debug, Clone, Serialize)]
+struct Skipped {
+    contact_id: String,
+    number: String,
+    reason: String,
+}
+
 /// A send that passed every check, waiting for its request id.
 struct ValidSend {
     from: PhoneNumber,
-    recipients: Vec<PhoneNumber>,
-    message_type: MessageType,
-    subject: Option<String>,
-    text: String,
+    channel: Channel,
+    composed: Composed,
+    blocked: Vec<PhoneNumber>,
+    skipped: Vec<Skipped>,
+    images: Vec<Vec<u8>>,
+    alimtalk: Option<AlimTalk>,
+    advertisement: bool,
+    hold_until_ms: Option<u64>,
 }
 
 pub async fn send(
@@ -93,18 +173,267 @@ pub async fn send(
     }
 }
 
+/// The content a send asks for: its own text, or a template's.
+async fn draft(
+    state: &AppState,
+    customer: &CustomerId,
+    body: &mut SendMessages,
+) -> Result<(Draft, Option<AlimTalk>), ApiError> {
+    let (channel, text, subject, alimtalk) = match body.template_id.take() {
+        Some(id) => {
+            if body.text.is_some() || body.alimtalk.is_some() {
+                return Err(ApiError::invalid(
+                    "invalid_body",
+                    "give either template_id or text (and alimtalk), not both",
+                ));
+            }
+            let template = routes::templates::find(state, customer, &id).await?.ok_or(
+                ApiError::NotFoundNamed {
+                    what: "template",
+                    id,
+                },
+            )?;
+            if body
+                .channel
+                .is_some_and(|channel| channel != template.channel)
+            {
+                return Err(ApiError::invalid(
+                    "invalid_body",
+                    format!("the template is for the {} channel", template.channel),
+                ));
+            }
+            let subject = body.subject.take().or(template.subject);
+            (template.channel, template.text, subject, template.alimtalk)
+        }
+        None => {
+            let Some(text) = body.text.take() else {
+                return Err(ApiError::invalid(
+                    "invalid_body",
+                    "a send needs 'text' or 'template_id'",
+                ));
+            };
+            let channel = body.channel.unwrap_or_default();
+            (channel, text, body.subject.take(), body.alimtalk.take())
+        }
+    };
+    match channel {
+        Channel::Sms if alimtalk.is_some() || body.fallback.is_some() => {
+            return Err(ApiError::invalid(
+                "invalid_body",
+                "alimtalk and fallback belong to \"channel\":\"alimtalk\" sends",
+            ))
+        }
+        Channel::Alimtalk if alimtalk.is_none() => {
+            return Err(ApiError::invalid(
+                "invalid_body",
+                "an alimtalk send needs 'alimtalk' content (at least template_code) or an alimtalk template",
+            ))
+        }
+        Channel::Alimtalk if !body.images.is_empty() => {
+            return Err(ApiError::invalid("invalid_body", "images are for SMS-channel (MMS) sends"))
+        }
+        Channel::Alimtalk if body.advertisement => {
+            return Err(ApiError::invalid(
+                "advertisement_rules",
+                "AlimTalk may not carry advertisements; send them by SMS/LMS/MMS",
+            ))
+        }
+        _ => {}
+    }
+    for (name, value) in &body.variables {
+        check_variable(name, value).map_err(|message| {
+            ApiError::invalid("invalid_variables", format!("variables: {message}"))
+        })?;
+    }
+    let fallback = body.fallback.take();
+    Ok((
+        Draft {
+            channel,
+            text,
+            subject,
+            alimtalk: alimtalk.clone(),
+            fallback_subject: fallback
+                .as_ref()
+                .and_then(|fallback| fallback.subject.clone()),
+            fallback_text: fallback.map(|fallback| fallback.text),
+            images: body.images.len(),
+            variables: std::mem::take(&mut body.variables),
+        },
+        alimtalk,
+    ))
+}
+
+fn check_variable(name: &str, value: &str) -> Result<(), String> {
+    let mut single = BTreeMap::new();
+    single.insert(name.to_owned(), value.to_owned());
+    routes::contacts::check_fields(&single)
+}
+
+/// Decodes and checks the MMS images.
+fn images(inputs: &[ImageInput]) -> Result<Vec<Vec<u8>>, ApiError> {
+    if inputs.len() > MAX_IMAGES {
+        return Err(ApiError::invalid(
+            "invalid_images",
+            format!("an MMS carries at most {MAX_IMAGES} images"),
+        ));
+    }
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(index, input)| {
+            let invalid = |message: String| {
+                ApiError::invalid("invalid_images", format!("images[{index}]: {message}"))
+            };
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(input.data.trim())
+                .map_err(|error| invalid(format!("not base64: {error}")))?;
+            if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+                return Err(invalid("is not a JPEG".to_owned()));
+            }
+            if bytes.len() > MAX_IMAGE_BYTES {
+                return Err(invalid(format!(
+                    "is {} bytes, {} over the limit of {MAX_IMAGE_BYTES}",
+                    bytes.len(),
+                    bytes.len() - MAX_IMAGE_BYTES
+                )));
+            }
+            Ok(bytes)
+        })
+        .collect()
+}
+
+/// One recipient of a send with what is known of them.
+struct Addressee {
+    number: PhoneNumber,
+    /// How the request named them (`to[2]`, `group <id>`), for error messages.
+    label: String,
+    variables: Option<BTreeMap<String, String>>,
+    contact: Option<ContactRecord>,
+}
+
+/// Everyone a send goes to, in order, without duplicates.
+struct Audience {
+    addressees: Vec<Addressee>,
+    skipped: Vec<Skipped>,
+}
+
+async fn audience(
+    state: &AppState,
+    customer: &CustomerId,
+    body: &mut SendMessages,
+) -> Result<Audience, ApiError> {
+    let max = state.max_recipients();
+    if body.to.len() + body.recipients.len() > max {
+        return Err(ApiError::invalid(
+            "too_many_recipients",
+            format!("at most {max} recipients are allowed per request"),
+        ));
+    }
+    if body.groups.len() > MAX_GROUPS_PER_SEND {
+        return Err(ApiError::invalid(
+            "too_many_groups",
+            format!("a send may name at most {MAX_GROUPS_PER_SEND} groups"),
+        ));
+    }
+    let mut seen: HashSet<PhoneNumber> = HashSet::new();
+    let mut audience = Audience {
+        addressees: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for (position, number) in body.to.iter().enumerate() {
+        let label = format!("to[{position}]");
+        let parsed = PhoneNumber::parse_mobile(number)
+            .map_err(|error| ApiError::invalid("invalid_recipient", format!("{label}: {error}")))?;
+        if seen.insert(parsed.clone()) {
+            audience.addressees.push(Addressee {
+                number: parsed,
+                label,
+                variables: None,
+                contact: None,
+            });
+        }
+    }
+    for (position, recipient) in std::mem::take(&mut body.recipients).into_iter().enumerate() {
+        let label = format!("recipients[{position}]");
+        let parsed = PhoneNumber::parse_mobile(&recipient.to).map_err(|error| {
+            ApiError::invalid("invalid_recipient", format!("{label}.to: {error}"))
+        })?;
+        for (name, value) in &recipient.variables {
+            check_variable(name, value).map_err(|message| {
+                ApiError::invalid("invalid_variables", format!("{label}.variables: {message}"))
+            })?;
+        }
+        if seen.insert(parsed.clone()) {
+            audience.addressees.push(Addressee {
+                number: parsed,
+                label,
+                variables: Some(recipient.variables),
+                contact: None,
+            });
+        }
+    }
+    for group in &body.groups {
+        let exists = is_id(group) && state.contacts().group(customer, group).await?.is_some();
+        if !exists {
+            return Err(ApiError::NotFoundNamed {
+                what: "group",
+                id: group.chars().take(40).collect(),
+            });
+        }
+        let members = state.contacts().members(customer, group).await?;
+        if members.len() > max {
+            return Err(ApiError::invalid(
+                "too_many_recipients",
+                format!("group {group} has {} members; at most {max} recipients are allowed per request", members.len()),
+            ));
+        }
+        for record in state.contacts().records(customer, &members).await? {
+            match PhoneNumber::parse_mobile(&record.number) {
+                Ok(number) => {
+                    if seen.insert(number.clone()) {
+                        audience.addressees.push(Addressee {
+                            number,
+                            label: format!("group {group}"),
+                            variables: None,
+                            contact: Some(record),
+                        });
+                    }
+                }
+                Err(error) => audience.skipped.push(Skipped {
+                    contact_id: record.id.clone(),
+                    number: record.number.clone(),
+                    reason: error.reason.to_owned(),
+                }),
+            }
+        }
+    }
+    let total = audience.addressees.len();
+    if total == 0 {
+        return Err(ApiError::invalid(
+            "no_recipients",
+            "the send has no recipients: name some in 'to', 'recipients' or non-empty 'groups'",
+        ));
+    }
+    if total > max {
+        return Err(ApiError::invalid(
+            "too_many_recipients",
+            format!("the send reaches {total} recipients; at most {max} are allowed per request"),
+        ));
+    }
+    Ok(audience)
+}
+
 /// Every check a send must pass before anything is published.
 async fn validate(
     state: &AppState,
     customer: &CustomerId,
-    body: SendMessages,
+    mut body: SendMessages,
 ) -> Result<ValidSend, ApiError> {
-    let recipients = parse_recipients(&body.to, state.max_recipients())?;
     let from = PhoneNumber::parse(&body.from)
         .map_err(|error| ApiError::invalid("invalid_sender", error.to_string()))?;
-    let subject = body.subject.filter(|subject| !subject.trim().is_empty());
-    let message_type = classify_text(&body.text, subject.as_deref())
-        .map_err(|error| ApiError::invalid("invalid_text", error.to_string()))?;
+    let (draft, alimtalk) = draft(state, customer, &mut body).await?;
+    let images = images(&body.images)?;
+    let audience = audience(state, customer, &mut body).await?;
     let profile = state.profile(customer).await?;
     if !profile.sender_numbers.contains(&from) {
         return Err(ApiError::invalid(
@@ -112,13 +441,106 @@ async fn validate(
             format!("{from} is not a registered sender number; register it with POST /v1/sender-numbers"),
         ));
     }
+    let mut audience = audience;
+    let all: Vec<PhoneNumber> = audience
+        .addressees
+        .iter()
+        .map(|addressee| addressee.number.clone())
+        .collect();
+    let blocked = state.opt_outs().opted_out(customer, &from, &all).await?;
+    // Explicit recipients who are contacts lend their fields to variables.
+    let uses_variables = draft.text.contains("#{")
+        || draft
+            .fallback_text
+            .as_deref()
+            .is_some_and(|text| text.contains("#{"));
+    if uses_variables {
+        let unknown: Vec<&str> = audience
+            .addressees
+            .iter()
+            .filter(|addressee| addressee.contact.is_none())
+            .map(|addressee| addressee.number.as_str())
+            .collect();
+        let mut found: HashMap<String, ContactRecord> = state
+            .contacts()
+            .records_by_numbers(customer, &unknown)
+            .await?
+            .into_iter()
+            .map(|record| (record.number.clone(), record))
+            .collect();
+        for addressee in &mut audience.addressees {
+            if addressee.contact.is_none() {
+                addressee.contact = found.remove(addressee.number.as_str());
+            }
+        }
+    }
+    let targets: Vec<Target<'_>> = audience
+        .addressees
+        .iter()
+        .filter(|addressee| !blocked.contains(&addressee.number))
+        .map(|addressee| Target {
+            to: addressee.number.clone(),
+            label: addressee.label.clone(),
+            variables: addressee.variables.as_ref(),
+            fields: addressee.contact.as_ref().map(|contact| &contact.fields),
+        })
+        .collect();
+    let composed = draft.compose(state.prices(), &targets)?;
+    let hold_until_ms = if body.advertisement {
+        let line = routes::sender_numbers::opt_out_number_of(state, customer, &from).await?;
+        let texts: Vec<&str> = composed
+            .recipients
+            .iter()
+            .map(|recipient| recipient.text.as_deref().unwrap_or(&composed.text))
+            .collect();
+        if texts.is_empty() {
+            check_advertisement(&[&composed.text], &line)?;
+        }
+        check_advertisement(&texts, &line)?;
+        if body.night_consent {
+            None
+        } else {
+            advertisement_hold_until(rns_types::time::now_milliseconds())
+        }
+    } else {
+        None
+    };
+    let blocked: Vec<PhoneNumber> = all
+        .into_iter()
+        .filter(|number| blocked.contains(number))
+        .collect();
     Ok(ValidSend {
         from,
-        recipients,
-        message_type,
-        subject,
-        text: body.text,
+        channel: draft.channel,
+        composed,
+        blocked,
+        skipped: audience.skipped,
+        images,
+        alimtalk,
+        advertisement: body.advertisement,
+        hold_until_ms,
     })
+}
+
+/// Stores each image once per customer and content; returns their names.
+async fn store_images(
+    state: &AppState,
+    customer: &CustomerId,
+    images: &[Vec<u8>],
+) -> Result<Vec<String>, ApiError> {
+    let mut names = Vec::with_capacity(images.len());
+    for image in images {
+        let name = format!("{customer}/{}", hex::encode(Sha256::digest(image)));
+        if state.images().info(&name).await.is_err() {
+            state
+                .images()
+                .put(name.as_str(), &mut image.as_slice())
+                .await
+                .map_err(|error| ApiError::Unavailable(format!("image store: {error}")))?;
+        }
+        names.push(name);
+    }
+    Ok(names)
 }
 
 /// Publishes the send under `request_id` and returns the 202 body once JetStream
@@ -129,46 +551,58 @@ async fn accept(
     valid: ValidSend,
     request_id: RequestId,
 ) -> Result<Value, ApiError> {
-    let prices = *state.prices();
-    let price = prices.of(valid.message_type);
+    let images = store_images(state, customer, &valid.images).await?;
+    let composed = valid.composed;
     let request = SendRequest {
         request_id,
         customer_id: customer.clone(),
         accepted_at_ms: rns_types::time::now_milliseconds(),
-        channel: Channel::Sms,
-        message_type: valid.message_type,
+        channel: valid.channel,
+        message_type: composed.message_type,
         from: valid.from,
-        subject: valid.subject,
-        text: valid.text,
-        recipients: valid
-            .recipients
-            .into_iter()
-            .map(|to| Recipient::new(to, price))
-            .collect(),
-        blocked: Vec::new(),
-        prices,
-        images: Vec::new(),
-        alimtalk: None,
-        fallback: None,
-        advertisement: false,
+        subject: composed.subject,
+        text: composed.text,
+        recipients: composed.recipients,
+        blocked: valid.blocked,
+        prices: *state.prices(),
+        images,
+        alimtalk: valid.alimtalk,
+        fallback: composed.fallback,
+        advertisement: valid.advertisement,
     };
-    publish_paid(state, &request).await?;
-    let message_ids: Vec<String> = (0..request.recipients.len() as u32)
+    publish_paid(state, &request, valid.hold_until_ms).await?;
+    let message_ids: Vec<String> = (0..request.message_count() as u32)
         .map(|index| request.request_id.message_id(index).to_string())
         .collect();
     tracing::debug!(customer = %customer, request = %request.request_id, recipients = message_ids.len(), "send accepted");
-    Ok(json!({
+    let mut answer = json!({
         "request_id": request.request_id,
+        "channel": request.channel,
         "type": request.message_type,
+        "recipients": request.recipients.len(),
         "points": request.points(),
-        "recipients": message_ids.len(),
         "message_ids": message_ids,
-    }))
+    });
+    if !request.blocked.is_empty() {
+        answer["blocked"] = json!(request.blocked);
+    }
+    if !valid.skipped.is_empty() {
+        answer["skipped"] = json!(valid.skipped);
+    }
+    if let Some(at) = valid.hold_until_ms {
+        answer["held_until"] = json!(rns_types::time::rfc3339(at));
+    }
+    Ok(answer)
 }
 
-/// Reserves the request's points, then publishes it; a publish that fails returns
-/// the points. A 402 reserves and publishes nothing.
-async fn publish_paid(state: &AppState, request: &SendRequest) -> Result<(), ApiError> {
+/// Reserves the request's points, then publishes it (held by a message schedule
+/// until `hold_until_ms` if given); a publish that fails returns the points. A 402
+/// reserves and publishes nothing.
+async fn publish_paid(
+    state: &AppState,
+    request: &SendRequest,
+    hold_until_ms: Option<u64>,
+) -> Result<(), ApiError> {
     let customer = &request.customer_id;
     let needed = request.points();
     match state
@@ -181,12 +615,33 @@ async fn publish_paid(state: &AppState, request: &SendRequest) -> Result<(), Api
             return Err(ApiError::InsufficientPoints { needed, balance })
         }
     }
-    let outbound = Outbound {
-        subject: send_subject(customer),
-        message_id: message_ids::send(&request.request_id),
-        payload: Bytes::from(serde_json::to_vec(request).expect("a send request serialises")),
+    let payload = Bytes::from(serde_json::to_vec(request).expect("a send request serialises"));
+    let message_id = message_ids::send(&request.request_id);
+    let published = match hold_until_ms {
+        None => {
+            let outbound = Outbound {
+                subject: send_subject(customer),
+                message_id,
+                payload,
+            };
+            publish_all(state.jetstream(), [outbound], 1).await
+        }
+        Some(at) => {
+            let outbound = Outbound {
+                subject: due_subject(customer),
+                message_id,
+                payload,
+            };
+            publish_scheduled(
+                state.jetstream(),
+                schedule_subject(&request.request_id),
+                outbound,
+                &rns_types::time::rfc3339_seconds(at),
+            )
+            .await
+        }
     };
-    if let Err(error) = publish_all(state.jetstream(), [outbound], 1).await {
+    if let Err(error) = published {
         if let Err(release_error) = state
             .points()
             .release(
@@ -201,36 +656,6 @@ async fn publish_paid(state: &AppState, request: &SendRequest) -> Result<(), Api
         return Err(ApiError::Unavailable(error.to_string()));
     }
     Ok(())
-}
-
-/// Parses and de-duplicates recipients, naming the first invalid one by position.
-fn parse_recipients(raw: &[String], max_recipients: usize) -> Result<Vec<PhoneNumber>, ApiError> {
-    if raw.is_empty() {
-        return Err(ApiError::invalid(
-            "no_recipients",
-            "'to' must name at least one recipient",
-        ));
-    }
-    if raw.len() > max_recipients {
-        return Err(ApiError::invalid(
-            "too_many_recipients",
-            format!(
-                "'to' has {} recipients; at most {max_recipients} are allowed per request",
-                raw.len()
-            ),
-        ));
-    }
-    let mut seen = HashSet::with_capacity(raw.len());
-    let mut recipients = Vec::with_capacity(raw.len());
-    for (position, number) in raw.iter().enumerate() {
-        let parsed = PhoneNumber::parse_mobile(number).map_err(|error| {
-            ApiError::invalid("invalid_recipient", format!("to[{position}]: {error}"))
-        })?;
-        if seen.insert(parsed.clone()) {
-            recipients.push(parsed);
-        }
-    }
-    Ok(recipients)
 }
 
 pub async fn get_message(
@@ -263,33 +688,4 @@ pub async fn get_request(
     Ok(Json(
         serde_json::to_value(summary).expect("a request summary serialises"),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recipients_are_normalised_and_deduplicated_in_order() {
-        let raw: Vec<String> = ["010-2222-2222", "01011111111", "+82 10 2222 2222"]
-            .map(String::from)
-            .to_vec();
-        let parsed = parse_recipients(&raw, 10).unwrap();
-        let numbers: Vec<&str> = parsed.iter().map(PhoneNumber::as_str).collect();
-        assert_eq!(numbers, ["01022222222", "01011111111"]);
-    }
-
-    #[test]
-    fn the_first_invalid_recipient_is_named_by_position() {
-        let raw: Vec<String> = ["01011111111", "02-123-4567"].map(String::from).to_vec();
-        let error = parse_recipients(&raw, 10).unwrap_err().to_string();
-        assert!(error.starts_with("to[1]:"), "{error}");
-    }
-
-    #[test]
-    fn recipient_count_is_bounded() {
-        assert!(parse_recipients(&[], 10).is_err());
-        let raw = vec!["01011111111".to_owned(); 11];
-        assert!(parse_recipients(&raw, 10).is_err());
-    }
 }

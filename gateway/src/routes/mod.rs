@@ -3,6 +3,8 @@ pub mod contacts;
 pub mod customers;
 pub mod groups;
 pub mod messages;
+pub mod opt_outs;
 pub mod points;
 pub mod routing;
 pub mod sender_numbers;
+pub mod templates;

@@ -1,9 +1,10 @@
 //! Sender numbers (발신번호): a message may leave only from a number its customer
 //! registered. Numbers are normalised, so `02-123-4567` and `021234567` are one.
+//! Each gets its own opt-out (080) number when registered (see [`crate::opt_outs`]).
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use rns_types::PhoneNumber;
+use rns_types::{CustomerId, PhoneNumber};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -46,7 +47,49 @@ pub async fn register(
             Ok(())
         })
         .await??;
-    Ok((StatusCode::CREATED, Json(json!({"number": number}))))
+    let opt_out_number = opt_out_number_of(&state, &customer, &number).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"number": number, "opt_out_number": opt_out_number})),
+    ))
+}
+
+/// The opt-out number of a registered sender number, allocated on first use (sender
+/// numbers registered before opt-out numbers existed get theirs here).
+pub async fn opt_out_number_of(
+    state: &AppState,
+    customer: &CustomerId,
+    sender: &PhoneNumber,
+) -> Result<PhoneNumber, ApiError> {
+    let profile = state.profile(customer).await?;
+    if let Some(line) = profile.opt_out_numbers.get(sender) {
+        return Ok(line.clone());
+    }
+    let allocated = state.opt_outs().allocate_line(customer, sender).await?;
+    let profile = state
+        .directory()
+        .update(customer, |profile| {
+            if !profile.sender_numbers.contains(sender) {
+                return Err(ApiError::NotFound("sender number"));
+            }
+            profile
+                .opt_out_numbers
+                .entry(sender.clone())
+                .or_insert_with(|| allocated.clone());
+            Ok(())
+        })
+        .await?;
+    let line = match profile {
+        Ok(profile) => profile.opt_out_numbers[sender].clone(),
+        Err(error) => {
+            state.opt_outs().free_line(&allocated).await;
+            return Err(error);
+        }
+    };
+    if line != allocated {
+        state.opt_outs().free_line(&allocated).await;
+    }
+    Ok(line)
 }
 
 pub async fn list(
@@ -57,7 +100,9 @@ pub async fn list(
     let items: Vec<Value> = profile
         .sender_numbers
         .iter()
-        .map(|number| json!({"number": number}))
+        .map(|number| {
+            json!({"number": number, "opt_out_number": profile.opt_out_numbers.get(number)})
+        })
         .collect();
     Ok(Json(json!({"items": items})))
 }
@@ -72,6 +117,8 @@ pub async fn delete(
         .directory()
         .update(&customer, |profile| {
             if profile.sender_numbers.remove(&number) {
+                // The 080 line stays allocated to it: opt-outs recorded through it
+                // still apply if the number is registered again.
                 Ok(())
             } else {
                 Err(ApiError::NotFound("sender number"))

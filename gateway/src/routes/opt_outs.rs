@@ -1,0 +1,164 @@
+//! Opt-outs: `POST /v1/opt-outs` records one, `GET /v1/opt-outs?sender_number=` lists
+//! them, `DELETE /v1/opt-outs/{sender_number}/{recipient}` removes one.
+//!
+//! `POST` works two ways. With the customer's key: `{"sender_number","recipient"}`.
+//! Without any key, as the carrier's 080 line calls it: `{"opt_out_number",
+//! "recipient"}`, where the opt-out number identifies the customer and sender. An
+//! unknown opt-out number, or a sender number that is not the caller's, is 404.
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
+use rns_types::{CustomerId, PhoneNumber};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, Customer};
+use crate::pagination::PageQuery;
+use crate::routes::sender_numbers::opt_out_number_of;
+use crate::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordOptOut {
+    #[serde(default)]
+    sender_number: Option<String>,
+    #[serde(default)]
+    opt_out_number: Option<String>,
+    recipient: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptOutsQuery {
+    sender_number: String,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+/// The caller, if an `Authorization` header is present (and then it must be valid).
+#[derive(Debug)]
+pub struct MaybeCustomer(Option<CustomerId>);
+
+impl FromRequestParts<AppState> for MaybeCustomer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if !parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            return Ok(Self(None));
+        }
+        let Customer(customer) = Customer::from_request_parts(parts, state).await?;
+        Ok(Self(Some(customer)))
+    }
+}
+
+/// The caller's registered sender number, or 404.
+async fn own_sender(
+    state: &AppState,
+    customer: &CustomerId,
+    raw: &str,
+) -> Result<PhoneNumber, ApiError> {
+    let sender = PhoneNumber::parse(raw).map_err(|_| ApiError::NotFound("sender number"))?;
+    if !state
+        .profile(customer)
+        .await?
+        .sender_numbers
+        .contains(&sender)
+    {
+        return Err(ApiError::NotFound("sender number"));
+    }
+    Ok(sender)
+}
+
+pub async fn record(
+    MaybeCustomer(caller): MaybeCustomer,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RecordOptOut>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let recipient = PhoneNumber::parse_mobile(&body.recipient)
+        .map_err(|error| ApiError::invalid("invalid_recipient", error.to_string()))?;
+    let (customer, sender) = match (caller, &body.sender_number, &body.opt_out_number) {
+        (Some(customer), Some(sender), None) => {
+            let sender = own_sender(&state, &customer, sender).await?;
+            (customer, sender)
+        }
+        (_, None, Some(line)) => {
+            let line =
+                PhoneNumber::parse(line).map_err(|_| ApiError::NotFound("opt-out number"))?;
+            let (customer, sender) = state
+                .opt_outs()
+                .line(&line)
+                .await?
+                .ok_or(ApiError::NotFound("opt-out number"))?;
+            (customer, sender)
+        }
+        (None, Some(_), None) => {
+            return Err(ApiError::Unauthorized(
+                "recording by sender_number needs the customer's API key; the 080 line sends opt_out_number",
+            ))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_body",
+                "give exactly one of sender_number (with an API key) or opt_out_number",
+            ))
+        }
+    };
+    state
+        .opt_outs()
+        .record(&customer, &sender, &recipient)
+        .await?;
+    tracing::info!(customer = %customer, sender = %sender, "opt-out recorded");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"sender_number": sender, "recipient": recipient})),
+    ))
+}
+
+pub async fn list(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<OptOutsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let sender = own_sender(&state, &customer, &query.sender_number).await?;
+    let limit = query.page.limit()?;
+    let cursor = query
+        .page
+        .cursor(|cursor| cursor.len() <= 11 && cursor.bytes().all(|byte| byte.is_ascii_digit()))?;
+    let opt_out_number = opt_out_number_of(&state, &customer, &sender).await?;
+    let page = state
+        .opt_outs()
+        .list(&customer, &sender, cursor, limit)
+        .await?;
+    Ok(Json(json!({
+        "sender_number": sender,
+        "opt_out_number": opt_out_number,
+        "items": page.items,
+        "next_cursor": page.next_cursor,
+    })))
+}
+
+pub async fn remove(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    Path((sender, recipient)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let sender = own_sender(&state, &customer, &sender).await?;
+    let recipient =
+        PhoneNumber::parse_mobile(&recipient).map_err(|_| ApiError::NotFound("opt-out"))?;
+    if !state
+        .opt_outs()
+        .remove(&customer, &sender, &recipient)
+        .await?
+    {
+        return Err(ApiError::NotFound("opt-out"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
