@@ -356,6 +356,11 @@ impl Failover {
         );
         publish_all(&self.jetstream, outbound, 2).await?;
         match next {
+            Some(next)
+                if self.catalog.channel_of(&next) != self.catalog.channel_of(&job.carrier) =>
+            {
+                tracing::info!(message = %job.message_id, from = %job.carrier, to = %next, %reason, "fell back to SMS")
+            }
             Some(next) => {
                 tracing::info!(message = %job.message_id, from = %job.carrier, to = %next, %reason, "failed over")
             }

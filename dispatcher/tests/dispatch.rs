@@ -278,3 +278,30 @@ async fn many_large_requests_at_once_do_not_stall_the_dispatcher() {
         (10_000, 6_000, 4_000)
     );
 }
+
+#[tokio::test]
+async fn a_held_send_is_dispatched_when_its_schedule_fires() {
+    let harness = start().await;
+    let customer = customer_with_weights(&harness.directory, "acme", &[("kt", 1)]).await;
+    let request = request(&customer, 3);
+    let at = rns_types::time::rfc3339_seconds(rns_types::time::now_milliseconds() + 1_500);
+    rns_nats::publish_scheduled(
+        &harness.jetstream,
+        rns_types::subjects::schedule_subject(&request.request_id),
+        Outbound {
+            subject: rns_types::subjects::due_subject(&customer),
+            message_id: message_ids::send(&request.request_id),
+            payload: Bytes::from(serde_json::to_vec(&request).unwrap()),
+        },
+        &at,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        queued(&harness.jetstream).await["kt"],
+        0,
+        "held until its time"
+    );
+    let counts = wait_for_queued(&harness.jetstream, 3).await;
+    assert_eq!(counts["kt"], 3);
+}

@@ -143,3 +143,76 @@ async fn a_durable_pull_consumer_keeps_delivering_after_the_server_restarts() {
     .expect("no message arrived after the restart");
     assert_eq!(received.payload.as_ref(), b"{}");
 }
+
+/// A held send: scheduled on `sched.<request>`, published by the server itself to
+/// `due.<customer>` at its time, where the dispatcher's `dispatcher-due` consumer
+/// reads it; cancelled by purging the schedule subject.
+#[tokio::test]
+async fn a_scheduled_send_becomes_due_at_its_time_and_a_purged_one_never_does() {
+    use futures::StreamExt;
+    use rns_nats::publish_scheduled;
+    use rns_types::{CustomerId, RequestId};
+
+    let server = NatsServer::start().await;
+    let jetstream = async_nats::jetstream::new(server.client().await);
+    topology().ensure(&jetstream).await.unwrap();
+    let customer = CustomerId::parse("acme").unwrap();
+    let now_ms = rns_types::time::now_milliseconds();
+    let due_at = now_ms + 2_000;
+    let schedule = |request: &RequestId, payload: &'static [u8]| {
+        (
+            subjects::schedule_subject(request),
+            Outbound {
+                subject: subjects::due_subject(&customer),
+                message_id: subjects::message_ids::send(request),
+                payload: Bytes::from_static(payload),
+            },
+        )
+    };
+    let (kept_subject, kept) = schedule(&RequestId::generate(), b"kept");
+    let cancelled_request = RequestId::generate();
+    let (cancelled_subject, cancelled) = schedule(&cancelled_request, b"cancelled");
+    let at = rns_types::time::rfc3339_seconds(due_at + 999);
+    publish_scheduled(&jetstream, kept_subject, kept, &at)
+        .await
+        .unwrap();
+    publish_scheduled(&jetstream, cancelled_subject.clone(), cancelled, &at)
+        .await
+        .unwrap();
+    let stream = jetstream
+        .get_stream(subjects::SCHEDULES_STREAM)
+        .await
+        .unwrap();
+    stream.purge().filter(cancelled_subject).await.unwrap();
+
+    let consumer = Topology::consumer(
+        &jetstream,
+        subjects::SCHEDULES_STREAM,
+        subjects::DUE_CONSUMER,
+    )
+    .await
+    .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let message = tokio::time::timeout(std::time::Duration::from_secs(10), messages.next())
+        .await
+        .expect("the schedule fires")
+        .unwrap()
+        .unwrap();
+    let fired_at = rns_types::time::now_milliseconds();
+    assert_eq!(message.subject.as_str(), "due.acme");
+    assert_eq!(&message.payload[..], b"kept");
+    assert!(
+        fired_at >= due_at,
+        "not early: fired {} ms before",
+        due_at - fired_at
+    );
+    assert!(
+        fired_at <= due_at + 2_500,
+        "fired {} ms late",
+        fired_at - due_at
+    );
+    message.ack().await.unwrap();
+    let nothing_else =
+        tokio::time::timeout(std::time::Duration::from_secs(3), messages.next()).await;
+    assert!(nothing_else.is_err(), "the cancelled schedule never fires");
+}

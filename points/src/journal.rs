@@ -25,6 +25,8 @@ use crate::store::{PointsStore, JOURNAL_KEY};
 const GROUP: &str = "jetstream";
 /// Entries copied per round.
 const BATCH: usize = 1_000;
+/// How long the copier waits when the journal is empty.
+const IDLE_PAUSE: Duration = Duration::from_millis(200);
 /// A claimed entry idle this long belongs to a copier that died; take it over.
 pub const CLAIM_IDLE: Duration = Duration::from_secs(30);
 
@@ -47,7 +49,14 @@ pub async fn copy_until(
     }
     while !shutdown.is_cancelled() {
         match copy_once(&store, &jetstream, &consumer_name).await {
-            Ok(0) => {}
+            Ok(0) => {
+                // Nothing to copy. Reads never block: the connection is shared with
+                // the settlement, and a blocking read would stall it.
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = tokio::time::sleep(IDLE_PAUSE) => {}
+                }
+            }
             Ok(copied) => tracing::debug!(copied, "ledger entries copied to JetStream"),
             Err(error) => {
                 tracing::warn!(%error, "copying ledger entries failed; will retry");
@@ -60,8 +69,8 @@ pub async fn copy_until(
     }
 }
 
-/// One round: stale entries of dead copiers first, then new ones (waiting up to a
-/// second for some). Returns how many entries were copied.
+/// One round: stale entries of dead copiers first, then new ones. Returns how many
+/// entries were copied.
 pub async fn copy_once(
     store: &PointsStore,
     jetstream: &async_nats::jetstream::Context,
@@ -82,8 +91,7 @@ pub async fn copy_once(
     let entries = if stale.claimed.is_empty() {
         let options = StreamReadOptions::default()
             .group(GROUP, consumer_name)
-            .count(BATCH)
-            .block(1_000);
+            .count(BATCH);
         let reply: Option<StreamReadReply> =
             redis::AsyncCommands::xread_options(&mut connection, &[JOURNAL_KEY], &[">"], &options)
                 .await

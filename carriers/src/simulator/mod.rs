@@ -26,6 +26,8 @@ use rns_types::PhoneNumber;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use base64::Engine;
+
 use crate::http::{SubmitRequest, SubmitResponse};
 
 /// The simulator's behaviour.
@@ -49,6 +51,12 @@ pub struct Counts {
     pub permanent_failures: u64,
     pub rate_limited: u64,
     pub outage_rejections: u64,
+    /// MMS images in delivered messages.
+    #[serde(default)]
+    pub images: u64,
+    /// Delivered AlimTalk messages that carried AlimTalk content.
+    #[serde(default)]
+    pub alimtalk: u64,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +68,8 @@ struct Counters {
     permanent_failures: AtomicU64,
     rate_limited: AtomicU64,
     outage_rejections: AtomicU64,
+    images: AtomicU64,
+    alimtalk: AtomicU64,
 }
 
 impl Counters {
@@ -73,6 +83,8 @@ impl Counters {
             permanent_failures: read(&self.permanent_failures),
             rate_limited: read(&self.rate_limited),
             outage_rejections: read(&self.outage_rejections),
+            images: read(&self.images),
+            alimtalk: read(&self.alimtalk),
         }
     }
 }
@@ -204,6 +216,10 @@ async fn submit(
         })
         .into_response();
     }
+    if let Err(reason) = check_content(&request) {
+        counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::BAD_REQUEST, "invalid_content", reason);
+    }
     if PhoneNumber::parse_mobile(&request.to).is_err() {
         counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
         return error(
@@ -243,6 +259,12 @@ async fn submit(
         .insert(request.client_reference.clone());
     if first_delivery {
         counters.delivered.fetch_add(1, Ordering::Relaxed);
+        counters
+            .images
+            .fetch_add(request.images.len() as u64, Ordering::Relaxed);
+        if request.alimtalk.is_some() {
+            counters.alimtalk.fetch_add(1, Ordering::Relaxed);
+        }
     } else {
         counters.duplicates.fetch_add(1, Ordering::Relaxed);
     }
@@ -252,6 +274,30 @@ async fn submit(
         duplicate: !first_delivery,
     })
     .into_response()
+}
+
+/// What a real carrier would refuse as malformed: an MMS without JPEG images, an
+/// AlimTalk message without its template, images on a text message.
+fn check_content(request: &SubmitRequest) -> Result<(), &'static str> {
+    match request.message_type.as_str() {
+        "mms" => {
+            if request.images.is_empty() {
+                return Err("an MMS needs at least one image");
+            }
+            for image in &request.images {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(&image.data)
+                    .map_err(|_| "image data is not base64")?;
+                if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+                    return Err("image is not a JPEG");
+                }
+            }
+            Ok(())
+        }
+        "alimtalk" if request.alimtalk.is_none() => Err("an AlimTalk message needs its template"),
+        _ if !request.images.is_empty() => Err("only an MMS carries images"),
+        _ => Ok(()),
+    }
 }
 
 async fn counts(State(simulator): State<Simulator>) -> Json<Counts> {

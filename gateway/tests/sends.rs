@@ -1,0 +1,628 @@
+//! What a send can be, through the API: templates and variables, groups, opt-outs,
+//! advertisements, AlimTalk with fallback, MMS images; bad input of each is a clear
+//! 422 and publishes nothing, and another customer's ids are 404.
+mod common;
+
+use axum::http::{Method, StatusCode};
+use base64::Engine;
+use common::{error_code, Api};
+use rns_types::{Channel, MessageType};
+use serde_json::{json, Value};
+
+async fn post(api: &Api, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    api.call(Method::POST, path, Some(key), Some(body)).await
+}
+
+async fn send(api: &Api, key: &str, body: Value) -> (StatusCode, Value) {
+    post(api, key, "/v1/messages", body).await
+}
+
+async fn template(api: &Api, key: &str, body: Value) -> String {
+    let (status, created) = post(api, key, "/v1/templates", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
+
+fn jpeg(size: usize) -> String {
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    bytes.resize(size, 0x42);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test]
+async fn templates_are_managed_per_customer_with_their_rules() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let sms = template(
+        &api,
+        &key,
+        json!({"channel": "sms", "name": "OTP", "text": "[RNS] #{name}님 인증번호 #{code}"}),
+    )
+    .await;
+    let alimtalk = template(
+        &api,
+        &key,
+        json!({"channel": "alimtalk", "name": "배송", "text": "#{name}님, 주문하신 상품이 발송되었습니다.",
+               "alimtalk": {"template_code": "shipped_v1", "title": "배송 시작",
+                            "buttons": [{"kind": "delivery_tracking", "name": "배송조회"}]}}),
+    )
+    .await;
+    let (status, found) = api
+        .call(
+            Method::GET,
+            &format!("/v1/templates/{sms}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(found["variables"], json!(["name", "code"]));
+
+    let (_, page) = api
+        .call(
+            Method::GET,
+            "/v1/templates?channel=alimtalk",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["id"], json!(alimtalk));
+    let (_, page) = api
+        .call(Method::GET, "/v1/templates?limit=1", Some(&key), None)
+        .await;
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, rest) = api
+        .call(
+            Method::GET,
+            &format!("/v1/templates?limit=1&cursor={cursor}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert!(rest["next_cursor"].is_null());
+    assert_ne!(page["items"][0]["id"], rest["items"][0]["id"]);
+
+    let (status, replaced) = api
+        .call(
+            Method::PUT,
+            &format!("/v1/templates/{sms}"),
+            Some(&key),
+            Some(json!({"name": "OTP v2", "text": "code #{code}"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["variables"], json!(["code"]));
+
+    for (body, code) in [
+        (json!({"name": "x", "text": "hi"}), "invalid_body"),
+        (
+            json!({"channel": "sms", "name": "x", "text": "hi #{oops"}),
+            "invalid_text",
+        ),
+        (
+            json!({"channel": "sms", "name": "x", "text": "가".repeat(1_001)}),
+            "invalid_text",
+        ),
+        (
+            json!({"channel": "sms", "name": "", "text": "hi"}),
+            "invalid_name",
+        ),
+        (
+            json!({"channel": "alimtalk", "name": "x", "text": "hi"}),
+            "invalid_template",
+        ),
+        (
+            json!({"channel": "sms", "name": "x", "text": "hi", "alimtalk": {"template_code": "a"}}),
+            "invalid_template",
+        ),
+        (
+            json!({"channel": "alimtalk", "name": "x", "text": "hi",
+                   "alimtalk": {"template_code": "a", "buttons": [{"kind": "web_link", "name": "열기"}]}}),
+            "invalid_alimtalk",
+        ),
+        (
+            json!({"channel": "fax", "name": "x", "text": "hi"}),
+            "invalid_body",
+        ),
+    ] {
+        let (status, answer) = post(&api, &key, "/v1/templates", body.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body} → {answer}"
+        );
+        assert_eq!(error_code(&answer), code, "{body} → {answer}");
+    }
+    let (status, answer) = api
+        .call(
+            Method::PUT,
+            &format!("/v1/templates/{sms}"),
+            Some(&key),
+            Some(json!({"channel": "alimtalk", "name": "x", "text": "y"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+
+    let rival = api.customer("rival").await;
+    for method in [Method::GET, Method::DELETE] {
+        let (status, _) = api
+            .call(
+                method.clone(),
+                &format!("/v1/templates/{sms}"),
+                Some(&rival),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method}");
+    }
+    let (status, _) = send(
+        &api,
+        &rival,
+        json!({"from": "0212345678", "to": ["01011112222"], "template_id": sms, "variables": {"code": "1"}}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another customer's template cannot be sent"
+    );
+
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/v1/templates/{sms}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api
+        .call(
+            Method::GET,
+            &format!("/v1/templates/{sms}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_template_send_fills_each_recipients_variables_or_names_what_is_missing() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let otp = template(
+        &api,
+        &key,
+        json!({"channel": "sms", "name": "OTP", "text": "#{name}님 인증번호 #{code} (#{brand})"}),
+    )
+    .await;
+    // A contact lends its fields to a recipient named by number.
+    post(
+        &api,
+        &key,
+        "/v1/contacts",
+        json!({"number": "010-3333-3333", "fields": {"name": "이영희"}}),
+    )
+    .await;
+    let (status, answer) = send(
+        &api,
+        &key,
+        json!({"from": "0212345678", "template_id": otp, "variables": {"brand": "RNS"},
+               "recipients": [{"to": "01011111111", "variables": {"name": "김철수", "code": "1111"}},
+                              {"to": "01033333333", "variables": {"code": "3333"}}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let request = api.queued_sends().await.pop().unwrap();
+    let texts: Vec<&str> = request
+        .recipients
+        .iter()
+        .map(|recipient| recipient.text.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "김철수님 인증번호 1111 (RNS)",
+            "이영희님 인증번호 3333 (RNS)"
+        ]
+    );
+
+    let (status, answer) = send(
+        &api,
+        &key,
+        json!({"from": "0212345678", "template_id": otp, "variables": {"brand": "RNS", "code": "1"},
+               "to": ["01044444444"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("'name'") && message.contains("01044444444"),
+        "{message}"
+    );
+
+    for (body, code) in [
+        (
+            json!({"from": "0212345678", "to": ["01011111111"]}),
+            "invalid_body",
+        ),
+        (
+            json!({"from": "0212345678", "to": ["01011111111"], "template_id": otp, "text": "x"}),
+            "invalid_body",
+        ),
+        (
+            json!({"from": "0212345678", "to": ["01011111111"], "text": "x", "variables": {"bad name": "x"}}),
+            "invalid_variables",
+        ),
+        (
+            json!({"from": "0212345678", "recipients": [{"to": "0212345678"}], "text": "x"}),
+            "invalid_recipient",
+        ),
+        (
+            json!({"from": "0212345678", "to": ["01011111111"], "text": "가".repeat(1_001)}),
+            "invalid_text",
+        ),
+    ] {
+        let (status, answer) = send(&api, &key, body.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body} → {answer}"
+        );
+        assert_eq!(error_code(&answer), code, "{body} → {answer}");
+    }
+    let (_, answer) = send(
+        &api,
+        &key,
+        json!({"from": "0212345678", "to": ["01011111111"], "text": "가".repeat(1_001)}),
+    )
+    .await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 over"),
+        "{answer}"
+    );
+    let (status, _) = send(
+        &api,
+        &key,
+        json!({"from": "0212345678", "to": ["01011111111"], "template_id": "01JDXYZ0000000000000000000"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn groups_expand_without_duplicates_and_members_that_cannot_be_texted_are_reported() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let (_, first) = post(&api, &key, "/v1/groups", json!({"name": "A"})).await;
+    let first = first["id"].as_str().unwrap().to_owned();
+    let (_, landline) = post(
+        &api,
+        &key,
+        "/v1/contacts",
+        json!({"number": "02-555-1234", "group_ids": [first]}),
+    )
+    .await;
+    post(
+        &api,
+        &key,
+        "/v1/contacts",
+        json!({"number": "010-1000-0001", "group_ids": [first]}),
+    )
+    .await;
+    post(
+        &api,
+        &key,
+        "/v1/contacts",
+        json!({"number": "010-1000-0002", "group_ids": [first]}),
+    )
+    .await;
+    let (status, answer) = send(
+        &api,
+        &key,
+        json!({"from": "0212345678", "to": ["010-1000-0002"], "groups": [first], "text": "hello"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["recipients"], 2);
+    assert_eq!(answer["skipped"][0]["contact_id"], landline["id"]);
+    let request = api.queued_sends().await.pop().unwrap();
+    let numbers: Vec<&str> = request
+        .recipients
+        .iter()
+        .map(|recipient| recipient.to.as_str())
+        .collect();
+    assert_eq!(
+        numbers,
+        ["01010000002", "01010000001"],
+        "explicit first, then members, once each"
+    );
+
+    let rival = api.customer("rival").await;
+    let (status, _) = send(
+        &api,
+        &rival,
+        json!({"from": "0212345678", "groups": [first], "text": "hi"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another customer's group");
+    let (_, empty) = post(&api, &key, "/v1/groups", json!({"name": "empty"})).await;
+    let (status, answer) = send(
+        &api,
+        &key,
+        json!({"from": "0212345678", "groups": [empty["id"]], "text": "hi"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(&answer), "no_recipients");
+}
+
+#[tokio::test]
+async fn opted_out_recipients_are_blocked_and_not_charged() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let (_, senders) = api
+        .call(Method::GET, "/v1/sender-numbers", Some(&key), None)
+        .await;
+    let line = senders["items"][0]["opt_out_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The carrier's 080 line calls without a key; the customer with its key.
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            "/v1/opt-outs",
+            None,
+            Some(json!({"opt_out_number": line, "recipient": "010-9999-0001"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (status, _) = post(
+        &api,
+        &key,
+        "/v1/opt-outs",
+        json!({"sender_number": "02-1234-5678", "recipient": "01099990002"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/opt-outs",
+            None,
+            Some(json!({"opt_out_number": "0800000001", "recipient": "01099990001"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "unknown opt-out number");
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/opt-outs",
+            None,
+            Some(json!({"sender_number": "0212345678", "recipient": "01099990001"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = post(
+        &api,
+        &key,
+        "/v1/opt-outs",
+        json!({"opt_out_number": line, "recipient": "nope"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let rival = api.customer_with_points("rival", 0).await;
+    let (status, _) = post(
+        &api,
+        &rival,
+        "/v1/opt-outs",
+        json!({"sender_number": "0299990000", "recipient": "01099990003"}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "not the rival's sender number"
+    );
+
+    let (_, before) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
+    let (status, answer) = send(
+        &api,
+        &key,
+        json!({"from": "0212345678", "to": ["01099990001", "01099990002", "01099990003"], "text": "hi"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["recipients"], 1);
+    assert_eq!(answer["blocked"], json!(["01099990001", "01099990002"]));
+    assert_eq!(answer["message_ids"].as_array().unwrap().len(), 3);
+    assert_eq!(answer["points"], 1, "only the one sent is charged");
+    let (_, after) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
+    assert_eq!(
+        after["balance"].as_i64().unwrap(),
+        before["balance"].as_i64().unwrap() - 1
+    );
+    let request = api.queued_sends().await.pop().unwrap();
+    assert_eq!(request.blocked.len(), 2);
+
+    let (_, listed) = api
+        .call(
+            Method::GET,
+            "/v1/opt-outs?sender_number=02-1234-5678",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(listed["opt_out_number"], json!(line));
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            "/v1/opt-outs/0212345678/01099990001",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            "/v1/opt-outs/0212345678/01099990001",
+            Some(&rival),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn advertisements_follow_the_law() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let (_, senders) = api
+        .call(Method::GET, "/v1/sender-numbers", Some(&key), None)
+        .await;
+    let line = senders["items"][0]["opt_out_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let printed = format!("{}-{}-{}", &line[..3], &line[3..6], &line[6..]);
+    for text in [
+        "세일 안내".to_owned(),
+        "(광고) 세일 안내".to_owned(),
+        format!("세일 무료수신거부 {printed}"),
+    ] {
+        let (status, answer) = send(
+            &api,
+            &key,
+            json!({"from": "0212345678", "to": ["01011111111"], "text": text, "advertisement": true, "night_consent": true}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}: {answer}");
+        assert_eq!(error_code(&answer), "advertisement_rules");
+    }
+    let (status, answer) = send(
+        &api,
+        &key,
+        json!({"from": "0212345678", "to": ["01011111111"], "text": format!("(광고) 세일 무료수신거부 {printed}"),
+               "advertisement": true, "night_consent": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert!(
+        answer.get("held_until").is_none(),
+        "consented recipients are not held"
+    );
+    assert!(api.queued_sends().await.pop().unwrap().advertisement);
+}
+
+#[tokio::test]
+async fn alimtalk_sends_carry_their_content_and_fallback() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let body = json!({
+        "channel": "alimtalk", "from": "0212345678", "to": ["01011111111"],
+        "text": "주문이 접수되었습니다.",
+        "alimtalk": {"template_code": "order_v1", "title": "주문 접수",
+                     "buttons": [{"kind": "web_link", "name": "주문 보기", "url_mobile": "https://m.example.com/o/1"}]},
+        "fallback": {"text": "[RNS] 주문이 접수되었습니다. https://m.example.com/o/1"}
+    });
+    let (status, answer) = send(&api, &key, body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["type"], "alimtalk");
+    let request = api.queued_sends().await.pop().unwrap();
+    assert_eq!(request.channel, Channel::Alimtalk);
+    assert_eq!(request.alimtalk.as_ref().unwrap().buttons.len(), 1);
+    let fallback = request.fallback.as_ref().unwrap();
+    assert_eq!(
+        (fallback.message_type, fallback.price),
+        (MessageType::Sms, 1)
+    );
+
+    for (body, code) in [
+        (
+            json!({"channel": "alimtalk", "from": "0212345678", "to": ["01011111111"], "text": "x"}),
+            "invalid_body",
+        ),
+        (
+            json!({"channel": "alimtalk", "from": "0212345678", "to": ["01011111111"], "text": "x",
+                   "alimtalk": {"template_code": "t", "buttons": [{"kind": "app_link", "name": "앱"}]}}),
+            "invalid_text",
+        ),
+        (
+            json!({"from": "0212345678", "to": ["01011111111"], "text": "x", "fallback": {"text": "y"}}),
+            "invalid_body",
+        ),
+        (
+            json!({"channel": "alimtalk", "from": "0212345678", "to": ["01011111111"], "text": "(광고) x",
+                   "advertisement": true, "alimtalk": {"template_code": "t"}}),
+            "advertisement_rules",
+        ),
+    ] {
+        let (status, answer) = send(&api, &key, body.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body} → {answer}"
+        );
+        assert_eq!(error_code(&answer), code, "{body} → {answer}");
+    }
+}
+
+#[tokio::test]
+async fn mms_images_are_checked_and_stored_once() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let image = jpeg(50_000);
+    let body = json!({"from": "0212345678", "to": ["01011111111", "01022222222"], "text": "사진",
+                      "images": [{"data": image}, {"data": image}]});
+    let (status, answer) = send(&api, &key, body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(
+        (answer["type"].as_str(), answer["points"].as_u64()),
+        (Some("mms"), Some(12))
+    );
+    let request = api.queued_sends().await.pop().unwrap();
+    assert_eq!(request.images.len(), 2);
+    assert_eq!(
+        request.images[0], request.images[1],
+        "the same image is stored once"
+    );
+    assert!(request.images[0].starts_with("acme/"));
+
+    let too_big = jpeg(300 * 1024 + 1);
+    let not_jpeg = base64::engine::general_purpose::STANDARD.encode(b"GIF89a....");
+    for (images, expected) in [
+        (json!([{"data": not_jpeg}]), "is not a JPEG"),
+        (json!([{"data": "%%%"}]), "not base64"),
+        (json!([{"data": too_big}]), "1 over the limit"),
+        (
+            json!([{"data": image}, {"data": image}, {"data": image}, {"data": image}]),
+            "at most 3",
+        ),
+    ] {
+        let (status, answer) = send(
+            &api,
+            &key,
+            json!({"from": "0212345678", "to": ["01011111111"], "text": "x", "images": images}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(error_code(&answer), "invalid_images");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(expected),
+            "{answer}"
+        );
+    }
+}
