@@ -11,9 +11,10 @@
 //! Up to `concurrency` requests are in flight; the consumer's `max_ack_pending`
 //! bounds what is pulled.
 //!
-//! The process also settles points from final results and copies the points ledger
-//! into JetStream ([`rns_points::settle`], [`rns_points::journal`]): both need the
-//! same Redis and NATS connections, and neither is on the send path.
+//! The process also settles points from final results, copies the points ledger into
+//! JetStream and restores accounts Redis lost ([`rns_points::settle`],
+//! [`rns_points::journal`], [`rns_points::recover`]): they need the same Redis and
+//! NATS connections, and none is on the send path.
 #![forbid(unsafe_code)]
 
 pub mod error;
@@ -218,6 +219,11 @@ pub async fn run(
         jetstream.clone(),
         shutdown.clone(),
     ));
+    let restorer = tokio::spawn(rns_points::recover::watch(
+        points.clone(),
+        jetstream.clone(),
+        shutdown.clone(),
+    ));
     let copier = tokio::spawn(rns_points::journal::copy_until(
         points,
         jetstream.clone(),
@@ -263,8 +269,10 @@ pub async fn run(
         Ok(Err(error)) => tracing::error!(%error, "points settlement stopped"),
         Err(error) => tracing::error!(%error, "points settlement panicked"),
     }
-    if let Err(error) = copier.await {
-        tracing::error!(%error, "ledger copier panicked");
+    for (task, name) in [(copier, "ledger copier"), (restorer, "points restorer")] {
+        if let Err(error) = task.await {
+            tracing::error!(%error, "{name} panicked");
+        }
     }
     client
         .flush()

@@ -8,10 +8,12 @@
 //!   state: delivered spends its price, failed refunds it; blocked messages were
 //!   never charged.
 //! - [`journal`]: copies ledger entries into the durable JetStream `LEDGER` stream.
+//! - [`recover`]: rebuilds accounts Redis lost from that stream.
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod journal;
+pub mod recover;
 pub mod settle;
 pub mod store;
 

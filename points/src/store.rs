@@ -96,6 +96,7 @@ local function flush()
   if current and count > 0 then
     local entry = {kind = 'settle', amount = spent_total, request_id = current, messages = count}
     if returned_total > 0 then
+      entry.returned = returned_total
       entry.reason = 'returned ' .. returned_total .. ' points reserved for a fallback'
     end
     emit(entry)
@@ -194,7 +195,7 @@ impl std::fmt::Debug for PointsStore {
     }
 }
 
-fn account_key(customer: &CustomerId) -> String {
+pub(crate) fn account_key(customer: &CustomerId) -> String {
     format!("rns:points:{customer}")
 }
 
@@ -202,7 +203,7 @@ fn ledger_key(customer: &CustomerId) -> String {
     format!("rns:points:ledger:{customer}")
 }
 
-fn hold_key(request: &RequestId) -> String {
+pub(crate) fn hold_key(request: &RequestId) -> String {
     format!("rns:points:hold:{request}")
 }
 
@@ -322,6 +323,15 @@ impl PointsStore {
                 .arg(&settlement.failure);
         }
         Ok(invocation.invoke_async(&mut self.connection()).await?)
+    }
+
+    /// Whether Redis holds an account for `customer` (every top-up creates one).
+    pub async fn has_account(&self, customer: &CustomerId) -> Result<bool, PointsError> {
+        Ok(redis::cmd("EXISTS")
+            .arg(account_key(customer))
+            .query_async::<i64>(&mut self.connection())
+            .await?
+            == 1)
     }
 
     pub async fn account(&self, customer: &CustomerId) -> Result<Account, PointsError> {

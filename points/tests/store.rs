@@ -270,3 +270,84 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn an_account_redis_lost_is_restored_from_the_ledger_stream() {
+    let redis = RedisServer::start().await;
+    let nats = NatsServer::start().await;
+    let jetstream = async_nats::jetstream::new(nats.client().await);
+    Topology::for_catalog(Default::default(), &CarrierCatalog::korean_default())
+        .ensure(&jetstream)
+        .await
+        .unwrap();
+    let store = PointsStore::connect(&redis.url()).await.unwrap();
+    let acme = customer("acme");
+    store.top_up(&acme, 100, "test").await.unwrap();
+    let done = RequestId::generate();
+    let open = RequestId::generate();
+    store.reserve(&acme, &done, 6).await.unwrap();
+    store.reserve(&acme, &open, 9).await.unwrap();
+    store
+        .settle(
+            &acme,
+            vec![
+                delivered(&done, 0, 3),
+                failed(&done, 1, 3),
+                delivered(&open, 0, 3),
+            ],
+        )
+        .await
+        .unwrap();
+    let before = store.account(&acme).await.unwrap();
+
+    // Copy the journal to JetStream, then lose everything in Redis.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let copier = tokio::spawn(journal::copy_until(
+        store.clone(),
+        jetstream.clone(),
+        "test".into(),
+        shutdown.clone(),
+    ));
+    for _ in 0..100 {
+        if rns_points::recover::history(&jetstream, &acme)
+            .await
+            .unwrap()
+            .len()
+            >= 6
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    copier.await.unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(!store.has_account(&acme).await.unwrap());
+
+    let restored = rns_points::recover::restore_lost_accounts(&store, &jetstream)
+        .await
+        .unwrap();
+    assert_eq!(restored.len(), 1);
+    assert_eq!(restored[0], acme);
+    assert_eq!(store.account(&acme).await.unwrap(), before);
+    assert!(
+        rns_points::recover::restore_lost_accounts(&store, &jetstream)
+            .await
+            .unwrap()
+            .is_empty(),
+        "restored once"
+    );
+    // The open request's reservation came back: its last two messages settle.
+    store
+        .settle(&acme, vec![delivered(&open, 1, 3), failed(&open, 2, 3)])
+        .await
+        .unwrap();
+    let after = store.account(&acme).await.unwrap();
+    assert_eq!((after.balance, after.reserved, after.spent), (91, 0, 9));
+    assert_balances(&store, &acme).await;
+}

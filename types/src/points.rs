@@ -82,6 +82,10 @@ pub struct LedgerEntry {
     /// Messages settled by a [`LedgerKind::Settle`] entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<u64>,
+    /// Points a [`LedgerKind::Settle`] entry returned to the balance (reserved for a
+    /// fallback that was not needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned: Option<u64>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
 }
