@@ -29,7 +29,9 @@ use bytes::Bytes;
 use rns_nats::{publish_all, publish_scheduled, Outbound};
 use rns_points::Reservation;
 use rns_types::alimtalk::AlimTalk;
-use rns_types::subjects::{due_subject, message_ids, schedule_subject, send_subject};
+use rns_types::subjects::{
+    due_subject, message_ids, schedule_subject, send_subject, SCHEDULES_STREAM,
+};
 use rns_types::wire::SendRequest;
 use rns_types::{Channel, CustomerId, MessageId, PhoneNumber, RequestId};
 use serde::{Deserialize, Serialize};
@@ -595,6 +597,27 @@ async fn accept(
     Ok(answer)
 }
 
+/// The `SCHEDULES` stream must discard old messages when full (JetStream requires it
+/// of streams with schedules), so new schedules are refused (503) once it is 90% full:
+/// a held send is never dropped to make room.
+async fn ensure_schedule_room(state: &AppState, bytes: usize) -> Result<(), ApiError> {
+    let unavailable =
+        |error: &dyn std::fmt::Display| ApiError::Unavailable(format!("schedules: {error}"));
+    let mut stream = state
+        .jetstream()
+        .get_stream(SCHEDULES_STREAM)
+        .await
+        .map_err(|error| unavailable(&error))?;
+    let info = stream.info().await.map_err(|error| unavailable(&error))?;
+    let limit = u64::try_from(info.config.max_bytes).unwrap_or(u64::MAX) / 10 * 9;
+    if info.state.bytes + bytes as u64 > limit {
+        return Err(ApiError::Unavailable(
+            "too many sends are held for later; try again later".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Reserves the request's points, then publishes it (held by a message schedule
 /// until `hold_until_ms` if given); a publish that fails returns the points. A 402
 /// reserves and publishes nothing.
@@ -627,6 +650,7 @@ async fn publish_paid(
             publish_all(state.jetstream(), [outbound], 1).await
         }
         Some(at) => {
+            ensure_schedule_room(state, payload.len()).await?;
             let outbound = Outbound {
                 subject: due_subject(customer),
                 message_id,

@@ -97,13 +97,14 @@ pub async fn list(
     State(state): State<AppState>,
 ) -> Result<Json<Value>, ApiError> {
     let profile = state.profile(&customer).await?;
-    let items: Vec<Value> = profile
-        .sender_numbers
-        .iter()
-        .map(|number| {
-            json!({"number": number, "opt_out_number": profile.opt_out_numbers.get(number)})
-        })
-        .collect();
+    let mut items = Vec::with_capacity(profile.sender_numbers.len());
+    for number in &profile.sender_numbers {
+        let line = match profile.opt_out_numbers.get(number) {
+            Some(line) => line.clone(),
+            None => opt_out_number_of(&state, &customer, number).await?,
+        };
+        items.push(json!({"number": number, "opt_out_number": line}));
+    }
     Ok(Json(json!({"items": items})))
 }
 
