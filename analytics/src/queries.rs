@@ -37,6 +37,8 @@ pub struct MessageView {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub subject: String,
     pub text: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub schedule_id: String,
     pub accepted_at: String,
     pub status: String,
     pub carrier: Option<String>,
@@ -60,6 +62,7 @@ struct MessageHead {
     message_type: String,
     subject: String,
     text: String,
+    schedule_id: String,
     accepted_at_ms: u64,
 }
 
@@ -125,7 +128,7 @@ impl ResultQueries {
         let head = self
             .client
             .query(
-                "SELECT to_number, from_number, toString(message_type) AS message_type, subject, text, accepted_at_ms
+                "SELECT to_number, from_number, toString(message_type) AS message_type, subject, text, schedule_id, accepted_at_ms
                  FROM messages WHERE customer_id = ? AND request_id = ? AND message_id = ? LIMIT 1",
             )
             .bind(customer.as_str())
@@ -188,6 +191,7 @@ impl ResultQueries {
             message_type: head.message_type,
             subject: head.subject,
             text: head.text,
+            schedule_id: head.schedule_id,
             accepted_at: rfc3339(head.accepted_at_ms),
             status,
             carrier,

@@ -20,6 +20,7 @@ pub struct MessageRow {
     pub to_number: String,
     pub subject: String,
     pub text: String,
+    pub schedule_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
@@ -95,6 +96,7 @@ impl MessageRow {
             to_number: record.to.to_string(),
             subject: record.subject.clone().unwrap_or_default(),
             text: record.text.clone(),
+            schedule_id: record.schedule_id.clone().unwrap_or_default(),
         }
     }
 }

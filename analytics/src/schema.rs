@@ -41,7 +41,8 @@ pub fn statements(database: &str) -> Vec<String> {
                 from_number String,
                 to_number String,
                 subject String,
-                text String
+                text String,
+                schedule_id String
             ) ENGINE = ReplacingMergeTree()
             PARTITION BY toYYYYMMDD(accepted_at)
             ORDER BY (customer_id, request_id, message_id)"
@@ -71,10 +72,33 @@ pub fn statements(database: &str) -> Vec<String> {
     ]
 }
 
-/// Creates the database and tables that are missing.
+/// Columns added after a table was first created: (table, column, type).
+const ADDED_COLUMNS: [(&str, &str, &str); 1] = [(MESSAGES_TABLE, "schedule_id", "String")];
+
+/// Creates the database and tables that are missing, and adds the columns tables
+/// created by an earlier version lack (18.16 has no `ADD COLUMN IF NOT EXISTS`).
 pub async fn ensure(client: &clickhouse::Client, database: &str) -> Result<(), AnalyticsError> {
     for statement in statements(database) {
         client.query(&statement).execute().await?;
+    }
+    for (table, column, kind) in ADDED_COLUMNS {
+        let present: u64 = client
+            .query(
+                "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+            )
+            .bind(database)
+            .bind(table)
+            .bind(column)
+            .fetch_one()
+            .await?;
+        if present == 0 {
+            client
+                .query(&format!(
+                    "ALTER TABLE {database}.{table} ADD COLUMN {column} {kind}"
+                ))
+                .execute()
+                .await?;
+        }
     }
     Ok(())
 }

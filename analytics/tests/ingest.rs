@@ -87,6 +87,7 @@ fn batch(
             to: PhoneNumber::parse(&format!("010{:08}", index)).unwrap(),
             subject: None,
             text: "인증번호 123456".into(),
+            schedule_id: (index == 0).then(|| "01JSCHEDULE0000000000000000".to_owned()),
         });
         let event = |kind, attempt| MessageEvent {
             message_id,
@@ -195,6 +196,14 @@ async fn results_become_queryable_and_duplicates_change_nothing() {
         .map(|event| event.kind.as_str())
         .collect();
     assert_eq!(kinds, ["routed", "submitted", "delivered"]);
+    assert_eq!(message.schedule_id, "", "message 1 is not scheduled");
+    let scheduled = harness
+        .queries
+        .message(&customer, &request.message_id(0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(scheduled.schedule_id, "01JSCHEDULE0000000000000000");
     harness.shutdown.cancel();
 }
 
@@ -243,4 +252,51 @@ async fn a_clickhouse_outage_delays_results_but_loses_none() {
     let summary = wait_for_total(&harness.queries, &customer, request, 5).await;
     assert_eq!(summary.total, 5);
     harness.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
+    let clickhouse = ClickHouseServer::start().await;
+    clickhouse.query("CREATE DATABASE rns").await;
+    clickhouse
+        .query(
+            "CREATE TABLE rns.messages (customer_id String, request_id String, message_id String, \
+             accepted_at DateTime, accepted_at_ms UInt64, channel Enum8('sms' = 1, 'alimtalk' = 2), \
+             message_type Enum8('sms' = 1, 'lms' = 2, 'mms' = 3, 'alimtalk' = 4), from_number String, \
+             to_number String, subject String, text String) ENGINE = ReplacingMergeTree() \
+             PARTITION BY toYYYYMMDD(accepted_at) ORDER BY (customer_id, request_id, message_id)",
+        )
+        .await;
+    clickhouse
+        .query(
+            "CREATE TABLE rns.events (customer_id String, request_id String, message_id String, \
+             at DateTime, at_ms UInt64, ordinal UInt32, kind Enum8('routed' = 1, 'attempt_failed' = 2, \
+             'submitted' = 3, 'delivered' = 4, 'failed' = 5, 'failed_over' = 6), \
+             status Enum8('queued' = 1, 'submitted' = 2, 'delivered' = 3, 'failed' = 4), carrier String, \
+             hop UInt16, attempt UInt16, detail String) ENGINE = ReplacingMergeTree() \
+             PARTITION BY toYYYYMMDD(at) ORDER BY (customer_id, request_id, message_id, ordinal, kind)",
+        )
+        .await;
+    let settings = ClickHouseSettings {
+        url: clickhouse.url(),
+        ..Default::default()
+    };
+    let client = rns_analytics::clickhouse_client(&settings);
+    rns_analytics::schema::ensure(&client, "rns").await.unwrap();
+    rns_analytics::schema::ensure(&client, "rns").await.unwrap();
+    let columns = clickhouse
+        .query("SELECT name FROM system.columns WHERE database = 'rns' AND table = 'messages' AND name = 'schedule_id' FORMAT TabSeparated")
+        .await;
+    assert_eq!(columns.trim(), "schedule_id");
+    let kinds = clickhouse
+        .query("SELECT type FROM system.columns WHERE database = 'rns' AND table = 'events' AND name = 'kind' FORMAT TabSeparated")
+        .await;
+    assert!(
+        kinds.contains("fell_back") && kinds.contains("= 8"),
+        "{kinds}"
+    );
+    let statuses = clickhouse
+        .query("SELECT type FROM system.columns WHERE database = 'rns' AND table = 'events' AND name = 'status' FORMAT TabSeparated")
+        .await;
+    assert!(statuses.contains("blocked"), "{statuses}");
 }

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod firing;
 pub mod plan;
 pub mod positions;
 
@@ -106,6 +107,7 @@ struct Dispatcher {
     schedules: Schedules,
     health: HealthView,
     publish_window: usize,
+    firings: firing::Firings,
 }
 
 impl Dispatcher {
@@ -154,8 +156,41 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// A due send from `SCHEDULES`: the schedule decides what (if anything) is sent,
+    /// and the firing is recorded after it was dispatched.
+    async fn dispatch_due(
+        &self,
+        request: SendRequest,
+        message: &Message,
+    ) -> Result<(), DispatchError> {
+        let info = message.info().map_err(|error| {
+            DispatchError::Nats(format!("due message without metadata: {error}"))
+        })?;
+        let due = firing::Due {
+            sequence: info.stream_sequence,
+            fired_at_ms: u64::try_from(info.published.unix_timestamp_nanos() / 1_000_000)
+                .unwrap_or(0),
+            next_fire_at_ms: message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get("Nats-Schedule-Next"))
+                .and_then(|value| rns_types::time::parse_rfc3339(value.as_str())),
+        };
+        let Some((request, firing)) = self.firings.prepare(request, due).await? else {
+            return Ok(());
+        };
+        self.dispatch(&request).await?;
+        if let Some(firing) = firing {
+            self.firings.finish(firing).await?;
+        }
+        Ok(())
+    }
+
     async fn handle(&self, message: Message) {
         let outcome = match serde_json::from_slice::<SendRequest>(&message.payload) {
+            Ok(request) if message.subject.starts_with("due.") => {
+                self.dispatch_due(request, &message).await
+            }
             Ok(request) => self.dispatch(&request).await,
             Err(error) => Err(DispatchError::from(error)),
         };
@@ -204,6 +239,14 @@ pub async fn run(
         &catalog,
     )
     .await?;
+    let points = rns_points::PointsStore::connect(&settings.redis.url).await?;
+    let firings = firing::Firings {
+        schedules: rns_nats::Documents::open(&jetstream, rns_types::subjects::SCHEDULES_BUCKET)
+            .await
+            .map_err(|error| DispatchError::Nats(error.to_string()))?,
+        points: points.clone(),
+        jetstream: jetstream.clone(),
+    };
     let dispatcher = Dispatcher {
         directory: CustomerDirectory::open(&jetstream).await?,
         positions: Positions::connect(&settings.redis.url).await?,
@@ -212,8 +255,9 @@ pub async fn run(
         schedules: Schedules::default(),
         health: HealthView::watch(&jetstream, shutdown.clone()).await?,
         publish_window: settings.dispatcher.publish_window,
+        firings,
     };
-    let points = rns_points::PointsStore::connect(&settings.redis.url).await?;
+
     let settler = tokio::spawn(rns_points::settle::settle_until(
         points.clone(),
         jetstream.clone(),

@@ -155,6 +155,7 @@ fn result_batches(
                 to: to.clone(),
                 subject: request.subject.clone(),
                 text: text.to_owned(),
+                schedule_id: request.schedule_id.clone(),
             });
             batch.events.push(event(index as u32, message_id));
         }

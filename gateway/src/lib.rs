@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod opt_outs;
 pub mod pagination;
 pub mod routes;
+pub mod scheduling;
 
 use std::sync::Arc;
 
@@ -86,6 +87,7 @@ struct Inner {
     opt_outs: opt_outs::OptOutStore,
     images: async_nats::jetstream::object_store::ObjectStore,
     templates: rns_nats::Documents<rns_types::template::TemplateBook>,
+    schedules: rns_nats::Documents<rns_types::schedule::ScheduleBook>,
     prices: rns_types::points::Prices,
     admin_key_hash: Option<String>,
     max_recipients: usize,
@@ -123,6 +125,9 @@ impl AppState {
                 .await
                 .map_err(|error| ApiError::Unavailable(format!("image store: {error}")))?,
             templates: rns_nats::Documents::open(&jetstream, rns_types::subjects::TEMPLATES_BUCKET)
+                .await
+                .map_err(|error| ApiError::Unavailable(error.to_string()))?,
+            schedules: rns_nats::Documents::open(&jetstream, rns_types::subjects::SCHEDULES_BUCKET)
                 .await
                 .map_err(|error| ApiError::Unavailable(error.to_string()))?,
             prices: settings.points.prices,
@@ -181,6 +186,10 @@ impl AppState {
 
     pub fn opt_outs(&self) -> &opt_outs::OptOutStore {
         &self.0.opt_outs
+    }
+
+    pub fn schedules(&self) -> &rns_nats::Documents<rns_types::schedule::ScheduleBook> {
+        &self.0.schedules
     }
 
     pub fn templates(&self) -> &rns_nats::Documents<rns_types::template::TemplateBook> {
@@ -282,6 +291,11 @@ pub fn app(state: AppState) -> Router {
             get(routes::templates::get)
                 .put(routes::templates::replace)
                 .delete(routes::templates::delete),
+        )
+        .route("/v1/schedules", get(routes::schedules::list))
+        .route(
+            "/v1/schedules/{id}",
+            get(routes::schedules::get).delete(routes::schedules::cancel),
         )
         .route("/v1/messages", post(routes::messages::send))
         .route("/v1/messages/{id}", get(routes::messages::get_message))

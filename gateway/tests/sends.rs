@@ -626,3 +626,148 @@ async fn mms_images_are_checked_and_stored_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn schedules_are_checked_listed_per_customer_and_cancelled_with_their_points() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let base = json!({"from": "0212345678", "to": ["01011111111"], "text": "예약"});
+    let with = |extra: Value| {
+        let mut body = base.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for (extra, expected) in [
+        (
+            json!({"scheduled_at": "2020-01-01T00:00:00Z"}),
+            "in the past",
+        ),
+        (json!({"scheduled_at": "2099-01-01T00:00:00Z"}), "180 days"),
+        (json!({"scheduled_at": "next monday"}), "RFC 3339"),
+        (json!({"recurrence": {"cron": "0 9 * * MON"}}), "it needs 6"),
+        (
+            json!({"recurrence": {"cron": "0 0 9 * * FUNDAY"}}),
+            "not a valid cron",
+        ),
+        (
+            json!({"recurrence": {"cron": "0 0 9 * * MON", "timezone": "Asia/Atlantis"}}),
+            "time zone",
+        ),
+        (json!({"recurrence": {"every": "often"}}), "interval"),
+        (
+            json!({"recurrence": {"every": "1m", "until": "2020-01-01T00:00:00Z"}}),
+            "until is in the past",
+        ),
+        (
+            json!({"scheduled_at": "2099-01-01T00:00:00Z", "recurrence": {"every": "1m"}}),
+            "not both",
+        ),
+    ] {
+        let (status, answer) = send(&api, &key, with(extra.clone())).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{extra} → {answer}"
+        );
+        assert_eq!(error_code(&answer), "invalid_schedule");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{extra} → {message}");
+    }
+
+    let (_, before) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
+    let in_an_hour = rns_types::time::rfc3339(rns_types::time::now_milliseconds() + 3_600_000);
+    let (status, once) = send(&api, &key, with(json!({"scheduled_at": in_an_hour}))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{once}");
+    let once_id = once["schedule_id"].as_str().unwrap().to_owned();
+    assert_eq!(once["state"], "scheduled");
+    let (_, reserved) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
+    assert_eq!(
+        reserved["reserved"].as_i64(),
+        Some(before["reserved"].as_i64().unwrap() + 1)
+    );
+
+    let (status, weekly) = send(
+        &api,
+        &key,
+        with(json!({"recurrence": {"cron": "0 0 9 * * MON", "timezone": "Asia/Seoul"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{weekly}");
+    let next = rns_types::time::parse_rfc3339(weekly["next_fire_at"].as_str().unwrap()).unwrap();
+    assert_eq!(next % (24 * 3_600_000), 0, "09:00 KST is 00:00 UTC");
+    assert_eq!((next / (24 * 3_600_000) + 4) % 7, 1, "a Monday");
+
+    let (_, listed) = api
+        .call(Method::GET, "/v1/schedules", Some(&key), None)
+        .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    let (_, page) = api
+        .call(Method::GET, "/v1/schedules?limit=1", Some(&key), None)
+        .await;
+    assert_eq!(page["items"][0]["id"], json!(once_id));
+    assert!(page["next_cursor"].is_string());
+    let (status, _) = api
+        .call(
+            Method::GET,
+            "/v1/schedules?state=sleeping",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let rival = api.customer("rival").await;
+    for method in [Method::GET, Method::DELETE] {
+        let (status, _) = api
+            .call(
+                method.clone(),
+                &format!("/v1/schedules/{once_id}"),
+                Some(&rival),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method}");
+    }
+    let (_, theirs) = api
+        .call(Method::GET, "/v1/schedules", Some(&rival), None)
+        .await;
+    assert_eq!(theirs["items"], json!([]));
+
+    let (status, cancelled) = api
+        .call(
+            Method::DELETE,
+            &format!("/v1/schedules/{once_id}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    let (_, after) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
+    assert_eq!(
+        after["reserved"], before["reserved"],
+        "the cancel returned the points"
+    );
+    assert_eq!(after["balance"], before["balance"]);
+    let (_, only_cancelled) = api
+        .call(
+            Method::GET,
+            "/v1/schedules?state=cancelled",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(only_cancelled["items"].as_array().unwrap().len(), 1);
+    let stream_subjects = api.schedule_subjects().await;
+    assert!(
+        !stream_subjects
+            .iter()
+            .any(|subject| subject.contains(&once_id)),
+        "purged: {stream_subjects:?}"
+    );
+    assert!(stream_subjects
+        .iter()
+        .any(|subject| subject.contains(weekly["schedule_id"].as_str().unwrap())));
+}

@@ -17,7 +17,10 @@ pub use acknowledge::terminate_with_reason;
 pub use carrier_health::{HealthStore, HealthView};
 pub use directory::{CustomerDirectory, DirectoryError};
 pub use documents::{DocumentError, Documents};
-pub use publish::{publish_all, publish_scheduled, Outbound, PublishFailed, MAX_ACKS_IN_FLIGHT};
+pub use publish::{
+    publish_all, publish_schedule, publish_scheduled, MessageSchedule, Outbound, PublishFailed,
+    MAX_ACKS_IN_FLIGHT,
+};
 pub use topology::{Topology, TopologyError, TopologySettings};
 
 /// Connects as `name` and ensures the topology for the catalogue's carriers: what

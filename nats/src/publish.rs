@@ -78,31 +78,61 @@ pub async fn publish_all(
     Ok(())
 }
 
-/// Publishes `message` as a one-time message schedule (nats-server 2.12+): stored on
-/// `schedule_subject` and published by the server to `message.subject` at `at`
-/// (RFC 3339), even if no RNS service runs then. Both subjects must be in one stream
-/// that allows schedules, and no consumer may cover the schedule subject. Purging
-/// `schedule_subject` before `at` cancels it.
+/// A message schedule (nats-server 2.12+; recurring ones 2.14+): stored on `subject`
+/// (one schedule per subject; publishing again replaces it, purging cancels it) and
+/// published by the server to its target on `pattern` — `@at <RFC 3339>`,
+/// `@every <n>s`, or a 6-field cron expression read in `time_zone` — even if no RNS
+/// service runs then. Schedule and target subjects must be in one stream that allows
+/// schedules, and no consumer may cover the schedule subject.
+#[derive(Debug, Clone)]
+pub struct MessageSchedule {
+    pub subject: String,
+    pub pattern: String,
+    pub time_zone: Option<String>,
+}
+
+/// Publishes `message` (its subject is the target) under `schedule`. A recurring
+/// schedule must not carry a `Nats-Msg-Id`: give an empty `message.message_id`.
+pub async fn publish_schedule(
+    jetstream: &Context,
+    schedule: MessageSchedule,
+    message: Outbound,
+) -> Result<(), PublishFailed> {
+    let failed = |error: &dyn std::fmt::Display| PublishFailed {
+        subject: schedule.subject.clone(),
+        reason: error.to_string(),
+    };
+    let mut publish = PublishMessage::build()
+        .payload(message.payload)
+        .header("Nats-Schedule", schedule.pattern.as_str())
+        .header("Nats-Schedule-Target", message.subject.as_str());
+    if !message.message_id.is_empty() {
+        publish = publish.message_id(&message.message_id);
+    }
+    if let Some(zone) = &schedule.time_zone {
+        publish = publish.header("Nats-Schedule-Time-Zone", zone.as_str());
+    }
+    jetstream
+        .send_publish(schedule.subject.clone(), publish)
+        .await
+        .map_err(|error| failed(&error))?
+        .await
+        .map_err(|error| failed(&error))?;
+    Ok(())
+}
+
+/// Publishes `message` as a one-time message schedule at `at` (RFC 3339, whole
+/// seconds) on `schedule_subject`; see [`publish_schedule`].
 pub async fn publish_scheduled(
     jetstream: &Context,
     schedule_subject: String,
     message: Outbound,
     at: &str,
 ) -> Result<(), PublishFailed> {
-    let failed = |error: &dyn std::fmt::Display| PublishFailed {
-        subject: schedule_subject.clone(),
-        reason: error.to_string(),
+    let schedule = MessageSchedule {
+        subject: schedule_subject,
+        pattern: format!("@at {at}"),
+        time_zone: None,
     };
-    let publish = PublishMessage::build()
-        .payload(message.payload)
-        .message_id(&message.message_id)
-        .header("Nats-Schedule", format!("@at {at}"))
-        .header("Nats-Schedule-Target", message.subject.as_str());
-    jetstream
-        .send_publish(schedule_subject.clone(), publish)
-        .await
-        .map_err(|error| failed(&error))?
-        .await
-        .map_err(|error| failed(&error))?;
-    Ok(())
+    publish_schedule(jetstream, schedule, message).await
 }

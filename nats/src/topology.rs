@@ -13,6 +13,7 @@
 //! | `failure_reasons` | KV bucket | `<message id>.<hop>` | 1 day | carriers |
 //! | `carrier_health` | KV bucket | carrier id | history 1 | carriers, dispatcher, gateway |
 //! | `templates` | KV bucket | customer id | history 5 | gateway |
+//! | `schedules` | KV bucket | customer id | history 5 | gateway, dispatcher |
 //! | `opt_out_lines` | KV bucket | 080 number | history 1 | gateway |
 //! | `mms_images` | object store | `<customer>/<sha256>` | 200 days | gateway, carriers |
 //!
@@ -35,8 +36,8 @@ use rns_types::subjects::{
     API_KEYS_BUCKET, CARRIER_HEALTH_BUCKET, CUSTOMERS_BUCKET, DISPATCHER_CONSUMER, DUE_CONSUMER,
     DUE_SUBJECTS, FAILOVER_CONSUMER, FAILURE_REASONS_BUCKET, LEDGER_STREAM, LEDGER_SUBJECTS,
     MAX_DELIVERIES_ADVISORIES, MMS_IMAGES_BUCKET, OPT_OUT_LINES_BUCKET, POINTS_CONSUMER,
-    RESULTS_STREAM, RESULTS_SUBJECTS, SCHEDULES_STREAM, SCHEDULE_SUBJECTS, SEND_STREAM,
-    SEND_SUBJECTS, TEMPLATES_BUCKET,
+    RESULTS_STREAM, RESULTS_SUBJECTS, SCHEDULES_BUCKET, SCHEDULES_STREAM, SCHEDULE_SUBJECTS,
+    SEND_STREAM, SEND_SUBJECTS, TEMPLATES_BUCKET,
 };
 use rns_types::{CarrierCatalog, CarrierId};
 use serde::Deserialize;
@@ -286,6 +287,7 @@ impl Topology {
             },
             bucket(CARRIER_HEALTH_BUCKET, 1),
             bucket(TEMPLATES_BUCKET, 5),
+            bucket(SCHEDULES_BUCKET, 5),
             bucket(OPT_OUT_LINES_BUCKET, 1),
         ]
     }

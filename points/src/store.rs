@@ -56,11 +56,16 @@ emit({kind = 'top_up', amount = amount, reason = ARGV[6]})
 return account_value('balance')
 ";
 
-/// KEYS: account, ledger, journal, hold. ARGV: customer, now, ledger max, journal max,
-/// amount, request. Returns `{1, 0}` when reserved (or already reserved), `{0, balance}`
-/// when the balance is short.
+/// KEYS: account, ledger, journal, hold, and for a reservation made once per request
+/// whatever happens to its hold later, a marker. ARGV: customer, now, ledger max,
+/// journal max, amount, request. Returns `{1, 0}` when reserved (or already
+/// reserved), `{0, balance}` when the balance is short.
 const RESERVE: &str = r"
 if redis.call('EXISTS', KEYS[4]) == 1 then return {1, 0} end
+if KEYS[5] then
+  if redis.call('EXISTS', KEYS[5]) == 1 then return {1, 0} end
+  redis.call('SET', KEYS[5], 1, 'EX', 172800)
+end
 local amount = tonumber(ARGV[5])
 local balance = account_value('balance')
 if balance < amount then return {0, balance} end
@@ -257,11 +262,36 @@ impl PointsStore {
         request: &RequestId,
         amount: u64,
     ) -> Result<Reservation, PointsError> {
+        self.reserve_with(customer, request, amount, None).await
+    }
+
+    /// Like [`PointsStore::reserve`], but at most once per request for two days, even
+    /// after the request was fully settled (its hold gone): for requests that may be
+    /// handled again after they finished, such as a redelivered schedule firing.
+    pub async fn reserve_once(
+        &self,
+        customer: &CustomerId,
+        request: &RequestId,
+        amount: u64,
+    ) -> Result<Reservation, PointsError> {
+        let marker = format!("rns:points:reserved-once:{request}");
+        self.reserve_with(customer, request, amount, Some(marker))
+            .await
+    }
+
+    async fn reserve_with(
+        &self,
+        customer: &CustomerId,
+        request: &RequestId,
+        amount: u64,
+        marker: Option<String>,
+    ) -> Result<Reservation, PointsError> {
         let mut invocation = Self::invocation(&self.reserve, customer);
-        invocation
-            .key(hold_key(request))
-            .arg(amount)
-            .arg(request.to_string());
+        invocation.key(hold_key(request));
+        if let Some(marker) = marker {
+            invocation.key(marker);
+        }
+        invocation.arg(amount).arg(request.to_string());
         let (reserved, balance): (i64, i64) =
             invocation.invoke_async(&mut self.connection()).await?;
         Ok(if reserved == 1 {

@@ -351,3 +351,27 @@ async fn an_account_redis_lost_is_restored_from_the_ledger_stream() {
     assert_eq!((after.balance, after.reserved, after.spent), (91, 0, 9));
     assert_balances(&store, &acme).await;
 }
+
+#[tokio::test]
+async fn a_once_reservation_is_not_taken_again_after_its_request_settled() {
+    let redis = RedisServer::start().await;
+    let store = PointsStore::connect(&redis.url()).await.unwrap();
+    let acme = customer("acme");
+    store.top_up(&acme, 10, "test").await.unwrap();
+    let firing = RequestId::generate();
+    store.reserve_once(&acme, &firing, 2).await.unwrap();
+    store
+        .settle(&acme, vec![delivered(&firing, 0, 2)])
+        .await
+        .unwrap();
+    // The hold is gone; a redelivered firing must not reserve a second time.
+    store.reserve_once(&acme, &firing, 2).await.unwrap();
+    let account = store.account(&acme).await.unwrap();
+    assert_eq!(
+        (account.balance, account.reserved, account.spent),
+        (8, 0, 2)
+    );
+    // A plain reservation would have taken it again: the marker is what prevents it.
+    store.reserve(&acme, &firing, 2).await.unwrap();
+    assert_eq!(store.account(&acme).await.unwrap().reserved, 2);
+}

@@ -88,6 +88,12 @@ impl RequestId {
             })
     }
 
+    /// A request id made of a time (epoch milliseconds) and 80 bits chosen by the
+    /// caller, for ids that must be the same every time they are derived.
+    pub fn from_parts(at_ms: u64, random: u128) -> Self {
+        Self(ulid::Ulid::from_parts(at_ms, random))
+    }
+
     /// The id of this request's message at `index` (0-based position in its recipients).
     pub fn message_id(&self, index: u32) -> MessageId {
         MessageId {

@@ -8,6 +8,7 @@
 //! names of every subject, stream, consumer and bucket ([`subjects`]).
 #![forbid(unsafe_code)]
 
+pub mod advertising;
 pub mod alimtalk;
 pub mod carrier;
 pub mod content;
@@ -16,6 +17,7 @@ pub mod ids;
 pub mod phone;
 pub mod points;
 pub mod routing;
+pub mod schedule;
 pub mod subjects;
 pub mod template;
 pub mod time;

@@ -57,6 +57,8 @@ pub const OPT_OUT_LINES_BUCKET: &str = "opt_out_lines";
 /// MMS images, `<customer>/<sha256 of the JPEG>`: each stored once, however many
 /// requests and recipients use it (object store stream `OBJ_mms_images`).
 pub const MMS_IMAGES_BUCKET: &str = "mms_images";
+/// Scheduled sends, one document per customer (a `ScheduleBook`).
+pub const SCHEDULES_BUCKET: &str = "schedules";
 /// Templates, one document per customer (a `TemplateBook`).
 pub const TEMPLATES_BUCKET: &str = "templates";
 /// Circuit state per carrier, written by carrier workers, watched by the dispatcher.
@@ -67,8 +69,9 @@ pub fn failure_reason_key(message: &MessageId, hop: u16) -> String {
     format!("{message}.{hop}")
 }
 
-pub fn schedule_subject(request: &RequestId) -> String {
-    format!("sched.{request}")
+/// The subject of a message schedule: a held request's id, or a schedule's id.
+pub fn schedule_subject(id: &impl std::fmt::Display) -> String {
+    format!("sched.{id}")
 }
 
 pub fn due_subject(customer: &CustomerId) -> String {

@@ -25,6 +25,12 @@ pub fn rfc3339_seconds(milliseconds: u64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Parses an RFC 3339 time into milliseconds since the epoch.
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let parsed = chrono::DateTime::parse_from_rfc3339(text.trim()).ok()?;
+    u64::try_from(parsed.timestamp_millis()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,5 +39,10 @@ mod tests {
     fn times_print_in_utc() {
         assert_eq!(rfc3339(1_795_561_200_000), "2026-11-24T23:00:00.000Z");
         assert_eq!(rfc3339_seconds(1_795_561_200_500), "2026-11-24T23:00:00Z");
+        assert_eq!(
+            parse_rfc3339("2026-11-25T08:00:00+09:00"),
+            Some(1_795_561_200_000)
+        );
+        assert_eq!(parse_rfc3339("soon"), None);
     }
 }

@@ -60,6 +60,12 @@ pub struct SendRequest {
     pub fallback: Option<Fallback>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub advertisement: bool,
+    /// The recipients consented to advertisements at night.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub night_consent: bool,
+    /// The scheduled send this request is (a firing of).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
 }
 
 /// One recipient of a request, with what was filled in for them.
@@ -128,6 +134,8 @@ impl SendRequest {
             alimtalk: None,
             fallback: None,
             advertisement: false,
+            night_consent: false,
+            schedule_id: None,
         }
     }
 
@@ -393,6 +401,9 @@ pub struct MessageRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     pub text: String,
+    /// The scheduled send the message's request is (a firing of).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
 }
 
 /// A batch of records and events of one customer, bound for ClickHouse.
@@ -462,6 +473,8 @@ mod tests {
             alimtalk: None,
             fallback: None,
             advertisement: false,
+            night_consent: false,
+            schedule_id: None,
         };
         let json = serde_json::to_string(&request).unwrap();
         assert_eq!(

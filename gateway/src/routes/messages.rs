@@ -26,24 +26,24 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
-use rns_nats::{publish_all, publish_scheduled, Outbound};
+use rns_nats::{publish_all, publish_schedule, MessageSchedule, Outbound};
 use rns_points::Reservation;
 use rns_types::alimtalk::AlimTalk;
-use rns_types::subjects::{
-    due_subject, message_ids, schedule_subject, send_subject, SCHEDULES_STREAM,
-};
+use rns_types::subjects::{due_subject, message_ids, send_subject, SCHEDULES_STREAM};
 use rns_types::wire::SendRequest;
 use rns_types::{Channel, CustomerId, MessageId, PhoneNumber, RequestId};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::compose::{advertisement_hold_until, check_advertisement, Composed, Draft, Target};
+use crate::compose::{check_advertisement, Composed, Draft, Target};
 use crate::contacts::{is_id, ContactRecord};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Customer};
 use crate::idempotency::{self, Claim};
+use crate::scheduling::{self, RecurrenceInput, When};
 use crate::{routes, AppState};
+use rns_types::advertising::advertisement_hold_until;
 
 /// Most groups one send may name.
 pub const MAX_GROUPS_PER_SEND: usize = 20;
@@ -88,6 +88,12 @@ pub struct SendMessages {
     /// The recipients consented to advertisements at night (21:00–08:00 KST).
     #[serde(default)]
     night_consent: bool,
+    /// Send once at this time (RFC 3339) instead of now.
+    #[serde(default)]
+    scheduled_at: Option<String>,
+    /// Send repeatedly: `{"cron","timezone","until"}` or `{"every","until"}`.
+    #[serde(default)]
+    recurrence: Option<RecurrenceInput>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -131,7 +137,10 @@ struct ValidSend {
     images: Vec<Vec<u8>>,
     alimtalk: Option<AlimTalk>,
     advertisement: bool,
-    hold_until_ms: Option<u64>,
+    night_consent: bool,
+    when: When,
+    /// An advertisement moved to 08:00 KST.
+    held: bool,
 }
 
 pub async fn send(
@@ -488,7 +497,14 @@ async fn validate(
         })
         .collect();
     let composed = draft.compose(state.prices(), &targets)?;
-    let hold_until_ms = if body.advertisement {
+    let now_ms = rns_types::time::now_milliseconds();
+    let requested = scheduling::when(
+        body.scheduled_at.as_deref(),
+        body.recurrence.as_ref(),
+        now_ms,
+    )?;
+    let mut when = requested.clone();
+    if body.advertisement {
         let line = routes::sender_numbers::opt_out_number_of(state, customer, &from).await?;
         let texts: Vec<&str> = composed
             .recipients
@@ -499,14 +515,20 @@ async fn validate(
             check_advertisement(&[&composed.text], &line)?;
         }
         check_advertisement(&texts, &line)?;
-        if body.night_consent {
-            None
-        } else {
-            advertisement_hold_until(rns_types::time::now_milliseconds())
+        // Without consent, an advertisement due between 21:00 and 08:00 KST waits for
+        // 08:00 (a recurring one is checked at each firing).
+        if !body.night_consent {
+            when = match when {
+                When::Now => {
+                    advertisement_hold_until(now_ms).map_or(When::Now, |at_ms| When::Once { at_ms })
+                }
+                When::Once { at_ms } => When::Once {
+                    at_ms: advertisement_hold_until(at_ms).unwrap_or(at_ms),
+                },
+                recurring => recurring,
+            };
         }
-    } else {
-        None
-    };
+    }
     let blocked: Vec<PhoneNumber> = all
         .into_iter()
         .filter(|number| blocked.contains(number))
@@ -520,7 +542,9 @@ async fn validate(
         images,
         alimtalk,
         advertisement: body.advertisement,
-        hold_until_ms,
+        night_consent: body.night_consent,
+        held: when != requested,
+        when,
     })
 }
 
@@ -571,12 +595,40 @@ async fn accept(
         alimtalk: valid.alimtalk,
         fallback: composed.fallback,
         advertisement: valid.advertisement,
+        night_consent: valid.night_consent,
+        schedule_id: None,
     };
-    publish_paid(state, &request, valid.hold_until_ms).await?;
+    let request = match valid.when {
+        When::Now => {
+            publish_paid(state, &request, None).await?;
+            request
+        }
+        When::Once { at_ms } => {
+            let (request, schedule) = routes::schedules::create_once(state, request, at_ms).await?;
+            let mut answer = with_messages(Some(schedule), &request, valid.skipped);
+            if valid.held {
+                answer["held_until"] = answer["scheduled_at"].clone();
+            }
+            return Ok(answer);
+        }
+        When::Recurring(recurrence) => {
+            let recipients = request.recipients.len();
+            let mut answer =
+                routes::schedules::create_recurring(state, request, recurrence).await?;
+            answer["recipients"] = json!(recipients);
+            answer["schedule_id"] = answer["id"].clone();
+            return Ok(answer);
+        }
+    };
+    tracing::debug!(customer = %customer, request = %request.request_id, recipients = request.recipients.len(), "send accepted");
+    Ok(with_messages(None, &request, valid.skipped))
+}
+
+/// The 202 body of a request that is sent as it is (now, or once later).
+fn with_messages(schedule: Option<Value>, request: &SendRequest, skipped: Vec<Skipped>) -> Value {
     let message_ids: Vec<String> = (0..request.message_count() as u32)
         .map(|index| request.request_id.message_id(index).to_string())
         .collect();
-    tracing::debug!(customer = %customer, request = %request.request_id, recipients = message_ids.len(), "send accepted");
     let mut answer = json!({
         "request_id": request.request_id,
         "channel": request.channel,
@@ -585,22 +637,25 @@ async fn accept(
         "points": request.points(),
         "message_ids": message_ids,
     });
+    if let Some(schedule) = schedule {
+        answer["schedule_id"] = schedule["id"].clone();
+        answer["state"] = schedule["state"].clone();
+        answer["scheduled_at"] = schedule["scheduled_at"].clone();
+        answer["next_fire_at"] = schedule["next_fire_at"].clone();
+    }
     if !request.blocked.is_empty() {
         answer["blocked"] = json!(request.blocked);
     }
-    if !valid.skipped.is_empty() {
-        answer["skipped"] = json!(valid.skipped);
+    if !skipped.is_empty() {
+        answer["skipped"] = json!(skipped);
     }
-    if let Some(at) = valid.hold_until_ms {
-        answer["held_until"] = json!(rns_types::time::rfc3339(at));
-    }
-    Ok(answer)
+    answer
 }
 
 /// The `SCHEDULES` stream must discard old messages when full (JetStream requires it
 /// of streams with schedules), so new schedules are refused (503) once it is 90% full:
 /// a held send is never dropped to make room.
-async fn ensure_schedule_room(state: &AppState, bytes: usize) -> Result<(), ApiError> {
+pub(crate) async fn ensure_schedule_room(state: &AppState, bytes: usize) -> Result<(), ApiError> {
     let unavailable =
         |error: &dyn std::fmt::Display| ApiError::Unavailable(format!("schedules: {error}"));
     let mut stream = state
@@ -618,13 +673,13 @@ async fn ensure_schedule_room(state: &AppState, bytes: usize) -> Result<(), ApiE
     Ok(())
 }
 
-/// Reserves the request's points, then publishes it (held by a message schedule
-/// until `hold_until_ms` if given); a publish that fails returns the points. A 402
-/// reserves and publishes nothing.
-async fn publish_paid(
+/// Reserves the request's points, then publishes it: now to `send.<customer>`, or
+/// under `schedule` to `due.<customer>`. A publish that fails returns the points; a
+/// 402 reserves and publishes nothing.
+pub(crate) async fn publish_paid(
     state: &AppState,
     request: &SendRequest,
-    hold_until_ms: Option<u64>,
+    schedule: Option<MessageSchedule>,
 ) -> Result<(), ApiError> {
     let customer = &request.customer_id;
     let needed = request.points();
@@ -640,29 +695,29 @@ async fn publish_paid(
     }
     let payload = Bytes::from(serde_json::to_vec(request).expect("a send request serialises"));
     let message_id = message_ids::send(&request.request_id);
-    let published = match hold_until_ms {
+    let published = match schedule {
         None => {
             let outbound = Outbound {
                 subject: send_subject(customer),
                 message_id,
                 payload,
             };
-            publish_all(state.jetstream(), [outbound], 1).await
+            publish_all(state.jetstream(), [outbound], 1)
+                .await
+                .map_err(|error| ApiError::Unavailable(error.to_string()))
         }
-        Some(at) => {
-            ensure_schedule_room(state, payload.len()).await?;
+        Some(schedule) => {
             let outbound = Outbound {
                 subject: due_subject(customer),
                 message_id,
                 payload,
             };
-            publish_scheduled(
-                state.jetstream(),
-                schedule_subject(&request.request_id),
-                outbound,
-                &rns_types::time::rfc3339_seconds(at),
-            )
-            .await
+            match ensure_schedule_room(state, outbound.payload.len()).await {
+                Ok(()) => publish_schedule(state.jetstream(), schedule, outbound)
+                    .await
+                    .map_err(|error| ApiError::Unavailable(error.to_string())),
+                Err(error) => Err(error),
+            }
         }
     };
     if let Err(error) = published {
@@ -677,7 +732,7 @@ async fn publish_paid(
         {
             tracing::error!(customer = %customer, request = %request.request_id, %release_error, "returning the points of a failed publish failed");
         }
-        return Err(ApiError::Unavailable(error.to_string()));
+        return Err(error);
     }
     Ok(())
 }

@@ -6,5 +6,6 @@ pub mod messages;
 pub mod opt_outs;
 pub mod points;
 pub mod routing;
+pub mod schedules;
 pub mod sender_numbers;
 pub mod templates;

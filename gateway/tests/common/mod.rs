@@ -157,6 +157,18 @@ impl Api {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
+    /// The subjects holding message schedules in `SCHEDULES`.
+    pub async fn schedule_subjects(&self) -> Vec<String> {
+        use futures::StreamExt;
+        let stream = self.jetstream.get_stream("SCHEDULES").await.unwrap();
+        let mut subjects = stream.info_with_subjects("sched.>").await.unwrap();
+        let mut found = Vec::new();
+        while let Some(subject) = subjects.next().await {
+            found.push(subject.unwrap().0);
+        }
+        found
+    }
+
     pub async fn queued_sends(&self) -> Vec<SendRequest> {
         let mut stream = self.jetstream.get_stream("SEND").await.unwrap();
         let count = stream.info().await.unwrap().state.messages;
