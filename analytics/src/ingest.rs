@@ -64,7 +64,13 @@ pub async fn run(
                 Ok(None) | Err(_) => break,
             }
         }
-        if let Err(error) = flush(&client, &batch).await {
+        metrics::histogram!("rns_analytics_batch_size").record(batch.len() as f64);
+        let started = Instant::now();
+        let flushed = flush(&client, &batch).await;
+        metrics::histogram!("rns_analytics_insert_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        if let Err(error) = flushed {
+            metrics::counter!("rns_analytics_insert_failures_total").increment(1);
             tracing::warn!(%error, messages = batch.len(), "insert failed; batch will be redelivered");
             for message in &batch {
                 let _ = message
@@ -138,5 +144,7 @@ where
         insert.write(row).await?;
     }
     insert.end().await?;
+    metrics::counter!("rns_analytics_rows_inserted_total", "table" => table.to_owned())
+        .increment(rows.len() as u64);
     Ok(())
 }

@@ -110,6 +110,11 @@ pub async fn run(
         batch_linger: Duration::from_millis(settings.analytics.batch_linger_milliseconds),
         retry_delay: Duration::from_millis(settings.analytics.retry_delay_milliseconds),
     };
+    tokio::spawn(rns_service::metrics::watch_consumers(
+        jetstream.clone(),
+        vec![(RESULTS_STREAM.to_owned(), ANALYTICS_CONSUMER.to_owned())],
+        shutdown.clone(),
+    ));
     readiness.set(true);
     tracing::info!("analytics ingesting results");
     let result = ingest::run(

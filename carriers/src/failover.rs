@@ -355,6 +355,17 @@ impl Failover {
             },
         );
         publish_all(&self.jetstream, outbound, 2).await?;
+        let outcome = match &next {
+            Some(next)
+                if self.catalog.channel_of(next) != self.catalog.channel_of(&job.carrier) =>
+            {
+                "fell_back"
+            }
+            Some(_) => "failed_over",
+            None => "failed",
+        };
+        metrics::counter!("rns_failovers_total", "from" => job.carrier.to_string(), "outcome" => outcome)
+            .increment(1);
         match next {
             Some(next)
                 if self.catalog.channel_of(&next) != self.catalog.channel_of(&job.carrier) =>

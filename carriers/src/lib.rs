@@ -165,6 +165,16 @@ pub async fn run(
                 .map_err(CarriersError::from)
         });
     }
+    let watched = carriers
+        .iter()
+        .map(|carrier| (carrier_stream(&carrier.id), carrier_consumer(&carrier.id)))
+        .chain([(ADVISORIES_STREAM.to_owned(), FAILOVER_CONSUMER.to_owned())])
+        .collect();
+    tokio::spawn(rns_service::metrics::watch_consumers(
+        jetstream.clone(),
+        watched,
+        stop.clone(),
+    ));
     for carrier in carriers {
         let consumer = Topology::consumer(
             &jetstream,

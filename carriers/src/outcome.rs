@@ -25,6 +25,16 @@ pub enum SubmitOutcome {
 }
 
 impl SubmitOutcome {
+    /// The outcome's name, as a metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SubmitOutcome::Delivered { .. } => "delivered",
+            SubmitOutcome::Rejected { .. } => "rejected",
+            SubmitOutcome::Transient { .. } => "transient",
+            SubmitOutcome::Ambiguous { .. } => "ambiguous",
+        }
+    }
+
     /// Whether trying again may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -152,12 +152,18 @@ impl Worker {
             self.move_on_while_open(&message, &job, attempt).await;
             return;
         }
+        let started = Instant::now();
         let outcome = match self.images.load(&job.images).await {
             Ok(images) => self.adapter.submit(&job, images).await,
             Err(ImageError::Missing(reason)) => SubmitOutcome::Rejected { reason },
             // Never reached the carrier: a definite, retryable failure.
             Err(ImageError::Unavailable(reason)) => SubmitOutcome::Transient { reason },
         };
+        let carrier = self.carrier.to_string();
+        metrics::histogram!("rns_carrier_submit_duration_seconds", "carrier" => carrier.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("rns_carrier_submits_total", "carrier" => carrier, "outcome" => outcome.label())
+            .increment(1);
         self.observe(&outcome).await;
         if let Err(error) = self.settle(&message, &job, attempt, &outcome).await {
             tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "recording the outcome failed; job will be redelivered");
@@ -300,6 +306,12 @@ impl Worker {
                 reason: breaker.reason().to_owned(),
             }
         };
+        metrics::gauge!("rns_carrier_circuit_state", "carrier" => self.carrier.to_string()).set(
+            match record.state {
+                CircuitState::Closed => 0.0,
+                CircuitState::Open => 1.0,
+            },
+        );
         if let Err(error) = self.health.publish(&record).await {
             tracing::warn!(carrier = %self.carrier, %error, "publishing the circuit state failed");
         }

@@ -31,7 +31,10 @@ use futures::StreamExt;
 use rns_nats::{publish_all, CustomerDirectory, HealthView, Topology};
 use rns_service::{LogSettings, NatsSettings, Readiness, RedisSettings};
 use rns_types::routing::{Schedule, Weights};
-use rns_types::subjects::{DISPATCHER_CONSUMER, DUE_CONSUMER, SCHEDULES_STREAM, SEND_STREAM};
+use rns_types::subjects::{
+    DISPATCHER_CONSUMER, DUE_CONSUMER, POINTS_CONSUMER, RESULTS_STREAM, SCHEDULES_STREAM,
+    SEND_STREAM,
+};
 use rns_types::wire::SendRequest;
 use rns_types::CarrierCatalog;
 use serde::Deserialize;
@@ -147,6 +150,14 @@ impl Dispatcher {
         let plan = plan::plan(request, &schedule, start, now_ms);
         let messages = plan::outbound(request, &plan.jobs, &plan.results);
         publish_all(&self.jetstream, messages, self.publish_window).await?;
+        let mut routed: HashMap<&str, u64> = HashMap::new();
+        for job in &plan.jobs {
+            *routed.entry(job.carrier.as_str()).or_default() += 1;
+        }
+        for (carrier, count) in routed {
+            metrics::counter!("rns_dispatcher_messages_routed_total", "carrier" => carrier.to_owned())
+                .increment(count);
+        }
         tracing::debug!(
             customer = %request.customer_id,
             request = %request.request_id,
@@ -187,6 +198,7 @@ impl Dispatcher {
     }
 
     async fn handle(&self, message: Message) {
+        let started = std::time::Instant::now();
         let outcome = match serde_json::from_slice::<SendRequest>(&message.payload) {
             Ok(request) if message.subject.starts_with("due.") => {
                 self.dispatch_due(request, &message).await
@@ -194,6 +206,14 @@ impl Dispatcher {
             Ok(request) => self.dispatch(&request).await,
             Err(error) => Err(DispatchError::from(error)),
         };
+        metrics::histogram!("rns_dispatch_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        let label = match &outcome {
+            Ok(()) => "dispatched",
+            Err(error) if error.disposition() == Disposition::Terminate => "dropped",
+            Err(_) => "retried",
+        };
+        metrics::counter!("rns_dispatcher_requests_total", "outcome" => label).increment(1);
         let acknowledgement = match outcome {
             Ok(()) => message.ack().await,
             Err(error) => match error.disposition() {
@@ -293,6 +313,18 @@ pub async fn run(
         );
     }
     let messages = futures::stream::select_all(sources);
+    tokio::spawn(rns_service::metrics::watch_consumers(
+        jetstream.clone(),
+        [
+            (SEND_STREAM, DISPATCHER_CONSUMER),
+            (SCHEDULES_STREAM, DUE_CONSUMER),
+            (RESULTS_STREAM, POINTS_CONSUMER),
+        ]
+        .iter()
+        .map(|(stream, consumer)| (stream.to_string(), consumer.to_string()))
+        .collect(),
+        shutdown.clone(),
+    ));
     readiness.set(true);
     tracing::info!(concurrency, "dispatcher consuming SEND and due SCHEDULES");
     messages

@@ -224,10 +224,26 @@ filter = "info"
     }
 
     fn ready_url(&self, service: Service) -> String {
+        self.service_url(service, "/readyz")
+    }
+
+    fn service_url(&self, service: Service, path: &str) -> String {
         match service {
-            Service::Gateway => format!("{}/readyz", self.gateway_url()),
-            other => format!("http://127.0.0.1:{}/readyz", self.health_ports[&other]),
+            Service::Gateway => format!("{}{path}", self.gateway_url()),
+            other => format!("http://127.0.0.1:{}{path}", self.health_ports[&other]),
         }
+    }
+
+    /// A service's Prometheus metrics (`GET /metrics`).
+    pub async fn metrics(&self, service: Service) -> String {
+        self.http
+            .get(self.service_url(service, "/metrics"))
+            .send()
+            .await
+            .expect("the service answers")
+            .text()
+            .await
+            .expect("metrics are text")
     }
 
     /// Starts (or restarts) a service and waits until its `/readyz` answers 200.

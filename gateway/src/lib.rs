@@ -300,9 +300,33 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/messages", post(routes::messages::send))
         .route("/v1/messages/{id}", get(routes::messages::get_message))
         .route("/v1/requests/{id}", get(routes::messages::get_request))
+        .route_layer(axum::middleware::from_fn(track))
+        .route("/metrics", get(|| async { rns_service::metrics::render() }))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Counts every request by route, method and status, and times it.
+async fn track(
+    route: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = route.as_str().to_owned();
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics::histogram!("rns_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(
+        "rns_http_requests_total",
+        "route" => route,
+        "method" => method,
+        "status" => response.status().as_u16().to_string()
+    )
+    .increment(1);
+    response
 }
 
 async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
@@ -323,6 +347,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     )
     .await?;
     let state = AppState::connect(&settings, client.clone()).await?;
+    rns_service::metrics::handle();
     let listener = tokio::net::TcpListener::bind(&settings.gateway.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "gateway listening");
     axum::serve(listener, app(state))

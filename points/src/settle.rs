@@ -109,9 +109,15 @@ async fn settle_messages(store: &PointsStore, messages: &[Message]) {
     }
     let mut failed = None;
     for (customer, settlements) in by_customer {
-        if let Err(error) = store.settle(&customer, settlements).await {
-            failed = Some(error);
-            break;
+        match store.settle(&customer, settlements).await {
+            Ok(settled) => {
+                metrics::counter!("rns_points_settled_messages_total").increment(settled)
+            }
+            Err(error) => {
+                metrics::counter!("rns_points_settle_failures_total").increment(1);
+                failed = Some(error);
+                break;
+            }
         }
     }
     let failed = &failed;

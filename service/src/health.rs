@@ -1,7 +1,8 @@
 //! Health endpoints for services whose work is not HTTP (dispatcher, carriers,
 //! analytics): `GET /healthz` answers 200 while the process runs; `GET /readyz`
 //! answers 200 only once the service has connected and is taking work, and 503 after
-//! shutdown began, so an orchestrator stops routing to it.
+//! shutdown began, so an orchestrator stops routing to it; `GET /metrics` is the
+//! process's Prometheus metrics.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -24,10 +25,11 @@ impl Readiness {
     }
 }
 
-/// The `/healthz` and `/readyz` routes.
+/// The `/healthz`, `/readyz` and `/metrics` routes.
 pub fn router(readiness: Readiness) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(|| async { crate::metrics::render() }))
         .route(
             "/readyz",
             get(move || {
@@ -49,6 +51,8 @@ pub async fn serve(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    // Install the metrics recorder before the service records anything.
+    crate::metrics::handle();
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "health endpoint listening");
     axum::serve(listener, router(readiness))

@@ -3,13 +3,16 @@
 //! - [`settings`]: configuration from a TOML file plus `RNS_`-prefixed environment
 //!   variables (`__` separates sections: `RNS_GATEWAY__LISTEN=0.0.0.0:8080`).
 //! - [`telemetry`]: tracing, as JSON lines in production or human-readable text.
-//! - [`health`]: `/healthz` (the process is alive) and `/readyz` (its dependencies
-//!   answer and it is taking work) for services without an HTTP API of their own.
+//! - [`health`]: `/healthz` (the process is alive), `/readyz` (its dependencies
+//!   answer and it is taking work) and `/metrics` for services without an HTTP API
+//!   of their own.
+//! - [`metrics`]: the Prometheus recorder and JetStream consumer lag gauges.
 //! - [`shutdown`]: one cancellation token, cancelled on SIGTERM or SIGINT, that every
 //!   task of a service watches so shutdown follows one ordered path.
 #![forbid(unsafe_code)]
 
 pub mod health;
+pub mod metrics;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

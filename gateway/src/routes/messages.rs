@@ -620,6 +620,8 @@ async fn accept(
             return Ok(answer);
         }
     };
+    metrics::counter!("rns_gateway_messages_accepted_total", "channel" => request.channel.to_string())
+        .increment(request.recipients.len() as u64);
     tracing::debug!(customer = %customer, request = %request.request_id, recipients = request.recipients.len(), "send accepted");
     Ok(with_messages(None, &request, valid.skipped))
 }
