@@ -176,7 +176,7 @@ async fn a_recurring_schedule_fires_each_interval_until_its_end_and_pays_per_fir
         &system,
         &key,
         json!({"from": "0212345678", "to": ["01012340003"], "text": "매초 알림",
-               "recurrence": {"every": "1s", "until": rfc3339(start + 4_500)}}),
+               "recurrence": {"every": "1s", "until": rfc3339(start + 4_700)}}),
     )
     .await;
     let id = answer["schedule_id"].as_str().unwrap().to_owned();
