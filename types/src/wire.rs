@@ -68,8 +68,11 @@ pub struct SendRequest {
     pub schedule_id: Option<String>,
 }
 
-/// One recipient of a request, with what was filled in for them.
+/// One recipient of a request, with what was filled in for them. Reads the earlier
+/// wire form too (a bare number), so requests queued by an older gateway still
+/// dispatch after an upgrade.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "RecipientWire")]
 pub struct Recipient {
     pub to: PhoneNumber,
     /// Points reserved for this message: its price, or the fallback's if higher.
@@ -83,6 +86,45 @@ pub struct Recipient {
     /// This recipient's own fallback text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_text: Option<String>,
+}
+
+/// The forms a recipient has had on the wire.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RecipientWire {
+    Number(PhoneNumber),
+    Full {
+        to: PhoneNumber,
+        #[serde(default)]
+        points: u32,
+        #[serde(default)]
+        text: Option<String>,
+        #[serde(default)]
+        message_type: Option<MessageType>,
+        #[serde(default)]
+        fallback_text: Option<String>,
+    },
+}
+
+impl From<RecipientWire> for Recipient {
+    fn from(wire: RecipientWire) -> Self {
+        match wire {
+            RecipientWire::Number(to) => Recipient::new(to, 0),
+            RecipientWire::Full {
+                to,
+                points,
+                text,
+                message_type,
+                fallback_text,
+            } => Recipient {
+                to,
+                points,
+                text,
+                message_type,
+                fallback_text,
+            },
+        }
+    }
 }
 
 impl Recipient {
@@ -482,5 +524,13 @@ mod tests {
             r#"{"request_id":"01JDXYZ0000000000000000000","customer_id":"acme","accepted_at_ms":1,"channel":"sms","message_type":"sms","from":"0212345678","text":"hi","recipients":[{"to":"01012345678","points":1}],"prices":{"sms":1,"lms":3,"mms":6,"alimtalk":1}}"#
         );
         assert_eq!(serde_json::from_str::<SendRequest>(&json).unwrap(), request);
+    }
+
+    #[test]
+    fn requests_queued_before_recipients_carried_content_still_decode() {
+        let earlier = r#"{"request_id":"01JDXYZ0000000000000000000","customer_id":"acme","accepted_at_ms":1,"channel":"sms","message_type":"sms","from":"0212345678","text":"hi","recipients":["01012345678"]}"#;
+        let request: SendRequest = serde_json::from_str(earlier).unwrap();
+        assert_eq!(request.recipients[0].to.as_str(), "01012345678");
+        assert_eq!(request.points(), 0, "nothing was reserved for it");
     }
 }
