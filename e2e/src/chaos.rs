@@ -89,6 +89,10 @@ pub struct ChaosReport {
     /// Repeated submits of an already delivered message that a carrier recognised
     /// by its client reference (after a worker died between submit and record).
     pub resubmissions_absorbed: u64,
+    /// Customers whose points do not balance once everything settled: balance +
+    /// reserved + spent differs from what was topped up, something is still
+    /// reserved, or spent differs from their delivered messages (1 point each).
+    pub unbalanced_points: usize,
 }
 
 impl ChaosReport {
@@ -98,13 +102,19 @@ impl ChaosReport {
             && self.duplicate_deliveries == 0
             && self.conflicting_final_states == 0
             && self.unrecorded_deliveries == 0
+            && self.unbalanced_points == 0
     }
 
     /// The closing line of `./scripts/chaos`.
     pub fn line(&self) -> String {
         format!(
-            "chaos: accepted={} final={} lost={} duplicate_deliveries={} failovers={}",
-            self.accepted, self.final_states, self.lost, self.duplicate_deliveries, self.failovers
+            "chaos: accepted={} final={} lost={} duplicate_deliveries={} failovers={} unbalanced_points={}",
+            self.accepted,
+            self.final_states,
+            self.lost,
+            self.duplicate_deliveries,
+            self.failovers,
+            self.unbalanced_points
         )
     }
 }
@@ -134,6 +144,7 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
 
     let accepted: Arc<Mutex<Accepted>> = Arc::default();
     let faults_done = Arc::new(AtomicBool::new(false));
+    let customer_keys = keys.clone();
     let load = tokio::spawn(generate_load(
         system.gateway_url(),
         keys,
@@ -153,7 +164,51 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
     }
     load.await.expect("the load generator does not panic");
     let accepted = accepted.lock().await.clone();
-    verify(&system, &accepted, plan.settle_timeout).await
+    let mut report = verify(&system, &accepted, plan.settle_timeout).await;
+    report.unbalanced_points = unbalanced_points(&system, &customer_keys).await;
+    report
+}
+
+/// Checks every customer's points once settlement caught up (see
+/// [`ChaosReport::unbalanced_points`]).
+async fn unbalanced_points(system: &System, keys: &[String]) -> usize {
+    let delivered_rows = system
+        .clickhouse
+        .query(
+            "SELECT customer_id, count() FROM (SELECT customer_id, message_id, argMax(status, ordinal) AS status \
+             FROM rns.events GROUP BY customer_id, message_id) WHERE status = 'delivered' GROUP BY customer_id FORMAT TabSeparated",
+        )
+        .await;
+    let delivered: HashMap<String, i64> = delivered_rows
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(customer, count)| (customer.to_owned(), count.trim().parse().unwrap_or(0)))
+        .collect();
+    let mut unbalanced = 0;
+    for (index, key) in keys.iter().enumerate() {
+        let customer = format!("chaos-{index}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let account = loop {
+            let (_, account) = system
+                .call(reqwest::Method::GET, "/v1/points", key, None)
+                .await;
+            if account["reserved"] == json!(0) || Instant::now() > deadline {
+                break account;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let field = |name: &str| account[name].as_i64().unwrap_or(-1);
+        let balanced = field("balance") + field("reserved") + field("spent") == field("topped_up");
+        let spent_matches = field("spent") == delivered.get(&customer).copied().unwrap_or(0);
+        if !(balanced && field("reserved") == 0 && spent_matches) {
+            eprintln!(
+                "chaos: points of {customer} do not balance: {account}, delivered {:?}",
+                delivered.get(&customer)
+            );
+            unbalanced += 1;
+        }
+    }
+    unbalanced
 }
 
 /// Sends at least `plan.messages` messages, and goes on until the faults are over
@@ -395,5 +450,6 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
         )
         .await,
         resubmissions_absorbed,
+        unbalanced_points: 0,
     }
 }
