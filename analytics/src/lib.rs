@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod ingest;
+pub mod listing;
 pub mod queries;
 pub mod rows;
 pub mod schema;

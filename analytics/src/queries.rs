@@ -233,6 +233,17 @@ impl ResultQueries {
         Ok(splits)
     }
 
+    /// The customer's messages matching `filter`, newest first (see [`crate::listing`]).
+    pub async fn list_messages(
+        &self,
+        customer: &CustomerId,
+        filter: &crate::listing::MessageFilter,
+        cursor: Option<&crate::listing::ListCursor>,
+        limit: usize,
+    ) -> Result<crate::listing::MessagePage, AnalyticsError> {
+        crate::listing::list_messages(&self.client, customer, filter, cursor, limit).await
+    }
+
     /// Counts of the request's messages, or `None` if the customer has no such request.
     pub async fn request_summary(
         &self,

@@ -297,7 +297,10 @@ pub fn app(state: AppState) -> Router {
             "/v1/schedules/{id}",
             get(routes::schedules::get).delete(routes::schedules::cancel),
         )
-        .route("/v1/messages", post(routes::messages::send))
+        .route(
+            "/v1/messages",
+            post(routes::messages::send).get(routes::messages::list),
+        )
         .route("/v1/messages/{id}", get(routes::messages::get_message))
         .route("/v1/requests/{id}", get(routes::messages::get_request))
         .route_layer(axum::middleware::from_fn(track))

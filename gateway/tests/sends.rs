@@ -771,3 +771,37 @@ async fn schedules_are_checked_listed_per_customer_and_cancelled_with_their_poin
         .iter()
         .any(|subject| subject.contains(weekly["schedule_id"].as_str().unwrap())));
 }
+
+#[tokio::test]
+async fn message_list_filters_are_checked_before_anything_is_queried() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    for query in [
+        "status=lost",
+        "type=fax",
+        "channel=email",
+        "since=yesterday",
+        "until=2026-13-01T00:00:00Z",
+        "cursor=nope",
+        "to_number=12",
+        "request_id=abc",
+        "schedule_id=../x",
+        "carrier=K.T",
+        "limit=0",
+        "colour=red",
+    ] {
+        let (status, answer) = api
+            .call(
+                Method::GET,
+                &format!("/v1/messages?{query}"),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query} → {answer}"
+        );
+    }
+}
