@@ -301,6 +301,8 @@ pub async fn run(
         (SEND_STREAM, DISPATCHER_CONSUMER),
         (SCHEDULES_STREAM, DUE_CONSUMER),
     ] {
+        // Logged so a start that stalls says where (seen once under heavy test load).
+        tracing::info!(stream, consumer, "opening consumer");
         let consumer = Topology::consumer(&jetstream, stream, consumer).await?;
         sources.push(
             consumer

@@ -285,6 +285,21 @@ impl ContactStore {
         self.connection.clone()
     }
 
+    /// Runs `script` with the customer's key prefix and `args` as its arguments.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        customer: &CustomerId,
+        args: &[&str],
+    ) -> Result<T, redis::RedisError> {
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(prefix(customer));
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        invocation.invoke_async(&mut self.connection()).await
+    }
+
     fn put_invocation<'a>(
         &'a self,
         customer: &CustomerId,
@@ -358,13 +373,7 @@ impl ContactStore {
     }
 
     pub async fn delete(&self, customer: &CustomerId, id: &str) -> Result<bool, redis::RedisError> {
-        let deleted: i64 = self
-            .delete_contact
-            .prepare_invoke()
-            .arg(prefix(customer))
-            .arg(id)
-            .invoke_async(&mut self.connection())
-            .await?;
+        let deleted: i64 = self.run(&self.delete_contact, customer, &[id]).await?;
         Ok(deleted == 1)
     }
 
@@ -567,13 +576,9 @@ impl ContactStore {
         customer: &CustomerId,
         group: &GroupRecord,
     ) -> Result<bool, redis::RedisError> {
+        let record = serde_json::to_string(group).expect("a group serialises");
         let reply: String = self
-            .create_group
-            .prepare_invoke()
-            .arg(prefix(customer))
-            .arg(&group.id)
-            .arg(serde_json::to_string(group).expect("a group serialises"))
-            .invoke_async(&mut self.connection())
+            .run(&self.create_group, customer, &[&group.id, &record])
             .await?;
         Ok(reply == "created")
     }
@@ -624,12 +629,31 @@ impl ContactStore {
             ids.truncate(limit);
             ids.last().cloned().unwrap_or_default()
         });
-        let mut items = Vec::with_capacity(ids.len());
-        for id in &ids {
-            if let Some(group) = self.group(customer, id).await? {
-                items.push(group);
-            }
+        if ids.is_empty() {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor,
+            });
         }
+        // Every record and member count of the page in one round trip.
+        let prefix = prefix(customer);
+        let mut pipeline = redis::pipe();
+        for id in &ids {
+            pipeline
+                .cmd("GET")
+                .arg(format!("{prefix}group:{id}"))
+                .cmd("ZCARD")
+                .arg(format!("{prefix}members:{id}"));
+        }
+        let replies: Vec<(Option<String>, u64)> =
+            pipeline.query_async(&mut self.connection()).await?;
+        let items = replies
+            .into_iter()
+            .filter_map(|(record, members)| {
+                let record = serde_json::from_str(&record?).ok()?;
+                Some((record, members))
+            })
+            .collect();
         Ok(Page { items, next_cursor })
     }
 
@@ -638,13 +662,7 @@ impl ContactStore {
         customer: &CustomerId,
         id: &str,
     ) -> Result<bool, redis::RedisError> {
-        let deleted: i64 = self
-            .delete_group
-            .prepare_invoke()
-            .arg(prefix(customer))
-            .arg(id)
-            .invoke_async(&mut self.connection())
-            .await?;
+        let deleted: i64 = self.run(&self.delete_group, customer, &[id]).await?;
         Ok(deleted == 1)
     }
 
@@ -654,14 +672,10 @@ impl ContactStore {
         group: &str,
         contacts: &[String],
     ) -> Result<AddOutcome, redis::RedisError> {
-        let reply: String = self
-            .add_members
-            .prepare_invoke()
-            .arg(prefix(customer))
-            .arg(group)
-            .arg(contacts)
-            .invoke_async(&mut self.connection())
-            .await?;
+        let mut args: Vec<&str> = Vec::with_capacity(contacts.len() + 1);
+        args.push(group);
+        args.extend(contacts.iter().map(String::as_str));
+        let reply: String = self.run(&self.add_members, customer, &args).await?;
         Ok(if reply == "not_found" {
             AddOutcome::GroupNotFound
         } else if let Some(missing) = reply.strip_prefix("unknown_contacts:") {
@@ -684,12 +698,7 @@ impl ContactStore {
         contact: &str,
     ) -> Result<Option<bool>, redis::RedisError> {
         let removed: i64 = self
-            .remove_member
-            .prepare_invoke()
-            .arg(prefix(customer))
-            .arg(group)
-            .arg(contact)
-            .invoke_async(&mut self.connection())
+            .run(&self.remove_member, customer, &[group, contact])
             .await?;
         Ok((removed >= 0).then_some(removed == 1))
     }

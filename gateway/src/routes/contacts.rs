@@ -84,17 +84,22 @@ pub fn check_fields(fields: &BTreeMap<String, String>) -> Result<(), String> {
     if fields.len() > MAX_FIELDS {
         return Err(format!("at most {MAX_FIELDS} fields are allowed"));
     }
-    for (name, value) in fields {
-        if !is_variable_name(name) {
-            return Err(format!(
-                "field name {name:?} must be 1 to 32 characters without spaces, braces or '#'"
-            ));
-        }
-        if value.chars().count() > MAX_VARIABLE_VALUE_CHARACTERS {
-            return Err(format!(
-                "field {name:?} is longer than {MAX_VARIABLE_VALUE_CHARACTERS} characters"
-            ));
-        }
+    fields
+        .iter()
+        .try_for_each(|(name, value)| check_field(name, value))
+}
+
+/// One named value (a contact field or a send's variable).
+pub fn check_field(name: &str, value: &str) -> Result<(), String> {
+    if !is_variable_name(name) {
+        return Err(format!(
+            "field name {name:?} must be 1 to 32 characters without spaces, braces or '#'"
+        ));
+    }
+    if value.chars().count() > MAX_VARIABLE_VALUE_CHARACTERS {
+        return Err(format!(
+            "field {name:?} is longer than {MAX_VARIABLE_VALUE_CHARACTERS} characters"
+        ));
     }
     Ok(())
 }

@@ -252,7 +252,7 @@ async fn draft(
         _ => {}
     }
     for (name, value) in &body.variables {
-        check_variable(name, value).map_err(|message| {
+        routes::contacts::check_field(name, value).map_err(|message| {
             ApiError::invalid("invalid_variables", format!("variables: {message}"))
         })?;
     }
@@ -272,12 +272,6 @@ async fn draft(
         },
         alimtalk,
     ))
-}
-
-fn check_variable(name: &str, value: &str) -> Result<(), String> {
-    let mut single = BTreeMap::new();
-    single.insert(name.to_owned(), value.to_owned());
-    routes::contacts::check_fields(&single)
 }
 
 /// Decodes and checks the MMS images.
@@ -370,7 +364,7 @@ async fn audience(
             ApiError::invalid("invalid_recipient", format!("{label}.to: {error}"))
         })?;
         for (name, value) in &recipient.variables {
-            check_variable(name, value).map_err(|message| {
+            routes::contacts::check_field(name, value).map_err(|message| {
                 ApiError::invalid("invalid_variables", format!("{label}.variables: {message}"))
             })?;
         }
