@@ -61,6 +61,16 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
+impl rns_service::process::ServiceSettings for Settings {
+    fn health_listen(&self) -> &str {
+        &self.analytics.health_listen
+    }
+
+    fn log(&self) -> &LogSettings {
+        &self.log
+    }
+}
+
 /// A ClickHouse client for `settings`, with the options ClickHouse 18.16 needs:
 /// no RowBinaryWithNamesAndTypes validation and no HTTP compression.
 pub fn clickhouse_client(settings: &ClickHouseSettings) -> clickhouse::Client {

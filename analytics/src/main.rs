@@ -1,22 +1,5 @@
 //! The `rns-analytics` process: RESULTS into ClickHouse.
-use rns_service::{health, load_settings, shutdown, telemetry, Readiness};
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings: rns_analytics::Settings = load_settings()?;
-    telemetry::init(&settings.log);
-    let shutdown = shutdown::on_signal();
-    let readiness = Readiness::default();
-    let health = tokio::spawn(health::serve(
-        settings.analytics.health_listen.clone(),
-        readiness.clone(),
-        shutdown.clone(),
-    ));
-    let work = rns_analytics::run(settings, readiness, shutdown.clone());
-    if let Some(result) = shutdown::within_grace(work, &shutdown, shutdown::GRACE_PERIOD).await {
-        result?;
-    }
-    shutdown.cancel();
-    health.await??;
-    Ok(())
+    rns_service::process::run(rns_analytics::run).await
 }

@@ -97,6 +97,16 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
+impl rns_service::process::ServiceSettings for Settings {
+    fn health_listen(&self) -> &str {
+        &self.carrier_workers.health_listen
+    }
+
+    fn log(&self) -> &LogSettings {
+        &self.log
+    }
+}
+
 /// The carriers service failed to start.
 #[derive(Debug, thiserror::Error)]
 pub enum CarriersError {

@@ -77,6 +77,16 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
+impl rns_service::process::ServiceSettings for Settings {
+    fn health_listen(&self) -> &str {
+        &self.dispatcher.health_listen
+    }
+
+    fn log(&self) -> &LogSettings {
+        &self.log
+    }
+}
+
 /// Schedules by canonical weights; bounded, since weights change rarely.
 #[derive(Debug, Default)]
 struct Schedules(Mutex<HashMap<String, Arc<Schedule>>>);

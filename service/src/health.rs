@@ -45,16 +45,28 @@ pub fn router(readiness: Readiness) -> Router {
         )
 }
 
-/// Serves [`router`] on `listen` until `shutdown` is cancelled.
+/// Binds the health endpoint's address, so a taken port fails the process at start.
+pub async fn bind(listen: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| {
+            std::io::Error::new(
+                error.kind(),
+                format!("the health endpoint cannot listen on {listen}: {error}"),
+            )
+        })?;
+    tracing::info!(address = %listener.local_addr()?, "health endpoint listening");
+    Ok(listener)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` is cancelled.
 pub async fn serve(
-    listen: String,
+    listener: tokio::net::TcpListener,
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     // Install the metrics recorder before the service records anything.
     crate::metrics::handle();
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(address = %listener.local_addr()?, "health endpoint listening");
     axum::serve(listener, router(readiness))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

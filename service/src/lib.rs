@@ -7,12 +7,14 @@
 //!   answer and it is taking work) and `/metrics` for services without an HTTP API
 //!   of their own.
 //! - [`metrics`]: the Prometheus recorder and JetStream consumer lag gauges.
+//! - [`process`]: the `main` of every background service.
 //! - [`shutdown`]: one cancellation token, cancelled on SIGTERM or SIGINT, that every
 //!   task of a service watches so shutdown follows one ordered path.
 #![forbid(unsafe_code)]
 
 pub mod health;
 pub mod metrics;
+pub mod process;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -4,12 +4,70 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 that is free now and that no other test process was given in
+/// the last ten minutes.
+///
+/// Ports come from below the kernel's ephemeral range, so no outgoing connection (of
+/// this or any other test) can take one between now and the moment a server binds it:
+/// a port picked with a bind to port 0 can, and a service then never comes up. A claim
+/// file per port under the temporary directory keeps concurrent test processes from
+/// choosing the same one.
 pub fn spare_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("the loopback interface accepts a bind to port 0")
+    const FIRST: u32 = 10_000;
+    const CLAIM_LIFETIME: Duration = Duration::from_secs(600);
+    let last = ephemeral_range_start().saturating_sub(1).max(FIRST + 1_000);
+    let claims = std::env::temp_dir().join("rns-test-ports");
+    std::fs::create_dir_all(&claims).expect("the temporary directory is writable");
+    for _ in 0..10_000 {
+        let port = u16::try_from(FIRST + next_random() % (last - FIRST))
+            .expect("ports below the ephemeral range fit in 16 bits");
+        let claim = claims.join(port.to_string());
+        let fresh = std::fs::metadata(&claim)
+            .and_then(|metadata| metadata.modified())
+            .map(|modified| modified.elapsed().unwrap_or_default() < CLAIM_LIFETIME)
+            .unwrap_or(false);
+        if fresh {
+            continue;
+        }
+        let _ = std::fs::remove_file(&claim);
+        let claimed = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&claim)
+            .is_ok();
+        if claimed && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no spare port below the ephemeral range after 10,000 tries")
+}
+
+/// The first port the kernel hands out to outgoing connections (32768 by default).
+fn ephemeral_range_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// A xorshift generator seeded by the process id and the clock: different in every
+/// test process, which is all port picking needs.
+fn next_random() -> u32 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut state = STATE.load(Ordering::Relaxed);
+    if state == 0 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        state = nanos ^ (u64::from(std::process::id()) << 32) | 1;
+    }
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    STATE.store(state, Ordering::Relaxed);
+    (state >> 32) as u32
 }
 
 /// Fails the test unless `program` is on PATH, naming the command that installs it.

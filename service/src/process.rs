@@ -1,0 +1,45 @@
+//! The one `main` every background service shares: settings, telemetry, the health
+//! endpoint bound *before* any work starts, the work itself, and the ordered
+//! shutdown after SIGTERM.
+//!
+//! The health endpoint is bound first so that a port already taken ends the process
+//! with an error a supervisor sees, instead of a service that works but can never
+//! report itself ready.
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::{health, load_settings, shutdown, telemetry, LogSettings, Readiness};
+
+/// What a background service tells [`run`] about its settings.
+pub trait ServiceSettings: DeserializeOwned {
+    /// Where its `/healthz`, `/readyz` and `/metrics` listen.
+    fn health_listen(&self) -> &str;
+    /// How it logs.
+    fn log(&self) -> &LogSettings;
+}
+
+/// Loads `S`, starts logging and the health endpoint, then runs `work` until it ends
+/// or, after SIGTERM or SIGINT, until the grace period is over.
+pub async fn run<S, W, F, E>(work: W) -> anyhow::Result<()>
+where
+    S: ServiceSettings,
+    W: FnOnce(S, Readiness, CancellationToken) -> F,
+    F: Future<Output = Result<(), E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let settings: S = load_settings()?;
+    telemetry::init(settings.log());
+    let listener = health::bind(settings.health_listen()).await?;
+    let shutdown = shutdown::on_signal();
+    let readiness = Readiness::default();
+    let health = tokio::spawn(health::serve(listener, readiness.clone(), shutdown.clone()));
+    let work = work(settings, readiness, shutdown.clone());
+    if let Some(result) = shutdown::within_grace(work, &shutdown, shutdown::GRACE_PERIOD).await {
+        result?;
+    }
+    shutdown.cancel();
+    health.await??;
+    Ok(())
+}
