@@ -10,8 +10,12 @@ pub mod error;
 pub mod ingest;
 pub mod listing;
 pub mod queries;
+pub mod requests;
+pub mod retention;
 pub mod rows;
 pub mod schema;
+pub mod stats;
+pub mod window;
 
 use std::time::Duration;
 
@@ -37,6 +41,9 @@ pub struct AnalyticsSettings {
     pub batch_linger_milliseconds: u64,
     /// Delay before a batch that failed to insert is redelivered, in milliseconds.
     pub retry_delay_milliseconds: u64,
+    /// Days of messages, events and statistics kept; older days are dropped whole.
+    /// 0 keeps everything.
+    pub retention_days: u32,
 }
 
 impl Default for AnalyticsSettings {
@@ -46,6 +53,7 @@ impl Default for AnalyticsSettings {
             batch_size: 5_000,
             batch_linger_milliseconds: 200,
             retry_delay_milliseconds: 2_000,
+            retention_days: 400,
         }
     }
 }
@@ -124,6 +132,12 @@ pub async fn run(
     tokio::spawn(rns_service::metrics::watch_consumers(
         jetstream.clone(),
         vec![(RESULTS_STREAM.to_owned(), ANALYTICS_CONSUMER.to_owned())],
+        shutdown.clone(),
+    ));
+    tokio::spawn(retention::run(
+        clickhouse_client(&settings.clickhouse),
+        settings.clickhouse.database.clone(),
+        settings.analytics.retention_days,
         shutdown.clone(),
     ));
     readiness.set(true);

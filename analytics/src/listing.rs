@@ -2,18 +2,20 @@
 //! combinable and a cursor that never skips or repeats a message, however many new
 //! results arrive between pages.
 //!
-//! Order is `(accepted_at_ms, message_id)` descending and the cursor is the last
-//! pair shown, so a page continues strictly below it: newer messages never push older
-//! ones onto a page already read. Message fields filter the `messages` table; the
-//! current status and carrier come from `events` (the status of the event with the
-//! highest ordinal, the carrier of the latest event that names one). Written for
-//! ClickHouse 18.16 (no CTEs, `ANY LEFT JOIN … USING`).
+//! Order is the message id, descending: request ids are ULIDs, so that is the order
+//! of acceptance, and the cursor is the last id shown, so a page continues strictly
+//! below it: newer messages never push older ones onto a page already read. Pages are
+//! looked for in growing request id windows (see [`crate::window`]). Message fields
+//! filter the `messages` table; the current status and carrier come from `events`
+//! (the status of the event with the highest ordinal, the carrier of the latest event
+//! that names one). Written for ClickHouse 18.16 (no CTEs, `ANY LEFT JOIN … USING`).
 use clickhouse::Row;
-use rns_types::CustomerId;
+use rns_types::{CustomerId, MessageId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AnalyticsError;
 use crate::queries::rfc3339;
+use crate::window::{windows, Window};
 
 /// What to list; every field is optional and they combine with AND.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,29 +30,24 @@ pub struct MessageFilter {
     pub schedule_id: Option<String>,
     /// A substring of the text.
     pub text: Option<String>,
+    /// Numbers whose contact memo matched the text search: a message to one of them
+    /// matches too.
+    pub text_numbers: Vec<String>,
     pub since_ms: Option<u64>,
     pub until_ms: Option<u64>,
 }
 
 /// Where a page starts: below this message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListCursor {
-    pub accepted_at_ms: u64,
-    pub message_id: String,
-}
+pub struct ListCursor(pub MessageId);
 
 impl ListCursor {
     pub fn encode(&self) -> String {
-        format!("{}:{}", self.accepted_at_ms, self.message_id)
+        self.0.to_string()
     }
 
     pub fn decode(text: &str) -> Option<Self> {
-        let (milliseconds, message_id) = text.split_once(':')?;
-        rns_types::MessageId::parse(message_id).ok()?;
-        Some(Self {
-            accepted_at_ms: milliseconds.parse().ok()?,
-            message_id: message_id.to_owned(),
-        })
+        MessageId::parse(text).ok().map(Self)
     }
 }
 
@@ -105,8 +102,60 @@ pub async fn list_messages(
     cursor: Option<&ListCursor>,
     limit: usize,
 ) -> Result<MessagePage, AnalyticsError> {
-    let mut message_conditions = vec!["customer_id = ?".to_owned()];
-    let mut message_values: Vec<String> = vec![customer.to_string()];
+    let top_ms = cursor.map(|cursor| cursor.0.request_id().made_at_ms());
+    let now_ms = rns_types::time::now_milliseconds();
+    let mut rows = Vec::new();
+    for window in windows(filter.since_ms, filter.until_ms, top_ms, now_ms) {
+        rows = page_in(client, customer, filter, cursor, &window, limit + 1).await?;
+        if rows.len() > limit || window.last {
+            break;
+        }
+    }
+    let next_cursor = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        let last = rows.last().expect("a full page has a last row");
+        last.message_id.clone()
+    });
+    let items = rows
+        .into_iter()
+        .map(|row| ListedMessage {
+            id: row.message_id,
+            request_id: row.request_id,
+            schedule_id: row.schedule_id,
+            to: row.to_number,
+            from: row.from_number,
+            message_type: row.message_type,
+            channel: row.channel,
+            subject: row.subject,
+            text: row.text,
+            status: row.status,
+            carrier: (!row.carrier.is_empty()).then_some(row.carrier),
+            accepted_at: rfc3339(row.accepted_at_ms),
+        })
+        .collect();
+    Ok(MessagePage { items, next_cursor })
+}
+
+/// The newest `rows` messages matching `filter` in `window`, below `cursor`.
+async fn page_in(
+    client: &clickhouse::Client,
+    customer: &CustomerId,
+    filter: &MessageFilter,
+    cursor: Option<&ListCursor>,
+    window: &Window,
+    rows: usize,
+) -> Result<Vec<ListedRow>, AnalyticsError> {
+    // Conditions on both tables: the customer, the window, the cursor.
+    let (window_text, window_values) = window.conditions();
+    let mut shared = format!("customer_id = ?{window_text}");
+    let mut shared_values = vec![customer.to_string()];
+    shared_values.extend(window_values);
+    if let Some(cursor) = cursor {
+        shared.push_str(" AND message_id < ?");
+        shared_values.push(cursor.encode());
+    }
+    let mut message_conditions = vec![shared.clone()];
+    let mut message_values = shared_values.clone();
     let mut add = |condition: &str, value: Option<&String>| {
         if let Some(value) = value {
             message_conditions.push(condition.to_owned());
@@ -119,22 +168,18 @@ pub async fn list_messages(
     add("to_number = ?", filter.to.as_ref());
     add("request_id = ?", filter.request_id.as_ref());
     add("schedule_id = ?", filter.schedule_id.as_ref());
-    add("positionUTF8(text, ?) > 0", filter.text.as_ref());
-    let mut numbers: Vec<u64> = Vec::new();
-    if let Some(since) = filter.since_ms {
-        message_conditions.push("accepted_at_ms >= ?".to_owned());
-        numbers.push(since);
-    }
-    if let Some(until) = filter.until_ms {
-        message_conditions.push("accepted_at_ms < ?".to_owned());
-        numbers.push(until);
+    if let Some(text) = &filter.text {
+        message_values.push(text.clone());
+        let mut condition = "positionUTF8(text, ?) > 0".to_owned();
+        if !filter.text_numbers.is_empty() {
+            let placeholders = vec!["?"; filter.text_numbers.len()].join(", ");
+            condition = format!("({condition} OR to_number IN ({placeholders}))");
+            message_values.extend(filter.text_numbers.iter().cloned());
+        }
+        message_conditions.push(condition);
     }
     let mut outer_conditions: Vec<&str> = Vec::new();
     let mut outer_values: Vec<String> = Vec::new();
-    if cursor.is_some() {
-        outer_conditions
-            .push("(m_accepted_at_ms < ? OR (m_accepted_at_ms = ? AND message_id < ?))");
-    }
     if let Some(status) = &filter.status {
         outer_conditions.push("if(e_status = '', 'queued', e_status) = ?");
         outer_values.push(status.clone());
@@ -164,66 +209,24 @@ pub async fn list_messages(
          ) ANY LEFT JOIN (
              SELECT message_id, toString(argMax(status, ordinal)) AS e_status,
                     argMaxIf(carrier, ordinal, carrier != '') AS e_carrier
-             FROM events WHERE customer_id = ?
+             FROM events WHERE {shared}
              GROUP BY message_id
          ) USING message_id
          {outer}
-         ORDER BY m_accepted_at_ms DESC, message_id DESC
+         ORDER BY message_id DESC
          LIMIT ?",
         message_where = message_conditions.join(" AND "),
     );
+    // Bind in the order the placeholders appear.
     let mut query = client.query(&statement);
-    // Bind in the order the placeholders appear: message filters, numbers, the
-    // events' customer, the cursor, status and carrier, the limit.
-    let (customer_value, rest) = message_values
-        .split_first()
-        .expect("the customer is always the first value");
-    query = query.bind(customer_value.as_str());
-    for value in rest {
+    for value in message_values
+        .iter()
+        .chain(&shared_values)
+        .chain(&outer_values)
+    {
         query = query.bind(value.as_str());
     }
-    for number in numbers {
-        query = query.bind(number);
-    }
-    query = query.bind(customer.as_str());
-    if let Some(cursor) = cursor {
-        query = query
-            .bind(cursor.accepted_at_ms)
-            .bind(cursor.accepted_at_ms)
-            .bind(cursor.message_id.as_str());
-    }
-    for value in &outer_values {
-        query = query.bind(value.as_str());
-    }
-    query = query.bind((limit + 1) as u64);
-    let mut rows = query.fetch_all::<ListedRow>().await?;
-    let next_cursor = (rows.len() > limit).then(|| {
-        rows.truncate(limit);
-        let last = rows.last().expect("a full page has a last row");
-        ListCursor {
-            accepted_at_ms: last.accepted_at_ms,
-            message_id: last.message_id.clone(),
-        }
-        .encode()
-    });
-    let items = rows
-        .into_iter()
-        .map(|row| ListedMessage {
-            id: row.message_id,
-            request_id: row.request_id,
-            schedule_id: row.schedule_id,
-            to: row.to_number,
-            from: row.from_number,
-            message_type: row.message_type,
-            channel: row.channel,
-            subject: row.subject,
-            text: row.text,
-            status: row.status,
-            carrier: (!row.carrier.is_empty()).then_some(row.carrier),
-            accepted_at: rfc3339(row.accepted_at_ms),
-        })
-        .collect();
-    Ok(MessagePage { items, next_cursor })
+    Ok(query.bind(rows as u64).fetch_all::<ListedRow>().await?)
 }
 
 #[cfg(test)]
@@ -232,13 +235,9 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_anything_else() {
-        let cursor = ListCursor {
-            accepted_at_ms: 1_795_561_200_000,
-            message_id: "01JDXYZ0000000000000000000-12".into(),
-        };
+        let cursor = ListCursor::decode("01JDXYZ0000000000000000000-12").unwrap();
         assert_eq!(ListCursor::decode(&cursor.encode()), Some(cursor));
         assert_eq!(ListCursor::decode("12:nope"), None);
-        assert_eq!(ListCursor::decode("x:01JDXYZ0000000000000000000-1"), None);
         assert_eq!(ListCursor::decode("' OR 1=1"), None);
     }
 }

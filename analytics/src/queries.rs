@@ -4,7 +4,7 @@
 //! table's sort key), so no query can read another customer's rows. Duplicate rows
 //! (from a batch inserted twice) do not change answers: events are de-duplicated by
 //! (ordinal, kind) and a message's status is the one of its highest-ordinal event.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use clickhouse::Row;
 use rns_types::{CustomerId, MessageId, RequestId};
@@ -46,15 +46,6 @@ pub struct MessageView {
     pub events: Vec<EventView>,
 }
 
-/// Counts of a request's messages by current status and by current carrier.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RequestSummary {
-    pub request_id: String,
-    pub total: u64,
-    pub by_status: BTreeMap<String, u64>,
-    pub by_carrier: BTreeMap<String, u64>,
-}
-
 #[derive(Debug, Row, Deserialize)]
 struct MessageHead {
     to_number: String,
@@ -76,13 +67,6 @@ struct EventLine {
     hop: u16,
     attempt: u16,
     detail: String,
-}
-
-#[derive(Debug, Row, Deserialize)]
-struct StatusCount {
-    status: String,
-    carrier: String,
-    messages: u64,
 }
 
 /// Per carrier, over a time range: messages routed to it as first choice, messages
@@ -244,42 +228,45 @@ impl ResultQueries {
         crate::listing::list_messages(&self.client, customer, filter, cursor, limit).await
     }
 
-    /// Counts of the request's messages, or `None` if the customer has no such request.
+    /// The request with its totals, or `None` if the customer has no such request.
     pub async fn request_summary(
         &self,
         customer: &CustomerId,
         request: &RequestId,
-    ) -> Result<Option<RequestSummary>, AnalyticsError> {
-        let request_text = request.to_string();
-        let counts = self
-            .client
-            .query(
-                "SELECT toString(status) AS status, carrier, count() AS messages FROM (
-                     SELECT message_id, argMax(status, ordinal) AS status, argMax(carrier, ordinal) AS carrier
-                     FROM events WHERE customer_id = ? AND request_id = ?
-                     GROUP BY message_id
-                 ) GROUP BY status, carrier",
-            )
-            .bind(customer.as_str())
-            .bind(&request_text)
-            .fetch_all::<StatusCount>()
-            .await?;
-        if counts.is_empty() {
-            return Ok(None);
-        }
-        let mut summary = RequestSummary {
-            request_id: request_text,
-            total: 0,
-            by_status: BTreeMap::new(),
-            by_carrier: BTreeMap::new(),
-        };
-        for count in counts {
-            summary.total += count.messages;
-            *summary.by_status.entry(count.status).or_insert(0) += count.messages;
-            if !count.carrier.is_empty() {
-                *summary.by_carrier.entry(count.carrier).or_insert(0) += count.messages;
-            }
-        }
-        Ok(Some(summary))
+    ) -> Result<Option<crate::requests::RequestView>, AnalyticsError> {
+        crate::requests::request(&self.client, customer, request).await
+    }
+
+    /// The customer's requests, newest first (see [`crate::requests`]).
+    pub async fn list_requests(
+        &self,
+        customer: &CustomerId,
+        since_ms: Option<u64>,
+        until_ms: Option<u64>,
+        cursor: Option<&RequestId>,
+        limit: usize,
+    ) -> Result<crate::requests::RequestPage, AnalyticsError> {
+        crate::requests::list_requests(&self.client, customer, since_ms, until_ms, cursor, limit)
+            .await
+    }
+
+    /// The customer's statistics (see [`crate::stats`]).
+    pub async fn statistics(
+        &self,
+        customer: &CustomerId,
+        since_seconds: u32,
+        until_seconds: u32,
+        bucket: crate::stats::Bucket,
+        timezone: &str,
+    ) -> Result<crate::stats::Statistics, AnalyticsError> {
+        crate::stats::statistics(
+            &self.client,
+            customer,
+            since_seconds,
+            until_seconds,
+            bucket,
+            timezone,
+        )
+        .await
     }
 }

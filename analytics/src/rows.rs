@@ -21,6 +21,7 @@ pub struct MessageRow {
     pub subject: String,
     pub text: String,
     pub schedule_id: String,
+    pub points_reserved: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
@@ -37,6 +38,9 @@ pub struct EventRow {
     pub hop: u16,
     pub attempt: u16,
     pub detail: String,
+    pub accepted_at_ms: u64,
+    pub points_reserved: u32,
+    pub points_spent: u32,
 }
 
 fn seconds(milliseconds: u64) -> u32 {
@@ -97,6 +101,7 @@ impl MessageRow {
             subject: record.subject.clone().unwrap_or_default(),
             text: record.text.clone(),
             schedule_id: record.schedule_id.clone().unwrap_or_default(),
+            points_reserved: record.points_reserved,
         }
     }
 }
@@ -120,6 +125,9 @@ impl EventRow {
             hop: event.hop,
             attempt: event.attempt,
             detail: event.detail.clone(),
+            accepted_at_ms: event.accepted_at_ms,
+            points_reserved: event.points.reserved,
+            points_spent: event.points.spent,
         }
     }
 }

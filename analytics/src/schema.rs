@@ -9,12 +9,27 @@
 //!   its event with the highest `ordinal` (see `MessageEvent::ordinal`), so duplicate
 //!   rows from a redelivered batch never change an answer.
 //!
-//! Both are `ReplacingMergeTree`s ordered by customer first: every query names the
-//! customer, and a re-inserted batch collapses on merge.
+//! - `carrier_minutes`: per customer, minute and carrier, the counts and latency
+//!   digests statistics and dashboards read, kept by the materialized view
+//!   `carrier_minutes_feed` as events arrive, so no statistic scans the events.
+//!
+//! The first two are `ReplacingMergeTree`s ordered by customer first: every query
+//! names the customer, and a re-inserted batch collapses on merge. The minute table
+//! counts rows as inserted: a batch inserted twice (its acknowledgement lost after
+//! the insert) is counted twice there, never in lists or timelines.
+//!
+//! Every table is partitioned by day, so retention drops whole days.
 use crate::error::AnalyticsError;
 
 pub const MESSAGES_TABLE: &str = "messages";
 pub const EVENTS_TABLE: &str = "events";
+pub const CARRIER_MINUTES_TABLE: &str = "carrier_minutes";
+/// The tables retention trims, each with its day partitions.
+pub const DAILY_TABLES: [&str; 3] = [MESSAGES_TABLE, EVENTS_TABLE, CARRIER_MINUTES_TABLE];
+/// The latency digest kept per minute (`…State`/`…Merge` go before the levels).
+pub const LATENCY_FUNCTION: &str = "quantilesTDigestIf";
+/// The latency quantiles reported: p50, p95, p99.
+pub const LATENCY_LEVELS: &str = "(0.5, 0.95, 0.99)";
 
 /// `Enum8` values of `events.kind`, in `EventKind` order starting at 1.
 pub const EVENT_KIND_ENUM: &str =
@@ -42,7 +57,8 @@ pub fn statements(database: &str) -> Vec<String> {
                 to_number String,
                 subject String,
                 text String,
-                schedule_id String
+                schedule_id String,
+                points_reserved UInt32
             ) ENGINE = ReplacingMergeTree()
             PARTITION BY toYYYYMMDD(accepted_at)
             ORDER BY (customer_id, request_id, message_id)"
@@ -60,7 +76,10 @@ pub fn statements(database: &str) -> Vec<String> {
                 carrier String,
                 hop UInt16,
                 attempt UInt16,
-                detail String
+                detail String,
+                accepted_at_ms UInt64,
+                points_reserved UInt32,
+                points_spent UInt32
             ) ENGINE = ReplacingMergeTree()
             PARTITION BY toYYYYMMDD(at)
             ORDER BY (customer_id, request_id, message_id, ordinal, kind)"
@@ -69,11 +88,55 @@ pub fn statements(database: &str) -> Vec<String> {
         // values to an Enum8 changes only metadata.
         format!("ALTER TABLE {database}.{EVENTS_TABLE} MODIFY COLUMN kind {EVENT_KIND_ENUM}"),
         format!("ALTER TABLE {database}.{EVENTS_TABLE} MODIFY COLUMN status {STATUS_ENUM}"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {database}.{CARRIER_MINUTES_TABLE} (
+                customer_id String,
+                minute DateTime,
+                carrier String,
+                first_choice AggregateFunction(sum, UInt64),
+                submitted AggregateFunction(sum, UInt64),
+                delivered AggregateFunction(sum, UInt64),
+                failed AggregateFunction(sum, UInt64),
+                failed_over AggregateFunction(sum, UInt64),
+                points_spent AggregateFunction(sum, UInt64),
+                latency_ms AggregateFunction({LATENCY_FUNCTION}{LATENCY_LEVELS}, UInt64, UInt8)
+            ) ENGINE = AggregatingMergeTree()
+            PARTITION BY toYYYYMMDD(minute)
+            ORDER BY (customer_id, minute, carrier)"
+        ),
     ]
 }
 
+/// The materialized views, created after every column they read exists. Latency is
+/// accept to final state, for final events that know when they were accepted.
+pub fn views(database: &str) -> Vec<String> {
+    vec![format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.carrier_minutes_feed
+         TO {database}.{CARRIER_MINUTES_TABLE} AS
+         SELECT customer_id, toStartOfMinute(at) AS minute, carrier,
+                sumState(toUInt64(kind = 'routed' AND hop = 1)) AS first_choice,
+                sumState(toUInt64(kind = 'submitted')) AS submitted,
+                sumState(toUInt64(kind = 'delivered')) AS delivered,
+                sumState(toUInt64(kind = 'failed')) AS failed,
+                sumState(toUInt64(kind = 'failed_over')) AS failed_over,
+                sumState(toUInt64(points_spent)) AS points_spent,
+                {LATENCY_FUNCTION}State{LATENCY_LEVELS}(
+                    toUInt64(if(at_ms > accepted_at_ms, at_ms - accepted_at_ms, 0)),
+                    toUInt8(kind IN ('delivered', 'failed') AND accepted_at_ms > 0)
+                ) AS latency_ms
+         FROM {database}.{EVENTS_TABLE}
+         GROUP BY customer_id, minute, carrier"
+    )]
+}
+
 /// Columns added after a table was first created: (table, column, type).
-const ADDED_COLUMNS: [(&str, &str, &str); 1] = [(MESSAGES_TABLE, "schedule_id", "String")];
+const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+    (MESSAGES_TABLE, "schedule_id", "String"),
+    (MESSAGES_TABLE, "points_reserved", "UInt32"),
+    (EVENTS_TABLE, "accepted_at_ms", "UInt64"),
+    (EVENTS_TABLE, "points_reserved", "UInt32"),
+    (EVENTS_TABLE, "points_spent", "UInt32"),
+];
 
 /// Creates the database and tables that are missing, and adds the columns tables
 /// created by an earlier version lack (18.16 has no `ADD COLUMN IF NOT EXISTS`).
@@ -99,6 +162,9 @@ pub async fn ensure(client: &clickhouse::Client, database: &str) -> Result<(), A
                 .execute()
                 .await?;
         }
+    }
+    for statement in views(database) {
+        client.query(&statement).execute().await?;
     }
     Ok(())
 }

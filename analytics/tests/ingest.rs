@@ -88,11 +88,13 @@ fn batch(
             to: PhoneNumber::parse(&format!("010{:08}", index)).unwrap(),
             subject: None,
             text: "인증번호 123456".into(),
+            points_reserved: 1,
             schedule_id: (index == 0).then(|| "01JSCHEDULE0000000000000000".to_owned()),
         });
         let event = |kind, attempt| MessageEvent {
             message_id,
             at_ms: 1_700_000_000_100,
+            accepted_at_ms: 1_700_000_000_000,
             kind,
             carrier: Some(carrier.clone()),
             hop: 1,
@@ -123,7 +125,7 @@ async fn wait_for_total(
     customer: &CustomerId,
     request: RequestId,
     total: u64,
-) -> rns_analytics::queries::RequestSummary {
+) -> rns_analytics::requests::RequestView {
     for _ in 0..200 {
         if let Ok(Some(summary)) = queries.request_summary(customer, &request).await {
             if summary.total == total {
@@ -286,9 +288,26 @@ async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
     rns_analytics::schema::ensure(&client, "rns").await.unwrap();
     rns_analytics::schema::ensure(&client, "rns").await.unwrap();
     let columns = clickhouse
-        .query("SELECT name FROM system.columns WHERE database = 'rns' AND table = 'messages' AND name = 'schedule_id' FORMAT TabSeparated")
+        .query("SELECT concat(table, '.', name) FROM system.columns WHERE database = 'rns' AND table IN ('messages', 'events') AND name IN ('schedule_id', 'points_reserved', 'accepted_at_ms', 'points_spent') ORDER BY table, name FORMAT TabSeparated")
         .await;
-    assert_eq!(columns.trim(), "schedule_id");
+    assert_eq!(
+        columns.split_whitespace().collect::<Vec<_>>(),
+        [
+            "events.accepted_at_ms",
+            "events.points_reserved",
+            "events.points_spent",
+            "messages.accepted_at_ms",
+            "messages.points_reserved",
+            "messages.schedule_id"
+        ]
+    );
+    let views = clickhouse
+        .query("SELECT name FROM system.tables WHERE database = 'rns' AND name LIKE 'carrier_minutes%' ORDER BY name FORMAT TabSeparated")
+        .await;
+    assert_eq!(
+        views.split_whitespace().collect::<Vec<_>>(),
+        ["carrier_minutes", "carrier_minutes_feed"]
+    );
     let kinds = clickhouse
         .query("SELECT type FROM system.columns WHERE database = 'rns' AND table = 'events' AND name = 'kind' FORMAT TabSeparated")
         .await;

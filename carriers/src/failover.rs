@@ -271,6 +271,7 @@ impl Failover {
         let event = |kind, carrier, hop, attempt, detail| MessageEvent {
             message_id: job.message_id,
             at_ms: now_ms,
+            accepted_at_ms: job.accepted_at_ms,
             kind,
             carrier: Some(carrier),
             hop,
@@ -393,6 +394,7 @@ impl Failover {
             events: vec![MessageEvent {
                 message_id: job.message_id,
                 at_ms: rns_types::time::now_milliseconds(),
+                accepted_at_ms: job.accepted_at_ms,
                 kind: EventKind::Failed,
                 carrier: Some(job.carrier.clone()),
                 hop: job.hop,

@@ -322,6 +322,7 @@ impl Worker {
         let event = |kind, detail: String| MessageEvent {
             message_id: job.message_id,
             at_ms: now_ms,
+            accepted_at_ms: job.accepted_at_ms,
             kind,
             carrier: Some(self.carrier.clone()),
             hop: job.hop,

@@ -36,6 +36,7 @@ pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64)
             Some(_) => MessageEvent {
                 message_id,
                 at_ms: now_ms,
+                accepted_at_ms: request.accepted_at_ms,
                 kind: EventKind::Routed,
                 carrier: Some(carrier_of(index)),
                 hop: FIRST_HOP,
@@ -43,7 +44,7 @@ pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64)
                 detail: String::new(),
                 points: Points::default(),
             },
-            None => blocked_event(message_id, now_ms),
+            None => blocked_event(request, message_id, now_ms),
         }
     });
     let jobs = request
@@ -86,6 +87,7 @@ pub fn fail_all(request: &SendRequest, reason: &str, now_ms: u64) -> Vec<ResultB
             Some(recipient) => MessageEvent {
                 message_id,
                 at_ms: now_ms,
+                accepted_at_ms: request.accepted_at_ms,
                 kind: EventKind::Failed,
                 carrier: None,
                 hop: FIRST_HOP,
@@ -96,7 +98,7 @@ pub fn fail_all(request: &SendRequest, reason: &str, now_ms: u64) -> Vec<ResultB
                     spent: 0,
                 },
             },
-            None => blocked_event(message_id, now_ms),
+            None => blocked_event(request, message_id, now_ms),
         }
     })
 }
@@ -105,10 +107,11 @@ fn recipient(request: &SendRequest, index: u32) -> Option<&Recipient> {
     request.recipients.get(index as usize)
 }
 
-fn blocked_event(message_id: MessageId, now_ms: u64) -> MessageEvent {
+fn blocked_event(request: &SendRequest, message_id: MessageId, now_ms: u64) -> MessageEvent {
     MessageEvent {
         message_id,
         at_ms: now_ms,
+        accepted_at_ms: request.accepted_at_ms,
         kind: EventKind::Blocked,
         carrier: None,
         hop: FIRST_HOP,
@@ -135,15 +138,16 @@ fn result_batches(
         };
         for index in chunk_start..chunk_end {
             let message_id = request.request_id.message_id(index as u32);
-            let (to, message_type, text) = match request.recipients.get(index) {
+            let (to, message_type, text, points_reserved) = match request.recipients.get(index) {
                 Some(recipient) => {
                     let (message_type, text) = request.content_of(recipient);
-                    (&recipient.to, message_type, text)
+                    (&recipient.to, message_type, text, recipient.points)
                 }
                 None => (
                     &request.blocked[index - request.recipients.len()],
                     request.message_type,
                     request.text.as_str(),
+                    0,
                 ),
             };
             batch.messages.push(MessageRecord {
@@ -155,6 +159,7 @@ fn result_batches(
                 to: to.clone(),
                 subject: request.subject.clone(),
                 text: text.to_owned(),
+                points_reserved,
                 schedule_id: request.schedule_id.clone(),
             });
             batch.events.push(event(index as u32, message_id));

@@ -557,6 +557,26 @@ impl ContactStore {
         Ok(Page { items, next_cursor })
     }
 
+    /// The numbers of up to `most` of the customer's contacts whose memo contains
+    /// `text` (ignoring case), from one search of at most [`SEARCH_BUDGET`] contacts.
+    pub async fn numbers_with_memo(
+        &self,
+        customer: &CustomerId,
+        text: &str,
+        most: usize,
+    ) -> Result<Vec<String>, redis::RedisError> {
+        let Some(query) = Query::new(text) else {
+            return Ok(Vec::new());
+        };
+        let page = self.list(customer, None, Some(&query), None, most).await?;
+        Ok(page
+            .items
+            .into_iter()
+            .filter(|contact| contact.record.memo.to_lowercase().contains(&query.text))
+            .map(|contact| contact.record.number)
+            .collect())
+    }
+
     /// Every contact id of a group.
     pub async fn members(
         &self,

@@ -299,10 +299,12 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/v1/messages",
-            post(routes::messages::send).get(routes::messages::list),
+            post(routes::messages::send).get(routes::results::list),
         )
-        .route("/v1/messages/{id}", get(routes::messages::get_message))
-        .route("/v1/requests/{id}", get(routes::messages::get_request))
+        .route("/v1/messages/{id}", get(routes::results::get_message))
+        .route("/v1/requests", get(routes::results::list_requests))
+        .route("/v1/requests/{id}", get(routes::results::get_request))
+        .route("/v1/stats", get(routes::results::stats))
         .route_layer(axum::middleware::from_fn(track))
         .route("/metrics", get(|| async { rns_service::metrics::render() }))
         .fallback(|| async { ApiError::NotFound("route") })

@@ -805,3 +805,33 @@ async fn message_list_filters_are_checked_before_anything_is_queried() {
         );
     }
 }
+
+#[tokio::test]
+async fn request_list_and_statistics_queries_are_checked_before_anything_is_queried() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    for path in [
+        "/v1/requests?since=yesterday",
+        "/v1/requests?cursor=nope",
+        "/v1/requests?limit=5000",
+        "/v1/requests?colour=red",
+        "/v1/stats?bucket=week",
+        "/v1/stats?timezone=Mars/Olympus",
+        "/v1/stats?since=2026-11-25T00:00:00Z&until=2026-11-24T00:00:00Z",
+        "/v1/stats?bucket=minute&since=2026-01-01T00:00:00Z&until=2026-11-01T00:00:00Z",
+        "/v1/stats?until=never",
+    ] {
+        let (status, answer) = api.call(Method::GET, path, Some(&key), None).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path} → {answer}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|message| !message.is_empty()),
+            "{path} → {answer}"
+        );
+    }
+}

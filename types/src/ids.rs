@@ -94,6 +94,17 @@ impl RequestId {
         Self(ulid::Ulid::from_parts(at_ms, random))
     }
 
+    /// The lowest id of a request made at `at_ms`: every id made at or after that
+    /// time sorts at or above it, every id made before sorts below.
+    pub fn first_at(at_ms: u64) -> Self {
+        Self::from_parts(at_ms, 0)
+    }
+
+    /// When the id was made, in epoch milliseconds.
+    pub fn made_at_ms(&self) -> u64 {
+        self.0.timestamp_ms()
+    }
+
     /// The id of this request's message at `index` (0-based position in its recipients).
     pub fn message_id(&self, index: u32) -> MessageId {
         MessageId {

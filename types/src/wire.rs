@@ -161,9 +161,9 @@ impl SendRequest {
         recipients: Vec<Recipient>,
     ) -> Self {
         Self {
+            accepted_at_ms: request_id.made_at_ms(),
             request_id,
             customer_id,
-            accepted_at_ms: crate::time::now_milliseconds(),
             channel: Channel::Sms,
             message_type: MessageType::Sms,
             from,
@@ -406,6 +406,10 @@ impl EventKind {
 pub struct MessageEvent {
     pub message_id: MessageId,
     pub at_ms: u64,
+    /// When the message was accepted, so latency needs no join (0 in events written
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "is_zero_milliseconds")]
+    pub accepted_at_ms: u64,
     pub kind: EventKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carrier: Option<CarrierId>,
@@ -416,6 +420,10 @@ pub struct MessageEvent {
     /// On a final event: the points it settles.
     #[serde(default, skip_serializing_if = "Points::is_none")]
     pub points: Points,
+}
+
+fn is_zero_milliseconds(value: &u64) -> bool {
+    *value == 0
 }
 
 impl MessageEvent {
@@ -443,6 +451,9 @@ pub struct MessageRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     pub text: String,
+    /// Points reserved for the message when it was accepted (0 when blocked).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub points_reserved: u32,
     /// The scheduled send the message's request is (a firing of).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_id: Option<String>,
@@ -466,6 +477,7 @@ mod tests {
         MessageEvent {
             message_id: RequestId::generate().message_id(0),
             at_ms: 0,
+            accepted_at_ms: 0,
             kind,
             carrier: None,
             hop,

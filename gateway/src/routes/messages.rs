@@ -15,12 +15,10 @@
 //! With an `Idempotency-Key` header, a repeated request returns the first one's
 //! answer and sends nothing (see [`crate::idempotency`]).
 //!
-//! `GET /v1/messages/{id}` and `GET /v1/requests/{id}` read ClickHouse through
-//! [`rns_analytics::ResultQueries`], scoped to the caller: another customer's ids are
-//! 404, exactly like ids that never existed.
+//! Reading what was sent is [`super::results`].
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -31,7 +29,7 @@ use rns_points::Reservation;
 use rns_types::alimtalk::AlimTalk;
 use rns_types::subjects::{due_subject, message_ids, send_subject, SCHEDULES_STREAM};
 use rns_types::wire::SendRequest;
-use rns_types::{Channel, CustomerId, MessageId, PhoneNumber, RequestId};
+use rns_types::{Channel, CustomerId, PhoneNumber, RequestId};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -39,7 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::compose::{check_advertisement, Composed, Draft, Target};
 use crate::contacts::{is_id, ContactRecord};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, Customer};
+use crate::extract::{ApiJson, Customer};
 use crate::idempotency::{self, Claim};
 use crate::scheduling::{self, RecurrenceInput, When};
 use crate::{routes, AppState};
@@ -573,10 +571,11 @@ async fn accept(
 ) -> Result<Value, ApiError> {
     let images = store_images(state, customer, &valid.images).await?;
     let composed = valid.composed;
+    // The id's time is the acceptance time, so lists filter and order by either.
     let request = SendRequest {
+        accepted_at_ms: request_id.made_at_ms(),
         request_id,
         customer_id: customer.clone(),
-        accepted_at_ms: rns_types::time::now_milliseconds(),
         channel: valid.channel,
         message_type: composed.message_type,
         from: valid.from,
@@ -731,165 +730,4 @@ pub(crate) async fn publish_paid(
         return Err(error);
     }
     Ok(())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    carrier: Option<String>,
-    #[serde(default, rename = "type")]
-    message_type: Option<String>,
-    #[serde(default)]
-    channel: Option<String>,
-    #[serde(default)]
-    from: Option<String>,
-    #[serde(default)]
-    to_number: Option<String>,
-    #[serde(default)]
-    request_id: Option<String>,
-    #[serde(default)]
-    schedule_id: Option<String>,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    since: Option<String>,
-    #[serde(default)]
-    until: Option<String>,
-    #[serde(flatten)]
-    page: crate::pagination::PageQuery,
-}
-
-const MAX_TEXT_FILTER_CHARACTERS: usize = 200;
-
-fn one_of(
-    field: &str,
-    value: Option<String>,
-    allowed: &[&str],
-) -> Result<Option<String>, ApiError> {
-    match value {
-        Some(value) if !allowed.contains(&value.as_str()) => Err(ApiError::invalid(
-            "invalid_query",
-            format!("{field} must be one of {}", allowed.join(", ")),
-        )),
-        other => Ok(other),
-    }
-}
-
-fn checked(
-    field: &str,
-    value: Option<String>,
-    valid: impl Fn(&str) -> Option<String>,
-) -> Result<Option<String>, ApiError> {
-    value
-        .map(|value| {
-            valid(&value).ok_or_else(|| {
-                ApiError::invalid("invalid_query", format!("{field} {value:?} is not valid"))
-            })
-        })
-        .transpose()
-}
-
-fn time(field: &str, value: Option<String>) -> Result<Option<u64>, ApiError> {
-    value
-        .map(|value| {
-            rns_types::time::parse_rfc3339(&value).ok_or_else(|| {
-                ApiError::invalid("invalid_query", format!("{field} must be an RFC 3339 time"))
-            })
-        })
-        .transpose()
-}
-
-/// `GET /v1/messages`: the caller's messages, newest first, every filter combinable,
-/// cursor pagination (see [`rns_analytics::listing`]).
-pub async fn list(
-    Customer(customer): Customer,
-    State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
-    use rns_analytics::listing::{ListCursor, MessageFilter};
-    let limit = query.page.limit()?;
-    let cursor = query
-        .page
-        .cursor(|cursor| ListCursor::decode(cursor).is_some())?
-        .and_then(ListCursor::decode);
-    if query
-        .text
-        .as_ref()
-        .is_some_and(|text| text.chars().count() > MAX_TEXT_FILTER_CHARACTERS)
-    {
-        return Err(ApiError::invalid(
-            "invalid_query",
-            format!("text must be at most {MAX_TEXT_FILTER_CHARACTERS} characters"),
-        ));
-    }
-    let phone = |value: &str| PhoneNumber::parse(value).ok().map(String::from);
-    let filter = MessageFilter {
-        status: one_of(
-            "status",
-            query.status,
-            &["queued", "submitted", "delivered", "failed", "blocked"],
-        )?,
-        carrier: checked("carrier", query.carrier, |value| {
-            rns_types::CarrierId::parse(value)
-                .ok()
-                .map(|id| id.to_string())
-        })?,
-        message_type: one_of(
-            "type",
-            query.message_type,
-            &["sms", "lms", "mms", "alimtalk"],
-        )?,
-        channel: one_of("channel", query.channel, &["sms", "alimtalk"])?,
-        from: checked("from", query.from, phone)?,
-        to: checked("to_number", query.to_number, phone)?,
-        request_id: checked("request_id", query.request_id, |value| {
-            RequestId::parse(value).ok().map(|id| id.to_string())
-        })?,
-        schedule_id: checked("schedule_id", query.schedule_id, |value| {
-            is_id(value).then(|| value.to_owned())
-        })?,
-        text: query.text.filter(|text| !text.is_empty()),
-        since_ms: time("since", query.since)?,
-        until_ms: time("until", query.until)?,
-    };
-    let page = state
-        .results()
-        .list_messages(&customer, &filter, cursor.as_ref(), limit)
-        .await?;
-    Ok(Json(serde_json::to_value(page).expect("a page serialises")))
-}
-
-pub async fn get_message(
-    Customer(customer): Customer,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let message_id = MessageId::parse(&id).map_err(|_| ApiError::NotFound("message"))?;
-    let message = state
-        .results()
-        .message(&customer, &message_id)
-        .await?
-        .ok_or(ApiError::NotFound("message"))?;
-    Ok(Json(
-        serde_json::to_value(message).expect("a message view serialises"),
-    ))
-}
-
-pub async fn get_request(
-    Customer(customer): Customer,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let request_id = RequestId::parse(&id).map_err(|_| ApiError::NotFound("request"))?;
-    let summary = state
-        .results()
-        .request_summary(&customer, &request_id)
-        .await?
-        .ok_or(ApiError::NotFound("request"))?;
-    Ok(Json(
-        serde_json::to_value(summary).expect("a request summary serialises"),
-    ))
 }

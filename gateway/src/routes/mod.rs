@@ -5,6 +5,7 @@ pub mod groups;
 pub mod messages;
 pub mod opt_outs;
 pub mod points;
+pub mod results;
 pub mod routing;
 pub mod schedules;
 pub mod sender_numbers;

@@ -1,0 +1,211 @@
+//! `GET /v1/stats`: per carrier, over a time range and in buckets, what was routed
+//! to it first, submitted, delivered, failed and moved on, the points spent, and
+//! the latency from acceptance to final state (p50, p95, p99).
+//!
+//! Everything is read from `carrier_minutes` (see [`crate::schema`]), which holds one
+//! row of counts and latency digests per customer, minute and carrier, so a month of
+//! statistics reads at most 43,200 rows per carrier whatever the traffic. Buckets
+//! start at the minute, hour or day in the given time zone.
+use clickhouse::Row;
+use rns_types::CustomerId;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AnalyticsError;
+use crate::schema::{LATENCY_FUNCTION, LATENCY_LEVELS};
+
+/// How wide a bucket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bucket {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Bucket {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "minute" => Some(Self::Minute),
+            "hour" => Some(Self::Hour),
+            "day" => Some(Self::Day),
+            _ => None,
+        }
+    }
+
+    /// The bucket's width in seconds (a day may be an hour off at a DST change).
+    pub fn seconds(self) -> u64 {
+        match self {
+            Self::Minute => 60,
+            Self::Hour => 3_600,
+            Self::Day => 86_400,
+        }
+    }
+
+    fn start_expression(self) -> &'static str {
+        match self {
+            Self::Minute => "toStartOfMinute(minute)",
+            Self::Hour => "toStartOfHour(minute, ?)",
+            Self::Day => "toStartOfDay(minute, ?)",
+        }
+    }
+}
+
+/// Latency from acceptance to final state, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+/// One carrier's numbers in a bucket or over the whole range.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CarrierNumbers {
+    pub carrier: String,
+    /// Messages routed to it as first choice (by weight).
+    pub first_choice: u64,
+    pub submitted: u64,
+    pub delivered: u64,
+    /// Messages that failed for good on it.
+    pub failed: u64,
+    /// Messages that left it for another carrier.
+    pub failed_over: u64,
+    pub points_spent: u64,
+    /// `delivered / (delivered + failed + failed_over)`; `None` before any outcome.
+    pub success_rate: Option<f64>,
+    /// `None` when no message reached a final state on it.
+    pub latency_ms: Option<Latency>,
+}
+
+/// One bucket, by its start (epoch seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketNumbers {
+    pub start_seconds: u64,
+    pub carriers: Vec<CarrierNumbers>,
+}
+
+/// Statistics over a range: totals per carrier and the same per bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statistics {
+    pub totals: Vec<CarrierNumbers>,
+    pub buckets: Vec<BucketNumbers>,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct NumbersRow {
+    bucket: u32,
+    carrier: String,
+    first_choice: u64,
+    submitted: u64,
+    delivered: u64,
+    failed: u64,
+    failed_over: u64,
+    points_spent: u64,
+    latency: Vec<f32>,
+}
+
+impl From<NumbersRow> for CarrierNumbers {
+    fn from(row: NumbersRow) -> Self {
+        let outcomes = row.delivered + row.failed + row.failed_over;
+        let latency = match row.latency.as_slice() {
+            [p50, p95, p99] if p50.is_finite() && p95.is_finite() && p99.is_finite() => {
+                Some(Latency {
+                    p50: f64::from(*p50).round(),
+                    p95: f64::from(*p95).round(),
+                    p99: f64::from(*p99).round(),
+                })
+            }
+            _ => None,
+        };
+        Self {
+            carrier: row.carrier,
+            first_choice: row.first_choice,
+            submitted: row.submitted,
+            delivered: row.delivered,
+            failed: row.failed,
+            failed_over: row.failed_over,
+            points_spent: row.points_spent,
+            success_rate: (outcomes > 0).then(|| row.delivered as f64 / outcomes as f64),
+            latency_ms: latency.filter(|_| row.delivered + row.failed > 0),
+        }
+    }
+}
+
+/// The customer's statistics in `[since_seconds, until_seconds)`, bucketed by `bucket`
+/// in `timezone` (an IANA name the caller checked). Events without a carrier (a
+/// channel with no carrier at all) are left out.
+pub async fn statistics(
+    client: &clickhouse::Client,
+    customer: &CustomerId,
+    since_seconds: u32,
+    until_seconds: u32,
+    bucket: Bucket,
+    timezone: &str,
+) -> Result<Statistics, AnalyticsError> {
+    let totals = numbers(
+        client,
+        customer,
+        since_seconds,
+        until_seconds,
+        None,
+        timezone,
+    )
+    .await?;
+    let rows = numbers(
+        client,
+        customer,
+        since_seconds,
+        until_seconds,
+        Some(bucket),
+        timezone,
+    )
+    .await?;
+    let mut buckets: Vec<BucketNumbers> = Vec::new();
+    for row in rows {
+        let start_seconds = u64::from(row.bucket);
+        match buckets.last_mut() {
+            Some(last) if last.start_seconds == start_seconds => last.carriers.push(row.into()),
+            _ => buckets.push(BucketNumbers {
+                start_seconds,
+                carriers: vec![row.into()],
+            }),
+        }
+    }
+    Ok(Statistics {
+        totals: totals.into_iter().map(CarrierNumbers::from).collect(),
+        buckets,
+    })
+}
+
+async fn numbers(
+    client: &clickhouse::Client,
+    customer: &CustomerId,
+    since_seconds: u32,
+    until_seconds: u32,
+    bucket: Option<Bucket>,
+    timezone: &str,
+) -> Result<Vec<NumbersRow>, AnalyticsError> {
+    let start = bucket.map_or("0", Bucket::start_expression);
+    let statement = format!(
+        "SELECT toUInt32({start}) AS bucket, carrier,
+                sumMerge(first_choice) AS first_choice, sumMerge(submitted) AS submitted,
+                sumMerge(delivered) AS delivered, sumMerge(failed) AS failed,
+                sumMerge(failed_over) AS failed_over, sumMerge(points_spent) AS points_spent,
+                {LATENCY_FUNCTION}Merge{LATENCY_LEVELS}(latency_ms) AS latency
+         FROM carrier_minutes
+         WHERE customer_id = ? AND minute >= toDateTime(?) AND minute < toDateTime(?)
+               AND carrier != ''
+         GROUP BY bucket, carrier
+         ORDER BY bucket, carrier"
+    );
+    let mut query = client.query(&statement);
+    if matches!(bucket, Some(Bucket::Hour | Bucket::Day)) {
+        query = query.bind(timezone);
+    }
+    Ok(query
+        .bind(customer.as_str())
+        .bind(since_seconds)
+        .bind(until_seconds)
+        .fetch_all::<NumbersRow>()
+        .await?)
+}
