@@ -9,13 +9,20 @@
 //! filter the `messages` table; the current status and carrier come from `events`
 //! (the status of the event with the highest ordinal, the carrier of the latest event
 //! that names one). Written for ClickHouse 18.16 (no CTEs, `ANY LEFT JOIN … USING`).
+use std::collections::{BTreeSet, HashMap};
+
 use clickhouse::Row;
-use rns_types::{CustomerId, MessageId};
+use rns_types::{CustomerId, MessageId, RequestId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AnalyticsError;
 use crate::queries::rfc3339;
-use crate::window::{windows, Window};
+use crate::window::{day_floor, windows, Window};
+
+/// Statuses a message keeps once it has them.
+const FINAL_STATUSES: [&str; 3] = ["delivered", "failed", "blocked"];
+/// The ordinal of a final event (see `MessageEvent::ordinal`).
+const FINAL_ORDINAL: u32 = u32::MAX;
 
 /// What to list; every field is optional and they combine with AND.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,8 +111,16 @@ pub async fn list_messages(
 ) -> Result<MessagePage, AnalyticsError> {
     let top_ms = cursor.map(|cursor| cursor.0.request_id().made_at_ms());
     let now_ms = rns_types::time::now_milliseconds();
+    // A request's messages were all made in its id's millisecond.
+    let windows = match filter.request_id.as_deref().map(RequestId::parse) {
+        Some(Ok(request)) => vec![Window::between(
+            request.made_at_ms(),
+            request.made_at_ms() + 1,
+        )],
+        _ => windows(filter.since_ms, filter.until_ms, top_ms, now_ms),
+    };
     let mut rows = Vec::new();
-    for window in windows(filter.since_ms, filter.until_ms, top_ms, now_ms) {
+    for window in windows {
         rows = page_in(client, customer, filter, cursor, &window, limit + 1).await?;
         if rows.len() > limit || window.last {
             break;
@@ -146,16 +161,20 @@ async fn page_in(
     rows: usize,
 ) -> Result<Vec<ListedRow>, AnalyticsError> {
     // Conditions on both tables: the customer, the window, the cursor.
-    let (window_text, window_values) = window.conditions();
-    let mut shared = format!("customer_id = ?{window_text}");
-    let mut shared_values = vec![customer.to_string()];
-    shared_values.extend(window_values);
-    if let Some(cursor) = cursor {
-        shared.push_str(" AND message_id < ?");
-        shared_values.push(cursor.encode());
-    }
-    let mut message_conditions = vec![shared.clone()];
-    let mut message_values = shared_values.clone();
+    let scope = |day_column: &str| {
+        let (window_text, window_values) = window.conditions(day_column);
+        let mut text = format!("customer_id = ?{window_text}");
+        let mut values = vec![customer.to_string()];
+        values.extend(window_values);
+        if let Some(cursor) = cursor {
+            text.push_str(" AND message_id < ?");
+            values.push(cursor.encode());
+        }
+        (text, values)
+    };
+    let (event_scope, event_values) = scope("at");
+    let (message_scope, mut message_values) = scope("accepted_at");
+    let mut message_conditions = vec![message_scope];
     let mut add = |condition: &str, value: Option<&String>| {
         if let Some(value) = value {
             message_conditions.push(condition.to_owned());
@@ -178,9 +197,23 @@ async fn page_in(
         }
         message_conditions.push(condition);
     }
+    // A final status is the kind of the message's one final event, so those filter
+    // by a look at events alone. A status that may still change (queued, submitted)
+    // or the current carrier needs every candidate's current state first.
+    let final_status = filter
+        .status
+        .as_deref()
+        .filter(|status| FINAL_STATUSES.contains(status));
+    if let Some(status) = final_status {
+        message_conditions.push(format!(
+            "message_id IN (SELECT message_id FROM events WHERE {event_scope} AND toString(status) = ? AND ordinal = {FINAL_ORDINAL})"
+        ));
+        message_values.extend(event_values.iter().cloned());
+        message_values.push(status.to_owned());
+    }
     let mut outer_conditions: Vec<&str> = Vec::new();
     let mut outer_values: Vec<String> = Vec::new();
-    if let Some(status) = &filter.status {
+    if let Some(status) = filter.status.as_ref().filter(|_| final_status.is_none()) {
         outer_conditions.push("if(e_status = '', 'queued', e_status) = ?");
         outer_values.push(status.clone());
     }
@@ -188,45 +221,114 @@ async fn page_in(
         outer_conditions.push("e_carrier = ?");
         outer_values.push(carrier.clone());
     }
-    let outer = if outer_conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", outer_conditions.join(" AND "))
-    };
+    let message_where = message_conditions.join(" AND ");
+    let messages = format!(
+        "SELECT message_id, any(request_id) AS m_request_id, any(to_number) AS m_to,
+                any(from_number) AS m_from, toString(any(message_type)) AS m_type,
+                toString(any(channel)) AS m_channel, any(subject) AS m_subject,
+                any(text) AS m_text, any(schedule_id) AS m_schedule,
+                any(accepted_at_ms) AS m_accepted_at_ms
+         FROM messages WHERE {message_where}
+         GROUP BY message_id"
+    );
+    let columns = "message_id, m_request_id AS request_id, m_to AS to_number, m_from AS from_number,
+                   m_type AS message_type, m_channel AS channel, m_subject AS subject, m_text AS text,
+                   m_schedule AS schedule_id, m_accepted_at_ms AS accepted_at_ms";
+    if outer_conditions.is_empty() {
+        // The page from messages alone, then the current state of its messages only.
+        let statement = format!(
+            "SELECT {columns}, '' AS status, '' AS carrier FROM ({messages})
+             ORDER BY message_id DESC LIMIT ?"
+        );
+        let mut query = client.query(&statement);
+        for value in &message_values {
+            query = query.bind(value.as_str());
+        }
+        let mut rows = query.bind(rows as u64).fetch_all::<ListedRow>().await?;
+        let states = current_states(client, customer, &rows).await?;
+        for row in &mut rows {
+            let (status, carrier) = states.get(&row.message_id).cloned().unwrap_or_default();
+            row.status = if status.is_empty() {
+                "queued".to_owned()
+            } else {
+                status
+            };
+            row.carrier = carrier;
+        }
+        return Ok(rows);
+    }
     let statement = format!(
-        "SELECT message_id, m_request_id AS request_id, m_to AS to_number, m_from AS from_number,
-                m_type AS message_type, m_channel AS channel, m_subject AS subject, m_text AS text,
-                m_schedule AS schedule_id, m_accepted_at_ms AS accepted_at_ms,
-                if(e_status = '', 'queued', e_status) AS status, e_carrier AS carrier
-         FROM (
-             SELECT message_id, any(request_id) AS m_request_id, any(to_number) AS m_to,
-                    any(from_number) AS m_from, toString(any(message_type)) AS m_type,
-                    toString(any(channel)) AS m_channel, any(subject) AS m_subject,
-                    any(text) AS m_text, any(schedule_id) AS m_schedule,
-                    any(accepted_at_ms) AS m_accepted_at_ms
-             FROM messages WHERE {message_where}
-             GROUP BY message_id
-         ) ANY LEFT JOIN (
+        "SELECT {columns}, if(e_status = '', 'queued', e_status) AS status, e_carrier AS carrier
+         FROM ({messages}) ANY LEFT JOIN (
              SELECT message_id, toString(argMax(status, ordinal)) AS e_status,
                     argMaxIf(carrier, ordinal, carrier != '') AS e_carrier
-             FROM events WHERE {shared}
+             FROM events WHERE {event_scope}
              GROUP BY message_id
          ) USING message_id
-         {outer}
+         WHERE {outer}
          ORDER BY message_id DESC
          LIMIT ?",
-        message_where = message_conditions.join(" AND "),
+        outer = outer_conditions.join(" AND "),
     );
     // Bind in the order the placeholders appear.
     let mut query = client.query(&statement);
     for value in message_values
         .iter()
-        .chain(&shared_values)
+        .chain(&event_values)
         .chain(&outer_values)
     {
         query = query.bind(value.as_str());
     }
     Ok(query.bind(rows as u64).fetch_all::<ListedRow>().await?)
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct StateRow {
+    message_id: String,
+    status: String,
+    carrier: String,
+}
+
+/// The current status and carrier of each of `rows`' messages that has an event,
+/// read from their requests' rows only.
+async fn current_states(
+    client: &clickhouse::Client,
+    customer: &CustomerId,
+    rows: &[ListedRow],
+) -> Result<HashMap<String, (String, String)>, AnalyticsError> {
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let requests: BTreeSet<&str> = rows.iter().map(|row| row.request_id.as_str()).collect();
+    let oldest_ms = requests
+        .iter()
+        .filter_map(|request| RequestId::parse(request).ok())
+        .map(|request| request.made_at_ms())
+        .min()
+        .unwrap_or(0);
+    let statement = format!(
+        "SELECT message_id, toString(argMax(status, ordinal)) AS status,
+                argMaxIf(carrier, ordinal, carrier != '') AS carrier
+         FROM events
+         WHERE customer_id = ?{day_floor} AND request_id IN ({requests}) AND message_id IN ({messages})
+         GROUP BY message_id",
+        day_floor = day_floor("at", oldest_ms),
+        requests = vec!["?"; requests.len()].join(", "),
+        messages = vec!["?"; rows.len()].join(", "),
+    );
+    let mut query = client.query(&statement).bind(customer.as_str());
+    for request in &requests {
+        query = query.bind(*request);
+    }
+    for row in rows {
+        query = query.bind(row.message_id.as_str());
+    }
+    Ok(query
+        .fetch_all::<StateRow>()
+        .await?
+        .into_iter()
+        .map(|state| (state.message_id, (state.status, state.carrier)))
+        .collect())
 }
 
 #[cfg(test)]

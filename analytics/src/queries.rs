@@ -11,6 +11,7 @@ use rns_types::{CustomerId, MessageId, RequestId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AnalyticsError;
+use crate::window::day_floor;
 
 /// One event of a message's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -107,13 +108,15 @@ impl ResultQueries {
         customer: &CustomerId,
         message: &MessageId,
     ) -> Result<Option<MessageView>, AnalyticsError> {
+        let made_at_ms = message.request_id().made_at_ms();
         let request = message.request_id().to_string();
         let message_text = message.to_string();
         let head = self
             .client
             .query(
-                "SELECT to_number, from_number, toString(message_type) AS message_type, subject, text, schedule_id, accepted_at_ms
-                 FROM messages WHERE customer_id = ? AND request_id = ? AND message_id = ? LIMIT 1",
+                &format!("SELECT to_number, from_number, toString(message_type) AS message_type, subject, text, schedule_id, accepted_at_ms
+                 FROM messages WHERE customer_id = ? AND request_id = ? AND message_id = ?{} LIMIT 1",
+                 day_floor("accepted_at", made_at_ms)),
             )
             .bind(customer.as_str())
             .bind(&request)
@@ -126,8 +129,9 @@ impl ResultQueries {
         let mut lines = self
             .client
             .query(
-                "SELECT at_ms, ordinal, toString(kind) AS kind, toString(status) AS status, carrier, hop, attempt, detail
-                 FROM events WHERE customer_id = ? AND request_id = ? AND message_id = ?",
+                &format!("SELECT at_ms, ordinal, toString(kind) AS kind, toString(status) AS status, carrier, hop, attempt, detail
+                 FROM events WHERE customer_id = ? AND request_id = ? AND message_id = ?{}",
+                 day_floor("at", made_at_ms)),
             )
             .bind(customer.as_str())
             .bind(&request)

@@ -104,11 +104,7 @@ pub async fn request(
     request: &RequestId,
 ) -> Result<Option<RequestView>, AnalyticsError> {
     let at = request.made_at_ms();
-    let window = Window {
-        lower: Some(RequestId::first_at(at).to_string()),
-        upper: Some(RequestId::first_at(at + 1).to_string()),
-        last: true,
-    };
+    let window = Window::between(at, at + 1);
     let heads = heads_in(client, customer, None, &window, Some(request), 1).await?;
     Ok(with_counts(client, customer, heads)
         .await?
@@ -125,7 +121,7 @@ async fn heads_in(
     only: Option<&RequestId>,
     rows: usize,
 ) -> Result<Vec<RequestHead>, AnalyticsError> {
-    let (window_text, window_values) = window.conditions();
+    let (window_text, window_values) = window.conditions("accepted_at");
     let mut conditions = format!("customer_id = ?{window_text}");
     let mut values = vec![customer.to_string()];
     values.extend(window_values);
@@ -167,6 +163,13 @@ async fn with_counts(
         return Ok(Vec::new());
     }
     let placeholders = vec!["?"; heads.len()].join(", ");
+    let oldest_ms = heads
+        .iter()
+        .filter_map(|head| RequestId::parse(&head.request_id).ok())
+        .map(|request| request.made_at_ms())
+        .min()
+        .unwrap_or(0);
+    let day_floor = crate::window::day_floor("at", oldest_ms);
     let statement = format!(
         "SELECT request_id, toString(status) AS status, carrier, count() AS messages,
                 sum(spent) AS spent, sum(refunded) AS refunded
@@ -175,7 +178,7 @@ async fn with_counts(
                     argMaxIf(carrier, ordinal, carrier != '') AS carrier,
                     toUInt64(maxIf(points_spent, ordinal = 4294967295)) AS spent,
                     toUInt64(maxIf(points_reserved, ordinal = 4294967295)) - spent AS refunded
-             FROM events WHERE customer_id = ? AND request_id IN ({placeholders})
+             FROM events WHERE customer_id = ? AND request_id IN ({placeholders}){day_floor}
              GROUP BY request_id, message_id
          )
          GROUP BY request_id, status, carrier"

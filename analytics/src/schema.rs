@@ -9,13 +9,15 @@
 //!   its event with the highest `ordinal` (see `MessageEvent::ordinal`), so duplicate
 //!   rows from a redelivered batch never change an answer.
 //!
-//! - `carrier_minutes`: per customer, minute and carrier, the counts and latency
-//!   digests statistics and dashboards read, kept by the materialized view
-//!   `carrier_minutes_feed` as events arrive, so no statistic scans the events.
+//! - `carrier_minutes` and `carrier_hours`: per customer, minute (or hour) and
+//!   carrier, the counts and latency digests statistics and dashboards read, kept by
+//!   the materialized views `<table>_feed` as events arrive, so no statistic scans
+//!   the events. Hour and day buckets read the hour table: a month is 720 rows per
+//!   carrier instead of 43,200.
 //!
 //! The first two are `ReplacingMergeTree`s ordered by customer first: every query
-//! names the customer, and a re-inserted batch collapses on merge. The minute table
-//! counts rows as inserted: a batch inserted twice (its acknowledgement lost after
+//! names the customer, and a re-inserted batch collapses on merge. The statistics
+//! tables count rows as inserted: a batch inserted twice (its acknowledgement lost after
 //! the insert) is counted twice there, never in lists or timelines.
 //!
 //! Every table is partitioned by day, so retention drops whole days.
@@ -24,8 +26,19 @@ use crate::error::AnalyticsError;
 pub const MESSAGES_TABLE: &str = "messages";
 pub const EVENTS_TABLE: &str = "events";
 pub const CARRIER_MINUTES_TABLE: &str = "carrier_minutes";
+pub const CARRIER_HOURS_TABLE: &str = "carrier_hours";
+/// The statistics tables and how each truncates an event's time to its row's `start`.
+pub const STATISTICS_TABLES: [(&str, &str); 2] = [
+    (CARRIER_MINUTES_TABLE, "toStartOfMinute"),
+    (CARRIER_HOURS_TABLE, "toStartOfHour"),
+];
 /// The tables retention trims, each with its day partitions.
-pub const DAILY_TABLES: [&str; 3] = [MESSAGES_TABLE, EVENTS_TABLE, CARRIER_MINUTES_TABLE];
+pub const DAILY_TABLES: [&str; 4] = [
+    MESSAGES_TABLE,
+    EVENTS_TABLE,
+    CARRIER_MINUTES_TABLE,
+    CARRIER_HOURS_TABLE,
+];
 /// The latency digest kept per minute (`…State`/`…Merge` go before the levels).
 pub const LATENCY_FUNCTION: &str = "quantilesTDigestIf";
 /// The latency quantiles reported: p50, p95, p99.
@@ -88,10 +101,13 @@ pub fn statements(database: &str) -> Vec<String> {
         // values to an Enum8 changes only metadata.
         format!("ALTER TABLE {database}.{EVENTS_TABLE} MODIFY COLUMN kind {EVENT_KIND_ENUM}"),
         format!("ALTER TABLE {database}.{EVENTS_TABLE} MODIFY COLUMN status {STATUS_ENUM}"),
+    ]
+    .into_iter()
+    .chain(STATISTICS_TABLES.iter().map(|(table, _)| {
         format!(
-            "CREATE TABLE IF NOT EXISTS {database}.{CARRIER_MINUTES_TABLE} (
+            "CREATE TABLE IF NOT EXISTS {database}.{table} (
                 customer_id String,
-                minute DateTime,
+                start DateTime,
                 carrier String,
                 first_choice AggregateFunction(sum, UInt64),
                 submitted AggregateFunction(sum, UInt64),
@@ -101,32 +117,38 @@ pub fn statements(database: &str) -> Vec<String> {
                 points_spent AggregateFunction(sum, UInt64),
                 latency_ms AggregateFunction({LATENCY_FUNCTION}{LATENCY_LEVELS}, UInt64, UInt8)
             ) ENGINE = AggregatingMergeTree()
-            PARTITION BY toYYYYMMDD(minute)
-            ORDER BY (customer_id, minute, carrier)"
-        ),
-    ]
+            PARTITION BY toYYYYMMDD(start)
+            ORDER BY (customer_id, start, carrier)"
+        )
+    }))
+    .collect()
 }
 
 /// The materialized views, created after every column they read exists. Latency is
 /// accept to final state, for final events that know when they were accepted.
 pub fn views(database: &str) -> Vec<String> {
-    vec![format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.carrier_minutes_feed
-         TO {database}.{CARRIER_MINUTES_TABLE} AS
-         SELECT customer_id, toStartOfMinute(at) AS minute, carrier,
-                sumState(toUInt64(kind = 'routed' AND hop = 1)) AS first_choice,
-                sumState(toUInt64(kind = 'submitted')) AS submitted,
-                sumState(toUInt64(kind = 'delivered')) AS delivered,
-                sumState(toUInt64(kind = 'failed')) AS failed,
-                sumState(toUInt64(kind = 'failed_over')) AS failed_over,
-                sumState(toUInt64(points_spent)) AS points_spent,
-                {LATENCY_FUNCTION}State{LATENCY_LEVELS}(
-                    toUInt64(if(at_ms > accepted_at_ms, at_ms - accepted_at_ms, 0)),
-                    toUInt8(kind IN ('delivered', 'failed') AND accepted_at_ms > 0)
-                ) AS latency_ms
-         FROM {database}.{EVENTS_TABLE}
-         GROUP BY customer_id, minute, carrier"
-    )]
+    STATISTICS_TABLES
+        .iter()
+        .map(|(table, truncate)| {
+            format!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{table}_feed
+                 TO {database}.{table} AS
+                 SELECT customer_id, {truncate}(at) AS start, carrier,
+                        sumState(toUInt64(kind = 'routed' AND hop = 1)) AS first_choice,
+                        sumState(toUInt64(kind = 'submitted')) AS submitted,
+                        sumState(toUInt64(kind = 'delivered')) AS delivered,
+                        sumState(toUInt64(kind = 'failed')) AS failed,
+                        sumState(toUInt64(kind = 'failed_over')) AS failed_over,
+                        sumState(toUInt64(points_spent)) AS points_spent,
+                        {LATENCY_FUNCTION}State{LATENCY_LEVELS}(
+                            toUInt64(if(at_ms > accepted_at_ms, at_ms - accepted_at_ms, 0)),
+                            toUInt8(kind IN ('delivered', 'failed') AND accepted_at_ms > 0)
+                        ) AS latency_ms
+                 FROM {database}.{EVENTS_TABLE}
+                 GROUP BY customer_id, start, carrier"
+            )
+        })
+        .collect()
 }
 
 /// Columns added after a table was first created: (table, column, type).

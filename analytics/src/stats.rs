@@ -2,16 +2,18 @@
 //! to it first, submitted, delivered, failed and moved on, the points spent, and
 //! the latency from acceptance to final state (p50, p95, p99).
 //!
-//! Everything is read from `carrier_minutes` (see [`crate::schema`]), which holds one
-//! row of counts and latency digests per customer, minute and carrier, so a month of
-//! statistics reads at most 43,200 rows per carrier whatever the traffic. Buckets
-//! start at the minute, hour or day in the given time zone.
+//! Everything is read from `carrier_minutes` or `carrier_hours` (see
+//! [`crate::schema`]), which hold one row of counts and latency digests per customer,
+//! minute (hour) and carrier, so a month of hourly or daily statistics reads 720 rows
+//! per carrier whatever the traffic. Buckets start at the minute, hour or day in the
+//! given time zone; hour and day statistics count whole hours (a range starting at
+//! 10:20 counts from 10:00).
 use clickhouse::Row;
 use rns_types::CustomerId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AnalyticsError;
-use crate::schema::{LATENCY_FUNCTION, LATENCY_LEVELS};
+use crate::schema::{CARRIER_HOURS_TABLE, CARRIER_MINUTES_TABLE, LATENCY_FUNCTION, LATENCY_LEVELS};
 
 /// How wide a bucket is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,10 +45,27 @@ impl Bucket {
 
     fn start_expression(self) -> &'static str {
         match self {
-            Self::Minute => "toStartOfMinute(minute)",
-            Self::Hour => "toStartOfHour(minute, ?)",
-            Self::Day => "toStartOfDay(minute, ?)",
+            Self::Minute => "start",
+            Self::Hour => "toStartOfHour(start, ?)",
+            Self::Day => "toStartOfDay(start, ?)",
         }
+    }
+
+    /// The table with the coarsest rows that still fill this bucket exactly.
+    fn table(self) -> &'static str {
+        match self {
+            Self::Minute => CARRIER_MINUTES_TABLE,
+            Self::Hour | Self::Day => CARRIER_HOURS_TABLE,
+        }
+    }
+
+    /// `seconds` moved back to the start of its row in [`Bucket::table`].
+    fn row_start(self, seconds: u32) -> u32 {
+        let width = match self {
+            Self::Minute => 60,
+            Self::Hour | Self::Day => 3_600,
+        };
+        seconds - seconds % width
     }
 }
 
@@ -142,24 +161,27 @@ pub async fn statistics(
     bucket: Bucket,
     timezone: &str,
 ) -> Result<Statistics, AnalyticsError> {
-    let totals = numbers(
-        client,
-        customer,
-        since_seconds,
-        until_seconds,
-        None,
-        timezone,
-    )
-    .await?;
-    let rows = numbers(
-        client,
-        customer,
-        since_seconds,
-        until_seconds,
-        Some(bucket),
-        timezone,
-    )
-    .await?;
+    // Totals and buckets at once: each merges the same rows its own way.
+    let (totals, rows) = tokio::try_join!(
+        numbers(
+            client,
+            customer,
+            since_seconds,
+            until_seconds,
+            bucket,
+            false,
+            timezone
+        ),
+        numbers(
+            client,
+            customer,
+            since_seconds,
+            until_seconds,
+            bucket,
+            true,
+            timezone
+        ),
+    )?;
     let mut buckets: Vec<BucketNumbers> = Vec::new();
     for row in rows {
         let start_seconds = u64::from(row.bucket);
@@ -182,29 +204,35 @@ async fn numbers(
     customer: &CustomerId,
     since_seconds: u32,
     until_seconds: u32,
-    bucket: Option<Bucket>,
+    bucket: Bucket,
+    bucketed: bool,
     timezone: &str,
 ) -> Result<Vec<NumbersRow>, AnalyticsError> {
-    let start = bucket.map_or("0", Bucket::start_expression);
+    let start = if bucketed {
+        bucket.start_expression()
+    } else {
+        "0"
+    };
     let statement = format!(
         "SELECT toUInt32({start}) AS bucket, carrier,
                 sumMerge(first_choice) AS first_choice, sumMerge(submitted) AS submitted,
                 sumMerge(delivered) AS delivered, sumMerge(failed) AS failed,
                 sumMerge(failed_over) AS failed_over, sumMerge(points_spent) AS points_spent,
                 {LATENCY_FUNCTION}Merge{LATENCY_LEVELS}(latency_ms) AS latency
-         FROM carrier_minutes
-         WHERE customer_id = ? AND minute >= toDateTime(?) AND minute < toDateTime(?)
+         FROM {table}
+         WHERE customer_id = ? AND start >= toDateTime(?) AND start < toDateTime(?)
                AND carrier != ''
          GROUP BY bucket, carrier
-         ORDER BY bucket, carrier"
+         ORDER BY bucket, carrier",
+        table = bucket.table(),
     );
     let mut query = client.query(&statement);
-    if matches!(bucket, Some(Bucket::Hour | Bucket::Day)) {
+    if bucketed && matches!(bucket, Bucket::Hour | Bucket::Day) {
         query = query.bind(timezone);
     }
     Ok(query
         .bind(customer.as_str())
-        .bind(since_seconds)
+        .bind(bucket.row_start(since_seconds))
         .bind(until_seconds)
         .fetch_all::<NumbersRow>()
         .await?)

@@ -14,20 +14,51 @@ const GROWTH: u64 = 8;
 /// A window wider than this (about 30 years) has no lower end.
 const WIDEST_SPAN_MS: u64 = 30 * 365 * 24 * 60 * 60 * 1_000;
 
+/// How much earlier than its request id's time a row's day column may be: none
+/// for the acceptance time, which is the id's time or later, but clocks of different
+/// machines may disagree a little about when an event happened.
+const CLOCK_MARGIN_MS: u64 = 5 * 60 * 1_000;
+
+/// `AND <day_column> >= …`: the condition that lets ClickHouse skip every day before
+/// requests made at `at_ms` (a number, written into the statement as digits).
+pub fn day_floor(day_column: &str, at_ms: u64) -> String {
+    let seconds = at_ms.saturating_sub(CLOCK_MARGIN_MS) / 1_000;
+    format!(" AND {day_column} >= toDateTime({seconds})")
+}
+
 /// The request id bounds of one window: `lower <= request_id < upper`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
     pub lower: Option<String>,
     pub upper: Option<String>,
+    /// The time of `lower`, which also bounds the table's day column from below so
+    /// ClickHouse skips whole days: within a day, a small window still costs a granule
+    /// per day otherwise.
+    pub lower_ms: Option<u64>,
     /// Whether no window below this one can hold more rows.
     pub last: bool,
 }
 
 impl Window {
-    /// The conditions on `request_id` (as `AND …` text) and their values, in order.
-    pub fn conditions(&self) -> (String, Vec<String>) {
+    /// A window of exactly the requests made in `[since_ms, until_ms)`.
+    pub fn between(since_ms: u64, until_ms: u64) -> Self {
+        Self {
+            lower: Some(RequestId::first_at(since_ms).to_string()),
+            upper: Some(RequestId::first_at(until_ms).to_string()),
+            lower_ms: Some(since_ms),
+            last: true,
+        }
+    }
+
+    /// The conditions on `request_id` and on the table's `day_column` (a `DateTime`
+    /// no earlier than the request's time), as `AND …` text, and the values of their
+    /// placeholders in order.
+    pub fn conditions(&self, day_column: &str) -> (String, Vec<String>) {
         let mut text = String::new();
         let mut values = Vec::new();
+        if let Some(lower_ms) = self.lower_ms {
+            text.push_str(&day_floor(day_column, lower_ms));
+        }
         if let Some(lower) = &self.lower {
             text.push_str(" AND request_id >= ?");
             values.push(lower.clone());
@@ -66,6 +97,7 @@ pub fn windows(
                 windows.push(Window {
                     lower: Some(RequestId::first_at(since).to_string()),
                     upper,
+                    lower_ms: Some(since),
                     last: true,
                 });
                 return windows;
@@ -74,6 +106,7 @@ pub fn windows(
                 windows.push(Window {
                     lower: since_ms.map(|since| RequestId::first_at(since).to_string()),
                     upper,
+                    lower_ms: since_ms,
                     last: true,
                 });
                 return windows;
@@ -81,6 +114,7 @@ pub fn windows(
             _ => windows.push(Window {
                 lower: Some(RequestId::first_at(start).to_string()),
                 upper: upper.clone(),
+                lower_ms: Some(start),
                 last: false,
             }),
         }

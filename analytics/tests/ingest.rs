@@ -81,7 +81,7 @@ fn batch(
         let message_id = request.message_id(index);
         result.messages.push(MessageRecord {
             message_id,
-            accepted_at_ms: 1_700_000_000_000,
+            accepted_at_ms: request.made_at_ms(),
             channel: Channel::Sms,
             message_type: MessageType::Sms,
             from: PhoneNumber::parse("0212345678").unwrap(),
@@ -93,8 +93,8 @@ fn batch(
         });
         let event = |kind, attempt| MessageEvent {
             message_id,
-            at_ms: 1_700_000_000_100,
-            accepted_at_ms: 1_700_000_000_000,
+            at_ms: request.made_at_ms() + 100,
+            accepted_at_ms: request.made_at_ms(),
             kind,
             carrier: Some(carrier.clone()),
             hop: 1,

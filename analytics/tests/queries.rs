@@ -361,7 +361,7 @@ async fn retention_drops_whole_days_older_than_kept_from_every_table() {
     let tables: HashSet<&str> = dropped.iter().map(|day| day.table.as_str()).collect();
     assert_eq!(
         tables,
-        HashSet::from(["messages", "events", "carrier_minutes"]),
+        HashSet::from(["messages", "events", "carrier_minutes", "carrier_hours"]),
         "{dropped:?}"
     );
     let acme = CustomerId::parse("acme").unwrap();
@@ -377,14 +377,16 @@ async fn retention_drops_whole_days_older_than_kept_from_every_table() {
         .await
         .unwrap()
         .is_some());
-    let old_minutes = store
-        .clickhouse
-        .query(&format!(
-            "SELECT count() FROM rns.carrier_minutes WHERE minute < toDateTime({}) FORMAT TabSeparated",
-            (now - 30 * DAY_MS) / 1_000
-        ))
-        .await;
-    assert_eq!(old_minutes.trim(), "0");
+    for table in ["carrier_minutes", "carrier_hours"] {
+        let old_rows = store
+            .clickhouse
+            .query(&format!(
+                "SELECT count() FROM rns.{table} WHERE start < toDateTime({}) FORMAT TabSeparated",
+                (now - 30 * DAY_MS) / 1_000
+            ))
+            .await;
+        assert_eq!(old_rows.trim(), "0", "{table}");
+    }
     let again = rns_analytics::retention::drop_expired(&store.client, "rns", 30)
         .await
         .unwrap();
