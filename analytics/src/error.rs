@@ -5,6 +5,10 @@ pub enum AnalyticsError {
     ClickHouse(#[from] clickhouse::error::Error),
     #[error("nats: {0}")]
     Nats(String),
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("http client: {0}")]
+    Http(String),
     #[error("topology: {0}")]
     Topology(#[from] rns_nats::TopologyError),
 }

@@ -1,7 +1,8 @@
 //! RNS analytics: the RESULTS stream into ClickHouse, and the queries over it.
 //!
 //! The service ([`run`]) ensures the schema, then ingests RESULTS in batches
-//! ([`ingest`]). The gateway uses [`queries::ResultQueries`] as a library to answer
+//! ([`ingest`]), drops expired days ([`retention`]) and delivers status webhooks
+//! ([`webhooks`]): everything that follows results. The gateway uses [`queries::ResultQueries`] as a library to answer
 //! result queries, so every read of ClickHouse lives in this crate next to the schema
 //! it depends on.
 #![forbid(unsafe_code)]
@@ -15,13 +16,16 @@ pub mod retention;
 pub mod rows;
 pub mod schema;
 pub mod stats;
+pub mod webhooks;
 pub mod window;
 
 use std::time::Duration;
 
 use rns_nats::Topology;
-use rns_service::{ClickHouseSettings, LogSettings, NatsSettings, Readiness};
-use rns_types::subjects::{ANALYTICS_CONSUMER, RESULTS_STREAM};
+use rns_service::{ClickHouseSettings, LogSettings, NatsSettings, Readiness, RedisSettings};
+use rns_types::subjects::{
+    ANALYTICS_CONSUMER, RESULTS_STREAM, WEBHOOKS_STREAM, WEBHOOK_CONSUMER, WEBHOOK_RETRY_CONSUMER,
+};
 use rns_types::CarrierCatalog;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -64,6 +68,8 @@ impl Default for AnalyticsSettings {
 pub struct Settings {
     pub nats: NatsSettings,
     pub clickhouse: ClickHouseSettings,
+    pub redis: RedisSettings,
+    pub webhooks: webhooks::WebhookSettings,
     pub carriers: Option<CarrierCatalog>,
     pub analytics: AnalyticsSettings,
     pub log: LogSettings,
@@ -131,7 +137,20 @@ pub async fn run(
     };
     tokio::spawn(rns_service::metrics::watch_consumers(
         jetstream.clone(),
-        vec![(RESULTS_STREAM.to_owned(), ANALYTICS_CONSUMER.to_owned())],
+        [
+            (RESULTS_STREAM, ANALYTICS_CONSUMER),
+            (RESULTS_STREAM, WEBHOOK_CONSUMER),
+            (WEBHOOKS_STREAM, WEBHOOK_RETRY_CONSUMER),
+        ]
+        .iter()
+        .map(|(stream, consumer)| (stream.to_string(), consumer.to_string()))
+        .collect(),
+        shutdown.clone(),
+    ));
+    let webhook_worker = tokio::spawn(webhooks::run(
+        jetstream.clone(),
+        settings.redis.url.clone(),
+        settings.webhooks.clone(),
         shutdown.clone(),
     ));
     tokio::spawn(retention::run(
@@ -146,9 +165,14 @@ pub async fn run(
         consumer,
         clickhouse_client(&settings.clickhouse),
         policy,
-        shutdown,
+        shutdown.clone(),
     )
     .await;
     readiness.set(false);
+    // Ingestion stopped; webhooks in progress finish before the process ends.
+    shutdown.cancel();
+    if let Err(error) = webhook_worker.await {
+        tracing::error!(%error, "the webhook worker panicked");
+    }
     result
 }

@@ -194,6 +194,7 @@ database = "rns"
 [gateway]
 listen = "127.0.0.1:{gateway}"
 admin_key = "{ADMIN_KEY}"
+allow_private_webhooks = true
 
 [dispatcher]
 health_listen = "127.0.0.1:{dispatcher}"
@@ -205,6 +206,11 @@ retry_backoff_milliseconds = [100, 200, 400]
 [analytics]
 health_listen = "127.0.0.1:{analytics}"
 batch_linger_milliseconds = 100
+
+[webhooks]
+retry_delays_seconds = [1, 1, 2]
+timeout_milliseconds = 2000
+concurrency = 8
 
 [log]
 format = "json"

@@ -15,6 +15,7 @@ pub mod opt_outs;
 pub mod pagination;
 pub mod routes;
 pub mod scheduling;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -45,6 +46,8 @@ pub struct GatewaySettings {
     pub admin_key: String,
     /// Most recipients in one send request.
     pub max_recipients: usize,
+    /// Whether webhook URLs may name loopback and private addresses (development).
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for GatewaySettings {
@@ -53,6 +56,7 @@ impl Default for GatewaySettings {
             listen: "127.0.0.1:8080".to_owned(),
             admin_key: String::new(),
             max_recipients: 10_000,
+            allow_private_webhooks: false,
         }
     }
 }
@@ -89,8 +93,10 @@ struct Inner {
     templates: rns_nats::Documents<rns_types::template::TemplateBook>,
     schedules: rns_nats::Documents<rns_types::schedule::ScheduleBook>,
     prices: rns_types::points::Prices,
+    webhooks: webhooks::WebhookStore,
     admin_key_hash: Option<String>,
     max_recipients: usize,
+    allow_private_webhooks: bool,
 }
 
 impl std::fmt::Debug for AppState {
@@ -131,6 +137,8 @@ impl AppState {
                 .await
                 .map_err(|error| ApiError::Unavailable(error.to_string()))?,
             prices: settings.points.prices,
+            webhooks: webhooks::WebhookStore::open(&jetstream, &settings.redis.url).await?,
+            allow_private_webhooks: settings.gateway.allow_private_webhooks,
             admin_key_hash: (!admin_key.is_empty()).then(|| extract::hash_api_key(admin_key)),
             max_recipients: settings.gateway.max_recipients,
         })))
@@ -207,6 +215,14 @@ impl AppState {
 
     pub fn max_recipients(&self) -> usize {
         self.0.max_recipients
+    }
+
+    pub fn webhooks(&self) -> &webhooks::WebhookStore {
+        &self.0.webhooks
+    }
+
+    pub fn allow_private_webhooks(&self) -> bool {
+        self.0.allow_private_webhooks
     }
 }
 
@@ -305,6 +321,13 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/requests", get(routes::results::list_requests))
         .route("/v1/requests/{id}", get(routes::results::get_request))
         .route("/v1/stats", get(routes::results::stats))
+        .route(
+            "/v1/webhook",
+            put(routes::webhook::put)
+                .get(routes::webhook::get)
+                .delete(routes::webhook::delete),
+        )
+        .route("/v1/webhook/deliveries", get(routes::webhook::deliveries))
         .route_layer(axum::middleware::from_fn(track))
         .route("/metrics", get(|| async { rns_service::metrics::render() }))
         .fallback(|| async { ApiError::NotFound("route") })

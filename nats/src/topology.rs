@@ -5,7 +5,8 @@
 //! | `SEND` | stream | `send.<customer>` | work queue | consumer `dispatcher` |
 //! | `SCHEDULES` | stream | `sched.<request>` (schedules), `due.<customer>` (due sends) | work queue, schedules | consumer `dispatcher-due` (`due.>` only) |
 //! | `CARRIER_<NAME>` | stream, one per carrier | `carrier.<name>` | work queue | consumer `carrier-<name>` |
-//! | `RESULTS` | stream | `result.<customer>` | interest | consumers `analytics`, `points` |
+//! | `RESULTS` | stream | `result.<customer>` | interest | consumers `analytics`, `points`, `webhooks` |
+//! | `WEBHOOKS` | stream | `webhook_retry.<delivery>.<attempt>` (schedules), `webhook.<customer>` (due retries) | work queue, schedules | consumer `webhook-retries` (`webhook.>` only) |
 //! | `LEDGER` | stream | `ledger.<customer>` | limits (kept) | operators, rebuilds |
 //! | `ADVISORIES` | stream | `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>` | work queue | consumer `failover` |
 //! | `customers` | KV bucket | customer id | history 5 | gateway, dispatcher |
@@ -15,6 +16,7 @@
 //! | `templates` | KV bucket | customer id | history 5 | gateway |
 //! | `schedules` | KV bucket | customer id | history 5 | gateway, dispatcher |
 //! | `opt_out_lines` | KV bucket | 080 number | history 1 | gateway |
+//! | `webhooks` | KV bucket | customer id | history 5 | gateway, webhook worker (analytics) |
 //! | `mms_images` | object store | `<customer>/<sha256>` | 200 days | gateway, carriers |
 //!
 //! Every stream is bounded in bytes and refuses new messages when full
@@ -37,7 +39,8 @@ use rns_types::subjects::{
     DUE_SUBJECTS, FAILOVER_CONSUMER, FAILURE_REASONS_BUCKET, LEDGER_STREAM, LEDGER_SUBJECTS,
     MAX_DELIVERIES_ADVISORIES, MMS_IMAGES_BUCKET, OPT_OUT_LINES_BUCKET, POINTS_CONSUMER,
     RESULTS_STREAM, RESULTS_SUBJECTS, SCHEDULES_BUCKET, SCHEDULES_STREAM, SCHEDULE_SUBJECTS,
-    SEND_STREAM, SEND_SUBJECTS, TEMPLATES_BUCKET,
+    SEND_STREAM, SEND_SUBJECTS, TEMPLATES_BUCKET, WEBHOOKS_BUCKET, WEBHOOKS_STREAM,
+    WEBHOOK_CONSUMER, WEBHOOK_RETRY_CONSUMER, WEBHOOK_RETRY_SUBJECTS, WEBHOOK_SUBJECTS,
 };
 use rns_types::{CarrierCatalog, CarrierId};
 use serde::Deserialize;
@@ -60,6 +63,8 @@ pub struct TopologySettings {
     pub schedules_max_bytes: i64,
     /// Upper bound of the MMS image store.
     pub images_max_bytes: i64,
+    /// Upper bound of the `WEBHOOKS` stream (webhook retries waiting).
+    pub webhooks_max_bytes: i64,
     /// How long JetStream remembers a `Nats-Msg-Id` to drop a republished copy.
     #[serde(with = "seconds")]
     pub duplicate_window: Duration,
@@ -88,6 +93,7 @@ impl Default for TopologySettings {
             ledger_max_bytes: 1 << 30,
             images_max_bytes: 1 << 30,
             schedules_max_bytes: 1 << 30,
+            webhooks_max_bytes: 1 << 30,
             duplicate_window: Duration::from_secs(120),
             send_ack_wait: Duration::from_secs(30),
             results_ack_wait: Duration::from_secs(60),
@@ -235,6 +241,20 @@ impl Topology {
                     settings.schedules_max_bytes,
                 )
             },
+            StreamConfig {
+                // Required with schedules: when retries fill it, the oldest give way.
+                discard: DiscardPolicy::Old,
+                allow_message_schedules: true,
+                ..base(
+                    WEBHOOKS_STREAM,
+                    vec![
+                        WEBHOOK_RETRY_SUBJECTS.to_owned(),
+                        WEBHOOK_SUBJECTS.to_owned(),
+                    ],
+                    RetentionPolicy::WorkQueue,
+                    settings.webhooks_max_bytes,
+                )
+            },
             base(
                 ADVISORIES_STREAM,
                 vec![MAX_DELIVERIES_ADVISORIES.to_owned()],
@@ -289,6 +309,7 @@ impl Topology {
             bucket(TEMPLATES_BUCKET, 5),
             bucket(SCHEDULES_BUCKET, 5),
             bucket(OPT_OUT_LINES_BUCKET, 1),
+            bucket(WEBHOOKS_BUCKET, 5),
         ]
     }
 
@@ -339,6 +360,24 @@ impl Topology {
                     ack_wait: self.settings.results_ack_wait,
                     max_ack_pending: 50_000,
                     ..durable(POINTS_CONSUMER, RESULTS_SUBJECTS)
+                },
+            ),
+            (
+                RESULTS_STREAM.to_owned(),
+                PullConfig {
+                    // Longer than a delivery's timeout; a slow receiver never holds more
+                    // than its customer's few in-flight deliveries.
+                    ack_wait: Duration::from_secs(60),
+                    max_ack_pending: 4_096,
+                    ..durable(WEBHOOK_CONSUMER, RESULTS_SUBJECTS)
+                },
+            ),
+            (
+                WEBHOOKS_STREAM.to_owned(),
+                PullConfig {
+                    ack_wait: Duration::from_secs(60),
+                    max_ack_pending: 4_096,
+                    ..durable(WEBHOOK_RETRY_CONSUMER, WEBHOOK_SUBJECTS)
                 },
             ),
         ];

@@ -21,6 +21,7 @@ pub mod schedule;
 pub mod subjects;
 pub mod template;
 pub mod time;
+pub mod webhook;
 pub mod wire;
 
 pub use carrier::{CarrierCatalog, CarrierId, Channel, CircuitRecord, CircuitState};

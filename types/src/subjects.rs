@@ -32,6 +32,20 @@ pub const ANALYTICS_CONSUMER: &str = "analytics";
 /// The points settlement's durable consumer on [`RESULTS_STREAM`].
 pub const POINTS_CONSUMER: &str = "points";
 
+/// The webhook worker's durable consumer on [`RESULTS_STREAM`]: first attempts.
+pub const WEBHOOK_CONSUMER: &str = "webhooks";
+/// Webhook retries: message schedules on `webhook_retry.<delivery>.<attempt>` that the
+/// server publishes to `webhook.<customer>` when the retry is due, so a retry waits
+/// in JetStream (not in a worker, not in anyone's acknowledgement window) however
+/// long its backoff.
+pub const WEBHOOKS_STREAM: &str = "WEBHOOKS";
+pub const WEBHOOK_SUBJECTS: &str = "webhook.>";
+pub const WEBHOOK_RETRY_SUBJECTS: &str = "webhook_retry.>";
+/// The webhook worker's durable consumer of due retries on [`WEBHOOKS_STREAM`].
+pub const WEBHOOK_RETRY_CONSUMER: &str = "webhook-retries";
+/// Webhook settings, one [`crate::webhook::WebhookConfig`] per customer.
+pub const WEBHOOKS_BUCKET: &str = "webhooks";
+
 /// Every change of every customer's points, `ledger.<customer>`: the durable copy of
 /// the balances kept in Redis.
 pub const LEDGER_STREAM: &str = "LEDGER";
@@ -130,4 +144,14 @@ pub mod message_ids {
     pub fn failover(message: &MessageId, hop: u16) -> String {
         format!("failover:{message}:{hop}")
     }
+}
+
+pub fn webhook_subject(customer: &CustomerId) -> String {
+    format!("webhook.{customer}")
+}
+
+/// The schedule subject of retry `attempt` of a delivery (ids of
+/// [`crate::webhook::delivery_id`]'s alphabet).
+pub fn webhook_retry_subject(delivery: &str, attempt: u32) -> String {
+    format!("webhook_retry.{delivery}.{attempt}")
 }

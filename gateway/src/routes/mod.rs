@@ -10,3 +10,4 @@ pub mod routing;
 pub mod schedules;
 pub mod sender_numbers;
 pub mod templates;
+pub mod webhook;
