@@ -16,6 +16,7 @@ pub mod retention;
 pub mod rows;
 pub mod schema;
 pub mod stats;
+pub mod targets;
 pub mod webhooks;
 pub mod window;
 
@@ -153,6 +154,17 @@ pub async fn run(
         settings.webhooks.clone(),
         shutdown.clone(),
     ));
+    let mirror = targets::mirror(
+        jetstream.clone(),
+        clickhouse_client(&settings.clickhouse),
+        catalog.clone(),
+        shutdown.clone(),
+    );
+    tokio::spawn(async move {
+        if let Err(error) = mirror.await {
+            tracing::error!(%error, "mirroring routing targets stopped");
+        }
+    });
     tokio::spawn(retention::run(
         clickhouse_client(&settings.clickhouse),
         settings.clickhouse.database.clone(),

@@ -20,13 +20,19 @@
 //! tables count rows as inserted: a batch inserted twice (its acknowledgement lost after
 //! the insert) is counted twice there, never in lists or timelines.
 //!
-//! Every table is partitioned by day, so retention drops whole days.
+//! - `routing_targets`: every customer's target share per channel and carrier, the
+//!   latest by `updated_at` (mirrored from the customer profiles, see
+//!   [`crate::targets`]).
+//!
+//! Every table but `routing_targets` is partitioned by day, so retention drops
+//! whole days.
 use crate::error::AnalyticsError;
 
 pub const MESSAGES_TABLE: &str = "messages";
 pub const EVENTS_TABLE: &str = "events";
 pub const CARRIER_MINUTES_TABLE: &str = "carrier_minutes";
 pub const CARRIER_HOURS_TABLE: &str = "carrier_hours";
+pub const ROUTING_TARGETS_TABLE: &str = "routing_targets";
 /// The statistics tables and how each truncates an event's time to its row's `start`.
 pub const STATISTICS_TABLES: [(&str, &str); 2] = [
     (CARRIER_MINUTES_TABLE, "toStartOfMinute"),
@@ -101,6 +107,18 @@ pub fn statements(database: &str) -> Vec<String> {
         // values to an Enum8 changes only metadata.
         format!("ALTER TABLE {database}.{EVENTS_TABLE} MODIFY COLUMN kind {EVENT_KIND_ENUM}"),
         format!("ALTER TABLE {database}.{EVENTS_TABLE} MODIFY COLUMN status {STATUS_ENUM}"),
+        // Small (customers × carriers) and current, so neither partitioned nor trimmed.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {database}.{ROUTING_TARGETS_TABLE} (
+                customer_id String,
+                channel {CHANNEL_ENUM},
+                carrier String,
+                weight UInt32,
+                share Float64,
+                updated_at DateTime
+            ) ENGINE = ReplacingMergeTree(updated_at)
+            ORDER BY (customer_id, channel, carrier)"
+        ),
     ]
     .into_iter()
     .chain(STATISTICS_TABLES.iter().map(|(table, _)| {

@@ -20,7 +20,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::kv::Operation;
 use async_nats::jetstream::{AckKind, Context, Message};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -115,42 +114,16 @@ impl Configs {
         jetstream: &Context,
         shutdown: CancellationToken,
     ) -> Result<Self, AnalyticsError> {
-        let nats = |error: &dyn std::fmt::Display| AnalyticsError::Nats(error.to_string());
-        let store = jetstream
-            .get_key_value(WEBHOOKS_BUCKET)
-            .await
-            .map_err(|error| nats(&error))?;
-        let mut updates = store
-            .watch_all_from_revision(1)
-            .await
-            .map_err(|error| nats(&error))?;
         let configs = Self::default();
-        let mut keys = store.keys().await.map_err(|error| nats(&error))?;
-        while let Some(Ok(key)) = keys.next().await {
-            if let Ok(Some(value)) = store.get(&key).await {
-                configs.apply(&key, serde_json::from_slice(&value).ok());
-            }
-        }
         let background = configs.clone();
-        tokio::spawn(async move {
-            loop {
-                let next = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    next = updates.next() => next,
-                };
-                match next {
-                    Some(Ok(entry)) if entry.operation == Operation::Put => {
-                        background.apply(&entry.key, serde_json::from_slice(&entry.value).ok())
-                    }
-                    Some(Ok(entry)) => background.apply(&entry.key, None),
-                    Some(Err(error)) => tracing::warn!(%error, "webhook settings watch failed"),
-                    None => {
-                        tracing::warn!("webhook settings watch ended");
-                        return;
-                    }
-                }
-            }
-        });
+        rns_nats::follow_bucket(jetstream, WEBHOOKS_BUCKET, shutdown, move |key, value| {
+            background.apply(
+                key,
+                value.and_then(|value| serde_json::from_slice(value).ok()),
+            )
+        })
+        .await
+        .map_err(AnalyticsError::Nats)?;
         Ok(configs)
     }
 }

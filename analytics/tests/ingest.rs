@@ -424,3 +424,53 @@ async fn message_lists_filter_and_page_without_gaps_or_repeats_while_results_arr
     assert!(theirs.items.is_empty());
     harness.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn routing_targets_follow_customer_profiles_into_clickhouse() {
+    use rns_types::routing::Weights;
+    let harness = start().await;
+    let directory = rns_nats::CustomerDirectory::open(&harness.jetstream)
+        .await
+        .unwrap();
+    let customer = CustomerId::parse("acme").unwrap();
+    directory
+        .create(
+            &rns_types::CustomerProfile::new(customer.clone(), "Acme".into(), 1),
+            "hash",
+        )
+        .await
+        .unwrap();
+    let catalog = rns_types::CarrierCatalog::korean_default();
+    let weights = Weights::validate(
+        &[
+            ("kt".to_owned(), 50),
+            ("skt".to_owned(), 30),
+            ("lgu".to_owned(), 20),
+        ]
+        .into_iter()
+        .collect(),
+        Channel::Sms,
+        &catalog,
+    )
+    .unwrap();
+    directory
+        .update(&customer, |profile| {
+            profile.routing.insert(Channel::Sms, weights.clone());
+            Ok::<(), ()>(())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let query = "SELECT carrier, argMax(share, updated_at) AS share FROM rns.routing_targets \
+                 WHERE customer_id = 'acme' AND channel = 'sms' GROUP BY carrier ORDER BY carrier FORMAT TabSeparated";
+    let mut shares = String::new();
+    for _ in 0..100 {
+        shares = harness.clickhouse.query(query).await;
+        if shares.contains("0.3") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shares, "kt\t0.5\nlgu\t0.2\nskt\t0.3\n");
+    harness.shutdown.cancel();
+}

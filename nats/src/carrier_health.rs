@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use async_nats::jetstream::context::Context;
-use async_nats::jetstream::kv::{self, Operation};
+use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures::StreamExt;
 use rns_types::subjects::CARRIER_HEALTH_BUCKET;
@@ -55,51 +55,24 @@ impl HealthView {
         jetstream: &Context,
         shutdown: CancellationToken,
     ) -> Result<Self, DirectoryError> {
-        let store = jetstream
-            .get_key_value(CARRIER_HEALTH_BUCKET)
-            .await
-            .map_err(|error| DirectoryError::Unavailable(error.to_string()))?;
         let view = Self::default();
-        let mut updates = store
-            .watch_all_from_revision(1)
-            .await
-            .map_err(|error| DirectoryError::Unavailable(error.to_string()))?;
-        let mut keys = store
-            .keys()
-            .await
-            .map_err(|error| DirectoryError::Unavailable(error.to_string()))?;
-        while let Some(Ok(key)) = keys.next().await {
-            if let Ok(Some(value)) = store.get(&key).await {
-                if let Ok(record) = serde_json::from_slice::<CircuitRecord>(&value) {
-                    view.apply(record);
-                }
-            }
-        }
         let background = view.clone();
-        tokio::spawn(async move {
-            loop {
-                let next = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    next = updates.next() => next,
+        crate::follow_bucket(
+            jetstream,
+            CARRIER_HEALTH_BUCKET,
+            shutdown,
+            move |key, value| {
+                let Some(value) = value else {
+                    return;
                 };
-                match next {
-                    Some(Ok(entry)) if entry.operation == Operation::Put => {
-                        match serde_json::from_slice::<CircuitRecord>(&entry.value) {
-                            Ok(record) => background.apply(record),
-                            Err(error) => {
-                                tracing::warn!(key = %entry.key, %error, "unreadable circuit record")
-                            }
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(error)) => tracing::warn!(%error, "carrier health watch failed"),
-                    None => {
-                        tracing::warn!("carrier health watch ended");
-                        return;
-                    }
+                match serde_json::from_slice::<CircuitRecord>(value) {
+                    Ok(record) => background.apply(record),
+                    Err(error) => tracing::warn!(%key, %error, "unreadable circuit record"),
                 }
-            }
-        });
+            },
+        )
+        .await
+        .map_err(DirectoryError::Unavailable)?;
         Ok(view)
     }
 }

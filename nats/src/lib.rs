@@ -10,6 +10,7 @@ pub mod acknowledge;
 pub mod carrier_health;
 pub mod directory;
 pub mod documents;
+pub mod follow;
 pub mod publish;
 pub mod topology;
 
@@ -17,6 +18,7 @@ pub use acknowledge::terminate_with_reason;
 pub use carrier_health::{HealthStore, HealthView};
 pub use directory::{CustomerDirectory, DirectoryError};
 pub use documents::{DocumentError, Documents};
+pub use follow::follow_bucket;
 pub use publish::{
     publish_all, publish_schedule, publish_scheduled, MessageSchedule, Outbound, PublishFailed,
     MAX_ACKS_IN_FLIGHT,
