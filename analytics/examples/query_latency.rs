@@ -53,12 +53,7 @@ async fn main() {
         url: clickhouse.url(),
         ..Default::default()
     };
-    let server = clickhouse::Client::default()
-        .with_url(clickhouse.url())
-        .with_validation(false);
-    rns_analytics::schema::ensure(&server, &settings.database)
-        .await
-        .unwrap();
+    let client = rns_analytics::prepare(&settings).await.unwrap();
     let now_ms = rns_types::time::now_milliseconds();
     let start_ms = now_ms - DAYS * DAY_MS;
     let spacing_ms = (DAYS * DAY_MS) / (messages / PER_REQUEST).max(1);
@@ -78,7 +73,7 @@ async fn main() {
 
     let queries = ResultQueries::new(
         // Logged in system.query_log, for reading what a slow query read.
-        rns_analytics::clickhouse_client(&settings).with_setting("log_queries", "1"),
+        client.with_setting("log_queries", "1"),
     );
     let big = CustomerId::parse("big").unwrap();
     // A request of the big customer at position `index` of `runs`, spread over the range.

@@ -97,6 +97,18 @@ pub fn clickhouse_client(settings: &ClickHouseSettings) -> clickhouse::Client {
         .with_validation(false)
 }
 
+/// Creates or updates the schema on the server of `settings`, then returns a client
+/// of its database.
+pub async fn prepare(settings: &ClickHouseSettings) -> Result<clickhouse::Client, AnalyticsError> {
+    let server = clickhouse::Client::default()
+        .with_url(&settings.url)
+        .with_user(&settings.user)
+        .with_password(&settings.password)
+        .with_validation(false);
+    schema::ensure(&server, &settings.database).await?;
+    Ok(clickhouse_client(settings))
+}
+
 /// Ensures the schema, then ingests RESULTS until `shutdown`.
 pub async fn run(
     settings: Settings,
@@ -115,14 +127,9 @@ pub async fn run(
     )
     .await?;
 
-    let server = clickhouse::Client::default()
-        .with_url(&settings.clickhouse.url)
-        .with_user(&settings.clickhouse.user)
-        .with_password(&settings.clickhouse.password)
-        .with_validation(false);
     loop {
-        match schema::ensure(&server, &settings.clickhouse.database).await {
-            Ok(()) => break,
+        match prepare(&settings.clickhouse).await {
+            Ok(_) => break,
             Err(error) => tracing::warn!(%error, "clickhouse not ready; retrying"),
         }
         tokio::select! {

@@ -181,16 +181,12 @@ async fn traffic(clickhouse: &ClickHouseServer, now: u64) {
 #[tokio::test]
 async fn every_clickhouse_panel_query_runs_and_answers_rows() {
     let clickhouse = ClickHouseServer::start().await;
-    let settings = ClickHouseSettings {
+    rns_analytics::prepare(&ClickHouseSettings {
         url: clickhouse.url(),
         ..Default::default()
-    };
-    let server = clickhouse::Client::default()
-        .with_url(clickhouse.url())
-        .with_validation(false);
-    rns_analytics::schema::ensure(&server, &settings.database)
-        .await
-        .unwrap();
+    })
+    .await
+    .unwrap();
     let now = rns_types::time::now_milliseconds() / 1_000;
     traffic(&clickhouse, now).await;
 

@@ -22,17 +22,12 @@ struct Store {
 
 async fn store() -> Store {
     let clickhouse = ClickHouseServer::start().await;
-    let settings = ClickHouseSettings {
+    let client = rns_analytics::prepare(&ClickHouseSettings {
         url: clickhouse.url(),
         ..Default::default()
-    };
-    let server = clickhouse::Client::default()
-        .with_url(clickhouse.url())
-        .with_validation(false);
-    rns_analytics::schema::ensure(&server, &settings.database)
-        .await
-        .unwrap();
-    let client = rns_analytics::clickhouse_client(&settings);
+    })
+    .await
+    .unwrap();
     Store {
         clickhouse,
         queries: ResultQueries::new(client.clone()),
