@@ -21,7 +21,7 @@
 //! the insert) is counted twice there, never in lists or timelines.
 //!
 //! - `routing_targets`: every customer's target share per channel and carrier, the
-//!   latest by `updated_at` (mirrored from the customer profiles, see
+//!   latest by `revision` (the profile's revision in its bucket) (mirrored from the customer profiles, see
 //!   [`crate::targets`]).
 //!
 //! Every table but `routing_targets` is partitioned by day, so retention drops
@@ -115,8 +115,9 @@ pub fn statements(database: &str) -> Vec<String> {
                 carrier String,
                 weight UInt32,
                 share Float64,
+                revision UInt64,
                 updated_at DateTime
-            ) ENGINE = ReplacingMergeTree(updated_at)
+            ) ENGINE = ReplacingMergeTree(revision)
             ORDER BY (customer_id, channel, carrier)"
         ),
     ]

@@ -27,6 +27,8 @@ pub struct TargetRow {
     pub weight: u32,
     /// The carrier's part of the channel's weights, 0 to 1.
     pub share: f64,
+    /// The profile's revision in the `customers` bucket: the latest wins.
+    pub revision: u64,
     pub updated_at: u32,
 }
 
@@ -35,6 +37,7 @@ pub struct TargetRow {
 pub fn rows(
     profile: &CustomerProfile,
     catalog: &CarrierCatalog,
+    revision: u64,
     now_seconds: u32,
 ) -> Vec<TargetRow> {
     let mut rows = Vec::new();
@@ -55,6 +58,7 @@ pub fn rows(
                 } else {
                     f64::from(weight) / f64::from(total)
                 },
+                revision,
                 updated_at: now_seconds,
             });
         }
@@ -69,47 +73,49 @@ pub async fn mirror(
     catalog: CarrierCatalog,
     shutdown: CancellationToken,
 ) -> Result<(), AnalyticsError> {
-    let waiting: Arc<Mutex<HashMap<String, CustomerProfile>>> = Arc::default();
+    // The latest profile of each customer with its bucket revision.
+    let waiting: Arc<Mutex<HashMap<String, (CustomerProfile, u64)>>> = Arc::default();
     let changed = Arc::new(Notify::new());
     let (into_map, notify) = (waiting.clone(), changed.clone());
     rns_nats::follow_bucket(
         &jetstream,
         CUSTOMERS_BUCKET,
         shutdown.clone(),
-        move |key, value| {
+        move |key, value, revision| {
             let Some(profile) = value.and_then(|value| serde_json::from_slice(value).ok()) else {
                 return;
             };
             into_map
                 .lock()
                 .expect("the targets lock is never poisoned")
-                .insert(key.to_owned(), profile);
+                .insert(key.to_owned(), (profile, revision));
             notify.notify_one();
         },
     )
     .await
     .map_err(AnalyticsError::Nats)?;
     loop {
-        let profiles: Vec<CustomerProfile> = waiting
+        let profiles: Vec<(CustomerProfile, u64)> = waiting
             .lock()
             .expect("the targets lock is never poisoned")
             .drain()
-            .map(|(_, profile)| profile)
+            .map(|(_, waiting)| waiting)
             .collect();
         if !profiles.is_empty() {
             let now =
                 u32::try_from(rns_types::time::now_milliseconds() / 1_000).unwrap_or(u32::MAX);
             let rows: Vec<TargetRow> = profiles
                 .iter()
-                .flat_map(|profile| rows(profile, &catalog, now))
+                .flat_map(|(profile, revision)| rows(profile, &catalog, *revision, now))
                 .collect();
             if let Err(error) = insert(&client, &rows).await {
                 tracing::warn!(%error, "writing routing targets failed; trying again");
                 {
                     // A newer profile that arrived meanwhile wins over the one put back.
                     let mut map = waiting.lock().expect("the targets lock is never poisoned");
-                    for profile in profiles {
-                        map.entry(profile.id.to_string()).or_insert(profile);
+                    for (profile, revision) in profiles {
+                        map.entry(profile.id.to_string())
+                            .or_insert((profile, revision));
                     }
                 }
                 tokio::select! {

@@ -116,12 +116,17 @@ impl Configs {
     ) -> Result<Self, AnalyticsError> {
         let configs = Self::default();
         let background = configs.clone();
-        rns_nats::follow_bucket(jetstream, WEBHOOKS_BUCKET, shutdown, move |key, value| {
-            background.apply(
-                key,
-                value.and_then(|value| serde_json::from_slice(value).ok()),
-            )
-        })
+        rns_nats::follow_bucket(
+            jetstream,
+            WEBHOOKS_BUCKET,
+            shutdown,
+            move |key, value, _revision| {
+                background.apply(
+                    key,
+                    value.and_then(|value| serde_json::from_slice(value).ok()),
+                )
+            },
+        )
         .await
         .map_err(AnalyticsError::Nats)?;
         Ok(configs)

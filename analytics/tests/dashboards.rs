@@ -172,8 +172,9 @@ async fn traffic(clickhouse: &ClickHouseServer, now: u64) {
         .await;
     clickhouse
         .query(&format!(
-            "INSERT INTO rns.routing_targets (customer_id, channel, carrier, weight, share, updated_at) VALUES \
-             ('acme', 'sms', 'kt', 50, 0.5, toDateTime({now})), ('acme', 'sms', 'skt', 30, 0.3, toDateTime({now}))"
+            "INSERT INTO rns.routing_targets (customer_id, channel, carrier, weight, share, revision, updated_at) VALUES \
+             ('acme', 'sms', 'kt', 1, 0.33, 1, toDateTime({now})), ('acme', 'sms', 'kt', 50, 0.5, 2, toDateTime({now})), \
+             ('acme', 'sms', 'skt', 30, 0.3, 2, toDateTime({now}))"
         ))
         .await;
 }

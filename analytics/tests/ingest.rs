@@ -461,16 +461,18 @@ async fn routing_targets_follow_customer_profiles_into_clickhouse() {
         .await
         .unwrap()
         .unwrap();
-    let query = "SELECT carrier, argMax(share, updated_at) AS share FROM rns.routing_targets \
+    let query = "SELECT carrier, argMax(share, revision) AS share FROM rns.routing_targets \
                  WHERE customer_id = 'acme' AND channel = 'sms' GROUP BY carrier ORDER BY carrier FORMAT TabSeparated";
+    // First the equal split of the new profile, then the weights: the latest wins.
+    let expected = "kt\t0.5\nlgu\t0.2\nskt\t0.3\n";
     let mut shares = String::new();
     for _ in 0..100 {
         shares = harness.clickhouse.query(query).await;
-        if shares.contains("0.3") {
+        if shares == expected {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(shares, "kt\t0.5\nlgu\t0.2\nskt\t0.3\n");
+    assert_eq!(shares, expected);
     harness.shutdown.cancel();
 }

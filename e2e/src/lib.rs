@@ -54,6 +54,7 @@ pub const CARRIERS: [(&str, &str); 5] = [
     ("cns", "alimtalk"),
 ];
 
+pub mod bench;
 pub mod chaos;
 
 pub struct System {
@@ -306,6 +307,11 @@ filter = "info"
     }
 
     /// SIGKILL, as a crash.
+    /// The process id of a running service.
+    pub fn pid(&self, service: Service) -> Option<u32> {
+        self.services.get(&service).map(ChildProcess::id)
+    }
+
     pub fn kill(&mut self, service: Service) {
         if let Some(mut process) = self.services.remove(&service) {
             process.kill();

@@ -61,7 +61,7 @@ impl HealthView {
             jetstream,
             CARRIER_HEALTH_BUCKET,
             shutdown,
-            move |key, value| {
+            move |key, value, _revision| {
                 let Some(value) = value else {
                     return;
                 };

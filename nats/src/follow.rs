@@ -6,14 +6,15 @@ use async_nats::jetstream::kv::Operation;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-/// Calls `apply(key, Some(value))` for every entry of `bucket` now, returns, and goes
-/// on in the background calling `apply(key, Some(value))` for each put and
-/// `apply(key, None)` for each delete until `shutdown`.
+/// Calls `apply(key, Some(value), revision)` for every entry of `bucket` now, returns,
+/// and goes on in the background calling it for each put, and
+/// `apply(key, None, revision)` for each delete, until `shutdown`. Revisions grow
+/// with every change of the bucket, so they order a key's versions.
 pub async fn follow_bucket(
     jetstream: &Context,
     bucket: &str,
     shutdown: CancellationToken,
-    apply: impl Fn(&str, Option<&[u8]>) + Send + 'static,
+    apply: impl Fn(&str, Option<&[u8]>, u64) + Send + 'static,
 ) -> Result<(), String> {
     let store = jetstream
         .get_key_value(bucket)
@@ -30,8 +31,10 @@ pub async fn follow_bucket(
         .await
         .map_err(|error| format!("listing {bucket}: {error}"))?;
     while let Some(Ok(key)) = keys.next().await {
-        if let Ok(Some(value)) = store.get(&key).await {
-            apply(&key, Some(&value));
+        if let Ok(Some(entry)) = store.entry(&key).await {
+            if entry.operation == Operation::Put {
+                apply(&key, Some(&entry.value), entry.revision);
+            }
         }
     }
     let bucket = bucket.to_owned();
@@ -43,9 +46,9 @@ pub async fn follow_bucket(
             };
             match next {
                 Some(Ok(entry)) if entry.operation == Operation::Put => {
-                    apply(&entry.key, Some(&entry.value))
+                    apply(&entry.key, Some(&entry.value), entry.revision)
                 }
-                Some(Ok(entry)) => apply(&entry.key, None),
+                Some(Ok(entry)) => apply(&entry.key, None, entry.revision),
                 Some(Err(error)) => tracing::warn!(%bucket, %error, "bucket watch failed"),
                 None => {
                     tracing::warn!(%bucket, "bucket watch ended");

@@ -1,0 +1,500 @@
+//! The benchmark harness of `./scripts/bench`: the real binaries on one machine,
+//! measured against the ceilings of the same nats-server.
+//!
+//! One run starts the whole system (nats-server, Redis, ClickHouse, the simulators
+//! answering at once, the four services), then:
+//! 1. measures the JetStream ceilings on that server: pipelined publish, and a
+//!    one-hop relay (consume from one stream, publish to another, acknowledge);
+//! 2. runs the scenarios: **bulk** (requests of many recipients), **single** (one
+//!    recipient per HTTP request, many concurrent clients) and **mixed** (bulk with
+//!    one carrier failing 20% of its submits, so messages retry and fail over);
+//! 3. per scenario reports accepted and delivered msg/s (delivered: accepted until
+//!    the final state is in ClickHouse), HTTP accept latency, accept → final state
+//!    latency, CPU seconds per 1,000 messages and peak memory per service, and the
+//!    ratio of delivered msg/s to the relay ceiling; every accepted message must
+//!    reach a final state, or the run fails.
+use std::collections::BTreeMap;
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use crate::{Service, System};
+
+/// How much load each part of a run puts on the system.
+#[derive(Debug, Clone)]
+pub struct BenchPlan {
+    pub ceiling_messages: usize,
+    pub bulk_messages: usize,
+    pub bulk_recipients: usize,
+    pub bulk_concurrency: usize,
+    pub single_requests: usize,
+    pub single_concurrency: usize,
+    pub mixed_messages: usize,
+    pub settle_timeout: Duration,
+}
+
+impl BenchPlan {
+    pub fn full() -> Self {
+        Self {
+            ceiling_messages: 500_000,
+            bulk_messages: 500_000,
+            bulk_recipients: 1_000,
+            bulk_concurrency: 8,
+            single_requests: 50_000,
+            single_concurrency: 128,
+            mixed_messages: 200_000,
+            settle_timeout: Duration::from_secs(600),
+        }
+    }
+
+    /// Small counts: keeps the harness working in `./scripts/test`.
+    pub fn short() -> Self {
+        Self {
+            ceiling_messages: 5_000,
+            bulk_messages: 4_000,
+            bulk_recipients: 1_000,
+            bulk_concurrency: 2,
+            single_requests: 300,
+            single_concurrency: 16,
+            mixed_messages: 2_000,
+            settle_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// p50, p95 and p99 in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+impl Percentiles {
+    fn of(mut samples: Vec<f64>) -> Self {
+        if samples.is_empty() {
+            return Self::default();
+        }
+        samples.sort_by(f64::total_cmp);
+        let at = |fraction: f64| {
+            samples[((samples.len() as f64 * fraction).ceil() as usize).saturating_sub(1)]
+        };
+        Self {
+            p50: at(0.5),
+            p95: at(0.95),
+            p99: at(0.99),
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({"p50": round(self.p50), "p95": round(self.p95), "p99": round(self.p99)})
+    }
+}
+
+fn round(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+/// What one scenario did.
+#[derive(Debug, Clone)]
+pub struct ScenarioReport {
+    pub name: &'static str,
+    pub messages: usize,
+    pub accepted_per_second: f64,
+    pub delivered_per_second: f64,
+    pub accept_latency_ms: Percentiles,
+    pub final_latency_ms: Percentiles,
+    /// Accepted messages without a final state when the settle timeout ran out.
+    pub lost: usize,
+    pub cpu_seconds_per_thousand: BTreeMap<&'static str, f64>,
+    pub peak_memory_mb: BTreeMap<&'static str, f64>,
+    pub relay_ratio: f64,
+}
+
+/// A whole run.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    pub publish_ceiling: f64,
+    pub relay_ceiling: f64,
+    pub scenarios: Vec<ScenarioReport>,
+}
+
+impl BenchReport {
+    pub fn passed(&self) -> bool {
+        self.scenarios.iter().all(|scenario| scenario.lost == 0)
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "ceilings": {"jetstream_publish_per_second": self.publish_ceiling.round(), "jetstream_relay_per_second": self.relay_ceiling.round()},
+            "scenarios": self.scenarios.iter().map(|scenario| json!({
+                "name": scenario.name,
+                "messages": scenario.messages,
+                "accepted_per_second": scenario.accepted_per_second.round(),
+                "delivered_per_second": scenario.delivered_per_second.round(),
+                "accept_latency_ms": scenario.accept_latency_ms.json(),
+                "final_latency_ms": scenario.final_latency_ms.json(),
+                "lost": scenario.lost,
+                "cpu_seconds_per_thousand": scenario.cpu_seconds_per_thousand,
+                "peak_memory_mb": scenario.peak_memory_mb,
+                "delivered_to_relay_ceiling": round(scenario.relay_ratio * 100.0) / 100.0,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The report as a Markdown table.
+    pub fn table(&self) -> String {
+        let mut text = format!(
+            "JetStream ceilings on this machine: publish {:.0} msg/s, one-hop relay {:.0} msg/s\n\n",
+            self.publish_ceiling, self.relay_ceiling
+        );
+        text.push_str("| scenario | messages | accepted msg/s | delivered msg/s | ÷ relay | accept p50/p99 ms | accept→final p50/p95/p99 ms | lost | CPU s per 1k (gw/disp/carr/anl) | peak MB (gw/disp/carr/anl) |\n");
+        text.push_str("|---|---:|---:|---:|---:|---|---|---:|---|---|\n");
+        for scenario in &self.scenarios {
+            let per_service = |values: &BTreeMap<&'static str, f64>, precision: usize| {
+                Service::ALL
+                    .iter()
+                    .map(|service| {
+                        format!(
+                            "{:.precision$}",
+                            values.get(service.binary()).copied().unwrap_or(0.0)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            };
+            text.push_str(&format!(
+                "| {} | {} | {:.0} | {:.0} | {:.2} | {:.1} / {:.1} | {:.0} / {:.0} / {:.0} | {} | {} | {} |\n",
+                scenario.name,
+                scenario.messages,
+                scenario.accepted_per_second,
+                scenario.delivered_per_second,
+                scenario.relay_ratio,
+                scenario.accept_latency_ms.p50,
+                scenario.accept_latency_ms.p99,
+                scenario.final_latency_ms.p50,
+                scenario.final_latency_ms.p95,
+                scenario.final_latency_ms.p99,
+                scenario.lost,
+                per_service(&scenario.cpu_seconds_per_thousand, 3),
+                per_service(&scenario.peak_memory_mb, 0),
+            ));
+        }
+        text
+    }
+}
+
+/// Runs `plan` against a system it starts.
+pub async fn run(plan: BenchPlan) -> BenchReport {
+    let mut system = System::start().await;
+    let (publish_ceiling, relay_ceiling) = ceilings(&system, plan.ceiling_messages).await;
+    eprintln!("bench: ceilings publish {publish_ceiling:.0}/s, relay {relay_ceiling:.0}/s");
+    let mut scenarios = Vec::new();
+    for name in ["bulk", "single", "mixed"] {
+        let report = scenario(&mut system, &plan, name, relay_ceiling).await;
+        eprintln!("bench: {report:?}");
+        scenarios.push(report);
+    }
+    BenchReport {
+        publish_ceiling,
+        relay_ceiling,
+        scenarios,
+    }
+}
+
+/// Pipelined publish and one-hop relay rates of the system's nats-server, with
+/// 200-byte messages on file storage.
+async fn ceilings(system: &System, messages: usize) -> (f64, f64) {
+    let client = system.nats.client().await;
+    let jetstream = jetstream::new(client);
+    for (name, subject) in [("BENCH_IN", "bench.in"), ("BENCH_OUT", "bench.out")] {
+        let _ = jetstream.delete_stream(name).await;
+        jetstream
+            .create_stream(stream::Config {
+                name: name.to_owned(),
+                subjects: vec![subject.to_owned()],
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .expect("a bench stream");
+    }
+    let payload = Bytes::from(vec![b'x'; 200]);
+    let started = Instant::now();
+    publish_pipelined(&jetstream, "bench.in", &payload, messages).await;
+    let publish = messages as f64 / started.elapsed().as_secs_f64();
+
+    let consumer = jetstream
+        .get_stream("BENCH_IN")
+        .await
+        .expect("BENCH_IN")
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("relay".to_owned()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("a relay consumer");
+    let started = Instant::now();
+    let mut relayed = 0;
+    while relayed < messages {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1_000)
+            .messages()
+            .await
+            .expect("a fetch");
+        let mut received = Vec::with_capacity(1_000);
+        while let Some(Ok(message)) = batch.next().await {
+            received.push(message);
+        }
+        let mut acks = futures::stream::FuturesUnordered::new();
+        for message in &received {
+            acks.push(
+                jetstream
+                    .publish("bench.out", message.payload.clone())
+                    .await
+                    .expect("a publish")
+                    .into_future(),
+            );
+        }
+        while let Some(ack) = acks.next().await {
+            ack.expect("a publish acknowledgement");
+        }
+        for message in &received {
+            message.ack().await.expect("an ack");
+        }
+        relayed += received.len();
+    }
+    let relay = messages as f64 / started.elapsed().as_secs_f64();
+    for name in ["BENCH_IN", "BENCH_OUT"] {
+        let _ = jetstream.delete_stream(name).await;
+    }
+    (publish, relay)
+}
+
+async fn publish_pipelined(
+    jetstream: &jetstream::Context,
+    subject: &'static str,
+    payload: &Bytes,
+    messages: usize,
+) {
+    const WINDOW: usize = 4_096;
+    let mut acks: futures::stream::FuturesUnordered<
+        <async_nats::jetstream::context::PublishAckFuture as IntoFuture>::IntoFuture,
+    > = futures::stream::FuturesUnordered::new();
+    for _ in 0..messages {
+        if acks.len() >= WINDOW {
+            if let Some(ack) = acks.next().await {
+                ack.expect("a publish acknowledgement");
+            }
+        }
+        acks.push(
+            jetstream
+                .publish(subject, payload.clone())
+                .await
+                .expect("a publish")
+                .into_future(),
+        );
+    }
+    while let Some(ack) = acks.next().await {
+        ack.expect("a publish acknowledgement");
+    }
+}
+
+/// CPU seconds used so far by each service (user + system, from /proc).
+fn cpu_seconds(system: &System) -> BTreeMap<&'static str, f64> {
+    Service::ALL
+        .iter()
+        .filter_map(|service| {
+            let pid = system.pid(*service)?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Fields after the command name, which is in parentheses.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks: f64 =
+                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+            Some((service.binary(), ticks / 100.0))
+        })
+        .collect()
+}
+
+/// Peak resident memory of each service so far, in MB.
+fn peak_memory(system: &System) -> BTreeMap<&'static str, f64> {
+    Service::ALL
+        .iter()
+        .filter_map(|service| {
+            let pid = system.pid(*service)?;
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let kilobytes: f64 = status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some((service.binary(), kilobytes / 1_024.0))
+        })
+        .collect()
+}
+
+async fn scenario(
+    system: &mut System,
+    plan: &BenchPlan,
+    name: &'static str,
+    relay_ceiling: f64,
+) -> ScenarioReport {
+    let (messages, recipients, concurrency) = match name {
+        "bulk" => (
+            plan.bulk_messages,
+            plan.bulk_recipients,
+            plan.bulk_concurrency,
+        ),
+        "single" => (plan.single_requests, 1, plan.single_concurrency),
+        _ => (
+            plan.mixed_messages,
+            plan.bulk_recipients,
+            plan.bulk_concurrency,
+        ),
+    };
+    let customer = format!("bench-{name}");
+    let key = system
+        .customer_with_points(&customer, messages as u64 * 2)
+        .await;
+    if name == "mixed" {
+        system
+            .set_knobs("kt", json!({"transient_failure_rate": 0.2}))
+            .await;
+    }
+    let cpu_before = cpu_seconds(system);
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(messages / recipients + 1)));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("an HTTP client");
+    let gateway = system.gateway_url();
+    let requests = messages.div_ceil(recipients);
+    let started = Instant::now();
+    futures::stream::iter(0..requests)
+        .for_each_concurrent(concurrency, |request| {
+            let client = &client;
+            let gateway = &gateway;
+            let key = &key;
+            let latencies = &latencies;
+            async move {
+                let first = request * recipients;
+                let to: Vec<String> = (first..(first + recipients).min(messages))
+                    .map(|number| format!("010{number:08}"))
+                    .collect();
+                let body = json!({"from": "0212345678", "to": to, "text": "bench"});
+                loop {
+                    let sent = Instant::now();
+                    let response = client
+                        .post(format!("{gateway}/v1/messages"))
+                        .bearer_auth(key)
+                        .json(&body)
+                        .send()
+                        .await;
+                    match response {
+                        Ok(response) if response.status().as_u16() == 202 => {
+                            latencies
+                                .lock()
+                                .await
+                                .push(sent.elapsed().as_secs_f64() * 1_000.0);
+                            return;
+                        }
+                        Ok(response) => {
+                            let status = response.status();
+                            let text = response.text().await.unwrap_or_default();
+                            assert!(
+                                status.is_server_error() || status.as_u16() == 429,
+                                "the gateway refused a bench request: {status} {text}"
+                            );
+                        }
+                        Err(error) => eprintln!("bench: request failed, retrying: {error}"),
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        })
+        .await;
+    let accepted_after = started.elapsed();
+    // Delivered: every message's final state is in ClickHouse.
+    let deadline = Instant::now() + plan.settle_timeout;
+    let mut final_count = 0;
+    while Instant::now() < deadline {
+        final_count = count(
+            system,
+            &format!("SELECT uniqExact(message_id) FROM rns.events WHERE customer_id = '{customer}' AND ordinal = 4294967295"),
+        )
+        .await;
+        if final_count >= messages {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivered_after = started.elapsed();
+    let cpu_after = cpu_seconds(system);
+    if name == "mixed" {
+        system
+            .set_knobs("kt", json!({"transient_failure_rate": 0.0}))
+            .await;
+    }
+    let quantiles = system
+        .clickhouse
+        .query(&format!(
+            "SELECT quantiles(0.5, 0.95, 0.99)(at_ms - accepted_at_ms) FROM rns.events \
+             WHERE customer_id = '{customer}' AND ordinal = 4294967295 FORMAT TabSeparated"
+        ))
+        .await;
+    let finals: Vec<f64> = quantiles
+        .trim()
+        .trim_matches(|character| character == '[' || character == ']')
+        .split(',')
+        .filter_map(|value| value.trim().parse().ok())
+        .collect();
+    let delivered_per_second = final_count.min(messages) as f64 / delivered_after.as_secs_f64();
+    let accept_latencies = latencies.lock().await.clone();
+    ScenarioReport {
+        name,
+        messages,
+        accepted_per_second: messages as f64 / accepted_after.as_secs_f64(),
+        delivered_per_second,
+        accept_latency_ms: Percentiles::of(accept_latencies),
+        final_latency_ms: match finals.as_slice() {
+            [p50, p95, p99] => Percentiles {
+                p50: *p50,
+                p95: *p95,
+                p99: *p99,
+            },
+            _ => Percentiles::default(),
+        },
+        lost: messages.saturating_sub(final_count),
+        cpu_seconds_per_thousand: cpu_after
+            .iter()
+            .map(|(service, after)| {
+                let before = cpu_before.get(service).copied().unwrap_or(0.0);
+                (*service, (after - before) * 1_000.0 / messages as f64)
+            })
+            .collect(),
+        peak_memory_mb: peak_memory(system),
+        relay_ratio: delivered_per_second / relay_ceiling,
+    }
+}
+
+async fn count(system: &System, statement: &str) -> usize {
+    system
+        .clickhouse
+        .query(&format!("{statement} FORMAT TabSeparated"))
+        .await
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}

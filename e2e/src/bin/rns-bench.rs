@@ -1,0 +1,36 @@
+//! `rns-bench [--short] [--json PATH]`: the benchmark of `./scripts/bench`. Prints a
+//! Markdown table, writes the JSON report when asked, and exits non-zero when an
+//! accepted message never reached a final state.
+use rns_e2e::bench::{self, BenchPlan};
+
+#[tokio::main]
+async fn main() {
+    let mut short = false;
+    let mut json_path = None;
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
+        match argument.as_str() {
+            "--short" => short = true,
+            "--json" => json_path = Some(arguments.next().expect("--json takes a path")),
+            other => {
+                eprintln!("unknown argument {other:?}; usage: rns-bench [--short] [--json PATH]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let plan = if short {
+        BenchPlan::short()
+    } else {
+        BenchPlan::full()
+    };
+    let report = bench::run(plan).await;
+    println!("{}", report.table());
+    if let Some(path) = json_path {
+        let text = serde_json::to_string_pretty(&report.json()).expect("the report serialises");
+        std::fs::write(&path, text).unwrap_or_else(|error| panic!("{path}: {error}"));
+    }
+    if !report.passed() {
+        eprintln!("bench: accepted messages were lost");
+        std::process::exit(1);
+    }
+}

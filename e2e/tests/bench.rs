@@ -1,0 +1,32 @@
+//! The benchmark harness at small counts, so `./scripts/bench` keeps working: every
+//! scenario runs, loses nothing, and reports numbers that are numbers.
+use rns_e2e::bench::{self, BenchPlan};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_short_benchmark_runs_every_scenario_and_loses_nothing() {
+    let report = bench::run(BenchPlan::short()).await;
+    eprintln!("{}", report.table());
+    assert!(report.passed(), "{report:?}");
+    assert!(report.publish_ceiling > 0.0 && report.relay_ceiling > 0.0);
+    let names: Vec<&str> = report
+        .scenarios
+        .iter()
+        .map(|scenario| scenario.name)
+        .collect();
+    assert_eq!(names, ["bulk", "single", "mixed"]);
+    for scenario in &report.scenarios {
+        assert!(scenario.delivered_per_second > 0.0, "{scenario:?}");
+        assert!(scenario.accept_latency_ms.p50 > 0.0, "{scenario:?}");
+        assert!(
+            scenario.final_latency_ms.p99 >= scenario.final_latency_ms.p50,
+            "{scenario:?}"
+        );
+        assert_eq!(scenario.cpu_seconds_per_thousand.len(), 4, "{scenario:?}");
+        assert!(scenario
+            .peak_memory_mb
+            .values()
+            .all(|megabytes| *megabytes > 1.0));
+    }
+    let json = report.json();
+    assert_eq!(json["scenarios"].as_array().unwrap().len(), 3);
+}
