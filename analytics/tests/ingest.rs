@@ -399,6 +399,7 @@ async fn message_lists_filter_and_page_without_gaps_or_repeats_while_results_arr
     assert_eq!(count(scheduled).await, 4, "message 0 of each request");
     let combined = MessageFilter {
         status: Some("delivered".into()),
+        from: Some("0212345678".into()),
         to: Some("01000000001".into()),
         carrier: Some("kt".into()),
         text: Some("123456".into()),
@@ -415,6 +416,11 @@ async fn message_lists_filter_and_page_without_gaps_or_repeats_while_results_arr
         ..Default::default()
     };
     assert_eq!(count(nothing).await, 0);
+    let other_sender = MessageFilter {
+        from: Some("0299999999".into()),
+        ..Default::default()
+    };
+    assert_eq!(count(other_sender).await, 0);
     let stranger = CustomerId::parse("stranger").unwrap();
     let theirs = harness
         .queries
