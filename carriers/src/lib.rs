@@ -8,9 +8,11 @@
 
 pub mod circuit;
 pub mod failover;
+pub mod gather;
 pub mod http;
 pub mod images;
 pub mod outcome;
+pub mod results;
 pub mod simulator;
 pub mod worker;
 
@@ -27,7 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::circuit::{BreakerPolicy, CircuitBreaker};
 use crate::failover::Failover;
-use crate::http::HttpCarrier;
+use crate::http::{HttpCarrier, Submitter};
+use crate::results::ResultSink;
 use crate::worker::{Worker, WorkerPolicy};
 
 /// One `[[carriers]]` entry as the carriers service reads it.
@@ -43,6 +46,21 @@ pub struct CarrierSettings {
     /// How long a submit may take before it counts as ambiguous.
     #[serde(default = "default_request_timeout_milliseconds")]
     pub request_timeout_milliseconds: u64,
+    /// Submits gathered into one batch request at most, for carriers with a batch
+    /// endpoint (see [`http`]); 1 submits each message on its own.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Batch requests in flight at once.
+    #[serde(default = "default_batches_in_flight")]
+    pub batches_in_flight: usize,
+}
+
+fn default_batch_size() -> usize {
+    1
+}
+
+fn default_batches_in_flight() -> usize {
+    4
 }
 
 fn default_concurrency() -> usize {
@@ -65,6 +83,9 @@ pub fn default_carriers() -> Vec<CarrierSettings> {
             endpoint: format!("http://127.0.0.1:{}", 9101 + index),
             concurrency: default_concurrency(),
             request_timeout_milliseconds: default_request_timeout_milliseconds(),
+            // The simulators take batches.
+            batch_size: 100,
+            batches_in_flight: default_batches_in_flight(),
         })
         .collect()
 }
@@ -163,6 +184,8 @@ pub async fn run(
             .await
             .map_err(|error| CarriersError::Nats(format!("image store: {error}")))?,
     );
+    let total_concurrency: usize = carriers.iter().map(|carrier| carrier.concurrency).sum();
+    let (results, results_drained) = ResultSink::start(jetstream.clone(), total_concurrency);
     let mut workers = tokio::task::JoinSet::new();
     {
         let consumer = Topology::consumer(&jetstream, ADVISORIES_STREAM, FAILOVER_CONSUMER).await?;
@@ -194,14 +217,18 @@ pub async fn run(
         .await?;
         let worker = Worker {
             images: images.clone(),
-            adapter: HttpCarrier::new(
-                &carrier.endpoint,
-                Duration::from_millis(carrier.request_timeout_milliseconds),
+            submitter: Submitter::new(
+                HttpCarrier::new(
+                    &carrier.endpoint,
+                    Duration::from_millis(carrier.request_timeout_milliseconds),
+                    carrier.concurrency,
+                ),
+                carrier.batch_size,
+                carrier.batches_in_flight,
                 carrier.concurrency,
             ),
             carrier: carrier.id.clone(),
             client: client.clone(),
-            jetstream: jetstream.clone(),
             policy: WorkerPolicy {
                 concurrency: carrier.concurrency,
                 max_deliver,
@@ -213,6 +240,7 @@ pub async fn run(
             )),
             health: publisher.clone(),
             failover: failover.clone(),
+            results: results.clone(),
         };
         let stop = stop.clone();
         workers.spawn(async move {
@@ -225,6 +253,8 @@ pub async fn run(
                 })
         });
     }
+    // Once the workers are gone, the last outcomes are published and the drain ends.
+    drop(results);
     readiness.set(true);
     // A worker that fails stops them all, so the process exits and its supervisor
     // restarts it, rather than running on with a carrier silently unserved.
@@ -237,6 +267,7 @@ pub async fn run(
         }
     }
     readiness.set(false);
+    let _ = results_drained.await;
     client
         .flush()
         .await

@@ -2,8 +2,9 @@
 //! acknowledges.
 //!
 //! The order is what makes a crash harmless: the outcome is published to RESULTS
-//! (under an id naming message, hop and attempt) and acknowledged by JetStream before
-//! the job is acked, termed or nak'ed. A crash in between redelivers the job; the
+//! (under an id naming message, hop and attempt, gathered with other jobs' outcomes
+//! by [`crate::results`]) and acknowledged by JetStream before the job is acked,
+//! termed or nak'ed. A crash in between redelivers the job; the
 //! carrier recognises the repeated client reference and the repeated RESULTS publish
 //! is dropped as a duplicate.
 //!
@@ -18,19 +19,19 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
-use bytes::Bytes;
 use futures::StreamExt;
-use rns_nats::{publish_all, terminate_with_reason, HealthStore, Outbound};
-use rns_types::subjects::{message_ids, result_subject};
-use rns_types::wire::{CarrierJob, EventKind, MessageEvent, ResultBatch};
+use rns_nats::{terminate_with_reason, HealthStore};
+use rns_types::subjects::message_ids;
+use rns_types::wire::{CarrierJob, EventKind, MessageEvent};
 use rns_types::{CarrierId, CircuitRecord, CircuitState};
 use tokio_util::sync::CancellationToken;
 
 use crate::circuit::{Admission, CircuitBreaker, Observation};
 use crate::failover::{Failover, FailoverError};
-use crate::http::HttpCarrier;
+use crate::http::{HttpCarrier, Submitter};
 use crate::images::{ImageError, ImageStore};
 use crate::outcome::SubmitOutcome;
+use crate::results::ResultSink;
 
 /// How one carrier's worker behaves.
 #[derive(Debug, Clone)]
@@ -56,14 +57,14 @@ impl WorkerPolicy {
 
 pub struct Worker {
     pub carrier: CarrierId,
-    pub adapter: HttpCarrier,
+    pub submitter: Submitter,
     pub client: async_nats::Client,
-    pub jetstream: async_nats::jetstream::Context,
     pub policy: WorkerPolicy,
     pub breaker: Mutex<CircuitBreaker>,
     pub health: HealthStore,
     pub failover: Failover,
     pub images: ImageStore,
+    pub results: ResultSink,
 }
 
 impl Worker {
@@ -154,7 +155,11 @@ impl Worker {
         }
         let started = Instant::now();
         let outcome = match self.images.load(&job.images).await {
-            Ok(images) => self.adapter.submit(&job, images).await,
+            Ok(images) => {
+                self.submitter
+                    .submit(HttpCarrier::request(&job, images))
+                    .await
+            }
             Err(ImageError::Missing(reason)) => SubmitOutcome::Rejected { reason },
             // Never reached the carrier: a definite, retryable failure.
             Err(ImageError::Unavailable(reason)) => SubmitOutcome::Transient { reason },
@@ -203,17 +208,13 @@ impl Worker {
             }
             SubmitOutcome::Delivered { .. } | SubmitOutcome::Rejected { .. } => {}
         }
-        let result = ResultBatch {
-            customer_id: job.customer_id.clone(),
-            messages: Vec::new(),
-            events: self.events(job, attempt, outcome),
-        };
-        let outbound = Outbound {
-            subject: result_subject(&job.customer_id),
-            message_id: message_ids::outcome(&job.message_id, job.hop, attempt),
-            payload: Bytes::from(serde_json::to_vec(&result).expect("a result batch serialises")),
-        };
-        publish_all(&self.jetstream, [outbound], 1).await?;
+        self.results
+            .record(
+                &job.customer_id,
+                message_ids::outcome(&job.message_id, job.hop, attempt),
+                self.events(job, attempt, outcome),
+            )
+            .await?;
         let acknowledged = match outcome {
             SubmitOutcome::Delivered { .. } => message.ack().await,
             SubmitOutcome::Rejected { reason } => {

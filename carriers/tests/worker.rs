@@ -59,6 +59,8 @@ async fn start(
         endpoint,
         concurrency: 4,
         request_timeout_milliseconds,
+        batch_size: 1,
+        batches_in_flight: 1,
     };
     let mut settings = Settings {
         nats: NatsSettings {

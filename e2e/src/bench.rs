@@ -24,7 +24,10 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use crate::{Service, System};
+use crate::{Service, System, SystemOptions};
+
+/// Every scenario a run knows.
+pub const SCENARIOS: [&str; 3] = ["bulk", "single", "mixed"];
 
 /// How much load each part of a run puts on the system.
 #[derive(Debug, Clone)]
@@ -37,6 +40,12 @@ pub struct BenchPlan {
     pub single_concurrency: usize,
     pub mixed_messages: usize,
     pub settle_timeout: Duration,
+    /// Submits in flight per carrier worker.
+    pub carrier_concurrency: usize,
+    /// Submits per batch request to a carrier.
+    pub carrier_batch_size: usize,
+    /// The scenarios to run, in order.
+    pub scenarios: Vec<&'static str>,
 }
 
 impl BenchPlan {
@@ -50,6 +59,9 @@ impl BenchPlan {
             single_concurrency: 128,
             mixed_messages: 200_000,
             settle_timeout: Duration::from_secs(600),
+            carrier_concurrency: 512,
+            carrier_batch_size: 128,
+            scenarios: SCENARIOS.to_vec(),
         }
     }
 
@@ -64,6 +76,9 @@ impl BenchPlan {
             single_concurrency: 16,
             mixed_messages: 2_000,
             settle_timeout: Duration::from_secs(120),
+            carrier_concurrency: 64,
+            carrier_batch_size: 32,
+            scenarios: SCENARIOS.to_vec(),
         }
     }
 }
@@ -192,11 +207,16 @@ impl BenchReport {
 
 /// Runs `plan` against a system it starts.
 pub async fn run(plan: BenchPlan) -> BenchReport {
-    let mut system = System::start().await;
+    let mut system = System::start_with(SystemOptions {
+        carrier_concurrency: plan.carrier_concurrency,
+        carrier_batch_size: plan.carrier_batch_size,
+        ..Default::default()
+    })
+    .await;
     let (publish_ceiling, relay_ceiling) = ceilings(&system, plan.ceiling_messages).await;
     eprintln!("bench: ceilings publish {publish_ceiling:.0}/s, relay {relay_ceiling:.0}/s");
     let mut scenarios = Vec::new();
-    for name in ["bulk", "single", "mixed"] {
+    for name in plan.scenarios.clone() {
         let report = scenario(&mut system, &plan, name, relay_ceiling).await;
         eprintln!("bench: {report:?}");
         scenarios.push(report);
@@ -438,7 +458,9 @@ async fn scenario(
         if final_count >= messages {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Each look scans the customer's events: often enough for the rate, rarely
+        // enough not to load ClickHouse itself.
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let delivered_after = started.elapsed();
     let cpu_after = cpu_seconds(system);

@@ -246,13 +246,14 @@ async fn final_states_arrive_signed_and_retries_survive_a_worker_restart() {
     assert!(failed
         .iter()
         .all(|item| item["status"] == json!(500) && item["next_attempt_at"].is_string()));
-    assert!(
-        items
-            .iter()
-            .filter(|item| item["outcome"] == "delivered")
-            .count()
-            >= 3
-    );
+    // One delivery may carry several messages' events (the carriers publish the
+    // outcomes of concurrent jobs together); together they carry all three.
+    let delivered_events: u64 = items
+        .iter()
+        .filter(|item| item["outcome"] == "delivered")
+        .filter_map(|item| item["events"].as_u64())
+        .sum();
+    assert!(delivered_events >= 3, "{attempts}");
     let (_, theirs) = system
         .call(Method::GET, "/v1/webhook/deliveries", &stranger, None)
         .await;

@@ -29,7 +29,7 @@ pub struct Outbound {
 }
 
 /// A publish that JetStream did not acknowledge.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("publish to {subject} was not acknowledged: {reason}")]
 pub struct PublishFailed {
     pub subject: String,

@@ -10,6 +10,14 @@
 //! rejection with `{"error":{"code","message"}}`; 408, 429 and 5xx are transient;
 //! a refused connection is transient (the carrier was never reached); a timeout or a
 //! broken connection after sending is ambiguous.
+//!
+//! Carriers that offer it take batches: `POST {endpoint}/v1/messages/batch` with
+//! `{"messages":[<submit>...]}` (at most [`BATCH_SUBMIT_LIMIT`]) answers 200
+//! `{"results":[{"http_status","body"}...]}`, one per submit in order, each the
+//! status and body its single submit would have had. A batch refused as a whole
+//! (503, 429) or lost in transit comes to the same outcome for each of its messages.
+//! [`Submitter`] gathers concurrent submits into such batches when a carrier's
+//! `batch_size` is above one.
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -17,6 +25,7 @@ use rns_types::alimtalk::AlimTalk;
 use rns_types::wire::CarrierJob;
 use serde::{Deserialize, Serialize};
 
+use crate::gather::{GatherPolicy, Gatherer};
 use crate::outcome::SubmitOutcome;
 
 /// The submit body of the HTTP carrier protocol.
@@ -53,10 +62,33 @@ pub struct SubmitResponse {
     pub duplicate: bool,
 }
 
+/// Messages in one batch submit at most.
+pub const BATCH_SUBMIT_LIMIT: usize = 1_000;
+
+/// The body of a batch submit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchSubmitRequest {
+    pub messages: Vec<SubmitRequest>,
+}
+
+/// The answer to a batch submit: one per message, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchSubmitResponse {
+    pub results: Vec<BatchSubmitAnswer>,
+}
+
+/// How one message of a batch fared: what its single submit would have answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchSubmitAnswer {
+    pub http_status: u16,
+    pub body: serde_json::Value,
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpCarrier {
     client: reqwest::Client,
     submit_url: String,
+    batch_url: String,
 }
 
 impl HttpCarrier {
@@ -67,15 +99,17 @@ impl HttpCarrier {
             .pool_max_idle_per_host(max_connections)
             .build()
             .expect("an HTTP client with these options builds");
+        let endpoint = endpoint.trim_end_matches('/');
         Self {
             client,
-            submit_url: format!("{}/v1/messages", endpoint.trim_end_matches('/')),
+            submit_url: format!("{endpoint}/v1/messages"),
+            batch_url: format!("{endpoint}/v1/messages/batch"),
         }
     }
 
-    /// Submits `job` with its MMS `images` (loaded by the caller).
-    pub async fn submit(&self, job: &CarrierJob, images: Vec<SubmitImage>) -> SubmitOutcome {
-        let body = SubmitRequest {
+    /// The submit of `job` with its MMS `images` (loaded by the caller).
+    pub fn request(job: &CarrierJob, images: Vec<SubmitImage>) -> SubmitRequest {
+        SubmitRequest {
             client_reference: job.message_id.to_string(),
             from: job.from.to_string(),
             to: job.to.to_string(),
@@ -84,38 +118,151 @@ impl HttpCarrier {
             text: job.text.clone(),
             images,
             alimtalk: job.alimtalk.clone(),
-        };
-        let response = match self.client.post(&self.submit_url).json(&body).send().await {
+        }
+    }
+
+    /// Submits one message.
+    pub async fn submit(&self, request: &SubmitRequest) -> SubmitOutcome {
+        let response = match self
+            .client
+            .post(&self.submit_url)
+            .json(request)
+            .send()
+            .await
+        {
             Ok(response) => response,
-            Err(error) if error.is_connect() => {
-                return SubmitOutcome::Transient {
-                    reason: format!("connection failed: {}", root_cause(&error)),
-                }
-            }
-            Err(error) => {
-                return SubmitOutcome::Ambiguous {
-                    reason: format!("no answer: {}", root_cause(&error)),
-                }
-            }
+            Err(error) => return unanswered(&error),
         };
-        classify(response).await
+        let status = response.status();
+        if status.is_success() {
+            return match response.json::<SubmitResponse>().await {
+                Ok(answer) => delivered(answer),
+                Err(error) => unreadable(&error),
+            };
+        }
+        let text = response.text().await.unwrap_or_default();
+        refused(status, &text)
+    }
+
+    /// Submits `requests` in one batch request; an outcome per request, in order.
+    pub async fn submit_batch(&self, requests: Vec<SubmitRequest>) -> Vec<SubmitOutcome> {
+        let count = requests.len();
+        let body = BatchSubmitRequest { messages: requests };
+        let each = |outcome: SubmitOutcome| vec![outcome; count];
+        let response = match self.client.post(&self.batch_url).json(&body).send().await {
+            Ok(response) => response,
+            Err(error) => return each(unanswered(&error)),
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return each(refused(status, &text));
+        }
+        let answer = match response.json::<BatchSubmitResponse>().await {
+            Ok(answer) if answer.results.len() == count => answer,
+            Ok(answer) => {
+                return each(SubmitOutcome::Ambiguous {
+                    reason: format!(
+                        "batch answer holds {} results for {count} messages",
+                        answer.results.len()
+                    ),
+                })
+            }
+            Err(error) => return each(unreadable(&error)),
+        };
+        answer.results.into_iter().map(answer_outcome).collect()
     }
 }
 
-async fn classify(response: reqwest::Response) -> SubmitOutcome {
-    let status = response.status();
+/// How a worker submits: a request per message, or concurrent submits gathered into
+/// batch requests (for carriers with a batch endpoint).
+#[derive(Clone)]
+pub enum Submitter {
+    Single(HttpCarrier),
+    Batched(Gatherer<SubmitRequest, SubmitOutcome>),
+}
+
+impl Submitter {
+    /// Batches of up to `batch_size` submits (single submits when it is one or less),
+    /// `batches_in_flight` at once, at most `capacity` submits waiting.
+    pub fn new(
+        carrier: HttpCarrier,
+        batch_size: usize,
+        batches_in_flight: usize,
+        capacity: usize,
+    ) -> Self {
+        if batch_size <= 1 {
+            return Self::Single(carrier);
+        }
+        let policy = GatherPolicy {
+            capacity,
+            round_size: batch_size.min(BATCH_SUBMIT_LIMIT),
+            parallel_rounds: batches_in_flight,
+        };
+        // The drain task ends by itself once the last clone of the gatherer is gone.
+        let (gatherer, _drain) = Gatherer::start(policy, move |requests| {
+            let carrier = carrier.clone();
+            async move { carrier.submit_batch(requests).await }
+        });
+        Self::Batched(gatherer)
+    }
+
+    pub async fn submit(&self, request: SubmitRequest) -> SubmitOutcome {
+        match self {
+            Self::Single(carrier) => carrier.submit(&request).await,
+            Self::Batched(gatherer) => {
+                gatherer
+                    .call(request)
+                    .await
+                    .unwrap_or_else(|| SubmitOutcome::Ambiguous {
+                        reason: "the batch submitter stopped before answering".to_owned(),
+                    })
+            }
+        }
+    }
+}
+
+/// The outcome of one message of a batch.
+fn answer_outcome(answer: BatchSubmitAnswer) -> SubmitOutcome {
+    let status = StatusCode::from_u16(answer.http_status).unwrap_or(StatusCode::BAD_GATEWAY);
     if status.is_success() {
-        return match response.json::<SubmitResponse>().await {
-            Ok(answer) => SubmitOutcome::Delivered {
-                carrier_reference: answer.carrier_reference,
-            },
-            Err(error) => SubmitOutcome::Ambiguous {
-                reason: format!("unreadable success answer: {error}"),
-            },
+        return match serde_json::from_value::<SubmitResponse>(answer.body) {
+            Ok(answer) => delivered(answer),
+            Err(error) => unreadable(&error),
         };
     }
-    let text = response.text().await.unwrap_or_default();
-    let reason = error_reason(status, &text);
+    refused(status, &answer.body.to_string())
+}
+
+fn delivered(answer: SubmitResponse) -> SubmitOutcome {
+    SubmitOutcome::Delivered {
+        carrier_reference: answer.carrier_reference,
+    }
+}
+
+/// A success whose body cannot be read: it may have been taken.
+fn unreadable(error: &dyn std::fmt::Display) -> SubmitOutcome {
+    SubmitOutcome::Ambiguous {
+        reason: format!("unreadable success answer: {error}"),
+    }
+}
+
+/// A request without an answer: never sent if the connection failed, else unknown.
+fn unanswered(error: &reqwest::Error) -> SubmitOutcome {
+    if error.is_connect() {
+        SubmitOutcome::Transient {
+            reason: format!("connection failed: {}", root_cause(error)),
+        }
+    } else {
+        SubmitOutcome::Ambiguous {
+            reason: format!("no answer: {}", root_cause(error)),
+        }
+    }
+}
+
+/// An error answer: retryable for 408, 429 and 5xx, permanent otherwise.
+fn refused(status: StatusCode, body: &str) -> SubmitOutcome {
+    let reason = error_reason(status, body);
     if status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::REQUEST_TIMEOUT
         || status.is_server_error()

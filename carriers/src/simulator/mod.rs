@@ -4,7 +4,8 @@
 //! Knobs, changeable at runtime with `PUT /v1/knobs`: `latency_milliseconds` before
 //! answering, `transient_failure_rate` (500), `permanent_failure_rate` (400
 //! `invalid_number`), `outage` (503 to everything), `tps_cap` (429 above that many
-//! submits per second). It de-duplicates by client reference like a careful carrier:
+//! submits per second). Besides single submits it takes batches
+//! (`POST /v1/messages/batch`, see [`crate::http`]). It de-duplicates by client reference like a careful carrier:
 //! a reference already delivered is answered 200 with `"duplicate": true` and counted
 //! in `duplicates`, never delivered twice. `GET /v1/counts` returns its counters and
 //! `GET /v1/delivered` the delivered message ids: the ground truth that end-to-end
@@ -28,7 +29,10 @@ use serde_json::json;
 
 use base64::Engine;
 
-use crate::http::{SubmitRequest, SubmitResponse};
+use crate::http::{
+    BatchSubmitAnswer, BatchSubmitRequest, BatchSubmitResponse, SubmitRequest, SubmitResponse,
+    BATCH_SUBMIT_LIMIT,
+};
 
 /// The simulator's behaviour.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -160,6 +164,7 @@ pub fn app(simulator: Simulator) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/messages", post(submit))
+        .route("/v1/messages/batch", post(submit_batch))
         .route("/v1/counts", get(counts))
         .route("/v1/delivered", get(delivered))
         .route("/v1/knobs", get(get_knobs).put(put_knobs))
@@ -167,113 +172,169 @@ pub fn app(simulator: Simulator) -> Router {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response()
+    let (status, body) = failure(status, code, message);
+    (status, Json(body)).into_response()
 }
 
 async fn submit(
     State(simulator): State<Simulator>,
     Json(request): Json<SubmitRequest>,
 ) -> Response {
+    simulator
+        .0
+        .counters
+        .received
+        .fetch_add(1, Ordering::Relaxed);
+    let knobs = simulator.knobs();
+    if knobs.latency_milliseconds > 0 {
+        tokio::time::sleep(Duration::from_millis(knobs.latency_milliseconds)).await;
+    }
+    let (status, body) = simulator.answer(&request, &knobs);
+    (status, Json(body)).into_response()
+}
+
+/// `POST /v1/messages/batch`: up to [`BATCH_SUBMIT_LIMIT`] submits in one request,
+/// each answered as its own submit would be. The latency knob applies once; an
+/// outage refuses the whole request with 503.
+async fn submit_batch(
+    State(simulator): State<Simulator>,
+    Json(batch): Json<BatchSubmitRequest>,
+) -> Response {
+    if batch.messages.len() > BATCH_SUBMIT_LIMIT {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            &format!("at most {BATCH_SUBMIT_LIMIT} messages per batch"),
+        );
+    }
     let counters = &simulator.0.counters;
-    counters.received.fetch_add(1, Ordering::Relaxed);
+    let count = batch.messages.len() as u64;
+    counters.received.fetch_add(count, Ordering::Relaxed);
     let knobs = simulator.knobs();
     if knobs.latency_milliseconds > 0 {
         tokio::time::sleep(Duration::from_millis(knobs.latency_milliseconds)).await;
     }
     if knobs.outage {
-        counters.outage_rejections.fetch_add(1, Ordering::Relaxed);
+        counters
+            .outage_rejections
+            .fetch_add(count, Ordering::Relaxed);
         return error(StatusCode::SERVICE_UNAVAILABLE, "outage", "carrier is down");
     }
-    if knobs.tps_cap.is_some_and(|cap| simulator.over_rate(cap)) {
-        counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "submit rate over the contracted TPS",
-        );
-    }
-    let reference = {
-        let mut hasher = DefaultHasher::new();
-        request.client_reference.hash(&mut hasher);
-        hasher.finish()
-    };
-    let already_delivered = simulator
-        .0
-        .delivered
-        .lock()
-        .expect("delivered lock is never poisoned")
-        .contains(&request.client_reference);
-    if already_delivered {
-        counters.duplicates.fetch_add(1, Ordering::Relaxed);
-        return Json(SubmitResponse {
-            status: "delivered".into(),
-            carrier_reference: format!("{}-{reference:016x}", simulator.0.name),
-            duplicate: true,
+    let results = batch
+        .messages
+        .iter()
+        .map(|request| {
+            let (status, body) = simulator.answer(request, &knobs);
+            BatchSubmitAnswer {
+                http_status: status.as_u16(),
+                body,
+            }
         })
-        .into_response();
-    }
-    if let Err(reason) = check_content(&request) {
-        counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
-        return error(StatusCode::BAD_REQUEST, "invalid_content", reason);
-    }
-    if PhoneNumber::parse_mobile(&request.to).is_err() {
-        counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_number",
-            "not a mobile subscriber",
-        );
-    }
-    let (transient, permanent) = {
-        let mut random = rand::rng();
-        (
-            random.random_bool(knobs.transient_failure_rate.clamp(0.0, 1.0)),
-            random.random_bool(knobs.permanent_failure_rate.clamp(0.0, 1.0)),
-        )
-    };
-    if transient {
-        counters.transient_failures.fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "temporary_failure",
-            "try again",
-        );
-    }
-    if permanent {
-        counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_number",
-            "subscriber unknown",
-        );
-    }
-    let first_delivery = simulator
-        .0
-        .delivered
-        .lock()
-        .expect("delivered lock is never poisoned")
-        .insert(request.client_reference.clone());
-    if first_delivery {
-        counters.delivered.fetch_add(1, Ordering::Relaxed);
-        counters
-            .images
-            .fetch_add(request.images.len() as u64, Ordering::Relaxed);
-        if request.alimtalk.is_some() {
-            counters.alimtalk.fetch_add(1, Ordering::Relaxed);
+        .collect();
+    Json(BatchSubmitResponse { results }).into_response()
+}
+
+fn failure(status: StatusCode, code: &str, message: &str) -> (StatusCode, serde_json::Value) {
+    (status, json!({"error": {"code": code, "message": message}}))
+}
+
+impl Simulator {
+    /// The answer to one submit (already counted as received): its HTTP status and
+    /// JSON body.
+    fn answer(&self, request: &SubmitRequest, knobs: &Knobs) -> (StatusCode, serde_json::Value) {
+        let counters = &self.0.counters;
+        if knobs.outage {
+            counters.outage_rejections.fetch_add(1, Ordering::Relaxed);
+            return failure(StatusCode::SERVICE_UNAVAILABLE, "outage", "carrier is down");
         }
-    } else {
-        counters.duplicates.fetch_add(1, Ordering::Relaxed);
+        if knobs.tps_cap.is_some_and(|cap| self.over_rate(cap)) {
+            counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return failure(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "submit rate over the contracted TPS",
+            );
+        }
+        let reference = {
+            let mut hasher = DefaultHasher::new();
+            request.client_reference.hash(&mut hasher);
+            format!("{}-{:016x}", self.0.name, hasher.finish())
+        };
+        let delivered = |duplicate| {
+            let answer = SubmitResponse {
+                status: "delivered".into(),
+                carrier_reference: reference.clone(),
+                duplicate,
+            };
+            (
+                StatusCode::OK,
+                serde_json::to_value(answer).expect("an answer serialises"),
+            )
+        };
+        let already_delivered = self
+            .0
+            .delivered
+            .lock()
+            .expect("delivered lock is never poisoned")
+            .contains(&request.client_reference);
+        if already_delivered {
+            counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            return delivered(true);
+        }
+        if let Err(reason) = check_content(request) {
+            counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
+            return failure(StatusCode::BAD_REQUEST, "invalid_content", reason);
+        }
+        if PhoneNumber::parse_mobile(&request.to).is_err() {
+            counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
+            return failure(
+                StatusCode::BAD_REQUEST,
+                "invalid_number",
+                "not a mobile subscriber",
+            );
+        }
+        let (transient, permanent) = {
+            let mut random = rand::rng();
+            (
+                random.random_bool(knobs.transient_failure_rate.clamp(0.0, 1.0)),
+                random.random_bool(knobs.permanent_failure_rate.clamp(0.0, 1.0)),
+            )
+        };
+        if transient {
+            counters.transient_failures.fetch_add(1, Ordering::Relaxed);
+            return failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "temporary_failure",
+                "try again",
+            );
+        }
+        if permanent {
+            counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
+            return failure(
+                StatusCode::BAD_REQUEST,
+                "invalid_number",
+                "subscriber unknown",
+            );
+        }
+        let first_delivery = self
+            .0
+            .delivered
+            .lock()
+            .expect("delivered lock is never poisoned")
+            .insert(request.client_reference.clone());
+        if first_delivery {
+            counters.delivered.fetch_add(1, Ordering::Relaxed);
+            counters
+                .images
+                .fetch_add(request.images.len() as u64, Ordering::Relaxed);
+            if request.alimtalk.is_some() {
+                counters.alimtalk.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            counters.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+        delivered(!first_delivery)
     }
-    Json(SubmitResponse {
-        status: "delivered".into(),
-        carrier_reference: format!("{}-{reference:016x}", simulator.0.name),
-        duplicate: !first_delivery,
-    })
-    .into_response()
 }
 
 /// What a real carrier would refuse as malformed: an MMS without JPEG images, an

@@ -1,5 +1,5 @@
-//! `rns-bench [--short] [--json PATH]`: the benchmark of `./scripts/bench`. Prints a
-//! Markdown table, writes the JSON report when asked, and exits non-zero when an
+//! `rns-bench [--short] [--only SCENARIO] [--json PATH]`: the benchmark of
+//! `./scripts/bench`. Prints a Markdown table, writes the JSON report when asked, and exits non-zero when an
 //! accepted message never reached a final state.
 use rns_e2e::bench::{self, BenchPlan};
 
@@ -7,22 +7,37 @@ use rns_e2e::bench::{self, BenchPlan};
 async fn main() {
     let mut short = false;
     let mut json_path = None;
+    let mut only = None;
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
         match argument.as_str() {
             "--short" => short = true,
             "--json" => json_path = Some(arguments.next().expect("--json takes a path")),
+            "--only" => {
+                only = Some(
+                    arguments
+                        .next()
+                        .expect("--only takes bulk, single or mixed"),
+                )
+            }
             other => {
-                eprintln!("unknown argument {other:?}; usage: rns-bench [--short] [--json PATH]");
+                eprintln!("unknown argument {other:?}; usage: rns-bench [--short] [--only bulk|single|mixed] [--json PATH]");
                 std::process::exit(2);
             }
         }
     }
-    let plan = if short {
+    let mut plan = if short {
         BenchPlan::short()
     } else {
         BenchPlan::full()
     };
+    if let Some(only) = only {
+        if !plan.scenarios.contains(&only.as_str()) {
+            eprintln!("unknown scenario {only:?}; one of bulk, single, mixed");
+            std::process::exit(2);
+        }
+        plan.scenarios.retain(|scenario| *scenario == only);
+    }
     let report = bench::run(plan).await;
     println!("{}", report.table());
     if let Some(path) = json_path {
