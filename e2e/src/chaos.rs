@@ -4,6 +4,9 @@
 //! same `Idempotency-Key` until it gets a 202, as a careful client does), a script
 //! kills every service with SIGKILL at random moments and restarts it, puts one
 //! carrier in outage, stops ClickHouse for a while and restarts nats-server once.
+//! Variants stop the services with SIGTERM instead ([`ChaosPlan::graceful`]: each
+//! must exit within its grace period) or run a 3-node cluster with R3 streams and
+//! kill one node ([`ChaosPlan::cluster`]).
 //! Afterwards it compares three records: what the gateway accepted, the final states
 //! in ClickHouse, and the message ids each carrier simulator delivered.
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -15,6 +18,8 @@ use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
+
+use rns_service::shutdown::GRACE_PERIOD;
 
 use crate::{Service, System, SystemOptions, CARRIERS};
 
@@ -34,8 +39,16 @@ pub struct ChaosPlan {
     pub settle_timeout: Duration,
     /// Whether to restart nats-server once (the full scenario does; the short form
     /// leaves it out while a rare stall of a service restarted across the server
-    /// restart is investigated).
+    /// restart is investigated). With a cluster, one node is killed instead
+    /// (SIGKILL) and started again later.
     pub restart_nats: bool,
+    /// Whether services are stopped with SIGTERM, as an orchestrator stops them
+    /// (each must then exit within its grace period), instead of SIGKILL.
+    pub terminate: bool,
+    /// Whether a carrier outage and a ClickHouse outage are part of the script.
+    pub outages: bool,
+    /// nats-server nodes: 1, or 3 for a cluster with streams replicated three times.
+    pub nats_nodes: usize,
     pub seed: u64,
 }
 
@@ -52,6 +65,9 @@ impl ChaosPlan {
             clickhouse_outage: Duration::from_secs(30),
             settle_timeout: Duration::from_secs(600),
             restart_nats: true,
+            terminate: false,
+            outages: true,
+            nats_nodes: 1,
             seed,
         }
     }
@@ -68,7 +84,33 @@ impl ChaosPlan {
             clickhouse_outage: Duration::from_secs(3),
             settle_timeout: Duration::from_secs(180),
             restart_nats: false,
+            terminate: false,
+            outages: true,
+            nats_nodes: 1,
             seed,
+        }
+    }
+
+    /// Every service stopped with SIGTERM under load (and started again), as a
+    /// rolling deploy does.
+    pub fn graceful(seed: u64) -> Self {
+        Self {
+            terminate: true,
+            outages: false,
+            pause: Duration::from_millis(1_500),
+            ..Self::short(seed)
+        }
+    }
+
+    /// A 3-node cluster with R3 streams, one node killed (SIGKILL) mid-run.
+    pub fn cluster(seed: u64) -> Self {
+        Self {
+            kill_rounds: 0,
+            outages: false,
+            restart_nats: true,
+            nats_nodes: 3,
+            pause: Duration::from_secs(2),
+            ..Self::short(seed)
         }
     }
 }
@@ -93,6 +135,12 @@ pub struct ChaosReport {
     /// reserved + spent differs from what was topped up, something is still
     /// reserved, or spent differs from their delivered messages (1 point each).
     pub unbalanced_points: usize,
+    /// Services that did not exit within their grace period after SIGTERM.
+    pub slow_exits: usize,
+    /// The longest time a service took to exit after SIGTERM.
+    pub longest_exit: Duration,
+    /// Replicas of the SEND stream, as the services created it.
+    pub stream_replicas: usize,
 }
 
 impl ChaosReport {
@@ -103,6 +151,7 @@ impl ChaosReport {
             && self.conflicting_final_states == 0
             && self.unrecorded_deliveries == 0
             && self.unbalanced_points == 0
+            && self.slow_exits == 0
     }
 
     /// The closing line of `./scripts/chaos`.
@@ -126,6 +175,8 @@ type Accepted = Vec<(String, usize)>;
 pub async fn run(plan: ChaosPlan) -> ChaosReport {
     let mut system = System::start_with(SystemOptions {
         ack_wait_seconds: 5,
+        nats_nodes: plan.nats_nodes,
+        ..Default::default()
     })
     .await;
     let mut keys = Vec::new();
@@ -152,7 +203,7 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
         accepted.clone(),
         faults_done.clone(),
     ));
-    inject_faults(&mut system, &plan).await;
+    let exits = inject_faults(&mut system, &plan).await;
     faults_done.store(true, Ordering::SeqCst);
     // Every service must come back (a supervisor restarts one that does not) before
     // the load generator's retries can finish.
@@ -166,6 +217,13 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
     let accepted = accepted.lock().await.clone();
     let mut report = verify(&system, &accepted, plan.settle_timeout).await;
     report.unbalanced_points = unbalanced_points(&system, &customer_keys).await;
+    report.slow_exits = exits.iter().filter(|exit| **exit > GRACE_PERIOD).count();
+    report.longest_exit = exits.into_iter().max().unwrap_or_default();
+    report.stream_replicas = async_nats::jetstream::new(system.nats.client().await)
+        .get_stream(rns_types::subjects::SEND_STREAM)
+        .await
+        .map(|stream| stream.cached_info().config.num_replicas)
+        .unwrap_or(0);
     report
 }
 
@@ -282,9 +340,12 @@ async fn pause(plan: &ChaosPlan, random: &mut rand::rngs::StdRng) {
     tokio::time::sleep(Duration::from_millis(milliseconds)).await;
 }
 
-/// The fault script: kills and restarts, a carrier outage, a ClickHouse outage and
-/// a nats-server restart, in random order and at random moments.
-async fn inject_faults(system: &mut System, plan: &ChaosPlan) {
+/// The fault script: kills (or SIGTERMs) and restarts, a carrier outage, a
+/// ClickHouse outage and a nats-server restart (or the kill of one cluster node), in
+/// random order and at random moments. Returns how long each SIGTERM'd service took
+/// to exit.
+async fn inject_faults(system: &mut System, plan: &ChaosPlan) -> Vec<Duration> {
+    let mut exits = Vec::new();
     let mut random = rand::rngs::StdRng::seed_from_u64(plan.seed);
     #[derive(Debug, Clone, Copy)]
     enum Fault {
@@ -297,7 +358,9 @@ async fn inject_faults(system: &mut System, plan: &ChaosPlan) {
     for _ in 0..plan.kill_rounds {
         faults.extend(Service::ALL.iter().map(|service| Fault::Kill(*service)));
     }
-    faults.extend([Fault::CarrierOutage, Fault::ClickHouseOutage]);
+    if plan.outages {
+        faults.extend([Fault::CarrierOutage, Fault::ClickHouseOutage]);
+    }
     if plan.restart_nats {
         faults.push(Fault::NatsRestart);
     }
@@ -311,6 +374,15 @@ async fn inject_faults(system: &mut System, plan: &ChaosPlan) {
         pause(plan, &mut random).await;
         eprintln!("chaos: {fault:?}");
         match fault {
+            Fault::Kill(service) if plan.terminate => {
+                let started = Instant::now();
+                // Past the grace period it is killed; the report counts it as slow.
+                system.terminate(service, GRACE_PERIOD + Duration::from_secs(5));
+                let exit = started.elapsed();
+                eprintln!("chaos: {service:?} exited {exit:?} after SIGTERM");
+                exits.push(exit);
+                system.spawn_service(service);
+            }
             Fault::Kill(service) => {
                 system.kill(service);
                 pause(plan, &mut random).await;
@@ -325,6 +397,18 @@ async fn inject_faults(system: &mut System, plan: &ChaosPlan) {
             Fault::ClickHouseOutage => {
                 system.clickhouse.stop();
                 clickhouse_back_at = Some(Instant::now() + plan.clickhouse_outage);
+            }
+            Fault::NatsRestart if !system.nats_peers.is_empty() => {
+                let node = random.random_range(0..system.nats_peers.len());
+                eprintln!(
+                    "chaos: killing cluster node {} of {}",
+                    node + 2,
+                    plan.nats_nodes
+                );
+                system.nats_peers[node].kill();
+                pause(plan, &mut random).await;
+                pause(plan, &mut random).await;
+                system.nats_peers[node].start_again().await;
             }
             Fault::NatsRestart => system.nats.restart().await,
         }
@@ -345,6 +429,7 @@ async fn inject_faults(system: &mut System, plan: &ChaosPlan) {
         tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
         system.clickhouse.resume().await;
     }
+    exits
 }
 
 /// Every message id's current status, from ClickHouse.
@@ -450,6 +535,6 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
         )
         .await,
         resubmissions_absorbed,
-        unbalanced_points: 0,
+        ..Default::default()
     }
 }

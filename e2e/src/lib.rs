@@ -58,7 +58,10 @@ pub mod bench;
 pub mod chaos;
 
 pub struct System {
+    /// The nats-server, or the first node of the cluster.
     pub nats: NatsServer,
+    /// The other nodes of the cluster (none for a single server).
+    pub nats_peers: Vec<NatsServer>,
     pub redis: RedisServer,
     pub clickhouse: ClickHouseServer,
     directory: TempDir,
@@ -90,12 +93,22 @@ fn binaries_directory() -> PathBuf {
 pub struct SystemOptions {
     /// Seconds before a message held by a killed consumer is redelivered.
     pub ack_wait_seconds: u64,
+    /// Submits in flight per carrier.
+    pub carrier_concurrency: usize,
+    /// Submits per batch request to a carrier (the simulators take batches).
+    pub carrier_batch_size: usize,
+    /// nats-server nodes: 1, or 3 for a cluster with every stream replicated three
+    /// times (the production configuration).
+    pub nats_nodes: usize,
 }
 
 impl Default for SystemOptions {
     fn default() -> Self {
         Self {
             ack_wait_seconds: 30,
+            carrier_concurrency: 64,
+            carrier_batch_size: 32,
+            nats_nodes: 1,
         }
     }
 }
@@ -121,14 +134,20 @@ impl System {
             require_binary(&binaries, service.binary());
         }
         require_binary(&binaries, "rns-carrier-simulator");
-        let (nats, redis, clickhouse) = tokio::join!(
-            NatsServer::start(),
-            RedisServer::start(),
-            ClickHouseServer::start()
-        );
+        let nats_nodes = async {
+            if options.nats_nodes > 1 {
+                NatsServer::start_cluster(options.nats_nodes).await
+            } else {
+                vec![NatsServer::start().await]
+            }
+        };
+        let (mut nats_nodes, redis, clickhouse) =
+            tokio::join!(nats_nodes, RedisServer::start(), ClickHouseServer::start());
+        let nats = nats_nodes.remove(0);
         let directory = tempfile::tempdir().expect("temporary directory");
         let mut system = Self {
             nats,
+            nats_peers: nats_nodes,
             redis,
             clickhouse,
             config: directory.path().join("rns.toml"),
@@ -174,13 +193,16 @@ impl System {
         for (carrier, channel) in CARRIERS {
             let port = self.simulators[carrier].1;
             carriers.push_str(&format!(
-                "[[carriers]]\nid = \"{carrier}\"\nchannel = \"{channel}\"\nendpoint = \"http://127.0.0.1:{port}\"\nconcurrency = 64\nrequest_timeout_milliseconds = 2000\n\n"
+                "[[carriers]]\nid = \"{carrier}\"\nchannel = \"{channel}\"\nendpoint = \"http://127.0.0.1:{port}\"\nconcurrency = {concurrency}\nbatch_size = {batch_size}\nrequest_timeout_milliseconds = 2000\n\n",
+                concurrency = options.carrier_concurrency,
+                batch_size = options.carrier_batch_size
             ));
         }
         let health = |service| self.health_ports[&service];
         let config = format!(
             r#"[nats]
 url = "{nats}"
+replicas = {replicas}
 send_ack_wait = {ack_wait}
 results_ack_wait = {ack_wait}
 carrier_ack_wait = {ack_wait}
@@ -218,7 +240,12 @@ format = "json"
 filter = "info"
 
 {carriers}"#,
-            nats = self.nats.url(),
+            nats = std::iter::once(&self.nats)
+                .chain(&self.nats_peers)
+                .map(NatsServer::url)
+                .collect::<Vec<_>>()
+                .join(","),
+            replicas = 1 + self.nats_peers.len(),
             ack_wait = options.ack_wait_seconds,
             redis = self.redis.url(),
             clickhouse = self.clickhouse.url(),

@@ -236,8 +236,8 @@ fn catalog(settings: &Settings) -> CarrierCatalog {
 /// The whole HTTP API.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
+        .route(rns_service::health::LIVE_PATH, get(|| async { "ok" }))
+        .route(rns_service::health::READY_PATH, get(ready))
         .route("/v1/admin/customers", post(routes::customers::create))
         .route(
             "/v1/admin/customers/{id}/points",

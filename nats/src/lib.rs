@@ -46,15 +46,21 @@ pub async fn connect_with_topology(
 
 /// Connects to NATS with the given connection name (shown by `nats server report
 /// connections`), retrying the initial connect so services may start before the
-/// server does.
+/// server does. `url` may list several servers of a cluster, separated by commas;
+/// the client reconnects to another when its server goes away.
 pub async fn connect(
     url: &str,
     name: &str,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let servers: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .collect();
     async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(std::time::Duration::from_secs(5))
-        .connect(url)
+        .connect(servers)
         .await
 }

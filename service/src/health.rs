@@ -25,13 +25,21 @@ impl Readiness {
     }
 }
 
+/// Liveness: answers 200 while the process serves HTTP.
+pub const LIVE_PATH: &str = "/healthz";
+/// Readiness: 200 once the service does its work, 503 before and while stopping;
+/// what Nomad checks, Compose health checks and load balancers probe.
+pub const READY_PATH: &str = "/readyz";
+/// Prometheus metrics.
+pub const METRICS_PATH: &str = "/metrics";
+
 /// The `/healthz`, `/readyz` and `/metrics` routes.
 pub fn router(readiness: Readiness) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(|| async { crate::metrics::render() }))
+        .route(LIVE_PATH, get(|| async { "ok" }))
+        .route(METRICS_PATH, get(|| async { crate::metrics::render() }))
         .route(
-            "/readyz",
+            READY_PATH,
             get(move || {
                 let ready = readiness.is_ready();
                 async move {

@@ -1,4 +1,6 @@
-//! A JetStream-enabled nats-server (2.15.x) on a spare port.
+//! A JetStream-enabled nats-server (2.15.x) on a spare port, or a cluster of them
+//! running the production configuration (`nats/config/production.conf`).
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -14,6 +16,17 @@ pub struct NatsServer {
     process: ChildProcess,
     port: u16,
     directory: TempDir,
+    cluster: Option<ClusterNode>,
+}
+
+/// How a cluster node is started: its name, cluster and monitoring ports, and every
+/// node's cluster address.
+#[derive(Debug, Clone)]
+struct ClusterNode {
+    name: String,
+    cluster_port: u16,
+    monitor_port: u16,
+    routes: Vec<String>,
 }
 
 impl NatsServer {
@@ -26,9 +39,90 @@ impl NatsServer {
             process,
             port,
             directory,
+            cluster: None,
         };
         server.wait_ready().await;
         server
+    }
+
+    /// `size` servers forming one JetStream cluster, each running the production
+    /// configuration with its own name, ports and store; ready once JetStream
+    /// answers on every node (a meta leader was elected).
+    pub async fn start_cluster(size: usize) -> Vec<Self> {
+        require_program("nats-server", INSTALL);
+        let ports: Vec<(u16, u16, u16)> = (0..size)
+            .map(|_| (spare_port(), spare_port(), spare_port()))
+            .collect();
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, cluster_port, _)| format!("nats-route://127.0.0.1:{cluster_port}"))
+            .collect();
+        let servers: Vec<Self> = ports
+            .iter()
+            .enumerate()
+            .map(|(index, (port, cluster_port, monitor_port))| {
+                let directory = tempfile::tempdir().expect("temporary directory");
+                let node = ClusterNode {
+                    name: format!("nats-{}", index + 1),
+                    cluster_port: *cluster_port,
+                    monitor_port: *monitor_port,
+                    routes: routes.clone(),
+                };
+                Self {
+                    process: Self::spawn_node(*port, &directory, &node),
+                    port: *port,
+                    directory,
+                    cluster: Some(node),
+                }
+            })
+            .collect();
+        for server in &servers {
+            server.wait_ready().await;
+        }
+        servers
+    }
+
+    fn spawn_node(port: u16, directory: &TempDir, node: &ClusterNode) -> ChildProcess {
+        let config =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../nats/config/production.conf");
+        let mut command = Command::new("nats-server");
+        command
+            .arg("-c")
+            .arg(config)
+            .arg("-a")
+            .arg("127.0.0.1")
+            .arg("-p")
+            .arg(port.to_string())
+            .arg("-m")
+            .arg(node.monitor_port.to_string())
+            .arg("--cluster")
+            .arg(format!("nats://127.0.0.1:{}", node.cluster_port))
+            .arg("-sd")
+            .arg(directory.path().join("jetstream"))
+            .env("NATS_SERVER_NAME", &node.name);
+        for (index, route) in node.routes.iter().enumerate() {
+            command.env(format!("NATS_ROUTE_{}", index + 1), route);
+        }
+        ChildProcess::spawn(&node.name, command, directory.path())
+    }
+
+    fn respawn(&self) -> ChildProcess {
+        match &self.cluster {
+            Some(node) => Self::spawn_node(self.port, &self.directory, node),
+            None => Self::spawn(self.port, &self.directory),
+        }
+    }
+
+    /// SIGKILL, as a crashed machine: what was not yet written to disk is lost on
+    /// this node (a cluster keeps it on the others).
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts a killed server again on the same port and store.
+    pub async fn start_again(&mut self) {
+        self.process = self.respawn();
+        self.wait_ready().await;
     }
 
     fn spawn(port: u16, directory: &TempDir) -> ChildProcess {
@@ -58,7 +152,7 @@ impl NatsServer {
 
     async fn wait_ready(&self) {
         let url = self.url();
-        wait_until("nats-server", Duration::from_secs(15), || {
+        wait_until("nats-server", Duration::from_secs(30), || {
             let url = url.clone();
             async move {
                 let Ok(client) = async_nats::connect(&url).await else {
@@ -81,7 +175,7 @@ impl NatsServer {
     /// closes connections) and starts it again on the same port and store.
     pub async fn restart(&mut self) {
         self.process.terminate(Duration::from_secs(15));
-        self.process = Self::spawn(self.port, &self.directory);
+        self.process = self.respawn();
         self.wait_ready().await;
     }
 

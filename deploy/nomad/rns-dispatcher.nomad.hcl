@@ -1,0 +1,100 @@
+# rns-dispatcher. Routes accepted send requests by weight into the carrier queues; any count works (work-queue consumers share the load).
+# Health: /readyz on port 8081. Configuration through RNS_* environment variables
+# (see rns.toml).
+#   nomad job run -var image=registry.example.com/rns:0.1.0 deploy/nomad/rns-dispatcher.nomad.hcl
+variable "image" {
+  type    = string
+  default = "rns:latest"
+}
+
+variable "nats_url" {
+  type    = string
+  default = "nats://nats-1.service.consul:4222,nats://nats-2.service.consul:4222,nats://nats-3.service.consul:4222"
+}
+
+variable "redis_url" {
+  type    = string
+  default = "redis://redis.service.consul:6379/"
+}
+
+variable "carriers" {
+  type        = string
+  description = "The carrier catalogue, the same in every RNS job (this one reads id and channel): rns.toml's [[carriers]] as one inline array."
+  default     = "[{id=\"kt\",channel=\"sms\",endpoint=\"https://sms.kt.example\",concurrency=64}, {id=\"skt\",channel=\"sms\",endpoint=\"https://sms.skt.example\",concurrency=64}, {id=\"lgu\",channel=\"sms\",endpoint=\"https://sms.lgu.example\",concurrency=64}, {id=\"ke\",channel=\"alimtalk\",endpoint=\"https://alimtalk.ke.example\",concurrency=64}, {id=\"cns\",channel=\"alimtalk\",endpoint=\"https://alimtalk.cns.example\",concurrency=64}]"
+}
+
+job "rns-dispatcher" {
+  datacenters = ["dc1"]
+  type        = "service"
+
+  update {
+    max_parallel      = 1
+    min_healthy_time  = "10s"
+    healthy_deadline  = "2m"
+    progress_deadline = "10m"
+    auto_revert       = true
+  }
+
+  group "dispatcher" {
+    count = 2
+
+    network {
+      port "health" {
+        to = 8081
+      }
+    }
+
+    service {
+      name     = "rns-dispatcher"
+      port     = "health"
+      provider = "consul"
+      tags     = ["rns", "metrics"]
+
+      check {
+        type     = "http"
+        path     = "/readyz"
+        interval = "5s"
+        timeout  = "2s"
+
+        check_restart {
+          limit = 3
+          grace = "30s"
+        }
+      }
+    }
+
+    restart {
+      attempts = 10
+      interval = "5m"
+      delay    = "5s"
+      mode     = "delay"
+    }
+
+    task "dispatcher" {
+      driver = "docker"
+      # Above the services' 10 s shutdown grace period (rns_service::shutdown).
+      kill_timeout = "20s"
+      kill_signal  = "SIGTERM"
+
+      config {
+        image   = var.image
+        command = "rns-dispatcher"
+        ports   = ["health"]
+      }
+
+      env {
+        RNS_DISPATCHER__HEALTH_LISTEN = "0.0.0.0:8081"
+        RNS_NATS__URL      = var.nats_url
+        RNS_NATS__REPLICAS = "3"
+        RNS_REDIS__URL     = var.redis_url
+        RNS_CARRIERS = var.carriers
+        RNS_LOG__FORMAT    = "json"
+      }
+
+      resources {
+        cpu    = 1000
+        memory = 256
+      }
+    }
+  }
+}
