@@ -27,7 +27,7 @@ use tokio::sync::Mutex;
 use crate::{Service, System, SystemOptions};
 
 /// Every scenario a run knows.
-pub const SCENARIOS: [&str; 3] = ["bulk", "single", "mixed"];
+pub const SCENARIOS: [&str; 4] = ["bulk", "single", "mixed", "backlog"];
 
 /// How much load each part of a run puts on the system.
 #[derive(Debug, Clone)]
@@ -46,6 +46,10 @@ pub struct BenchPlan {
     pub carrier_batch_size: usize,
     /// The scenarios to run, in order.
     pub scenarios: Vec<&'static str>,
+    /// Messages left waiting in the carrier queues by the backlog scenario.
+    pub backlog_messages: usize,
+    /// How long the carriers work that backlog while memory is watched.
+    pub backlog_drain: Duration,
 }
 
 impl BenchPlan {
@@ -62,6 +66,8 @@ impl BenchPlan {
             carrier_concurrency: 512,
             carrier_batch_size: 128,
             scenarios: SCENARIOS.to_vec(),
+            backlog_messages: 5_000_000,
+            backlog_drain: Duration::from_secs(30),
         }
     }
 
@@ -79,6 +85,8 @@ impl BenchPlan {
             carrier_concurrency: 64,
             carrier_batch_size: 32,
             scenarios: SCENARIOS.to_vec(),
+            backlog_messages: 20_000,
+            backlog_drain: Duration::from_secs(3),
         }
     }
 }
@@ -132,12 +140,29 @@ pub struct ScenarioReport {
     pub relay_ratio: f64,
 }
 
+/// What the backlog scenario saw: each service's resident memory (MB) before,
+/// while the backlog waited with the carriers stopped, and while the carriers
+/// worked it.
+#[derive(Debug, Clone, Default)]
+pub struct BacklogReport {
+    /// Messages waiting in the carrier queues once every request was routed.
+    pub waiting: u64,
+    pub accepted_per_second: f64,
+    /// Messages the carriers finished while memory was watched, per second.
+    pub drained_per_second: f64,
+    pub memory_before_mb: BTreeMap<&'static str, f64>,
+    pub memory_queued_mb: BTreeMap<&'static str, f64>,
+    /// The most each service held while the carriers worked the backlog.
+    pub memory_draining_mb: BTreeMap<&'static str, f64>,
+}
+
 /// A whole run.
 #[derive(Debug, Clone)]
 pub struct BenchReport {
     pub publish_ceiling: f64,
     pub relay_ceiling: f64,
     pub scenarios: Vec<ScenarioReport>,
+    pub backlog: Option<BacklogReport>,
 }
 
 impl BenchReport {
@@ -160,6 +185,14 @@ impl BenchReport {
                 "peak_memory_mb": scenario.peak_memory_mb,
                 "delivered_to_relay_ceiling": round(scenario.relay_ratio * 100.0) / 100.0,
             })).collect::<Vec<_>>(),
+            "backlog": self.backlog.as_ref().map(|backlog| json!({
+                "waiting": backlog.waiting,
+                "accepted_per_second": backlog.accepted_per_second.round(),
+                "drained_per_second": backlog.drained_per_second.round(),
+                "memory_before_mb": backlog.memory_before_mb,
+                "memory_queued_mb": backlog.memory_queued_mb,
+                "memory_draining_mb": backlog.memory_draining_mb,
+            })),
         })
     }
 
@@ -172,18 +205,7 @@ impl BenchReport {
         text.push_str("| scenario | messages | accepted msg/s | delivered msg/s | ÷ relay | accept p50/p99 ms | accept→final p50/p95/p99 ms | lost | CPU s per 1k (gw/disp/carr/anl) | peak MB (gw/disp/carr/anl) |\n");
         text.push_str("|---|---:|---:|---:|---:|---|---|---:|---|---|\n");
         for scenario in &self.scenarios {
-            let per_service = |values: &BTreeMap<&'static str, f64>, precision: usize| {
-                Service::ALL
-                    .iter()
-                    .map(|service| {
-                        format!(
-                            "{:.precision$}",
-                            values.get(service.binary()).copied().unwrap_or(0.0)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" / ")
-            };
+            let per_service = per_service_line;
             text.push_str(&format!(
                 "| {} | {} | {:.0} | {:.0} | {:.2} | {:.1} / {:.1} | {:.0} / {:.0} / {:.0} | {} | {} | {} |\n",
                 scenario.name,
@@ -201,8 +223,35 @@ impl BenchReport {
                 per_service(&scenario.peak_memory_mb, 0),
             ));
         }
+        if let Some(backlog) = &self.backlog {
+            text.push_str(&format!(
+                "\nBacklog: {} messages waiting in the carrier queues (accepted at {:.0} msg/s; the carriers then worked it at {:.0} msg/s)\n\n",
+                backlog.waiting, backlog.accepted_per_second, backlog.drained_per_second
+            ));
+            text.push_str("| resident MB (gw/disp/carr/anl) | before | backlog waiting, carriers stopped | carriers working the backlog (max) |\n|---|---|---|---|\n");
+            text.push_str(&format!(
+                "| | {} | {} | {} |\n",
+                per_service_line(&backlog.memory_before_mb, 0),
+                per_service_line(&backlog.memory_queued_mb, 0),
+                per_service_line(&backlog.memory_draining_mb, 0),
+            ));
+        }
         text
     }
+}
+
+/// `a / b / c / d`: a value per service, in [`Service::ALL`] order.
+fn per_service_line(values: &BTreeMap<&'static str, f64>, precision: usize) -> String {
+    Service::ALL
+        .iter()
+        .map(|service| {
+            format!(
+                "{:.precision$}",
+                values.get(service.binary()).copied().unwrap_or(0.0)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// Runs `plan` against a system it starts.
@@ -216,7 +265,14 @@ pub async fn run(plan: BenchPlan) -> BenchReport {
     let (publish_ceiling, relay_ceiling) = ceilings(&system, plan.ceiling_messages).await;
     eprintln!("bench: ceilings publish {publish_ceiling:.0}/s, relay {relay_ceiling:.0}/s");
     let mut scenarios = Vec::new();
+    let mut backlog_report = None;
     for name in plan.scenarios.clone() {
+        if name == "backlog" {
+            let report = backlog(&mut system, &plan).await;
+            eprintln!("bench: {report:?}");
+            backlog_report = Some(report);
+            continue;
+        }
         let report = scenario(&mut system, &plan, name, relay_ceiling).await;
         eprintln!("bench: {report:?}");
         scenarios.push(report);
@@ -225,6 +281,7 @@ pub async fn run(plan: BenchPlan) -> BenchReport {
         publish_ceiling,
         relay_ceiling,
         scenarios,
+        backlog: backlog_report,
     }
 }
 
@@ -346,6 +403,16 @@ fn cpu_seconds(system: &System) -> BTreeMap<&'static str, f64> {
 
 /// Peak resident memory of each service so far, in MB.
 fn peak_memory(system: &System) -> BTreeMap<&'static str, f64> {
+    memory(system, "VmHWM:")
+}
+
+/// Resident memory of each service now, in MB.
+fn resident_memory(system: &System) -> BTreeMap<&'static str, f64> {
+    memory(system, "VmRSS:")
+}
+
+/// A memory figure (`field` of /proc/<pid>/status) of each service, in MB.
+fn memory(system: &System, field: &str) -> BTreeMap<&'static str, f64> {
     Service::ALL
         .iter()
         .filter_map(|service| {
@@ -353,7 +420,7 @@ fn peak_memory(system: &System) -> BTreeMap<&'static str, f64> {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
             let kilobytes: f64 = status
                 .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))?
+                .find_map(|line| line.strip_prefix(field))?
                 .trim()
                 .trim_end_matches("kB")
                 .trim()
@@ -393,6 +460,161 @@ async fn scenario(
             .await;
     }
     let cpu_before = cpu_seconds(system);
+    let started = Instant::now();
+    let accept_latencies = submit_all(system, &key, messages, recipients, concurrency).await;
+    let accepted_after = started.elapsed();
+    // Delivered: every message's final state is in ClickHouse.
+    let deadline = Instant::now() + plan.settle_timeout;
+    let mut final_count = 0;
+    while Instant::now() < deadline {
+        final_count = count(
+            system,
+            &format!("SELECT uniqExact(message_id) FROM rns.events WHERE customer_id = '{customer}' AND ordinal = 4294967295"),
+        )
+        .await;
+        if final_count >= messages {
+            break;
+        }
+        // Each look scans the customer's events: often enough for the rate, rarely
+        // enough not to load ClickHouse itself.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let delivered_after = started.elapsed();
+    let cpu_after = cpu_seconds(system);
+    if name == "mixed" {
+        system
+            .set_knobs("kt", json!({"transient_failure_rate": 0.0}))
+            .await;
+    }
+    let quantiles = system
+        .clickhouse
+        .query(&format!(
+            "SELECT quantiles(0.5, 0.95, 0.99)(at_ms - accepted_at_ms) FROM rns.events \
+             WHERE customer_id = '{customer}' AND ordinal = 4294967295 FORMAT TabSeparated"
+        ))
+        .await;
+    let finals: Vec<f64> = quantiles
+        .trim()
+        .trim_matches(|character| character == '[' || character == ']')
+        .split(',')
+        .filter_map(|value| value.trim().parse().ok())
+        .collect();
+    let delivered_per_second = final_count.min(messages) as f64 / delivered_after.as_secs_f64();
+    ScenarioReport {
+        name,
+        messages,
+        accepted_per_second: messages as f64 / accepted_after.as_secs_f64(),
+        delivered_per_second,
+        accept_latency_ms: Percentiles::of(accept_latencies),
+        final_latency_ms: match finals.as_slice() {
+            [p50, p95, p99] => Percentiles {
+                p50: *p50,
+                p95: *p95,
+                p99: *p99,
+            },
+            _ => Percentiles::default(),
+        },
+        lost: messages.saturating_sub(final_count),
+        cpu_seconds_per_thousand: cpu_after
+            .iter()
+            .map(|(service, after)| {
+                let before = cpu_before.get(service).copied().unwrap_or(0.0);
+                (*service, (after - before) * 1_000.0 / messages as f64)
+            })
+            .collect(),
+        peak_memory_mb: peak_memory(system),
+        relay_ratio: delivered_per_second / relay_ceiling,
+    }
+}
+
+/// The memory scenario: with the carriers stopped, `plan.backlog_messages` are
+/// accepted and routed into the carrier queues; every service's memory is read with
+/// the backlog waiting, then the carriers start and work it for
+/// `plan.backlog_drain` while their memory is watched. Memory must not grow with the
+/// backlog: every queue is read in bounded batches with bounded work in flight.
+async fn backlog(system: &mut System, plan: &BenchPlan) -> BacklogReport {
+    let messages = plan.backlog_messages;
+    let key = system
+        .customer_with_points("bench-backlog", messages as u64 * 2)
+        .await;
+    let memory_before_mb = resident_memory(system);
+    system.terminate(Service::Carriers, Duration::from_secs(15));
+    let started = Instant::now();
+    submit_all(
+        system,
+        &key,
+        messages,
+        plan.bulk_recipients,
+        plan.bulk_concurrency,
+    )
+    .await;
+    let accepted_per_second = messages as f64 / started.elapsed().as_secs_f64();
+    let jetstream = jetstream::new(system.nats.client().await);
+    // Every request routed: the dispatcher's consumer has nothing left.
+    let deadline = Instant::now() + plan.settle_timeout * 2;
+    while Instant::now() < deadline {
+        let mut consumer = jetstream
+            .get_consumer_from_stream::<consumer::pull::Config, _, _>(
+                rns_types::subjects::DISPATCHER_CONSUMER,
+                rns_types::subjects::SEND_STREAM,
+            )
+            .await
+            .expect("the dispatcher's consumer");
+        let info = consumer.info().await.expect("consumer info");
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let waiting_now = |jetstream: jetstream::Context| async move {
+        let mut waiting = 0;
+        for (carrier, _) in crate::CARRIERS {
+            let name = format!("CARRIER_{}", carrier.to_ascii_uppercase());
+            if let Ok(mut stream) = jetstream.get_stream(&name).await {
+                waiting += stream
+                    .info()
+                    .await
+                    .map(|info| info.state.messages)
+                    .unwrap_or(0);
+            }
+        }
+        waiting
+    };
+    let waiting = waiting_now(jetstream.clone()).await;
+    let memory_queued_mb = resident_memory(system);
+    eprintln!("bench: backlog of {waiting} waiting; memory {memory_queued_mb:?}");
+    system.start_service(Service::Carriers).await;
+    let drain_started = Instant::now();
+    let mut memory_draining_mb: BTreeMap<&'static str, f64> = BTreeMap::new();
+    while drain_started.elapsed() < plan.backlog_drain {
+        for (service, megabytes) in resident_memory(system) {
+            let most = memory_draining_mb.entry(service).or_default();
+            *most = most.max(megabytes);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let remaining = waiting_now(jetstream).await;
+    BacklogReport {
+        waiting,
+        accepted_per_second,
+        drained_per_second: waiting.saturating_sub(remaining) as f64
+            / drain_started.elapsed().as_secs_f64(),
+        memory_before_mb,
+        memory_queued_mb,
+        memory_draining_mb,
+    }
+}
+
+/// Sends `messages` messages in requests of `recipients`, `concurrency` at a time,
+/// retrying a request the gateway could not take (5xx, 429) until it is accepted;
+/// returns each request's accept latency in milliseconds.
+async fn submit_all(
+    system: &System,
+    key: &str,
+    messages: usize,
+    recipients: usize,
+    concurrency: usize,
+) -> Vec<f64> {
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(messages / recipients + 1)));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
@@ -401,7 +623,6 @@ async fn scenario(
         .expect("an HTTP client");
     let gateway = system.gateway_url();
     let requests = messages.div_ceil(recipients);
-    let started = Instant::now();
     futures::stream::iter(0..requests)
         .for_each_concurrent(concurrency, |request| {
             let client = &client;
@@ -445,70 +666,8 @@ async fn scenario(
             }
         })
         .await;
-    let accepted_after = started.elapsed();
-    // Delivered: every message's final state is in ClickHouse.
-    let deadline = Instant::now() + plan.settle_timeout;
-    let mut final_count = 0;
-    while Instant::now() < deadline {
-        final_count = count(
-            system,
-            &format!("SELECT uniqExact(message_id) FROM rns.events WHERE customer_id = '{customer}' AND ordinal = 4294967295"),
-        )
-        .await;
-        if final_count >= messages {
-            break;
-        }
-        // Each look scans the customer's events: often enough for the rate, rarely
-        // enough not to load ClickHouse itself.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let delivered_after = started.elapsed();
-    let cpu_after = cpu_seconds(system);
-    if name == "mixed" {
-        system
-            .set_knobs("kt", json!({"transient_failure_rate": 0.0}))
-            .await;
-    }
-    let quantiles = system
-        .clickhouse
-        .query(&format!(
-            "SELECT quantiles(0.5, 0.95, 0.99)(at_ms - accepted_at_ms) FROM rns.events \
-             WHERE customer_id = '{customer}' AND ordinal = 4294967295 FORMAT TabSeparated"
-        ))
-        .await;
-    let finals: Vec<f64> = quantiles
-        .trim()
-        .trim_matches(|character| character == '[' || character == ']')
-        .split(',')
-        .filter_map(|value| value.trim().parse().ok())
-        .collect();
-    let delivered_per_second = final_count.min(messages) as f64 / delivered_after.as_secs_f64();
-    let accept_latencies = latencies.lock().await.clone();
-    ScenarioReport {
-        name,
-        messages,
-        accepted_per_second: messages as f64 / accepted_after.as_secs_f64(),
-        delivered_per_second,
-        accept_latency_ms: Percentiles::of(accept_latencies),
-        final_latency_ms: match finals.as_slice() {
-            [p50, p95, p99] => Percentiles {
-                p50: *p50,
-                p95: *p95,
-                p99: *p99,
-            },
-            _ => Percentiles::default(),
-        },
-        lost: messages.saturating_sub(final_count),
-        cpu_seconds_per_thousand: cpu_after
-            .iter()
-            .map(|(service, after)| {
-                let before = cpu_before.get(service).copied().unwrap_or(0.0);
-                (*service, (after - before) * 1_000.0 / messages as f64)
-            })
-            .collect(),
-        peak_memory_mb: peak_memory(system),
-        relay_ratio: delivered_per_second / relay_ceiling,
-    }
+    let latencies = latencies.lock().await.clone();
+    latencies
 }
 
 async fn count(system: &System, statement: &str) -> usize {

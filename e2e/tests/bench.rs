@@ -1,5 +1,5 @@
 //! The benchmark harness at small counts, so `./scripts/bench` keeps working: every
-//! scenario runs, loses nothing, and reports numbers that are numbers.
+//! scenario runs (the backlog scenario with 20,000 messages), loses nothing, and reports numbers that are numbers.
 use rns_e2e::bench::{self, BenchPlan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,6 +27,19 @@ async fn the_short_benchmark_runs_every_scenario_and_loses_nothing() {
             .values()
             .all(|megabytes| *megabytes > 1.0));
     }
+    let backlog = report.backlog.as_ref().expect("the backlog scenario ran");
+    assert!(
+        backlog.waiting >= 20_000,
+        "the carrier queues held the backlog: {backlog:?}"
+    );
+    assert!(backlog.drained_per_second > 0.0, "{backlog:?}");
+    assert_eq!(
+        backlog.memory_queued_mb.len(),
+        3,
+        "carriers was stopped: {backlog:?}"
+    );
+    assert_eq!(backlog.memory_draining_mb.len(), 4, "{backlog:?}");
     let json = report.json();
     assert_eq!(json["scenarios"].as_array().unwrap().len(), 3);
+    assert!(json["backlog"]["waiting"].as_u64().unwrap() >= 20_000);
 }
