@@ -1,7 +1,8 @@
 //! Ingestion: RESULTS → ClickHouse, in batches, acknowledged only after the insert.
 //!
 //! Messages are pulled continuously and gathered into a batch until it holds
-//! `batch_size` messages or `batch_linger` passed since its first message. A batch is
+//! `batch_size` messages or `batch_max_bytes` of them, or `batch_linger` passed since
+//! its first message. A batch is
 //! inserted into `messages` and `events`, and only then is every message of it
 //! acknowledged. When ClickHouse refuses or is down, the batch is nak'ed with a delay
 //! and redelivered later: nothing is lost, and the re-inserted rows collapse in the
@@ -24,6 +25,8 @@ use crate::schema::{EVENTS_TABLE, MESSAGES_TABLE};
 #[derive(Debug, Clone, Copy)]
 pub struct BatchPolicy {
     pub batch_size: usize,
+    /// Most payload bytes in one batch; also the most pulled at once.
+    pub batch_max_bytes: usize,
     pub batch_linger: Duration,
     pub retry_delay: Duration,
 }
@@ -39,6 +42,7 @@ pub async fn run(
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(policy.batch_size)
+        .max_bytes_per_batch(policy.batch_max_bytes)
         .messages()
         .await
         .map_err(|error| AnalyticsError::Nats(error.to_string()))?;
@@ -55,11 +59,15 @@ pub async fn run(
             }
             None => return Err(AnalyticsError::Nats("RESULTS message stream ended".into())),
         };
+        let mut bytes = first.payload.len();
         let mut batch = vec![first];
         let deadline = Instant::now() + policy.batch_linger;
-        while batch.len() < policy.batch_size {
+        while batch.len() < policy.batch_size && bytes < policy.batch_max_bytes {
             match tokio::time::timeout_at(deadline, messages.next()).await {
-                Ok(Some(Ok(message))) => batch.push(message),
+                Ok(Some(Ok(message))) => {
+                    bytes += message.payload.len();
+                    batch.push(message);
+                }
                 Ok(Some(Err(error))) => tracing::warn!(%error, "pull from RESULTS failed"),
                 Ok(None) | Err(_) => break,
             }

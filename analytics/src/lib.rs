@@ -42,6 +42,10 @@ pub struct AnalyticsSettings {
     pub health_listen: String,
     /// Most RESULTS messages in one ClickHouse insert.
     pub batch_size: usize,
+    /// Most bytes of RESULTS messages in one insert (and pulled at once): a RESULTS
+    /// message holds up to a few hundred outcomes, so a count alone does not bound
+    /// memory.
+    pub batch_max_bytes: usize,
     /// Longest wait for a batch to fill, in milliseconds.
     pub batch_linger_milliseconds: u64,
     /// Delay before a batch that failed to insert is redelivered, in milliseconds.
@@ -56,6 +60,7 @@ impl Default for AnalyticsSettings {
         Self {
             health_listen: "127.0.0.1:8083".to_owned(),
             batch_size: 5_000,
+            batch_max_bytes: 16 << 20,
             batch_linger_milliseconds: 200,
             retry_delay_milliseconds: 2_000,
             retention_days: 400,
@@ -140,6 +145,7 @@ pub async fn run(
     let consumer = Topology::consumer(&jetstream, RESULTS_STREAM, ANALYTICS_CONSUMER).await?;
     let policy = ingest::BatchPolicy {
         batch_size: settings.analytics.batch_size,
+        batch_max_bytes: settings.analytics.batch_max_bytes,
         batch_linger: Duration::from_millis(settings.analytics.batch_linger_milliseconds),
         retry_delay: Duration::from_millis(settings.analytics.retry_delay_milliseconds),
     };

@@ -237,6 +237,8 @@ async fn deliver(
             consumer
                 .stream()
                 .max_messages_per_batch(worker.settings.concurrency * 2)
+                // A RESULTS message carries up to a few hundred outcomes.
+                .max_bytes_per_batch(4 << 20)
                 .heartbeat(Duration::from_secs(5))
                 .messages()
                 .await

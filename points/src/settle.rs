@@ -22,6 +22,10 @@ use crate::store::{PointsStore, Settlement};
 /// RESULTS messages settled together.
 pub const BATCH: usize = 512;
 
+/// Most bytes of RESULTS messages pulled at once (a message carries up to a few
+/// hundred outcomes, so the count alone does not bound memory).
+pub const BATCH_BYTES: usize = 4 << 20;
+
 /// The settlements in one RESULTS message, by customer.
 pub fn settlements_of(batch: &ResultBatch) -> Vec<Settlement> {
     batch
@@ -55,6 +59,7 @@ pub async fn settle_until(
                 .await?
                 .stream()
                 .max_messages_per_batch(BATCH)
+                .max_bytes_per_batch(BATCH_BYTES)
                 .heartbeat(Duration::from_secs(5))
                 .messages()
                 .await
