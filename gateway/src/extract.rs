@@ -79,7 +79,6 @@ impl FromRequestParts<AppState> for Customer {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts)?;
         let customer = state
-            .directory()
             .customer_for_key(&hash_api_key(token))
             .await?
             .ok_or(ApiError::Unauthorized("unknown API key"))?;

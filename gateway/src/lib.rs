@@ -11,6 +11,7 @@ pub mod contacts;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod key_cache;
 pub mod opt_outs;
 pub mod pagination;
 pub mod routes;
@@ -82,6 +83,7 @@ struct Inner {
     client: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
     directory: CustomerDirectory,
+    keys: key_cache::KeyCache,
     health: HealthStore,
     idempotency: IdempotencyStore,
     catalog: CarrierCatalog,
@@ -119,6 +121,7 @@ impl AppState {
             client,
             jetstream: jetstream.clone(),
             directory,
+            keys: key_cache::KeyCache::new(std::time::Duration::from_secs(30), 100_000),
             health,
             idempotency: IdempotencyStore::connect(&settings.redis.url).await?,
             catalog: catalog(settings),
@@ -150,6 +153,25 @@ impl AppState {
 
     pub fn directory(&self) -> &CustomerDirectory {
         &self.0.directory
+    }
+
+    /// The customer owning the API key with this hash: remembered for 30 s once
+    /// found (see [`key_cache`]), else looked up in the `api_keys` bucket.
+    pub async fn customer_for_key(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<rns_types::CustomerId>, rns_nats::DirectoryError> {
+        let now = std::time::Instant::now();
+        if let Some(customer) = self.0.keys.get(key_hash, now) {
+            return Ok(Some(customer));
+        }
+        let customer = self.0.directory.customer_for_key(key_hash).await?;
+        if let Some(customer) = &customer {
+            self.0
+                .keys
+                .insert(key_hash.to_owned(), customer.clone(), now);
+        }
+        Ok(customer)
     }
 
     /// The caller's profile; a customer deleted since its key was checked is 401.
