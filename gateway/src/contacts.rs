@@ -262,7 +262,7 @@ pub fn is_id(id: &str) -> bool {
 }
 
 pub fn new_id() -> String {
-    ulid::Ulid::new().to_string()
+    rns_types::ids::monotonic_ulid().to_string()
 }
 
 impl ContactStore {

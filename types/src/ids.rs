@@ -74,9 +74,22 @@ impl fmt::Display for CustomerId {
 #[serde(try_from = "String", into = "String")]
 pub struct RequestId(ulid::Ulid);
 
+/// A new ULID, greater than every other this process made: within one millisecond
+/// the random part counts up, so ids sort in the order they were made (lists
+/// ordered by id are in creation order). Falls back to a random ULID in the
+/// practically impossible case that one millisecond exhausts the random part.
+pub fn monotonic_ulid() -> ulid::Ulid {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> =
+        std::sync::Mutex::new(ulid::Generator::new());
+    GENERATOR
+        .lock()
+        .map(|mut generator| generator.generate().unwrap_or_else(|_| ulid::Ulid::new()))
+        .unwrap_or_else(|_| ulid::Ulid::new())
+}
+
 impl RequestId {
     pub fn generate() -> Self {
-        Self(ulid::Ulid::new())
+        Self(monotonic_ulid())
     }
 
     pub fn parse(value: &str) -> Result<Self, InvalidId> {
@@ -187,6 +200,16 @@ impl fmt::Display for MessageId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_made_in_a_row_sort_in_the_order_they_were_made() {
+        let made: Vec<String> = (0..1_000).map(|_| monotonic_ulid().to_string()).collect();
+        let mut sorted = made.clone();
+        sorted.sort();
+        assert_eq!(made, sorted);
+        sorted.dedup();
+        assert_eq!(sorted.len(), made.len());
+    }
 
     #[test]
     fn customer_ids_that_could_escape_a_subject_are_rejected() {
