@@ -41,6 +41,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::AnalyticsError;
 
+/// Most bytes of RESULTS messages pulled at once: a message carries up to a few
+/// hundred outcomes, so a count alone does not bound memory.
+const PULL_BYTES: usize = 4 << 20;
+
 /// `[webhooks]` settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -237,8 +241,7 @@ async fn deliver(
             consumer
                 .stream()
                 .max_messages_per_batch(worker.settings.concurrency * 2)
-                // A RESULTS message carries up to a few hundred outcomes.
-                .max_bytes_per_batch(4 << 20)
+                .max_bytes_per_batch(PULL_BYTES)
                 .heartbeat(Duration::from_secs(5))
                 .messages()
                 .await

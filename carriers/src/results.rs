@@ -11,11 +11,13 @@
 //! once, with no timer to wait for.
 //!
 //! A batch's `Nats-Msg-Id` names exactly the outcomes in it (a lone outcome keeps its
-//! own id), so an identical republish is dropped. A job redelivered after its events
-//! were published but before it was acknowledged may see them travel again inside a
-//! different batch; every reader of RESULTS settles per message and event (analytics
-//! rows collapse, points settle once per message, webhook deliveries keep their id),
-//! so that repeats nothing a customer sees.
+//! own id), so an identical republish is dropped. Gathering changes nothing for a job
+//! redelivered after its events were stored but before it was acknowledged: as
+//! before, the redelivery is a new attempt with an outcome id of its own (the carrier
+//! recognises the client reference and does not deliver again), and readers of
+//! RESULTS settle per message — analytics keeps the final state, points settle once
+//! per message. A webhook receiver may see that message's final state a second time,
+//! in another delivery; the event names its message, so it can tell.
 use std::collections::BTreeMap;
 
 use bytes::Bytes;

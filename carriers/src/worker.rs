@@ -4,9 +4,10 @@
 //! The order is what makes a crash harmless: the outcome is published to RESULTS
 //! (under an id naming message, hop and attempt, gathered with other jobs' outcomes
 //! by [`crate::results`]) and acknowledged by JetStream before the job is acked,
-//! termed or nak'ed. A crash in between redelivers the job; the
-//! carrier recognises the repeated client reference and the repeated RESULTS publish
-//! is dropped as a duplicate.
+//! termed or nak'ed. A crash in between redelivers the job as a new attempt: the
+//! carrier recognises the repeated client reference (it does not deliver again), and
+//! the attempt's events are recorded beside the first ones; readers of RESULTS settle
+//! per message, so points and the final state are unchanged.
 //!
 //! Retryable outcomes are nak'ed with a growing delay and retried on the same carrier.
 //! After the last allowed delivery (`max_deliver`) the server's MaxDeliver advisory

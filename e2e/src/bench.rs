@@ -569,7 +569,8 @@ async fn backlog(system: &mut System, plan: &BenchPlan) -> BacklogReport {
     let waiting_now = |jetstream: jetstream::Context| async move {
         let mut waiting = 0;
         for (carrier, _) in crate::CARRIERS {
-            let name = format!("CARRIER_{}", carrier.to_ascii_uppercase());
+            let carrier = rns_types::CarrierId::parse(carrier).expect("a carrier id");
+            let name = rns_types::subjects::carrier_stream(&carrier);
             if let Ok(mut stream) = jetstream.get_stream(&name).await {
                 waiting += stream
                     .info()
