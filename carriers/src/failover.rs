@@ -12,12 +12,16 @@
 //! carrier; with no carrier left it records a final `failed` naming every carrier
 //! tried and why. A message with an ambiguous attempt (a timeout after sending) is
 //! never moved: that carrier may have delivered it, and another would deliver it twice.
+//!
+//! A batch of jobs that reached MaxDeliver (its worker kept failing to settle it) is
+//! split into single jobs on the same carrier ([`Failover::split`]), as a worker
+//! splits a redelivered batch.
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::context::Context;
 use async_nats::jetstream::kv;
-use async_nats::jetstream::stream::RawMessageErrorKind;
+use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
 use async_nats::jetstream::AckKind;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -25,7 +29,9 @@ use rns_nats::{publish_all, CustomerDirectory, HealthView, Outbound};
 use rns_types::subjects::{
     carrier_subject, failure_reason_key, message_ids, result_subject, FAILURE_REASONS_BUCKET,
 };
-use rns_types::wire::{CarrierJob, EventKind, MessageEvent, ResultBatch, TriedCarrier};
+use rns_types::wire::{
+    CarrierJob, CarrierPayload, EventKind, MessageEvent, ResultBatch, TriedCarrier,
+};
 use rns_types::{CarrierCatalog, CarrierId, Channel, MessageId};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -79,6 +85,9 @@ impl std::fmt::Debug for Failover {
     }
 }
 
+/// Publishes of a split awaited at once.
+const SPLIT_WINDOW: usize = 64;
+
 const AMBIGUOUS_SUFFIX: &str = ".ambiguous";
 const NEXT_SUFFIX: &str = ".next";
 
@@ -128,7 +137,8 @@ impl Failover {
         Ok(())
     }
 
-    /// What was recorded about deliveries `1..=deliveries` of a message on `hop`.
+    /// What was recorded about attempts `1..=deliveries` of a message on `hop` (a job
+    /// split from a batch counts the batch's submit as attempt 1).
     pub async fn attempts(
         &self,
         message: &MessageId,
@@ -222,6 +232,32 @@ impl Failover {
         }
     }
 
+    /// Queues the jobs of a batch on their carrier again, each on its own (under the
+    /// id a single job of that hop has), with `attempts_before` submits on this hop
+    /// behind it. Returns once every one is durable.
+    pub async fn split(
+        &self,
+        jobs: &[CarrierJob],
+        attempts_before: u16,
+    ) -> Result<(), FailoverError> {
+        let outbound: Vec<Outbound> = jobs
+            .iter()
+            .map(|job| Outbound {
+                subject: carrier_subject(&job.carrier),
+                message_id: message_ids::carrier_job(&job.message_id, job.hop),
+                payload: Bytes::from(
+                    serde_json::to_vec(&CarrierJob {
+                        attempts_before,
+                        ..job.clone()
+                    })
+                    .expect("a carrier job serialises"),
+                ),
+            })
+            .collect();
+        publish_all(&self.jetstream, outbound, SPLIT_WINDOW).await?;
+        Ok(())
+    }
+
     /// Sends `job` to the next carrier, or records its final failure when none is
     /// left. Returns once both the event and the new job are durable.
     pub async fn move_on(
@@ -289,6 +325,7 @@ impl Failover {
                     Some(fallback) => CarrierJob {
                         carrier: next.clone(),
                         hop: next_hop,
+                        attempts_before: 0,
                         tried,
                         channel: Channel::Sms,
                         message_type: fallback.message_type,
@@ -302,6 +339,7 @@ impl Failover {
                     None => CarrierJob {
                         carrier: next.clone(),
                         hop: next_hop,
+                        attempts_before: 0,
                         tried,
                         ..job.clone()
                     },
@@ -475,8 +513,14 @@ impl Failover {
             Err(error) if error.kind() == RawMessageErrorKind::NoMessageFound => return Ok(()),
             Err(error) => return Err(nats(error)),
         };
-        let job: CarrierJob = match serde_json::from_slice(&stored.payload) {
-            Ok(job) => job,
+        let job = match CarrierPayload::decode(&stored.payload) {
+            Ok(CarrierPayload::One(job)) => *job,
+            Ok(CarrierPayload::Batch(jobs)) => {
+                // Workers split a batch on its second delivery, so this one's were
+                // never settled: each goes on alone, attempt 1's outcome unknown.
+                self.split(&jobs, 1).await?;
+                return delete(&stream, advisory.stream_seq).await;
+            }
             Err(error) => {
                 tracing::error!(stream = %advisory.stream, sequence = advisory.stream_seq, %error, "undecodable job; deleting it");
                 stream
@@ -486,7 +530,9 @@ impl Failover {
                 return Ok(());
             }
         };
-        let attempts = u16::try_from(advisory.deliveries).unwrap_or(u16::MAX);
+        let attempts = u16::try_from(advisory.deliveries)
+            .unwrap_or(u16::MAX)
+            .saturating_add(job.attempts_before);
         let record = self.attempts(&job.message_id, job.hop, attempts).await?;
         let last_reason = record
             .last_reason
@@ -517,16 +563,18 @@ impl Failover {
                     .await?;
             }
         }
-        match stream.delete_message(advisory.stream_seq).await {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                // Moving on is recorded; if the delete did not happen, a later
-                // advisory finds the same message and republishes under the same ids.
-                tracing::warn!(%error, "deleting a failed-over job failed");
-                Ok(())
-            }
-        }
+        delete(&stream, advisory.stream_seq).await
     }
+}
+
+/// Takes a job that moved on off its carrier's queue.
+async fn delete(stream: &Stream<()>, sequence: u64) -> Result<(), FailoverError> {
+    if let Err(error) = stream.delete_message(sequence).await {
+        // Moving on is recorded; if the delete did not happen, a later advisory finds
+        // the same message and republishes under the same ids.
+        tracing::warn!(%error, "deleting a failed-over job failed");
+    }
+    Ok(())
 }
 
 /// The carriers `job` already failed on, plus its current one for `reason`.

@@ -15,16 +15,25 @@
 //! worker remembers the last reason (and whether any attempt was ambiguous) for it.
 //! While the carrier's circuit is open ([`crate::circuit`]) messages move on without
 //! a submit, but for one probe per interval.
-use std::sync::Mutex;
+//!
+//! A batch message (the dispatcher's jobs of one request for this carrier, see
+//! [`CarrierPayload`]) is submitted once, together, on its first delivery; its final
+//! outcomes are recorded like single jobs' and every other job is queued on its own
+//! to go on as above ([`Worker::handle_batch`]). Permits bound the jobs in flight,
+//! batches counting each of their jobs.
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::consumer::pull::MessagesError;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
+use futures::future::join_all;
 use futures::StreamExt;
 use rns_nats::{terminate_with_reason, HealthStore};
 use rns_types::subjects::message_ids;
-use rns_types::wire::{CarrierJob, EventKind, MessageEvent};
+use rns_types::wire::{CarrierJob, CarrierPayload, EventKind, MessageEvent};
 use rns_types::{CarrierId, CircuitRecord, CircuitState};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::circuit::{Admission, CircuitBreaker, Observation};
@@ -34,10 +43,14 @@ use crate::images::{ImageError, ImageStore};
 use crate::outcome::SubmitOutcome;
 use crate::results::ResultSink;
 
+/// Most bytes of jobs pulled ahead of the workers (a batch message carries up to
+/// 256 KiB of jobs, so the message count alone does not bound memory).
+const PULL_BYTES: usize = 4 << 20;
+
 /// How one carrier's worker behaves.
 #[derive(Debug, Clone)]
 pub struct WorkerPolicy {
-    /// Submits in flight at once.
+    /// Jobs in flight at once (a batch message counts each of its jobs).
     pub concurrency: usize,
     /// Deliveries before a retryable failure becomes final (the consumer's MaxDeliver).
     pub max_deliver: u16,
@@ -54,6 +67,13 @@ impl WorkerPolicy {
             .copied()
             .unwrap_or(Duration::from_secs(1))
     }
+}
+
+/// A pulled message with the permits of its jobs, held until it is handled.
+struct Taken {
+    message: Message,
+    payload: CarrierPayload,
+    _permits: OwnedSemaphorePermit,
 }
 
 pub struct Worker {
@@ -76,25 +96,26 @@ impl Worker {
         shutdown: CancellationToken,
     ) -> Result<(), async_nats::Error> {
         let concurrency = self.policy.concurrency.max(1);
+        let in_flight = Arc::new(Semaphore::new(concurrency));
         let messages = consumer
             .stream()
             .max_messages_per_batch(concurrency)
+            .max_bytes_per_batch(PULL_BYTES)
             .heartbeat(Duration::from_secs(5))
             .messages()
             .await?;
         tracing::info!(carrier = %self.carrier, concurrency, "carrier worker started");
         self.publish_circuit().await;
+        let worker = &self;
+        // Messages are taken one after another, each once its jobs have permits, and
+        // then handled concurrently: the permits bound what is in flight, and what
+        // waits stays in the pull's bounded buffer as bytes.
         messages
             .take_until(shutdown.cancelled())
-            .for_each_concurrent(concurrency, |message| {
-                let worker = &self;
-                async move {
-                    match message {
-                        Ok(message) => worker.handle(message).await,
-                        Err(error) => {
-                            tracing::warn!(carrier = %worker.carrier, %error, "pull failed")
-                        }
-                    }
+            .then(|message| worker.take(message, in_flight.clone()))
+            .for_each_concurrent(None, |taken| async move {
+                if let Some(taken) = taken {
+                    worker.handle(taken).await;
                 }
             })
             .await;
@@ -102,9 +123,18 @@ impl Worker {
         Ok(())
     }
 
-    async fn handle(&self, message: Message) {
-        let job: CarrierJob = match serde_json::from_slice(&message.payload) {
-            Ok(job) => job,
+    /// Decodes a pulled message and waits for a permit per job (a batch larger than
+    /// the concurrency takes them all). An undecodable message is terminated.
+    async fn take(
+        &self,
+        message: Result<Message, MessagesError>,
+        in_flight: Arc<Semaphore>,
+    ) -> Option<Taken> {
+        let message = message
+            .map_err(|error| tracing::warn!(carrier = %self.carrier, %error, "pull failed"))
+            .ok()?;
+        let payload = match CarrierPayload::decode(&message.payload) {
+            Ok(payload) => payload,
             Err(error) => {
                 tracing::error!(carrier = %self.carrier, %error, "undecodable job; terminating it");
                 let _ = terminate_with_reason(
@@ -113,14 +143,135 @@ impl Worker {
                     &format!("undecodable job: {error}"),
                 )
                 .await;
-                return;
+                return None;
             }
         };
-        let attempt = message
+        let jobs = match &payload {
+            CarrierPayload::One(_) => 1,
+            CarrierPayload::Batch(jobs) => jobs.len(),
+        };
+        let permits = u32::try_from(jobs.clamp(1, self.policy.concurrency.max(1))).unwrap_or(1);
+        let permits = in_flight.acquire_many_owned(permits).await.ok()?;
+        Some(Taken {
+            message,
+            payload,
+            _permits: permits,
+        })
+    }
+
+    async fn handle(&self, taken: Taken) {
+        let Taken {
+            message, payload, ..
+        } = taken;
+        let delivered = message
             .info()
             .map(|info| u16::try_from(info.delivered).unwrap_or(u16::MAX))
             .unwrap_or(1);
-        if attempt > 1 {
+        match payload {
+            CarrierPayload::One(job) => self.handle_job(message, *job, delivered).await,
+            CarrierPayload::Batch(jobs) => self.handle_batch(message, jobs, delivered).await,
+        }
+    }
+
+    /// A batch from the dispatcher, on its first delivery: submitted once, together.
+    /// Final outcomes (delivered, rejected) are recorded as attempt 1 of their jobs;
+    /// a job whose outcome is not final has its attempt recorded as a single job's
+    /// would be and is queued on its own (`attempts_before: 1`), to be retried, moved
+    /// on or fall back like any single job; then the batch is acked. Any failure on
+    /// the way naks the batch, and a redelivered batch is split without a submit:
+    /// an earlier delivery may have submitted any of its jobs, so each goes on alone
+    /// with attempt 1's outcome unknown (which keeps it on this carrier).
+    async fn handle_batch(&self, message: Message, jobs: Vec<CarrierJob>, delivered: u16) {
+        let handled = if delivered > 1 {
+            self.failover.split(&jobs, 1).await
+        } else if self.lock_breaker().admit(Instant::now()) == Admission::Refuse {
+            // Not submitted: each job goes on alone as a fresh one (and moves on).
+            self.failover.split(&jobs, 0).await
+        } else {
+            let submits: Vec<_> = jobs.iter().map(|job| self.submit(job)).collect();
+            let outcomes = join_all(submits).await;
+            self.settle_batch(&jobs, &outcomes).await
+        };
+        let acknowledged = match handled {
+            Ok(()) => message.ack().await,
+            Err(error) => {
+                tracing::warn!(carrier = %self.carrier, jobs = jobs.len(), %error, "settling a batch failed; it will be redelivered and split");
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await
+            }
+        };
+        if let Err(error) = acknowledged {
+            tracing::warn!(carrier = %self.carrier, %error, "acknowledging a batch failed; it will be redelivered and split");
+        }
+    }
+
+    async fn settle_batch(
+        &self,
+        jobs: &[CarrierJob],
+        outcomes: &[SubmitOutcome],
+    ) -> Result<(), FailoverError> {
+        const ATTEMPT: u16 = 1;
+        let mut again = Vec::new();
+        let mut records = Vec::with_capacity(jobs.len());
+        for (job, outcome) in jobs.iter().zip(outcomes) {
+            match outcome {
+                SubmitOutcome::Ambiguous { reason } | SubmitOutcome::Transient { reason } => {
+                    let ambiguous = matches!(outcome, SubmitOutcome::Ambiguous { .. });
+                    self.failover
+                        .record_attempt(&job.message_id, job.hop, ATTEMPT, reason, ambiguous)
+                        .await?;
+                    again.push(job.clone());
+                }
+                SubmitOutcome::Rejected { reason } if job.fallback.is_some() => {
+                    let reason = format!("{}: {reason}", self.carrier);
+                    self.failover.fall_back(job, &reason, ATTEMPT).await?;
+                    continue;
+                }
+                SubmitOutcome::Delivered { .. } | SubmitOutcome::Rejected { .. } => {}
+            }
+            records.push(self.results.record(
+                &job.customer_id,
+                message_ids::outcome(&job.message_id, job.hop, ATTEMPT),
+                self.events(job, ATTEMPT, outcome),
+            ));
+        }
+        futures::future::try_join_all(records).await?;
+        if !again.is_empty() {
+            self.failover.split(&again, ATTEMPT).await?;
+        }
+        Ok(())
+    }
+
+    /// Submits one job (its images loaded first) and lets the circuit breaker see
+    /// the outcome.
+    async fn submit(&self, job: &CarrierJob) -> SubmitOutcome {
+        let started = Instant::now();
+        let outcome = match self.images.load(&job.images).await {
+            Ok(images) => {
+                self.submitter
+                    .submit(HttpCarrier::request(job, images))
+                    .await
+            }
+            Err(ImageError::Missing(reason)) => SubmitOutcome::Rejected { reason },
+            // Never reached the carrier: a definite, retryable failure.
+            Err(ImageError::Unavailable(reason)) => SubmitOutcome::Transient { reason },
+        };
+        let carrier = self.carrier.to_string();
+        metrics::histogram!("rns_carrier_submit_duration_seconds", "carrier" => carrier.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("rns_carrier_submits_total", "carrier" => carrier, "outcome" => outcome.label())
+            .increment(1);
+        self.observe(&outcome).await;
+        outcome
+    }
+
+    /// One job: delivery `delivered` of its message, attempt `attempts_before +
+    /// delivered` on this hop.
+    async fn handle_job(&self, message: Message, job: CarrierJob, delivered: u16) {
+        let attempt = delivered.saturating_add(job.attempts_before);
+        let last_attempt = delivered >= self.policy.max_deliver;
+        if delivered > 1 {
             match self.failover.has_left(&job).await {
                 Ok(false) => {}
                 Ok(true) => {
@@ -154,24 +305,11 @@ impl Worker {
             self.move_on_while_open(&message, &job, attempt).await;
             return;
         }
-        let started = Instant::now();
-        let outcome = match self.images.load(&job.images).await {
-            Ok(images) => {
-                self.submitter
-                    .submit(HttpCarrier::request(&job, images))
-                    .await
-            }
-            Err(ImageError::Missing(reason)) => SubmitOutcome::Rejected { reason },
-            // Never reached the carrier: a definite, retryable failure.
-            Err(ImageError::Unavailable(reason)) => SubmitOutcome::Transient { reason },
-        };
-        let carrier = self.carrier.to_string();
-        metrics::histogram!("rns_carrier_submit_duration_seconds", "carrier" => carrier.clone())
-            .record(started.elapsed().as_secs_f64());
-        metrics::counter!("rns_carrier_submits_total", "carrier" => carrier, "outcome" => outcome.label())
-            .increment(1);
-        self.observe(&outcome).await;
-        if let Err(error) = self.settle(&message, &job, attempt, &outcome).await {
+        let outcome = self.submit(&job).await;
+        if let Err(error) = self
+            .settle(&message, &job, attempt, last_attempt, &outcome)
+            .await
+        {
             tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "recording the outcome failed; job will be redelivered");
             let _ = message
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
@@ -185,9 +323,9 @@ impl Worker {
         message: &Message,
         job: &CarrierJob,
         attempt: u16,
+        last_attempt: bool,
         outcome: &SubmitOutcome,
     ) -> Result<(), FailoverError> {
-        let last_attempt = attempt >= self.policy.max_deliver;
         match outcome {
             SubmitOutcome::Ambiguous { reason } => {
                 self.failover

@@ -12,8 +12,8 @@ use rns_types::carrier::CarrierEntry;
 use rns_types::subjects::{carrier_subject, message_ids};
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent, ResultBatch};
 use rns_types::{
-    CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile, MessageType, PhoneNumber,
-    RequestId,
+    CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile, MessageId, MessageType,
+    PhoneNumber, RequestId,
 };
 use rns_types::{CircuitRecord, CircuitState};
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,7 @@ struct Harness {
     _nats: NatsServer,
     jetstream: async_nats::jetstream::Context,
     kt: Simulator,
+    kt_url: String,
     skt: Simulator,
     shutdown: CancellationToken,
 }
@@ -48,6 +49,25 @@ async fn start(
     kt_endpoint: Option<String>,
     request_timeout_milliseconds: u64,
 ) -> Harness {
+    let (harness, settings) = prepare(kt_knobs, kt_endpoint, request_timeout_milliseconds).await;
+    run_workers(&harness, settings);
+    harness
+}
+
+fn run_workers(harness: &Harness, settings: Settings) {
+    tokio::spawn(rns_carriers::run(
+        settings,
+        Readiness::default(),
+        harness.shutdown.clone(),
+    ));
+}
+
+/// The servers, topology and customer of [`start`], without the workers.
+async fn prepare(
+    kt_knobs: Knobs,
+    kt_endpoint: Option<String>,
+    request_timeout_milliseconds: u64,
+) -> (Harness, Settings) {
     let nats = NatsServer::start().await;
     let kt = Simulator::new("kt", kt_knobs);
     let skt = Simulator::new("skt", Knobs::default());
@@ -68,7 +88,7 @@ async fn start(
             ..Default::default()
         },
         carriers: Some(vec![
-            carrier("kt", kt_endpoint.unwrap_or(kt_url)),
+            carrier("kt", kt_endpoint.unwrap_or_else(|| kt_url.clone())),
             carrier("skt", skt_url),
         ]),
         carrier_workers: WorkerSettings {
@@ -98,19 +118,15 @@ async fn start(
         .create(&CustomerProfile::new(customer, "Acme".into(), 0), "hash")
         .await
         .unwrap();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(rns_carriers::run(
-        settings,
-        Readiness::default(),
-        shutdown.clone(),
-    ));
-    Harness {
+    let harness = Harness {
         _nats: nats,
         jetstream,
         kt,
+        kt_url,
         skt,
-        shutdown,
-    }
+        shutdown: CancellationToken::new(),
+    };
+    (harness, settings)
 }
 
 fn job(to: &str) -> CarrierJob {
@@ -132,6 +148,7 @@ fn job(to: &str) -> CarrierJob {
         images: Vec::new(),
         alimtalk: None,
         fallback: None,
+        attempts_before: 0,
     }
 }
 
@@ -149,6 +166,50 @@ async fn enqueue(jetstream: &async_nats::jetstream::Context, job: &CarrierJob) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the carrier queue never appeared");
+}
+
+/// Queues `jobs` for KT as one batch message, as the dispatcher does.
+async fn enqueue_batch(jetstream: &async_nats::jetstream::Context, jobs: &[CarrierJob]) {
+    let outbound = Outbound {
+        subject: carrier_subject(&jobs[0].carrier),
+        message_id: format!("jobs:test:{}", jobs[0].message_id),
+        payload: Bytes::from(serde_json::to_vec(jobs).unwrap()),
+    };
+    publish_all(jetstream, [outbound], 1).await.unwrap();
+}
+
+fn batch(count: usize) -> Vec<CarrierJob> {
+    let request = RequestId::generate();
+    (0..count)
+        .map(|index| CarrierJob {
+            message_id: request.message_id(index as u32),
+            ..job(&format!("010{index:08}"))
+        })
+        .collect()
+}
+
+/// Waits until every job of `jobs` has a final event; returns the events by job.
+async fn wait_for_all_final(
+    jetstream: &async_nats::jetstream::Context,
+    jobs: &[CarrierJob],
+) -> std::collections::HashMap<MessageId, Vec<MessageEvent>> {
+    for _ in 0..400 {
+        let mut by_message: std::collections::HashMap<MessageId, Vec<MessageEvent>> =
+            std::collections::HashMap::new();
+        for event in events(jetstream).await {
+            by_message.entry(event.message_id).or_default().push(event);
+        }
+        let finished = jobs.iter().all(|job| {
+            by_message
+                .get(&job.message_id)
+                .is_some_and(|events| events.iter().any(|event| event.kind.status().is_final()))
+        });
+        if finished {
+            return by_message;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not every job of the batch reached a final state");
 }
 
 async fn events(jetstream: &async_nats::jetstream::Context) -> Vec<MessageEvent> {
@@ -467,4 +528,126 @@ async fn an_outage_opens_the_circuit_within_a_second_traffic_moves_on_and_a_prob
         index += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn a_batch_is_submitted_together_and_each_job_settles_on_its_own() {
+    let knobs = Knobs {
+        transient_failure_rate: 0.3,
+        ..Default::default()
+    };
+    let harness = start(knobs, None, 2_000).await;
+    let jobs = batch(40);
+    // The worker creates the queue; wait for it like `enqueue` does.
+    enqueue(&harness.jetstream, &job("01099999999")).await;
+    enqueue_batch(&harness.jetstream, &jobs).await;
+    let by_message = wait_for_all_final(&harness.jetstream, &jobs).await;
+    let mut retried = 0;
+    for job in &jobs {
+        let events = &by_message[&job.message_id];
+        let finals: Vec<&MessageEvent> = events
+            .iter()
+            .filter(|event| event.kind.status().is_final())
+            .collect();
+        assert_eq!(finals.len(), 1, "{events:?}");
+        assert_eq!(finals[0].kind, EventKind::Delivered, "{events:?}");
+        if finals[0].attempt > 1 {
+            retried += 1;
+            let first = events
+                .iter()
+                .find(|event| event.attempt == 1)
+                .expect("the batch's submit is attempt 1");
+            assert_eq!(first.kind, EventKind::AttemptFailed, "{events:?}");
+        }
+    }
+    assert!(retried > 0, "a 30% failure rate failed none of 40");
+    let counts = harness.kt.counts();
+    assert_eq!(counts.delivered + harness.skt.counts().delivered, 41);
+    assert_eq!(counts.duplicates, 0);
+    assert!(queue_is_empty(&harness.jetstream).await);
+}
+
+#[tokio::test]
+async fn a_batch_on_a_carrier_that_keeps_failing_moves_on_job_by_job() {
+    let knobs = Knobs {
+        outage: true,
+        ..Default::default()
+    };
+    let harness = start(knobs, None, 2_000).await;
+    let jobs = batch(5);
+    enqueue(&harness.jetstream, &job("01099999999")).await;
+    enqueue_batch(&harness.jetstream, &jobs).await;
+    let by_message = wait_for_all_final(&harness.jetstream, &jobs).await;
+    for job in &jobs {
+        let events = &by_message[&job.message_id];
+        let last = events.last().unwrap();
+        assert_eq!(last.kind, EventKind::Delivered, "{events:?}");
+        assert_eq!(last.carrier.as_ref().unwrap().as_str(), "skt");
+        // Unless KT's circuit opened first, the split job had its own deliveries
+        // after the batch's submit.
+        let failed_over = events
+            .iter()
+            .find(|event| event.kind == EventKind::FailedOver)
+            .expect("a failed_over event");
+        assert!(
+            failed_over.detail.contains("gave up after 4 attempts")
+                || failed_over.detail.contains("circuit open"),
+            "{}",
+            failed_over.detail
+        );
+    }
+    assert_eq!(harness.kt.counts().delivered, 0);
+    assert_eq!(harness.skt.counts().delivered, 6);
+}
+
+#[tokio::test]
+async fn a_batch_whose_worker_died_is_split_and_delivered_once_on_the_same_carrier() {
+    let (harness, settings) = prepare(Knobs::default(), None, 2_000).await;
+    let jobs = batch(10);
+    enqueue_batch(&harness.jetstream, &jobs).await;
+    // A worker takes the batch, submits it, and dies before settling anything.
+    let consumer: async_nats::jetstream::consumer::PullConsumer = harness
+        .jetstream
+        .get_stream("CARRIER_KT")
+        .await
+        .unwrap()
+        .get_consumer("carrier-kt")
+        .await
+        .unwrap();
+    let mut taken = consumer.fetch().max_messages(1).messages().await.unwrap();
+    let taken = futures::StreamExt::next(&mut taken).await.unwrap().unwrap();
+    let batch: Vec<CarrierJob> = serde_json::from_slice(&taken.payload).unwrap();
+    for job in &batch[..3] {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/v1/messages", harness.kt_url))
+            .json(&rns_carriers::http::HttpCarrier::request(job, Vec::new()))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success());
+    }
+    // Its delivery ends unsettled (a nak comes sooner than the ack wait).
+    taken
+        .ack_with(async_nats::jetstream::AckKind::Nak(None))
+        .await
+        .unwrap();
+    run_workers(&harness, settings);
+    let by_message = wait_for_all_final(&harness.jetstream, &jobs).await;
+    for job in &jobs {
+        let events = &by_message[&job.message_id];
+        let last = events.last().unwrap();
+        assert_eq!(last.kind, EventKind::Delivered, "{events:?}");
+        assert_eq!(
+            last.attempt, 2,
+            "attempt 1 was the lost batch submit: {events:?}"
+        );
+        assert!(events.iter().all(|event| event.attempt != 1), "{events:?}");
+    }
+    let counts = harness.kt.counts();
+    assert_eq!(counts.delivered, 10, "each job reached the handset once");
+    assert_eq!(
+        counts.duplicates, 3,
+        "the three submitted before the crash were recognised"
+    );
+    assert!(queue_is_empty(&harness.jetstream).await);
 }

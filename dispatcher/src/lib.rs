@@ -6,7 +6,8 @@
 //! For each accepted request it reads the customer's weights (one KV read, so a
 //! change applies to the next request without a restart), reserves routing positions
 //! in Redis ([`positions`]), plans one job per recipient ([`plan`]), publishes the
-//! jobs and the message records with pipelined, de-duplicated publishes, and
+//! message records and the jobs (a carrier's jobs of one request in batches of
+//! `job_batch`) with pipelined, de-duplicated publishes, and
 //! acknowledges the request only after JetStream acknowledged every one of them.
 //! Up to `concurrency` requests are in flight; the consumer's `max_ack_pending`
 //! bounds what is pulled.
@@ -54,6 +55,9 @@ pub struct DispatcherSettings {
     /// must stay within the client's 5,000 acknowledgements in flight
     /// ([`rns_nats::MAX_ACKS_IN_FLIGHT`]); start-up refuses more.
     pub publish_window: usize,
+    /// Jobs of one request for one carrier published together as one batch message
+    /// at most ([`plan::outbound`]); 1 publishes each job on its own.
+    pub job_batch: usize,
 }
 
 impl Default for DispatcherSettings {
@@ -62,6 +66,7 @@ impl Default for DispatcherSettings {
             health_listen: "127.0.0.1:8081".to_owned(),
             concurrency: 32,
             publish_window: 128,
+            job_batch: 100,
         }
     }
 }
@@ -120,6 +125,7 @@ struct Dispatcher {
     schedules: Schedules,
     health: HealthView,
     publish_window: usize,
+    job_batch: usize,
     firings: firing::Firings,
 }
 
@@ -142,7 +148,7 @@ impl Dispatcher {
             );
             tracing::warn!(customer = %request.customer_id, request = %request.request_id, %reason, "failing request");
             let results = plan::fail_all(request, &reason, now_ms);
-            let messages = plan::outbound(request, &[], &results);
+            let messages = plan::outbound(request, &[], &results, self.job_batch);
             return Ok(publish_all(&self.jetstream, messages, self.publish_window).await?);
         };
         let reservation = self
@@ -158,7 +164,7 @@ impl Dispatcher {
         let schedule = self.schedules.get(&reservation.weights);
         let start = reservation.start;
         let plan = plan::plan(request, &schedule, start, now_ms);
-        let messages = plan::outbound(request, &plan.jobs, &plan.results);
+        let messages = plan::outbound(request, &plan.jobs, &plan.results, self.job_batch);
         publish_all(&self.jetstream, messages, self.publish_window).await?;
         let mut routed: HashMap<&str, u64> = HashMap::new();
         for job in &plan.jobs {
@@ -285,6 +291,7 @@ pub async fn run(
         schedules: Schedules::default(),
         health: HealthView::watch(&jetstream, shutdown.clone()).await?,
         publish_window: settings.dispatcher.publish_window,
+        job_batch: settings.dispatcher.job_batch,
         firings,
     };
 

@@ -11,7 +11,7 @@ use rns_types::subjects::{carrier_subject, message_ids, result_subject};
 use rns_types::wire::{
     CarrierJob, EventKind, MessageEvent, MessageRecord, Points, Recipient, ResultBatch, SendRequest,
 };
-use rns_types::MessageId;
+use rns_types::{CarrierId, MessageId};
 
 /// Most message records in one RESULTS message, to stay far below the server's
 /// 1 MiB payload limit with 2,000-byte texts.
@@ -72,6 +72,7 @@ pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64)
                 images: request.images.clone(),
                 alimtalk: request.alimtalk.clone(),
                 fallback: request.fallback_of(recipient),
+                attempts_before: 0,
             }
         })
         .collect();
@@ -169,13 +170,23 @@ fn result_batches(
     batches
 }
 
+/// Most bytes of jobs in one batch message, far below the server's 1 MiB payload
+/// limit whatever the texts.
+pub const BATCH_BYTES: usize = 256 * 1024;
+
 /// The publishes of a plan: result records first, then the jobs.
+///
+/// With `job_batch` above 1, the jobs routed to one carrier travel in batches of up
+/// to `job_batch` (and [`BATCH_BYTES`]), in plan order, under
+/// [`message_ids::carrier_batch`]; a batch of one, and every job with an AlimTalk
+/// fallback (its carrier's rejection leads straight to the fallback), travel alone.
 pub fn outbound(
     request: &SendRequest,
     jobs: &[CarrierJob],
     results: &[ResultBatch],
+    job_batch: usize,
 ) -> Vec<Outbound> {
-    let mut messages = Vec::with_capacity(jobs.len() + results.len());
+    let mut messages = Vec::with_capacity(jobs.len() / job_batch.max(1) + results.len() + 4);
     for (chunk, batch) in results.iter().enumerate() {
         messages.push(Outbound {
             subject: result_subject(&request.customer_id),
@@ -183,12 +194,62 @@ pub fn outbound(
             payload: Bytes::from(serde_json::to_vec(batch).expect("a result batch serialises")),
         });
     }
+    let single = |job: &CarrierJob| Outbound {
+        subject: carrier_subject(&job.carrier),
+        message_id: message_ids::carrier_job(&job.message_id, job.hop),
+        payload: Bytes::from(serde_json::to_vec(job).expect("a carrier job serialises")),
+    };
+    if job_batch <= 1 {
+        messages.extend(jobs.iter().map(single));
+        return messages;
+    }
+    let mut by_carrier: Vec<(&CarrierId, Vec<&CarrierJob>)> = Vec::new();
     for job in jobs {
-        messages.push(Outbound {
-            subject: carrier_subject(&job.carrier),
-            message_id: message_ids::carrier_job(&job.message_id, job.hop),
-            payload: Bytes::from(serde_json::to_vec(job).expect("a carrier job serialises")),
-        });
+        if job.fallback.is_some() {
+            messages.push(single(job));
+            continue;
+        }
+        match by_carrier
+            .iter_mut()
+            .find(|(carrier, _)| **carrier == job.carrier)
+        {
+            Some((_, routed)) => routed.push(job),
+            None => by_carrier.push((&job.carrier, vec![job])),
+        }
+    }
+    for (carrier, routed) in by_carrier {
+        let mut chunk = 0;
+        let mut pending: Vec<&CarrierJob> = Vec::new();
+        let mut payload: Vec<u8> = Vec::new();
+        let mut flush = |pending: &mut Vec<&CarrierJob>, payload: &mut Vec<u8>| {
+            match pending.len() {
+                0 => {}
+                1 => messages.push(single(pending[0])),
+                _ => {
+                    payload.push(b']');
+                    messages.push(Outbound {
+                        subject: carrier_subject(carrier),
+                        message_id: message_ids::carrier_batch(&request.request_id, carrier, chunk),
+                        payload: Bytes::from(std::mem::take(payload)),
+                    });
+                }
+            }
+            chunk += 1;
+            pending.clear();
+            payload.clear();
+        };
+        for job in routed {
+            let encoded = serde_json::to_vec(job).expect("a carrier job serialises");
+            let full = pending.len() >= job_batch
+                || (!pending.is_empty() && payload.len() + encoded.len() + 2 > BATCH_BYTES);
+            if full {
+                flush(&mut pending, &mut payload);
+            }
+            payload.push(if pending.is_empty() { b'[' } else { b',' });
+            payload.extend_from_slice(&encoded);
+            pending.push(job);
+        }
+        flush(&mut pending, &mut payload);
     }
     messages
 }
@@ -255,8 +316,8 @@ mod tests {
         let request = request(300);
         let first = plan(&request, &schedule(), 3, 5);
         let second = plan(&request, &schedule(), 3, 5);
-        let first = outbound(&request, &first.jobs, &first.results);
-        let second = outbound(&request, &second.jobs, &second.results);
+        let first = outbound(&request, &first.jobs, &first.results, 1);
+        let second = outbound(&request, &second.jobs, &second.results, 1);
         assert_eq!(first.len(), 302);
         for (left, right) in first.iter().zip(&second) {
             assert_eq!(left.message_id, right.message_id);
@@ -285,5 +346,84 @@ mod tests {
         let failed = fail_all(&request, "no carrier", 5);
         assert_eq!(failed[0].events[0].points.reserved, 1, "failures refund");
         assert_eq!(failed[0].events[2].kind, EventKind::Blocked);
+    }
+
+    /// Every job of `messages`, decoded, with how many travelled in batches.
+    fn jobs_in(messages: &[Outbound]) -> (Vec<CarrierJob>, usize) {
+        let mut jobs = Vec::new();
+        let mut batches = 0;
+        for message in messages
+            .iter()
+            .filter(|message| message.subject.starts_with("carrier."))
+        {
+            match rns_types::wire::CarrierPayload::decode(&message.payload).unwrap() {
+                rns_types::wire::CarrierPayload::One(job) => {
+                    assert_eq!(
+                        message.message_id,
+                        message_ids::carrier_job(&job.message_id, job.hop)
+                    );
+                    jobs.push(*job);
+                }
+                rns_types::wire::CarrierPayload::Batch(batch) => {
+                    assert!(batch.len() > 1, "a batch of one travels alone");
+                    assert!(message.payload.len() <= BATCH_BYTES);
+                    assert!(batch
+                        .iter()
+                        .all(|job| message.subject == carrier_subject(&job.carrier)));
+                    batches += 1;
+                    jobs.extend(batch);
+                }
+            }
+        }
+        (jobs, batches)
+    }
+
+    #[test]
+    fn batches_carry_every_job_once_to_its_own_carrier() {
+        let request = request(1_000);
+        let plan = plan(&request, &schedule(), 11, 2);
+        for job_batch in [1, 2, 7, 100, 128, 5_000] {
+            let messages = outbound(&request, &plan.jobs, &plan.results, job_batch);
+            let (mut jobs, batches) = jobs_in(&messages);
+            jobs.sort_by_key(|job| job.message_id.index());
+            assert_eq!(jobs, plan.jobs, "batch size {job_batch}");
+            let expected_batches = if job_batch == 1 {
+                0
+            } else {
+                [500usize, 300, 200]
+                    .iter()
+                    .map(|routed| routed / job_batch + usize::from(routed % job_batch > 1))
+                    .sum()
+            };
+            assert_eq!(batches, expected_batches, "batch size {job_batch}");
+            let ids: std::collections::HashSet<&str> = messages
+                .iter()
+                .map(|message| message.message_id.as_str())
+                .collect();
+            assert_eq!(ids.len(), messages.len(), "every publish has its own id");
+        }
+    }
+
+    #[test]
+    fn long_texts_and_fallbacks_bound_the_batches() {
+        let mut request = request(300);
+        request.text = "가".repeat(1_000);
+        let plan = plan(&request, &schedule(), 0, 2);
+        let messages = outbound(&request, &plan.jobs, &plan.results, 300);
+        let (jobs, batches) = jobs_in(&messages);
+        assert_eq!(jobs.len(), 300);
+        assert!(batches > 3, "the byte bound splits what the count allows");
+        let mut with_fallback = plan.jobs.clone();
+        with_fallback[4].fallback = Some(rns_types::wire::Fallback {
+            message_type: MessageType::Sms,
+            subject: None,
+            text: "fallback".into(),
+            price: 1,
+        });
+        let messages = outbound(&request, &with_fallback, &[], 300);
+        assert!(messages.iter().any(|message| {
+            message.message_id == message_ids::carrier_job(&with_fallback[4].message_id, FIRST_HOP)
+        }));
+        assert_eq!(jobs_in(&messages).0.len(), 300);
     }
 }

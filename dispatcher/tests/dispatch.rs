@@ -4,13 +4,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rns_dispatcher::Settings;
+use rns_dispatcher::{DispatcherSettings, Settings};
 use rns_nats::{publish_all, CustomerDirectory, Outbound, Topology};
 use rns_service::{NatsSettings, Readiness, RedisSettings};
 use rns_testkit::{NatsServer, RedisServer};
 use rns_types::routing::Weights;
 use rns_types::subjects::{message_ids, send_subject};
-use rns_types::wire::{Recipient, SendRequest};
+use rns_types::wire::{CarrierPayload, Recipient, SendRequest};
 use rns_types::{CarrierCatalog, Channel, CustomerId, CustomerProfile, PhoneNumber, RequestId};
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +28,12 @@ impl Drop for Harness {
     }
 }
 
+/// A dispatcher with its default settings (jobs published in batches).
 async fn start() -> Harness {
+    start_with(DispatcherSettings::default()).await
+}
+
+async fn start_with(dispatcher: DispatcherSettings) -> Harness {
     let nats = NatsServer::start().await;
     let redis = RedisServer::start().await;
     let settings = Settings {
@@ -37,6 +42,7 @@ async fn start() -> Harness {
             ..Default::default()
         },
         redis: RedisSettings { url: redis.url() },
+        dispatcher,
         ..Default::default()
     };
     let jetstream = async_nats::jetstream::new(nats.client().await);
@@ -134,6 +140,8 @@ async fn submit_many(
     }
 }
 
+/// The jobs waiting in each carrier's queue (a batch message counts its jobs); every
+/// job must be for the carrier whose queue holds it, and no message is repeated.
 async fn queued(jetstream: &async_nats::jetstream::Context) -> HashMap<&'static str, u64> {
     let mut counts = HashMap::new();
     for (carrier, stream) in [
@@ -142,7 +150,20 @@ async fn queued(jetstream: &async_nats::jetstream::Context) -> HashMap<&'static 
         ("lgu", "CARRIER_LGU"),
     ] {
         let mut stream = jetstream.get_stream(stream).await.unwrap();
-        counts.insert(carrier, stream.info().await.unwrap().state.messages);
+        let state = stream.info().await.unwrap().state.clone();
+        let mut messages = std::collections::HashSet::new();
+        for sequence in state.first_sequence..state.first_sequence + state.messages {
+            let stored = stream.get_raw_message(sequence).await.unwrap();
+            for job in CarrierPayload::decode(&stored.payload).unwrap().into_jobs() {
+                assert_eq!(job.carrier.as_str(), carrier);
+                assert!(
+                    messages.insert(job.message_id),
+                    "{} queued twice",
+                    job.message_id
+                );
+            }
+        }
+        counts.insert(carrier, messages.len() as u64);
     }
     counts
 }
@@ -264,7 +285,12 @@ async fn new_messages_avoid_a_carrier_whose_circuit_is_open() {
 /// dispatch waited for a slot forever.
 #[tokio::test]
 async fn many_large_requests_at_once_do_not_stall_the_dispatcher() {
-    let harness = start().await;
+    // One publish per job, the most acknowledgements a request can wait for.
+    let harness = start_with(DispatcherSettings {
+        job_batch: 1,
+        ..Default::default()
+    })
+    .await;
     let customer = customer_with_weights(
         &harness.directory,
         "acme",

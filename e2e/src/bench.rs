@@ -571,12 +571,8 @@ async fn backlog(system: &mut System, plan: &BenchPlan) -> BacklogReport {
         for (carrier, _) in crate::CARRIERS {
             let carrier = rns_types::CarrierId::parse(carrier).expect("a carrier id");
             let name = rns_types::subjects::carrier_stream(&carrier);
-            if let Ok(mut stream) = jetstream.get_stream(&name).await {
-                waiting += stream
-                    .info()
-                    .await
-                    .map(|info| info.state.messages)
-                    .unwrap_or(0);
+            if let Ok(stream) = jetstream.get_stream(&name).await {
+                waiting += jobs_in(&stream).await;
             }
         }
         waiting
@@ -609,6 +605,26 @@ async fn backlog(system: &mut System, plan: &BenchPlan) -> BacklogReport {
 /// Sends `messages` messages in requests of `recipients`, `concurrency` at a time,
 /// retrying a request the gateway could not take (5xx, 429) until it is accepted;
 /// returns each request's accept latency in milliseconds.
+/// The jobs waiting in a carrier queue: a batch message counts each of its jobs.
+async fn jobs_in(stream: &jetstream::stream::Stream) -> u64 {
+    let Ok(info) = stream.get_info().await else {
+        return 0;
+    };
+    let state = info.state;
+    let mut jobs = 0;
+    for sequence in state.first_sequence..state.last_sequence.saturating_add(1) {
+        // Sequences of jobs already taken are gaps in a work queue.
+        let Ok(stored) = stream.get_raw_message(sequence).await else {
+            continue;
+        };
+        jobs += match rns_types::wire::CarrierPayload::decode(&stored.payload) {
+            Ok(payload) => payload.into_jobs().len() as u64,
+            Err(_) => 1,
+        };
+    }
+    jobs
+}
+
 async fn submit_all(
     system: &System,
     key: &str,

@@ -132,6 +132,13 @@ pub mod message_ids {
         format!("job:{message}:{hop}")
     }
 
+    /// Chunk `chunk` of the jobs that request `request` routed to `carrier`, published
+    /// as one batch (the dispatcher's routing of a request is the same on every
+    /// delivery, so a repeat publishes the same batches under the same ids).
+    pub fn carrier_batch(request: &RequestId, carrier: &CarrierId, chunk: usize) -> String {
+        format!("jobs:{request}:{carrier}:{chunk}")
+    }
+
     pub fn accepted_records(request: &RequestId, chunk: usize) -> String {
         format!("accepted:{request}:{chunk}")
     }

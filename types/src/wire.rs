@@ -3,7 +3,9 @@
 //! - `send.<customer>` carries a [`SendRequest`]: one accepted HTTP request with all
 //!   its recipients; message ids are derived (`<request id>-<index>`), not carried.
 //! - `carrier.<name>` carries a [`CarrierJob`]: one message for one recipient, routed
-//!   to that carrier, self-contained so a worker needs no other lookup.
+//!   to that carrier, self-contained so a worker needs no other lookup; or, from the
+//!   dispatcher, a JSON array of up to a few hundred of them that one request routed
+//!   to that carrier (see [`CarrierPayload`]).
 //! - `result.<customer>` carries a [`ResultBatch`]: message records (once, when
 //!   routed) and timeline events, ingested by analytics into ClickHouse.
 //!
@@ -18,6 +20,10 @@ use crate::phone::PhoneNumber;
 use crate::points::Prices;
 
 fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+fn is_zero_attempts(value: &u16) -> bool {
     *value == 0
 }
 
@@ -248,6 +254,45 @@ pub struct CarrierJob {
     pub alimtalk: Option<AlimTalk>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<Fallback>,
+    /// Submits on this hop before this message was queued on its own: 1 for a job
+    /// split from a batch after the batch's submit (its attempts go on from 2), else 0.
+    #[serde(default, skip_serializing_if = "is_zero_attempts")]
+    pub attempts_before: u16,
+}
+
+/// What one `carrier.<name>` message holds.
+///
+/// Failover, retries and moves work on single jobs. The dispatcher publishes a
+/// request's jobs for one carrier as batches (a JSON array) to spare a JetStream
+/// message per recipient; a worker submits a batch once and queues any job whose
+/// outcome is not final on its own, as a [`CarrierJob`] with `attempts_before: 1`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CarrierPayload {
+    One(Box<CarrierJob>),
+    Batch(Vec<CarrierJob>),
+}
+
+impl CarrierPayload {
+    /// Reads a job (a JSON object) or a batch (a JSON array of jobs).
+    pub fn decode(payload: &[u8]) -> Result<Self, serde_json::Error> {
+        let is_array = payload
+            .iter()
+            .find(|byte| !byte.is_ascii_whitespace())
+            .is_some_and(|byte| *byte == b'[');
+        if is_array {
+            serde_json::from_slice(payload).map(Self::Batch)
+        } else {
+            serde_json::from_slice(payload).map(|job| Self::One(Box::new(job)))
+        }
+    }
+
+    /// The jobs, in order.
+    pub fn into_jobs(self) -> Vec<CarrierJob> {
+        match self {
+            Self::One(job) => vec![*job],
+            Self::Batch(jobs) => jobs,
+        }
+    }
 }
 
 impl CarrierJob {
@@ -544,5 +589,52 @@ mod tests {
         let request: SendRequest = serde_json::from_str(earlier).unwrap();
         assert_eq!(request.recipients[0].to.as_str(), "01012345678");
         assert_eq!(request.points(), 0, "nothing was reserved for it");
+    }
+
+    fn job(to: &str) -> CarrierJob {
+        CarrierJob {
+            message_id: RequestId::generate().message_id(0),
+            customer_id: CustomerId::parse("acme").unwrap(),
+            accepted_at_ms: 1,
+            carrier: CarrierId::parse("kt").unwrap(),
+            hop: 1,
+            message_type: MessageType::Sms,
+            from: PhoneNumber::parse("0212345678").unwrap(),
+            to: PhoneNumber::parse(to).unwrap(),
+            subject: None,
+            text: "hi".into(),
+            tried: Vec::new(),
+            channel: Channel::Sms,
+            points_reserved: 1,
+            price: 1,
+            images: Vec::new(),
+            alimtalk: None,
+            fallback: None,
+            attempts_before: 0,
+        }
+    }
+
+    #[test]
+    fn a_carrier_message_is_one_job_or_a_batch() {
+        let one = job("01012345678");
+        let encoded = serde_json::to_vec(&one).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&encoded).contains("attempts_before"),
+            "a job that was never in a batch reads as before"
+        );
+        assert_eq!(
+            CarrierPayload::decode(&encoded).unwrap(),
+            CarrierPayload::One(Box::new(one.clone()))
+        );
+        let split = CarrierJob {
+            attempts_before: 1,
+            ..job("01087654321")
+        };
+        let batch = vec![one, split];
+        let encoded = serde_json::to_vec(&batch).unwrap();
+        let decoded = CarrierPayload::decode(&[b" \n".as_slice(), &encoded].concat()).unwrap();
+        assert_eq!(decoded.into_jobs(), batch);
+        assert!(CarrierPayload::decode(b"[{}]").is_err());
+        assert!(CarrierPayload::decode(b"").is_err());
     }
 }
