@@ -93,11 +93,33 @@ return remaining
 /// KEYS: account, ledger, journal, then one hold per request. ARGV: customer, now,
 /// ledger max, journal max, then per message (sorted by request): hold index (1-based
 /// into the holds), request, message index, message id, reserved, spent, failure
-/// reason (empty when delivered). Returns how many messages were settled.
+/// reason (empty when delivered). Returns how many messages were settled. Per message
+/// it costs one `HSETNX`; the hold and the account change once per request, before
+/// each ledger entry, so every entry is stamped with the account as it is then.
 const SETTLE: &str = r"
-local current, count, spent_total, returned_total = nil, 0, 0, 0
+local current, hold, exists, remaining, changed = nil, nil, false, 0, false
+local count, spent_total, returned_total = 0, 0, 0
+local pending_taken, pending_spent = 0, 0
 local settled = 0
+-- The account changes of the messages settled since the last call, summed: one
+-- HINCRBY per field instead of one per message.
+local function apply()
+  if pending_taken > 0 then redis.call('HINCRBY', ACCOUNT, 'reserved', -pending_taken) end
+  if pending_spent > 0 then redis.call('HINCRBY', ACCOUNT, 'spent', pending_spent) end
+  if pending_taken > pending_spent then
+    redis.call('HINCRBY', ACCOUNT, 'balance', pending_taken - pending_spent)
+  end
+  pending_taken, pending_spent = 0, 0
+end
 local function flush()
+  apply()
+  if changed then
+    if remaining <= 0 then
+      redis.call('DEL', hold)
+    else
+      redis.call('HSET', hold, 'remaining', remaining)
+    end
+  end
   if current and count > 0 then
     local entry = {kind = 'settle', amount = spent_total, request_id = current, messages = count}
     if returned_total > 0 then
@@ -106,31 +128,34 @@ local function flush()
     end
     emit(entry)
   end
-  count, spent_total, returned_total = 0, 0, 0
+  count, spent_total, returned_total, changed = 0, 0, 0, false
 end
 for i = 5, #ARGV, 7 do
-  local hold = KEYS[3 + tonumber(ARGV[i])]
   local request = ARGV[i + 1]
-  if request ~= current then flush(); current = request end
-  if redis.call('EXISTS', hold) == 1 and redis.call('HSETNX', hold, 'm' .. ARGV[i + 2], 1) == 1 then
-    local remaining = tonumber(redis.call('HGET', hold, 'remaining') or '0')
+  if request ~= current then
+    flush()
+    current = request
+    hold = KEYS[3 + tonumber(ARGV[i])]
+    exists = redis.call('EXISTS', hold) == 1
+    remaining = 0
+    if exists then remaining = tonumber(redis.call('HGET', hold, 'remaining') or '0') end
+  end
+  if exists and redis.call('HSETNX', hold, 'm' .. ARGV[i + 2], 1) == 1 then
     local taken = math.min(tonumber(ARGV[i + 4]), remaining)
     local spent = math.min(tonumber(ARGV[i + 5]), taken)
     remaining = remaining - taken
-    redis.call('HINCRBY', ACCOUNT, 'reserved', -taken)
-    if spent > 0 then redis.call('HINCRBY', ACCOUNT, 'spent', spent) end
-    if taken > spent then redis.call('HINCRBY', ACCOUNT, 'balance', taken - spent) end
-    if remaining <= 0 then
-      redis.call('DEL', hold)
-    else
-      redis.call('HSET', hold, 'remaining', remaining)
-    end
+    pending_taken = pending_taken + taken
+    pending_spent = pending_spent + spent
+    changed = true
+    -- A fully settled request's hold goes; later messages of it settle nothing.
+    if remaining <= 0 then exists = false end
     settled = settled + 1
     if ARGV[i + 6] == '' then
       count = count + 1
       spent_total = spent_total + spent
       returned_total = returned_total + taken - spent
     elseif taken > 0 then
+      apply()
       emit({kind = 'refund', amount = taken, request_id = request, message_id = ARGV[i + 3], reason = ARGV[i + 6]})
     end
   end
