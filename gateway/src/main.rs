@@ -1,6 +1,9 @@
 //! The `rns-gateway` process: the customer HTTP API.
 use rns_service::{load_settings, shutdown, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: rns_service::Allocator = rns_service::ALLOCATOR;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings: rns_gateway::Settings = load_settings()?;

@@ -20,6 +20,15 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use health::Readiness;
+
+/// The memory allocator of every RNS process (each `main` names it as its
+/// `#[global_allocator]`). The services allocate and free many small, short-lived
+/// buffers (JSON, HTTP bodies) from many threads; under load glibc's allocator took
+/// about a third of the carriers' CPU in `perf`, mimalloc takes a fraction of that.
+pub type Allocator = mimalloc::MiMalloc;
+
+/// The allocator value for `#[global_allocator] static ALLOCATOR: Allocator = ALLOCATOR;`.
+pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;
 pub use settings::{
     load_settings, ClickHouseSettings, LogSettings, NatsSettings, RedisSettings, SettingsError,
 };

@@ -3,6 +3,9 @@ use anyhow::Context;
 use rns_carriers::simulator::{app, Knobs, Simulator};
 use rns_service::{settings::LogSettings, shutdown, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: rns_service::Allocator = rns_service::ALLOCATOR;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init(&LogSettings::default());
