@@ -3,9 +3,10 @@
 //! Per customer, the hash `rns:points:<customer>` holds `balance` (available),
 //! `reserved`, `spent` and `topped_up`; every script keeps
 //! `balance + reserved + spent = topped_up`. Per accepted request, the hash
-//! `rns:points:hold:<request>` holds what is still reserved for it (`remaining`) and
-//! one field per settled message, so a final event settles once however often it is
-//! delivered; it disappears when the request is fully settled. Holds are the only
+//! `rns:points:hold:<request>` holds what is still reserved for it (`remaining`), and
+//! the bitmap `rns:points:settled:<request>` has a bit per settled message (by its
+//! index), so a final event settles once however often it is delivered; both
+//! disappear when the request is fully settled or released. They are the only
 //! per-request state and live only while a request has unsettled messages.
 //!
 //! Every change appends a [`LedgerEntry`] to the customer's ledger stream (recent
@@ -78,11 +79,11 @@ end
 return {1, 0}
 ";
 
-/// KEYS: account, ledger, journal, hold. ARGV: customer, now, ledger max, journal max,
-/// request, reason. Returns the points released.
+/// KEYS: account, ledger, journal, hold, settled bits. ARGV: customer, now, ledger
+/// max, journal max, request, reason. Returns the points released.
 const RELEASE: &str = r"
 local remaining = tonumber(redis.call('HGET', KEYS[4], 'remaining') or '0')
-redis.call('DEL', KEYS[4])
+redis.call('DEL', KEYS[4], KEYS[5])
 if remaining <= 0 then return 0 end
 redis.call('HINCRBY', ACCOUNT, 'reserved', -remaining)
 redis.call('HINCRBY', ACCOUNT, 'balance', remaining)
@@ -90,14 +91,15 @@ emit({kind = 'release', amount = remaining, request_id = ARGV[5], reason = ARGV[
 return remaining
 ";
 
-/// KEYS: account, ledger, journal, then one hold per request. ARGV: customer, now,
-/// ledger max, journal max, then per message (sorted by request): hold index (1-based
-/// into the holds), request, message index, message id, reserved, spent, failure
-/// reason (empty when delivered). Returns how many messages were settled. Per message
-/// it costs one `HSETNX`; the hold and the account change once per request, before
-/// each ledger entry, so every entry is stamped with the account as it is then.
+/// KEYS: account, ledger, journal, then per request its hold and its settled bits.
+/// ARGV: customer, now, ledger max, journal max, then per message (sorted by
+/// request): request number (1-based), request, message index, message id, reserved,
+/// spent, failure reason (empty when delivered). Returns how many messages were
+/// settled. Per message it costs one `SETBIT`; the hold and the account change once
+/// per request, and before each ledger entry, so every entry is stamped with the
+/// account as it is then.
 const SETTLE: &str = r"
-local current, hold, exists, remaining, changed = nil, nil, false, 0, false
+local current, hold, bits, exists, remaining, changed = nil, nil, nil, false, 0, false
 local count, spent_total, returned_total = 0, 0, 0
 local pending_taken, pending_spent = 0, 0
 local settled = 0
@@ -115,7 +117,7 @@ local function flush()
   apply()
   if changed then
     if remaining <= 0 then
-      redis.call('DEL', hold)
+      redis.call('DEL', hold, bits)
     else
       redis.call('HSET', hold, 'remaining', remaining)
     end
@@ -135,12 +137,13 @@ for i = 5, #ARGV, 7 do
   if request ~= current then
     flush()
     current = request
-    hold = KEYS[3 + tonumber(ARGV[i])]
+    hold = KEYS[2 + 2 * tonumber(ARGV[i])]
+    bits = KEYS[3 + 2 * tonumber(ARGV[i])]
     exists = redis.call('EXISTS', hold) == 1
     remaining = 0
     if exists then remaining = tonumber(redis.call('HGET', hold, 'remaining') or '0') end
   end
-  if exists and redis.call('HSETNX', hold, 'm' .. ARGV[i + 2], 1) == 1 then
+  if exists and redis.call('SETBIT', bits, ARGV[i + 2], 1) == 0 then
     local taken = math.min(tonumber(ARGV[i + 4]), remaining)
     local spent = math.min(tonumber(ARGV[i + 5]), taken)
     remaining = remaining - taken
@@ -235,6 +238,11 @@ fn ledger_key(customer: &CustomerId) -> String {
 
 pub(crate) fn hold_key(request: &RequestId) -> String {
     format!("rns:points:hold:{request}")
+}
+
+/// A bit per message of `request` whose final event was settled.
+fn settled_key(request: &RequestId) -> String {
+    format!("rns:points:settled:{request}")
 }
 
 impl PointsStore {
@@ -337,6 +345,7 @@ impl PointsStore {
         let mut invocation = Self::invocation(&self.release, customer);
         invocation
             .key(hold_key(request))
+            .key(settled_key(request))
             .arg(request.to_string())
             .arg(reason);
         Ok(invocation.invoke_async(&mut self.connection()).await?)
@@ -364,7 +373,7 @@ impl PointsStore {
         for settlement in &settlements {
             let request = settlement.message_id.request_id();
             if last_request != Some(request) {
-                invocation.key(hold_key(&request));
+                invocation.key(hold_key(&request)).key(settled_key(&request));
                 holds += 1;
                 last_request = Some(request);
             }
