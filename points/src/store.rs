@@ -373,7 +373,9 @@ impl PointsStore {
         for settlement in &settlements {
             let request = settlement.message_id.request_id();
             if last_request != Some(request) {
-                invocation.key(hold_key(&request)).key(settled_key(&request));
+                invocation
+                    .key(hold_key(&request))
+                    .key(settled_key(&request));
                 holds += 1;
                 last_request = Some(request);
             }
