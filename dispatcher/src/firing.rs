@@ -200,6 +200,8 @@ impl Firings {
         let firing_request = SendRequest {
             request_id: RequestId::for_firing(&schedule, due.sequence, due.fired_at_ms),
             accepted_at_ms: now_ms,
+            // Routed by the weights at the firing.
+            weights: None,
             ..request
         };
         let needed = firing_request.points();

@@ -3,8 +3,10 @@
 //! Sends come from `SEND` (accepted now) and from `SCHEDULES` (`due.<customer>`: held
 //! sends whose time came); both are dispatched the same way.
 //!
-//! For each accepted request it reads the customer's weights (one KV read, so a
-//! change applies to the next request without a restart), reserves routing positions
+//! For each accepted request it takes the customer's weights that the gateway read
+//! at acceptance (or, for held and scheduled sends and for requests without them,
+//! reads them from the KV bucket: a change applies to the next request without a
+//! restart), reserves routing positions
 //! in Redis ([`positions`]), plans one job per recipient ([`plan`]), publishes the
 //! message records and the jobs (a carrier's jobs of one request in batches of
 //! `job_batch`) with pipelined, de-duplicated publishes, and
@@ -132,15 +134,20 @@ struct Dispatcher {
 impl Dispatcher {
     async fn dispatch(&self, request: &SendRequest) -> Result<(), DispatchError> {
         let now_ms = rns_types::time::now_milliseconds();
-        let profile = self.directory.profile(&request.customer_id).await?;
+        let weights = match self.accepted_weights(request) {
+            Some(weights) => Some(weights),
+            None => self
+                .directory
+                .profile(&request.customer_id)
+                .await?
+                .and_then(|profile| profile.weights(request.channel, &self.catalog)),
+        };
         // Route around carriers whose circuit is open, unless every one is.
-        let weights = profile
-            .and_then(|profile| profile.weights(request.channel, &self.catalog))
-            .map(|weights| {
-                weights
-                    .without(|carrier| self.health.is_open(carrier))
-                    .unwrap_or(weights)
-            });
+        let weights = weights.map(|weights| {
+            weights
+                .without(|carrier| self.health.is_open(carrier))
+                .unwrap_or(weights)
+        });
         let Some(weights) = weights else {
             let reason = format!(
                 "no carrier serves the {} channel for this customer",
@@ -183,6 +190,17 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// The weights the gateway read when it accepted `request`, if every carrier they
+    /// name serves its channel here (a gateway configured with other carriers than
+    /// this dispatcher must not route into queues that do not exist).
+    fn accepted_weights(&self, request: &SendRequest) -> Option<Weights> {
+        let weights = request.weights.as_ref()?;
+        weights
+            .iter()
+            .all(|(carrier, _)| self.catalog.channel_of(carrier) == Some(request.channel))
+            .then(|| weights.clone())
+    }
+
     /// A due send from `SCHEDULES`: the schedule decides what (if anything) is sent,
     /// and the firing is recorded after it was dispatched.
     async fn dispatch_due(
@@ -203,9 +221,11 @@ impl Dispatcher {
                 .and_then(|headers| headers.get("Nats-Schedule-Next"))
                 .and_then(|value| rns_types::time::parse_rfc3339(value.as_str())),
         };
-        let Some((request, firing)) = self.firings.prepare(request, due).await? else {
+        let Some((mut request, firing)) = self.firings.prepare(request, due).await? else {
             return Ok(());
         };
+        // Routed by the weights of its time.
+        request.weights = None;
         self.dispatch(&request).await?;
         if let Some(firing) = firing {
             self.firings.finish(firing).await?;

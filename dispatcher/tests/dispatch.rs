@@ -91,11 +91,7 @@ async fn set_weights(
     customer: &CustomerId,
     weights: &[(&str, u32)],
 ) {
-    let raw: BTreeMap<String, u32> = weights
-        .iter()
-        .map(|(name, weight)| (name.to_string(), *weight))
-        .collect();
-    let weights = Weights::validate(&raw, Channel::Sms, &CarrierCatalog::korean_default()).unwrap();
+    let weights = sms_weights(weights, &CarrierCatalog::korean_default());
     directory
         .update(customer, |profile| {
             profile.routing.insert(Channel::Sms, weights.clone());
@@ -104,6 +100,14 @@ async fn set_weights(
         .await
         .unwrap()
         .unwrap();
+}
+
+fn sms_weights(weights: &[(&str, u32)], catalog: &CarrierCatalog) -> Weights {
+    let raw: BTreeMap<String, u32> = weights
+        .iter()
+        .map(|(name, weight)| (name.to_string(), *weight))
+        .collect();
+    Weights::validate(&raw, Channel::Sms, catalog).unwrap()
 }
 
 fn request(customer: &CustomerId, recipients: usize) -> SendRequest {
@@ -330,4 +334,39 @@ async fn a_held_send_is_dispatched_when_its_schedule_fires() {
     );
     let counts = wait_for_queued(&harness.jetstream, 3).await;
     assert_eq!(counts["kt"], 3);
+}
+
+#[tokio::test]
+async fn weights_read_at_acceptance_route_without_the_profile_unless_they_name_unknown_carriers() {
+    let harness = start().await;
+    let customer = customer_with_weights(&harness.directory, "acme", &[("kt", 1)]).await;
+    let mut accepted = request(&customer, 10);
+    accepted.weights = Some(sms_weights(
+        &[("lgu", 1)],
+        &CarrierCatalog::korean_default(),
+    ));
+    submit(
+        &harness.jetstream,
+        &accepted,
+        &message_ids::send(&accepted.request_id),
+    )
+    .await;
+    let counts = wait_for_queued(&harness.jetstream, 10).await;
+    assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (0, 0, 10));
+
+    // A gateway that knows a carrier this dispatcher does not: the profile decides.
+    let elsewhere = CarrierCatalog::new(vec![rns_types::carrier::CarrierEntry {
+        id: rns_types::CarrierId::parse("xyz").unwrap(),
+        channel: Channel::Sms,
+    }]);
+    let mut foreign = request(&customer, 10);
+    foreign.weights = Some(sms_weights(&[("xyz", 1)], &elsewhere));
+    submit(
+        &harness.jetstream,
+        &foreign,
+        &message_ids::send(&foreign.request_id),
+    )
+    .await;
+    let counts = wait_for_queued(&harness.jetstream, 20).await;
+    assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (10, 0, 10));
 }

@@ -18,6 +18,7 @@ use crate::content::MessageType;
 use crate::ids::{CustomerId, MessageId, RequestId};
 use crate::phone::PhoneNumber;
 use crate::points::Prices;
+use crate::routing::Weights;
 
 fn is_zero(value: &u32) -> bool {
     *value == 0
@@ -72,6 +73,12 @@ pub struct SendRequest {
     /// The scheduled send this request is (a firing of).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_id: Option<String>,
+    /// The customer's weights for the channel as the gateway read them when it
+    /// accepted a send for now: the dispatcher routes by them without reading the
+    /// profile again, so a weight change applies to every request accepted after it.
+    /// Absent on held and scheduled sends, which route by the weights of their time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Weights>,
 }
 
 /// One recipient of a request, with what was filled in for them. Reads the earlier
@@ -184,6 +191,7 @@ impl SendRequest {
             advertisement: false,
             night_consent: false,
             schedule_id: None,
+            weights: None,
         }
     }
 
@@ -574,6 +582,7 @@ mod tests {
             advertisement: false,
             night_consent: false,
             schedule_id: None,
+            weights: None,
         };
         let json = serde_json::to_string(&request).unwrap();
         assert_eq!(

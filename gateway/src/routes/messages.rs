@@ -27,6 +27,7 @@ use bytes::Bytes;
 use rns_nats::{publish_all, publish_schedule, MessageSchedule, Outbound};
 use rns_points::Reservation;
 use rns_types::alimtalk::AlimTalk;
+use rns_types::routing::Weights;
 use rns_types::subjects::{due_subject, message_ids, send_subject, SCHEDULES_STREAM};
 use rns_types::wire::SendRequest;
 use rns_types::{Channel, CustomerId, PhoneNumber, RequestId};
@@ -139,6 +140,8 @@ struct ValidSend {
     when: When,
     /// An advertisement moved to 08:00 KST.
     held: bool,
+    /// The customer's weights for the channel now, for a send dispatched now.
+    weights: Option<Weights>,
 }
 
 pub async fn send(
@@ -438,6 +441,7 @@ async fn validate(
     let images = images(&body.images)?;
     let audience = audience(state, customer, &mut body).await?;
     let profile = state.profile(customer).await?;
+    let weights = profile.weights(draft.channel, state.catalog());
     if !profile.sender_numbers.contains(&from) {
         return Err(ApiError::invalid(
             "unknown_sender_number",
@@ -537,6 +541,7 @@ async fn validate(
         night_consent: body.night_consent,
         held: when != requested,
         when,
+        weights,
     })
 }
 
@@ -590,6 +595,10 @@ async fn accept(
         advertisement: valid.advertisement,
         night_consent: valid.night_consent,
         schedule_id: None,
+        // Held and scheduled sends route by the weights of their time.
+        weights: matches!(valid.when, When::Now)
+            .then_some(valid.weights)
+            .flatten(),
     };
     let request = match valid.when {
         When::Now => {
