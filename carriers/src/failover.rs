@@ -27,7 +27,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use rns_nats::{publish_all, CustomerDirectory, HealthView, Outbound};
 use rns_types::subjects::{
-    carrier_subject, failure_reason_key, message_ids, result_subject, FAILURE_REASONS_BUCKET,
+    failure_reason_key, message_ids, result_subject, FAILURE_REASONS_BUCKET,
 };
 use rns_types::wire::{
     CarrierJob, CarrierPayload, EventKind, MessageEvent, ResultBatch, TriedCarrier,
@@ -242,16 +242,11 @@ impl Failover {
     ) -> Result<(), FailoverError> {
         let outbound: Vec<Outbound> = jobs
             .iter()
-            .map(|job| Outbound {
-                subject: carrier_subject(&job.carrier),
-                message_id: message_ids::carrier_job(&job.message_id, job.hop),
-                payload: Bytes::from(
-                    serde_json::to_vec(&CarrierJob {
-                        attempts_before,
-                        ..job.clone()
-                    })
-                    .expect("a carrier job serialises"),
-                ),
+            .map(|job| {
+                Outbound::carrier_job(&CarrierJob {
+                    attempts_before,
+                    ..job.clone()
+                })
             })
             .collect();
         publish_all(&self.jetstream, outbound, SPLIT_WINDOW).await?;
@@ -349,13 +344,7 @@ impl Failover {
                 } else {
                     EventKind::FellBack
                 };
-                outbound.push(Outbound {
-                    subject: carrier_subject(next),
-                    message_id: message_ids::carrier_job(&job.message_id, next_hop),
-                    payload: Bytes::from(
-                        serde_json::to_vec(&next_job).expect("a carrier job serialises"),
-                    ),
-                });
+                outbound.push(Outbound::carrier_job(&next_job));
                 vec![
                     event(
                         leaving,

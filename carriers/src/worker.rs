@@ -146,11 +146,8 @@ impl Worker {
                 return None;
             }
         };
-        let jobs = match &payload {
-            CarrierPayload::One(_) => 1,
-            CarrierPayload::Batch(jobs) => jobs.len(),
-        };
-        let permits = u32::try_from(jobs.clamp(1, self.policy.concurrency.max(1))).unwrap_or(1);
+        let permits = u32::try_from(payload.job_count().clamp(1, self.policy.concurrency.max(1)))
+            .unwrap_or(1);
         let permits = in_flight.acquire_many_owned(permits).await.ok()?;
         Some(Taken {
             message,

@@ -9,7 +9,7 @@ use rns_nats::{publish_all, CustomerDirectory, Outbound, Topology};
 use rns_service::{NatsSettings, Readiness};
 use rns_testkit::{spare_port, NatsServer};
 use rns_types::carrier::CarrierEntry;
-use rns_types::subjects::{carrier_subject, message_ids};
+use rns_types::subjects::carrier_subject;
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent, ResultBatch};
 use rns_types::{
     CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile, MessageId, MessageType,
@@ -155,12 +155,10 @@ fn job(to: &str) -> CarrierJob {
 async fn enqueue(jetstream: &async_nats::jetstream::Context, job: &CarrierJob) {
     // The topology may still be being created by the worker; retry until it exists.
     for _ in 0..100 {
-        let outbound = Outbound {
-            subject: carrier_subject(&job.carrier),
-            message_id: message_ids::carrier_job(&job.message_id, job.hop),
-            payload: Bytes::from(serde_json::to_vec(job).unwrap()),
-        };
-        if publish_all(jetstream, [outbound], 1).await.is_ok() {
+        if publish_all(jetstream, [Outbound::carrier_job(job)], 1)
+            .await
+            .is_ok()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -575,9 +573,11 @@ async fn a_batch_on_a_carrier_that_keeps_failing_moves_on_job_by_job() {
     };
     let harness = start(knobs, None, 2_000).await;
     let jobs = batch(5);
-    enqueue(&harness.jetstream, &job("01099999999")).await;
+    let alone = job("01099999999");
+    enqueue(&harness.jetstream, &alone).await;
     enqueue_batch(&harness.jetstream, &jobs).await;
-    let by_message = wait_for_all_final(&harness.jetstream, &jobs).await;
+    let every = [jobs.as_slice(), std::slice::from_ref(&alone)].concat();
+    let by_message = wait_for_all_final(&harness.jetstream, &every).await;
     for job in &jobs {
         let events = &by_message[&job.message_id];
         let last = events.last().unwrap();

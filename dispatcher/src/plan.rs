@@ -194,11 +194,7 @@ pub fn outbound(
             payload: Bytes::from(serde_json::to_vec(batch).expect("a result batch serialises")),
         });
     }
-    let single = |job: &CarrierJob| Outbound {
-        subject: carrier_subject(&job.carrier),
-        message_id: message_ids::carrier_job(&job.message_id, job.hop),
-        payload: Bytes::from(serde_json::to_vec(job).expect("a carrier job serialises")),
-    };
+    let single = Outbound::carrier_job;
     if job_batch <= 1 {
         messages.extend(jobs.iter().map(single));
         return messages;

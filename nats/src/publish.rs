@@ -16,6 +16,8 @@ use async_nats::jetstream::context::Context;
 use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
+use rns_types::subjects::{carrier_subject, message_ids};
+use rns_types::wire::CarrierJob;
 
 /// Acknowledgements a JetStream context lets be outstanding (async-nats's default).
 pub const MAX_ACKS_IN_FLIGHT: usize = 5_000;
@@ -26,6 +28,19 @@ pub struct Outbound {
     pub subject: String,
     pub message_id: String,
     pub payload: Bytes,
+}
+
+impl Outbound {
+    /// `job` on its own to its carrier's work queue, under the id of its message and
+    /// hop (`job:<message>:<hop>`): every publisher of a single job uses this, so a
+    /// repeat of any of them is the same publish.
+    pub fn carrier_job(job: &CarrierJob) -> Self {
+        Self {
+            subject: carrier_subject(&job.carrier),
+            message_id: message_ids::carrier_job(&job.message_id, job.hop),
+            payload: Bytes::from(serde_json::to_vec(job).expect("a carrier job serialises")),
+        }
+    }
 }
 
 /// A publish that JetStream did not acknowledge.

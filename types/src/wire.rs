@@ -294,6 +294,14 @@ impl CarrierPayload {
         }
     }
 
+    /// How many jobs it holds.
+    pub fn job_count(&self) -> usize {
+        match self {
+            Self::One(_) => 1,
+            Self::Batch(jobs) => jobs.len(),
+        }
+    }
+
     /// The jobs, in order.
     pub fn into_jobs(self) -> Vec<CarrierJob> {
         match self {
