@@ -8,7 +8,6 @@
 
 pub mod circuit;
 pub mod failover;
-pub mod gather;
 pub mod http;
 pub mod images;
 pub mod outcome;

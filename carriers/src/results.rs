@@ -27,7 +27,7 @@ use rns_types::wire::{MessageEvent, ResultBatch};
 use rns_types::CustomerId;
 use sha2::{Digest, Sha256};
 
-use crate::gather::{GatherPolicy, Gatherer};
+use rns_service::gather::{GatherPolicy, Gatherer};
 
 /// Outcomes gathered into one round of publishes at most.
 pub const GATHERED_AT_MOST: usize = 1_024;

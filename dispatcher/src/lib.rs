@@ -11,8 +11,10 @@
 //! message records and the jobs (a carrier's jobs of one request in batches of
 //! `job_batch`) with pipelined, de-duplicated publishes, and
 //! acknowledges the request only after JetStream acknowledged every one of them.
-//! Up to `concurrency` requests are in flight; the consumer's `max_ack_pending`
-//! bounds what is pulled.
+//! Up to `concurrency` SEND messages are in flight; the consumer's `max_ack_pending`
+//! bounds what is pulled. A SEND message may hold several requests of one customer
+//! that the gateway gathered under load (a JSON array): they are planned together,
+//! and each carrier's jobs of all of them travel in shared batches.
 //!
 //! The process also settles points from final results, copies the points ledger into
 //! JetStream and restores accounts Redis lost ([`rns_points::settle`],
@@ -158,34 +160,75 @@ impl Dispatcher {
             let messages = plan::outbound(request, &[], &results, self.job_batch);
             return Ok(publish_all(&self.jetstream, messages, self.publish_window).await?);
         };
-        let reservation = self
-            .positions
-            .reserve(
-                &request.customer_id,
-                request.channel,
-                &weights,
-                &request.request_id,
-                request.recipients.len(),
-            )
-            .await?;
+        let reservation = self.positions.reserve(request, &weights).await?;
         let schedule = self.schedules.get(&reservation.weights);
         let start = reservation.start;
         let plan = plan::plan(request, &schedule, start, now_ms);
         let messages = plan::outbound(request, &plan.jobs, &plan.results, self.job_batch);
         publish_all(&self.jetstream, messages, self.publish_window).await?;
-        let mut routed: HashMap<&str, u64> = HashMap::new();
-        for job in &plan.jobs {
-            *routed.entry(job.carrier.as_str()).or_default() += 1;
-        }
-        for (carrier, count) in routed {
-            metrics::counter!("rns_dispatcher_messages_routed_total", "carrier" => carrier.to_owned())
-                .increment(count);
-        }
+        count_routed(&plan.jobs);
         tracing::debug!(
             customer = %request.customer_id,
             request = %request.request_id,
             recipients = plan.jobs.len(),
             "request dispatched"
+        );
+        Ok(())
+    }
+
+    /// The requests of one SEND message that the gateway gathered (one customer's,
+    /// each accepted now): those routed by the weights they carry are planned
+    /// together, their records published together and each carrier's jobs of all of
+    /// them batched together, under ids named after the first request
+    /// ([`plan::Origin::Gathered`]). Each plan comes from its own reservation, so a
+    /// redelivered message plans the same jobs into the same batches. Any other
+    /// request (no weights, or weights naming a carrier this dispatcher lacks) is
+    /// dispatched on its own, as if it had come alone.
+    async fn dispatch_gathered(&self, requests: &[SendRequest]) -> Result<(), DispatchError> {
+        let Some(first) = requests.first() else {
+            return Ok(());
+        };
+        let mut together = Vec::with_capacity(requests.len());
+        for request in requests {
+            match self.accepted_weights(request) {
+                Some(weights) if request.customer_id == first.customer_id => {
+                    together.push((request, weights))
+                }
+                _ => self.dispatch(request).await?,
+            }
+        }
+        let now_ms = rns_types::time::now_milliseconds();
+        let reservations =
+            futures::future::try_join_all(together.iter().map(|(request, weights)| {
+                let weights = weights
+                    .without(|carrier| self.health.is_open(carrier))
+                    .unwrap_or_else(|| weights.clone());
+                async move { self.positions.reserve(request, &weights).await }
+            }))
+            .await?;
+        let mut jobs = Vec::with_capacity(together.len());
+        let mut results = Vec::with_capacity(together.len());
+        for ((request, _), reservation) in together.iter().zip(reservations) {
+            let schedule = self.schedules.get(&reservation.weights);
+            let plan = plan::plan(request, &schedule, reservation.start, now_ms);
+            jobs.extend(plan.jobs);
+            results.extend(plan.results);
+        }
+        let messages = plan::publishes(
+            &first.customer_id,
+            plan::Origin::Gathered(&first.request_id),
+            &jobs,
+            &plan::merge_results(results),
+            self.job_batch,
+        );
+        publish_all(&self.jetstream, messages, self.publish_window).await?;
+        count_routed(&jobs);
+        tracing::debug!(
+            customer = %first.customer_id,
+            first = %first.request_id,
+            requests = requests.len(),
+            recipients = jobs.len(),
+            "gathered requests dispatched"
         );
         Ok(())
     }
@@ -235,13 +278,19 @@ impl Dispatcher {
 
     async fn handle(&self, message: Message) {
         let started = std::time::Instant::now();
-        let outcome = match serde_json::from_slice::<SendRequest>(&message.payload) {
-            Ok(request) if message.subject.starts_with("due.") => {
-                self.dispatch_due(request, &message).await
+        let outcome = async {
+            let payload = &message.payload;
+            if message.subject.starts_with("due.") {
+                self.dispatch_due(serde_json::from_slice(payload)?, &message)
+                    .await
+            } else if payload.first() == Some(&b'[') {
+                let requests: Vec<SendRequest> = serde_json::from_slice(payload)?;
+                self.dispatch_gathered(&requests).await
+            } else {
+                self.dispatch(&serde_json::from_slice(payload)?).await
             }
-            Ok(request) => self.dispatch(&request).await,
-            Err(error) => Err(DispatchError::from(error)),
-        };
+        }
+        .await;
         metrics::histogram!("rns_dispatch_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         let label = match &outcome {
@@ -266,6 +315,18 @@ impl Dispatcher {
         if let Err(error) = acknowledgement {
             tracing::warn!(%error, "acknowledging a send request failed; it will be redelivered");
         }
+    }
+}
+
+/// Counts `jobs` by carrier in `rns_dispatcher_messages_routed_total`.
+fn count_routed(jobs: &[rns_types::wire::CarrierJob]) {
+    let mut routed: HashMap<&str, u64> = HashMap::new();
+    for job in jobs {
+        *routed.entry(job.carrier.as_str()).or_default() += 1;
+    }
+    for (carrier, count) in routed {
+        metrics::counter!("rns_dispatcher_messages_routed_total", "carrier" => carrier.to_owned())
+            .increment(count);
     }
 }
 

@@ -11,7 +11,7 @@ use rns_types::subjects::{carrier_subject, message_ids, result_subject};
 use rns_types::wire::{
     CarrierJob, EventKind, MessageEvent, MessageRecord, Points, Recipient, ResultBatch, SendRequest,
 };
-use rns_types::{CarrierId, MessageId};
+use rns_types::{CarrierId, CustomerId, MessageId, RequestId};
 
 /// Most message records in one RESULTS message, to stay far below the server's
 /// 1 MiB payload limit with 2,000-byte texts.
@@ -174,6 +174,57 @@ fn result_batches(
 /// limit whatever the texts.
 pub const BATCH_BYTES: usize = 256 * 1024;
 
+/// What a plan's publishes are named after: one request, or a SEND message that
+/// gathered several requests of one customer (named by its first request).
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    Request(&'a RequestId),
+    Gathered(&'a RequestId),
+}
+
+impl Origin<'_> {
+    fn records(self, chunk: usize) -> String {
+        match self {
+            Origin::Request(request) => message_ids::accepted_records(request, chunk),
+            Origin::Gathered(first) => message_ids::gathered_records(first, chunk),
+        }
+    }
+
+    fn batch(self, carrier: &CarrierId, chunk: usize) -> String {
+        match self {
+            Origin::Request(request) => message_ids::carrier_batch(request, carrier, chunk),
+            Origin::Gathered(first) => message_ids::gathered_carrier_batch(first, carrier, chunk),
+        }
+    }
+}
+
+/// The records and events of several plans of one customer, in order, in chunks of
+/// [`RECORDS_PER_RESULT`].
+pub fn merge_results(results: Vec<ResultBatch>) -> Vec<ResultBatch> {
+    let Some(customer_id) = results.first().map(|batch| batch.customer_id.clone()) else {
+        return Vec::new();
+    };
+    let mut messages = Vec::new();
+    let mut events = Vec::new();
+    for batch in results {
+        messages.extend(batch.messages);
+        events.extend(batch.events);
+    }
+    let chunks = messages
+        .len()
+        .max(events.len())
+        .div_ceil(RECORDS_PER_RESULT);
+    let mut messages = messages.into_iter();
+    let mut events = events.into_iter();
+    (0..chunks)
+        .map(|_| ResultBatch {
+            customer_id: customer_id.clone(),
+            messages: messages.by_ref().take(RECORDS_PER_RESULT).collect(),
+            events: events.by_ref().take(RECORDS_PER_RESULT).collect(),
+        })
+        .collect()
+}
+
 /// The publishes of a plan: result records first, then the jobs.
 ///
 /// With `job_batch` above 1, the jobs routed to one carrier travel in batches of up
@@ -186,11 +237,29 @@ pub fn outbound(
     results: &[ResultBatch],
     job_batch: usize,
 ) -> Vec<Outbound> {
+    publishes(
+        &request.customer_id,
+        Origin::Request(&request.request_id),
+        jobs,
+        results,
+        job_batch,
+    )
+}
+
+/// The publishes of plans of one customer's requests, named after `origin`: as
+/// [`outbound`], with one carrier's jobs of every request batched together.
+pub fn publishes(
+    customer: &CustomerId,
+    origin: Origin<'_>,
+    jobs: &[CarrierJob],
+    results: &[ResultBatch],
+    job_batch: usize,
+) -> Vec<Outbound> {
     let mut messages = Vec::with_capacity(jobs.len() / job_batch.max(1) + results.len() + 4);
     for (chunk, batch) in results.iter().enumerate() {
         messages.push(Outbound {
-            subject: result_subject(&request.customer_id),
-            message_id: message_ids::accepted_records(&request.request_id, chunk),
+            subject: result_subject(customer),
+            message_id: origin.records(chunk),
             payload: Bytes::from(serde_json::to_vec(batch).expect("a result batch serialises")),
         });
     }
@@ -225,7 +294,7 @@ pub fn outbound(
                     payload.push(b']');
                     messages.push(Outbound {
                         subject: carrier_subject(carrier),
-                        message_id: message_ids::carrier_batch(&request.request_id, carrier, chunk),
+                        message_id: origin.batch(carrier, chunk),
                         payload: Bytes::from(std::mem::take(payload)),
                     });
                 }
@@ -305,6 +374,59 @@ mod tests {
             .map(|job| job.message_id.to_string())
             .collect();
         assert_eq!(ids[999], format!("{}-999", request.request_id));
+    }
+
+    #[test]
+    fn gathered_plans_share_records_and_batches_under_the_first_requests_name() {
+        let requests = [request(100), request(200), request(1)];
+        let mut jobs = Vec::new();
+        let mut results = Vec::new();
+        let mut start = 0;
+        for request in &requests {
+            let plan = plan(request, &schedule(), start, 2);
+            start += request.recipients.len() as u64;
+            jobs.extend(plan.jobs);
+            results.extend(plan.results);
+        }
+        let merged = merge_results(results);
+        let sizes: Vec<(usize, usize)> = merged
+            .iter()
+            .map(|batch| (batch.messages.len(), batch.events.len()))
+            .collect();
+        assert_eq!(sizes, [(250, 250), (51, 51)]);
+        let order: Vec<MessageId> = merged
+            .iter()
+            .flat_map(|batch| batch.messages.iter().map(|record| record.message_id))
+            .collect();
+        let planned: Vec<MessageId> = jobs.iter().map(|job| job.message_id).collect();
+        assert_eq!(order, planned);
+        let first = &requests[0].request_id;
+        let messages = publishes(
+            &requests[0].customer_id,
+            Origin::Gathered(first),
+            &jobs,
+            &merged,
+            100,
+        );
+        let ids: Vec<&str> = messages
+            .iter()
+            .map(|message| message.message_id.as_str())
+            .collect();
+        let kt = CarrierId::parse("kt").unwrap();
+        assert_eq!(ids[0], message_ids::gathered_records(first, 0));
+        assert_eq!(ids[1], message_ids::gathered_records(first, 1));
+        // 301 jobs at 50/30/20 from position 0: kt 151, skt 90, lgu 60.
+        assert_eq!(messages.len(), 2 + 2 + 1 + 1);
+        assert_eq!(ids[2], message_ids::gathered_carrier_batch(first, &kt, 0));
+        let batched: usize = messages[2..]
+            .iter()
+            .map(|message| {
+                rns_types::wire::CarrierPayload::decode(&message.payload)
+                    .unwrap()
+                    .job_count()
+            })
+            .sum();
+        assert_eq!(batched, 301);
     }
 
     #[test]

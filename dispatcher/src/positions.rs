@@ -11,7 +11,7 @@
 use redis::aio::ConnectionManager;
 use redis::Script;
 use rns_types::routing::Weights;
-use rns_types::{Channel, CustomerId, RequestId};
+use rns_types::wire::SendRequest;
 
 use crate::error::DispatchError;
 
@@ -58,17 +58,20 @@ impl Positions {
         })
     }
 
-    /// The first of `count` consecutive positions reserved for `request` under
-    /// `weights`; the same answer, weights included, every time for the same request
-    /// and channel.
+    /// The first of the consecutive positions reserved for `request`'s recipients
+    /// under `weights`; the same answer, weights included, every time for the same
+    /// request and channel.
     pub async fn reserve(
         &self,
-        customer: &CustomerId,
-        channel: Channel,
+        request: &SendRequest,
         weights: &Weights,
-        request: &RequestId,
-        count: usize,
     ) -> Result<Reservation, DispatchError> {
+        let (customer, channel, count) = (
+            &request.customer_id,
+            request.channel,
+            request.recipients.len(),
+        );
+        let request = &request.request_id;
         let canonical = weights.canonical();
         let counter = format!("rns:route:{customer}:{channel}:{canonical}");
         let reservation = format!("rns:route-request:{request}:{channel}");

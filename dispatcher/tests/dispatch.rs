@@ -10,7 +10,7 @@ use rns_service::{NatsSettings, Readiness, RedisSettings};
 use rns_testkit::{NatsServer, RedisServer};
 use rns_types::routing::Weights;
 use rns_types::subjects::{message_ids, send_subject};
-use rns_types::wire::{CarrierPayload, Recipient, SendRequest};
+use rns_types::wire::{CarrierPayload, Recipient, ResultBatch, SendRequest};
 use rns_types::{CarrierCatalog, Channel, CustomerId, CustomerProfile, PhoneNumber, RequestId};
 use tokio_util::sync::CancellationToken;
 
@@ -84,6 +84,13 @@ async fn customer_with_weights(
         .unwrap();
     set_weights(directory, &customer, weights).await;
     customer
+}
+
+const FIFTY_THIRTY_TWENTY: [(&str, u32); 3] = [("kt", 50), ("skt", 30), ("lgu", 20)];
+
+/// Customer `acme`, routing SMS kt 50 / skt 30 / lgu 20.
+async fn acme_fifty_thirty_twenty(harness: &Harness) -> CustomerId {
+    customer_with_weights(&harness.directory, "acme", &FIFTY_THIRTY_TWENTY).await
 }
 
 async fn set_weights(
@@ -194,12 +201,7 @@ async fn wait_for_queued(
 #[tokio::test]
 async fn a_hundred_single_recipient_requests_split_exactly_fifty_thirty_twenty() {
     let harness = start().await;
-    let customer = customer_with_weights(
-        &harness.directory,
-        "acme",
-        &[("kt", 50), ("skt", 30), ("lgu", 20)],
-    )
-    .await;
+    let customer = acme_fifty_thirty_twenty(&harness).await;
     submit_many(&harness.jetstream, &customer, 100, 1).await;
     let counts = wait_for_queued(&harness.jetstream, 100).await;
     assert_eq!(counts["kt"], 50);
@@ -229,12 +231,7 @@ async fn a_zero_weight_is_never_chosen_and_a_weight_change_applies_to_the_next_r
 #[tokio::test]
 async fn a_redelivered_request_routes_identically_and_publishes_nothing_new() {
     let harness = start().await;
-    let customer = customer_with_weights(
-        &harness.directory,
-        "acme",
-        &[("kt", 50), ("skt", 30), ("lgu", 20)],
-    )
-    .await;
+    let customer = acme_fifty_thirty_twenty(&harness).await;
     let request = request(&customer, 7);
     submit(&harness.jetstream, &request, "first-delivery").await;
     let first = wait_for_queued(&harness.jetstream, 7).await;
@@ -259,12 +256,7 @@ async fn a_redelivered_request_routes_identically_and_publishes_nothing_new() {
 #[tokio::test]
 async fn new_messages_avoid_a_carrier_whose_circuit_is_open() {
     let harness = start().await;
-    let customer = customer_with_weights(
-        &harness.directory,
-        "acme",
-        &[("kt", 50), ("skt", 30), ("lgu", 20)],
-    )
-    .await;
+    let customer = acme_fifty_thirty_twenty(&harness).await;
     let health = rns_nats::HealthStore::open(&harness.jetstream)
         .await
         .unwrap();
@@ -295,12 +287,7 @@ async fn many_large_requests_at_once_do_not_stall_the_dispatcher() {
         ..Default::default()
     })
     .await;
-    let customer = customer_with_weights(
-        &harness.directory,
-        "acme",
-        &[("kt", 50), ("skt", 30), ("lgu", 20)],
-    )
-    .await;
+    let customer = acme_fifty_thirty_twenty(&harness).await;
     submit_many(&harness.jetstream, &customer, 40, 500).await;
     let counts = wait_for_queued(&harness.jetstream, 20_000).await;
     assert_eq!(
@@ -369,4 +356,67 @@ async fn weights_read_at_acceptance_route_without_the_profile_unless_they_name_u
     .await;
     let counts = wait_for_queued(&harness.jetstream, 20).await;
     assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (10, 0, 10));
+}
+
+/// The messages stored in `stream` and the records its result batches hold.
+async fn stored(jetstream: &async_nats::jetstream::Context, stream: &str) -> (u64, usize) {
+    let mut stream = jetstream.get_stream(stream).await.unwrap();
+    let state = stream.info().await.unwrap().state.clone();
+    let mut records = 0;
+    for sequence in state.first_sequence..state.first_sequence + state.messages {
+        let message = stream.get_raw_message(sequence).await.unwrap();
+        if let Ok(batch) = serde_json::from_slice::<ResultBatch>(&message.payload) {
+            records += batch.messages.len();
+        }
+    }
+    (state.messages, records)
+}
+
+async fn carrier_messages(jetstream: &async_nats::jetstream::Context) -> u64 {
+    let mut total = 0;
+    for carrier in ["CARRIER_KT", "CARRIER_SKT", "CARRIER_LGU"] {
+        total += stored(jetstream, carrier).await.0;
+    }
+    total
+}
+
+#[tokio::test]
+async fn gathered_requests_split_exactly_share_batches_and_route_identically_when_redelivered() {
+    let harness = start().await;
+    let customer = acme_fifty_thirty_twenty(&harness).await;
+    let weights = sms_weights(&FIFTY_THIRTY_TWENTY, &CarrierCatalog::korean_default());
+    // 99 single sends accepted now with their weights, and one without (dispatched
+    // on its own from the profile), gathered into one SEND message.
+    let mut requests: Vec<SendRequest> = (0..100)
+        .map(|_| SendRequest {
+            weights: Some(weights.clone()),
+            ..request(&customer, 1)
+        })
+        .collect();
+    requests[40].weights = None;
+    let gathered = |id: &str| Outbound {
+        subject: send_subject(&customer),
+        message_id: id.to_owned(),
+        payload: Bytes::from(serde_json::to_vec(&requests).unwrap()),
+    };
+    let first_id = message_ids::gathered_sends(&requests[0].request_id);
+    publish_all(&harness.jetstream, [gathered(&first_id)], 1)
+        .await
+        .unwrap();
+    let counts = wait_for_queued(&harness.jetstream, 100).await;
+    assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (50, 30, 20));
+    // One batch per carrier for the 99, and the lone request's job.
+    assert_eq!(carrier_messages(&harness.jetstream).await, 4);
+    // One RESULTS message of records for the 99, one for the lone request.
+    let results = stored(&harness.jetstream, "RESULTS").await;
+    assert_eq!(results, (2, 100));
+
+    // The same message delivered again (as after a crash before its ack).
+    publish_all(&harness.jetstream, [gathered("second-delivery")], 1)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(queued(&harness.jetstream).await, counts);
+    assert_eq!(carrier_messages(&harness.jetstream).await, 4);
+    assert_eq!(stored(&harness.jetstream, "RESULTS").await, results);
 }

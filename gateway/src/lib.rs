@@ -10,6 +10,7 @@ pub mod compose;
 pub mod contacts;
 pub mod error;
 pub mod extract;
+pub mod gathering;
 pub mod idempotency;
 pub mod key_cache;
 pub mod opt_outs;
@@ -82,6 +83,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     client: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
+    sends: gathering::SendPublisher,
     directory: CustomerDirectory,
     keys: key_cache::KeyCache,
     health: HealthStore,
@@ -120,6 +122,7 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             client,
             jetstream: jetstream.clone(),
+            sends: gathering::SendPublisher::start(jetstream.clone()),
             directory,
             keys: key_cache::KeyCache::new(std::time::Duration::from_secs(30), 100_000),
             health,
@@ -145,6 +148,10 @@ impl AppState {
             admin_key_hash: (!admin_key.is_empty()).then(|| extract::hash_api_key(admin_key)),
             max_recipients: settings.gateway.max_recipients,
         })))
+    }
+
+    pub fn sends(&self) -> &gathering::SendPublisher {
+        &self.0.sends
     }
 
     pub fn jetstream(&self) -> &async_nats::jetstream::Context {

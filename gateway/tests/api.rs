@@ -480,6 +480,79 @@ async fn carrier_states_are_for_the_operator_only() {
     assert_eq!(items[0]["circuit"], json!("closed"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_share_send_messages_and_keyed_sends_travel_alone() {
+    let api = Api::start().await;
+    let acme = api.customer("acme").await;
+    let beta = api.customer("beta").await;
+    let send = |api_key: String, to: String, idempotency: Option<String>| {
+        let api = &api;
+        async move {
+            let body = json!({"from": "0212345678", "to": [to], "text": "hi"}).to_string();
+            let headers: Vec<(&str, &str)> = idempotency
+                .as_deref()
+                .map(|key| vec![("idempotency-key", key)])
+                .unwrap_or_default();
+            let (status, _, reply) = api
+                .call_with_headers(
+                    Method::POST,
+                    "/v1/messages",
+                    Some(&api_key),
+                    &headers,
+                    Some(body),
+                )
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+            (
+                reply["request_id"].as_str().unwrap().to_owned(),
+                idempotency.is_some(),
+            )
+        }
+    };
+    let mut calls = Vec::new();
+    for index in 0..150 {
+        let (key, idempotency) = match index % 10 {
+            0 => (&acme, Some(format!("order-{index}"))),
+            1 | 2 => (&beta, None),
+            _ => (&acme, None),
+        };
+        calls.push(send(key.clone(), format!("010{index:08}"), idempotency));
+    }
+    let accepted = futures::future::join_all(calls).await;
+    let messages = api.queued_send_messages().await;
+    // Every accepted request is held by exactly one message of its own customer.
+    let mut held = std::collections::HashMap::new();
+    for (id, requests) in &messages {
+        let customer = &requests[0].customer_id;
+        for request in requests {
+            assert_eq!(&request.customer_id, customer, "{id} mixes customers");
+            assert!(held
+                .insert(request.request_id.to_string(), id.clone())
+                .is_none());
+        }
+        let expected = if requests.len() == 1 {
+            rns_types::subjects::message_ids::send(&requests[0].request_id)
+        } else {
+            rns_types::subjects::message_ids::gathered_sends(&requests[0].request_id)
+        };
+        assert_eq!(id, &expected);
+    }
+    assert_eq!(held.len(), accepted.len());
+    for (request, keyed) in &accepted {
+        let id = &held[request];
+        if *keyed {
+            // Retried under the same request id, it must be de-duplicated alone.
+            assert_eq!(id, &format!("send:{request}"));
+        }
+    }
+    assert!(
+        messages.len() < accepted.len() * 2 / 3,
+        "{} messages for {} concurrent sends",
+        messages.len(),
+        accepted.len()
+    );
+}
+
 #[tokio::test]
 async fn an_idempotency_key_returns_the_first_answer_and_sends_once() {
     let api = Api::start().await;

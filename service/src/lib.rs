@@ -12,6 +12,7 @@
 //!   task of a service watches so shutdown follows one ordered path.
 #![forbid(unsafe_code)]
 
+pub mod gather;
 pub mod health;
 pub mod metrics;
 pub mod process;

@@ -139,6 +139,23 @@ pub mod message_ids {
         format!("jobs:{request}:{carrier}:{chunk}")
     }
 
+    /// A SEND message holding several requests of one customer, named by its first
+    /// (a request is gathered into one message only, and never published alone).
+    pub fn gathered_sends(first: &RequestId) -> String {
+        format!("sends:{first}")
+    }
+
+    /// Chunk `chunk` of the jobs that the requests of the SEND message whose first
+    /// request is `first` routed to `carrier` (see [`carrier_batch`]).
+    pub fn gathered_carrier_batch(first: &RequestId, carrier: &CarrierId, chunk: usize) -> String {
+        format!("jobs:sends:{first}:{carrier}:{chunk}")
+    }
+
+    /// Chunk `chunk` of the records of the SEND message whose first request is `first`.
+    pub fn gathered_records(first: &RequestId, chunk: usize) -> String {
+        format!("accepted:sends:{first}:{chunk}")
+    }
+
     pub fn accepted_records(request: &RequestId, chunk: usize) -> String {
         format!("accepted:{request}:{chunk}")
     }

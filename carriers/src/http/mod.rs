@@ -25,8 +25,8 @@ use rns_types::alimtalk::AlimTalk;
 use rns_types::wire::CarrierJob;
 use serde::{Deserialize, Serialize};
 
-use crate::gather::{GatherPolicy, Gatherer};
 use crate::outcome::SubmitOutcome;
+use rns_service::gather::{GatherPolicy, Gatherer};
 
 /// The submit body of the HTTP carrier protocol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

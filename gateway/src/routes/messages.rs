@@ -24,11 +24,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
-use rns_nats::{publish_all, publish_schedule, MessageSchedule, Outbound};
+use rns_nats::{publish_schedule, MessageSchedule, Outbound};
 use rns_points::Reservation;
 use rns_types::alimtalk::AlimTalk;
 use rns_types::routing::Weights;
-use rns_types::subjects::{due_subject, message_ids, send_subject, SCHEDULES_STREAM};
+use rns_types::subjects::{due_subject, message_ids, SCHEDULES_STREAM};
 use rns_types::wire::SendRequest;
 use rns_types::{Channel, CustomerId, PhoneNumber, RequestId};
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,7 @@ use crate::compose::{check_advertisement, Composed, Draft, Target};
 use crate::contacts::{is_id, ContactRecord};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Customer};
+use crate::gathering::PendingSend;
 use crate::idempotency::{self, Claim};
 use crate::scheduling::{self, RecurrenceInput, When};
 use crate::{routes, AppState};
@@ -155,7 +156,8 @@ pub async fn send(
         idempotency::body_hash(&serde_json::to_vec(&body).expect("a send body serialises"));
     let valid = validate(&state, &customer, body).await?;
     let Some(key) = idempotency_key else {
-        let response = accept(&state, &customer, valid, RequestId::generate()).await?;
+        // A fresh id is never published again: the send may share a SEND message.
+        let response = accept(&state, &customer, valid, RequestId::generate(), true).await?;
         return Ok((StatusCode::ACCEPTED, Json(response)).into_response());
     };
     let store = state.idempotency();
@@ -170,18 +172,20 @@ pub async fn send(
             "idempotency_key_reused",
             "this Idempotency-Key was used with a different request body",
         )),
-        Claim::Send(request_id) => match accept(&state, &customer, valid, request_id).await {
-            Ok(response) => {
-                store
-                    .complete(&customer, &key, &body_hash, request_id, &response)
-                    .await?;
-                Ok((StatusCode::ACCEPTED, Json(response)).into_response())
+        Claim::Send(request_id) => {
+            match accept(&state, &customer, valid, request_id, false).await {
+                Ok(response) => {
+                    store
+                        .complete(&customer, &key, &body_hash, request_id, &response)
+                        .await?;
+                    Ok((StatusCode::ACCEPTED, Json(response)).into_response())
+                }
+                Err(error) => {
+                    store.release(&customer, &key).await;
+                    Err(error)
+                }
             }
-            Err(error) => {
-                store.release(&customer, &key).await;
-                Err(error)
-            }
-        },
+        }
     }
 }
 
@@ -567,12 +571,14 @@ async fn store_images(
 }
 
 /// Publishes the send under `request_id` and returns the 202 body once JetStream
-/// acknowledged it.
+/// acknowledged it. A send accepted now is `gatherable` into a shared SEND message
+/// unless its request id may be published again ([`crate::gathering`]).
 async fn accept(
     state: &AppState,
     customer: &CustomerId,
     valid: ValidSend,
     request_id: RequestId,
+    gatherable: bool,
 ) -> Result<Value, ApiError> {
     let images = store_images(state, customer, &valid.images).await?;
     let composed = valid.composed;
@@ -602,7 +608,7 @@ async fn accept(
     };
     let request = match valid.when {
         When::Now => {
-            publish_paid(state, &request, None).await?;
+            publish_paid(state, &request, Publication::Now { gatherable }).await?;
             request
         }
         When::Once { at_ms } => {
@@ -677,13 +683,20 @@ pub(crate) async fn ensure_schedule_room(state: &AppState, bytes: usize) -> Resu
     Ok(())
 }
 
-/// Reserves the request's points, then publishes it: now to `send.<customer>`, or
-/// under `schedule` to `due.<customer>`. A publish that fails returns the points; a
-/// 402 reserves and publishes nothing.
+/// Where a paid send is published.
+pub(crate) enum Publication {
+    /// To `send.<customer>`, alone or gathered with others ([`crate::gathering`]).
+    Now { gatherable: bool },
+    /// Under `schedule`, to `due.<customer>`.
+    Scheduled(MessageSchedule),
+}
+
+/// Reserves the request's points, then publishes it. A publish that fails returns
+/// the points; a 402 reserves and publishes nothing.
 pub(crate) async fn publish_paid(
     state: &AppState,
     request: &SendRequest,
-    schedule: Option<MessageSchedule>,
+    publication: Publication,
 ) -> Result<(), ApiError> {
     let customer = &request.customer_id;
     let needed = request.points();
@@ -698,22 +711,21 @@ pub(crate) async fn publish_paid(
         }
     }
     let payload = Bytes::from(serde_json::to_vec(request).expect("a send request serialises"));
-    let message_id = message_ids::send(&request.request_id);
-    let published = match schedule {
-        None => {
-            let outbound = Outbound {
-                subject: send_subject(customer),
-                message_id,
+    let published = match publication {
+        Publication::Now { gatherable } => state
+            .sends()
+            .publish(PendingSend {
+                customer: customer.clone(),
+                request_id: request.request_id,
                 payload,
-            };
-            publish_all(state.jetstream(), [outbound], 1)
-                .await
-                .map_err(|error| ApiError::Unavailable(error.to_string()))
-        }
-        Some(schedule) => {
+                gatherable,
+            })
+            .await
+            .map_err(|error| ApiError::Unavailable(error.to_string())),
+        Publication::Scheduled(schedule) => {
             let outbound = Outbound {
                 subject: due_subject(customer),
-                message_id,
+                message_id: message_ids::send(&request.request_id),
                 payload,
             };
             match ensure_schedule_room(state, outbound.payload.len()).await {

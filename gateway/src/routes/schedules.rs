@@ -151,7 +151,13 @@ pub async fn create_once(
         pattern: format!("@at {}", rns_types::time::rfc3339_seconds(at_ms)),
         time_zone: None,
     };
-    if let Err(error) = super::messages::publish_paid(state, &request, Some(schedule)).await {
+    if let Err(error) = super::messages::publish_paid(
+        state,
+        &request,
+        super::messages::Publication::Scheduled(schedule),
+    )
+    .await
+    {
         remove(state, &customer, &id).await;
         return Err(error);
     }

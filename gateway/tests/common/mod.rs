@@ -169,16 +169,36 @@ impl Api {
         found
     }
 
+    /// The requests waiting in `SEND`, in order.
     pub async fn queued_sends(&self) -> Vec<SendRequest> {
+        self.queued_send_messages()
+            .await
+            .into_iter()
+            .flat_map(|(_, requests)| requests)
+            .collect()
+    }
+
+    /// The messages waiting in `SEND`: each one's `Nats-Msg-Id` and the requests it
+    /// holds (one, or several gathered).
+    pub async fn queued_send_messages(&self) -> Vec<(String, Vec<SendRequest>)> {
         let mut stream = self.jetstream.get_stream("SEND").await.unwrap();
-        let count = stream.info().await.unwrap().state.messages;
-        let mut requests = Vec::new();
-        let first = stream.info().await.unwrap().state.first_sequence;
-        for sequence in first..first + count {
+        let state = stream.info().await.unwrap().state.clone();
+        let mut messages = Vec::new();
+        for sequence in state.first_sequence..state.first_sequence + state.messages {
             let message = stream.get_raw_message(sequence).await.unwrap();
-            requests.push(serde_json::from_slice(&message.payload).unwrap());
+            let id = message
+                .headers
+                .get("Nats-Msg-Id")
+                .map(|value| value.to_string())
+                .unwrap_or_default();
+            let requests = if message.payload.first() == Some(&b'[') {
+                serde_json::from_slice(&message.payload).unwrap()
+            } else {
+                vec![serde_json::from_slice(&message.payload).unwrap()]
+            };
+            messages.push((id, requests));
         }
-        requests
+        messages
     }
 }
 

@@ -1,0 +1,210 @@
+//! Sends accepted now, gathered into shared SEND messages.
+//!
+//! Under load many small sends wait for their publish at once. Those of one customer
+//! are published together as one SEND message, a JSON array of [`SendRequest`]s under
+//! `Nats-Msg-Id` [`message_ids::gathered_sends`] of the first, so the publish, its
+//! storage, the dispatcher's delivery and acknowledgement, and the dispatcher's
+//! publishes of their records and jobs (it batches the jobs of a message) are paid once
+//! per round instead of once per request. Each caller still answers 202 only after
+//! JetStream acknowledged the message holding its request. A lone send is published
+//! at once as it always was, with no timer to wait for ([`rns_service::gather`]).
+//!
+//! Only a send whose request id can never be published again is gathered. A send
+//! under an `Idempotency-Key` may be retried under the same request id after an
+//! ambiguous failure, and SEND's de-duplication of `send:<request>` is what keeps the
+//! retry from being dispatched twice, so it is published alone; so is a send larger
+//! than [`MAX_GATHERED_BYTES`] (a bulk send shares nothing worth gathering).
+use async_nats::jetstream::Context;
+use bytes::{BufMut, Bytes, BytesMut};
+use rns_nats::{publish_all, Outbound, PublishFailed};
+use rns_service::gather::{GatherPolicy, Gatherer};
+use rns_types::subjects::{message_ids, send_subject};
+use rns_types::{CustomerId, RequestId};
+
+/// The largest encoded send that is gathered; a round of [`ROUND_SIZE`] of them stays
+/// well below the server's 1 MiB payload limit.
+pub const MAX_GATHERED_BYTES: usize = 8 * 1024;
+/// Most sends in one SEND message.
+pub const ROUND_SIZE: usize = 64;
+/// Rounds published at once: while they wait for JetStream, the next sends gather.
+const PARALLEL_ROUNDS: usize = 4;
+/// Sends waiting for a round at most; callers beyond wait for room.
+const CAPACITY: usize = 4_096;
+
+/// A send to publish now: its customer, its id and its encoded [`SendRequest`].
+///
+/// [`SendRequest`]: rns_types::wire::SendRequest
+#[derive(Debug, Clone)]
+pub struct PendingSend {
+    pub customer: CustomerId,
+    pub request_id: RequestId,
+    pub payload: Bytes,
+    /// Whether it may share a SEND message (see the module's documentation).
+    pub gatherable: bool,
+}
+
+impl PendingSend {
+    /// Published on its own: `send:<request>` on `send.<customer>`.
+    fn alone(self) -> Outbound {
+        Outbound {
+            subject: send_subject(&self.customer),
+            message_id: message_ids::send(&self.request_id),
+            payload: self.payload,
+        }
+    }
+}
+
+/// Publishes sends accepted now, gathering concurrent ones; cheap to clone.
+#[derive(Clone)]
+pub struct SendPublisher {
+    jetstream: Context,
+    gatherer: Gatherer<PendingSend, Result<(), PublishFailed>>,
+}
+
+impl std::fmt::Debug for SendPublisher {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SendPublisher")
+            .finish_non_exhaustive()
+    }
+}
+
+impl SendPublisher {
+    /// Starts the gathering task; it ends once every clone is dropped.
+    pub fn start(jetstream: Context) -> Self {
+        let policy = GatherPolicy {
+            capacity: CAPACITY,
+            round_size: ROUND_SIZE,
+            parallel_rounds: PARALLEL_ROUNDS,
+        };
+        let publisher = jetstream.clone();
+        let (gatherer, _drain) = Gatherer::start(policy, move |sends: Vec<PendingSend>| {
+            let jetstream = publisher.clone();
+            async move { publish_round(&jetstream, sends).await }
+        });
+        Self {
+            jetstream,
+            gatherer,
+        }
+    }
+
+    /// Returns once JetStream acknowledged the message holding `send`.
+    pub async fn publish(&self, send: PendingSend) -> Result<(), PublishFailed> {
+        if !send.gatherable || send.payload.len() > MAX_GATHERED_BYTES {
+            return publish_all(&self.jetstream, [send.alone()], 1).await;
+        }
+        let subject = send_subject(&send.customer);
+        match self.gatherer.call(send).await {
+            Some(published) => published,
+            None => Err(PublishFailed {
+                subject,
+                reason: "the gateway is shutting down".to_owned(),
+            }),
+        }
+    }
+}
+
+/// The SEND messages of a round: one per customer, in the order of each customer's
+/// first send, with the index of every send it holds.
+pub fn messages(sends: Vec<PendingSend>) -> Vec<(Outbound, Vec<usize>)> {
+    let mut by_customer: Vec<(CustomerId, Vec<(usize, PendingSend)>)> = Vec::new();
+    for (index, send) in sends.into_iter().enumerate() {
+        match by_customer
+            .iter_mut()
+            .find(|(customer, _)| *customer == send.customer)
+        {
+            Some((_, held)) => held.push((index, send)),
+            None => by_customer.push((send.customer.clone(), vec![(index, send)])),
+        }
+    }
+    by_customer
+        .into_iter()
+        .map(|(customer, mut held)| {
+            if held.len() == 1 {
+                let (index, send) = held.pop().expect("one send");
+                return (send.alone(), vec![index]);
+            }
+            let length: usize = held.iter().map(|(_, send)| send.payload.len() + 1).sum();
+            let mut payload = BytesMut::with_capacity(length + 1);
+            for (position, (_, send)) in held.iter().enumerate() {
+                payload.put_u8(if position == 0 { b'[' } else { b',' });
+                payload.put_slice(&send.payload);
+            }
+            payload.put_u8(b']');
+            let outbound = Outbound {
+                subject: send_subject(&customer),
+                message_id: message_ids::gathered_sends(&held[0].1.request_id),
+                payload: payload.freeze(),
+            };
+            (outbound, held.into_iter().map(|(index, _)| index).collect())
+        })
+        .collect()
+}
+
+async fn publish_round(
+    jetstream: &Context,
+    sends: Vec<PendingSend>,
+) -> Vec<Result<(), PublishFailed>> {
+    let count = sends.len();
+    let messages = messages(sends);
+    let published = futures::future::join_all(
+        messages
+            .iter()
+            .map(|(outbound, _)| publish_all(jetstream, [outbound.clone()], 1)),
+    )
+    .await;
+    let mut answers: Vec<Option<Result<(), PublishFailed>>> = vec![None; count];
+    for ((_, indices), result) in messages.iter().zip(published) {
+        for index in indices {
+            answers[*index] = Some(result.clone());
+        }
+    }
+    answers
+        .into_iter()
+        .map(|answer| answer.expect("every send is in one message"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(customer: &str, text: &str) -> PendingSend {
+        PendingSend {
+            customer: CustomerId::parse(customer).unwrap(),
+            request_id: RequestId::generate(),
+            payload: Bytes::from(format!("{{\"text\":\"{text}\"}}")),
+            gatherable: true,
+        }
+    }
+
+    #[test]
+    fn a_round_becomes_one_message_per_customer_in_first_seen_order() {
+        let sends = vec![
+            pending("acme", "a1"),
+            pending("beta", "b1"),
+            pending("acme", "a2"),
+            pending("acme", "a3"),
+        ];
+        let first = sends[0].request_id;
+        let beta = sends[1].request_id;
+        let messages = messages(sends);
+        assert_eq!(messages.len(), 2);
+        let (acme, held) = &messages[0];
+        assert_eq!(acme.subject, "send.acme");
+        assert_eq!(acme.message_id, message_ids::gathered_sends(&first));
+        assert_eq!(held, &vec![0, 2, 3]);
+        let texts: Vec<serde_json::Value> = serde_json::from_slice(&acme.payload).unwrap();
+        let texts: Vec<&str> = texts
+            .iter()
+            .map(|send| send["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["a1", "a2", "a3"]);
+        // A customer with one send in the round publishes it as it always was.
+        let (alone, held) = &messages[1];
+        assert_eq!(alone.subject, "send.beta");
+        assert_eq!(alone.message_id, message_ids::send(&beta));
+        assert_eq!(alone.payload, Bytes::from_static(b"{\"text\":\"b1\"}"));
+        assert_eq!(held, &vec![1]);
+    }
+}
