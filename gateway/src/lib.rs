@@ -101,6 +101,8 @@ struct Inner {
     admin_key_hash: Option<String>,
     max_recipients: usize,
     allow_private_webhooks: bool,
+    /// Cancels the customers bucket's follower when the state is dropped.
+    _following: tokio_util::sync::DropGuard,
 }
 
 impl std::fmt::Debug for AppState {
@@ -116,7 +118,10 @@ impl AppState {
         client: async_nats::Client,
     ) -> Result<Self, ApiError> {
         let jetstream = async_nats::jetstream::new(client.clone());
-        let directory = CustomerDirectory::open(&jetstream).await?;
+        // Profiles are read per send: from a copy that follows the bucket, which
+        // stops following once the state is dropped.
+        let following = tokio_util::sync::CancellationToken::new();
+        let directory = CustomerDirectory::replicated(&jetstream, following.clone()).await?;
         let health = HealthStore::open(&jetstream).await?;
         let admin_key = settings.gateway.admin_key.trim();
         Ok(Self(Arc::new(Inner {
@@ -147,6 +152,7 @@ impl AppState {
             allow_private_webhooks: settings.gateway.allow_private_webhooks,
             admin_key_hash: (!admin_key.is_empty()).then(|| extract::hash_api_key(admin_key)),
             max_recipients: settings.gateway.max_recipients,
+            _following: following.drop_guard(),
         })))
     }
 

@@ -4,11 +4,22 @@
 //! the id of the customer that owns the key; the key itself is never stored. Updates
 //! are compare-and-set on the key's revision, retried on conflict, so two gateways
 //! changing one customer at once never lose either change.
+//!
+//! A process that reads a profile per message (the gateway, per send) opens the
+//! directory [`CustomerDirectory::replicated`]: it follows the `customers` bucket
+//! into memory and reads profiles from there. Its own writes are applied to its copy
+//! before they return, so whoever changed a profile through it sees the change in
+//! the next read; a change made through another process arrives with the bucket's
+//! watch, within moments. A customer not yet in the copy is read from the bucket.
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use async_nats::jetstream::context::Context;
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use rns_types::subjects::{API_KEYS_BUCKET, CUSTOMERS_BUCKET};
 use rns_types::{CustomerId, CustomerProfile};
+use tokio_util::sync::CancellationToken;
 
 use crate::documents::{DocumentError, Documents};
 
@@ -45,6 +56,36 @@ impl From<DocumentError> for DirectoryError {
 pub struct CustomerDirectory {
     profiles: Documents<CustomerProfile>,
     api_keys: kv::Store,
+    replica: Option<Replica>,
+}
+
+/// Profiles as last seen, by customer id, each with the bucket revision it was
+/// written at (`None`: deleted at that revision).
+#[derive(Debug, Clone, Default)]
+struct Replica(Arc<RwLock<HashMap<String, Kept>>>);
+
+/// A profile's revision, and the profile (`None`: deleted).
+type Kept = (u64, Option<Arc<CustomerProfile>>);
+
+impl Replica {
+    /// Keeps `profile` for `customer` unless a later revision is already kept.
+    fn remember(&self, customer: &str, revision: u64, profile: Option<CustomerProfile>) {
+        let mut profiles = self.0.write().expect("replica lock is never poisoned");
+        match profiles.get(customer) {
+            Some((kept, _)) if *kept >= revision => {}
+            _ => {
+                profiles.insert(customer.to_owned(), (revision, profile.map(Arc::new)));
+            }
+        }
+    }
+
+    /// `None` if `customer` was never seen; `Some(None)` if it was deleted.
+    fn get(&self, customer: &str) -> Option<Option<CustomerProfile>> {
+        let profiles = self.0.read().expect("replica lock is never poisoned");
+        profiles
+            .get(customer)
+            .map(|(_, profile)| profile.as_deref().cloned())
+    }
 }
 
 impl CustomerDirectory {
@@ -56,6 +97,38 @@ impl CustomerDirectory {
                 .get_key_value(API_KEYS_BUCKET)
                 .await
                 .map_err(unavailable)?,
+            replica: None,
+        })
+    }
+
+    /// Opens the directory and follows the `customers` bucket into memory until
+    /// `shutdown` (see the module's documentation).
+    pub async fn replicated(
+        jetstream: &Context,
+        shutdown: CancellationToken,
+    ) -> Result<Self, DirectoryError> {
+        let replica = Replica::default();
+        let followed = replica.clone();
+        crate::follow_bucket(
+            jetstream,
+            CUSTOMERS_BUCKET,
+            shutdown,
+            move |customer, value, revision| match value
+                .map(serde_json::from_slice::<CustomerProfile>)
+            {
+                Some(Ok(profile)) => followed.remember(customer, revision, Some(profile)),
+                Some(Err(error)) => {
+                    // Not kept: reads of it go to the bucket and report it corrupt.
+                    tracing::error!(%customer, %error, "unreadable customer profile");
+                }
+                None => followed.remember(customer, revision, None),
+            },
+        )
+        .await
+        .map_err(DirectoryError::Unavailable)?;
+        Ok(Self {
+            replica: Some(replica),
+            ..Self::open(jetstream).await?
         })
     }
 
@@ -66,7 +139,11 @@ impl CustomerDirectory {
         api_key_hash: &str,
     ) -> Result<(), DirectoryError> {
         match self.profiles.create(profile.id.as_str(), profile).await {
-            Ok(()) => {}
+            Ok(revision) => {
+                if let Some(replica) = &self.replica {
+                    replica.remember(profile.id.as_str(), revision, Some(profile.clone()));
+                }
+            }
             Err(DocumentError::AlreadyExists { .. }) => {
                 return Err(DirectoryError::AlreadyExists(profile.id.clone()));
             }
@@ -83,7 +160,19 @@ impl CustomerDirectory {
         &self,
         customer: &CustomerId,
     ) -> Result<Option<CustomerProfile>, DirectoryError> {
-        Ok(self.profiles.get(customer.as_str()).await?)
+        let Some(replica) = &self.replica else {
+            return Ok(self.profiles.get(customer.as_str()).await?);
+        };
+        if let Some(kept) = replica.get(customer.as_str()) {
+            return Ok(kept);
+        }
+        match self.profiles.entry(customer.as_str()).await? {
+            Some((profile, revision)) => {
+                replica.remember(customer.as_str(), revision, Some(profile.clone()));
+                Ok(Some(profile))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Applies `change` to the customer's profile atomically and returns the result.
@@ -93,13 +182,20 @@ impl CustomerDirectory {
         customer: &CustomerId,
         change: impl FnMut(&mut CustomerProfile) -> Result<(), E>,
     ) -> Result<Result<CustomerProfile, E>, DirectoryError> {
-        self.profiles
-            .update(customer.as_str(), None, change)
+        let updated = self
+            .profiles
+            .update_with_revision(customer.as_str(), None, change)
             .await
             .map_err(|error| match error {
                 DocumentError::NotFound { .. } => DirectoryError::NotFound(customer.clone()),
-                other => other.into(),
-            })
+                other => DirectoryError::from(other),
+            })?;
+        Ok(updated.map(|(profile, revision)| {
+            if let Some(replica) = &self.replica {
+                replica.remember(customer.as_str(), revision, Some(profile.clone()));
+            }
+            profile
+        }))
     }
 
     /// The customer owning the API key with this hash.

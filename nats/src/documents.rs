@@ -65,10 +65,10 @@ impl<T: Serialize + DeserializeOwned> Documents<T> {
         ))
     }
 
-    /// Stores a new document; fails if `key` exists.
-    pub async fn create(&self, key: &str, document: &T) -> Result<(), DocumentError> {
+    /// Stores a new document and returns its revision; fails if `key` exists.
+    pub async fn create(&self, key: &str, document: &T) -> Result<u64, DocumentError> {
         match self.store.create(key, encode(document)).await {
-            Ok(_) => Ok(()),
+            Ok(revision) => Ok(revision),
             Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {
                 Err(DocumentError::AlreadyExists {
                     key: key.to_owned(),
@@ -83,7 +83,7 @@ impl<T: Serialize + DeserializeOwned> Documents<T> {
     }
 
     /// The document and its revision.
-    async fn entry(&self, key: &str) -> Result<Option<(T, u64)>, DocumentError> {
+    pub async fn entry(&self, key: &str) -> Result<Option<(T, u64)>, DocumentError> {
         let Some(entry) = self.store.entry(key).await.map_err(unavailable)? else {
             return Ok(None);
         };
@@ -105,8 +105,21 @@ impl<T: Serialize + DeserializeOwned> Documents<T> {
         &self,
         key: &str,
         initial: Option<fn() -> T>,
-        mut change: impl FnMut(&mut T) -> Result<(), E>,
+        change: impl FnMut(&mut T) -> Result<(), E>,
     ) -> Result<Result<T, E>, DocumentError> {
+        Ok(self
+            .update_with_revision(key, initial, change)
+            .await?
+            .map(|(document, _)| document))
+    }
+
+    /// As [`Documents::update`], with the revision the result was written at.
+    pub async fn update_with_revision<E>(
+        &self,
+        key: &str,
+        initial: Option<fn() -> T>,
+        mut change: impl FnMut(&mut T) -> Result<(), E>,
+    ) -> Result<Result<(T, u64), E>, DocumentError> {
         for _ in 0..UPDATE_ATTEMPTS {
             let (mut document, revision) = match (self.entry(key).await?, initial) {
                 (Some(found), _) => found,
@@ -125,16 +138,15 @@ impl<T: Serialize + DeserializeOwned> Documents<T> {
             let written = if revision == 0 {
                 match self.store.create(key, encode(&document)).await {
                     Err(error) if error.kind() == CreateErrorKind::AlreadyExists => continue,
-                    other => other.map(|_| ()).map_err(unavailable),
+                    other => other.map_err(unavailable),
                 }
             } else {
                 match self.store.update(key, encode(&document), revision).await {
                     Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => continue,
-                    other => other.map(|_| ()).map_err(unavailable),
+                    other => other.map_err(unavailable),
                 }
             };
-            written?;
-            return Ok(Ok(document));
+            return Ok(Ok((document, written?)));
         }
         Err(DocumentError::Unavailable(format!(
             "{key} kept changing during {UPDATE_ATTEMPTS} attempts"
