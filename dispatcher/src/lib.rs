@@ -197,15 +197,25 @@ impl Dispatcher {
                 _ => self.dispatch(request).await?,
             }
         }
+        if together.is_empty() {
+            return Ok(());
+        }
         let now_ms = rns_types::time::now_milliseconds();
-        let reservations =
-            futures::future::try_join_all(together.iter().map(|(request, weights)| {
-                let weights = weights
+        // Route around carriers whose circuit is open, unless every one is.
+        let routed: Vec<Weights> = together
+            .iter()
+            .map(|(_, weights)| {
+                weights
                     .without(|carrier| self.health.is_open(carrier))
-                    .unwrap_or_else(|| weights.clone());
-                async move { self.positions.reserve(request, &weights).await }
-            }))
-            .await?;
+                    .unwrap_or_else(|| weights.clone())
+            })
+            .collect();
+        let asked: Vec<(&SendRequest, &Weights)> = together
+            .iter()
+            .zip(&routed)
+            .map(|((request, _), weights)| (*request, weights))
+            .collect();
+        let reservations = self.positions.reserve_all(&asked).await?;
         let mut jobs = Vec::with_capacity(together.len());
         let mut results = Vec::with_capacity(together.len());
         for ((request, _), reservation) in together.iter().zip(reservations) {

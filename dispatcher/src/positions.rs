@@ -2,8 +2,9 @@
 //! dispatcher instances and restarts.
 //!
 //! Each (customer, channel, weights) has a counter. A request of `n` recipients
-//! reserves `n` consecutive positions with one atomic script call, and message `i`
-//! goes to `schedule[start + i]`. The reservation is remembered per request for a day,
+//! reserves `n` consecutive positions with one atomic script call (the requests of a
+//! gathered SEND message reserve theirs in one call), and message `i` goes to
+//! `schedule[start + i]`. The reservation is remembered per request for a day,
 //! so a redelivered request gets the same positions, routes every message to the same
 //! carrier as before, and republishes under the same `Nats-Msg-Id`s (which JetStream
 //! drops) instead of advancing the counter twice. A weight change keys a new counter,
@@ -15,13 +16,23 @@ use rns_types::wire::SendRequest;
 
 use crate::error::DispatchError;
 
+/// KEYS: per request, its counter and its reservation. ARGV: the seconds a
+/// reservation is kept, then per request its recipient count and canonical weights.
+/// Returns each request's reservation, `<start>|<weights>`.
 const RESERVE_SCRIPT: &str = r"
-local stored = redis.call('GET', KEYS[2])
-if stored then return stored end
-local finish = redis.call('INCRBY', KEYS[1], ARGV[1])
-local reservation = tostring(finish - tonumber(ARGV[1])) .. '|' .. ARGV[3]
-redis.call('SET', KEYS[2], reservation, 'EX', ARGV[2])
-return reservation
+local reservations = {}
+for i = 1, #KEYS / 2 do
+  local counter, reservation = KEYS[2 * i - 1], KEYS[2 * i]
+  local count, weights = ARGV[2 * i], ARGV[2 * i + 1]
+  local stored = redis.call('GET', reservation)
+  if not stored then
+    local finish = redis.call('INCRBY', counter, count)
+    stored = tostring(finish - tonumber(count)) .. '|' .. weights
+    redis.call('SET', reservation, stored, 'EX', ARGV[1])
+  end
+  reservations[i] = stored
+end
+return reservations
 ";
 
 /// Positions reserved for a request, and the weights they index: a redelivered
@@ -66,37 +77,61 @@ impl Positions {
         request: &SendRequest,
         weights: &Weights,
     ) -> Result<Reservation, DispatchError> {
-        let (customer, channel, count) = (
-            &request.customer_id,
-            request.channel,
-            request.recipients.len(),
-        );
-        let request = &request.request_id;
-        let canonical = weights.canonical();
-        let counter = format!("rns:route:{customer}:{channel}:{canonical}");
-        let reservation = format!("rns:route-request:{request}:{channel}");
-        let mut connection = self.connection.clone();
-        let stored: String = self
-            .script
-            .key(counter)
-            .key(reservation)
-            .arg(count)
-            .arg(RESERVATION_SECONDS)
-            .arg(&canonical)
-            .invoke_async(&mut connection)
-            .await?;
-        let parsed = stored.split_once('|').and_then(|(start, weights)| {
-            Some(Reservation {
-                start: start.parse().ok()?,
-                weights: Weights::from_canonical(weights)?,
-            })
-        });
-        parsed.ok_or_else(|| {
-            DispatchError::Redis(redis::RedisError::from((
-                redis::ErrorKind::UnexpectedReturnType,
-                "unreadable routing reservation",
-                stored,
-            )))
-        })
+        let mut reserved = self.reserve_all(&[(request, weights)]).await?;
+        Ok(reserved.remove(0))
     }
+
+    /// [`Positions::reserve`] for each request, in one call to Redis.
+    pub async fn reserve_all(
+        &self,
+        requests: &[(&SendRequest, &Weights)],
+    ) -> Result<Vec<Reservation>, DispatchError> {
+        let mut invocation = self.script.prepare_invoke();
+        invocation.arg(RESERVATION_SECONDS);
+        for (request, weights) in requests {
+            let canonical = weights.canonical();
+            invocation
+                .key(format!(
+                    "rns:route:{}:{}:{canonical}",
+                    request.customer_id, request.channel
+                ))
+                .key(format!(
+                    "rns:route-request:{}:{}",
+                    request.request_id, request.channel
+                ))
+                .arg(request.recipients.len())
+                .arg(canonical);
+        }
+        let mut connection = self.connection.clone();
+        let stored: Vec<String> = invocation.invoke_async(&mut connection).await?;
+        if stored.len() != requests.len() {
+            return Err(unreadable(format!(
+                "{} reservations for {} requests",
+                stored.len(),
+                requests.len()
+            )));
+        }
+        stored
+            .into_iter()
+            .map(|stored| {
+                stored
+                    .split_once('|')
+                    .and_then(|(start, weights)| {
+                        Some(Reservation {
+                            start: start.parse().ok()?,
+                            weights: Weights::from_canonical(weights)?,
+                        })
+                    })
+                    .ok_or_else(|| unreadable(stored))
+            })
+            .collect()
+    }
+}
+
+fn unreadable(detail: String) -> DispatchError {
+    DispatchError::Redis(redis::RedisError::from((
+        redis::ErrorKind::UnexpectedReturnType,
+        "unreadable routing reservation",
+        detail,
+    )))
 }
