@@ -1,4 +1,5 @@
-//! Sends accepted now, gathered into shared SEND messages.
+//! Sends accepted now, gathered into shared SEND messages, and their points
+//! reservations, gathered into shared Redis calls.
 //!
 //! Under load many small sends wait for their publish at once. Those of one customer
 //! are published together as one SEND message, a JSON array of [`SendRequest`]s under
@@ -14,9 +15,15 @@
 //! ambiguous failure, and SEND's de-duplication of `send:<request>` is what keeps the
 //! retry from being dispatched twice, so it is published alone; so is a send larger
 //! than [`MAX_GATHERED_BYTES`] (a bulk send shares nothing worth gathering).
+//!
+//! Points are reserved the same way ([`PointsReserver`]): the reservations waiting
+//! at once, of any customers, go to Redis as one script call that takes each in
+//! turn, all or nothing, so each send still gets its own answer (a 402 for one does
+//! not touch the others).
 use async_nats::jetstream::Context;
 use bytes::{BufMut, Bytes, BytesMut};
 use rns_nats::{publish_all, Outbound, PublishFailed};
+use rns_points::{PointsStore, Reservation, ReservationRequest};
 use rns_service::gather::{GatherPolicy, Gatherer};
 use rns_types::subjects::{message_ids, send_subject};
 use rns_types::{CustomerId, RequestId};
@@ -101,6 +108,51 @@ impl SendPublisher {
                 reason: "the gateway is shutting down".to_owned(),
             }),
         }
+    }
+}
+
+/// Reserves points, gathering concurrent reservations into one Redis call; cheap to
+/// clone.
+#[derive(Clone)]
+pub struct PointsReserver {
+    gatherer: Gatherer<ReservationRequest, Result<Reservation, String>>,
+}
+
+impl std::fmt::Debug for PointsReserver {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PointsReserver")
+            .finish_non_exhaustive()
+    }
+}
+
+impl PointsReserver {
+    /// Starts the gathering task; it ends once every clone is dropped.
+    pub fn start(store: PointsStore) -> Self {
+        let policy = GatherPolicy {
+            capacity: CAPACITY,
+            round_size: ROUND_SIZE,
+            parallel_rounds: PARALLEL_ROUNDS,
+        };
+        let (gatherer, _drain) = Gatherer::start(policy, move |asked: Vec<ReservationRequest>| {
+            let store = store.clone();
+            async move {
+                let count = asked.len();
+                match store.reserve_all(&asked).await {
+                    Ok(answers) => answers.into_iter().map(Ok).collect(),
+                    Err(error) => vec![Err(error.to_string()); count],
+                }
+            }
+        });
+        Self { gatherer }
+    }
+
+    /// [`PointsStore::reserve`], in a shared call.
+    pub async fn reserve(&self, asked: ReservationRequest) -> Result<Reservation, String> {
+        self.gatherer
+            .call(asked)
+            .await
+            .unwrap_or_else(|| Err("the gateway is shutting down".to_owned()))
     }
 }
 

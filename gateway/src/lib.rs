@@ -84,6 +84,7 @@ struct Inner {
     client: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
     sends: gathering::SendPublisher,
+    reservations: gathering::PointsReserver,
     directory: CustomerDirectory,
     keys: key_cache::KeyCache,
     health: HealthStore,
@@ -124,6 +125,7 @@ impl AppState {
         let directory = CustomerDirectory::replicated(&jetstream, following.clone()).await?;
         let health = HealthStore::open(&jetstream).await?;
         let admin_key = settings.gateway.admin_key.trim();
+        let points = rns_points::PointsStore::connect(&settings.redis.url).await?;
         Ok(Self(Arc::new(Inner {
             client,
             jetstream: jetstream.clone(),
@@ -134,7 +136,8 @@ impl AppState {
             idempotency: IdempotencyStore::connect(&settings.redis.url).await?,
             catalog: catalog(settings),
             results: ResultQueries::new(rns_analytics::clickhouse_client(&settings.clickhouse)),
-            points: rns_points::PointsStore::connect(&settings.redis.url).await?,
+            points: points.clone(),
+            reservations: gathering::PointsReserver::start(points),
             contacts: contacts::ContactStore::connect(&settings.redis.url).await?,
             opt_outs: opt_outs::OptOutStore::open(&jetstream, &settings.redis.url).await?,
             images: jetstream
@@ -154,6 +157,10 @@ impl AppState {
             max_recipients: settings.gateway.max_recipients,
             _following: following.drop_guard(),
         })))
+    }
+
+    pub fn reservations(&self) -> &gathering::PointsReserver {
+        &self.0.reservations
     }
 
     pub fn sends(&self) -> &gathering::SendPublisher {

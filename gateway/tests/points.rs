@@ -148,3 +148,41 @@ async fn top_ups_are_for_the_operator_with_valid_amounts_and_known_customers() {
     let (status, _) = api.call(Method::GET, "/v1/points", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_past_the_balance_get_a_402_each_and_the_rest_are_sent() {
+    let api = Api::start().await;
+    // 30 points: 40 concurrent SMS of two recipients (2 points each), whose
+    // reservations are gathered into shared Redis calls.
+    let key = api.customer_with_points("lean", 30).await;
+    let sends = (0..40).map(|index| {
+        let api = &api;
+        let key = key.clone();
+        async move {
+            let to = [format!("010{index:08}"), format!("011{index:08}")];
+            api.call(
+                Method::POST,
+                "/v1/messages",
+                Some(&key),
+                Some(json!({"from": "0212345678", "to": to, "text": "hi"})),
+            )
+            .await
+        }
+    });
+    let answers = futures::future::join_all(sends).await;
+    let accepted = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::ACCEPTED)
+        .count();
+    for (status, body) in &answers {
+        if *status != StatusCode::ACCEPTED {
+            assert_eq!(*status, StatusCode::PAYMENT_REQUIRED, "{body}");
+            assert_eq!(error_code(body), "insufficient_points");
+        }
+    }
+    assert_eq!(accepted, 15, "30 points cover 15 sends of 2");
+    assert_eq!(api.queued_sends().await.len(), 15);
+    let (_, account) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
+    assert_eq!(account["balance"], 0);
+    assert_eq!(account["reserved"], 30);
+}

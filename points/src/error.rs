@@ -11,4 +11,6 @@ pub enum PointsError {
     Topology(#[from] rns_nats::TopologyError),
     #[error("nats: {0}")]
     Nats(String),
+    #[error("unreadable answer from redis: {0}")]
+    Unreadable(String),
 }

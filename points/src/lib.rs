@@ -21,7 +21,7 @@ use rns_types::points::Prices;
 use serde::Deserialize;
 
 pub use error::PointsError;
-pub use store::{Account, LedgerPage, PointsStore, Reservation, Settlement};
+pub use store::{Account, LedgerPage, PointsStore, Reservation, ReservationRequest, Settlement};
 
 /// `[points]` settings.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -57,26 +57,43 @@ emit({kind = 'top_up', amount = amount, reason = ARGV[6]})
 return account_value('balance')
 ";
 
-/// KEYS: account, ledger, journal, hold, and for a reservation made once per request
-/// whatever happens to its hold later, a marker. ARGV: customer, now, ledger max,
-/// journal max, amount, request. Returns `{1, 0}` when reserved (or already
-/// reserved), `{0, balance}` when the balance is short.
+/// Reservations of several requests, of any customers, each all or nothing, in
+/// order. KEYS: journal, then per request its account, ledger, hold and once-marker.
+/// ARGV: now, ledger max, journal max, then per request its customer, amount,
+/// request id and `1` if it is reserved at most once per request whatever happens
+/// to its hold later (the marker is kept two days), else `0`. Returns per request
+/// `1, 0` when reserved (or already reserved) and `0, balance` when the balance is
+/// short.
 const RESERVE: &str = r"
-if redis.call('EXISTS', KEYS[4]) == 1 then return {1, 0} end
-if KEYS[5] then
-  if redis.call('EXISTS', KEYS[5]) == 1 then return {1, 0} end
-  redis.call('SET', KEYS[5], 1, 'EX', 172800)
+local NOW, LEDGER_MAX, JOURNAL_MAX = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local JOURNAL = KEYS[1]
+local CUSTOMER, ACCOUNT, LEDGER
+EMIT
+local function reserve(hold, marker, amount, request, once)
+  if redis.call('EXISTS', hold) == 1 then return 1, 0 end
+  if once then
+    if redis.call('EXISTS', marker) == 1 then return 1, 0 end
+    redis.call('SET', marker, 1, 'EX', 172800)
+  end
+  local balance = account_value('balance')
+  if balance < amount then return 0, balance end
+  if amount > 0 then
+    redis.call('HINCRBY', ACCOUNT, 'balance', -amount)
+    redis.call('HINCRBY', ACCOUNT, 'reserved', amount)
+    redis.call('HSET', hold, 'remaining', amount)
+    emit({kind = 'reserve', amount = amount, request_id = request})
+  end
+  return 1, 0
 end
-local amount = tonumber(ARGV[5])
-local balance = account_value('balance')
-if balance < amount then return {0, balance} end
-if amount > 0 then
-  redis.call('HINCRBY', ACCOUNT, 'balance', -amount)
-  redis.call('HINCRBY', ACCOUNT, 'reserved', amount)
-  redis.call('HSET', KEYS[4], 'remaining', amount)
-  emit({kind = 'reserve', amount = amount, request_id = ARGV[6]})
+local answers = {}
+for i = 0, (#KEYS - 1) / 4 - 1 do
+  local key, arg = 1 + 4 * i, 3 + 4 * i
+  CUSTOMER, ACCOUNT, LEDGER = ARGV[arg + 1], KEYS[key + 1], KEYS[key + 2]
+  local reserved, balance = reserve(KEYS[key + 3], KEYS[key + 4], tonumber(ARGV[arg + 2]), ARGV[arg + 3], ARGV[arg + 4] == '1')
+  answers[2 * i + 1] = reserved
+  answers[2 * i + 2] = balance
 end
-return {1, 0}
+return answers
 ";
 
 /// KEYS: account, ledger, journal, hold, settled bits. ARGV: customer, now, ledger
@@ -194,6 +211,18 @@ pub enum Reservation {
     Insufficient { balance: i64 },
 }
 
+/// Points to reserve for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationRequest {
+    pub customer: CustomerId,
+    pub request: RequestId,
+    pub amount: u64,
+}
+
+fn first(mut reservations: Vec<Reservation>) -> Reservation {
+    reservations.remove(0)
+}
+
 /// One final message event, to settle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settlement {
@@ -252,7 +281,7 @@ impl PointsStore {
         Ok(Self {
             connection,
             top_up: script(TOP_UP),
-            reserve: script(RESERVE),
+            reserve: Script::new(&RESERVE.replace("EMIT", EMIT)),
             release: script(RELEASE),
             settle: script(SETTLE),
         })
@@ -295,7 +324,20 @@ impl PointsStore {
         request: &RequestId,
         amount: u64,
     ) -> Result<Reservation, PointsError> {
-        self.reserve_with(customer, request, amount, None).await
+        let asked = ReservationRequest {
+            customer: customer.clone(),
+            request: *request,
+            amount,
+        };
+        self.reserve_with(&[asked], false).await.map(first)
+    }
+
+    /// [`PointsStore::reserve`] for each of `asked`, in order, in one call to Redis.
+    pub async fn reserve_all(
+        &self,
+        asked: &[ReservationRequest],
+    ) -> Result<Vec<Reservation>, PointsError> {
+        self.reserve_with(asked, false).await
     }
 
     /// Like [`PointsStore::reserve`], but at most once per request for two days, even
@@ -307,31 +349,55 @@ impl PointsStore {
         request: &RequestId,
         amount: u64,
     ) -> Result<Reservation, PointsError> {
-        let marker = format!("rns:points:reserved-once:{request}");
-        self.reserve_with(customer, request, amount, Some(marker))
-            .await
+        let asked = ReservationRequest {
+            customer: customer.clone(),
+            request: *request,
+            amount,
+        };
+        self.reserve_with(&[asked], true).await.map(first)
     }
 
     async fn reserve_with(
         &self,
-        customer: &CustomerId,
-        request: &RequestId,
-        amount: u64,
-        marker: Option<String>,
-    ) -> Result<Reservation, PointsError> {
-        let mut invocation = Self::invocation(&self.reserve, customer);
-        invocation.key(hold_key(request));
-        if let Some(marker) = marker {
-            invocation.key(marker);
+        asked: &[ReservationRequest],
+        once: bool,
+    ) -> Result<Vec<Reservation>, PointsError> {
+        if asked.is_empty() {
+            return Ok(Vec::new());
         }
-        invocation.arg(amount).arg(request.to_string());
-        let (reserved, balance): (i64, i64) =
-            invocation.invoke_async(&mut self.connection()).await?;
-        Ok(if reserved == 1 {
-            Reservation::Reserved
-        } else {
-            Reservation::Insufficient { balance }
-        })
+        let mut invocation = self.reserve.prepare_invoke();
+        invocation
+            .key(JOURNAL_KEY)
+            .arg(rns_types::time::now_milliseconds())
+            .arg(LEDGER_RECENT_ENTRIES)
+            .arg(JOURNAL_MAX_ENTRIES);
+        for reservation in asked {
+            invocation
+                .key(account_key(&reservation.customer))
+                .key(ledger_key(&reservation.customer))
+                .key(hold_key(&reservation.request))
+                .key(format!("rns:points:reserved-once:{}", reservation.request))
+                .arg(reservation.customer.as_str())
+                .arg(reservation.amount)
+                .arg(reservation.request.to_string())
+                .arg(u8::from(once));
+        }
+        let answers: Vec<i64> = invocation.invoke_async(&mut self.connection()).await?;
+        if answers.len() != asked.len() * 2 {
+            return Err(PointsError::Unreadable(format!(
+                "{} answers to {} reservations",
+                answers.len(),
+                asked.len()
+            )));
+        }
+        Ok(answers
+            .chunks(2)
+            .map(|answer| match answer {
+                [1, _] => Reservation::Reserved,
+                [_, balance] => Reservation::Insufficient { balance: *balance },
+                _ => unreachable!("chunks of two"),
+            })
+            .collect())
     }
 
     /// Returns what is still reserved for `request` to the balance (the request was

@@ -6,7 +6,7 @@ use futures::StreamExt;
 use proptest::prelude::*;
 use rns_nats::Topology;
 use rns_points::journal;
-use rns_points::store::{PointsStore, Reservation, Settlement};
+use rns_points::store::{PointsStore, Reservation, ReservationRequest, Settlement};
 use rns_testkit::{NatsServer, RedisServer};
 use rns_types::points::{LedgerEntry, LedgerKind};
 use rns_types::subjects::LEDGER_STREAM;
@@ -69,6 +69,49 @@ async fn fifty_concurrent_reservations_never_overdraw() {
     let account = store.account(&acme).await.unwrap();
     assert_eq!((account.balance, account.reserved), (2, 98));
     assert_balances(&store, &acme).await;
+}
+
+#[tokio::test]
+async fn reservations_of_several_customers_in_one_call_each_stand_alone_in_order() {
+    let redis = RedisServer::start().await;
+    let store = PointsStore::connect(&redis.url()).await.unwrap();
+    let (acme, beta) = (customer("acme"), customer("beta"));
+    store.top_up(&acme, 10, "test").await.unwrap();
+    store.top_up(&beta, 2, "test").await.unwrap();
+    let repeated = RequestId::generate();
+    let asked = |customer: &CustomerId, request: RequestId, amount: u64| ReservationRequest {
+        customer: customer.clone(),
+        request,
+        amount,
+    };
+    let answers = store
+        .reserve_all(&[
+            asked(&acme, repeated, 5),
+            asked(&beta, RequestId::generate(), 3),
+            asked(&acme, RequestId::generate(), 5),
+            asked(&acme, RequestId::generate(), 1),
+            asked(&acme, repeated, 5),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        answers,
+        [
+            Reservation::Reserved,
+            Reservation::Insufficient { balance: 2 },
+            Reservation::Reserved,
+            Reservation::Insufficient { balance: 0 },
+            // The same request again reserves nothing more.
+            Reservation::Reserved,
+        ]
+    );
+    let account = store.account(&acme).await.unwrap();
+    assert_eq!((account.balance, account.reserved), (0, 10));
+    let account = store.account(&beta).await.unwrap();
+    assert_eq!((account.balance, account.reserved), (2, 0));
+    assert_balances(&store, &acme).await;
+    assert_balances(&store, &beta).await;
+    assert!(store.reserve_all(&[]).await.unwrap().is_empty());
 }
 
 #[tokio::test]

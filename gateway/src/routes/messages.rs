@@ -25,7 +25,7 @@ use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
 use rns_nats::{publish_schedule, MessageSchedule, Outbound};
-use rns_points::Reservation;
+use rns_points::{Reservation, ReservationRequest};
 use rns_types::alimtalk::AlimTalk;
 use rns_types::routing::Weights;
 use rns_types::subjects::{due_subject, message_ids, SCHEDULES_STREAM};
@@ -700,10 +700,16 @@ pub(crate) async fn publish_paid(
 ) -> Result<(), ApiError> {
     let customer = &request.customer_id;
     let needed = request.points();
+    let asked = ReservationRequest {
+        customer: customer.clone(),
+        request: request.request_id,
+        amount: needed,
+    };
     match state
-        .points()
-        .reserve(customer, &request.request_id, needed)
-        .await?
+        .reservations()
+        .reserve(asked)
+        .await
+        .map_err(|error| ApiError::Unavailable(format!("points: {error}")))?
     {
         Reservation::Reserved => {}
         Reservation::Insufficient { balance } => {
