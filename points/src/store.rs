@@ -38,9 +38,10 @@ end
 local function emit(entry)
   entry.customer_id = CUSTOMER
   entry.at_ms = NOW
-  entry.balance = account_value('balance')
-  entry.reserved = account_value('reserved')
-  entry.spent = account_value('spent')
+  local account = redis.call('HMGET', ACCOUNT, 'balance', 'reserved', 'spent')
+  entry.balance = tonumber(account[1] or '0')
+  entry.reserved = tonumber(account[2] or '0')
+  entry.spent = tonumber(account[3] or '0')
   local payload = cjson.encode(entry)
   local id = redis.call('XADD', LEDGER, 'MAXLEN', '~', LEDGER_MAX, '*', 'entry', payload)
   redis.call('XADD', JOURNAL, 'MAXLEN', '~', JOURNAL_MAX, '*', 'customer', CUSTOMER, 'id', id, 'entry', payload)
