@@ -288,14 +288,17 @@ impl Dispatcher {
 
     async fn handle(&self, message: Message) {
         let started = std::time::Instant::now();
+        // Requests the message holds, for the counter (one if it cannot be read).
+        let mut requests = 1;
         let outcome = async {
             let payload = &message.payload;
             if message.subject.starts_with("due.") {
                 self.dispatch_due(serde_json::from_slice(payload)?, &message)
                     .await
             } else if payload.first() == Some(&b'[') {
-                let requests: Vec<SendRequest> = serde_json::from_slice(payload)?;
-                self.dispatch_gathered(&requests).await
+                let gathered: Vec<SendRequest> = serde_json::from_slice(payload)?;
+                requests = gathered.len() as u64;
+                self.dispatch_gathered(&gathered).await
             } else {
                 self.dispatch(&serde_json::from_slice(payload)?).await
             }
@@ -308,7 +311,7 @@ impl Dispatcher {
             Err(error) if error.disposition() == Disposition::Terminate => "dropped",
             Err(_) => "retried",
         };
-        metrics::counter!("rns_dispatcher_requests_total", "outcome" => label).increment(1);
+        metrics::counter!("rns_dispatcher_requests_total", "outcome" => label).increment(requests);
         let acknowledgement = match outcome {
             Ok(()) => message.ack().await,
             Err(error) => match error.disposition() {
