@@ -152,10 +152,12 @@ pub async fn send(
     ApiJson(body): ApiJson<SendMessages>,
 ) -> Result<Response, ApiError> {
     let idempotency_key = idempotency::key_from(&headers)?;
-    let body_hash =
-        idempotency::body_hash(&serde_json::to_vec(&body).expect("a send body serialises"));
+    // Only a keyed send is compared with an earlier body.
+    let body_hash = idempotency_key.as_ref().map(|_| {
+        idempotency::body_hash(&serde_json::to_vec(&body).expect("a send body serialises"))
+    });
     let valid = validate(&state, &customer, body).await?;
-    let Some(key) = idempotency_key else {
+    let (Some(key), Some(body_hash)) = (idempotency_key, body_hash) else {
         // A fresh id is never published again: the send may share a SEND message.
         let response = accept(&state, &customer, valid, RequestId::generate(), true).await?;
         return Ok((StatusCode::ACCEPTED, Json(response)).into_response());
