@@ -53,6 +53,11 @@ async fn each_stage_counts_what_it_did() {
         Some(25.0),
         "{gateway}"
     );
+    assert_eq!(
+        value(&gateway, "rns_gateway_send_message_requests_count", &[]),
+        Some(1.0),
+        "{gateway}"
+    );
     assert!(
         value(
             &gateway,

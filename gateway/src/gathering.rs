@@ -98,6 +98,7 @@ impl SendPublisher {
     /// Returns once JetStream acknowledged the message holding `send`.
     pub async fn publish(&self, send: PendingSend) -> Result<(), PublishFailed> {
         if !send.gatherable || send.payload.len() > MAX_GATHERED_BYTES {
+            record_held(1);
             return publish_all(&self.jetstream, [send.alone()], 1).await;
         }
         let subject = send_subject(&send.customer);
@@ -193,12 +194,20 @@ pub fn messages(sends: Vec<PendingSend>) -> Vec<(Outbound, Vec<usize>)> {
         .collect()
 }
 
+/// Counts a SEND message published now by the requests it holds.
+fn record_held(requests: usize) {
+    metrics::histogram!("rns_gateway_send_message_requests").record(requests as f64);
+}
+
 async fn publish_round(
     jetstream: &Context,
     sends: Vec<PendingSend>,
 ) -> Vec<Result<(), PublishFailed>> {
     let count = sends.len();
     let messages = messages(sends);
+    for (_, held) in &messages {
+        record_held(held.len());
+    }
     let published = futures::future::join_all(
         messages
             .iter()
