@@ -54,7 +54,7 @@ async fn each_stage_counts_what_it_did() {
         "{gateway}"
     );
     assert_eq!(
-        value(&gateway, "rns_gateway_send_message_requests_count", &[]),
+        value(&gateway, "rns_gateway_send_message_size_count", &[]),
         Some(1.0),
         "{gateway}"
     );
