@@ -62,7 +62,8 @@ return account_value('balance')
 /// order. KEYS: journal, then per request its account, ledger, hold and once-marker.
 /// ARGV: now, ledger max, journal max, then per request its customer, amount,
 /// request id and `1` if it is reserved at most once per request whatever happens
-/// to its hold later (the marker is kept two days), else `0`. Returns per request
+/// to its hold later (the marker is set when it is reserved, kept two days, and
+/// removed by a release), else `0`. Returns per request
 /// `1, 0` when reserved (or already reserved) and `0, balance` when the balance is
 /// short.
 const RESERVE: &str = r"
@@ -72,12 +73,10 @@ local CUSTOMER, ACCOUNT, LEDGER
 EMIT
 local function reserve(hold, marker, amount, request, once)
   if redis.call('EXISTS', hold) == 1 then return 1, 0 end
-  if once then
-    if redis.call('EXISTS', marker) == 1 then return 1, 0 end
-    redis.call('SET', marker, 1, 'EX', 172800)
-  end
+  if once and redis.call('EXISTS', marker) == 1 then return 1, 0 end
   local balance = account_value('balance')
   if balance < amount then return 0, balance end
+  if once then redis.call('SET', marker, 1, 'EX', 172800) end
   if amount > 0 then
     redis.call('HINCRBY', ACCOUNT, 'balance', -amount)
     redis.call('HINCRBY', ACCOUNT, 'reserved', amount)
@@ -97,11 +96,11 @@ end
 return answers
 ";
 
-/// KEYS: account, ledger, journal, hold, settled bits. ARGV: customer, now, ledger
-/// max, journal max, request, reason. Returns the points released.
+/// KEYS: account, ledger, journal, hold, settled bits, once-marker. ARGV: customer,
+/// now, ledger max, journal max, request, reason. Returns the points released.
 const RELEASE: &str = r"
 local remaining = tonumber(redis.call('HGET', KEYS[4], 'remaining') or '0')
-redis.call('DEL', KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[4], KEYS[5], KEYS[6])
 if remaining <= 0 then return 0 end
 redis.call('HINCRBY', ACCOUNT, 'reserved', -remaining)
 redis.call('HINCRBY', ACCOUNT, 'balance', remaining)
@@ -218,6 +217,20 @@ pub struct ReservationRequest {
     pub customer: CustomerId,
     pub request: RequestId,
     pub amount: u64,
+    /// At most once per request ([`PointsStore::reserve_once`]).
+    pub once: bool,
+}
+
+impl ReservationRequest {
+    /// A plain reservation ([`PointsStore::reserve`]).
+    pub fn new(customer: &CustomerId, request: &RequestId, amount: u64) -> Self {
+        Self {
+            customer: customer.clone(),
+            request: *request,
+            amount,
+            once: false,
+        }
+    }
 }
 
 fn first(mut reservations: Vec<Reservation>) -> Reservation {
@@ -268,6 +281,11 @@ fn ledger_key(customer: &CustomerId) -> String {
 
 pub(crate) fn hold_key(request: &RequestId) -> String {
     format!("rns:points:hold:{request}")
+}
+
+/// Set when `request` was reserved at most once ([`ReservationRequest::once`]).
+fn once_key(request: &RequestId) -> String {
+    format!("rns:points:reserved-once:{request}")
 }
 
 /// A bit per message of `request` whose final event was settled.
@@ -325,25 +343,15 @@ impl PointsStore {
         request: &RequestId,
         amount: u64,
     ) -> Result<Reservation, PointsError> {
-        let asked = ReservationRequest {
-            customer: customer.clone(),
-            request: *request,
-            amount,
-        };
-        self.reserve_with(&[asked], false).await.map(first)
-    }
-
-    /// [`PointsStore::reserve`] for each of `asked`, in order, in one call to Redis.
-    pub async fn reserve_all(
-        &self,
-        asked: &[ReservationRequest],
-    ) -> Result<Vec<Reservation>, PointsError> {
-        self.reserve_with(asked, false).await
+        let asked = ReservationRequest::new(customer, request, amount);
+        self.reserve_all(&[asked]).await.map(first)
     }
 
     /// Like [`PointsStore::reserve`], but at most once per request for two days, even
     /// after the request was fully settled (its hold gone): for requests that may be
-    /// handled again after they finished, such as a redelivered schedule firing.
+    /// handled again after they finished, such as a redelivered schedule firing or a
+    /// send retried under its `Idempotency-Key` after its gateway died. A release
+    /// lets the request be reserved again.
     pub async fn reserve_once(
         &self,
         customer: &CustomerId,
@@ -351,17 +359,17 @@ impl PointsStore {
         amount: u64,
     ) -> Result<Reservation, PointsError> {
         let asked = ReservationRequest {
-            customer: customer.clone(),
-            request: *request,
-            amount,
+            once: true,
+            ..ReservationRequest::new(customer, request, amount)
         };
-        self.reserve_with(&[asked], true).await.map(first)
+        self.reserve_all(&[asked]).await.map(first)
     }
 
-    async fn reserve_with(
+    /// Each of `asked`, in order, as [`PointsStore::reserve`] (or
+    /// [`PointsStore::reserve_once`] where it says `once`), in one call to Redis.
+    pub async fn reserve_all(
         &self,
         asked: &[ReservationRequest],
-        once: bool,
     ) -> Result<Vec<Reservation>, PointsError> {
         if asked.is_empty() {
             return Ok(Vec::new());
@@ -377,11 +385,11 @@ impl PointsStore {
                 .key(account_key(&reservation.customer))
                 .key(ledger_key(&reservation.customer))
                 .key(hold_key(&reservation.request))
-                .key(format!("rns:points:reserved-once:{}", reservation.request))
+                .key(once_key(&reservation.request))
                 .arg(reservation.customer.as_str())
                 .arg(reservation.amount)
                 .arg(reservation.request.to_string())
-                .arg(u8::from(once));
+                .arg(u8::from(reservation.once));
         }
         let answers: Vec<i64> = invocation.invoke_async(&mut self.connection()).await?;
         if answers.len() != asked.len() * 2 {
@@ -413,6 +421,7 @@ impl PointsStore {
         invocation
             .key(hold_key(request))
             .key(settled_key(request))
+            .key(once_key(request))
             .arg(request.to_string())
             .arg(reason);
         Ok(invocation.invoke_async(&mut self.connection()).await?)

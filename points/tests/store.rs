@@ -79,10 +79,8 @@ async fn reservations_of_several_customers_in_one_call_each_stand_alone_in_order
     store.top_up(&acme, 10, "test").await.unwrap();
     store.top_up(&beta, 2, "test").await.unwrap();
     let repeated = RequestId::generate();
-    let asked = |customer: &CustomerId, request: RequestId, amount: u64| ReservationRequest {
-        customer: customer.clone(),
-        request,
-        amount,
+    let asked = |customer: &CustomerId, request: RequestId, amount: u64| {
+        ReservationRequest::new(customer, &request, amount)
     };
     let answers = store
         .reserve_all(&[
@@ -417,4 +415,31 @@ async fn a_once_reservation_is_not_taken_again_after_its_request_settled() {
     // A plain reservation would have taken it again: the marker is what prevents it.
     store.reserve(&acme, &firing, 2).await.unwrap();
     assert_eq!(store.account(&acme).await.unwrap().reserved, 2);
+}
+
+#[tokio::test]
+async fn a_once_reservation_refused_or_released_may_be_taken_again() {
+    let redis = RedisServer::start().await;
+    let store = PointsStore::connect(&redis.url()).await.unwrap();
+    let acme = customer("acme");
+    store.top_up(&acme, 1, "test").await.unwrap();
+    let send = RequestId::generate();
+    // Refused for a short balance: nothing is marked, so after a top-up it reserves.
+    assert_eq!(
+        store.reserve_once(&acme, &send, 3).await.unwrap(),
+        Reservation::Insufficient { balance: 1 }
+    );
+    store.top_up(&acme, 9, "test").await.unwrap();
+    assert_eq!(
+        store.reserve_once(&acme, &send, 3).await.unwrap(),
+        Reservation::Reserved
+    );
+    assert_eq!(store.account(&acme).await.unwrap().reserved, 3);
+    // Released (its publish failed): a retry under the same id reserves again.
+    store.release(&acme, &send, "not accepted").await.unwrap();
+    assert_eq!(store.account(&acme).await.unwrap().reserved, 0);
+    store.reserve_once(&acme, &send, 3).await.unwrap();
+    let account = store.account(&acme).await.unwrap();
+    assert_eq!((account.balance, account.reserved), (7, 3));
+    assert_balances(&store, &acme).await;
 }

@@ -702,10 +702,12 @@ pub(crate) async fn publish_paid(
 ) -> Result<(), ApiError> {
     let customer = &request.customer_id;
     let needed = request.points();
+    // A request id that may be sent again (an Idempotency-Key's, or a schedule's)
+    // is reserved at most once: a retry after its gateway died and the request was
+    // settled must not reserve anew.
     let asked = ReservationRequest {
-        customer: customer.clone(),
-        request: request.request_id,
-        amount: needed,
+        once: !matches!(publication, Publication::Now { gatherable: true }),
+        ..ReservationRequest::new(customer, &request.request_id, needed)
     };
     match state
         .reservations()
