@@ -144,13 +144,7 @@ impl Dispatcher {
                 .await?
                 .and_then(|profile| profile.weights(request.channel, &self.catalog)),
         };
-        // Route around carriers whose circuit is open, unless every one is.
-        let weights = weights.map(|weights| {
-            weights
-                .without(|carrier| self.health.is_open(carrier))
-                .unwrap_or(weights)
-        });
-        let Some(weights) = weights else {
+        let Some(weights) = weights.map(|weights| self.around_open_circuits(weights)) else {
             let reason = format!(
                 "no carrier serves the {} channel for this customer",
                 request.channel
@@ -188,11 +182,11 @@ impl Dispatcher {
         let Some(first) = requests.first() else {
             return Ok(());
         };
-        let mut together = Vec::with_capacity(requests.len());
+        let mut together: Vec<(&SendRequest, Weights)> = Vec::with_capacity(requests.len());
         for request in requests {
             match self.accepted_weights(request) {
                 Some(weights) if request.customer_id == first.customer_id => {
-                    together.push((request, weights))
+                    together.push((request, self.around_open_circuits(weights)))
                 }
                 _ => self.dispatch(request).await?,
             }
@@ -201,19 +195,9 @@ impl Dispatcher {
             return Ok(());
         }
         let now_ms = rns_types::time::now_milliseconds();
-        // Route around carriers whose circuit is open, unless every one is.
-        let routed: Vec<Weights> = together
-            .iter()
-            .map(|(_, weights)| {
-                weights
-                    .without(|carrier| self.health.is_open(carrier))
-                    .unwrap_or_else(|| weights.clone())
-            })
-            .collect();
         let asked: Vec<(&SendRequest, &Weights)> = together
             .iter()
-            .zip(&routed)
-            .map(|((request, _), weights)| (*request, weights))
+            .map(|(request, weights)| (*request, weights))
             .collect();
         let reservations = self.positions.reserve_all(&asked).await?;
         let mut jobs = Vec::with_capacity(together.len());
@@ -241,6 +225,13 @@ impl Dispatcher {
             "gathered requests dispatched"
         );
         Ok(())
+    }
+
+    /// `weights` without the carriers whose circuit is open, unless every one is.
+    fn around_open_circuits(&self, weights: Weights) -> Weights {
+        weights
+            .without(|carrier| self.health.is_open(carrier))
+            .unwrap_or(weights)
     }
 
     /// The weights the gateway read when it accepted `request`, if every carrier they

@@ -33,10 +33,14 @@ use rns_types::{CustomerId, RequestId};
 pub const MAX_GATHERED_BYTES: usize = 8 * 1024;
 /// Most sends in one SEND message.
 pub const ROUND_SIZE: usize = 64;
-/// Rounds published at once: while they wait for JetStream, the next sends gather.
-const PARALLEL_ROUNDS: usize = 4;
-/// Sends waiting for a round at most; callers beyond wait for room.
-const CAPACITY: usize = 4_096;
+/// How sends and reservations gather: up to [`ROUND_SIZE`] per round, four rounds at
+/// once (while they wait, the next ones gather), and at most 4,096 waiting (callers
+/// beyond wait for room).
+const POLICY: GatherPolicy = GatherPolicy {
+    capacity: 4_096,
+    round_size: ROUND_SIZE,
+    parallel_rounds: 4,
+};
 
 /// A send to publish now: its customer, its id and its encoded [`SendRequest`].
 ///
@@ -79,13 +83,8 @@ impl std::fmt::Debug for SendPublisher {
 impl SendPublisher {
     /// Starts the gathering task; it ends once every clone is dropped.
     pub fn start(jetstream: Context) -> Self {
-        let policy = GatherPolicy {
-            capacity: CAPACITY,
-            round_size: ROUND_SIZE,
-            parallel_rounds: PARALLEL_ROUNDS,
-        };
         let publisher = jetstream.clone();
-        let (gatherer, _drain) = Gatherer::start(policy, move |sends: Vec<PendingSend>| {
+        let (gatherer, _drain) = Gatherer::start(POLICY, move |sends: Vec<PendingSend>| {
             let jetstream = publisher.clone();
             async move { publish_round(&jetstream, sends).await }
         });
@@ -130,12 +129,7 @@ impl std::fmt::Debug for PointsReserver {
 impl PointsReserver {
     /// Starts the gathering task; it ends once every clone is dropped.
     pub fn start(store: PointsStore) -> Self {
-        let policy = GatherPolicy {
-            capacity: CAPACITY,
-            round_size: ROUND_SIZE,
-            parallel_rounds: PARALLEL_ROUNDS,
-        };
-        let (gatherer, _drain) = Gatherer::start(policy, move |asked: Vec<ReservationRequest>| {
+        let (gatherer, _drain) = Gatherer::start(POLICY, move |asked: Vec<ReservationRequest>| {
             let store = store.clone();
             async move {
                 let count = asked.len();
@@ -204,18 +198,18 @@ async fn publish_round(
     sends: Vec<PendingSend>,
 ) -> Vec<Result<(), PublishFailed>> {
     let count = sends.len();
-    let messages = messages(sends);
-    for (_, held) in &messages {
-        record_held(held.len());
+    let (outbound, held): (Vec<Outbound>, Vec<Vec<usize>>) = messages(sends).into_iter().unzip();
+    for indices in &held {
+        record_held(indices.len());
     }
     let published = futures::future::join_all(
-        messages
-            .iter()
-            .map(|(outbound, _)| publish_all(jetstream, [outbound.clone()], 1)),
+        outbound
+            .into_iter()
+            .map(|message| publish_all(jetstream, [message], 1)),
     )
     .await;
     let mut answers: Vec<Option<Result<(), PublishFailed>>> = vec![None; count];
-    for ((_, indices), result) in messages.iter().zip(published) {
+    for (indices, result) in held.iter().zip(published) {
         for index in indices {
             answers[*index] = Some(result.clone());
         }

@@ -139,11 +139,7 @@ impl CustomerDirectory {
         api_key_hash: &str,
     ) -> Result<(), DirectoryError> {
         match self.profiles.create(profile.id.as_str(), profile).await {
-            Ok(revision) => {
-                if let Some(replica) = &self.replica {
-                    replica.remember(profile.id.as_str(), revision, Some(profile.clone()));
-                }
-            }
+            Ok(revision) => self.remember(profile, revision),
             Err(DocumentError::AlreadyExists { .. }) => {
                 return Err(DirectoryError::AlreadyExists(profile.id.clone()));
             }
@@ -191,11 +187,16 @@ impl CustomerDirectory {
                 other => DirectoryError::from(other),
             })?;
         Ok(updated.map(|(profile, revision)| {
-            if let Some(replica) = &self.replica {
-                replica.remember(customer.as_str(), revision, Some(profile.clone()));
-            }
+            self.remember(&profile, revision);
             profile
         }))
+    }
+
+    /// Applies a profile this directory wrote at `revision` to its copy, if it keeps one.
+    fn remember(&self, profile: &CustomerProfile, revision: u64) {
+        if let Some(replica) = &self.replica {
+            replica.remember(profile.id.as_str(), revision, Some(profile.clone()));
+        }
     }
 
     /// The customer owning the API key with this hash.

@@ -151,13 +151,13 @@ pub async fn send(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SendMessages>,
 ) -> Result<Response, ApiError> {
-    let idempotency_key = idempotency::key_from(&headers)?;
     // Only a keyed send is compared with an earlier body.
-    let body_hash = idempotency_key.as_ref().map(|_| {
-        idempotency::body_hash(&serde_json::to_vec(&body).expect("a send body serialises"))
+    let keyed = idempotency::key_from(&headers)?.map(|key| {
+        let body = serde_json::to_vec(&body).expect("a send body serialises");
+        (key, idempotency::body_hash(&body))
     });
     let valid = validate(&state, &customer, body).await?;
-    let (Some(key), Some(body_hash)) = (idempotency_key, body_hash) else {
+    let Some((key, body_hash)) = keyed else {
         // A fresh id is never published again: the send may share a SEND message.
         let response = accept(&state, &customer, valid, RequestId::generate(), true).await?;
         return Ok((StatusCode::ACCEPTED, Json(response)).into_response());
