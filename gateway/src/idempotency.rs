@@ -6,7 +6,9 @@
 //! the claim without a response (the first is still running, or its gateway died
 //! after publishing) re-runs the send under the *same* request id, so JetStream drops
 //! the second publish as a duplicate and both callers get the same answer. A send
-//! that fails releases the claim so the client can retry.
+//! that was refused (402, say) releases the claim, so the retry is a new request; one
+//! that failed for an outage (503) keeps it, with its points reserved, because its
+//! publish may have been stored: the retry goes out under the same request id.
 use axum::http::HeaderMap;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;

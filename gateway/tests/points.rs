@@ -186,3 +186,64 @@ async fn concurrent_sends_past_the_balance_get_a_402_each_and_the_rest_are_sent(
     assert_eq!(account["balance"], 0);
     assert_eq!(account["reserved"], 30);
 }
+
+#[tokio::test]
+async fn a_keyed_send_that_failed_in_an_outage_is_retried_under_its_claim_and_reservation() {
+    let mut api = Api::start().await;
+    let key = api.customer_with_points("acme", 10).await;
+    let body = json!({"from": "0212345678", "to": ["01011112222", "01033334444"], "text": "hi"})
+        .to_string();
+    // JetStream is down: the publish fails, but it might have been stored.
+    api.nats().kill();
+    let (status, _, reply) = keyed_send(&api, &key, &body).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{reply}");
+    api.nats().start_again().await;
+    let mut accepted = None;
+    for _ in 0..50 {
+        let (status, _, reply) = keyed_send(&api, &key, &body).await;
+        if status == StatusCode::ACCEPTED {
+            accepted = Some(reply);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let accepted = accepted.expect("the retry was accepted once JetStream was back");
+    // One request, reserved once: the retry found the reservation the outage left.
+    let queued = api.queued_sends().await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        queued[0].request_id.to_string(),
+        accepted["request_id"].as_str().unwrap()
+    );
+    let (_, account) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
+    assert_eq!(
+        (account["balance"].as_i64(), account["reserved"].as_i64()),
+        (Some(8), Some(2))
+    );
+    // Reserved once, never returned and taken again under another id.
+    let (_, ledger) = api
+        .call(Method::GET, "/v1/points/ledger", Some(&key), None)
+        .await;
+    let kinds: Vec<&str> = ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["reserve", "top_up"], "{ledger}");
+}
+
+async fn keyed_send(
+    api: &Api,
+    key: &str,
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+    api.call_with_headers(
+        Method::POST,
+        "/v1/messages",
+        Some(key),
+        &[("idempotency-key", "order-7")],
+        Some(body.to_owned()),
+    )
+    .await
+}

@@ -159,7 +159,7 @@ pub async fn send(
     let valid = validate(&state, &customer, body).await?;
     let Some((key, body_hash)) = keyed else {
         // A fresh id is never published again: the send may share a SEND message.
-        let response = accept(&state, &customer, valid, RequestId::generate(), true).await?;
+        let response = accept(&state, &customer, valid, RequestId::generate(), false).await?;
         return Ok((StatusCode::ACCEPTED, Json(response)).into_response());
     };
     let store = state.idempotency();
@@ -175,13 +175,17 @@ pub async fn send(
             "this Idempotency-Key was used with a different request body",
         )),
         Claim::Send(request_id) => {
-            match accept(&state, &customer, valid, request_id, false).await {
+            match accept(&state, &customer, valid, request_id, true).await {
                 Ok(response) => {
                     store
                         .complete(&customer, &key, &body_hash, request_id, &response)
                         .await?;
                     Ok((StatusCode::ACCEPTED, Json(response)).into_response())
                 }
+                // After an outage the send may have been stored before it failed, so
+                // the claim stays: a retry goes out under the same request id, which
+                // JetStream drops if the first arrived. A refusal stored nothing.
+                Err(error @ ApiError::Unavailable(_)) => Err(error),
                 Err(error) => {
                     store.release(&customer, &key).await;
                     Err(error)
@@ -573,14 +577,14 @@ async fn store_images(
 }
 
 /// Publishes the send under `request_id` and returns the 202 body once JetStream
-/// acknowledged it. A send accepted now is `gatherable` into a shared SEND message
-/// unless its request id may be published again ([`crate::gathering`]).
+/// acknowledged it. A `keyed` send (under an `Idempotency-Key`) may be published
+/// again under the same request id, so it is never gathered ([`crate::gathering`]).
 async fn accept(
     state: &AppState,
     customer: &CustomerId,
     valid: ValidSend,
     request_id: RequestId,
-    gatherable: bool,
+    keyed: bool,
 ) -> Result<Value, ApiError> {
     let images = store_images(state, customer, &valid.images).await?;
     let composed = valid.composed;
@@ -610,7 +614,7 @@ async fn accept(
     };
     let request = match valid.when {
         When::Now => {
-            publish_paid(state, &request, Publication::Now { gatherable }).await?;
+            publish_paid(state, &request, Publication::Now { keyed }).await?;
             request
         }
         When::Once { at_ms } => {
@@ -687,8 +691,10 @@ pub(crate) async fn ensure_schedule_room(state: &AppState, bytes: usize) -> Resu
 
 /// Where a paid send is published.
 pub(crate) enum Publication {
-    /// To `send.<customer>`, alone or gathered with others ([`crate::gathering`]).
-    Now { gatherable: bool },
+    /// To `send.<customer>`: gathered with others ([`crate::gathering`]) unless it
+    /// is `keyed` (sent under an `Idempotency-Key`, so its request id may be
+    /// published again).
+    Now { keyed: bool },
     /// Under `schedule`, to `due.<customer>`.
     Scheduled(MessageSchedule),
 }
@@ -705,8 +711,9 @@ pub(crate) async fn publish_paid(
     // A request id that may be sent again (an Idempotency-Key's, or a schedule's)
     // is reserved at most once: a retry after its gateway died and the request was
     // settled must not reserve anew.
+    let keyed = matches!(publication, Publication::Now { keyed: true });
     let asked = ReservationRequest {
-        once: !matches!(publication, Publication::Now { gatherable: true }),
+        once: !matches!(publication, Publication::Now { keyed: false }),
         ..ReservationRequest::new(customer, &request.request_id, needed)
     };
     match state
@@ -722,13 +729,13 @@ pub(crate) async fn publish_paid(
     }
     let payload = Bytes::from(serde_json::to_vec(request).expect("a send request serialises"));
     let published = match publication {
-        Publication::Now { gatherable } => state
+        Publication::Now { keyed } => state
             .sends()
             .publish(PendingSend {
                 customer: customer.clone(),
                 request_id: request.request_id,
                 payload,
-                gatherable,
+                gatherable: !keyed,
             })
             .await
             .map_err(|error| ApiError::Unavailable(error.to_string())),
@@ -747,6 +754,12 @@ pub(crate) async fn publish_paid(
         }
     };
     if let Err(error) = published {
+        // A keyed send's publish may have been stored although it failed: its points
+        // stay reserved for the retry under the same request id (see `send`), which
+        // finds them and does not reserve again.
+        if keyed {
+            return Err(error);
+        }
         if let Err(release_error) = state
             .points()
             .release(

@@ -17,7 +17,7 @@ use tower::ServiceExt;
 pub const ADMIN_KEY: &str = "test-admin-key";
 
 pub struct Api {
-    _server: NatsServer,
+    server: NatsServer,
     _redis: RedisServer,
     router: Router,
     jetstream: async_nats::jetstream::Context,
@@ -53,7 +53,7 @@ impl Api {
             .unwrap();
         let state = AppState::connect(&settings, client).await.unwrap();
         Self {
-            _server: server,
+            server,
             _redis: redis,
             router: app(state),
             jetstream,
@@ -110,6 +110,11 @@ impl Api {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, headers, value)
+    }
+
+    /// The NATS server, to take down and bring back.
+    pub fn nats(&mut self) -> &mut NatsServer {
+        &mut self.server
     }
 
     /// Creates a customer with a registered sender number; returns its API key.
