@@ -73,6 +73,7 @@ pub fn event_kind_code(kind: EventKind) -> i8 {
         EventKind::FailedOver => 6,
         EventKind::Blocked => 7,
         EventKind::FellBack => 8,
+        EventKind::Unknown => 9,
     }
 }
 
@@ -83,6 +84,7 @@ pub fn status_code(status: MessageStatus) -> i8 {
         MessageStatus::Delivered => 3,
         MessageStatus::Failed => 4,
         MessageStatus::Blocked => 5,
+        MessageStatus::Unknown => 6,
     }
 }
 

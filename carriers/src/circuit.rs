@@ -4,9 +4,12 @@
 //! The breaker watches submit outcomes and opens when the carrier is failing:
 //! `consecutive_failures` failures in a row, `consecutive_refusals` refused connections
 //! in a row, or at least `window_failure_ratio` failures among at least
-//! `window_minimum` outcomes of the current `window`. While open, messages that were
-//! never tried on the carrier move on to the next carrier at once, and one message per
-//! `probe_interval` is submitted as a probe; the first successful probe closes it.
+//! `window_minimum` outcomes of the current `window`. While open, nothing is
+//! submitted: messages that were never tried on the carrier move on to the next
+//! carrier at once, and the worker asks the carrier's health (the adapter's probe: an
+//! HTTP health URL, a protocol's keep-alive) once per `probe_interval`, whatever the
+//! traffic; the first good answer closes the circuit. The probe does not wait for a
+//! message: the dispatcher routes around an open circuit, so none would come.
 //!
 //! What counts: a delivery or a permanent rejection shows the carrier working; a 5xx,
 //! a refused connection or a timeout counts as a failure; a 429 counts as neither
@@ -70,17 +73,6 @@ impl Observation {
     }
 }
 
-/// Whether to submit a message now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// The circuit is closed.
-    Submit,
-    /// The circuit is open, and this message is the probe.
-    Probe,
-    /// The circuit is open: do not submit.
-    Refuse,
-}
-
 #[derive(Debug)]
 pub struct CircuitBreaker {
     policy: BreakerPolicy,
@@ -91,7 +83,6 @@ pub struct CircuitBreaker {
     window_started: Instant,
     window_successes: u32,
     window_failures: u32,
-    last_probe: Option<Instant>,
 }
 
 impl CircuitBreaker {
@@ -105,7 +96,6 @@ impl CircuitBreaker {
             window_started: now,
             window_successes: 0,
             window_failures: 0,
-            last_probe: None,
         }
     }
 
@@ -117,19 +107,14 @@ impl CircuitBreaker {
         &self.reason
     }
 
-    pub fn admit(&mut self, now: Instant) -> Admission {
-        if self.state == CircuitState::Closed {
-            return Admission::Submit;
-        }
-        let probe_due = self
-            .last_probe
-            .is_none_or(|last| now.duration_since(last) >= self.policy.probe_interval);
-        if probe_due {
-            self.last_probe = Some(now);
-            Admission::Probe
-        } else {
-            Admission::Refuse
-        }
+    /// Whether messages may be submitted: the circuit is closed.
+    pub fn admits(&self) -> bool {
+        self.state == CircuitState::Closed
+    }
+
+    /// How often the recovery probe asks the carrier's health while open.
+    pub fn probe_interval(&self) -> Duration {
+        self.policy.probe_interval
     }
 
     /// Records an outcome; returns the new state when it changed.
@@ -145,7 +130,7 @@ impl CircuitBreaker {
                 self.consecutive_failures = 0;
                 self.consecutive_refusals = 0;
                 self.window_successes += 1;
-                self.transition(CircuitState::Closed, String::new(), now)
+                self.transition(CircuitState::Closed, String::new())
             }
             Observation::Failure { refused, reason } => {
                 self.consecutive_failures += 1;
@@ -165,7 +150,7 @@ impl CircuitBreaker {
                         && f64::from(self.window_failures)
                             >= self.policy.window_failure_ratio * f64::from(outcomes));
                 if failing {
-                    self.transition(CircuitState::Open, reason.clone(), now)
+                    self.transition(CircuitState::Open, reason.clone())
                 } else {
                     None
                 }
@@ -173,19 +158,12 @@ impl CircuitBreaker {
         }
     }
 
-    fn transition(
-        &mut self,
-        state: CircuitState,
-        reason: String,
-        now: Instant,
-    ) -> Option<CircuitState> {
+    fn transition(&mut self, state: CircuitState, reason: String) -> Option<CircuitState> {
         if self.state == state {
             return None;
         }
         self.state = state;
         self.reason = reason;
-        // The first probe comes one interval after opening.
-        self.last_probe = Some(now);
         Some(state)
     }
 }
@@ -254,27 +232,24 @@ mod tests {
     }
 
     #[test]
-    fn an_open_circuit_admits_one_probe_per_interval_and_a_good_probe_closes_it() {
+    fn an_open_circuit_admits_nothing_until_a_good_probe_closes_it() {
         let start = Instant::now();
-        let policy = BreakerPolicy::default();
-        let interval = policy.probe_interval;
-        let mut breaker = CircuitBreaker::new(policy, start);
+        let mut breaker = CircuitBreaker::new(BreakerPolicy::default(), start);
+        assert!(breaker.admits());
         for _ in 0..5 {
             breaker.record(&failure(), start);
         }
-        assert_eq!(breaker.admit(start), Admission::Refuse);
-        assert_eq!(breaker.admit(start + interval), Admission::Probe);
-        assert_eq!(breaker.admit(start + interval), Admission::Refuse);
+        assert!(!breaker.admits());
         assert_eq!(
-            breaker.record(&failure(), start + interval),
+            breaker.record(&failure(), start),
             None,
             "a failed probe keeps it open"
         );
-        assert_eq!(breaker.admit(start + interval * 2), Admission::Probe);
+        assert!(!breaker.admits());
         assert_eq!(
-            breaker.record(&Observation::Success, start + interval * 2),
+            breaker.record(&Observation::Success, start),
             Some(CircuitState::Closed)
         );
-        assert_eq!(breaker.admit(start + interval * 2), Admission::Submit);
+        assert!(breaker.admits());
     }
 }

@@ -10,8 +10,16 @@
 //! Moving on publishes the job to the next carrier (hop + 1, `Nats-Msg-Id`
 //! `job:<message>:<hop>`) and a `failed_over` event naming the reason and the next
 //! carrier; with no carrier left it records a final `failed` naming every carrier
-//! tried and why. A message with an ambiguous attempt (a timeout after sending) is
-//! never moved: that carrier may have delivered it, and another would deliver it twice.
+//! tried and why.
+//!
+//! A message with an ambiguous attempt (a timeout after sending) never leaves its
+//! carrier, on any path: that carrier may have delivered it, and another would deliver
+//! it twice. When its deliveries run out it is queued on the same carrier again (a new
+//! hop, the same client reference) carrying the time it first became ambiguous
+//! ([`CarrierJob::ambiguous_since_ms`]), so later hops, circuit-open moves and
+//! restarts know it too; the carrier answers a repeat for sure (a careful carrier
+//! recognises the reference). Once the receipt deadline passes without a sure answer
+//! the message ends `unknown`, charged ([`Failover::give_up_unknown`]).
 //!
 //! A batch of jobs that reached MaxDeliver (its worker kept failing to settle it) is
 //! split into single jobs on the same carrier ([`Failover::split`]), as a worker
@@ -65,9 +73,27 @@ pub struct AttemptRecord {
     /// Every delivery so far ended in a recorded, definite failure: the carrier
     /// refused it, or it was never submitted. Only then may the message move on.
     pub all_definite: bool,
-    /// Some attempt timed out after sending: the carrier may have delivered it.
-    pub ambiguous: bool,
+    /// When an attempt on this hop first timed out after sending (ms since the
+    /// epoch): from then on the carrier may have delivered it.
+    pub ambiguous_since_ms: Option<u64>,
     pub last_reason: Option<String>,
+}
+
+impl AttemptRecord {
+    /// Since when the message's outcome at `job`'s carrier is unknown: from an
+    /// earlier hop on the same carrier (the job says so) or from this one.
+    pub fn ambiguous_since(&self, job: &CarrierJob) -> Option<u64> {
+        match (job.ambiguous_since_ms, self.ambiguous_since_ms) {
+            (Some(earlier), Some(here)) => Some(earlier.min(here)),
+            (earlier, here) => earlier.or(here),
+        }
+    }
+
+    /// Whether the message may move to another carrier: every delivery on this hop
+    /// failed for sure, and none on an earlier hop on this carrier went unanswered.
+    pub fn may_leave(&self, job: &CarrierJob) -> bool {
+        self.all_definite && self.ambiguous_since(job).is_none()
+    }
 }
 
 #[derive(Clone)]
@@ -77,6 +103,9 @@ pub struct Failover {
     catalog: CarrierCatalog,
     health: HealthView,
     reasons: kv::Store,
+    /// How long a message whose outcome at its carrier is unknown keeps being asked
+    /// there before it ends `unknown`.
+    receipt_deadline: Duration,
 }
 
 impl std::fmt::Debug for Failover {
@@ -96,6 +125,7 @@ impl Failover {
         jetstream: Context,
         catalog: CarrierCatalog,
         health: HealthView,
+        receipt_deadline: Duration,
     ) -> Result<Self, FailoverError> {
         let directory = CustomerDirectory::open(&jetstream).await?;
         let reasons = jetstream
@@ -108,6 +138,7 @@ impl Failover {
             catalog,
             health,
             reasons,
+            receipt_deadline,
         })
     }
 
@@ -124,11 +155,17 @@ impl Failover {
     ) -> Result<(), FailoverError> {
         let key = failure_reason_key(message, hop);
         if ambiguous {
-            self.reasons
-                .put(format!("{key}{AMBIGUOUS_SUFFIX}"), Bytes::from_static(b"1"))
+            // The first unanswered attempt's time stays: the deadline runs from it.
+            let now = rns_types::time::now_milliseconds().to_string();
+            return match self
+                .reasons
+                .create(format!("{key}{AMBIGUOUS_SUFFIX}"), Bytes::from(now))
                 .await
-                .map_err(nats)?;
-            return Ok(());
+            {
+                Ok(_) => Ok(()),
+                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(()),
+                Err(error) => Err(nats(error)),
+            };
         }
         self.reasons
             .put(format!("{key}.{attempt}"), Bytes::from(reason.to_owned()))
@@ -146,15 +183,19 @@ impl Failover {
         deliveries: u16,
     ) -> Result<AttemptRecord, FailoverError> {
         let key = failure_reason_key(message, hop);
-        let ambiguous = self
+        let ambiguous_since_ms = self
             .reasons
             .get(format!("{key}{AMBIGUOUS_SUFFIX}"))
             .await
             .map_err(nats)?
-            .is_some();
+            .map(|since| {
+                String::from_utf8_lossy(&since)
+                    .parse()
+                    .unwrap_or_else(|_| rns_types::time::now_milliseconds())
+            });
         let mut record = AttemptRecord {
-            all_definite: !ambiguous,
-            ambiguous,
+            all_definite: ambiguous_since_ms.is_none(),
+            ambiguous_since_ms,
             last_reason: None,
         };
         for attempt in 1..=deliveries {
@@ -367,20 +408,9 @@ impl Failover {
                 )
             }],
         };
-        let result = ResultBatch {
-            customer_id: job.customer_id.clone(),
-            messages: Vec::new(),
-            events,
-        };
         outbound.insert(
             0,
-            Outbound {
-                subject: result_subject(&job.customer_id),
-                message_id: message_ids::failover(&job.message_id, job.hop),
-                payload: Bytes::from(
-                    serde_json::to_vec(&result).expect("a result batch serialises"),
-                ),
-            },
+            self.result(job, message_ids::failover(&job.message_id, job.hop), events),
         );
         publish_all(&self.jetstream, outbound, 2).await?;
         let outcome = match &next {
@@ -408,35 +438,106 @@ impl Failover {
         Ok(())
     }
 
-    /// Records a final failure without trying another carrier.
-    async fn fail(
+    /// A message whose outcome at its carrier is unknown (since `ambiguous_since_ms`,
+    /// or from now when a worker died mid-submit) and whose deliveries ran out: queued
+    /// on the same carrier again as a new hop, under the same client reference, until
+    /// the receipt deadline passes; then it ends `unknown`.
+    async fn stay_or_give_up(
+        &self,
+        job: &CarrierJob,
+        reason: &str,
+        attempt: u16,
+        ambiguous_since_ms: Option<u64>,
+    ) -> Result<(), FailoverError> {
+        let now_ms = rns_types::time::now_milliseconds();
+        let since_ms = ambiguous_since_ms.unwrap_or(now_ms);
+        let deadline_ms = since_ms.saturating_add(duration_milliseconds(self.receipt_deadline));
+        if now_ms >= deadline_ms {
+            let detail = format!(
+                "{}: {reason}; no sure answer within the receipt deadline of {}s, and never sent to another carrier, which could deliver it twice",
+                job.carrier,
+                self.receipt_deadline.as_secs()
+            );
+            return self.give_up_unknown(job, detail, attempt).await;
+        }
+        let staying = CarrierJob {
+            carrier: job.carrier.clone(),
+            hop: job.hop + 1,
+            attempts_before: 0,
+            tried: tried_with(job, reason),
+            ambiguous_since_ms: Some(since_ms),
+            ..job.clone()
+        };
+        let event = MessageEvent {
+            message_id: job.message_id,
+            at_ms: now_ms,
+            accepted_at_ms: job.accepted_at_ms,
+            kind: EventKind::AttemptFailed,
+            carrier: Some(job.carrier.clone()),
+            hop: job.hop,
+            attempt,
+            detail: format!(
+                "{reason}; asking {} again under the same reference, since only it can tell",
+                job.carrier
+            ),
+            points: Default::default(),
+        };
+        let outbound = [
+            self.result(
+                job,
+                message_ids::failover(&job.message_id, job.hop),
+                vec![event],
+            ),
+            Outbound::carrier_job(&staying),
+        ];
+        publish_all(&self.jetstream, outbound, 2).await?;
+        metrics::counter!("rns_failovers_total", "from" => job.carrier.to_string(), "outcome" => "stayed")
+            .increment(1);
+        tracing::info!(message = %job.message_id, carrier = %job.carrier, %reason, "outcome unknown; asking the same carrier again");
+        Ok(())
+    }
+
+    /// Ends a message `unknown`: charged, since its carrier may have delivered it.
+    pub async fn give_up_unknown(
         &self,
         job: &CarrierJob,
         detail: String,
         attempt: u16,
     ) -> Result<(), FailoverError> {
+        let event = MessageEvent {
+            message_id: job.message_id,
+            at_ms: rns_types::time::now_milliseconds(),
+            accepted_at_ms: job.accepted_at_ms,
+            kind: EventKind::Unknown,
+            carrier: Some(job.carrier.clone()),
+            hop: job.hop,
+            attempt,
+            detail,
+            points: job.settlement(true),
+        };
+        let outbound = self.result(
+            job,
+            message_ids::failover(&job.message_id, job.hop),
+            vec![event],
+        );
+        publish_all(&self.jetstream, [outbound], 1).await?;
+        metrics::counter!("rns_failovers_total", "from" => job.carrier.to_string(), "outcome" => "unknown")
+            .increment(1);
+        Ok(())
+    }
+
+    /// The RESULTS publish of one event of `job`'s message.
+    fn result(&self, job: &CarrierJob, message_id: String, events: Vec<MessageEvent>) -> Outbound {
         let result = ResultBatch {
             customer_id: job.customer_id.clone(),
             messages: Vec::new(),
-            events: vec![MessageEvent {
-                message_id: job.message_id,
-                at_ms: rns_types::time::now_milliseconds(),
-                accepted_at_ms: job.accepted_at_ms,
-                kind: EventKind::Failed,
-                carrier: Some(job.carrier.clone()),
-                hop: job.hop,
-                attempt,
-                detail,
-                points: job.settlement(false),
-            }],
+            events,
         };
-        let outbound = Outbound {
+        Outbound {
             subject: result_subject(&job.customer_id),
-            message_id: message_ids::failover(&job.message_id, job.hop),
+            message_id,
             payload: Bytes::from(serde_json::to_vec(&result).expect("a result batch serialises")),
-        };
-        publish_all(&self.jetstream, [outbound], 1).await?;
-        Ok(())
+        }
     }
 
     /// Handles MaxDeliver advisories until `shutdown`.
@@ -525,32 +626,21 @@ impl Failover {
         let record = self.attempts(&job.message_id, job.hop, attempts).await?;
         let last_reason = record
             .last_reason
+            .clone()
             .unwrap_or_else(|| format!("no outcome after {attempts} deliveries"));
-        if record.all_definite {
+        if record.may_leave(&job) {
             let reason = format!("gave up after {attempts} attempts: {last_reason}");
             self.move_on(&job, &reason, attempts).await?;
         } else {
-            let why = if record.ambiguous {
-                "a submit timed out after sending"
+            let why = if record.ambiguous_since(&job).is_some() {
+                "a submit went unanswered"
             } else {
                 "a worker stopped during a submit"
             };
             let reason =
                 format!("outcome unknown after {attempts} attempts ({why}; last: {last_reason})");
-            let retried_here = job.tried.iter().any(|entry| entry.carrier == job.carrier);
-            if retried_here {
-                let detail = format!(
-                    "{}: {reason}; not sent to another carrier, which could deliver it twice",
-                    job.carrier
-                );
-                self.fail(&job, detail, attempts).await?;
-            } else {
-                // Only this carrier can tell whether it delivered: ask it once more,
-                // with the same client reference, as a new hop.
-                let tried = tried_with(&job, &reason);
-                self.send_to(&job, &reason, attempts, Some(job.carrier.clone()), tried)
-                    .await?;
-            }
+            self.stay_or_give_up(&job, &reason, attempts, record.ambiguous_since(&job))
+                .await?;
         }
         delete(&stream, advisory.stream_seq).await
     }
@@ -569,6 +659,10 @@ async fn delete(stream: &Stream<()>, sequence: u64) -> Result<(), FailoverError>
 /// The carriers `job` already failed on, plus its current one for `reason`.
 fn tried_with(job: &CarrierJob, reason: &str) -> Vec<TriedCarrier> {
     let mut tried = job.tried.clone();
+    // A message asked again on the same carrier keeps one entry for it, the latest.
+    if tried.last().is_some_and(|last| last.carrier == job.carrier) {
+        tried.pop();
+    }
     tried.push(TriedCarrier {
         carrier: job.carrier.clone(),
         reason: reason.to_owned(),
@@ -583,6 +677,10 @@ fn every_carrier_failed(tried: &[TriedCarrier]) -> String {
         .map(|entry| format!("{}: {}", entry.carrier, entry.reason))
         .collect();
     format!("every carrier failed: {}", parts.join("; "))
+}
+
+fn duration_milliseconds(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

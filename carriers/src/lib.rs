@@ -52,6 +52,10 @@ pub struct CarrierSettings {
     /// Batch requests in flight at once.
     #[serde(default = "default_batches_in_flight")]
     pub batches_in_flight: usize,
+    /// What the recovery probe GETs while the circuit is open; `{endpoint}/healthz`
+    /// when absent.
+    #[serde(default)]
+    pub health_url: Option<String>,
 }
 
 fn default_batch_size() -> usize {
@@ -85,6 +89,7 @@ pub fn default_carriers() -> Vec<CarrierSettings> {
             // The simulators take batches.
             batch_size: 100,
             batches_in_flight: default_batches_in_flight(),
+            health_url: None,
         })
         .collect()
 }
@@ -96,6 +101,9 @@ pub struct WorkerSettings {
     pub health_listen: String,
     /// Nak delays for retryable failures, by attempt, in milliseconds.
     pub retry_backoff_milliseconds: Vec<u64>,
+    /// How long a message whose submit went unanswered is asked again on its carrier
+    /// (never another) before it ends `unknown`, charged.
+    pub receipt_deadline_seconds: u64,
 }
 
 impl Default for WorkerSettings {
@@ -103,6 +111,7 @@ impl Default for WorkerSettings {
         Self {
             health_listen: "127.0.0.1:8082".to_owned(),
             retry_backoff_milliseconds: vec![250, 1_000, 2_000, 5_000],
+            receipt_deadline_seconds: 3_600,
         }
     }
 }
@@ -176,7 +185,13 @@ pub async fn run(
     let stop = shutdown.child_token();
     let health = HealthView::watch(&jetstream, stop.clone()).await?;
     let publisher = HealthStore::open(&jetstream).await?;
-    let failover = Failover::new(jetstream.clone(), catalog.clone(), health).await?;
+    let failover = Failover::new(
+        jetstream.clone(),
+        catalog.clone(),
+        health,
+        Duration::from_secs(settings.carrier_workers.receipt_deadline_seconds),
+    )
+    .await?;
     let images = images::ImageStore::new(
         jetstream
             .get_object_store(rns_types::subjects::MMS_IMAGES_BUCKET)
@@ -214,14 +229,19 @@ pub async fn run(
             &carrier_consumer(&carrier.id),
         )
         .await?;
+        let protocol = HttpCarrier::new(
+            &carrier.endpoint,
+            Duration::from_millis(carrier.request_timeout_milliseconds),
+            carrier.concurrency,
+        );
+        let protocol = match &carrier.health_url {
+            Some(url) => protocol.with_health_url(url),
+            None => protocol,
+        };
         let worker = Worker {
             images: images.clone(),
             submitter: Submitter::new(
-                HttpCarrier::new(
-                    &carrier.endpoint,
-                    Duration::from_millis(carrier.request_timeout_milliseconds),
-                    carrier.concurrency,
-                ),
+                protocol,
                 carrier.batch_size,
                 carrier.batches_in_flight,
                 carrier.concurrency,

@@ -14,7 +14,8 @@
 //! hands the message to [`crate::failover`], which moves it to the next carrier; the
 //! worker remembers the last reason (and whether any attempt was ambiguous) for it.
 //! While the carrier's circuit is open ([`crate::circuit`]) messages move on without
-//! a submit, but for one probe per interval.
+//! a submit, and the worker probes the carrier's health every interval until a good
+//! answer closes it ([`Worker::recover`]).
 //!
 //! A batch message (the dispatcher's jobs of one request for this carrier, see
 //! [`CarrierPayload`]) is submitted once, together, on its first delivery; its final
@@ -36,7 +37,7 @@ use rns_types::{CarrierId, CircuitRecord, CircuitState};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::circuit::{Admission, CircuitBreaker, Observation};
+use crate::circuit::{CircuitBreaker, Observation};
 use crate::failover::{Failover, FailoverError};
 use crate::http::{HttpCarrier, Submitter};
 use crate::images::{ImageError, ImageStore};
@@ -110,15 +111,18 @@ impl Worker {
         // Messages are taken one after another, each once its jobs have permits, and
         // then handled concurrently: the permits bound what is in flight, and what
         // waits stays in the pull's bounded buffer as bytes.
-        messages
+        let work = messages
             .take_until(shutdown.cancelled())
             .then(|message| worker.take(message, in_flight.clone()))
             .for_each_concurrent(None, |taken| async move {
                 if let Some(taken) = taken {
                     worker.handle(taken).await;
                 }
-            })
-            .await;
+            });
+        tokio::select! {
+            () = work => {}
+            () = worker.recover(&shutdown) => {}
+        }
         tracing::info!(carrier = %self.carrier, "carrier worker stopped");
         Ok(())
     }
@@ -181,7 +185,7 @@ impl Worker {
     async fn handle_batch(&self, message: Message, jobs: Vec<CarrierJob>, delivered: u16) {
         let handled = if delivered > 1 {
             self.failover.split(&jobs, 1).await
-        } else if self.lock_breaker().admit(Instant::now()) == Admission::Refuse {
+        } else if !self.lock_breaker().admits() {
             // Not submitted: each job goes on alone as a fresh one (and moves on).
             self.failover.split(&jobs, 0).await
         } else {
@@ -297,8 +301,7 @@ impl Worker {
                 }
             }
         }
-        let admission = self.lock_breaker().admit(Instant::now());
-        if admission == Admission::Refuse {
+        if !self.lock_breaker().admits() {
             self.move_on_while_open(&message, &job, attempt).await;
             return;
         }
@@ -373,17 +376,18 @@ impl Worker {
         Ok(())
     }
 
-    /// The circuit is open and this message is not the probe. It moves to the next
-    /// carrier now if every earlier delivery here failed for sure (for a first
-    /// delivery there is none); if any may have reached the carrier, it waits for
-    /// the carrier instead, since another carrier could deliver it twice.
+    /// The circuit is open. The message moves to the next carrier now if every
+    /// earlier delivery here failed for sure (for a first delivery there is none) and
+    /// none on an earlier hop here went unanswered; if any may have reached the
+    /// carrier, it waits for the carrier instead, since another carrier could deliver
+    /// it twice.
     async fn move_on_while_open(&self, message: &Message, job: &CarrierJob, attempt: u16) {
         let reason = format!("circuit open: {}", self.lock_breaker().reason());
         let earlier = self
             .failover
             .attempts(&job.message_id, job.hop, attempt.saturating_sub(1))
             .await;
-        let safe_to_move = matches!(&earlier, Ok(record) if record.all_definite);
+        let safe_to_move = matches!(&earlier, Ok(record) if record.may_leave(job));
         let moved = if safe_to_move {
             self.failover.move_on(job, &reason, attempt).await
         } else {
@@ -415,13 +419,50 @@ impl Worker {
         }
     }
 
+    /// The recovery probe: while the circuit is open, asks the carrier's health once
+    /// per probe interval, whatever the traffic, and lets the breaker see each answer;
+    /// a good one closes the circuit, which the dispatcher sees at once through the
+    /// `carrier_health` bucket. Runs until `shutdown`.
+    async fn recover(&self, shutdown: &CancellationToken) {
+        let mut ticks = tokio::time::interval(self.lock_breaker().probe_interval());
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            if self.lock_breaker().admits() {
+                continue;
+            }
+            let observation = match self.submitter.probe().await {
+                Ok(()) => Observation::Success,
+                Err(reason) => Observation::Failure {
+                    refused: false,
+                    reason,
+                },
+            };
+            let outcome = if observation == Observation::Success {
+                "healthy"
+            } else {
+                "unhealthy"
+            };
+            metrics::counter!("rns_carrier_probes_total", "carrier" => self.carrier.to_string(), "outcome" => outcome)
+                .increment(1);
+            self.record(&observation).await;
+        }
+    }
+
     fn lock_breaker(&self) -> std::sync::MutexGuard<'_, CircuitBreaker> {
         self.breaker.lock().expect("breaker lock is never poisoned")
     }
 
     async fn observe(&self, outcome: &SubmitOutcome) {
-        let observation = Observation::of(outcome);
-        let transition = self.lock_breaker().record(&observation, Instant::now());
+        self.record(&Observation::of(outcome)).await;
+    }
+
+    /// Lets the breaker see an observation; publishes the circuit when it changed.
+    async fn record(&self, observation: &Observation) {
+        let transition = self.lock_breaker().record(observation, Instant::now());
         if let Some(state) = transition {
             match state {
                 CircuitState::Open => {

@@ -7,7 +7,7 @@ use rns_carriers::simulator::{self, Knobs, Simulator};
 use rns_carriers::{CarrierSettings, Settings, WorkerSettings};
 use rns_nats::{publish_all, CustomerDirectory, Outbound, Topology};
 use rns_service::{NatsSettings, Readiness};
-use rns_testkit::{spare_port, NatsServer};
+use rns_testkit::{spare_port, wait_until, NatsServer};
 use rns_types::carrier::CarrierEntry;
 use rns_types::subjects::carrier_subject;
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent, ResultBatch};
@@ -81,6 +81,7 @@ async fn prepare(
         request_timeout_milliseconds,
         batch_size: 1,
         batches_in_flight: 1,
+        health_url: None,
     };
     let mut settings = Settings {
         nats: NatsSettings {
@@ -93,6 +94,7 @@ async fn prepare(
         ]),
         carrier_workers: WorkerSettings {
             retry_backoff_milliseconds: vec![50],
+            receipt_deadline_seconds: 3,
             ..Default::default()
         },
         ..Default::default()
@@ -149,6 +151,7 @@ fn job(to: &str) -> CarrierJob {
         alimtalk: None,
         fallback: None,
         attempts_before: 0,
+        ambiguous_since_ms: None,
     }
 }
 
@@ -443,6 +446,11 @@ async fn an_ambiguous_timeout_retries_the_same_carrier_which_delivers_only_once(
     assert_eq!(harness.skt.counts().received, 0);
 }
 
+/// Regression: a message whose submits timed out was asked again on its carrier as
+/// a new hop, found the carrier's circuit open there (the timeouts had opened it) and,
+/// with no earlier attempt on that hop, was moved to another carrier, which delivered
+/// it a second time. Now it stays on its carrier through every hop and ends `unknown`
+/// (charged) once the receipt deadline passes.
 #[tokio::test]
 async fn a_message_that_timed_out_is_never_sent_to_another_carrier() {
     let knobs = Knobs {
@@ -453,23 +461,33 @@ async fn a_message_that_timed_out_is_never_sent_to_another_carrier() {
     enqueue(&harness.jetstream, &job("01012345678")).await;
     let events = wait_for_final(&harness.jetstream).await;
     let last = events.last().unwrap();
-    assert_eq!(last.kind, EventKind::Failed, "{events:?}");
+    assert_eq!(last.kind, EventKind::Unknown, "{events:?}");
+    assert_eq!(last.carrier.as_ref().unwrap().as_str(), "kt");
     assert!(
-        last.detail.contains("outcome unknown after 3 attempts"),
+        last.detail.contains("outcome unknown") && last.detail.contains("receipt deadline"),
         "{}",
         last.detail
     );
+    assert_eq!(
+        last.points.spent, 1,
+        "an unknown outcome is charged: {last:?}"
+    );
     assert_eq!(harness.skt.counts().received, 0, "another carrier got it");
-    // The only hop it may take is back to the same carrier, which recognises it.
-    let hops: Vec<&MessageEvent> = events
-        .iter()
-        .filter(|event| event.kind == EventKind::FailedOver)
-        .collect();
-    assert_eq!(hops.len(), 1, "{events:?}");
     assert!(
-        hops[0].detail.ends_with("moving to kt"),
-        "{}",
-        hops[0].detail
+        events
+            .iter()
+            .all(|event| event.kind != EventKind::FailedOver),
+        "it never failed over: {events:?}"
+    );
+    // It was asked again on KT across hops, and the circuit opened on the way, so the
+    // circuit-open path was taken too.
+    let hops: Vec<u16> = events.iter().map(|event| event.hop).collect();
+    assert!(hops.iter().any(|hop| *hop >= 2), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|event| event.detail.contains("circuit open")),
+        "{events:?}"
     );
 }
 
@@ -514,18 +532,31 @@ async fn an_outage_opens_the_circuit_within_a_second_traffic_moves_on_and_a_prob
         "{kt_submits} submits reached a carrier with an open circuit"
     );
 
+    // Nothing reaches KT while it is open, yet its recovery probe notices the carrier
+    // is back and closes the circuit within a second, without any traffic.
+    let probes_before = harness.kt.counts().received;
     harness.kt.set_knobs(Knobs::default());
-    let recovery = std::time::Instant::now();
-    let mut index = 100;
-    while state(health.clone()).await != Some(CircuitState::Closed) {
-        assert!(
-            recovery.elapsed() < Duration::from_secs(10),
-            "no probe closed the circuit"
-        );
-        enqueue(&harness.jetstream, &job(&format!("010{index:08}"))).await;
-        index += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let recovered = wait_until("the circuit closing", Duration::from_secs(5), || {
+        let health = health.clone();
+        async move { state(health).await == Some(CircuitState::Closed) }
+    })
+    .await;
+    assert!(
+        recovered <= Duration::from_secs(1),
+        "the circuit closed {recovered:?} after the carrier recovered"
+    );
+    assert_eq!(
+        harness.kt.counts().received,
+        probes_before,
+        "a message was used as a probe"
+    );
+    enqueue(&harness.jetstream, &job("01099999999")).await;
+    wait_until(
+        "a delivery on the recovered carrier",
+        Duration::from_secs(5),
+        || async { harness.kt.counts().delivered == 1 },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -73,6 +73,7 @@ pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64)
                 alimtalk: request.alimtalk.clone(),
                 fallback: request.fallback_of(recipient),
                 attempts_before: 0,
+                ambiguous_since_ms: None,
             }
         })
         .collect();

@@ -487,6 +487,24 @@ filter = "info"
         key
     }
 
+    /// Sends `text` from 02-1234-5678 to `recipients` numbers (010-0000-0000 on),
+    /// which must be accepted; returns the 202 body.
+    pub async fn send_to_many(&self, key: &str, recipients: usize, text: &str) -> Value {
+        let to: Vec<String> = (0..recipients)
+            .map(|index| format!("010{index:08}"))
+            .collect();
+        let (status, accepted) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/messages",
+                key,
+                Some(json!({"from": "0212345678", "to": to, "text": text})),
+            )
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        accepted
+    }
+
     /// `GET /v1/messages/{id}` as the customer with `key`.
     pub async fn message(&self, key: &str, message_id: &str) -> (u16, Value) {
         self.call(

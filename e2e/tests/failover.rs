@@ -16,16 +16,7 @@ async fn a_carrier_in_outage_fails_over_and_the_report_shows_the_moved_traffic()
         .await;
     system.set_knobs("kt", json!({"outage": true})).await;
 
-    let recipients: Vec<String> = (0..200).map(|index| format!("010{index:08}")).collect();
-    let (status, accepted) = system
-        .call(
-            Method::POST,
-            "/v1/messages",
-            &key,
-            Some(json!({"from": "0212345678", "to": recipients, "text": "failover"})),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
+    let accepted = system.send_to_many(&key, 200, "failover").await;
     let request_id = accepted["request_id"].as_str().unwrap();
     let summary = system
         .wait_for_request(&key, request_id, Duration::from_secs(60), |summary| {

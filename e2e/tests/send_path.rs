@@ -17,18 +17,9 @@ async fn ten_thousand_messages_are_delivered_in_the_exact_ratio_and_match_the_ca
         .set_sms_weights(&key, json!({"kt": 50, "skt": 30, "lgu": 20}))
         .await;
 
-    let recipients: Vec<String> = (0..RECIPIENTS)
-        .map(|index| format!("010{index:08}"))
-        .collect();
-    let (status, accepted) = system
-        .call(
-            Method::POST,
-            "/v1/messages",
-            &key,
-            Some(json!({"from": "0212345678", "to": recipients, "text": "[RNS] 인증번호 123456"})),
-        )
+    let accepted = system
+        .send_to_many(&key, RECIPIENTS, "[RNS] 인증번호 123456")
         .await;
-    assert_eq!(status, 202, "{accepted}");
     let request_id = accepted["request_id"].as_str().unwrap().to_owned();
     assert_eq!(
         accepted["message_ids"].as_array().unwrap().len(),

@@ -13,5 +13,5 @@ mod redis;
 
 pub use clickhouse::ClickHouseServer;
 pub use nats::NatsServer;
-pub use process::{spare_port, ChildProcess};
+pub use process::{spare_port, wait_until, ChildProcess};
 pub use redis::RedisServer;

@@ -164,16 +164,19 @@ impl Drop for ChildProcess {
     }
 }
 
-/// Polls `ready` every 50 ms until it returns true or `timeout` passes.
-pub(crate) async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut ready: F)
+/// Polls `ready` every 50 ms until it returns true, and returns how long that took;
+/// panics naming `what` once `timeout` passes. Tests wait on a condition with this,
+/// never with a fixed sleep.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut ready: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
     while Instant::now() < deadline {
         if ready().await {
-            return;
+            return started.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -266,6 +266,13 @@ pub struct CarrierJob {
     /// split from a batch after the batch's submit (its attempts go on from 2), else 0.
     #[serde(default, skip_serializing_if = "is_zero_attempts")]
     pub attempts_before: u16,
+    /// When a submit of this message to this carrier first went unanswered (a
+    /// timeout after sending), in ms since the epoch. From then on the message never
+    /// leaves this carrier, which alone can tell whether it delivered; it is asked
+    /// again under the same client reference until it answers for sure or the
+    /// receipt deadline passes, and then the message ends `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ambiguous_since_ms: Option<u64>,
 }
 
 /// What one `carrier.<name>` message holds.
@@ -360,15 +367,20 @@ pub enum MessageStatus {
     Failed,
     /// Never sent: the recipient opted out of this sender. Final, never charged.
     Blocked,
+    /// A carrier may have taken it, but never said so for sure before the receipt
+    /// deadline: it may or may not have reached the handset. Final and charged,
+    /// since the carrier may have delivered (and billed) it; never sent elsewhere.
+    Unknown,
 }
 
 impl MessageStatus {
-    pub const ALL: [MessageStatus; 5] = [
+    pub const ALL: [MessageStatus; 6] = [
         MessageStatus::Queued,
         MessageStatus::Submitted,
         MessageStatus::Delivered,
         MessageStatus::Failed,
         MessageStatus::Blocked,
+        MessageStatus::Unknown,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -378,13 +390,17 @@ impl MessageStatus {
             MessageStatus::Delivered => "delivered",
             MessageStatus::Failed => "failed",
             MessageStatus::Blocked => "blocked",
+            MessageStatus::Unknown => "unknown",
         }
     }
 
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            MessageStatus::Delivered | MessageStatus::Failed | MessageStatus::Blocked
+            MessageStatus::Delivered
+                | MessageStatus::Failed
+                | MessageStatus::Blocked
+                | MessageStatus::Unknown
         )
     }
 }
@@ -410,10 +426,13 @@ pub enum EventKind {
     Blocked,
     /// AlimTalk finally failed and the message continues as SMS/LMS.
     FellBack,
+    /// The carrier never said for sure whether it took the message before the
+    /// receipt deadline (see [`MessageStatus::Unknown`]).
+    Unknown,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Routed,
         EventKind::AttemptFailed,
         EventKind::FailedOver,
@@ -422,6 +441,7 @@ impl EventKind {
         EventKind::Failed,
         EventKind::Blocked,
         EventKind::FellBack,
+        EventKind::Unknown,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -434,6 +454,7 @@ impl EventKind {
             EventKind::Failed => "failed",
             EventKind::Blocked => "blocked",
             EventKind::FellBack => "fell_back",
+            EventKind::Unknown => "unknown",
         }
     }
 
@@ -448,6 +469,7 @@ impl EventKind {
             EventKind::Delivered => MessageStatus::Delivered,
             EventKind::Failed => MessageStatus::Failed,
             EventKind::Blocked => MessageStatus::Blocked,
+            EventKind::Unknown => MessageStatus::Unknown,
         }
     }
 
@@ -457,7 +479,7 @@ impl EventKind {
             EventKind::AttemptFailed => 1,
             EventKind::Submitted => 2,
             EventKind::FailedOver | EventKind::FellBack => 3,
-            EventKind::Delivered | EventKind::Failed | EventKind::Blocked => 4,
+            EventKind::Delivered | EventKind::Failed | EventKind::Blocked | EventKind::Unknown => 4,
         }
     }
 }
@@ -628,6 +650,7 @@ mod tests {
             alimtalk: None,
             fallback: None,
             attempts_before: 0,
+            ambiguous_since_ms: None,
         }
     }
 

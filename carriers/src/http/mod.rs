@@ -18,6 +18,10 @@
 //! (503, 429) or lost in transit comes to the same outcome for each of its messages.
 //! [`Submitter`] gathers concurrent submits into such batches when a carrier's
 //! `batch_size` is above one.
+//!
+//! Health: `GET {endpoint}/healthz` (or the carrier's own `health_url`) answering 2xx
+//! within the request timeout means the carrier takes submits again; the circuit
+//! breaker's recovery probe asks it while the circuit is open ([`HttpCarrier::probe`]).
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -89,6 +93,7 @@ pub struct HttpCarrier {
     client: reqwest::Client,
     submit_url: String,
     batch_url: String,
+    health_url: String,
 }
 
 impl HttpCarrier {
@@ -104,6 +109,25 @@ impl HttpCarrier {
             client,
             submit_url: format!("{endpoint}/v1/messages"),
             batch_url: format!("{endpoint}/v1/messages/batch"),
+            health_url: format!("{endpoint}/healthz"),
+        }
+    }
+
+    /// Probes `url` for health instead of `{endpoint}/healthz`.
+    pub fn with_health_url(self, url: &str) -> Self {
+        Self {
+            health_url: url.to_owned(),
+            ..self
+        }
+    }
+
+    /// Asks the carrier whether it takes submits: its health URL answering 2xx within
+    /// the request timeout. The reason it does not, otherwise.
+    pub async fn probe(&self) -> Result<(), String> {
+        match self.client.get(&self.health_url).send().await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!("health check answered {}", response.status())),
+            Err(error) => Err(format!("health check failed: {}", root_cause(&error))),
         }
     }
 
@@ -179,7 +203,10 @@ impl HttpCarrier {
 #[derive(Clone)]
 pub enum Submitter {
     Single(HttpCarrier),
-    Batched(Gatherer<SubmitRequest, SubmitOutcome>),
+    Batched {
+        carrier: HttpCarrier,
+        gatherer: Gatherer<SubmitRequest, SubmitOutcome>,
+    },
 }
 
 impl Submitter {
@@ -199,18 +226,26 @@ impl Submitter {
             round_size: batch_size.min(BATCH_SUBMIT_LIMIT),
             parallel_rounds: batches_in_flight,
         };
+        let submitting = carrier.clone();
         // The drain task ends by itself once the last clone of the gatherer is gone.
         let (gatherer, _drain) = Gatherer::start(policy, move |requests| {
-            let carrier = carrier.clone();
+            let carrier = submitting.clone();
             async move { carrier.submit_batch(requests).await }
         });
-        Self::Batched(gatherer)
+        Self::Batched { carrier, gatherer }
+    }
+
+    /// The carrier's health ([`HttpCarrier::probe`]).
+    pub async fn probe(&self) -> Result<(), String> {
+        match self {
+            Self::Single(carrier) | Self::Batched { carrier, .. } => carrier.probe().await,
+        }
     }
 
     pub async fn submit(&self, request: SubmitRequest) -> SubmitOutcome {
         match self {
             Self::Single(carrier) => carrier.submit(&request).await,
-            Self::Batched(gatherer) => {
+            Self::Batched { gatherer, .. } => {
                 gatherer
                     .call(request)
                     .await

@@ -162,7 +162,7 @@ impl Simulator {
 /// The simulator's HTTP API.
 pub fn app(simulator: Simulator) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health))
         .route("/v1/messages", post(submit))
         .route("/v1/messages/batch", post(submit_batch))
         .route("/v1/counts", get(counts))
@@ -373,6 +373,20 @@ async fn delivered(State(simulator): State<Simulator>) -> Json<Vec<String>> {
         .lock()
         .expect("delivered lock is never poisoned");
     Json(delivered.iter().cloned().collect())
+}
+
+/// `GET /healthz`: what a carrier's health URL says, the recovery probe's question.
+/// It answers as slowly as a submit (`latency_milliseconds`) and 503 in an outage,
+/// so a carrier is healthy exactly when a submit would be answered in time.
+async fn health(State(simulator): State<Simulator>) -> Response {
+    let knobs = simulator.knobs();
+    if knobs.latency_milliseconds > 0 {
+        tokio::time::sleep(Duration::from_millis(knobs.latency_milliseconds)).await;
+    }
+    if knobs.outage {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "outage", "carrier is down");
+    }
+    "ok".into_response()
 }
 
 async fn get_knobs(State(simulator): State<Simulator>) -> Json<Knobs> {

@@ -122,7 +122,14 @@ pub async fn list(
         status: one_of(
             "status",
             query.status,
-            &["queued", "submitted", "delivered", "failed", "blocked"],
+            &[
+                "queued",
+                "submitted",
+                "delivered",
+                "failed",
+                "blocked",
+                "unknown",
+            ],
         )?,
         carrier: checked("carrier", query.carrier, |value| {
             rns_types::CarrierId::parse(value)

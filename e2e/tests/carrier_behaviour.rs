@@ -1,0 +1,168 @@
+//! Carriers as they really behave, with the real binaries: a carrier that went down
+//! comes back by itself, a carrier too slow to answer keeps its messages, a carrier
+//! that throttles is waited for rather than failed over.
+use std::time::Duration;
+
+use reqwest::Method;
+use rns_e2e::{count, System, ADMIN_KEY};
+use rns_testkit::wait_until;
+use serde_json::{json, Value};
+
+/// The circuit state `GET /v1/carriers` shows for `carrier`.
+async fn circuit(system: &System, carrier: &str) -> String {
+    let (status, circuits) = system
+        .call(Method::GET, "/v1/carriers", ADMIN_KEY, None)
+        .await;
+    assert_eq!(status, 200, "{circuits}");
+    circuits["items"]
+        .as_array()
+        .expect("carriers are listed")
+        .iter()
+        .find(|item| item["id"] == carrier)
+        .and_then(|item| item["circuit"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn event_kinds(message: &Value) -> Vec<String> {
+    message["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .map(|event| event["kind"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Regression: once KT's circuit opened, the dispatcher routed around it and no
+/// message came to probe it, so it stayed open for good after KT came back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_back_from_an_outage_gets_its_share_again_within_a_second() {
+    let system = System::start().await;
+    let key = system.customer("acme").await;
+    system
+        .set_sms_weights(&key, json!({"kt": 50, "skt": 30, "lgu": 20}))
+        .await;
+    system.set_knobs("kt", json!({"outage": true})).await;
+    let during = system.send_to_many(&key, 100, "during the outage").await;
+    let summary = system
+        .wait_for_request(
+            &key,
+            during["request_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+            |summary| count(&summary["by_status"], "delivered") == 100,
+        )
+        .await;
+    assert_eq!(count(&summary["by_carrier"], "kt"), 0, "{summary}");
+    assert_eq!(circuit(&system, "kt").await, "open");
+    let refused = count(&system.simulator_counts("kt").await, "outage_rejections");
+    assert!(refused > 0, "KT's outage was never felt");
+
+    system.set_knobs("kt", json!({"outage": false})).await;
+    let closed_after = wait_until("KT's circuit closing", Duration::from_secs(10), || async {
+        circuit(&system, "kt").await == "closed"
+    })
+    .await;
+    eprintln!("KT's circuit closed {closed_after:?} after the carrier came back");
+    assert!(
+        closed_after <= Duration::from_secs(1),
+        "the circuit closed {closed_after:?} after KT came back"
+    );
+
+    let after = system.send_to_many(&key, 100, "after the outage").await;
+    let summary = system
+        .wait_for_request(
+            &key,
+            after["request_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+            |summary| count(&summary["by_status"], "delivered") == 100,
+        )
+        .await;
+    assert_eq!(
+        summary["by_carrier"],
+        json!({"kt": 50, "skt": 30, "lgu": 20}),
+        "{summary}"
+    );
+}
+
+/// Regression: a message KT never answered (its latency above the submit timeout)
+/// was asked again on KT as a new hop, met KT's open circuit there and was moved to
+/// SKT, which delivered it a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_outcome_is_unknown_never_reaches_another_carrier() {
+    let system = System::start().await;
+    let key = system.customer("acme").await;
+    let (status, body) = system
+        .call(
+            Method::PUT,
+            "/v1/routing/sms",
+            &key,
+            Some(json!({"weights": {"kt": 1, "skt": 0, "lgu": 0}, "failover": ["skt"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Above the test system's 2 s submit timeout: every submit goes unanswered.
+    system
+        .set_knobs("kt", json!({"latency_milliseconds": 6000}))
+        .await;
+    let accepted = system.send_to_many(&key, 1, "slow").await;
+    let message_id = accepted["message_ids"][0].as_str().unwrap().to_owned();
+
+    // Every delivery on its first hop went unanswered: it is asked again on KT.
+    wait_until(
+        "the message staying on KT",
+        Duration::from_secs(60),
+        || async {
+            let (_, message) = system.message(&key, &message_id).await;
+            message["events"].as_array().is_some_and(|events| {
+                events.iter().any(|event| {
+                    event["detail"]
+                        .as_str()
+                        .is_some_and(|detail| detail.contains("asking kt again"))
+                })
+            })
+        },
+    )
+    .await;
+    assert_eq!(
+        circuit(&system, "kt").await,
+        "open",
+        "the timeouts opened it"
+    );
+    let (_, message) = system.message(&key, &message_id).await;
+    assert!(
+        !event_kinds(&message).contains(&"failed_over".to_owned()),
+        "{message}"
+    );
+
+    system
+        .set_knobs("kt", json!({"latency_milliseconds": 0}))
+        .await;
+    wait_until(
+        "the message being delivered",
+        Duration::from_secs(60),
+        || async {
+            let (_, message) = system.message(&key, &message_id).await;
+            message["status"] == "delivered"
+        },
+    )
+    .await;
+    let (_, message) = system.message(&key, &message_id).await;
+    assert_eq!(message["carrier"], "kt", "{message}");
+    for carrier in ["skt", "lgu"] {
+        assert!(
+            system.simulator_delivered(carrier).await.is_empty(),
+            "{carrier} delivered it too: {message}"
+        );
+    }
+    let at_kt = system.simulator_delivered("kt").await;
+    assert_eq!(at_kt, vec![message_id.clone()], "{message}");
+    assert!(
+        event_kinds(&message)
+            .iter()
+            .all(|kind| kind != "failed_over"),
+        "{message}"
+    );
+}
