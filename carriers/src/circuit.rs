@@ -58,9 +58,7 @@ impl Observation {
             SubmitOutcome::Delivered { .. } | SubmitOutcome::Rejected { .. } => {
                 Observation::Success
             }
-            SubmitOutcome::Transient { reason } if reason.starts_with("429") => {
-                Observation::Neutral
-            }
+            SubmitOutcome::Throttled { .. } => Observation::Neutral,
             SubmitOutcome::Transient { reason } => Observation::Failure {
                 refused: reason.starts_with("connection failed"),
                 reason: reason.clone(),
@@ -222,8 +220,9 @@ mod tests {
     fn rate_limiting_is_not_a_carrier_failure() {
         let start = Instant::now();
         let mut breaker = CircuitBreaker::new(BreakerPolicy::default(), start);
-        let limited = Observation::of(&SubmitOutcome::Transient {
+        let limited = Observation::of(&SubmitOutcome::Throttled {
             reason: "429 rate_limited".into(),
+            retry_after: None,
         });
         for _ in 0..100 {
             assert_eq!(breaker.record(&limited, start), None);

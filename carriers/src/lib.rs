@@ -11,6 +11,7 @@ pub mod failover;
 pub mod http;
 pub mod images;
 pub mod outcome;
+pub mod pacing;
 pub mod results;
 pub mod simulator;
 pub mod worker;
@@ -19,7 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rns_nats::{HealthStore, HealthView, Topology};
-use rns_service::{LogSettings, NatsSettings, Readiness};
+use rns_service::{LogSettings, NatsSettings, Readiness, RedisSettings};
 use rns_types::carrier::CarrierEntry;
 use rns_types::subjects::{carrier_consumer, carrier_stream, ADVISORIES_STREAM, FAILOVER_CONSUMER};
 use rns_types::{CarrierCatalog, CarrierId, Channel};
@@ -56,6 +57,11 @@ pub struct CarrierSettings {
     /// when absent.
     #[serde(default)]
     pub health_url: Option<String>,
+    /// The rate contracted with the carrier, in submits per second, shared by every
+    /// carriers process ([`pacing`]); none when absent (the operator may still set
+    /// one at run time).
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
 }
 
 fn default_batch_size() -> usize {
@@ -90,6 +96,7 @@ pub fn default_carriers() -> Vec<CarrierSettings> {
             batch_size: 100,
             batches_in_flight: default_batches_in_flight(),
             health_url: None,
+            rate_per_second: None,
         })
         .collect()
 }
@@ -121,6 +128,8 @@ impl Default for WorkerSettings {
 #[serde(default)]
 pub struct Settings {
     pub nats: NatsSettings,
+    /// Where the carriers' shared rate budgets live.
+    pub redis: RedisSettings,
     pub carriers: Option<Vec<CarrierSettings>>,
     pub carrier_workers: WorkerSettings,
     pub log: LogSettings,
@@ -147,6 +156,8 @@ pub enum CarriersError {
     Directory(#[from] rns_nats::DirectoryError),
     #[error("failover: {0}")]
     Failover(#[from] failover::FailoverError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
     #[error("worker for {carrier} failed: {reason}")]
     Worker { carrier: CarrierId, reason: String },
 }
@@ -198,6 +209,9 @@ pub async fn run(
             .await
             .map_err(|error| CarriersError::Nats(format!("image store: {error}")))?,
     );
+    let rates =
+        redis::aio::ConnectionManager::new(redis::Client::open(settings.redis.url.as_str())?)
+            .await?;
     let total_concurrency: usize = carriers.iter().map(|carrier| carrier.concurrency).sum();
     let (results, results_drained) = ResultSink::start(jetstream.clone(), total_concurrency);
     let mut workers = tokio::task::JoinSet::new();
@@ -260,6 +274,11 @@ pub async fn run(
             health: publisher.clone(),
             failover: failover.clone(),
             results: results.clone(),
+            pacer: pacing::Pacer::new(
+                rates.clone(),
+                carrier.id.clone(),
+                carrier.rate_per_second.unwrap_or(0),
+            ),
         };
         let stop = stop.clone();
         workers.spawn(async move {

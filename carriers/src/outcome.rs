@@ -4,12 +4,18 @@
 //! |---|---|---|---|
 //! | delivered | 200 | `submitted`, `delivered` | ack |
 //! | rejected (permanent) | 400 invalid number | `failed` with the reason | `+TERM <reason>` |
-//! | transient | 5xx, 429, connection refused | `attempt_failed` | nak with backoff, same carrier |
+//! | throttled | 429, `ESME_RTHROTTLED` | nothing | waited out and submitted again, same carrier, no delivery counted |
+//! | transient | 5xx, 408, connection refused | `attempt_failed` | nak with backoff, same carrier |
 //! | ambiguous | timeout after the request was sent | `attempt_failed` | nak with backoff, same carrier and message id |
 //!
 //! An ambiguous outcome is retried on the same carrier with the same client reference,
 //! never on another carrier: the first attempt may have reached the handset, and only
 //! that carrier can recognise the repeat.
+//!
+//! A throttled outcome is no failure: the carrier works and asks us to slow down. The
+//! worker waits (the carrier's `Retry-After`, else a growing delay) and submits again
+//! while holding the job, so it never counts towards failover or the circuit.
+use std::time::Duration;
 
 /// The result of one submit attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +24,12 @@ pub enum SubmitOutcome {
     Delivered { carrier_reference: String },
     /// The carrier refused the message for good.
     Rejected { reason: String },
+    /// The carrier asked us to slow down; it did not take the message.
+    Throttled {
+        reason: String,
+        /// When the carrier said to come back, if it said.
+        retry_after: Option<Duration>,
+    },
     /// The carrier could not take the message now; it did not take it.
     Transient { reason: String },
     /// The request may or may not have reached the carrier.
@@ -30,6 +42,7 @@ impl SubmitOutcome {
         match self {
             SubmitOutcome::Delivered { .. } => "delivered",
             SubmitOutcome::Rejected { .. } => "rejected",
+            SubmitOutcome::Throttled { .. } => "throttled",
             SubmitOutcome::Transient { .. } => "transient",
             SubmitOutcome::Ambiguous { .. } => "ambiguous",
         }
@@ -39,7 +52,9 @@ impl SubmitOutcome {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            SubmitOutcome::Transient { .. } | SubmitOutcome::Ambiguous { .. }
+            SubmitOutcome::Throttled { .. }
+                | SubmitOutcome::Transient { .. }
+                | SubmitOutcome::Ambiguous { .. }
         )
     }
 }

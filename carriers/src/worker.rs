@@ -42,11 +42,26 @@ use crate::failover::{Failover, FailoverError};
 use crate::http::{HttpCarrier, Submitter};
 use crate::images::{ImageError, ImageStore};
 use crate::outcome::SubmitOutcome;
+use crate::pacing::Pacer;
 use crate::results::ResultSink;
 
 /// Most bytes of jobs pulled ahead of the workers (a batch message carries up to
 /// 256 KiB of jobs, so the message count alone does not bound memory).
 const PULL_BYTES: usize = 4 << 20;
+
+/// Waits for the carrier at least this long reset the held job's ack wait first.
+const HOLD_PROGRESS_AFTER: Duration = Duration::from_millis(500);
+
+/// The wait after the `throttled`-th throttle answer in a row without a
+/// `Retry-After`: 100 ms doubling to 2 s, with up to a quarter more at random so
+/// held jobs do not come back together.
+fn throttle_backoff(throttled: u32) -> Duration {
+    let base = Duration::from_millis(100)
+        .saturating_mul(1 << throttled.saturating_sub(1).min(5))
+        .min(Duration::from_secs(2));
+    let jitter = rand::random_range(0..=base.as_millis() as u64 / 4);
+    base + Duration::from_millis(jitter)
+}
 
 /// How one carrier's worker behaves.
 #[derive(Debug, Clone)]
@@ -87,6 +102,8 @@ pub struct Worker {
     pub failover: Failover,
     pub images: ImageStore,
     pub results: ResultSink,
+    /// The carrier's shared rate budget.
+    pub pacer: Pacer,
 }
 
 impl Worker {
@@ -114,9 +131,12 @@ impl Worker {
         let work = messages
             .take_until(shutdown.cancelled())
             .then(|message| worker.take(message, in_flight.clone()))
-            .for_each_concurrent(None, |taken| async move {
-                if let Some(taken) = taken {
-                    worker.handle(taken).await;
+            .for_each_concurrent(None, |taken| {
+                let shutdown = &shutdown;
+                async move {
+                    if let Some(taken) = taken {
+                        worker.handle(taken, shutdown).await;
+                    }
                 }
             });
         tokio::select! {
@@ -160,7 +180,7 @@ impl Worker {
         })
     }
 
-    async fn handle(&self, taken: Taken) {
+    async fn handle(&self, taken: Taken, shutdown: &CancellationToken) {
         let Taken {
             message, payload, ..
         } = taken;
@@ -169,8 +189,10 @@ impl Worker {
             .map(|info| u16::try_from(info.delivered).unwrap_or(u16::MAX))
             .unwrap_or(1);
         match payload {
-            CarrierPayload::One(job) => self.handle_job(message, *job, delivered).await,
-            CarrierPayload::Batch(jobs) => self.handle_batch(message, jobs, delivered).await,
+            CarrierPayload::One(job) => self.handle_job(message, *job, delivered, shutdown).await,
+            CarrierPayload::Batch(jobs) => {
+                self.handle_batch(message, jobs, delivered, shutdown).await
+            }
         }
     }
 
@@ -182,14 +204,23 @@ impl Worker {
     /// the way naks the batch, and a redelivered batch is split without a submit:
     /// an earlier delivery may have submitted any of its jobs, so each goes on alone
     /// with attempt 1's outcome unknown (which keeps it on this carrier).
-    async fn handle_batch(&self, message: Message, jobs: Vec<CarrierJob>, delivered: u16) {
+    async fn handle_batch(
+        &self,
+        message: Message,
+        jobs: Vec<CarrierJob>,
+        delivered: u16,
+        shutdown: &CancellationToken,
+    ) {
         let handled = if delivered > 1 {
             self.failover.split(&jobs, 1).await
         } else if !self.lock_breaker().admits() {
             // Not submitted: each job goes on alone as a fresh one (and moves on).
             self.failover.split(&jobs, 0).await
         } else {
-            let submits: Vec<_> = jobs.iter().map(|job| self.submit(job)).collect();
+            let submits: Vec<_> = jobs
+                .iter()
+                .map(|job| self.submit(job, &message, shutdown))
+                .collect();
             let outcomes = join_all(submits).await;
             self.settle_batch(&jobs, &outcomes).await
         };
@@ -217,7 +248,9 @@ impl Worker {
         let mut records = Vec::with_capacity(jobs.len());
         for (job, outcome) in jobs.iter().zip(outcomes) {
             match outcome {
-                SubmitOutcome::Ambiguous { reason } | SubmitOutcome::Transient { reason } => {
+                SubmitOutcome::Ambiguous { reason }
+                | SubmitOutcome::Transient { reason }
+                | SubmitOutcome::Throttled { reason, .. } => {
                     let ambiguous = matches!(outcome, SubmitOutcome::Ambiguous { .. });
                     self.failover
                         .record_attempt(&job.message_id, job.hop, ATTEMPT, reason, ambiguous)
@@ -244,32 +277,88 @@ impl Worker {
         Ok(())
     }
 
-    /// Submits one job (its images loaded first) and lets the circuit breaker see
-    /// the outcome.
-    async fn submit(&self, job: &CarrierJob) -> SubmitOutcome {
-        let started = Instant::now();
-        let outcome = match self.images.load(&job.images).await {
-            Ok(images) => {
-                self.submitter
-                    .submit(HttpCarrier::request(job, images))
-                    .await
-            }
-            Err(ImageError::Missing(reason)) => SubmitOutcome::Rejected { reason },
+    /// Submits one job (its images loaded first) in a slot of the carrier's rate
+    /// budget, and lets the circuit breaker see the outcome. A throttled submit is
+    /// waited out and made again, `held` (the job's message) kept from redelivery
+    /// meanwhile, until the carrier takes or refuses it or `shutdown` comes (then the
+    /// throttled outcome is returned and the job retried later like a transient one).
+    async fn submit(
+        &self,
+        job: &CarrierJob,
+        held: &Message,
+        shutdown: &CancellationToken,
+    ) -> SubmitOutcome {
+        let request = match self.images.load(&job.images).await {
+            Ok(images) => HttpCarrier::request(job, images),
+            Err(ImageError::Missing(reason)) => return SubmitOutcome::Rejected { reason },
             // Never reached the carrier: a definite, retryable failure.
-            Err(ImageError::Unavailable(reason)) => SubmitOutcome::Transient { reason },
+            Err(ImageError::Unavailable(reason)) => return SubmitOutcome::Transient { reason },
         };
-        let carrier = self.carrier.to_string();
-        metrics::histogram!("rns_carrier_submit_duration_seconds", "carrier" => carrier.clone())
-            .record(started.elapsed().as_secs_f64());
-        metrics::counter!("rns_carrier_submits_total", "carrier" => carrier, "outcome" => outcome.label())
-            .increment(1);
-        self.observe(&outcome).await;
-        outcome
+        let mut throttled: u32 = 0;
+        loop {
+            if !self.pace(held, shutdown).await {
+                return SubmitOutcome::Throttled {
+                    reason: "stopping while waiting for the carrier's rate".to_owned(),
+                    retry_after: None,
+                };
+            }
+            let started = Instant::now();
+            let outcome = self.submitter.submit(request.clone()).await;
+            let carrier = self.carrier.to_string();
+            metrics::histogram!("rns_carrier_submit_duration_seconds", "carrier" => carrier.clone())
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!("rns_carrier_submits_total", "carrier" => carrier, "outcome" => outcome.label())
+                .increment(1);
+            self.observe(&outcome).await;
+            let SubmitOutcome::Throttled { retry_after, .. } = &outcome else {
+                return outcome;
+            };
+            throttled += 1;
+            let delay = retry_after.unwrap_or_else(|| throttle_backoff(throttled));
+            if !self.hold(held, delay, shutdown).await {
+                return outcome;
+            }
+        }
+    }
+
+    /// Waits for this carrier's next rate slot (none to wait for without a rate).
+    /// False when `shutdown` came first.
+    async fn pace(&self, held: &Message, shutdown: &CancellationToken) -> bool {
+        match self.pacer.take(1).await {
+            Ok(wait) if wait.is_zero() => true,
+            Ok(wait) => self.hold(held, wait, shutdown).await,
+            Err(error) => {
+                metrics::counter!("rns_carrier_pacing_failures_total", "carrier" => self.carrier.to_string())
+                    .increment(1);
+                tracing::warn!(carrier = %self.carrier, %error, "the shared rate budget cannot be read; submitting unpaced");
+                true
+            }
+        }
+    }
+
+    /// Keeps `held` from redelivery for `delay`; false when `shutdown` came first.
+    async fn hold(&self, held: &Message, delay: Duration, shutdown: &CancellationToken) -> bool {
+        if delay >= HOLD_PROGRESS_AFTER {
+            // Resets the ack wait, so a long wait for the carrier never redelivers it.
+            if let Err(error) = held.ack_with(AckKind::Progress).await {
+                tracing::debug!(carrier = %self.carrier, %error, "extending a held job's ack wait failed");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            () = tokio::time::sleep(delay) => true,
+        }
     }
 
     /// One job: delivery `delivered` of its message, attempt `attempts_before +
     /// delivered` on this hop.
-    async fn handle_job(&self, message: Message, job: CarrierJob, delivered: u16) {
+    async fn handle_job(
+        &self,
+        message: Message,
+        job: CarrierJob,
+        delivered: u16,
+        shutdown: &CancellationToken,
+    ) {
         let attempt = delivered.saturating_add(job.attempts_before);
         let last_attempt = delivered >= self.policy.max_deliver;
         if delivered > 1 {
@@ -305,7 +394,7 @@ impl Worker {
             self.move_on_while_open(&message, &job, attempt).await;
             return;
         }
-        let outcome = self.submit(&job).await;
+        let outcome = self.submit(&job, &message, shutdown).await;
         if let Err(error) = self
             .settle(&message, &job, attempt, last_attempt, &outcome)
             .await
@@ -332,7 +421,7 @@ impl Worker {
                     .record_attempt(&job.message_id, job.hop, attempt, reason, true)
                     .await?
             }
-            SubmitOutcome::Transient { reason } => {
+            SubmitOutcome::Transient { reason } | SubmitOutcome::Throttled { reason, .. } => {
                 self.failover
                     .record_attempt(&job.message_id, job.hop, attempt, reason, false)
                     .await?
@@ -534,6 +623,7 @@ fn reason_of(outcome: &SubmitOutcome) -> &str {
     match outcome {
         SubmitOutcome::Delivered { .. } => "delivered",
         SubmitOutcome::Rejected { reason }
+        | SubmitOutcome::Throttled { reason, .. }
         | SubmitOutcome::Transient { reason }
         | SubmitOutcome::Ambiguous { reason } => reason,
     }

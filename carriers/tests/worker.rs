@@ -6,8 +6,8 @@ use bytes::Bytes;
 use rns_carriers::simulator::{self, Knobs, Simulator};
 use rns_carriers::{CarrierSettings, Settings, WorkerSettings};
 use rns_nats::{publish_all, CustomerDirectory, Outbound, Topology};
-use rns_service::{NatsSettings, Readiness};
-use rns_testkit::{spare_port, wait_until, NatsServer};
+use rns_service::{NatsSettings, Readiness, RedisSettings};
+use rns_testkit::{spare_port, wait_until, NatsServer, RedisServer};
 use rns_types::carrier::CarrierEntry;
 use rns_types::subjects::carrier_subject;
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent, ResultBatch};
@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 struct Harness {
     _nats: NatsServer,
+    _redis: RedisServer,
     jetstream: async_nats::jetstream::Context,
     kt: Simulator,
     kt_url: String,
@@ -68,7 +69,7 @@ async fn prepare(
     kt_endpoint: Option<String>,
     request_timeout_milliseconds: u64,
 ) -> (Harness, Settings) {
-    let nats = NatsServer::start().await;
+    let (nats, redis) = tokio::join!(NatsServer::start(), RedisServer::start());
     let kt = Simulator::new("kt", kt_knobs);
     let skt = Simulator::new("skt", Knobs::default());
     let kt_url = serve(&kt).await;
@@ -82,12 +83,14 @@ async fn prepare(
         batch_size: 1,
         batches_in_flight: 1,
         health_url: None,
+        rate_per_second: None,
     };
     let mut settings = Settings {
         nats: NatsSettings {
             url: nats.url(),
             ..Default::default()
         },
+        redis: RedisSettings { url: redis.url() },
         carriers: Some(vec![
             carrier("kt", kt_endpoint.unwrap_or_else(|| kt_url.clone())),
             carrier("skt", skt_url),
@@ -122,6 +125,7 @@ async fn prepare(
         .unwrap();
     let harness = Harness {
         _nats: nats,
+        _redis: redis,
         jetstream,
         kt,
         kt_url,
@@ -316,6 +320,43 @@ async fn a_transient_failure_retries_the_same_carrier_until_it_recovers() {
         .any(|event| event.kind == EventKind::AttemptFailed && event.detail.contains("503")));
     assert!(events.last().unwrap().attempt >= 2);
     assert_eq!(harness.kt.counts().delivered, 1);
+}
+
+/// Regression: throttle answers (429) were nak'ed like failures, so a throttled
+/// carrier's messages ran out of deliveries and failed over to another carrier.
+#[tokio::test]
+async fn a_throttling_carrier_is_waited_for_and_never_failed_over() {
+    let knobs = Knobs {
+        tps_cap: Some(4),
+        ..Default::default()
+    };
+    let harness = start(knobs, None, 2_000).await;
+    let jobs: Vec<CarrierJob> = (0..24)
+        .map(|index| job(&format!("010{index:08}")))
+        .collect();
+    for job in &jobs {
+        enqueue(&harness.jetstream, job).await;
+    }
+    wait_until("every job delivered", Duration::from_secs(30), || async {
+        harness.kt.counts().delivered == 24
+    })
+    .await;
+    let counts = harness.kt.counts();
+    assert!(counts.rate_limited > 0, "KT never throttled: {counts:?}");
+    assert_eq!(counts.duplicates, 0, "{counts:?}");
+    assert_eq!(
+        harness.skt.counts().received,
+        0,
+        "a throttled job failed over"
+    );
+    let events = events(&harness.jetstream).await;
+    assert!(
+        events
+            .iter()
+            .all(|event| !matches!(event.kind, EventKind::FailedOver | EventKind::AttemptFailed)),
+        "throttling is not a failed attempt: {events:?}"
+    );
+    assert!(queue_is_empty(&harness.jetstream).await);
 }
 
 #[tokio::test]

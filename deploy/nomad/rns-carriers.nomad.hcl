@@ -1,6 +1,7 @@
 # rns-carriers: one worker per carrier, submitting through its protocol adapter, and
 # the failover worker. Any count works: the work-queue consumers share the load and
-# each carrier's in-flight limit (carrier_max_ack_pending) holds across instances.
+# each carrier's in-flight limit (carrier_max_ack_pending) holds across instances, as
+# does each carrier's rate (rate_per_second), a budget shared in Redis.
 # Health: /readyz on port 8082. The carrier catalogue with endpoints is the
 # `carriers` variable (RNS_CARRIERS, an array of tables as in rns.toml [[carriers]]).
 #   nomad job run -var image=registry.example.com/rns:0.1.0 deploy/nomad/rns-carriers.nomad.hcl
@@ -12,6 +13,11 @@ variable "image" {
 variable "nats_url" {
   type    = string
   default = "nats://nats-1.service.consul:4222,nats://nats-2.service.consul:4222,nats://nats-3.service.consul:4222"
+}
+
+variable "redis_url" {
+  type    = string
+  default = "redis://redis.service.consul:6379/"
 }
 
 variable "carriers" {
@@ -83,6 +89,7 @@ job "rns-carriers" {
         RNS_CARRIER_WORKERS__HEALTH_LISTEN = "0.0.0.0:8082"
         RNS_NATS__URL                      = var.nats_url
         RNS_NATS__REPLICAS                 = "3"
+        RNS_REDIS__URL                     = var.redis_url
         RNS_CARRIERS                       = var.carriers
         RNS_LOG__FORMAT                    = "json"
       }

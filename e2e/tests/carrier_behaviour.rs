@@ -166,3 +166,43 @@ async fn a_message_whose_outcome_is_unknown_never_reaches_another_carrier() {
         "{message}"
     );
 }
+
+/// Regression: KT capped at 20 submits a second answered 429 to the rest, which were
+/// nak'ed like failures until they ran out of deliveries, and half of KT's share
+/// failed over to SKT (the split became 100/220/80).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_carrier_keeps_its_exact_share_and_nothing_fails_over() {
+    let system = System::start().await;
+    let key = system.customer("acme").await;
+    system
+        .set_sms_weights(&key, json!({"kt": 50, "skt": 30, "lgu": 20}))
+        .await;
+    system.set_knobs("kt", json!({"tps_cap": 20})).await;
+    let accepted = system.send_to_many(&key, 400, "throttled").await;
+    let summary = system
+        .wait_for_request(
+            &key,
+            accepted["request_id"].as_str().unwrap(),
+            Duration::from_secs(120),
+            |summary| count(&summary["by_status"], "delivered") == 400,
+        )
+        .await;
+    assert_eq!(
+        summary["by_carrier"],
+        json!({"kt": 200, "skt": 120, "lgu": 80}),
+        "{summary}"
+    );
+    let kt = system.simulator_counts("kt").await;
+    assert!(count(&kt, "rate_limited") > 0, "KT never throttled: {kt}");
+    assert_eq!(count(&kt, "delivered"), 200, "{kt}");
+    let (status, report) = system
+        .call(Method::GET, "/v1/routing/report", &key, None)
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["channels"]["sms"]["failed_over"]["kt"],
+        json!(0),
+        "{report}"
+    );
+    assert_eq!(circuit(&system, "kt").await, "closed");
+}

@@ -7,7 +7,8 @@
 //! [`rns_types::alimtalk::AlimTalk`]); the client reference is
 //! the RNS message id, which the carrier uses to de-duplicate. Answers: 200
 //! `{"status":"delivered","carrier_reference"}`; 4xx other than 408/429 is a permanent
-//! rejection with `{"error":{"code","message"}}`; 408, 429 and 5xx are transient;
+//! rejection with `{"error":{"code","message"}}`; 429 is throttling (with the
+//! `Retry-After` seconds when the carrier sends them); 408 and 5xx are transient;
 //! a refused connection is transient (the carrier was never reached); a timeout or a
 //! broken connection after sending is ambiguous.
 //!
@@ -164,8 +165,15 @@ impl HttpCarrier {
                 Err(error) => unreadable(&error),
             };
         }
+        let retry_after = retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
-        refused(status, &text)
+        match refused(status, &text) {
+            SubmitOutcome::Throttled { reason, .. } => SubmitOutcome::Throttled {
+                reason,
+                retry_after,
+            },
+            outcome => outcome,
+        }
     }
 
     /// Submits `requests` in one batch request; an outcome per request, in order.
@@ -295,13 +303,29 @@ fn unanswered(error: &reqwest::Error) -> SubmitOutcome {
     }
 }
 
-/// An error answer: retryable for 408, 429 and 5xx, permanent otherwise.
+/// The seconds of a `Retry-After` header (its date form is not used by carriers).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// An error answer: throttling for 429, retryable for 408 and 5xx, permanent
+/// otherwise.
 fn refused(status: StatusCode, body: &str) -> SubmitOutcome {
     let reason = error_reason(status, body);
-    if status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status.is_server_error()
-    {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return SubmitOutcome::Throttled {
+            reason,
+            retry_after: None,
+        };
+    }
+    if status == StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
         SubmitOutcome::Transient { reason }
     } else {
         SubmitOutcome::Rejected { reason }
