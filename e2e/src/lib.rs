@@ -295,6 +295,36 @@ filter = "info"
         self.services.insert(service, process);
     }
 
+    /// Starts one more process of `service` beside the first, with the same
+    /// configuration but its own health port; waits until it is ready and returns it
+    /// with that port (dropping it kills it).
+    pub async fn start_replica(&self, service: Service, replica: usize) -> (ChildProcess, u16) {
+        let health_port = spare_port();
+        let variable = match service {
+            Service::Gateway => "RNS_GATEWAY__LISTEN",
+            Service::Dispatcher => "RNS_DISPATCHER__HEALTH_LISTEN",
+            Service::Carriers => "RNS_CARRIER_WORKERS__HEALTH_LISTEN",
+            Service::Analytics => "RNS_ANALYTICS__HEALTH_LISTEN",
+        };
+        let mut command = Command::new(self.binaries.join(service.binary()));
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .env(variable, format!("127.0.0.1:{health_port}"));
+        let name = format!("{}-{replica}", service.binary());
+        let process = ChildProcess::spawn(&name, command, self.directory.path());
+        let ready = format!("http://127.0.0.1:{health_port}/readyz");
+        rns_testkit::wait_until(&name, Duration::from_secs(60), || async {
+            self.http
+                .get(&ready)
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success())
+        })
+        .await;
+        (process, health_port)
+    }
+
     /// Waits until the service's `/readyz` answers 200. A service still unready
     /// after 30 s is killed and started again once, as a supervisor's health check
     /// would (Nomad's `check_restart`), and that is reported on stderr.

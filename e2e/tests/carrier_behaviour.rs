@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use rns_e2e::{count, System, ADMIN_KEY};
+use rns_e2e::{count, Service, System, ADMIN_KEY};
 use rns_testkit::wait_until;
 use serde_json::{json, Value};
 
@@ -205,4 +205,82 @@ async fn a_throttling_carrier_keeps_its_exact_share_and_nothing_fails_over() {
         "{report}"
     );
     assert_eq!(circuit(&system, "kt").await, "closed");
+}
+
+/// Two carriers processes share KT's rate, which the operator sets at run time: they
+/// submit at most 210 a second together, measured by KT itself over 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_carriers_processes_share_one_carriers_rate() {
+    let system = System::start().await;
+    let (_second, second_port) = system.start_replica(Service::Carriers, 2).await;
+    let (status, reply) = system
+        .call(
+            Method::PUT,
+            "/v1/admin/carriers/kt/rate",
+            ADMIN_KEY,
+            Some(json!({"per_second": 200})),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let key = system.customer("acme").await;
+    system
+        .set_sms_weights(&key, json!({"kt": 1, "skt": 0, "lgu": 0}))
+        .await;
+    let accepted = system.send_to_many(&key, 8_000, "paced").await;
+    wait_until("KT's first deliveries", Duration::from_secs(60), || async {
+        count(&system.simulator_counts("kt").await, "delivered") >= 200
+    })
+    .await;
+
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    let mut delivered = Vec::with_capacity(31);
+    for _ in 0..=30 {
+        ticks.tick().await;
+        delivered.push(count(&system.simulator_counts("kt").await, "delivered"));
+    }
+    let per_second: Vec<u64> = delivered.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    let in_30_seconds = delivered[30] - delivered[0];
+    eprintln!("KT took {in_30_seconds} in 30 s; per second: {per_second:?}");
+    assert!(
+        in_30_seconds <= 30 * 210,
+        "{in_30_seconds} submits in 30 s at a shared 200/s: {per_second:?}"
+    );
+    assert!(
+        in_30_seconds >= 30 * 150,
+        "the budget was not used: {in_30_seconds} in 30 s: {per_second:?}"
+    );
+    // Both processes submitted to KT.
+    let submitted_by = |metrics: String| {
+        metrics
+            .lines()
+            .filter(|line| {
+                line.starts_with("rns_carrier_submits_total")
+                    && line.contains("carrier=\"kt\"")
+                    && line.contains("outcome=\"delivered\"")
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let first = submitted_by(system.metrics(Service::Carriers).await);
+    let second = submitted_by(
+        reqwest::get(format!("http://127.0.0.1:{second_port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(
+        first > 0.0 && second > 0.0,
+        "first {first}, second {second}"
+    );
+    let summary = system
+        .wait_for_request(
+            &key,
+            accepted["request_id"].as_str().unwrap(),
+            Duration::from_secs(120),
+            |summary| count(&summary["by_status"], "delivered") == 8_000,
+        )
+        .await;
+    assert_eq!(count(&summary["by_carrier"], "kt"), 8_000, "{summary}");
 }

@@ -6,6 +6,7 @@
 //! writes only that customer's data; admin routes take the operator's key.
 #![forbid(unsafe_code)]
 
+pub mod carrier_rates;
 pub mod compose;
 pub mod contacts;
 pub mod error;
@@ -88,6 +89,7 @@ struct Inner {
     directory: CustomerDirectory,
     keys: key_cache::KeyCache,
     health: HealthStore,
+    carrier_rates: carrier_rates::CarrierRates,
     idempotency: IdempotencyStore,
     catalog: CarrierCatalog,
     results: ResultQueries,
@@ -133,6 +135,7 @@ impl AppState {
             directory,
             keys: key_cache::KeyCache::new(std::time::Duration::from_secs(30), 100_000),
             health,
+            carrier_rates: carrier_rates::CarrierRates::connect(&settings.redis.url).await?,
             idempotency: IdempotencyStore::connect(&settings.redis.url).await?,
             catalog: catalog(settings),
             results: ResultQueries::new(rns_analytics::clickhouse_client(&settings.clickhouse)),
@@ -214,6 +217,10 @@ impl AppState {
         &self.0.health
     }
 
+    pub fn carrier_rates(&self) -> &carrier_rates::CarrierRates {
+        &self.0.carrier_rates
+    }
+
     pub fn catalog(&self) -> &CarrierCatalog {
         &self.0.catalog
     }
@@ -286,6 +293,10 @@ pub fn app(state: AppState) -> Router {
             post(routes::points::top_up),
         )
         .route("/v1/carriers", get(routes::customers::carriers))
+        .route(
+            "/v1/admin/carriers/{id}/rate",
+            put(routes::customers::set_rate),
+        )
         .route("/v1/points", get(routes::points::account))
         .route("/v1/points/ledger", get(routes::points::ledger))
         .route("/v1/routing", get(routes::routing::get))

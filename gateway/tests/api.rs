@@ -478,6 +478,103 @@ async fn carrier_states_are_for_the_operator_only() {
     assert_eq!(items.len(), 5);
     assert_eq!(items[0]["id"], json!("kt"));
     assert_eq!(items[0]["circuit"], json!("closed"));
+    assert_eq!(items[0]["rate_per_second"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_operator_sets_and_clears_a_carriers_rate_and_bad_rates_are_refused() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let rate = |value: Value| Some(json!({ "per_second": value }));
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            "/v1/admin/carriers/kt/rate",
+            Some(&key),
+            rate(json!(20)),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a customer set a carrier's rate"
+    );
+    for (path, body, expected, code) in [
+        (
+            "/v1/admin/carriers/nowhere/rate",
+            rate(json!(20)),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "/v1/admin/carriers/kt/rate",
+            rate(json!(0)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_rate",
+        ),
+        (
+            "/v1/admin/carriers/kt/rate",
+            rate(json!(100_001)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_rate",
+        ),
+        (
+            "/v1/admin/carriers/kt/rate",
+            rate(json!(-1)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "/v1/admin/carriers/kt/rate",
+            Some(json!({"rate": 5})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+    ] {
+        let (status, reply) = api.call(Method::PUT, path, Some(ADMIN_KEY), body).await;
+        assert_eq!(status, expected, "{path}: {reply}");
+        assert_eq!(error_code(&reply), code, "{reply}");
+    }
+    let (status, reply) = api
+        .call(
+            Method::PUT,
+            "/v1/admin/carriers/kt/rate",
+            Some(ADMIN_KEY),
+            rate(json!(20)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply, json!({"id": "kt", "rate_per_second": 20}));
+    let (_, carriers) = api
+        .call(Method::GET, "/v1/carriers", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(
+        carriers["items"][0]["rate_per_second"],
+        json!(20),
+        "{carriers}"
+    );
+    assert_eq!(
+        carriers["items"][1]["rate_per_second"],
+        Value::Null,
+        "{carriers}"
+    );
+    let (status, reply) = api
+        .call(
+            Method::PUT,
+            "/v1/admin/carriers/kt/rate",
+            Some(ADMIN_KEY),
+            rate(Value::Null),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (_, carriers) = api
+        .call(Method::GET, "/v1/carriers", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(
+        carriers["items"][0]["rate_per_second"],
+        Value::Null,
+        "{carriers}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::InvalidId;
 
+/// The Redis hash of carrier rates the operator set at run time: field the carrier
+/// id, value submits per second. The carriers service reads it before every slot of a
+/// carrier's shared budget; a carrier without a field uses its configured rate.
+pub const CARRIER_RATES_KEY: &str = "carrier_rates";
+
 /// A channel is a family of message types that share carriers and routing weights.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,

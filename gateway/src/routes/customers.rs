@@ -1,14 +1,17 @@
 //! Operator routes. `POST /v1/admin/customers`: the operator creates a customer and
 //! receives its API key, shown this once; only the key's SHA-256 is stored.
-//! `GET /v1/carriers`: the carriers and their circuit states.
-use axum::extract::State;
+//! `GET /v1/carriers`: the carriers, their circuit states and the rates the operator
+//! set. `PUT /v1/admin/carriers/{id}/rate`: the operator sets (or with `null` clears)
+//! a carrier's send rate at run time, shared by every carriers process.
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use rand::RngCore;
 use rns_types::{CustomerId, CustomerProfile};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::carrier_rates::MAX_RATE_PER_SECOND;
 use crate::error::ApiError;
 use crate::extract::{hash_api_key, Admin, ApiJson};
 use crate::AppState;
@@ -67,6 +70,7 @@ pub async fn carriers(
     State(state): State<AppState>,
 ) -> Result<Json<Value>, ApiError> {
     let records = state.health().read_all().await?;
+    let rates = state.carrier_rates().all().await?;
     let items: Vec<Value> = state
         .catalog()
         .entries()
@@ -79,8 +83,58 @@ pub async fn carriers(
                 "circuit": record.map_or(rns_types::CircuitState::Closed, |record| record.state),
                 "since": record.map(|record| rns_analytics::queries::rfc3339(record.since_ms)),
                 "reason": record.map(|record| record.reason.clone()).filter(|reason| !reason.is_empty()),
+                "rate_per_second": rates.get(entry.id.as_str()),
             })
         })
         .collect();
     Ok(Json(json!({"items": items})))
+}
+
+/// `PUT /v1/admin/carriers/{id}/rate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRate {
+    /// Submits per second, or `null` to return to the configured rate.
+    per_second: Option<u32>,
+}
+
+/// The rate the operator set for a carrier (`null`: the configured one applies).
+#[derive(Debug, Serialize)]
+pub struct CarrierRate {
+    id: rns_types::CarrierId,
+    rate_per_second: Option<u32>,
+}
+
+/// Sets a carrier's send rate for every carriers process; the next slot of its
+/// budget uses it.
+pub async fn set_rate(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetRate>,
+) -> Result<Json<CarrierRate>, ApiError> {
+    let carrier = rns_types::CarrierId::parse(&id)
+        .ok()
+        .filter(|carrier| state.catalog().channel_of(carrier).is_some())
+        .ok_or(ApiError::NotFoundNamed {
+            what: "carrier",
+            id,
+        })?;
+    if body
+        .per_second
+        .is_some_and(|rate| rate == 0 || rate > MAX_RATE_PER_SECOND)
+    {
+        return Err(ApiError::invalid(
+            "invalid_rate",
+            format!(
+                "per_second must be 1 to {MAX_RATE_PER_SECOND}, or null for the configured rate"
+            ),
+        ));
+    }
+    state.carrier_rates().set(&carrier, body.per_second).await?;
+    tracing::info!(carrier = %carrier, rate_per_second = ?body.per_second, "carrier rate set");
+    Ok(Json(CarrierRate {
+        id: carrier,
+        rate_per_second: body.per_second,
+    }))
 }
