@@ -26,18 +26,23 @@ pub struct EventView {
     pub detail: String,
 }
 
-/// A message with its current status and whole timeline.
+/// A message with its current status and whole timeline. Its channel, type, subject
+/// and text are what was finally sent: an AlimTalk message that fell back shows its
+/// SMS/LMS, with the AlimTalk it was first in `fell_back_from`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MessageView {
     pub id: String,
     pub request_id: String,
     pub to: String,
     pub from: String,
+    pub channel: String,
     #[serde(rename = "type")]
     pub message_type: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub subject: String,
     pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fell_back_from: Option<MessageContent>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub schedule_id: String,
     pub accepted_at: String,
@@ -47,15 +52,52 @@ pub struct MessageView {
     pub events: Vec<EventView>,
 }
 
+/// What one message said, in one channel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageContent {
+    pub channel: String,
+    #[serde(rename = "type")]
+    pub message_type: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subject: String,
+    pub text: String,
+}
+
 #[derive(Debug, Row, Deserialize)]
 struct MessageHead {
     to_number: String,
     from_number: String,
+    channel: String,
     message_type: String,
     subject: String,
     text: String,
     schedule_id: String,
     accepted_at_ms: u64,
+    fallback_type: String,
+    fallback_subject: String,
+    fallback_text: String,
+}
+
+impl MessageHead {
+    /// What was finally sent, and what was sent first if it fell back.
+    fn contents(self, fell_back: bool) -> (MessageContent, Option<MessageContent>) {
+        let first = MessageContent {
+            channel: self.channel,
+            message_type: self.message_type,
+            subject: self.subject,
+            text: self.text,
+        };
+        if !fell_back || self.fallback_type.is_empty() {
+            return (first, None);
+        }
+        let fallback = MessageContent {
+            channel: rns_types::Channel::Sms.to_string(),
+            message_type: self.fallback_type,
+            subject: self.fallback_subject,
+            text: self.fallback_text,
+        };
+        (fallback, Some(first))
+    }
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -71,13 +113,15 @@ struct EventLine {
 }
 
 /// Per carrier, over a time range: messages routed to it as first choice, messages
-/// it delivered, and messages that left it for another carrier.
+/// it delivered, messages that left it for another carrier of its channel, and
+/// AlimTalk messages it could not deliver that fell back to SMS/LMS.
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct CarrierSplit {
     pub carrier: String,
     pub first_choice: u64,
     pub delivered: u64,
     pub failed_over: u64,
+    pub fell_back: u64,
 }
 
 /// Formats epoch milliseconds as RFC 3339 in UTC with milliseconds.
@@ -114,7 +158,8 @@ impl ResultQueries {
         let head = self
             .client
             .query(
-                &format!("SELECT to_number, from_number, toString(message_type) AS message_type, subject, text, schedule_id, accepted_at_ms
+                &format!("SELECT to_number, from_number, toString(channel) AS channel, toString(message_type) AS message_type,
+                        subject, text, schedule_id, accepted_at_ms, fallback_type, fallback_subject, fallback_text
                  FROM messages WHERE customer_id = ? AND request_id = ? AND message_id = ?{} LIMIT 1",
                  day_floor("accepted_at", made_at_ms)),
             )
@@ -123,7 +168,7 @@ impl ResultQueries {
             .bind(&message_text)
             .fetch_optional::<MessageHead>()
             .await?;
-        let Some(head) = head else {
+        let Some(mut head) = head else {
             return Ok(None);
         };
         let mut lines = self
@@ -154,6 +199,7 @@ impl ResultQueries {
             .map(|line| &line.carrier)
             .find(|carrier| !carrier.is_empty())
             .cloned();
+        let fell_back = lines.iter().any(|line| line.kind == "fell_back");
         let attempts = lines
             .iter()
             .filter(|line| line.attempt > 0)
@@ -171,16 +217,23 @@ impl ResultQueries {
                 detail: line.detail,
             })
             .collect();
+        let to = std::mem::take(&mut head.to_number);
+        let from = std::mem::take(&mut head.from_number);
+        let schedule_id = std::mem::take(&mut head.schedule_id);
+        let accepted_at = rfc3339(head.accepted_at_ms);
+        let (sent, fell_back_from) = head.contents(fell_back);
         Ok(Some(MessageView {
             id: message_text,
             request_id: request,
-            to: head.to_number,
-            from: head.from_number,
-            message_type: head.message_type,
-            subject: head.subject,
-            text: head.text,
-            schedule_id: head.schedule_id,
-            accepted_at: rfc3339(head.accepted_at_ms),
+            to,
+            from,
+            channel: sent.channel,
+            message_type: sent.message_type,
+            subject: sent.subject,
+            text: sent.text,
+            fell_back_from,
+            schedule_id,
+            accepted_at,
             status,
             carrier,
             attempts,
@@ -202,7 +255,8 @@ impl ResultQueries {
                 "SELECT carrier,
                         countIf(kind = 'routed' AND hop = 1) AS first_choice,
                         countIf(kind = 'delivered') AS delivered,
-                        countIf(kind = 'failed_over') AS failed_over
+                        countIf(kind = 'failed_over') AS failed_over,
+                        countIf(kind = 'fell_back') AS fell_back
                  FROM (
                      SELECT message_id, ordinal, kind, any(carrier) AS carrier, any(hop) AS hop
                      FROM events

@@ -22,6 +22,10 @@ pub struct MessageRow {
     pub text: String,
     pub schedule_id: String,
     pub points_reserved: u32,
+    /// The SMS/LMS an AlimTalk message falls back to; empty without one.
+    pub fallback_type: String,
+    pub fallback_subject: String,
+    pub fallback_text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
@@ -104,6 +108,21 @@ impl MessageRow {
             text: record.text.clone(),
             schedule_id: record.schedule_id.clone().unwrap_or_default(),
             points_reserved: record.points_reserved,
+            fallback_type: record
+                .fallback
+                .as_ref()
+                .map(|fallback| fallback.message_type.to_string())
+                .unwrap_or_default(),
+            fallback_subject: record
+                .fallback
+                .as_ref()
+                .and_then(|fallback| fallback.subject.clone())
+                .unwrap_or_default(),
+            fallback_text: record
+                .fallback
+                .as_ref()
+                .map(|fallback| fallback.text.clone())
+                .unwrap_or_default(),
         }
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! - `carrier_minutes` and `carrier_hours`: per customer, minute (or hour) and
 //!   carrier, the counts and latency digests statistics and dashboards read, kept by
-//!   the materialized views `<table>_feed` as events arrive, so no statistic scans
+//!   the materialized views `<table>_feed_v2` as events arrive, so no statistic scans
 //!   the events. Hour and day buckets read the hour table: a month is 720 rows per
 //!   carrier instead of 43,200.
 //!
@@ -77,7 +77,10 @@ pub fn statements(database: &str) -> Vec<String> {
                 subject String,
                 text String,
                 schedule_id String,
-                points_reserved UInt32
+                points_reserved UInt32,
+                fallback_type String,
+                fallback_subject String,
+                fallback_text String
             ) ENGINE = ReplacingMergeTree()
             PARTITION BY toYYYYMMDD(accepted_at)
             ORDER BY (customer_id, request_id, message_id)"
@@ -143,37 +146,54 @@ pub fn statements(database: &str) -> Vec<String> {
     .collect()
 }
 
-/// The materialized views, created after every column they read exists. Latency is
-/// accept to final state, for final events that know when they were accepted.
+/// The suffix of the statistics views as they are now; an earlier view of a table
+/// (`<table>_feed`, which did not count fallbacks) is dropped once this one exists.
+pub const VIEW_SUFFIX: &str = "_feed_v2";
+const EARLIER_VIEW_SUFFIXES: [&str; 1] = ["_feed"];
+
+/// The materialized views, created after every column they read exists, then the
+/// statements that drop the views they replace. Latency is accept to final state,
+/// for final events that know when they were accepted. Every attempt counts under the
+/// carrier that made it: an AlimTalk carrier that could not deliver a message that
+/// then fell back to SMS/LMS counts it under `failed_over`, as any carrier a message
+/// left does.
 pub fn views(database: &str) -> Vec<String> {
-    STATISTICS_TABLES
-        .iter()
-        .map(|(table, truncate)| {
+    let created = STATISTICS_TABLES.iter().map(|(table, truncate)| {
             format!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{table}_feed
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{table}{VIEW_SUFFIX}
                  TO {database}.{table} AS
                  SELECT customer_id, {truncate}(at) AS start, carrier,
                         sumState(toUInt64(kind = 'routed' AND hop = 1)) AS first_choice,
                         sumState(toUInt64(kind = 'submitted')) AS submitted,
                         sumState(toUInt64(kind = 'delivered')) AS delivered,
                         sumState(toUInt64(kind = 'failed')) AS failed,
-                        sumState(toUInt64(kind = 'failed_over')) AS failed_over,
+                        sumState(toUInt64(kind IN ('failed_over', 'fell_back'))) AS failed_over,
                         sumState(toUInt64(points_spent)) AS points_spent,
                         {LATENCY_FUNCTION}State{LATENCY_LEVELS}(
                             toUInt64(if(at_ms > accepted_at_ms, at_ms - accepted_at_ms, 0)),
-                            toUInt8(kind IN ('delivered', 'failed') AND accepted_at_ms > 0)
+                            toUInt8(kind IN ('delivered', 'failed', 'unknown') AND accepted_at_ms > 0)
                         ) AS latency_ms
                  FROM {database}.{EVENTS_TABLE}
                  GROUP BY customer_id, start, carrier"
             )
-        })
-        .collect()
+        });
+    // Created first, dropped after: a batch inserted between the two is counted
+    // twice rather than not at all.
+    let dropped = STATISTICS_TABLES.iter().flat_map(|(table, _)| {
+        EARLIER_VIEW_SUFFIXES
+            .iter()
+            .map(move |suffix| format!("DROP TABLE IF EXISTS {database}.{table}{suffix}"))
+    });
+    created.chain(dropped).collect()
 }
 
 /// Columns added after a table was first created: (table, column, type).
-const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 8] = [
     (MESSAGES_TABLE, "schedule_id", "String"),
     (MESSAGES_TABLE, "points_reserved", "UInt32"),
+    (MESSAGES_TABLE, "fallback_type", "String"),
+    (MESSAGES_TABLE, "fallback_subject", "String"),
+    (MESSAGES_TABLE, "fallback_text", "String"),
     (EVENTS_TABLE, "accepted_at_ms", "UInt64"),
     (EVENTS_TABLE, "points_reserved", "UInt32"),
     (EVENTS_TABLE, "points_spent", "UInt32"),

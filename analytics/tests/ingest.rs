@@ -90,6 +90,7 @@ fn batch(
             text: "인증번호 123456".into(),
             points_reserved: 1,
             schedule_id: (index == 0).then(|| "01JSCHEDULE0000000000000000".to_owned()),
+            fallback: None,
         });
         let event = |kind, attempt| MessageEvent {
             message_id,
@@ -286,9 +287,18 @@ async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
     };
     let client = rns_analytics::clickhouse_client(&settings);
     rns_analytics::schema::ensure(&client, "rns").await.unwrap();
+    // The statistics view of the version before, which did not count fallbacks.
+    clickhouse
+        .query(
+            "CREATE MATERIALIZED VIEW rns.carrier_minutes_feed TO rns.carrier_minutes AS \
+             SELECT customer_id, toStartOfMinute(at) AS start, carrier, \
+             sumState(toUInt64(kind = 'failed_over')) AS failed_over FROM rns.events \
+             GROUP BY customer_id, start, carrier",
+        )
+        .await;
     rns_analytics::schema::ensure(&client, "rns").await.unwrap();
     let columns = clickhouse
-        .query("SELECT concat(table, '.', name) FROM system.columns WHERE database = 'rns' AND table IN ('messages', 'events') AND name IN ('schedule_id', 'points_reserved', 'accepted_at_ms', 'points_spent') ORDER BY table, name FORMAT TabSeparated")
+        .query("SELECT concat(table, '.', name) FROM system.columns WHERE database = 'rns' AND table IN ('messages', 'events') AND name IN ('schedule_id', 'points_reserved', 'accepted_at_ms', 'points_spent', 'fallback_text') ORDER BY table, name FORMAT TabSeparated")
         .await;
     assert_eq!(
         columns.split_whitespace().collect::<Vec<_>>(),
@@ -297,6 +307,7 @@ async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
             "events.points_reserved",
             "events.points_spent",
             "messages.accepted_at_ms",
+            "messages.fallback_text",
             "messages.points_reserved",
             "messages.schedule_id"
         ]
@@ -306,7 +317,8 @@ async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
         .await;
     assert_eq!(
         views.split_whitespace().collect::<Vec<_>>(),
-        ["carrier_minutes", "carrier_minutes_feed"]
+        ["carrier_minutes", "carrier_minutes_feed_v2"],
+        "the earlier view is replaced"
     );
     let kinds = clickhouse
         .query("SELECT type FROM system.columns WHERE database = 'rns' AND table = 'events' AND name = 'kind' FORMAT TabSeparated")
@@ -319,6 +331,10 @@ async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
         .query("SELECT type FROM system.columns WHERE database = 'rns' AND table = 'events' AND name = 'status' FORMAT TabSeparated")
         .await;
     assert!(statuses.contains("blocked"), "{statuses}");
+    assert!(
+        statuses.contains("unknown") && statuses.contains("= 6"),
+        "{statuses}"
+    );
 }
 
 #[tokio::test]

@@ -64,6 +64,7 @@ async fn write_request(store: &Store, customer: &str, at_ms: u64, fates: &[Fate]
             text: format!("message {index}"),
             points_reserved: 2,
             schedule_id: None,
+            fallback: None,
         };
         messages
             .write(&MessageRow::new(&customer, &record))

@@ -140,18 +140,27 @@ fn result_batches(
         };
         for index in chunk_start..chunk_end {
             let message_id = request.request_id.message_id(index as u32);
-            let (to, message_type, text, points_reserved) = match request.recipients.get(index) {
-                Some(recipient) => {
-                    let (message_type, text) = request.content_of(recipient);
-                    (&recipient.to, message_type, text, recipient.points)
-                }
-                None => (
-                    &request.blocked[index - request.recipients.len()],
-                    request.message_type,
-                    request.text.as_str(),
-                    0,
-                ),
-            };
+            let (to, message_type, text, points_reserved, fallback) =
+                match request.recipients.get(index) {
+                    Some(recipient) => {
+                        let (message_type, text) = request.content_of(recipient);
+                        let fallback = request.fallback_of(recipient);
+                        (
+                            &recipient.to,
+                            message_type,
+                            text,
+                            recipient.points,
+                            fallback,
+                        )
+                    }
+                    None => (
+                        &request.blocked[index - request.recipients.len()],
+                        request.message_type,
+                        request.text.as_str(),
+                        0,
+                        None,
+                    ),
+                };
             batch.messages.push(MessageRecord {
                 message_id,
                 accepted_at_ms: request.accepted_at_ms,
@@ -163,6 +172,7 @@ fn result_batches(
                 text: text.to_owned(),
                 points_reserved,
                 schedule_id: request.schedule_id.clone(),
+                fallback,
             });
             batch.events.push(event(index as u32, message_id));
         }

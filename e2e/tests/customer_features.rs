@@ -178,6 +178,61 @@ async fn alimtalk_that_kakao_rejects_falls_back_to_sms_and_is_charged_as_sms() {
     );
     let delivered_by = events.last().unwrap()["carrier"].as_str().unwrap();
     assert!(["kt", "skt", "lgu"].contains(&delivered_by), "{message}");
+    // Regression: the message showed the AlimTalk it never was delivered as. It
+    // shows the LMS that reached the handset, and the AlimTalk it fell back from.
+    assert_eq!(message["carrier"], delivered_by, "{message}");
+    assert_eq!(
+        (&message["channel"], &message["type"]),
+        (&json!("sms"), &json!("lms")),
+        "{message}"
+    );
+    assert!(
+        message["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[RNS] 주문 접수 안내"),
+        "{message}"
+    );
+    assert_eq!(
+        message["fell_back_from"],
+        json!({"channel": "alimtalk", "type": "alimtalk", "text": "주문이 접수되었습니다."}),
+        "{message}"
+    );
+    // Regression: statistics showed the AlimTalk carrier that rejected it at a
+    // success rate of 1.0, and the routing report left the fallback out.
+    let rejected_by = fell_back["carrier"].as_str().unwrap();
+    let since = rns_types::time::rfc3339(rns_types::time::now_milliseconds() - 3_600_000);
+    let (status, stats) = system
+        .call(Method::GET, &format!("/v1/stats?since={since}"), &key, None)
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    let row = |carrier: &str| {
+        stats["carriers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["carrier"] == carrier)
+            .cloned()
+            .unwrap_or_else(|| panic!("{carrier} has no statistics: {stats}"))
+    };
+    let alimtalk = row(rejected_by);
+    assert_eq!(alimtalk["failed_over"], json!(1), "{alimtalk}");
+    assert_eq!(alimtalk["success_rate"], json!(0.0), "{alimtalk}");
+    assert_eq!(row(delivered_by)["delivered"], json!(1), "{stats}");
+    let (status, report) = system
+        .call(Method::GET, "/v1/routing/report", &key, None)
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["channels"]["alimtalk"]["fell_back"][rejected_by],
+        json!(1),
+        "{report}"
+    );
+    assert_eq!(
+        report["channels"]["sms"]["delivered"][delivered_by],
+        json!(1),
+        "{report}"
+    );
     let alimtalk_rejections: u64 = [
         system.simulator_counts("ke").await,
         system.simulator_counts("cns").await,

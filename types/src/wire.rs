@@ -540,6 +540,10 @@ pub struct MessageRecord {
     /// The scheduled send the message's request is (a firing of).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_id: Option<String>,
+    /// For AlimTalk: the SMS/LMS it becomes if Kakao cannot deliver it, so the
+    /// message can show what finally reached the handset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
 }
 
 /// A batch of records and events of one customer, bound for ClickHouse.

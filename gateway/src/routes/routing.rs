@@ -149,6 +149,7 @@ pub async fn report(
                 "first_choice": column(|split| split.first_choice),
                 "delivered": column(|split| split.delivered),
                 "failed_over": column(|split| split.failed_over),
+                "fell_back": column(|split| split.fell_back),
             }),
         );
     }
