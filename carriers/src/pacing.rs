@@ -13,12 +13,15 @@
 //! changes it at run time (`PUT /v1/admin/carriers/{id}/rate` on the gateway, which
 //! writes the Redis hash [`RATES_KEY`]; `{"per_second": null}` returns to the
 //! configured rate); every call reads it, so a change applies to the next slot. No
-//! rate means no pacing.
+//! rate means no pacing; a process that finds a carrier without a rate asks again
+//! only after [`UNPACED_RECHECK`], so an unpaced carrier costs no Redis call per
+//! submit (and a rate the operator sets takes up to that long to apply).
 //!
 //! If Redis cannot be reached, submits are not held back (the worker logs it and
 //! counts `rns_carrier_pacing_failures_total`): the carrier's own throttle answers
 //! are then waited out like any other ([`crate::worker`]), so nothing fails over.
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use redis::Script;
@@ -26,12 +29,16 @@ use rns_types::CarrierId;
 
 pub use rns_types::carrier::CARRIER_RATES_KEY as RATES_KEY;
 
+/// How long a carrier found without a rate is taken to stay so.
+pub const UNPACED_RECHECK: Duration = Duration::from_secs(1);
+
 /// KEYS: the carrier's next-slot time (µs), the hash of overrides. ARGV: carrier id,
-/// configured rate (0 for none), slots wanted. Returns the µs to wait for the first.
+/// configured rate (0 for none), slots wanted. Returns the µs to wait for the first,
+/// or -1 when the carrier has no rate.
 const TAKE_SCRIPT: &str = r"
 local rate = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or ARGV[2])
 if not rate or rate <= 0 then
-  return 0
+  return -1
 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -52,6 +59,8 @@ pub struct Pacer {
     carrier: CarrierId,
     slot_key: String,
     configured_per_second: u32,
+    /// Until when the carrier is known to have no rate.
+    unpaced_until: std::sync::Arc<Mutex<Option<Instant>>>,
 }
 
 impl std::fmt::Debug for Pacer {
@@ -74,14 +83,19 @@ impl Pacer {
             slot_key: format!("carrier_rate:{carrier}:next_slot"),
             carrier,
             configured_per_second: per_second,
+            unpaced_until: Default::default(),
         }
     }
 
     /// Takes the next `count` slots of the carrier's budget; returns how long to wait
     /// before the first of them.
     pub async fn take(&self, count: u32) -> Result<Duration, redis::RedisError> {
+        let now = Instant::now();
+        if self.unpaced().is_some_and(|until| now < until) {
+            return Ok(Duration::ZERO);
+        }
         let mut connection = self.connection.clone();
-        let wait_microseconds: u64 = self
+        let wait_microseconds: i64 = self
             .script
             .key(&self.slot_key)
             .key(RATES_KEY)
@@ -90,6 +104,14 @@ impl Pacer {
             .arg(count.max(1))
             .invoke_async(&mut connection)
             .await?;
+        let Ok(wait_microseconds) = u64::try_from(wait_microseconds) else {
+            *self.unpaced_until.lock().expect("never poisoned") = Some(now + UNPACED_RECHECK);
+            return Ok(Duration::ZERO);
+        };
         Ok(Duration::from_micros(wait_microseconds))
+    }
+
+    fn unpaced(&self) -> Option<Instant> {
+        *self.unpaced_until.lock().expect("never poisoned")
     }
 }

@@ -116,4 +116,19 @@ async fn a_carrier_without_a_rate_is_not_held_back() {
     for _ in 0..100 {
         assert_eq!(pacer.take(1).await.unwrap(), Duration::ZERO);
     }
+    // A rate the operator sets later applies within the recheck interval.
+    let mut operator = connection(&redis).await;
+    let _: () = redis::cmd("HSET")
+        .arg(RATES_KEY)
+        .arg("kt")
+        .arg(5)
+        .query_async(&mut operator)
+        .await
+        .unwrap();
+    let applied = rns_testkit::wait_until("the operator's rate", Duration::from_secs(3), || {
+        let pacer = pacer.clone();
+        async move { pacer.take(1).await.unwrap() > Duration::ZERO }
+    })
+    .await;
+    assert!(applied <= rns_carriers::pacing::UNPACED_RECHECK + Duration::from_millis(200));
 }
