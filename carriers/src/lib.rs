@@ -22,8 +22,10 @@ use std::time::{Duration, Instant};
 use rns_nats::{HealthStore, HealthView, Topology};
 use rns_service::{LogSettings, NatsSettings, Readiness, RedisSettings};
 use rns_types::carrier::CarrierEntry;
-use rns_types::subjects::{carrier_consumer, carrier_stream, ADVISORIES_STREAM, FAILOVER_CONSUMER};
-use rns_types::{CarrierCatalog, CarrierId, Channel};
+use rns_types::subjects::{
+    carrier_lane_consumer, carrier_stream, ADVISORIES_STREAM, FAILOVER_CONSUMER,
+};
+use rns_types::{CarrierCatalog, CarrierId, Channel, Priority};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -228,7 +230,14 @@ pub async fn run(
     }
     let watched = carriers
         .iter()
-        .map(|carrier| (carrier_stream(&carrier.id), carrier_consumer(&carrier.id)))
+        .flat_map(|carrier| {
+            Priority::ALL.map(|priority| {
+                (
+                    carrier_stream(&carrier.id),
+                    carrier_lane_consumer(&carrier.id, priority),
+                )
+            })
+        })
         .chain([(ADVISORIES_STREAM.to_owned(), FAILOVER_CONSUMER.to_owned())])
         .collect();
     tokio::spawn(rns_service::metrics::watch_consumers(
@@ -237,12 +246,16 @@ pub async fn run(
         stop.clone(),
     ));
     for carrier in carriers {
-        let consumer = Topology::consumer(
-            &jetstream,
-            &carrier_stream(&carrier.id),
-            &carrier_consumer(&carrier.id),
-        )
-        .await?;
+        let mut lanes = Vec::with_capacity(Priority::ALL.len());
+        for priority in Priority::ALL {
+            let consumer = Topology::consumer(
+                &jetstream,
+                &carrier_stream(&carrier.id),
+                &carrier_lane_consumer(&carrier.id, priority),
+            )
+            .await?;
+            lanes.push((priority, consumer));
+        }
         let protocol = HttpCarrier::new(
             &carrier.endpoint,
             Duration::from_millis(carrier.request_timeout_milliseconds),
@@ -283,7 +296,7 @@ pub async fn run(
         let stop = stop.clone();
         workers.spawn(async move {
             worker
-                .run(consumer, stop)
+                .run(lanes, stop)
                 .await
                 .map_err(|error| CarriersError::Worker {
                     carrier: carrier.id.clone(),

@@ -33,7 +33,7 @@ use futures::StreamExt;
 use rns_nats::{terminate_with_reason, HealthStore};
 use rns_types::subjects::message_ids;
 use rns_types::wire::{CarrierJob, CarrierPayload, EventKind, MessageEvent};
-use rns_types::{CarrierId, CircuitRecord, CircuitState};
+use rns_types::{CarrierId, CircuitRecord, CircuitState, Priority};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -51,6 +51,8 @@ const PULL_BYTES: usize = 4 << 20;
 
 /// Waits for the carrier at least this long reset the held job's ack wait first.
 const HOLD_PROGRESS_AFTER: Duration = Duration::from_millis(500);
+/// While a job waits for a rate slot, its ack wait is reset this often.
+const HOLD_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// The wait after the `throttled`-th throttle answer in a row without a
 /// `Retry-After`: 100 ms doubling to 2 s, with up to a quarter more at random so
@@ -75,6 +77,16 @@ pub struct WorkerPolicy {
 }
 
 impl WorkerPolicy {
+    /// Jobs in flight at once in `priority`'s lane: the carrier's concurrency for
+    /// normal and bulk, a quarter of it (at least 4) for high, which carries little.
+    pub fn lane_concurrency(&self, priority: Priority) -> usize {
+        let concurrency = self.concurrency.max(1);
+        match priority {
+            Priority::High => (concurrency / 4).max(4),
+            Priority::Normal | Priority::Bulk => concurrency,
+        }
+    }
+
     fn backoff(&self, attempt: u16) -> Duration {
         let index =
             usize::from(attempt.saturating_sub(1)).min(self.retry_backoff.len().saturating_sub(1));
@@ -107,44 +119,58 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Works the consumer until `shutdown`; submits in flight finish first.
+    /// Works the carrier's lanes (a consumer per [`Priority`]) until `shutdown`;
+    /// submits in flight finish first.
     pub async fn run(
         self,
-        consumer: PullConsumer,
+        lanes: Vec<(Priority, PullConsumer)>,
         shutdown: CancellationToken,
     ) -> Result<(), async_nats::Error> {
-        let concurrency = self.policy.concurrency.max(1);
-        let in_flight = Arc::new(Semaphore::new(concurrency));
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(concurrency)
-            .max_bytes_per_batch(PULL_BYTES)
-            .heartbeat(Duration::from_secs(5))
-            .messages()
-            .await?;
-        tracing::info!(carrier = %self.carrier, concurrency, "carrier worker started");
-        self.publish_circuit().await;
         let worker = &self;
-        // Messages are taken one after another, each once its jobs have permits, and
-        // then handled concurrently: the permits bound what is in flight, and what
-        // waits stays in the pull's bounded buffer as bytes.
-        let work = messages
-            .take_until(shutdown.cancelled())
-            .then(|message| worker.take(message, in_flight.clone()))
-            .for_each_concurrent(None, |taken| {
-                let shutdown = &shutdown;
-                async move {
-                    if let Some(taken) = taken {
-                        worker.handle(taken, shutdown).await;
-                    }
-                }
-            });
-        tokio::select! {
-            () = work => {}
-            () = worker.recover(&shutdown) => {}
+        let mut pulls = Vec::with_capacity(lanes.len());
+        for (priority, consumer) in lanes {
+            let concurrency = self.policy.lane_concurrency(priority);
+            let messages = consumer
+                .stream()
+                .max_messages_per_batch(concurrency)
+                .max_bytes_per_batch(PULL_BYTES)
+                .heartbeat(Duration::from_secs(5))
+                .messages()
+                .await?;
+            pulls.push((messages, concurrency));
         }
+        tracing::info!(carrier = %self.carrier, concurrency = self.policy.concurrency, "carrier worker started");
+        self.publish_circuit().await;
+        let work = pulls
+            .into_iter()
+            .map(|(messages, concurrency)| worker.work_lane(messages, concurrency, &shutdown));
+        // The probe stops at shutdown; the work finishes what it holds.
+        tokio::join!(join_all(work), worker.recover(&shutdown));
         tracing::info!(carrier = %self.carrier, "carrier worker stopped");
         Ok(())
+    }
+
+    /// Works one lane until `shutdown`. Its messages are taken one after another, each
+    /// once its jobs have permits of the lane, and then handled concurrently: the
+    /// permits bound what is in flight, and what waits stays in the pull's bounded
+    /// buffer as bytes. Lanes have permits of their own, so a campaign never holds the
+    /// permits a one-time password needs.
+    async fn work_lane(
+        &self,
+        messages: async_nats::jetstream::consumer::pull::Stream,
+        concurrency: usize,
+        shutdown: &CancellationToken,
+    ) {
+        let in_flight = Arc::new(Semaphore::new(concurrency));
+        messages
+            .take_until(shutdown.cancelled())
+            .then(|message| self.take(message, in_flight.clone(), concurrency))
+            .for_each_concurrent(None, |taken| async move {
+                if let Some(taken) = taken {
+                    self.handle(taken, shutdown).await;
+                }
+            })
+            .await;
     }
 
     /// Decodes a pulled message and waits for a permit per job (a batch larger than
@@ -153,6 +179,7 @@ impl Worker {
         &self,
         message: Result<Message, MessagesError>,
         in_flight: Arc<Semaphore>,
+        lane_concurrency: usize,
     ) -> Option<Taken> {
         let message = message
             .map_err(|error| tracing::warn!(carrier = %self.carrier, %error, "pull failed"))
@@ -170,8 +197,7 @@ impl Worker {
                 return None;
             }
         };
-        let permits = u32::try_from(payload.job_count().clamp(1, self.policy.concurrency.max(1)))
-            .unwrap_or(1);
+        let permits = u32::try_from(payload.job_count().clamp(1, lane_concurrency)).unwrap_or(1);
         let permits = in_flight.acquire_many_owned(permits).await.ok()?;
         Some(Taken {
             message,
@@ -296,7 +322,7 @@ impl Worker {
         };
         let mut throttled: u32 = 0;
         loop {
-            if !self.pace(held, shutdown).await {
+            if !self.pace(job.priority, held, shutdown).await {
                 return SubmitOutcome::Throttled {
                     reason: "stopping while waiting for the carrier's rate".to_owned(),
                     retry_after: None,
@@ -321,17 +347,32 @@ impl Worker {
         }
     }
 
-    /// Waits for this carrier's next rate slot (none to wait for without a rate).
-    /// False when `shutdown` came first.
-    async fn pace(&self, held: &Message, shutdown: &CancellationToken) -> bool {
-        match self.pacer.take(1).await {
-            Ok(wait) if wait.is_zero() => true,
-            Ok(wait) => self.hold(held, wait, shutdown).await,
-            Err(error) => {
-                metrics::counter!("rns_carrier_pacing_failures_total", "carrier" => self.carrier.to_string())
-                    .increment(1);
-                tracing::warn!(carrier = %self.carrier, %error, "the shared rate budget cannot be read; submitting unpaced");
-                true
+    /// Waits for the carrier's next rate slot of `priority`'s lane (none to wait for
+    /// without a rate), keeping `held` from redelivery meanwhile. False when
+    /// `shutdown` came first.
+    async fn pace(&self, priority: Priority, held: &Message, shutdown: &CancellationToken) -> bool {
+        let acquired = self.pacer.acquire(priority);
+        tokio::pin!(acquired);
+        let mut progress = tokio::time::interval_at(
+            tokio::time::Instant::now() + HOLD_PROGRESS_EVERY,
+            HOLD_PROGRESS_EVERY,
+        );
+        loop {
+            tokio::select! {
+                turn = &mut acquired => {
+                    if let Err(error) = turn {
+                        metrics::counter!("rns_carrier_pacing_failures_total", "carrier" => self.carrier.to_string())
+                            .increment(1);
+                        tracing::warn!(carrier = %self.carrier, %error, "submitting unpaced");
+                    }
+                    return true;
+                }
+                () = shutdown.cancelled() => return false,
+                _ = progress.tick() => {
+                    if let Err(error) = held.ack_with(AckKind::Progress).await {
+                        tracing::debug!(carrier = %self.carrier, %error, "extending a held job's ack wait failed");
+                    }
+                }
             }
         }
     }

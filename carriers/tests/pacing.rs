@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use rns_carriers::pacing::{Pacer, RATES_KEY};
 use rns_testkit::RedisServer;
-use rns_types::CarrierId;
+use rns_types::{CarrierId, Priority};
 
 async fn connection(redis: &RedisServer) -> ConnectionManager {
     ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
@@ -28,8 +28,7 @@ async fn submit_for(pacers: Vec<Pacer>, window: Duration) -> Vec<Duration> {
             let submits = submits.clone();
             tasks.spawn(async move {
                 while started.elapsed() < window {
-                    let wait = pacer.take(1).await.unwrap();
-                    tokio::time::sleep(wait).await;
+                    pacer.acquire(Priority::Normal).await.unwrap();
                     if started.elapsed() < window {
                         submits.lock().unwrap().push(started.elapsed());
                     }
@@ -113,9 +112,15 @@ async fn the_operators_rate_applies_at_once_and_removing_it_restores_the_configu
 async fn a_carrier_without_a_rate_is_not_held_back() {
     let redis = RedisServer::start().await;
     let pacer = Pacer::new(connection(&redis).await, kt(), 0);
-    for _ in 0..100 {
-        assert_eq!(pacer.take(1).await.unwrap(), Duration::ZERO);
+    let started = Instant::now();
+    for _ in 0..1_000 {
+        pacer.acquire(Priority::Normal).await.unwrap();
     }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "1,000 unpaced submits waited {:?}",
+        started.elapsed()
+    );
     // A rate the operator sets later applies within the recheck interval.
     let mut operator = connection(&redis).await;
     let _: () = redis::cmd("HSET")
@@ -125,10 +130,48 @@ async fn a_carrier_without_a_rate_is_not_held_back() {
         .query_async(&mut operator)
         .await
         .unwrap();
+    // Two submits in a row are 200 ms apart at 5/s.
     let applied = rns_testkit::wait_until("the operator's rate", Duration::from_secs(3), || {
         let pacer = pacer.clone();
-        async move { pacer.take(1).await.unwrap() > Duration::ZERO }
+        async move {
+            let started = Instant::now();
+            pacer.acquire(Priority::Normal).await.unwrap();
+            pacer.acquire(Priority::Normal).await.unwrap();
+            started.elapsed() >= Duration::from_millis(150)
+        }
     })
     .await;
-    assert!(applied <= rns_carriers::pacing::UNPACED_RECHECK + Duration::from_millis(200));
+    // Within the recheck, plus the two submits of the check that saw it.
+    assert!(applied <= rns_carriers::pacing::UNPACED_RECHECK + Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn a_high_priority_submit_takes_the_next_slot_ahead_of_a_waiting_campaign() {
+    let redis = RedisServer::start().await;
+    let pacer = Pacer::new(connection(&redis).await, kt(), 10);
+    let bulk_done = Arc::new(Mutex::new(0_usize));
+    let mut campaign = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let pacer = pacer.clone();
+        let bulk_done = bulk_done.clone();
+        campaign.spawn(async move {
+            pacer.acquire(Priority::Bulk).await.unwrap();
+            *bulk_done.lock().unwrap() += 1;
+        });
+    }
+    rns_testkit::wait_until("the campaign under way", Duration::from_secs(5), || async {
+        *bulk_done.lock().unwrap() >= 3
+    })
+    .await;
+    let asked = Instant::now();
+    pacer.acquire(Priority::High).await.unwrap();
+    let waited = asked.elapsed();
+    let campaign_waiting = 30 - *bulk_done.lock().unwrap();
+    // One slot is 100 ms at 10/s.
+    assert!(waited <= Duration::from_millis(250), "waited {waited:?}");
+    assert!(
+        campaign_waiting >= 20,
+        "it went ahead of the campaign: {campaign_waiting} still waiting"
+    );
+    campaign.abort_all();
 }

@@ -156,6 +156,7 @@ fn job(to: &str) -> CarrierJob {
         fallback: None,
         attempts_before: 0,
         ambiguous_since_ms: None,
+        priority: rns_types::Priority::Normal,
     }
 }
 

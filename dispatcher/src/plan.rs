@@ -7,11 +7,11 @@
 use bytes::Bytes;
 use rns_nats::Outbound;
 use rns_types::routing::Schedule;
-use rns_types::subjects::{carrier_subject, message_ids, result_subject};
+use rns_types::subjects::{carrier_lane_subject, message_ids, result_subject};
 use rns_types::wire::{
     CarrierJob, EventKind, MessageEvent, MessageRecord, Points, Recipient, ResultBatch, SendRequest,
 };
-use rns_types::{CarrierId, CustomerId, MessageId, RequestId};
+use rns_types::{CarrierId, CustomerId, MessageId, Priority, RequestId};
 
 /// Most message records in one RESULTS message, to stay far below the server's
 /// 1 MiB payload limit with 2,000-byte texts.
@@ -74,6 +74,7 @@ pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64)
                 fallback: request.fallback_of(recipient),
                 attempts_before: 0,
                 ambiguous_since_ms: None,
+                priority: request.priority,
             }
         })
         .collect();
@@ -279,22 +280,30 @@ pub fn publishes(
         messages.extend(jobs.iter().map(single));
         return messages;
     }
-    let mut by_carrier: Vec<(&CarrierId, Vec<&CarrierJob>)> = Vec::new();
+    // Batches hold one carrier's jobs of one lane; chunks are numbered per carrier
+    // across its lanes, so every batch id is distinct.
+    let mut by_lane: Vec<((&CarrierId, Priority), Vec<&CarrierJob>)> = Vec::new();
     for job in jobs {
         if job.fallback.is_some() {
             messages.push(single(job));
             continue;
         }
-        match by_carrier
-            .iter_mut()
-            .find(|(carrier, _)| **carrier == job.carrier)
-        {
+        let lane = (&job.carrier, job.priority);
+        match by_lane.iter_mut().find(|(key, _)| *key == lane) {
             Some((_, routed)) => routed.push(job),
-            None => by_carrier.push((&job.carrier, vec![job])),
+            None => by_lane.push((lane, vec![job])),
         }
     }
-    for (carrier, routed) in by_carrier {
-        let mut chunk = 0;
+    let mut chunks_used: Vec<(&CarrierId, usize)> = Vec::new();
+    for ((carrier, priority), routed) in by_lane {
+        let used = match chunks_used.iter().position(|(used, _)| *used == carrier) {
+            Some(index) => index,
+            None => {
+                chunks_used.push((carrier, 0));
+                chunks_used.len() - 1
+            }
+        };
+        let mut chunk = chunks_used[used].1;
         let mut pending: Vec<&CarrierJob> = Vec::new();
         let mut payload: Vec<u8> = Vec::new();
         let mut flush = |pending: &mut Vec<&CarrierJob>, payload: &mut Vec<u8>| {
@@ -304,7 +313,7 @@ pub fn publishes(
                 _ => {
                     payload.push(b']');
                     messages.push(Outbound {
-                        subject: carrier_subject(carrier),
+                        subject: carrier_lane_subject(carrier, priority),
                         message_id: origin.batch(carrier, chunk),
                         payload: Bytes::from(std::mem::take(payload)),
                     });
@@ -326,6 +335,7 @@ pub fn publishes(
             pending.push(job);
         }
         flush(&mut pending, &mut payload);
+        chunks_used[used].1 = chunk;
     }
     messages
 }
@@ -498,7 +508,8 @@ mod tests {
                     assert!(message.payload.len() <= BATCH_BYTES);
                     assert!(batch
                         .iter()
-                        .all(|job| message.subject == carrier_subject(&job.carrier)));
+                        .all(|job| message.subject
+                            == carrier_lane_subject(&job.carrier, job.priority)));
                     batches += 1;
                     jobs.extend(batch);
                 }

@@ -284,3 +284,74 @@ async fn two_carriers_processes_share_one_carriers_rate() {
         .await;
     assert_eq!(count(&summary["by_carrier"], "kt"), 8_000, "{summary}");
 }
+
+/// A one-time password sent while a campaign waits on a throttled carrier goes first:
+/// the campaign's messages wait in the bulk lane, the password takes the next slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_high_priority_send_overtakes_a_campaign_waiting_on_a_throttled_carrier() {
+    let system = System::start().await;
+    let (status, reply) = system
+        .call(
+            Method::PUT,
+            "/v1/admin/carriers/kt/rate",
+            ADMIN_KEY,
+            Some(json!({"per_second": 20})),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let key = system.customer("acme").await;
+    system
+        .set_sms_weights(&key, json!({"kt": 1, "skt": 0, "lgu": 0}))
+        .await;
+    let to: Vec<String> = (0..400).map(|index| format!("010{index:08}")).collect();
+    let (status, campaign) = system
+        .call(
+            Method::POST,
+            "/v1/messages",
+            &key,
+            Some(json!({"from": "0212345678", "to": to, "text": "campaign", "priority": "bulk"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{campaign}");
+    wait_until(
+        "the campaign under way",
+        Duration::from_secs(30),
+        || async { count(&system.simulator_counts("kt").await, "delivered") >= 40 },
+    )
+    .await;
+
+    let (status, password) = system
+        .call(
+            Method::POST,
+            "/v1/messages",
+            &key,
+            Some(json!({"from": "0212345678", "to": ["01099990000"], "text": "인증번호 123456", "priority": "high"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{password}");
+    let message_id = password["message_ids"][0].as_str().unwrap().to_owned();
+    let took = wait_until(
+        "the password delivered",
+        Duration::from_secs(10),
+        || async { system.simulator_delivered("kt").await.contains(&message_id) },
+    )
+    .await;
+    let campaign_delivered = count(&system.simulator_counts("kt").await, "delivered");
+    eprintln!("the password reached KT {took:?} after it was accepted; the campaign had {campaign_delivered} of 400");
+    assert!(
+        campaign_delivered < 300,
+        "the password waited for the campaign: {campaign_delivered} of 400 were delivered first"
+    );
+    assert!(took <= Duration::from_secs(2), "the password took {took:?}");
+
+    let (status, refused) = system
+        .call(
+            Method::POST,
+            "/v1/messages",
+            &key,
+            Some(json!({"from": "0212345678", "to": ["01099990000"], "text": "x", "priority": "urgent"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "invalid_body", "{refused}");
+}

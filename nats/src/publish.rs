@@ -16,7 +16,7 @@ use async_nats::jetstream::context::Context;
 use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
-use rns_types::subjects::{carrier_subject, message_ids};
+use rns_types::subjects::{carrier_lane_subject, message_ids};
 use rns_types::wire::CarrierJob;
 
 /// Acknowledgements a JetStream context lets be outstanding (async-nats's default).
@@ -36,7 +36,7 @@ impl Outbound {
     /// repeat of any of them is the same publish.
     pub fn carrier_job(job: &CarrierJob) -> Self {
         Self {
-            subject: carrier_subject(&job.carrier),
+            subject: carrier_lane_subject(&job.carrier, job.priority),
             message_id: message_ids::carrier_job(&job.message_id, job.hop),
             payload: Bytes::from(serde_json::to_vec(job).expect("a carrier job serialises")),
         }

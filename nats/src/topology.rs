@@ -4,7 +4,7 @@
 //! |---|---|---|---|---|
 //! | `SEND` | stream | `send.<customer>` | work queue | consumer `dispatcher` |
 //! | `SCHEDULES` | stream | `sched.<request>` (schedules), `due.<customer>` (due sends) | work queue, schedules | consumer `dispatcher-due` (`due.>` only) |
-//! | `CARRIER_<NAME>` | stream, one per carrier | `carrier.<name>` | work queue | consumer `carrier-<name>` |
+//! | `CARRIER_<NAME>` | stream, one per carrier | `carrier.<name>`, `carrier.<name>.high`, `carrier.<name>.bulk` (the lanes) | work queue | consumers `carrier-<name>`, `carrier-<name>-high`, `carrier-<name>-bulk` |
 //! | `RESULTS` | stream | `result.<customer>` | interest | consumers `analytics`, `points`, `webhooks` |
 //! | `WEBHOOKS` | stream | `webhook_retry.<delivery>.<attempt>` (schedules), `webhook.<customer>` (due retries) | work queue, schedules | consumer `webhook-retries` (`webhook.>` only) |
 //! | `LEDGER` | stream | `ledger.<customer>` | limits (kept) | operators, rebuilds |
@@ -34,15 +34,16 @@ use async_nats::jetstream::stream::{
     Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType,
 };
 use rns_types::subjects::{
-    carrier_consumer, carrier_stream, carrier_subject, ADVISORIES_STREAM, ANALYTICS_CONSUMER,
-    API_KEYS_BUCKET, CARRIER_HEALTH_BUCKET, CUSTOMERS_BUCKET, DISPATCHER_CONSUMER, DUE_CONSUMER,
-    DUE_SUBJECTS, FAILOVER_CONSUMER, FAILURE_REASONS_BUCKET, LEDGER_STREAM, LEDGER_SUBJECTS,
-    MAX_DELIVERIES_ADVISORIES, MMS_IMAGES_BUCKET, OPT_OUT_LINES_BUCKET, POINTS_CONSUMER,
-    RESULTS_STREAM, RESULTS_SUBJECTS, SCHEDULES_BUCKET, SCHEDULES_STREAM, SCHEDULE_SUBJECTS,
-    SEND_STREAM, SEND_SUBJECTS, TEMPLATES_BUCKET, WEBHOOKS_BUCKET, WEBHOOKS_STREAM,
-    WEBHOOK_CONSUMER, WEBHOOK_RETRY_CONSUMER, WEBHOOK_RETRY_SUBJECTS, WEBHOOK_SUBJECTS,
+    carrier_lane_consumer, carrier_lane_subject, carrier_stream, ADVISORIES_STREAM,
+    ANALYTICS_CONSUMER, API_KEYS_BUCKET, CARRIER_HEALTH_BUCKET, CUSTOMERS_BUCKET,
+    DISPATCHER_CONSUMER, DUE_CONSUMER, DUE_SUBJECTS, FAILOVER_CONSUMER, FAILURE_REASONS_BUCKET,
+    LEDGER_STREAM, LEDGER_SUBJECTS, MAX_DELIVERIES_ADVISORIES, MMS_IMAGES_BUCKET,
+    OPT_OUT_LINES_BUCKET, POINTS_CONSUMER, RESULTS_STREAM, RESULTS_SUBJECTS, SCHEDULES_BUCKET,
+    SCHEDULES_STREAM, SCHEDULE_SUBJECTS, SEND_STREAM, SEND_SUBJECTS, TEMPLATES_BUCKET,
+    WEBHOOKS_BUCKET, WEBHOOKS_STREAM, WEBHOOK_CONSUMER, WEBHOOK_RETRY_CONSUMER,
+    WEBHOOK_RETRY_SUBJECTS, WEBHOOK_SUBJECTS,
 };
-use rns_types::{CarrierCatalog, CarrierId};
+use rns_types::{CarrierCatalog, CarrierId, Priority};
 use serde::Deserialize;
 
 /// Sizes and replication of the topology (`[nats]` in `rns.toml`).
@@ -282,7 +283,10 @@ impl Topology {
         for carrier in &self.carriers {
             streams.push(base(
                 &carrier_stream(carrier),
-                vec![carrier_subject(carrier)],
+                Priority::ALL
+                    .iter()
+                    .map(|priority| carrier_lane_subject(carrier, *priority))
+                    .collect(),
                 RetentionPolicy::WorkQueue,
                 settings.carrier_max_bytes,
             ));
@@ -381,16 +385,23 @@ impl Topology {
                 },
             ),
         ];
+        // One consumer per lane: work-queue consumers may not overlap, and the lanes'
+        // subjects do not.
         for carrier in &self.carriers {
-            consumers.push((
-                carrier_stream(carrier),
-                PullConfig {
-                    ack_wait: self.settings.carrier_ack_wait,
-                    max_ack_pending: self.settings.carrier_max_ack_pending,
-                    max_deliver: self.settings.carrier_max_deliver,
-                    ..durable(&carrier_consumer(carrier), &carrier_subject(carrier))
-                },
-            ));
+            for priority in Priority::ALL {
+                consumers.push((
+                    carrier_stream(carrier),
+                    PullConfig {
+                        ack_wait: self.settings.carrier_ack_wait,
+                        max_ack_pending: self.settings.carrier_max_ack_pending,
+                        max_deliver: self.settings.carrier_max_deliver,
+                        ..durable(
+                            &carrier_lane_consumer(carrier, priority),
+                            &carrier_lane_subject(carrier, priority),
+                        )
+                    },
+                ));
+            }
         }
         consumers
     }

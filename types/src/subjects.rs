@@ -7,6 +7,7 @@
 //! operator finds them with `nats stream ls` and `nats consumer ls SEND`.
 use crate::carrier::CarrierId;
 use crate::ids::{CustomerId, MessageId, RequestId};
+use crate::priority::Priority;
 
 /// Accepted send requests, one message per HTTP request, `send.<customer>`.
 pub const SEND_STREAM: &str = "SEND";
@@ -106,6 +107,25 @@ pub fn ledger_subject(customer: &CustomerId) -> String {
 
 pub fn carrier_subject(carrier: &CarrierId) -> String {
     format!("carrier.{carrier}")
+}
+
+/// The subject of a carrier's lane: `carrier.kt` for normal messages (the queue's
+/// subject before lanes existed), `carrier.kt.high` and `carrier.kt.bulk` for the
+/// others.
+pub fn carrier_lane_subject(carrier: &CarrierId, priority: Priority) -> String {
+    match priority {
+        Priority::Normal => carrier_subject(carrier),
+        other => format!("carrier.{carrier}.{other}"),
+    }
+}
+
+/// The consumer of a carrier's lane: `carrier-kt` for normal messages,
+/// `carrier-kt-high` and `carrier-kt-bulk` for the others.
+pub fn carrier_lane_consumer(carrier: &CarrierId, priority: Priority) -> String {
+    match priority {
+        Priority::Normal => carrier_consumer(carrier),
+        other => format!("carrier-{carrier}-{other}"),
+    }
 }
 
 /// `CARRIER_KT` for `kt`: one work-queue stream per carrier.

@@ -18,6 +18,7 @@ use crate::content::MessageType;
 use crate::ids::{CustomerId, MessageId, RequestId};
 use crate::phone::PhoneNumber;
 use crate::points::Prices;
+use crate::priority::Priority;
 use crate::routing::Weights;
 
 fn is_zero(value: &u32) -> bool {
@@ -79,6 +80,9 @@ pub struct SendRequest {
     /// Absent on held and scheduled sends, which route by the weights of their time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<Weights>,
+    /// Its lane at every carrier (see [`Priority`]).
+    #[serde(default, skip_serializing_if = "Priority::is_normal")]
+    pub priority: Priority,
 }
 
 /// One recipient of a request, with what was filled in for them. Reads the earlier
@@ -192,6 +196,7 @@ impl SendRequest {
             night_consent: false,
             schedule_id: None,
             weights: None,
+            priority: Priority::Normal,
         }
     }
 
@@ -273,6 +278,9 @@ pub struct CarrierJob {
     /// receipt deadline passes, and then the message ends `unknown`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ambiguous_since_ms: Option<u64>,
+    /// Its lane at every carrier it goes to (see [`Priority`]).
+    #[serde(default, skip_serializing_if = "Priority::is_normal")]
+    pub priority: Priority,
 }
 
 /// What one `carrier.<name>` message holds.
@@ -617,6 +625,7 @@ mod tests {
             night_consent: false,
             schedule_id: None,
             weights: None,
+            priority: Priority::Normal,
         };
         let json = serde_json::to_string(&request).unwrap();
         assert_eq!(
@@ -655,6 +664,7 @@ mod tests {
             fallback: None,
             attempts_before: 0,
             ambiguous_since_ms: None,
+            priority: Priority::Normal,
         }
     }
 

@@ -30,7 +30,7 @@ use rns_types::alimtalk::AlimTalk;
 use rns_types::routing::Weights;
 use rns_types::subjects::{due_subject, message_ids, SCHEDULES_STREAM};
 use rns_types::wire::SendRequest;
-use rns_types::{Channel, CustomerId, PhoneNumber, RequestId};
+use rns_types::{Channel, CustomerId, PhoneNumber, Priority, RequestId};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -94,6 +94,10 @@ pub struct SendMessages {
     /// Send repeatedly: `{"cron","timezone","until"}` or `{"every","until"}`.
     #[serde(default)]
     recurrence: Option<RecurrenceInput>,
+    /// `high`, `normal` or `bulk`: the lane at the carrier. Normal by default, bulk
+    /// for advertisements.
+    #[serde(default)]
+    priority: Option<Priority>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -138,6 +142,7 @@ struct ValidSend {
     alimtalk: Option<AlimTalk>,
     advertisement: bool,
     night_consent: bool,
+    priority: Priority,
     when: When,
     /// An advertisement moved to 08:00 KST.
     held: bool,
@@ -549,6 +554,11 @@ async fn validate(
         alimtalk,
         advertisement: body.advertisement,
         night_consent: body.night_consent,
+        priority: body.priority.unwrap_or(if body.advertisement {
+            Priority::Bulk
+        } else {
+            Priority::Normal
+        }),
         held: when != requested,
         when,
         weights,
@@ -611,6 +621,7 @@ async fn accept(
         weights: matches!(valid.when, When::Now)
             .then_some(valid.weights)
             .flatten(),
+        priority: valid.priority,
     };
     let request = match valid.when {
         When::Now => {
