@@ -20,7 +20,7 @@ use crate::queries::rfc3339;
 use crate::window::{day_floor, windows, Window};
 
 /// Statuses a message keeps once it has them.
-const FINAL_STATUSES: [&str; 4] = ["delivered", "failed", "blocked", "unknown"];
+const FINAL_STATUSES: [&str; 5] = ["delivered", "failed", "blocked", "unknown", "expired"];
 /// The ordinal of a final event (see `MessageEvent::ordinal`).
 const FINAL_ORDINAL: u32 = u32::MAX;
 

@@ -78,6 +78,7 @@ pub fn event_kind_code(kind: EventKind) -> i8 {
         EventKind::Blocked => 7,
         EventKind::FellBack => 8,
         EventKind::Unknown => 9,
+        EventKind::Expired => 10,
     }
 }
 
@@ -89,6 +90,7 @@ pub fn status_code(status: MessageStatus) -> i8 {
         MessageStatus::Failed => 4,
         MessageStatus::Blocked => 5,
         MessageStatus::Unknown => 6,
+        MessageStatus::Expired => 7,
     }
 }
 

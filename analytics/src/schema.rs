@@ -52,10 +52,10 @@ pub const LATENCY_LEVELS: &str = "(0.5, 0.95, 0.99)";
 
 /// `Enum8` values of `events.kind`, in `EventKind` order starting at 1.
 pub const EVENT_KIND_ENUM: &str =
-    "Enum8('routed' = 1, 'attempt_failed' = 2, 'submitted' = 3, 'delivered' = 4, 'failed' = 5, 'failed_over' = 6, 'blocked' = 7, 'fell_back' = 8, 'unknown' = 9)";
+    "Enum8('routed' = 1, 'attempt_failed' = 2, 'submitted' = 3, 'delivered' = 4, 'failed' = 5, 'failed_over' = 6, 'blocked' = 7, 'fell_back' = 8, 'unknown' = 9, 'expired' = 10)";
 /// `Enum8` values of `events.status`, in `MessageStatus` order starting at 1.
 pub const STATUS_ENUM: &str =
-    "Enum8('queued' = 1, 'submitted' = 2, 'delivered' = 3, 'failed' = 4, 'blocked' = 5, 'unknown' = 6)";
+    "Enum8('queued' = 1, 'submitted' = 2, 'delivered' = 3, 'failed' = 4, 'blocked' = 5, 'unknown' = 6, 'expired' = 7)";
 pub const CHANNEL_ENUM: &str = "Enum8('sms' = 1, 'alimtalk' = 2)";
 pub const MESSAGE_TYPE_ENUM: &str = "Enum8('sms' = 1, 'lms' = 2, 'mms' = 3, 'alimtalk' = 4)";
 

@@ -58,7 +58,7 @@ impl Observation {
             SubmitOutcome::Delivered { .. } | SubmitOutcome::Rejected { .. } => {
                 Observation::Success
             }
-            SubmitOutcome::Throttled { .. } => Observation::Neutral,
+            SubmitOutcome::Throttled { .. } | SubmitOutcome::Expired { .. } => Observation::Neutral,
             SubmitOutcome::Transient { reason } => Observation::Failure {
                 refused: reason.starts_with("connection failed"),
                 reason: reason.clone(),

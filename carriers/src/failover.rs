@@ -324,6 +324,10 @@ impl Failover {
         attempt: u16,
         straight_to_fallback: bool,
     ) -> Result<(), FailoverError> {
+        // Too late for another carrier (or a fallback) to try.
+        if job.has_expired(rns_types::time::now_milliseconds()) {
+            return self.expire(job, attempt).await;
+        }
         let tried = tried_with(job, reason);
         let next = self.decide_next(job, &tried, straight_to_fallback).await?;
         self.send_to(job, reason, attempt, next, tried).await
@@ -522,6 +526,31 @@ impl Failover {
         );
         publish_all(&self.jetstream, [outbound], 1).await?;
         metrics::counter!("rns_failovers_total", "from" => job.carrier.to_string(), "outcome" => "unknown")
+            .increment(1);
+        Ok(())
+    }
+
+    /// Ends a message whose validity ran out before it was submitted: `expired`,
+    /// refunded.
+    pub async fn expire(&self, job: &CarrierJob, attempt: u16) -> Result<(), FailoverError> {
+        let event = MessageEvent {
+            message_id: job.message_id,
+            at_ms: rns_types::time::now_milliseconds(),
+            accepted_at_ms: job.accepted_at_ms,
+            kind: EventKind::Expired,
+            carrier: Some(job.carrier.clone()),
+            hop: job.hop,
+            attempt,
+            detail: crate::worker::expired_reason(job),
+            points: job.settlement(false),
+        };
+        let outbound = self.result(
+            job,
+            message_ids::failover(&job.message_id, job.hop),
+            vec![event],
+        );
+        publish_all(&self.jetstream, [outbound], 1).await?;
+        metrics::counter!("rns_failovers_total", "from" => job.carrier.to_string(), "outcome" => "expired")
             .increment(1);
         Ok(())
     }

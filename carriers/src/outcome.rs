@@ -7,6 +7,7 @@
 //! | throttled | 429, `ESME_RTHROTTLED` | nothing | waited out and submitted again, same carrier, no delivery counted |
 //! | transient | 5xx, 408, connection refused | `attempt_failed` | nak with backoff, same carrier |
 //! | ambiguous | timeout after the request was sent | `attempt_failed` | nak with backoff, same carrier and message id |
+//! | expired | its validity ran out before a submit | `expired` (refunded) | `+TERM` |
 //!
 //! An ambiguous outcome is retried on the same carrier with the same client reference,
 //! never on another carrier: the first attempt may have reached the handset, and only
@@ -34,6 +35,8 @@ pub enum SubmitOutcome {
     Transient { reason: String },
     /// The request may or may not have reached the carrier.
     Ambiguous { reason: String },
+    /// Not submitted: the message's validity ran out first.
+    Expired { reason: String },
 }
 
 impl SubmitOutcome {
@@ -45,6 +48,7 @@ impl SubmitOutcome {
             SubmitOutcome::Throttled { .. } => "throttled",
             SubmitOutcome::Transient { .. } => "transient",
             SubmitOutcome::Ambiguous { .. } => "ambiguous",
+            SubmitOutcome::Expired { .. } => "expired",
         }
     }
 

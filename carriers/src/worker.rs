@@ -288,7 +288,9 @@ impl Worker {
                     self.failover.fall_back(job, &reason, ATTEMPT).await?;
                     continue;
                 }
-                SubmitOutcome::Delivered { .. } | SubmitOutcome::Rejected { .. } => {}
+                SubmitOutcome::Delivered { .. }
+                | SubmitOutcome::Rejected { .. }
+                | SubmitOutcome::Expired { .. } => {}
             }
             records.push(self.results.record(
                 &job.customer_id,
@@ -326,6 +328,11 @@ impl Worker {
                 return SubmitOutcome::Throttled {
                     reason: "stopping while waiting for the carrier's rate".to_owned(),
                     retry_after: None,
+                };
+            }
+            if job.has_expired(rns_types::time::now_milliseconds()) {
+                return SubmitOutcome::Expired {
+                    reason: expired_reason(job),
                 };
             }
             let started = Instant::now();
@@ -431,6 +438,10 @@ impl Worker {
                 }
             }
         }
+        if job.has_expired(rns_types::time::now_milliseconds()) {
+            self.expire(&message, &job, attempt).await;
+            return;
+        }
         if !self.lock_breaker().admits() {
             self.move_on_while_open(&message, &job, attempt).await;
             return;
@@ -475,7 +486,9 @@ impl Worker {
                 }
                 return Ok(());
             }
-            SubmitOutcome::Delivered { .. } | SubmitOutcome::Rejected { .. } => {}
+            SubmitOutcome::Delivered { .. }
+            | SubmitOutcome::Rejected { .. }
+            | SubmitOutcome::Expired { .. } => {}
         }
         self.results
             .record(
@@ -486,7 +499,7 @@ impl Worker {
             .await?;
         let acknowledged = match outcome {
             SubmitOutcome::Delivered { .. } => message.ack().await,
-            SubmitOutcome::Rejected { reason } => {
+            SubmitOutcome::Rejected { reason } | SubmitOutcome::Expired { reason } => {
                 terminate_with_reason(&self.client, message, reason)
                     .await
                     .map_err(Into::into)
@@ -539,6 +552,25 @@ impl Worker {
                 .map_err(async_nats::Error::from),
             Err(error) => {
                 tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "moving on failed; job will be redelivered");
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await
+            }
+        };
+        if let Err(error) = acknowledged {
+            tracing::warn!(carrier = %self.carrier, %error, "acknowledgement failed");
+        }
+    }
+
+    /// Ends a job whose validity ran out before it was submitted: `expired`,
+    /// refunded, then taken off the queue.
+    async fn expire(&self, message: &Message, job: &CarrierJob, attempt: u16) {
+        let acknowledged = match self.failover.expire(job, attempt).await {
+            Ok(()) => terminate_with_reason(&self.client, message, &expired_reason(job))
+                .await
+                .map_err(async_nats::Error::from),
+            Err(error) => {
+                tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "recording an expiry failed; job will be redelivered");
                 message
                     .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                     .await
@@ -652,6 +684,10 @@ impl Worker {
                     ..event(EventKind::Failed, format!("{}: {reason}", self.carrier))
                 }]
             }
+            SubmitOutcome::Expired { reason } => vec![MessageEvent {
+                points: job.settlement(false),
+                ..event(EventKind::Expired, reason.clone())
+            }],
             retryable => vec![event(
                 EventKind::AttemptFailed,
                 reason_of(retryable).to_owned(),
@@ -660,10 +696,19 @@ impl Worker {
     }
 }
 
+/// Why a job expired: when its validity ran out.
+pub fn expired_reason(job: &CarrierJob) -> String {
+    format!(
+        "not submitted within its validity, which ran out at {}",
+        rns_types::time::rfc3339(job.expires_at_ms.unwrap_or_default())
+    )
+}
+
 fn reason_of(outcome: &SubmitOutcome) -> &str {
     match outcome {
         SubmitOutcome::Delivered { .. } => "delivered",
         SubmitOutcome::Rejected { reason }
+        | SubmitOutcome::Expired { reason }
         | SubmitOutcome::Throttled { reason, .. }
         | SubmitOutcome::Transient { reason }
         | SubmitOutcome::Ambiguous { reason } => reason,

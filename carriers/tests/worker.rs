@@ -157,6 +157,7 @@ fn job(to: &str) -> CarrierJob {
         attempts_before: 0,
         ambiguous_since_ms: None,
         priority: rns_types::Priority::Normal,
+        expires_at_ms: None,
     }
 }
 
@@ -356,6 +357,31 @@ async fn a_throttling_carrier_is_waited_for_and_never_failed_over() {
             .iter()
             .all(|event| !matches!(event.kind, EventKind::FailedOver | EventKind::AttemptFailed)),
         "throttling is not a failed attempt: {events:?}"
+    );
+    assert!(queue_is_empty(&harness.jetstream).await);
+}
+
+#[tokio::test]
+async fn a_job_past_its_validity_is_never_submitted_and_ends_expired_refunded() {
+    let harness = start(Knobs::default(), None, 2_000).await;
+    let expired = CarrierJob {
+        expires_at_ms: Some(rns_types::time::now_milliseconds().saturating_sub(1)),
+        ..job("01012345678")
+    };
+    enqueue(&harness.jetstream, &expired).await;
+    let events = wait_for_final(&harness.jetstream).await;
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, EventKind::Expired, "{events:?}");
+    assert_eq!(
+        (last.points.reserved, last.points.spent),
+        (1, 0),
+        "refunded: {last:?}"
+    );
+    assert!(last.detail.contains("validity"), "{}", last.detail);
+    assert_eq!(
+        harness.kt.counts().received,
+        0,
+        "an expired job was submitted"
     );
     assert!(queue_is_empty(&harness.jetstream).await);
 }

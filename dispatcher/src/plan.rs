@@ -75,6 +75,9 @@ pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64)
                 attempts_before: 0,
                 ambiguous_since_ms: None,
                 priority: request.priority,
+                expires_at_ms: request
+                    .valid_for_ms
+                    .map(|valid_for_ms| request.accepted_at_ms.saturating_add(valid_for_ms)),
             }
         })
         .collect();

@@ -12,7 +12,11 @@
 //!    the final state is in ClickHouse), HTTP accept latency, accept → final state
 //!    latency, CPU seconds per 1,000 messages and peak memory per service, and the
 //!    ratio of delivered msg/s to the relay ceiling; every accepted message must
-//!    reach a final state, or the run fails.
+//!    reach a final state, or the run fails;
+//! 4. **priority**: KT alone at a rate the operator set (`priority_rate`), a bulk
+//!    campaign waiting on it, and one-recipient `high` sends made one after another
+//!    meanwhile; reports the accept → submitted latency of each lane;
+//! 5. **backlog**: memory with millions of messages waiting (see [`backlog`]).
 use std::collections::BTreeMap;
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -27,7 +31,7 @@ use tokio::sync::Mutex;
 use crate::{Service, System, SystemOptions};
 
 /// Every scenario a run knows.
-pub const SCENARIOS: [&str; 4] = ["bulk", "single", "mixed", "backlog"];
+pub const SCENARIOS: [&str; 5] = ["bulk", "single", "mixed", "priority", "backlog"];
 
 /// How much load each part of a run puts on the system.
 #[derive(Debug, Clone)]
@@ -50,6 +54,13 @@ pub struct BenchPlan {
     pub backlog_messages: usize,
     /// How long the carriers work that backlog while memory is watched.
     pub backlog_drain: Duration,
+    /// KT's rate in the priority scenario, submits per second.
+    pub priority_rate: u32,
+    /// Messages of the bulk campaign waiting on KT.
+    pub priority_campaign: usize,
+    /// One-recipient high sends made while it waits, one per `priority_high_every`.
+    pub priority_high_sends: usize,
+    pub priority_high_every: Duration,
 }
 
 impl BenchPlan {
@@ -68,6 +79,10 @@ impl BenchPlan {
             scenarios: SCENARIOS.to_vec(),
             backlog_messages: 5_000_000,
             backlog_drain: Duration::from_secs(30),
+            priority_rate: 500,
+            priority_campaign: 30_000,
+            priority_high_sends: 300,
+            priority_high_every: Duration::from_millis(100),
         }
     }
 
@@ -87,6 +102,10 @@ impl BenchPlan {
             scenarios: SCENARIOS.to_vec(),
             backlog_messages: 20_000,
             backlog_drain: Duration::from_secs(3),
+            priority_rate: 200,
+            priority_campaign: 2_000,
+            priority_high_sends: 20,
+            priority_high_every: Duration::from_millis(100),
         }
     }
 }
@@ -112,6 +131,25 @@ impl Percentiles {
             p50: at(0.5),
             p95: at(0.95),
             p99: at(0.99),
+        }
+    }
+
+    /// ClickHouse's `quantiles(0.5, 0.95, 0.99)` as text (`[p50,p95,p99]`); zeros
+    /// when there was nothing to measure.
+    fn parse(text: &str) -> Self {
+        let values: Vec<f64> = text
+            .trim()
+            .trim_matches(|character| character == '[' || character == ']')
+            .split(',')
+            .filter_map(|value| value.trim().parse().ok())
+            .collect();
+        match values.as_slice() {
+            [p50, p95, p99] => Self {
+                p50: *p50,
+                p95: *p95,
+                p99: *p99,
+            },
+            _ => Self::default(),
         }
     }
 
@@ -162,12 +200,32 @@ pub struct BenchReport {
     pub publish_ceiling: f64,
     pub relay_ceiling: f64,
     pub scenarios: Vec<ScenarioReport>,
+    pub priority: Option<PriorityReport>,
     pub backlog: Option<BacklogReport>,
+}
+
+/// What the priority scenario saw: accept → submitted latency per lane on a carrier
+/// held to its rate while a campaign waits there.
+#[derive(Debug, Clone, Default)]
+pub struct PriorityReport {
+    pub rate_per_second: u32,
+    pub campaign: usize,
+    pub high_sends: usize,
+    pub high_submit_latency_ms: Percentiles,
+    pub bulk_submit_latency_ms: Percentiles,
+    /// Campaign messages not yet submitted when the last high send was.
+    pub campaign_waiting_after_high: usize,
+    /// Accepted messages of either lane without a final state at the end.
+    pub lost: usize,
 }
 
 impl BenchReport {
     pub fn passed(&self) -> bool {
         self.scenarios.iter().all(|scenario| scenario.lost == 0)
+            && self
+                .priority
+                .as_ref()
+                .is_none_or(|priority| priority.lost == 0)
     }
 
     pub fn json(&self) -> Value {
@@ -185,6 +243,15 @@ impl BenchReport {
                 "peak_memory_mb": scenario.peak_memory_mb,
                 "delivered_to_relay_ceiling": round(scenario.relay_ratio * 100.0) / 100.0,
             })).collect::<Vec<_>>(),
+            "priority": self.priority.as_ref().map(|priority| json!({
+                "rate_per_second": priority.rate_per_second,
+                "campaign": priority.campaign,
+                "high_sends": priority.high_sends,
+                "high_submit_latency_ms": priority.high_submit_latency_ms.json(),
+                "bulk_submit_latency_ms": priority.bulk_submit_latency_ms.json(),
+                "campaign_waiting_after_high": priority.campaign_waiting_after_high,
+                "lost": priority.lost,
+            })),
             "backlog": self.backlog.as_ref().map(|backlog| json!({
                 "waiting": backlog.waiting,
                 "accepted_per_second": backlog.accepted_per_second.round(),
@@ -221,6 +288,22 @@ impl BenchReport {
                 scenario.lost,
                 per_service(&scenario.cpu_seconds_per_thousand, 3),
                 per_service(&scenario.peak_memory_mb, 0),
+            ));
+        }
+        if let Some(priority) = &self.priority {
+            text.push_str(&format!(
+                "\nPriority: KT held to {}/s, a bulk campaign of {} waiting there, {} high sends meanwhile ({} campaign messages still waiting after the last)\n\n\
+                 | lane | accept→submitted p50 / p95 / p99 ms |\n|---|---|\n| high | {:.0} / {:.0} / {:.0} |\n| bulk | {:.0} / {:.0} / {:.0} |\n",
+                priority.rate_per_second,
+                priority.campaign,
+                priority.high_sends,
+                priority.campaign_waiting_after_high,
+                priority.high_submit_latency_ms.p50,
+                priority.high_submit_latency_ms.p95,
+                priority.high_submit_latency_ms.p99,
+                priority.bulk_submit_latency_ms.p50,
+                priority.bulk_submit_latency_ms.p95,
+                priority.bulk_submit_latency_ms.p99,
             ));
         }
         if let Some(backlog) = &self.backlog {
@@ -266,7 +349,14 @@ pub async fn run(plan: BenchPlan) -> BenchReport {
     eprintln!("bench: ceilings publish {publish_ceiling:.0}/s, relay {relay_ceiling:.0}/s");
     let mut scenarios = Vec::new();
     let mut backlog_report = None;
+    let mut priority_report = None;
     for name in plan.scenarios.clone() {
+        if name == "priority" {
+            let report = priority(&system, &plan).await;
+            eprintln!("bench: {report:?}");
+            priority_report = Some(report);
+            continue;
+        }
         if name == "backlog" {
             let report = backlog(&mut system, &plan).await;
             eprintln!("bench: {report:?}");
@@ -281,6 +371,7 @@ pub async fn run(plan: BenchPlan) -> BenchReport {
         publish_ceiling,
         relay_ceiling,
         scenarios,
+        priority: priority_report,
         backlog: backlog_report,
     }
 }
@@ -461,7 +552,17 @@ async fn scenario(
     }
     let cpu_before = cpu_seconds(system);
     let started = Instant::now();
-    let accept_latencies = submit_all(system, &key, messages, recipients, concurrency).await;
+    let accept_latencies = submit_all(
+        system,
+        &key,
+        Submission {
+            messages,
+            recipients,
+            concurrency,
+            priority: "normal",
+        },
+    )
+    .await;
     let accepted_after = started.elapsed();
     // Delivered: every message's final state is in ClickHouse.
     let deadline = Instant::now() + plan.settle_timeout;
@@ -493,12 +594,6 @@ async fn scenario(
              WHERE customer_id = '{customer}' AND ordinal = 4294967295 FORMAT TabSeparated"
         ))
         .await;
-    let finals: Vec<f64> = quantiles
-        .trim()
-        .trim_matches(|character| character == '[' || character == ']')
-        .split(',')
-        .filter_map(|value| value.trim().parse().ok())
-        .collect();
     let delivered_per_second = final_count.min(messages) as f64 / delivered_after.as_secs_f64();
     ScenarioReport {
         name,
@@ -506,14 +601,7 @@ async fn scenario(
         accepted_per_second: messages as f64 / accepted_after.as_secs_f64(),
         delivered_per_second,
         accept_latency_ms: Percentiles::of(accept_latencies),
-        final_latency_ms: match finals.as_slice() {
-            [p50, p95, p99] => Percentiles {
-                p50: *p50,
-                p95: *p95,
-                p99: *p99,
-            },
-            _ => Percentiles::default(),
-        },
+        final_latency_ms: Percentiles::parse(&quantiles),
         lost: messages.saturating_sub(final_count),
         cpu_seconds_per_thousand: cpu_after
             .iter()
@@ -524,6 +612,102 @@ async fn scenario(
             .collect(),
         peak_memory_mb: peak_memory(system),
         relay_ratio: delivered_per_second / relay_ceiling,
+    }
+}
+
+/// The priority scenario (see the module's header). The campaign and the high sends
+/// come from two customers routed to KT alone, so ClickHouse tells their lanes apart.
+async fn priority(system: &System, plan: &BenchPlan) -> PriorityReport {
+    let set_rate = |rate: Value| async move {
+        let (status, reply) = system
+            .call(
+                reqwest::Method::PUT,
+                "/v1/admin/carriers/kt/rate",
+                crate::ADMIN_KEY,
+                Some(json!({ "per_second": rate })),
+            )
+            .await;
+        assert_eq!(status, 200, "{reply}");
+    };
+    set_rate(json!(plan.priority_rate)).await;
+    let mut keys = Vec::new();
+    for customer in ["bench-priority-bulk", "bench-priority-high"] {
+        let key = system
+            .customer_with_points(customer, plan.priority_campaign as u64 * 2)
+            .await;
+        system
+            .set_sms_weights(&key, json!({"kt": 1, "skt": 0, "lgu": 0}))
+            .await;
+        keys.push(key);
+    }
+    submit_all(
+        system,
+        &keys[0],
+        Submission {
+            messages: plan.priority_campaign,
+            recipients: 1_000,
+            concurrency: 2,
+            priority: "bulk",
+        },
+    )
+    .await;
+    let mut ticks = tokio::time::interval(plan.priority_high_every);
+    for send in 0..plan.priority_high_sends {
+        ticks.tick().await;
+        let to = format!("010{:08}", 90_000_000 + send);
+        let (status, reply) = system
+            .call(
+                reqwest::Method::POST,
+                "/v1/messages",
+                &keys[1],
+                Some(json!({"from": "0212345678", "to": [to], "text": "인증번호 123456", "priority": "high"})),
+            )
+            .await;
+        assert_eq!(status, 202, "{reply}");
+    }
+    let finals = |customer: &'static str| {
+        format!("SELECT uniqExact(message_id) FROM rns.events WHERE customer_id = '{customer}' AND ordinal = 4294967295")
+    };
+    let submitted = |customer: &'static str| {
+        format!("SELECT uniqExact(message_id) FROM rns.events WHERE customer_id = '{customer}' AND kind = 'submitted'")
+    };
+    let deadline = Instant::now() + plan.settle_timeout;
+    while Instant::now() < deadline
+        && count(system, &finals("bench-priority-high")).await < plan.priority_high_sends
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let campaign_waiting_after_high = plan
+        .priority_campaign
+        .saturating_sub(count(system, &submitted("bench-priority-bulk")).await);
+    while Instant::now() < deadline
+        && count(system, &finals("bench-priority-bulk")).await < plan.priority_campaign
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    set_rate(Value::Null).await;
+    let latency = |customer: &'static str| async move {
+        let quantiles = system
+            .clickhouse
+            .query(&format!(
+                "SELECT quantiles(0.5, 0.95, 0.99)(at_ms - accepted_at_ms) FROM rns.events \
+                 WHERE customer_id = '{customer}' AND kind = 'submitted' FORMAT TabSeparated"
+            ))
+            .await;
+        Percentiles::parse(&quantiles)
+    };
+    let lost = (plan.priority_high_sends + plan.priority_campaign).saturating_sub(
+        count(system, &finals("bench-priority-high")).await
+            + count(system, &finals("bench-priority-bulk")).await,
+    );
+    PriorityReport {
+        rate_per_second: plan.priority_rate,
+        campaign: plan.priority_campaign,
+        high_sends: plan.priority_high_sends,
+        high_submit_latency_ms: latency("bench-priority-high").await,
+        bulk_submit_latency_ms: latency("bench-priority-bulk").await,
+        campaign_waiting_after_high,
+        lost,
     }
 }
 
@@ -543,9 +727,12 @@ async fn backlog(system: &mut System, plan: &BenchPlan) -> BacklogReport {
     submit_all(
         system,
         &key,
-        messages,
-        plan.bulk_recipients,
-        plan.bulk_concurrency,
+        Submission {
+            messages,
+            recipients: plan.bulk_recipients,
+            concurrency: plan.bulk_concurrency,
+            priority: "normal",
+        },
     )
     .await;
     let accepted_per_second = messages as f64 / started.elapsed().as_secs_f64();
@@ -625,13 +812,24 @@ async fn jobs_in(stream: &jetstream::stream::Stream) -> u64 {
     jobs
 }
 
-async fn submit_all(
-    system: &System,
-    key: &str,
+/// What [`submit_all`] sends: `messages` to numbers from 010-0000-0000 on, in
+/// requests of `recipients`, `concurrency` requests at once, in `priority`'s lane.
+struct Submission {
     messages: usize,
     recipients: usize,
     concurrency: usize,
-) -> Vec<f64> {
+    priority: &'static str,
+}
+
+/// Makes every request of `submission`, retrying what the gateway could not take now;
+/// returns each request's accept latency in milliseconds.
+async fn submit_all(system: &System, key: &str, submission: Submission) -> Vec<f64> {
+    let Submission {
+        messages,
+        recipients,
+        concurrency,
+        priority,
+    } = submission;
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(messages / recipients + 1)));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
@@ -651,7 +849,8 @@ async fn submit_all(
                 let to: Vec<String> = (first..(first + recipients).min(messages))
                     .map(|number| format!("010{number:08}"))
                     .collect();
-                let body = json!({"from": "0212345678", "to": to, "text": "bench"});
+                let body =
+                    json!({"from": "0212345678", "to": to, "text": "bench", "priority": priority});
                 loop {
                     let sent = Instant::now();
                     let response = client

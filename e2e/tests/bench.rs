@@ -27,6 +27,13 @@ async fn the_short_benchmark_runs_every_scenario_and_loses_nothing() {
             .values()
             .all(|megabytes| *megabytes > 1.0));
     }
+    let priority = report.priority.as_ref().expect("the priority scenario ran");
+    assert_eq!(priority.lost, 0, "{priority:?}");
+    assert!(
+        priority.high_submit_latency_ms.p50 > 0.0
+            && priority.bulk_submit_latency_ms.p99 >= priority.high_submit_latency_ms.p99,
+        "the high lane waited longer than the campaign: {priority:?}"
+    );
     let backlog = report.backlog.as_ref().expect("the backlog scenario ran");
     assert!(
         backlog.waiting >= 20_000,
@@ -42,4 +49,5 @@ async fn the_short_benchmark_runs_every_scenario_and_loses_nothing() {
     let json = report.json();
     assert_eq!(json["scenarios"].as_array().unwrap().len(), 3);
     assert!(json["backlog"]["waiting"].as_u64().unwrap() >= 20_000);
+    assert!(json["priority"]["high_submit_latency_ms"]["p99"].is_number());
 }

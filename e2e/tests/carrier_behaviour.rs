@@ -355,3 +355,91 @@ async fn a_high_priority_send_overtakes_a_campaign_waiting_on_a_throttled_carrie
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["error"]["code"], "invalid_body", "{refused}");
 }
+
+/// A send's validity: messages a slow carrier could not take in time end `expired`
+/// and are refunded; bad validities are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_not_submitted_within_their_validity_expire_and_are_refunded() {
+    let system = System::start().await;
+    let (status, reply) = system
+        .call(
+            Method::PUT,
+            "/v1/admin/carriers/kt/rate",
+            ADMIN_KEY,
+            Some(json!({"per_second": 2})),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let key = system.customer_with_points("acme", 100).await;
+    system
+        .set_sms_weights(&key, json!({"kt": 1, "skt": 0, "lgu": 0}))
+        .await;
+    let to: Vec<String> = (0..12).map(|index| format!("010{index:08}")).collect();
+    let (status, accepted) = system
+        .call(
+            Method::POST,
+            "/v1/messages",
+            &key,
+            Some(json!({"from": "0212345678", "to": to, "text": "soon", "valid_for": 2})),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let summary = system
+        .wait_for_request(
+            &key,
+            accepted["request_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+            |summary| {
+                count(&summary["by_status"], "delivered") + count(&summary["by_status"], "expired")
+                    == 12
+            },
+        )
+        .await;
+    let delivered = count(&summary["by_status"], "delivered");
+    let expired = count(&summary["by_status"], "expired");
+    assert!(
+        (2..=8).contains(&delivered) && expired >= 4,
+        "at 2/s for 2 s: {summary}"
+    );
+    assert_eq!(
+        count(&system.simulator_counts("kt").await, "delivered"),
+        delivered
+    );
+    let account = wait_for_settled(&system, &key).await;
+    assert_eq!(account["spent"], json!(delivered), "{account}");
+    assert_eq!(account["balance"], json!(100 - delivered), "{account}");
+
+    for (body, why) in [
+        (json!({"valid_for": 0}), "zero"),
+        (json!({"valid_for": 300_000}), "over 72 hours"),
+        (
+            json!({"valid_for": 60, "expires_at": "2030-01-01T00:00:00Z"}),
+            "both",
+        ),
+        (json!({"expires_at": "2020-01-01T00:00:00Z"}), "in the past"),
+        (json!({"expires_at": "tomorrow"}), "not a time"),
+        (
+            json!({"expires_at": "2030-01-01T00:00:00Z", "recurrence": {"every": "1h"}}),
+            "recurring",
+        ),
+    ] {
+        let mut send = json!({"from": "0212345678", "to": ["01012345678"], "text": "x"});
+        for (field, value) in body.as_object().unwrap() {
+            send[field] = value.clone();
+        }
+        let (status, reply) = system
+            .call(Method::POST, "/v1/messages", &key, Some(send))
+            .await;
+        assert_eq!(status, 422, "{why}: {reply}");
+        assert_eq!(reply["error"]["code"], "invalid_validity", "{why}: {reply}");
+    }
+}
+
+/// The customer's points once nothing is reserved any more.
+async fn wait_for_settled(system: &System, key: &str) -> Value {
+    wait_until("the points settled", Duration::from_secs(30), || async {
+        system.call(Method::GET, "/v1/points", key, None).await.1["reserved"] == json!(0)
+    })
+    .await;
+    system.call(Method::GET, "/v1/points", key, None).await.1
+}

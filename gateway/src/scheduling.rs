@@ -56,6 +56,59 @@ fn parse_time(field: &str, value: &str) -> Result<u64, ApiError> {
     u64::try_from(parsed.timestamp_millis()).map_err(|_| invalid(format!("{field} is before 1970")))
 }
 
+/// The longest validity a send may give its messages: 72 hours.
+pub const MAX_VALID_FOR_SECONDS: u64 = 72 * 60 * 60;
+
+/// How long after its send time (now, or the scheduled time, or each firing of a
+/// recurring send) a send's messages may still be submitted, in milliseconds: from
+/// `valid_for` (seconds) or `expires_at` (a time after the send time; not for
+/// recurring sends). None when neither is given.
+pub fn validity(
+    valid_for: Option<u64>,
+    expires_at: Option<&str>,
+    when: &When,
+    now_ms: u64,
+) -> Result<Option<u64>, ApiError> {
+    let invalid = |message: String| ApiError::invalid("invalid_validity", message);
+    let valid_for_ms = match (valid_for, expires_at) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(invalid("give valid_for or expires_at, not both".to_owned()))
+        }
+        (Some(seconds), None) => seconds.saturating_mul(1_000),
+        (None, Some(at)) => {
+            let sent_at_ms = match when {
+                When::Now => now_ms,
+                When::Once { at_ms } => *at_ms,
+                When::Recurring(_) => return Err(invalid(
+                    "expires_at cannot apply to every firing of a recurring send; give valid_for"
+                        .to_owned(),
+                )),
+            };
+            let expires_at_ms = DateTime::parse_from_rfc3339(at.trim())
+                .ok()
+                .and_then(|parsed| u64::try_from(parsed.timestamp_millis()).ok())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "expires_at must be an RFC 3339 time such as 2026-12-01T10:00:00+09:00, not {at:?}"
+                    ))
+                })?;
+            if expires_at_ms <= sent_at_ms {
+                return Err(invalid(format!(
+                    "expires_at {at} is not after the send; it must be a later time"
+                )));
+            }
+            expires_at_ms - sent_at_ms
+        }
+    };
+    if valid_for_ms == 0 || valid_for_ms > MAX_VALID_FOR_SECONDS * 1_000 {
+        return Err(invalid(format!(
+            "the validity must be 1 second to {MAX_VALID_FOR_SECONDS} seconds (72 hours)"
+        )));
+    }
+    Ok(Some(valid_for_ms))
+}
+
 /// Parses `30m`, `1h30m`, `90s`, `1d` into seconds.
 pub fn parse_interval(value: &str) -> Result<u64, ApiError> {
     let bad = || {

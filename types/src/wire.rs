@@ -83,6 +83,11 @@ pub struct SendRequest {
     /// Its lane at every carrier (see [`Priority`]).
     #[serde(default, skip_serializing_if = "Priority::is_normal")]
     pub priority: Priority,
+    /// How long after `accepted_at_ms` (a firing's time, for a scheduled send) its
+    /// messages may still be submitted; a message not submitted by then ends
+    /// `expired` and is refunded. None: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_for_ms: Option<u64>,
 }
 
 /// One recipient of a request, with what was filled in for them. Reads the earlier
@@ -197,6 +202,7 @@ impl SendRequest {
             schedule_id: None,
             weights: None,
             priority: Priority::Normal,
+            valid_for_ms: None,
         }
     }
 
@@ -281,6 +287,10 @@ pub struct CarrierJob {
     /// Its lane at every carrier it goes to (see [`Priority`]).
     #[serde(default, skip_serializing_if = "Priority::is_normal")]
     pub priority: Priority,
+    /// When it may no longer be submitted (ms since the epoch): it then ends
+    /// `expired`, refunded, unless a submit may already have reached a carrier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
 }
 
 /// What one `carrier.<name>` message holds.
@@ -327,6 +337,15 @@ impl CarrierPayload {
 }
 
 impl CarrierJob {
+    /// Whether it may no longer be submitted at `now_ms`: its validity ran out and no
+    /// earlier submit may have reached a carrier (such a one was submitted).
+    pub fn has_expired(&self, now_ms: u64) -> bool {
+        self.ambiguous_since_ms.is_none()
+            && self
+                .expires_at_ms
+                .is_some_and(|expires_at_ms| now_ms >= expires_at_ms)
+    }
+
     /// The points a final event of this job settles: everything reserved, of which
     /// the price is spent if it was delivered.
     pub fn settlement(&self, delivered: bool) -> Points {
@@ -379,16 +398,19 @@ pub enum MessageStatus {
     /// deadline: it may or may not have reached the handset. Final and charged,
     /// since the carrier may have delivered (and billed) it; never sent elsewhere.
     Unknown,
+    /// Not submitted within the validity the send gave it. Final, refunded.
+    Expired,
 }
 
 impl MessageStatus {
-    pub const ALL: [MessageStatus; 6] = [
+    pub const ALL: [MessageStatus; 7] = [
         MessageStatus::Queued,
         MessageStatus::Submitted,
         MessageStatus::Delivered,
         MessageStatus::Failed,
         MessageStatus::Blocked,
         MessageStatus::Unknown,
+        MessageStatus::Expired,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -399,6 +421,7 @@ impl MessageStatus {
             MessageStatus::Failed => "failed",
             MessageStatus::Blocked => "blocked",
             MessageStatus::Unknown => "unknown",
+            MessageStatus::Expired => "expired",
         }
     }
 
@@ -409,6 +432,7 @@ impl MessageStatus {
                 | MessageStatus::Failed
                 | MessageStatus::Blocked
                 | MessageStatus::Unknown
+                | MessageStatus::Expired
         )
     }
 }
@@ -437,10 +461,12 @@ pub enum EventKind {
     /// The carrier never said for sure whether it took the message before the
     /// receipt deadline (see [`MessageStatus::Unknown`]).
     Unknown,
+    /// Its validity ran out before it was submitted (see [`MessageStatus::Expired`]).
+    Expired,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Routed,
         EventKind::AttemptFailed,
         EventKind::FailedOver,
@@ -450,6 +476,7 @@ impl EventKind {
         EventKind::Blocked,
         EventKind::FellBack,
         EventKind::Unknown,
+        EventKind::Expired,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -463,6 +490,7 @@ impl EventKind {
             EventKind::Blocked => "blocked",
             EventKind::FellBack => "fell_back",
             EventKind::Unknown => "unknown",
+            EventKind::Expired => "expired",
         }
     }
 
@@ -478,6 +506,7 @@ impl EventKind {
             EventKind::Failed => MessageStatus::Failed,
             EventKind::Blocked => MessageStatus::Blocked,
             EventKind::Unknown => MessageStatus::Unknown,
+            EventKind::Expired => MessageStatus::Expired,
         }
     }
 
@@ -487,7 +516,11 @@ impl EventKind {
             EventKind::AttemptFailed => 1,
             EventKind::Submitted => 2,
             EventKind::FailedOver | EventKind::FellBack => 3,
-            EventKind::Delivered | EventKind::Failed | EventKind::Blocked | EventKind::Unknown => 4,
+            EventKind::Delivered
+            | EventKind::Failed
+            | EventKind::Blocked
+            | EventKind::Unknown
+            | EventKind::Expired => 4,
         }
     }
 }
@@ -626,6 +659,7 @@ mod tests {
             schedule_id: None,
             weights: None,
             priority: Priority::Normal,
+            valid_for_ms: None,
         };
         let json = serde_json::to_string(&request).unwrap();
         assert_eq!(
@@ -665,6 +699,7 @@ mod tests {
             attempts_before: 0,
             ambiguous_since_ms: None,
             priority: Priority::Normal,
+            expires_at_ms: None,
         }
     }
 

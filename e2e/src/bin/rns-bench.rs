@@ -17,11 +17,11 @@ async fn main() {
                 only = Some(
                     arguments
                         .next()
-                        .expect("--only takes bulk, single or mixed"),
+                        .expect("--only takes bulk, single, mixed, priority or backlog"),
                 )
             }
             other => {
-                eprintln!("unknown argument {other:?}; usage: rns-bench [--short] [--only bulk|single|mixed] [--json PATH]");
+                eprintln!("unknown argument {other:?}; usage: rns-bench [--short] [--only bulk|single|mixed|priority|backlog] [--json PATH]");
                 std::process::exit(2);
             }
         }
@@ -33,7 +33,7 @@ async fn main() {
     };
     if let Some(only) = only {
         if !plan.scenarios.contains(&only.as_str()) {
-            eprintln!("unknown scenario {only:?}; one of bulk, single, mixed");
+            eprintln!("unknown scenario {only:?}; one of bulk, single, mixed, priority, backlog");
             std::process::exit(2);
         }
         plan.scenarios.retain(|scenario| *scenario == only);

@@ -98,6 +98,13 @@ pub struct SendMessages {
     /// for advertisements.
     #[serde(default)]
     priority: Option<Priority>,
+    /// Seconds after the send (or each firing) its messages may still be
+    /// submitted; later they end `expired`, refunded.
+    #[serde(default)]
+    valid_for: Option<u64>,
+    /// The time after which its messages are no longer submitted (RFC 3339).
+    #[serde(default)]
+    expires_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -143,6 +150,7 @@ struct ValidSend {
     advertisement: bool,
     night_consent: bool,
     priority: Priority,
+    valid_for_ms: Option<u64>,
     when: When,
     /// An advertisement moved to 08:00 KST.
     held: bool,
@@ -514,6 +522,12 @@ async fn validate(
         body.recurrence.as_ref(),
         now_ms,
     )?;
+    let valid_for_ms = scheduling::validity(
+        body.valid_for,
+        body.expires_at.as_deref(),
+        &requested,
+        now_ms,
+    )?;
     let mut when = requested.clone();
     if body.advertisement {
         let line = routes::sender_numbers::opt_out_number_of(state, customer, &from).await?;
@@ -559,6 +573,7 @@ async fn validate(
         } else {
             Priority::Normal
         }),
+        valid_for_ms,
         held: when != requested,
         when,
         weights,
@@ -622,6 +637,7 @@ async fn accept(
             .then_some(valid.weights)
             .flatten(),
         priority: valid.priority,
+        valid_for_ms: valid.valid_for_ms,
     };
     let request = match valid.when {
         When::Now => {

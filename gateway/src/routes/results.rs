@@ -129,6 +129,7 @@ pub async fn list(
                 "failed",
                 "blocked",
                 "unknown",
+                "expired",
             ],
         )?,
         carrier: checked("carrier", query.carrier, |value| {
