@@ -3,12 +3,15 @@
 //! While a load generator sends requests for several customers (retrying with the
 //! same `Idempotency-Key` until it gets a 202, as a careful client does), a script
 //! kills every service with SIGKILL at random moments and restarts it, puts one
-//! carrier in outage, stops ClickHouse for a while and restarts nats-server once.
+//! carrier in outage, makes another slower than the submit timeout and throttles a
+//! third (each for a while, then back), stops ClickHouse for a while and restarts
+//! nats-server once.
 //! Variants stop the services with SIGTERM instead ([`ChaosPlan::graceful`]: each
 //! must exit within its grace period) or run a 3-node cluster with R3 streams and
 //! kill one node ([`ChaosPlan::cluster`]).
 //! Afterwards it compares three records: what the gateway accepted, the final states
-//! in ClickHouse, and the message ids each carrier simulator delivered.
+//! in ClickHouse, and the message ids each carrier simulator delivered; and it checks
+//! that every circuit that opened closed again once its carrier was back.
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -133,10 +136,19 @@ pub struct ChaosReport {
     pub resubmissions_absorbed: u64,
     /// Customers whose points do not balance once everything settled: balance +
     /// reserved + spent differs from what was topped up, something is still
-    /// reserved, or spent differs from their delivered messages (1 point each).
+    /// reserved, or spent differs from their delivered and unknown messages (1 point
+    /// each; an unknown outcome is charged).
     pub unbalanced_points: usize,
     /// Services that did not exit within their grace period after SIGTERM.
     pub slow_exits: usize,
+    /// Carriers whose circuit was still open once everything settled, though every
+    /// carrier was back.
+    pub open_circuits: usize,
+    /// Submits the carriers answered "slow down" (429), all waited out.
+    pub throttled: u64,
+    /// Messages that ended `unknown` or `expired`.
+    pub unknown: usize,
+    pub expired: usize,
     /// The longest time a service took to exit after SIGTERM.
     pub longest_exit: Duration,
     /// Replicas of the SEND stream, as the services created it.
@@ -152,18 +164,23 @@ impl ChaosReport {
             && self.unrecorded_deliveries == 0
             && self.unbalanced_points == 0
             && self.slow_exits == 0
+            && self.open_circuits == 0
     }
 
     /// The closing line of `./scripts/chaos`.
     pub fn line(&self) -> String {
         format!(
-            "chaos: accepted={} final={} lost={} duplicate_deliveries={} failovers={} unbalanced_points={}",
+            "chaos: accepted={} final={} lost={} duplicate_deliveries={} failovers={} unbalanced_points={} open_circuits={} throttled={} unknown={} expired={}",
             self.accepted,
             self.final_states,
             self.lost,
             self.duplicate_deliveries,
             self.failovers,
-            self.unbalanced_points
+            self.unbalanced_points,
+            self.open_circuits,
+            self.throttled,
+            self.unknown,
+            self.expired
         )
     }
 }
@@ -218,6 +235,7 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
     let mut report = verify(&system, &accepted, plan.settle_timeout).await;
     report.unbalanced_points = unbalanced_points(&system, &customer_keys).await;
     report.slow_exits = exits.iter().filter(|exit| **exit > GRACE_PERIOD).count();
+    report.open_circuits = open_circuits(&system).await;
     report.longest_exit = exits.into_iter().max().unwrap_or_default();
     report.stream_replicas = async_nats::jetstream::new(system.nats.client().await)
         .get_stream(rns_types::subjects::SEND_STREAM)
@@ -227,6 +245,33 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
     report
 }
 
+/// Carriers whose circuit is open, given a moment to close: every carrier is back by
+/// now, so its recovery probe must close it within about a second.
+async fn open_circuits(system: &System) -> usize {
+    let open = || async {
+        let (_, circuits) = system
+            .call(reqwest::Method::GET, "/v1/carriers", crate::ADMIN_KEY, None)
+            .await;
+        circuits["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|item| item["circuit"] == "open")
+                    .count()
+            })
+            .unwrap_or(usize::MAX)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let count = open().await;
+        if count == 0 || Instant::now() >= deadline {
+            return count;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Checks every customer's points once settlement caught up (see
 /// [`ChaosReport::unbalanced_points`]).
 async fn unbalanced_points(system: &System, keys: &[String]) -> usize {
@@ -234,7 +279,7 @@ async fn unbalanced_points(system: &System, keys: &[String]) -> usize {
         .clickhouse
         .query(
             "SELECT customer_id, count() FROM (SELECT customer_id, message_id, argMax(status, ordinal) AS status \
-             FROM rns.events GROUP BY customer_id, message_id) WHERE status = 'delivered' GROUP BY customer_id FORMAT TabSeparated",
+             FROM rns.events GROUP BY customer_id, message_id) WHERE status IN ('delivered', 'unknown') GROUP BY customer_id FORMAT TabSeparated",
         )
         .await;
     let delivered: HashMap<String, i64> = delivered_rows
@@ -351,6 +396,9 @@ async fn inject_faults(system: &mut System, plan: &ChaosPlan) -> Vec<Duration> {
     enum Fault {
         Kill(Service),
         CarrierOutage,
+        /// Slower than the submit timeout: every submit goes unanswered.
+        SlowCarrier,
+        ThrottledCarrier,
         ClickHouseOutage,
         NatsRestart,
     }
@@ -359,7 +407,12 @@ async fn inject_faults(system: &mut System, plan: &ChaosPlan) -> Vec<Duration> {
         faults.extend(Service::ALL.iter().map(|service| Fault::Kill(*service)));
     }
     if plan.outages {
-        faults.extend([Fault::CarrierOutage, Fault::ClickHouseOutage]);
+        faults.extend([
+            Fault::CarrierOutage,
+            Fault::SlowCarrier,
+            Fault::ThrottledCarrier,
+            Fault::ClickHouseOutage,
+        ]);
     }
     if plan.restart_nats {
         faults.push(Fault::NatsRestart);
@@ -367,8 +420,9 @@ async fn inject_faults(system: &mut System, plan: &ChaosPlan) -> Vec<Duration> {
     for index in (1..faults.len()).rev() {
         faults.swap(index, random.random_range(0..=index));
     }
-    let outage_carrier = CARRIERS[0].0;
-    let mut carrier_back_at: Option<Instant> = None;
+    let [(outage_carrier, _), (slow_carrier, _), (throttled_carrier, _), ..] = CARRIERS;
+    // Carriers in trouble, each with when it is back.
+    let mut carriers_back_at: Vec<(&str, Instant)> = Vec::new();
     let mut clickhouse_back_at: Option<Instant> = None;
     for fault in faults {
         pause(plan, &mut random).await;
@@ -392,7 +446,20 @@ async fn inject_faults(system: &mut System, plan: &ChaosPlan) -> Vec<Duration> {
                 system
                     .set_knobs(outage_carrier, json!({"outage": true}))
                     .await;
-                carrier_back_at = Some(Instant::now() + plan.carrier_outage);
+                carriers_back_at.push((outage_carrier, Instant::now() + plan.carrier_outage));
+            }
+            Fault::SlowCarrier => {
+                // Above the test system's 2 s submit timeout.
+                system
+                    .set_knobs(slow_carrier, json!({"latency_milliseconds": 3_000}))
+                    .await;
+                carriers_back_at.push((slow_carrier, Instant::now() + plan.carrier_outage));
+            }
+            Fault::ThrottledCarrier => {
+                system
+                    .set_knobs(throttled_carrier, json!({"tps_cap": 30}))
+                    .await;
+                carriers_back_at.push((throttled_carrier, Instant::now() + plan.carrier_outage));
             }
             Fault::ClickHouseOutage => {
                 system.clickhouse.stop();
@@ -412,18 +479,23 @@ async fn inject_faults(system: &mut System, plan: &ChaosPlan) -> Vec<Duration> {
             }
             Fault::NatsRestart => system.nats.restart().await,
         }
-        if carrier_back_at.is_some_and(|at| Instant::now() >= at) {
-            system.set_knobs(outage_carrier, json!({})).await;
-            carrier_back_at = None;
+        for (carrier, _) in carriers_back_at
+            .iter()
+            .filter(|(_, at)| Instant::now() >= *at)
+        {
+            eprintln!("chaos: {carrier} is back");
+            system.set_knobs(carrier, json!({})).await;
         }
+        carriers_back_at.retain(|(_, at)| Instant::now() < *at);
         if clickhouse_back_at.is_some_and(|at| Instant::now() >= at) {
             system.clickhouse.resume().await;
             clickhouse_back_at = None;
         }
     }
-    if let Some(at) = carrier_back_at {
+    for (carrier, at) in carriers_back_at {
         tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
-        system.set_knobs(outage_carrier, json!({})).await;
+        eprintln!("chaos: {carrier} is back");
+        system.set_knobs(carrier, json!({})).await;
     }
     if let Some(at) = clickhouse_back_at {
         tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
@@ -461,7 +533,12 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
         .iter()
         .flat_map(|(request, count)| (0..*count).map(move |index| format!("{request}-{index}")))
         .collect();
-    let is_final = |status: &str| status == "delivered" || status == "failed";
+    let is_final = |status: &str| {
+        matches!(
+            status,
+            "delivered" | "failed" | "unknown" | "expired" | "blocked"
+        )
+    };
     let deadline = Instant::now() + settle_timeout;
     let mut current = statuses(system).await;
     loop {
@@ -482,7 +559,11 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
 
     let mut delivered_by: BTreeMap<String, usize> = BTreeMap::new();
     let mut resubmissions_absorbed = 0;
+    let mut throttled = 0;
     for (carrier, _) in CARRIERS {
+        throttled += system.simulator_counts(carrier).await["rate_limited"]
+            .as_u64()
+            .unwrap_or(0);
         for id in system.simulator_delivered(carrier).await {
             *delivered_by.entry(id).or_insert(0) += 1;
         }
@@ -522,7 +603,7 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
         conflicting_final_states: count(
             system,
             "SELECT count() FROM (SELECT message_id, uniqExact(kind) AS kinds FROM rns.events \
-             WHERE kind IN ('delivered', 'failed') GROUP BY message_id) WHERE kinds > 1",
+             WHERE kind IN ('delivered', 'failed', 'unknown', 'expired') GROUP BY message_id) WHERE kinds > 1",
         )
         .await,
         unrecorded_deliveries: delivered_by
@@ -535,6 +616,15 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
         )
         .await,
         resubmissions_absorbed,
+        throttled,
+        unknown: expected
+            .iter()
+            .filter(|id| current.get(*id).is_some_and(|status| status == "unknown"))
+            .count(),
+        expired: expected
+            .iter()
+            .filter(|id| current.get(*id).is_some_and(|status| status == "expired"))
+            .count(),
         ..Default::default()
     }
 }

@@ -1,5 +1,7 @@
-//! The short chaos scenario: kills of every service and carrier and ClickHouse
-//! outages under load; nothing accepted is lost and nothing is delivered twice. The
+//! The short chaos scenario: kills of every service, a carrier down, one slower than
+//! the submit timeout, one throttled, and ClickHouse outages under load; nothing
+//! accepted is lost or delivered twice, and every circuit closes once its carrier is
+//! back. The
 //! nats-server restart is in the full scenario (`./scripts/chaos`): its known gap is
 //! in the README.
 use rns_e2e::chaos::{self, ChaosPlan};
