@@ -11,10 +11,12 @@
 //! (its process died) is lost capacity, never extra.
 //!
 //! Within a process, submits wait for a slot in lanes ([`Priority`]): one task per
-//! carrier takes a few slots at a time (at most [`SLOTS_PER_TAKE`], never more than
-//! are waiting) and gives each, when it comes, to the first waiter of the highest lane
-//! waiting. So a one-time password that arrives behind a campaign on a throttled
-//! carrier gets the next slot of its process.
+//! carrier takes a few slots at a time (never more than are waiting, at most
+//! [`SLOTS_PER_TAKE`], and no more than [`HELD_AHEAD`] of the budget: one slot at a
+//! time at low rates) and gives each, when it comes, to the first waiter of the
+//! highest lane waiting. So a one-time password that arrives behind a campaign on a
+//! throttled carrier gets the next slot of its process, and no process holds the
+//! budget far ahead of the others.
 //!
 //! The rate comes from `rns.toml` (`rate_per_second` of the carrier), and the operator
 //! changes it at run time (`PUT /v1/admin/carriers/{id}/rate` on the gateway, which
@@ -45,6 +47,9 @@ pub const UNPACED_RECHECK: Duration = Duration::from_secs(1);
 /// holds little of the budget ahead of the others, enough to spare Redis a call per
 /// submit at high rates.
 pub const SLOTS_PER_TAKE: u32 = 16;
+
+/// How much of the budget's time one take may cover.
+pub const HELD_AHEAD: Duration = Duration::from_millis(100);
 
 /// KEYS: the carrier's next-slot time (µs), the hash of overrides. ARGV: carrier id,
 /// configured rate (0 for none), slots wanted. Returns `{µs until the first slot, µs
@@ -214,6 +219,8 @@ impl Shared {
 /// The task that hands out one carrier's slots to this process's waiters, highest
 /// lane first; ends once the pacer is gone.
 async fn hand_out(shared: Weak<Shared>, arrived: Arc<Notify>) {
+    // The time between slots as the last take found it; none before the first.
+    let mut interval_seen: Option<Duration> = None;
     loop {
         let Some(pacer) = shared.upgrade() else {
             return;
@@ -225,11 +232,18 @@ async fn hand_out(shared: Weak<Shared>, arrived: Arc<Notify>) {
             let _ = tokio::time::timeout(Duration::from_secs(1), arrived.notified()).await;
             continue;
         }
+        let within_held_ahead = interval_seen.map_or(1, |interval| {
+            u32::try_from(HELD_AHEAD.as_nanos() / interval.as_nanos().max(1))
+                .unwrap_or(u32::MAX)
+                .max(1)
+        });
         let count = u32::try_from(waiting)
             .unwrap_or(u32::MAX)
-            .min(SLOTS_PER_TAKE);
+            .min(SLOTS_PER_TAKE)
+            .min(within_held_ahead);
         match pacer.take(count).await {
             Ok(Some((first, interval))) => {
+                interval_seen = Some(interval);
                 let started = tokio::time::Instant::now();
                 for slot in 0..count {
                     tokio::time::sleep_until(started + first + interval * slot).await;

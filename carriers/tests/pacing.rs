@@ -175,3 +175,30 @@ async fn a_high_priority_submit_takes_the_next_slot_ahead_of_a_waiting_campaign(
     );
     campaign.abort_all();
 }
+
+#[tokio::test]
+async fn no_process_holds_the_budget_far_ahead_so_another_process_high_submit_waits_little() {
+    let redis = RedisServer::start().await;
+    let busy = Pacer::new(connection(&redis).await, kt(), 10);
+    let other = Pacer::new(connection(&redis).await, kt(), 10);
+    let bulk_done = Arc::new(Mutex::new(0_usize));
+    let mut campaign = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let busy = busy.clone();
+        let bulk_done = bulk_done.clone();
+        campaign.spawn(async move {
+            busy.acquire(Priority::Bulk).await.unwrap();
+            *bulk_done.lock().unwrap() += 1;
+        });
+    }
+    rns_testkit::wait_until("the campaign under way", Duration::from_secs(5), || async {
+        *bulk_done.lock().unwrap() >= 3
+    })
+    .await;
+    let asked = Instant::now();
+    other.acquire(Priority::High).await.unwrap();
+    let waited = asked.elapsed();
+    // The busy process holds at most one 100 ms slot ahead at 10/s; then comes ours.
+    assert!(waited <= Duration::from_millis(350), "waited {waited:?}");
+    campaign.abort_all();
+}
