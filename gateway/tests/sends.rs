@@ -521,7 +521,72 @@ async fn advertisements_follow_the_law() {
         answer.get("held_until").is_none(),
         "consented recipients are not held"
     );
-    assert!(api.queued_sends().await.pop().unwrap().advertisement);
+    let queued = api.queued_sends().await.pop().unwrap();
+    assert!(queued.advertisement);
+    assert_eq!(
+        queued.priority,
+        rns_types::Priority::Bulk,
+        "advertisements go in the bulk lane unless the send says otherwise"
+    );
+}
+
+#[tokio::test]
+async fn priority_and_validity_travel_with_the_send_and_bad_ones_are_refused() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let (status, answer) = send(
+        &api,
+        &key,
+        json!({"from": "0212345678", "to": ["01011111111"], "text": "인증번호 123456",
+               "priority": "high", "valid_for": 180}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let queued = api.queued_sends().await.pop().unwrap();
+    assert_eq!(queued.priority, rns_types::Priority::High);
+    assert_eq!(queued.valid_for_ms, Some(180_000));
+
+    let in_an_hour = rns_types::time::rfc3339(rns_types::time::now_milliseconds() + 3_600_000);
+    let (status, answer) = send(
+        &api,
+        &key,
+        json!({"from": "0212345678", "to": ["01011111111"], "text": "hi", "expires_at": in_an_hour}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let queued = api.queued_sends().await.pop().unwrap();
+    assert_eq!(queued.priority, rns_types::Priority::Normal);
+    let valid_for_ms = queued.valid_for_ms.unwrap();
+    assert!(
+        (3_590_000..=3_600_000).contains(&valid_for_ms),
+        "{valid_for_ms}"
+    );
+
+    for (extra, code) in [
+        (json!({"priority": "urgent"}), "invalid_body"),
+        (json!({"valid_for": 0}), "invalid_validity"),
+        (json!({"valid_for": 259_201}), "invalid_validity"),
+        (
+            json!({"valid_for": 60, "expires_at": in_an_hour}),
+            "invalid_validity",
+        ),
+        (
+            json!({"expires_at": "2020-01-01T00:00:00Z"}),
+            "invalid_validity",
+        ),
+    ] {
+        let mut body = json!({"from": "0212345678", "to": ["01011111111"], "text": "hi"});
+        for (field, value) in extra.as_object().unwrap() {
+            body[field] = value.clone();
+        }
+        let (status, answer) = send(&api, &key, body).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{extra}: {answer}"
+        );
+        assert_eq!(error_code(&answer), code, "{extra}: {answer}");
+    }
 }
 
 #[tokio::test]
