@@ -508,41 +508,35 @@ impl Failover {
         detail: String,
         attempt: u16,
     ) -> Result<(), FailoverError> {
-        let event = MessageEvent {
-            message_id: job.message_id,
-            at_ms: rns_types::time::now_milliseconds(),
-            accepted_at_ms: job.accepted_at_ms,
-            kind: EventKind::Unknown,
-            carrier: Some(job.carrier.clone()),
-            hop: job.hop,
-            attempt,
-            detail,
-            points: job.settlement(true),
-        };
-        let outbound = self.result(
-            job,
-            message_ids::failover(&job.message_id, job.hop),
-            vec![event],
-        );
-        publish_all(&self.jetstream, [outbound], 1).await?;
-        metrics::counter!("rns_failovers_total", "from" => job.carrier.to_string(), "outcome" => "unknown")
-            .increment(1);
-        Ok(())
+        self.end(job, EventKind::Unknown, attempt, detail).await
     }
 
     /// Ends a message whose validity ran out before it was submitted: `expired`,
     /// refunded.
     pub async fn expire(&self, job: &CarrierJob, attempt: u16) -> Result<(), FailoverError> {
+        let detail = crate::worker::expired_reason(job);
+        self.end(job, EventKind::Expired, attempt, detail).await
+    }
+
+    /// Records the final event `kind` of a message that stays on its carrier's hop,
+    /// with its points (spent only for an outcome the carrier may have delivered).
+    async fn end(
+        &self,
+        job: &CarrierJob,
+        kind: EventKind,
+        attempt: u16,
+        detail: String,
+    ) -> Result<(), FailoverError> {
         let event = MessageEvent {
             message_id: job.message_id,
             at_ms: rns_types::time::now_milliseconds(),
             accepted_at_ms: job.accepted_at_ms,
-            kind: EventKind::Expired,
+            kind,
             carrier: Some(job.carrier.clone()),
             hop: job.hop,
             attempt,
-            detail: crate::worker::expired_reason(job),
-            points: job.settlement(false),
+            detail,
+            points: job.settlement(kind == EventKind::Unknown),
         };
         let outbound = self.result(
             job,
@@ -550,7 +544,7 @@ impl Failover {
             vec![event],
         );
         publish_all(&self.jetstream, [outbound], 1).await?;
-        metrics::counter!("rns_failovers_total", "from" => job.carrier.to_string(), "outcome" => "expired")
+        metrics::counter!("rns_failovers_total", "from" => job.carrier.to_string(), "outcome" => kind.as_str())
             .increment(1);
         Ok(())
     }

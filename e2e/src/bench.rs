@@ -618,18 +618,9 @@ async fn scenario(
 /// The priority scenario (see the module's header). The campaign and the high sends
 /// come from two customers routed to KT alone, so ClickHouse tells their lanes apart.
 async fn priority(system: &System, plan: &BenchPlan) -> PriorityReport {
-    let set_rate = |rate: Value| async move {
-        let (status, reply) = system
-            .call(
-                reqwest::Method::PUT,
-                "/v1/admin/carriers/kt/rate",
-                crate::ADMIN_KEY,
-                Some(json!({ "per_second": rate })),
-            )
-            .await;
-        assert_eq!(status, 200, "{reply}");
-    };
-    set_rate(json!(plan.priority_rate)).await;
+    system
+        .set_carrier_rate("kt", json!(plan.priority_rate))
+        .await;
     let mut keys = Vec::new();
     for customer in ["bench-priority-bulk", "bench-priority-high"] {
         let key = system
@@ -685,7 +676,7 @@ async fn priority(system: &System, plan: &BenchPlan) -> PriorityReport {
     {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    set_rate(Value::Null).await;
+    system.set_carrier_rate("kt", Value::Null).await;
     let latency = |customer: &'static str| async move {
         let quantiles = system
             .clickhouse

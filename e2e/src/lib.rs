@@ -546,6 +546,21 @@ filter = "info"
         .await
     }
 
+    /// Sets a carrier's send rate as the operator does (`PUT
+    /// /v1/admin/carriers/{id}/rate`; `null` returns to the configured one), which must
+    /// succeed.
+    pub async fn set_carrier_rate(&self, carrier: &str, per_second: Value) {
+        let (status, reply) = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/v1/admin/carriers/{carrier}/rate"),
+                ADMIN_KEY,
+                Some(json!({ "per_second": per_second })),
+            )
+            .await;
+        assert_eq!(status, 200, "{reply}");
+    }
+
     /// Sets a customer's SMS weights (`PUT /v1/routing/sms`), which must succeed.
     pub async fn set_sms_weights(&self, key: &str, weights: Value) {
         let (status, body) = self

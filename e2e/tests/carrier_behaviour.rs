@@ -213,15 +213,7 @@ async fn a_throttling_carrier_keeps_its_exact_share_and_nothing_fails_over() {
 async fn two_carriers_processes_share_one_carriers_rate() {
     let system = System::start().await;
     let (_second, second_port) = system.start_replica(Service::Carriers, 2).await;
-    let (status, reply) = system
-        .call(
-            Method::PUT,
-            "/v1/admin/carriers/kt/rate",
-            ADMIN_KEY,
-            Some(json!({"per_second": 200})),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
+    system.set_carrier_rate("kt", json!(200)).await;
     let key = system.customer("acme").await;
     system
         .set_sms_weights(&key, json!({"kt": 1, "skt": 0, "lgu": 0}))
@@ -290,15 +282,7 @@ async fn two_carriers_processes_share_one_carriers_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_high_priority_send_overtakes_a_campaign_waiting_on_a_throttled_carrier() {
     let system = System::start().await;
-    let (status, reply) = system
-        .call(
-            Method::PUT,
-            "/v1/admin/carriers/kt/rate",
-            ADMIN_KEY,
-            Some(json!({"per_second": 20})),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
+    system.set_carrier_rate("kt", json!(20)).await;
     let key = system.customer("acme").await;
     system
         .set_sms_weights(&key, json!({"kt": 1, "skt": 0, "lgu": 0}))
@@ -361,15 +345,7 @@ async fn a_high_priority_send_overtakes_a_campaign_waiting_on_a_throttled_carrie
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_not_submitted_within_their_validity_expire_and_are_refunded() {
     let system = System::start().await;
-    let (status, reply) = system
-        .call(
-            Method::PUT,
-            "/v1/admin/carriers/kt/rate",
-            ADMIN_KEY,
-            Some(json!({"per_second": 2})),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
+    system.set_carrier_rate("kt", json!(2)).await;
     let key = system.customer_with_points("acme", 100).await;
     system
         .set_sms_weights(&key, json!({"kt": 1, "skt": 0, "lgu": 0}))

@@ -63,31 +63,54 @@ fn new_api_key() -> String {
     format!("rns_{}", hex::encode(bytes))
 }
 
+/// One carrier as the operator sees it.
+#[derive(Debug, Serialize)]
+pub struct CarrierView {
+    id: rns_types::CarrierId,
+    channel: rns_types::Channel,
+    circuit: rns_types::CircuitState,
+    /// When the circuit took its state; none when it never changed.
+    since: Option<String>,
+    /// Why the circuit opened.
+    reason: Option<String>,
+    /// The rate the operator set; none when the configured one applies.
+    rate_per_second: Option<u32>,
+}
+
+/// `GET /v1/carriers`.
+#[derive(Debug, Serialize)]
+pub struct CarrierList {
+    items: Vec<CarrierView>,
+}
+
 /// `GET /v1/carriers`: every carrier of the catalogue with its channel and circuit
-/// state as the carrier workers last published it (`closed` when never published).
+/// state as the carrier workers last published it (`closed` when never published),
+/// and the rate the operator set for it.
 pub async fn carriers(
     _admin: Admin,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CarrierList>, ApiError> {
     let records = state.health().read_all().await?;
     let rates = state.carrier_rates().all().await?;
-    let items: Vec<Value> = state
+    let items = state
         .catalog()
         .entries()
         .iter()
         .map(|entry| {
             let record = records.iter().find(|record| record.carrier == entry.id);
-            json!({
-                "id": entry.id,
-                "channel": entry.channel,
-                "circuit": record.map_or(rns_types::CircuitState::Closed, |record| record.state),
-                "since": record.map(|record| rns_analytics::queries::rfc3339(record.since_ms)),
-                "reason": record.map(|record| record.reason.clone()).filter(|reason| !reason.is_empty()),
-                "rate_per_second": rates.get(entry.id.as_str()),
-            })
+            CarrierView {
+                id: entry.id.clone(),
+                channel: entry.channel,
+                circuit: record.map_or(rns_types::CircuitState::Closed, |record| record.state),
+                since: record.map(|record| rns_analytics::queries::rfc3339(record.since_ms)),
+                reason: record
+                    .map(|record| record.reason.clone())
+                    .filter(|reason| !reason.is_empty()),
+                rate_per_second: rates.get(entry.id.as_str()).copied(),
+            }
         })
         .collect();
-    Ok(Json(json!({"items": items})))
+    Ok(Json(CarrierList { items }))
 }
 
 /// `PUT /v1/admin/carriers/{id}/rate`.
