@@ -78,7 +78,8 @@ pub struct WorkerPolicy {
 
 impl WorkerPolicy {
     /// Jobs in flight at once in `priority`'s lane: the carrier's concurrency for
-    /// normal and bulk, a quarter of it (at least 4) for high, which carries little.
+    /// normal and bulk, which share it, and a quarter of it more (at least 4) of its
+    /// own for high, which carries little.
     pub fn lane_concurrency(&self, priority: Priority) -> usize {
         let concurrency = self.concurrency.max(1);
         match priority {
@@ -137,13 +138,20 @@ impl Worker {
                 .heartbeat(Duration::from_secs(5))
                 .messages()
                 .await?;
-            pulls.push((messages, concurrency));
+            pulls.push((priority, messages, concurrency));
         }
+        // Normal and bulk share the carrier's permits; high has its own, so a
+        // campaign never holds the permits a one-time password needs.
+        let shared = Arc::new(Semaphore::new(self.policy.concurrency.max(1)));
         tracing::info!(carrier = %self.carrier, concurrency = self.policy.concurrency, "carrier worker started");
         self.publish_circuit().await;
-        let work = pulls
-            .into_iter()
-            .map(|(messages, concurrency)| worker.work_lane(messages, concurrency, &shutdown));
+        let work = pulls.into_iter().map(|(priority, messages, concurrency)| {
+            let in_flight = match priority {
+                Priority::High => Arc::new(Semaphore::new(concurrency)),
+                Priority::Normal | Priority::Bulk => shared.clone(),
+            };
+            worker.work_lane(messages, in_flight, concurrency, &shutdown)
+        });
         // The probe stops at shutdown; the work finishes what it holds.
         tokio::join!(join_all(work), worker.recover(&shutdown));
         tracing::info!(carrier = %self.carrier, "carrier worker stopped");
@@ -151,17 +159,16 @@ impl Worker {
     }
 
     /// Works one lane until `shutdown`. Its messages are taken one after another, each
-    /// once its jobs have permits of the lane, and then handled concurrently: the
-    /// permits bound what is in flight, and what waits stays in the pull's bounded
-    /// buffer as bytes. Lanes have permits of their own, so a campaign never holds the
-    /// permits a one-time password needs.
+    /// once its jobs have permits of `in_flight` (at most `concurrency` for one
+    /// message), and then handled concurrently: the permits bound what is in flight,
+    /// and what waits stays in the pull's bounded buffer as bytes.
     async fn work_lane(
         &self,
         messages: async_nats::jetstream::consumer::pull::Stream,
+        in_flight: Arc<Semaphore>,
         concurrency: usize,
         shutdown: &CancellationToken,
     ) {
-        let in_flight = Arc::new(Semaphore::new(concurrency));
         messages
             .take_until(shutdown.cancelled())
             .then(|message| self.take(message, in_flight.clone(), concurrency))
