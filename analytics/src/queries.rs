@@ -35,12 +35,9 @@ pub struct MessageView {
     pub request_id: String,
     pub to: String,
     pub from: String,
-    pub channel: String,
-    #[serde(rename = "type")]
-    pub message_type: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub subject: String,
-    pub text: String,
+    /// What was finally sent.
+    #[serde(flatten)]
+    pub sent: MessageContent,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fell_back_from: Option<MessageContent>,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -76,28 +73,6 @@ struct MessageHead {
     fallback_type: String,
     fallback_subject: String,
     fallback_text: String,
-}
-
-impl MessageHead {
-    /// What was finally sent, and what was sent first if it fell back.
-    fn contents(self, fell_back: bool) -> (MessageContent, Option<MessageContent>) {
-        let first = MessageContent {
-            channel: self.channel,
-            message_type: self.message_type,
-            subject: self.subject,
-            text: self.text,
-        };
-        if !fell_back || self.fallback_type.is_empty() {
-            return (first, None);
-        }
-        let fallback = MessageContent {
-            channel: rns_types::Channel::Sms.to_string(),
-            message_type: self.fallback_type,
-            subject: self.fallback_subject,
-            text: self.fallback_text,
-        };
-        (fallback, Some(first))
-    }
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -168,7 +143,7 @@ impl ResultQueries {
             .bind(&message_text)
             .fetch_optional::<MessageHead>()
             .await?;
-        let Some(mut head) = head else {
+        let Some(head) = head else {
             return Ok(None);
         };
         let mut lines = self
@@ -217,23 +192,45 @@ impl ResultQueries {
                 detail: line.detail,
             })
             .collect();
-        let to = std::mem::take(&mut head.to_number);
-        let from = std::mem::take(&mut head.from_number);
-        let schedule_id = std::mem::take(&mut head.schedule_id);
-        let accepted_at = rfc3339(head.accepted_at_ms);
-        let (sent, fell_back_from) = head.contents(fell_back);
+        let MessageHead {
+            to_number,
+            from_number,
+            channel,
+            message_type,
+            subject,
+            text,
+            schedule_id,
+            accepted_at_ms,
+            fallback_type,
+            fallback_subject,
+            fallback_text,
+        } = head;
+        let first = MessageContent {
+            channel,
+            message_type,
+            subject,
+            text,
+        };
+        // A message that fell back shows the SMS/LMS that reached the handset.
+        let fallback = (fell_back && !fallback_type.is_empty()).then(|| MessageContent {
+            channel: rns_types::Channel::Sms.to_string(),
+            message_type: fallback_type,
+            subject: fallback_subject,
+            text: fallback_text,
+        });
+        let (sent, fell_back_from) = match fallback {
+            Some(fallback) => (fallback, Some(first)),
+            None => (first, None),
+        };
         Ok(Some(MessageView {
             id: message_text,
             request_id: request,
-            to,
-            from,
-            channel: sent.channel,
-            message_type: sent.message_type,
-            subject: sent.subject,
-            text: sent.text,
+            to: to_number,
+            from: from_number,
+            sent,
             fell_back_from,
             schedule_id,
-            accepted_at,
+            accepted_at: rfc3339(accepted_at_ms),
             status,
             carrier,
             attempts,

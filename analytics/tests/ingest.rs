@@ -190,8 +190,8 @@ async fn results_become_queryable_and_duplicates_change_nothing() {
         .unwrap();
     assert_eq!(message.status, "delivered");
     assert_eq!(message.to, "01000000001");
-    assert_eq!(message.text, "인증번호 123456");
-    assert_eq!(message.message_type, "sms");
+    assert_eq!(message.sent.text, "인증번호 123456");
+    assert_eq!(message.sent.message_type, "sms");
     assert_eq!(message.carrier.as_deref(), Some("kt"));
     assert_eq!(message.attempts, 1);
     let kinds: Vec<&str> = message

@@ -29,6 +29,7 @@ use async_nats::jetstream::consumer::pull::MessagesError;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use futures::future::join_all;
+use futures::FutureExt;
 use futures::StreamExt;
 use rns_nats::{terminate_with_reason, HealthStore};
 use rns_types::subjects::message_ids;
@@ -367,6 +368,11 @@ impl Worker {
     async fn pace(&self, priority: Priority, held: &Message, shutdown: &CancellationToken) -> bool {
         let acquired = self.pacer.acquire(priority);
         tokio::pin!(acquired);
+        // An unpaced carrier's turn is ready at once: no timer on the hot path.
+        if let Some(turn) = acquired.as_mut().now_or_never() {
+            self.note_pacing(turn);
+            return true;
+        }
         let mut progress = tokio::time::interval_at(
             tokio::time::Instant::now() + HOLD_PROGRESS_EVERY,
             HOLD_PROGRESS_EVERY,
@@ -374,11 +380,7 @@ impl Worker {
         loop {
             tokio::select! {
                 turn = &mut acquired => {
-                    if let Err(error) = turn {
-                        metrics::counter!("rns_carrier_pacing_failures_total", "carrier" => self.carrier.to_string())
-                            .increment(1);
-                        tracing::warn!(carrier = %self.carrier, %error, "submitting unpaced");
-                    }
+                    self.note_pacing(turn);
                     return true;
                 }
                 () = shutdown.cancelled() => return false,
@@ -388,6 +390,15 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+
+    /// Counts and logs a turn given without the shared budget (Redis was away).
+    fn note_pacing(&self, turn: Result<(), crate::pacing::PacingFailed>) {
+        if let Err(error) = turn {
+            metrics::counter!("rns_carrier_pacing_failures_total", "carrier" => self.carrier.to_string())
+                .increment(1);
+            tracing::warn!(carrier = %self.carrier, %error, "submitting unpaced");
         }
     }
 
