@@ -12,6 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use clickhouse::Row;
+use rns_types::wire::MessageStatus;
 use rns_types::{CustomerId, MessageId, RequestId};
 use serde::{Deserialize, Serialize};
 
@@ -19,8 +20,12 @@ use crate::error::AnalyticsError;
 use crate::queries::rfc3339;
 use crate::window::{day_floor, windows, Window};
 
-/// Statuses a message keeps once it has them.
-const FINAL_STATUSES: [&str; 5] = ["delivered", "failed", "blocked", "unknown", "expired"];
+/// Whether `status` names one a message keeps once it has it.
+fn is_final_status(status: &str) -> bool {
+    MessageStatus::ALL
+        .iter()
+        .any(|known| known.is_final() && known.as_str() == status)
+}
 /// The ordinal of a final event (see `MessageEvent::ordinal`).
 const FINAL_ORDINAL: u32 = u32::MAX;
 
@@ -203,7 +208,7 @@ async fn page_in(
     let final_status = filter
         .status
         .as_deref()
-        .filter(|status| FINAL_STATUSES.contains(status));
+        .filter(|status| is_final_status(status));
     if let Some(status) = final_status {
         message_conditions.push(format!(
             "message_id IN (SELECT message_id FROM events WHERE {event_scope} AND toString(status) = ? AND ordinal = {FINAL_ORDINAL})"

@@ -79,6 +79,7 @@ pub fn event_kind_code(kind: EventKind) -> i8 {
         EventKind::FellBack => 8,
         EventKind::Unknown => 9,
         EventKind::Expired => 10,
+        EventKind::Undeliverable => 11,
     }
 }
 
@@ -91,6 +92,7 @@ pub fn status_code(status: MessageStatus) -> i8 {
         MessageStatus::Blocked => 5,
         MessageStatus::Unknown => 6,
         MessageStatus::Expired => 7,
+        MessageStatus::Undeliverable => 8,
     }
 }
 

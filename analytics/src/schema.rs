@@ -52,10 +52,10 @@ pub const LATENCY_LEVELS: &str = "(0.5, 0.95, 0.99)";
 
 /// `Enum8` values of `events.kind`, in `EventKind` order starting at 1.
 pub const EVENT_KIND_ENUM: &str =
-    "Enum8('routed' = 1, 'attempt_failed' = 2, 'submitted' = 3, 'delivered' = 4, 'failed' = 5, 'failed_over' = 6, 'blocked' = 7, 'fell_back' = 8, 'unknown' = 9, 'expired' = 10)";
+    "Enum8('routed' = 1, 'attempt_failed' = 2, 'submitted' = 3, 'delivered' = 4, 'failed' = 5, 'failed_over' = 6, 'blocked' = 7, 'fell_back' = 8, 'unknown' = 9, 'expired' = 10, 'undeliverable' = 11)";
 /// `Enum8` values of `events.status`, in `MessageStatus` order starting at 1.
 pub const STATUS_ENUM: &str =
-    "Enum8('queued' = 1, 'submitted' = 2, 'delivered' = 3, 'failed' = 4, 'blocked' = 5, 'unknown' = 6, 'expired' = 7)";
+    "Enum8('queued' = 1, 'submitted' = 2, 'delivered' = 3, 'failed' = 4, 'blocked' = 5, 'unknown' = 6, 'expired' = 7, 'undeliverable' = 8)";
 pub const CHANNEL_ENUM: &str = "Enum8('sms' = 1, 'alimtalk' = 2)";
 pub const MESSAGE_TYPE_ENUM: &str = "Enum8('sms' = 1, 'lms' = 2, 'mms' = 3, 'alimtalk' = 4)";
 
@@ -131,13 +131,17 @@ pub fn statements(database: &str) -> Vec<String> {
                 customer_id String,
                 start DateTime,
                 carrier String,
-                first_choice AggregateFunction(sum, UInt64),
-                submitted AggregateFunction(sum, UInt64),
-                delivered AggregateFunction(sum, UInt64),
-                failed AggregateFunction(sum, UInt64),
-                failed_over AggregateFunction(sum, UInt64),
-                points_spent AggregateFunction(sum, UInt64),
-                latency_ms AggregateFunction({LATENCY_FUNCTION}{LATENCY_LEVELS}, UInt64, UInt8)
+                first_choice {COUNT},
+                submitted {COUNT},
+                delivered {COUNT},
+                failed {COUNT},
+                failed_over {COUNT},
+                undeliverable {COUNT},
+                unknown {COUNT},
+                expired {COUNT},
+                points_spent {COUNT},
+                latency_ms {DIGEST},
+                submit_latency_ms {DIGEST}
             ) ENGINE = AggregatingMergeTree()
             PARTITION BY toYYYYMMDD(start)
             ORDER BY (customer_id, start, carrier)"
@@ -148,12 +152,14 @@ pub fn statements(database: &str) -> Vec<String> {
 
 /// The suffix of the statistics views as they are now; an earlier view of a table
 /// (`<table>_feed`, which did not count fallbacks) is dropped once this one exists.
-pub const VIEW_SUFFIX: &str = "_feed_v2";
-const EARLIER_VIEW_SUFFIXES: [&str; 1] = ["_feed"];
+pub const VIEW_SUFFIX: &str = "_feed_v3";
+const EARLIER_VIEW_SUFFIXES: [&str; 2] = ["_feed", "_feed_v2"];
 
 /// The materialized views, created after every column they read exists, then the
-/// statements that drop the views they replace. Latency is accept to final state,
-/// for final events that know when they were accepted. Every attempt counts under the
+/// statements that drop the views they replace. Latency is accept to final state
+/// (for a carrier that reports delivery in receipts: to the receipt) for final
+/// events that know when they were accepted and came from a carrier; submit latency
+/// is accept to the carrier's acceptance. Every attempt counts under the
 /// carrier that made it: an AlimTalk carrier that could not deliver a message that
 /// then fell back to SMS/LMS counts it under `failed_over`, as any carrier a message
 /// left does.
@@ -168,11 +174,18 @@ pub fn views(database: &str) -> Vec<String> {
                         sumState(toUInt64(kind = 'delivered')) AS delivered,
                         sumState(toUInt64(kind = 'failed')) AS failed,
                         sumState(toUInt64(kind IN ('failed_over', 'fell_back'))) AS failed_over,
+                        sumState(toUInt64(kind = 'undeliverable')) AS undeliverable,
+                        sumState(toUInt64(kind = 'unknown')) AS unknown,
+                        sumState(toUInt64(kind = 'expired')) AS expired,
                         sumState(toUInt64(points_spent)) AS points_spent,
                         {LATENCY_FUNCTION}State{LATENCY_LEVELS}(
                             toUInt64(if(at_ms > accepted_at_ms, at_ms - accepted_at_ms, 0)),
-                            toUInt8(kind IN ('delivered', 'failed', 'unknown') AND accepted_at_ms > 0)
-                        ) AS latency_ms
+                            toUInt8(kind IN ('delivered', 'failed', 'unknown', 'undeliverable') AND accepted_at_ms > 0)
+                        ) AS latency_ms,
+                        {LATENCY_FUNCTION}State{LATENCY_LEVELS}(
+                            toUInt64(if(at_ms > accepted_at_ms, at_ms - accepted_at_ms, 0)),
+                            toUInt8(kind = 'submitted' AND accepted_at_ms > 0)
+                        ) AS submit_latency_ms
                  FROM {database}.{EVENTS_TABLE}
                  GROUP BY customer_id, start, carrier"
             )
@@ -187,8 +200,13 @@ pub fn views(database: &str) -> Vec<String> {
     created.chain(dropped).collect()
 }
 
+/// The type of a count column of the statistics tables.
+const COUNT: &str = "AggregateFunction(sum, UInt64)";
+/// The type of a latency digest column of the statistics tables.
+const DIGEST: &str = "AggregateFunction(quantilesTDigestIf(0.5, 0.95, 0.99), UInt64, UInt8)";
+
 /// Columns added after a table was first created: (table, column, type).
-const ADDED_COLUMNS: [(&str, &str, &str); 8] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 16] = [
     (MESSAGES_TABLE, "schedule_id", "String"),
     (MESSAGES_TABLE, "points_reserved", "UInt32"),
     (MESSAGES_TABLE, "fallback_type", "String"),
@@ -197,6 +215,14 @@ const ADDED_COLUMNS: [(&str, &str, &str); 8] = [
     (EVENTS_TABLE, "accepted_at_ms", "UInt64"),
     (EVENTS_TABLE, "points_reserved", "UInt32"),
     (EVENTS_TABLE, "points_spent", "UInt32"),
+    (CARRIER_MINUTES_TABLE, "undeliverable", COUNT),
+    (CARRIER_MINUTES_TABLE, "unknown", COUNT),
+    (CARRIER_MINUTES_TABLE, "expired", COUNT),
+    (CARRIER_MINUTES_TABLE, "submit_latency_ms", DIGEST),
+    (CARRIER_HOURS_TABLE, "undeliverable", COUNT),
+    (CARRIER_HOURS_TABLE, "unknown", COUNT),
+    (CARRIER_HOURS_TABLE, "expired", COUNT),
+    (CARRIER_HOURS_TABLE, "submit_latency_ms", DIGEST),
 ];
 
 /// Creates the database and tables that are missing, and adds the columns tables
@@ -228,4 +254,17 @@ pub async fn ensure(client: &clickhouse::Client, database: &str) -> Result<(), A
         client.query(&statement).execute().await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_column_type_is_the_one_the_views_fill() {
+        assert_eq!(
+            DIGEST,
+            format!("AggregateFunction({LATENCY_FUNCTION}{LATENCY_LEVELS}, UInt64, UInt8)")
+        );
+    }
 }

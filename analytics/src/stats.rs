@@ -1,6 +1,8 @@
 //! `GET /v1/stats`: per carrier, over a time range and in buckets, what was routed
-//! to it first, submitted, delivered, failed and moved on, the points spent, and
-//! the latency from acceptance to final state (p50, p95, p99).
+//! to it first, submitted, delivered, failed and moved on, what its receipts said
+//! (undeliverable, expired) or did not say in time (unknown), the points spent, and
+//! the latency from acceptance to final state — to the receipt, for a carrier that
+//! sends them — and to the carrier's acceptance (p50, p95, p99).
 //!
 //! Everything is read from `carrier_minutes` or `carrier_hours` (see
 //! [`crate::schema`]), which hold one row of counts and latency digests per customer,
@@ -89,11 +91,20 @@ pub struct CarrierNumbers {
     pub failed: u64,
     /// Messages that left it for another carrier.
     pub failed_over: u64,
+    /// Messages its receipt said never reached the handset.
+    pub undeliverable: u64,
+    /// Messages it may have delivered but never said so in time.
+    pub unknown: u64,
+    /// Messages that ran out of validity on it (before a submit, or by its receipt).
+    pub expired: u64,
     pub points_spent: u64,
-    /// `delivered / (delivered + failed + failed_over)`; `None` before any outcome.
+    /// `delivered` over every outcome on it (`delivered + failed + failed_over +
+    /// undeliverable + unknown + expired`); `None` before any outcome.
     pub success_rate: Option<f64>,
-    /// `None` when no message reached a final state on it.
+    /// Acceptance to final state; `None` when no message reached one on it.
     pub latency_ms: Option<Latency>,
+    /// Acceptance to the carrier taking it; `None` before it took any.
+    pub submit_latency_ms: Option<Latency>,
 }
 
 /// One bucket, by its start (epoch seconds).
@@ -119,23 +130,35 @@ struct NumbersRow {
     delivered: u64,
     failed: u64,
     failed_over: u64,
+    undeliverable: u64,
+    unknown: u64,
+    expired: u64,
     points_spent: u64,
     latency: Vec<f32>,
+    submit_latency: Vec<f32>,
+}
+
+/// The quantiles of a digest, or none when it holds nothing (NaN quantiles).
+fn latency(quantiles: &[f32]) -> Option<Latency> {
+    match quantiles {
+        [p50, p95, p99] if p50.is_finite() && p95.is_finite() && p99.is_finite() => Some(Latency {
+            p50: f64::from(*p50).round(),
+            p95: f64::from(*p95).round(),
+            p99: f64::from(*p99).round(),
+        }),
+        _ => None,
+    }
 }
 
 impl From<NumbersRow> for CarrierNumbers {
     fn from(row: NumbersRow) -> Self {
-        let outcomes = row.delivered + row.failed + row.failed_over;
-        let latency = match row.latency.as_slice() {
-            [p50, p95, p99] if p50.is_finite() && p95.is_finite() && p99.is_finite() => {
-                Some(Latency {
-                    p50: f64::from(*p50).round(),
-                    p95: f64::from(*p95).round(),
-                    p99: f64::from(*p99).round(),
-                })
-            }
-            _ => None,
-        };
+        let outcomes = row.delivered
+            + row.failed
+            + row.failed_over
+            + row.undeliverable
+            + row.unknown
+            + row.expired;
+        let ended = row.delivered + row.failed + row.undeliverable + row.unknown;
         Self {
             carrier: row.carrier,
             first_choice: row.first_choice,
@@ -143,9 +166,13 @@ impl From<NumbersRow> for CarrierNumbers {
             delivered: row.delivered,
             failed: row.failed,
             failed_over: row.failed_over,
+            undeliverable: row.undeliverable,
+            unknown: row.unknown,
+            expired: row.expired,
             points_spent: row.points_spent,
             success_rate: (outcomes > 0).then(|| row.delivered as f64 / outcomes as f64),
-            latency_ms: latency.filter(|_| row.delivered + row.failed > 0),
+            latency_ms: latency(&row.latency).filter(|_| ended > 0),
+            submit_latency_ms: latency(&row.submit_latency).filter(|_| row.submitted > 0),
         }
     }
 }
@@ -217,8 +244,11 @@ async fn numbers(
         "SELECT toUInt32({start}) AS bucket, carrier,
                 sumMerge(first_choice) AS first_choice, sumMerge(submitted) AS submitted,
                 sumMerge(delivered) AS delivered, sumMerge(failed) AS failed,
-                sumMerge(failed_over) AS failed_over, sumMerge(points_spent) AS points_spent,
-                {LATENCY_FUNCTION}Merge{LATENCY_LEVELS}(latency_ms) AS latency
+                sumMerge(failed_over) AS failed_over, sumMerge(undeliverable) AS undeliverable,
+                sumMerge(unknown) AS unknown, sumMerge(expired) AS expired,
+                sumMerge(points_spent) AS points_spent,
+                {LATENCY_FUNCTION}Merge{LATENCY_LEVELS}(latency_ms) AS latency,
+                {LATENCY_FUNCTION}Merge{LATENCY_LEVELS}(submit_latency_ms) AS submit_latency
          FROM {table}
          WHERE customer_id = ? AND start >= toDateTime(?) AND start < toDateTime(?)
                AND carrier != ''

@@ -281,13 +281,25 @@ async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
              PARTITION BY toYYYYMMDD(at) ORDER BY (customer_id, request_id, message_id, ordinal, kind)",
         )
         .await;
+    // The statistics table as it was before receipts were counted.
+    clickhouse
+        .query(
+            "CREATE TABLE rns.carrier_minutes (customer_id String, start DateTime, carrier String, \
+             first_choice AggregateFunction(sum, UInt64), submitted AggregateFunction(sum, UInt64), \
+             delivered AggregateFunction(sum, UInt64), failed AggregateFunction(sum, UInt64), \
+             failed_over AggregateFunction(sum, UInt64), points_spent AggregateFunction(sum, UInt64), \
+             latency_ms AggregateFunction(quantilesTDigestIf(0.5, 0.95, 0.99), UInt64, UInt8)) \
+             ENGINE = AggregatingMergeTree() PARTITION BY toYYYYMMDD(start) ORDER BY (customer_id, start, carrier)",
+        )
+        .await;
     let settings = ClickHouseSettings {
         url: clickhouse.url(),
         ..Default::default()
     };
     let client = rns_analytics::clickhouse_client(&settings);
     rns_analytics::schema::ensure(&client, "rns").await.unwrap();
-    // The statistics view of the version before, which did not count fallbacks.
+    // The statistics views of the versions before: one did not count fallbacks, the
+    // next not what receipts say.
     clickhouse
         .query(
             "CREATE MATERIALIZED VIEW rns.carrier_minutes_feed TO rns.carrier_minutes AS \
@@ -296,7 +308,22 @@ async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
              GROUP BY customer_id, start, carrier",
         )
         .await;
+    clickhouse
+        .query(
+            "CREATE MATERIALIZED VIEW rns.carrier_minutes_feed_v2 TO rns.carrier_minutes AS \
+             SELECT customer_id, toStartOfMinute(at) AS start, carrier, \
+             sumState(toUInt64(kind IN ('failed_over', 'fell_back'))) AS failed_over FROM rns.events \
+             GROUP BY customer_id, start, carrier",
+        )
+        .await;
     rns_analytics::schema::ensure(&client, "rns").await.unwrap();
+    let statistics_columns = clickhouse
+        .query("SELECT name FROM system.columns WHERE database = 'rns' AND table = 'carrier_minutes' AND name IN ('undeliverable', 'unknown', 'expired', 'submit_latency_ms') ORDER BY name FORMAT TabSeparated")
+        .await;
+    assert_eq!(
+        statistics_columns.split_whitespace().collect::<Vec<_>>(),
+        ["expired", "submit_latency_ms", "undeliverable", "unknown"]
+    );
     let columns = clickhouse
         .query("SELECT concat(table, '.', name) FROM system.columns WHERE database = 'rns' AND table IN ('messages', 'events') AND name IN ('schedule_id', 'points_reserved', 'accepted_at_ms', 'points_spent', 'fallback_text') ORDER BY table, name FORMAT TabSeparated")
         .await;
@@ -317,8 +344,8 @@ async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
         .await;
     assert_eq!(
         views.split_whitespace().collect::<Vec<_>>(),
-        ["carrier_minutes", "carrier_minutes_feed_v2"],
-        "the earlier view is replaced"
+        ["carrier_minutes", "carrier_minutes_feed_v3"],
+        "the earlier views are replaced"
     );
     let kinds = clickhouse
         .query("SELECT type FROM system.columns WHERE database = 'rns' AND table = 'events' AND name = 'kind' FORMAT TabSeparated")
@@ -334,6 +361,10 @@ async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
     assert!(
         statuses.contains("unknown") && statuses.contains("= 6"),
         "{statuses}"
+    );
+    assert!(
+        statuses.contains("undeliverable\\' = 8") && kinds.contains("undeliverable\\' = 11"),
+        "{statuses} {kinds}"
     );
 }
 

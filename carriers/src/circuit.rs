@@ -55,9 +55,9 @@ pub enum Observation {
 impl Observation {
     pub fn of(outcome: &SubmitOutcome) -> Self {
         match outcome {
-            SubmitOutcome::Delivered { .. } | SubmitOutcome::Rejected { .. } => {
-                Observation::Success
-            }
+            SubmitOutcome::Delivered { .. }
+            | SubmitOutcome::Accepted { .. }
+            | SubmitOutcome::Rejected { .. } => Observation::Success,
             SubmitOutcome::Throttled { .. } | SubmitOutcome::Expired { .. } => Observation::Neutral,
             SubmitOutcome::Transient { reason } => Observation::Failure {
                 refused: reason.starts_with("connection failed"),

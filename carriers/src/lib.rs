@@ -2,8 +2,10 @@
 //!
 //! [`run`] starts one [`worker::Worker`] per configured carrier, each pulling its own
 //! work queue (`CARRIER_<NAME>`, consumer `carrier-<name>`) through that carrier's
-//! protocol adapter ([`http`]). [`simulator`] is a carrier simulator speaking the HTTP
-//! protocol, used by `./scripts/up`, the tests and the benchmarks.
+//! protocol adapter ([`http`]). Carriers that report delivery later post receipts to
+//! the receipts listener, which [`receipts`] correlates with what they accepted.
+//! [`simulator`] is a carrier simulator speaking the HTTP protocol, used by
+//! `./scripts/up`, the tests and the benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod circuit;
@@ -12,6 +14,7 @@ pub mod http;
 pub mod images;
 pub mod outcome;
 pub mod pacing;
+pub mod receipts;
 pub mod results;
 pub mod simulator;
 pub mod worker;
@@ -20,10 +23,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rns_nats::{HealthStore, HealthView, Topology};
-use rns_service::{LogSettings, NatsSettings, Readiness, RedisSettings};
+use rns_service::{LogSettings, NatsSettings, Readiness, RedisSettings, Secret};
 use rns_types::carrier::CarrierEntry;
 use rns_types::subjects::{
-    carrier_lane_consumer, carrier_stream, ADVISORIES_STREAM, FAILOVER_CONSUMER,
+    carrier_lane_consumer, carrier_stream, ADVISORIES_STREAM, FAILOVER_CONSUMER, RECEIPTS_STREAM,
+    RECEIPT_CONSUMER,
 };
 use rns_types::{CarrierCatalog, CarrierId, Channel, Priority};
 use serde::Deserialize;
@@ -64,6 +68,10 @@ pub struct CarrierSettings {
     /// one at run time).
     #[serde(default)]
     pub rate_per_second: Option<u32>,
+    /// The token the carrier presents when it posts receipts
+    /// (`Authorization: Bearer …`); a carrier without one posts none.
+    #[serde(default)]
+    pub receipt_token: Option<Secret>,
 }
 
 fn default_batch_size() -> usize {
@@ -99,6 +107,7 @@ pub fn default_carriers() -> Vec<CarrierSettings> {
             batches_in_flight: default_batches_in_flight(),
             health_url: None,
             rate_per_second: None,
+            receipt_token: None,
         })
         .collect()
 }
@@ -108,10 +117,13 @@ pub fn default_carriers() -> Vec<CarrierSettings> {
 #[serde(default)]
 pub struct WorkerSettings {
     pub health_listen: String,
+    /// Where carriers post delivery receipts ([`receipts::intake`]).
+    pub receipts_listen: String,
     /// Nak delays for retryable failures, by attempt, in milliseconds.
     pub retry_backoff_milliseconds: Vec<u64>,
     /// How long a message whose submit went unanswered is asked again on its carrier
-    /// (never another) before it ends `unknown`, charged.
+    /// (never another), and how long the receipt of a message a carrier accepted is
+    /// awaited, before it ends `unknown`, charged. At most 7 days.
     pub receipt_deadline_seconds: u64,
 }
 
@@ -119,6 +131,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             health_listen: "127.0.0.1:8082".to_owned(),
+            receipts_listen: "127.0.0.1:8084".to_owned(),
             retry_backoff_milliseconds: vec![250, 1_000, 2_000, 5_000],
             receipt_deadline_seconds: 3_600,
         }
@@ -160,6 +173,20 @@ pub enum CarriersError {
     Failover(#[from] failover::FailoverError),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("receipts: {0}")]
+    Receipts(#[from] receipts::ReceiptError),
+    #[error("receipt token of {carrier}: {source}")]
+    ReceiptToken {
+        carrier: CarrierId,
+        source: rns_service::SecretError,
+    },
+    #[error("the receipt deadline may be at most {most} seconds, not {given}")]
+    ReceiptDeadline { most: u64, given: u64 },
+    #[error("the receipts listener cannot listen on {address}: {source}")]
+    ReceiptsListener {
+        address: String,
+        source: std::io::Error,
+    },
     #[error("worker for {carrier} failed: {reason}")]
     Worker { carrier: CarrierId, reason: String },
 }
@@ -171,6 +198,36 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), CarriersError> {
     let carriers = settings.carriers.clone().unwrap_or_else(default_carriers);
+    let receipt_deadline = Duration::from_secs(settings.carrier_workers.receipt_deadline_seconds);
+    let longest_deadline =
+        rns_nats::RECEIPT_CORRELATIONS_MAX_AGE - Duration::from_secs(24 * 60 * 60);
+    if receipt_deadline > longest_deadline {
+        return Err(CarriersError::ReceiptDeadline {
+            most: longest_deadline.as_secs(),
+            given: receipt_deadline.as_secs(),
+        });
+    }
+    let mut receipt_tokens = std::collections::HashMap::new();
+    for carrier in &carriers {
+        if let Some(token) = &carrier.receipt_token {
+            let token = token
+                .reveal()
+                .map_err(|source| CarriersError::ReceiptToken {
+                    carrier: carrier.id.clone(),
+                    source,
+                })?;
+            receipt_tokens.insert(carrier.id.clone(), token);
+        }
+    }
+    // Bound before any work starts, like the health endpoint: a taken port ends the
+    // process at once.
+    let receipts_address = settings.carrier_workers.receipts_listen.clone();
+    let receipts_listener = tokio::net::TcpListener::bind(&receipts_address)
+        .await
+        .map_err(|source| CarriersError::ReceiptsListener {
+            address: receipts_address.clone(),
+            source,
+        })?;
     let catalog = CarrierCatalog::new(
         carriers
             .iter()
@@ -198,13 +255,8 @@ pub async fn run(
     let stop = shutdown.child_token();
     let health = HealthView::watch(&jetstream, stop.clone()).await?;
     let publisher = HealthStore::open(&jetstream).await?;
-    let failover = Failover::new(
-        jetstream.clone(),
-        catalog.clone(),
-        health,
-        Duration::from_secs(settings.carrier_workers.receipt_deadline_seconds),
-    )
-    .await?;
+    let failover =
+        Failover::new(jetstream.clone(), catalog.clone(), health, receipt_deadline).await?;
     let images = images::ImageStore::new(
         jetstream
             .get_object_store(rns_types::subjects::MMS_IMAGES_BUCKET)
@@ -216,7 +268,39 @@ pub async fn run(
             .await?;
     let total_concurrency: usize = carriers.iter().map(|carrier| carrier.concurrency).sum();
     let (results, results_drained) = ResultSink::start(jetstream.clone(), total_concurrency);
+    let receipts = receipts::Receipts::open(
+        jetstream.clone(),
+        results.clone(),
+        failover.clone(),
+        receipt_deadline,
+    )
+    .await?;
     let mut workers = tokio::task::JoinSet::new();
+    {
+        let consumer = Topology::consumer(&jetstream, RECEIPTS_STREAM, RECEIPT_CONSUMER).await?;
+        let receipts = receipts.clone();
+        let stop = stop.clone();
+        workers.spawn(async move {
+            receipts
+                .run(consumer, stop)
+                .await
+                .map_err(|error| CarriersError::Nats(format!("receipts: {error}")))
+        });
+    }
+    {
+        tracing::info!(address = %receipts_address, carriers = receipt_tokens.len(), "receipts listening");
+        let intake = receipts::intake::Intake::new(jetstream.clone(), receipt_tokens);
+        let stop = stop.clone();
+        workers.spawn(async move {
+            intake
+                .serve(receipts_listener, stop)
+                .await
+                .map_err(|source| CarriersError::ReceiptsListener {
+                    address: receipts_address,
+                    source,
+                })
+        });
+    }
     {
         let consumer = Topology::consumer(&jetstream, ADVISORIES_STREAM, FAILOVER_CONSUMER).await?;
         let failover = failover.clone();
@@ -238,7 +322,10 @@ pub async fn run(
                 )
             })
         })
-        .chain([(ADVISORIES_STREAM.to_owned(), FAILOVER_CONSUMER.to_owned())])
+        .chain([
+            (ADVISORIES_STREAM.to_owned(), FAILOVER_CONSUMER.to_owned()),
+            (RECEIPTS_STREAM.to_owned(), RECEIPT_CONSUMER.to_owned()),
+        ])
         .collect();
     tokio::spawn(rns_service::metrics::watch_consumers(
         jetstream.clone(),
@@ -292,6 +379,7 @@ pub async fn run(
                 carrier.id.clone(),
                 carrier.rate_per_second.unwrap_or(0),
             ),
+            receipts: receipts.clone(),
         };
         let stop = stop.clone();
         workers.spawn(async move {

@@ -2,7 +2,8 @@
 //!
 //! | outcome | example | recorded | message |
 //! |---|---|---|---|
-//! | delivered | 200 | `submitted`, `delivered` | ack |
+//! | delivered | 200 `delivered` | `submitted`, `delivered` | ack |
+//! | accepted | 200 `accepted` (a carrier that reports delivery later) | `submitted`; the receipt is awaited ([`crate::receipts`]) | ack |
 //! | rejected (permanent) | 400 invalid number | `failed` with the reason | `+TERM <reason>` |
 //! | throttled | 429, `ESME_RTHROTTLED` | nothing | waited out and submitted again, same carrier, no delivery counted |
 //! | transient | 5xx, 408, connection refused | `attempt_failed` | nak with backoff, same carrier |
@@ -23,6 +24,9 @@ use std::time::Duration;
 pub enum SubmitOutcome {
     /// The carrier took the message and reported it delivered.
     Delivered { carrier_reference: String },
+    /// The carrier took the message and will report its delivery later, in a
+    /// receipt naming `carrier_reference`.
+    Accepted { carrier_reference: String },
     /// The carrier refused the message for good.
     Rejected { reason: String },
     /// The carrier asked us to slow down; it did not take the message.
@@ -44,6 +48,7 @@ impl SubmitOutcome {
     pub fn label(&self) -> &'static str {
         match self {
             SubmitOutcome::Delivered { .. } => "delivered",
+            SubmitOutcome::Accepted { .. } => "accepted",
             SubmitOutcome::Rejected { .. } => "rejected",
             SubmitOutcome::Throttled { .. } => "throttled",
             SubmitOutcome::Transient { .. } => "transient",

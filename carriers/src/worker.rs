@@ -44,6 +44,7 @@ use crate::http::{HttpCarrier, Submitter};
 use crate::images::{ImageError, ImageStore};
 use crate::outcome::SubmitOutcome;
 use crate::pacing::Pacer;
+use crate::receipts::{ReceiptError, Receipts};
 use crate::results::ResultSink;
 
 /// Most bytes of jobs pulled ahead of the workers (a batch message carries up to
@@ -64,6 +65,17 @@ fn throttle_backoff(throttled: u32) -> Duration {
         .min(Duration::from_secs(2));
     let jitter = rand::random_range(0..=base.as_millis() as u64 / 4);
     base + Duration::from_millis(jitter)
+}
+
+/// Recording an outcome failed; the job is redelivered.
+#[derive(Debug, thiserror::Error)]
+enum SettleError {
+    #[error("{0}")]
+    Failover(#[from] FailoverError),
+    #[error("{0}")]
+    Results(#[from] rns_nats::PublishFailed),
+    #[error("receipts: {0}")]
+    Receipts(#[from] ReceiptError),
 }
 
 /// How one carrier's worker behaves.
@@ -118,6 +130,8 @@ pub struct Worker {
     pub results: ResultSink,
     /// The carrier's shared rate budget.
     pub pacer: Pacer,
+    /// Where messages the carrier accepted await their receipts.
+    pub receipts: Receipts,
 }
 
 impl Worker {
@@ -246,10 +260,16 @@ impl Worker {
         shutdown: &CancellationToken,
     ) {
         let handled = if delivered > 1 {
-            self.failover.split(&jobs, 1).await
+            self.failover
+                .split(&jobs, 1)
+                .await
+                .map_err(SettleError::from)
         } else if !self.lock_breaker().admits() {
             // Not submitted: each job goes on alone as a fresh one (and moves on).
-            self.failover.split(&jobs, 0).await
+            self.failover
+                .split(&jobs, 0)
+                .await
+                .map_err(SettleError::from)
         } else {
             let submits: Vec<_> = jobs
                 .iter()
@@ -276,7 +296,7 @@ impl Worker {
         &self,
         jobs: &[CarrierJob],
         outcomes: &[SubmitOutcome],
-    ) -> Result<(), FailoverError> {
+    ) -> Result<(), SettleError> {
         const ATTEMPT: u16 = 1;
         let mut again = Vec::new();
         let mut records = Vec::with_capacity(jobs.len());
@@ -297,6 +317,7 @@ impl Worker {
                     continue;
                 }
                 SubmitOutcome::Delivered { .. }
+                | SubmitOutcome::Accepted { .. }
                 | SubmitOutcome::Rejected { .. }
                 | SubmitOutcome::Expired { .. } => {}
             }
@@ -307,6 +328,16 @@ impl Worker {
             ));
         }
         futures::future::try_join_all(records).await?;
+        let awaited = jobs
+            .iter()
+            .zip(outcomes)
+            .filter_map(|(job, outcome)| match outcome {
+                SubmitOutcome::Accepted { carrier_reference } => {
+                    Some(self.receipts.await_receipt(job, ATTEMPT, carrier_reference))
+                }
+                _ => None,
+            });
+        futures::future::try_join_all(awaited).await?;
         if !again.is_empty() {
             self.failover.split(&again, ATTEMPT).await?;
         }
@@ -484,7 +515,7 @@ impl Worker {
         attempt: u16,
         last_attempt: bool,
         outcome: &SubmitOutcome,
-    ) -> Result<(), FailoverError> {
+    ) -> Result<(), SettleError> {
         match outcome {
             SubmitOutcome::Ambiguous { reason } => {
                 self.failover
@@ -505,6 +536,7 @@ impl Worker {
                 return Ok(());
             }
             SubmitOutcome::Delivered { .. }
+            | SubmitOutcome::Accepted { .. }
             | SubmitOutcome::Rejected { .. }
             | SubmitOutcome::Expired { .. } => {}
         }
@@ -515,8 +547,13 @@ impl Worker {
                 self.events(job, attempt, outcome),
             )
             .await?;
+        if let SubmitOutcome::Accepted { carrier_reference } = outcome {
+            self.receipts
+                .await_receipt(job, attempt, carrier_reference)
+                .await?;
+        }
         let acknowledged = match outcome {
-            SubmitOutcome::Delivered { .. } => message.ack().await,
+            SubmitOutcome::Delivered { .. } | SubmitOutcome::Accepted { .. } => message.ack().await,
             SubmitOutcome::Rejected { reason } | SubmitOutcome::Expired { reason } => {
                 terminate_with_reason(&self.client, message, reason)
                     .await
@@ -689,6 +726,9 @@ impl Worker {
             points: Default::default(),
         };
         match outcome {
+            SubmitOutcome::Accepted { carrier_reference } => {
+                vec![event(EventKind::Submitted, carrier_reference.clone())]
+            }
             SubmitOutcome::Delivered { carrier_reference } => vec![
                 event(EventKind::Submitted, carrier_reference.clone()),
                 MessageEvent {
@@ -725,6 +765,7 @@ pub fn expired_reason(job: &CarrierJob) -> String {
 fn reason_of(outcome: &SubmitOutcome) -> &str {
     match outcome {
         SubmitOutcome::Delivered { .. } => "delivered",
+        SubmitOutcome::Accepted { .. } => "accepted",
         SubmitOutcome::Rejected { reason }
         | SubmitOutcome::Expired { reason }
         | SubmitOutcome::Throttled { reason, .. }

@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use rns_carriers::simulator::{self, Knobs, Simulator};
+use rns_carriers::simulator::{self, Knobs, ReceiptKnobs, Simulator};
 use rns_carriers::{CarrierSettings, Settings, WorkerSettings};
 use rns_nats::{publish_all, CustomerDirectory, Outbound, Topology};
-use rns_service::{NatsSettings, Readiness, RedisSettings};
+use rns_service::{NatsSettings, Readiness, RedisSettings, Secret};
 use rns_testkit::{spare_port, wait_until, NatsServer, RedisServer};
 use rns_types::carrier::CarrierEntry;
 use rns_types::subjects::carrier_subject;
@@ -25,8 +25,12 @@ struct Harness {
     kt: Simulator,
     kt_url: String,
     skt: Simulator,
+    /// Where KT posts its receipts, with [`KT_RECEIPT_TOKEN`].
+    receipts_url: String,
     shutdown: CancellationToken,
 }
+
+const KT_RECEIPT_TOKEN: &str = "kt-receipt-token";
 
 impl Drop for Harness {
     fn drop(&mut self) {
@@ -84,7 +88,9 @@ async fn prepare(
         batches_in_flight: 1,
         health_url: None,
         rate_per_second: None,
+        receipt_token: (name == "kt").then(|| Secret::Inline(KT_RECEIPT_TOKEN.to_owned())),
     };
+    let receipts_port = spare_port();
     let mut settings = Settings {
         nats: NatsSettings {
             url: nats.url(),
@@ -98,6 +104,7 @@ async fn prepare(
         carrier_workers: WorkerSettings {
             retry_backoff_milliseconds: vec![50],
             receipt_deadline_seconds: 3,
+            receipts_listen: format!("127.0.0.1:{receipts_port}"),
             ..Default::default()
         },
         ..Default::default()
@@ -130,6 +137,7 @@ async fn prepare(
         kt,
         kt_url,
         skt,
+        receipts_url: format!("http://127.0.0.1:{receipts_port}/v1/receipts"),
         shutdown: CancellationToken::new(),
     };
     (harness, settings)
@@ -749,4 +757,249 @@ async fn a_batch_whose_worker_died_is_split_and_delivered_once_on_the_same_carri
         "the three submitted before the crash were recognised"
     );
     assert!(queue_is_empty(&harness.jetstream).await);
+}
+
+/// KT in asynchronous mode, posting its receipts to the harness's receipts listener.
+fn asynchronous(harness: &Harness, receipts: ReceiptKnobs) -> Knobs {
+    Knobs {
+        receipts: Some(ReceiptKnobs {
+            url: format!("{}/kt", harness.receipts_url),
+            token: KT_RECEIPT_TOKEN.to_owned(),
+            ..receipts
+        }),
+        ..Default::default()
+    }
+}
+
+/// Final events of `job`'s message.
+fn finals<'a>(events: &'a [MessageEvent], job: &CarrierJob) -> Vec<&'a MessageEvent> {
+    events
+        .iter()
+        .filter(|event| event.message_id == job.message_id && event.kind.status().is_final())
+        .collect()
+}
+
+/// Waits until `RECEIPTS` is empty: every receipt was read, and every deadline
+/// schedule fired and was read too.
+async fn wait_for_receipts_drained(jetstream: &async_nats::jetstream::Context) {
+    wait_until("RECEIPTS drained", Duration::from_secs(20), || async {
+        let mut stream = jetstream.get_stream("RECEIPTS").await.unwrap();
+        stream.info().await.unwrap().state.messages == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_accepted_message_stays_submitted_until_its_receipt_says_delivered() {
+    let harness = start(Knobs::default(), None, 2_000).await;
+    harness.kt.set_knobs(asynchronous(
+        &harness,
+        ReceiptKnobs {
+            delay_milliseconds: 1_500,
+            ..Default::default()
+        },
+    ));
+    let job = job("01012345678");
+    enqueue(&harness.jetstream, &job).await;
+    wait_until("KT accepted it", Duration::from_secs(10), || async {
+        events(&harness.jetstream)
+            .await
+            .iter()
+            .any(|event| event.kind == EventKind::Submitted)
+    })
+    .await;
+    assert!(
+        finals(&events(&harness.jetstream).await, &job).is_empty(),
+        "accepted is not delivered: nothing is final before the receipt"
+    );
+    assert!(
+        queue_is_empty(&harness.jetstream).await,
+        "the job was acked"
+    );
+    let recorded = wait_for_final(&harness.jetstream).await;
+    let delivered = finals(&recorded, &job);
+    assert_eq!(delivered.len(), 1, "{recorded:?}");
+    assert_eq!(delivered[0].kind, EventKind::Delivered);
+    assert_eq!(
+        (delivered[0].points.reserved, delivered[0].points.spent),
+        (1, 1),
+        "spent on delivery"
+    );
+    assert!(
+        delivered[0].detail.contains("receipt from kt"),
+        "{delivered:?}"
+    );
+    // The deadline (3 s) fires later and finds the message settled.
+    wait_for_receipts_drained(&harness.jetstream).await;
+    let recorded = events(&harness.jetstream).await;
+    assert_eq!(finals(&recorded, &job).len(), 1, "{recorded:?}");
+    let counts = harness.kt.counts();
+    assert_eq!(
+        (counts.accepted, counts.receipts_posted),
+        (1, 1),
+        "{counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_undeliverable_receipt_refunds_and_a_lost_one_ends_unknown_at_the_deadline() {
+    let harness = start(Knobs::default(), None, 2_000).await;
+    harness.kt.set_knobs(asynchronous(
+        &harness,
+        ReceiptKnobs {
+            undeliverable_rate: 1.0,
+            ..Default::default()
+        },
+    ));
+    let unreachable = job("01012345678");
+    enqueue(&harness.jetstream, &unreachable).await;
+    let recorded = wait_for_final(&harness.jetstream).await;
+    let ended = finals(&recorded, &unreachable);
+    assert_eq!(ended[0].kind, EventKind::Undeliverable, "{recorded:?}");
+    assert_eq!((ended[0].points.reserved, ended[0].points.spent), (1, 0));
+    assert!(ended[0].detail.contains("UNDELIV 001"), "{ended:?}");
+    assert_eq!(harness.kt.counts().delivered, 0);
+
+    harness.kt.set_knobs(asynchronous(
+        &harness,
+        ReceiptKnobs {
+            loss_rate: 1.0,
+            ..Default::default()
+        },
+    ));
+    let unreported = job("01087654321");
+    enqueue(&harness.jetstream, &unreported).await;
+    let submitted_at = std::time::Instant::now();
+    wait_until("the deadline ended it", Duration::from_secs(20), || async {
+        !finals(&events(&harness.jetstream).await, &unreported).is_empty()
+    })
+    .await;
+    assert!(
+        submitted_at.elapsed() >= Duration::from_secs(2),
+        "ended before its deadline of 3 s: {:?}",
+        submitted_at.elapsed()
+    );
+    let recorded = events(&harness.jetstream).await;
+    let ended = finals(&recorded, &unreported);
+    assert_eq!(ended.len(), 1, "{recorded:?}");
+    assert_eq!(ended[0].kind, EventKind::Unknown);
+    assert_eq!(
+        (ended[0].points.reserved, ended[0].points.spent),
+        (1, 1),
+        "the carrier may have delivered it: charged"
+    );
+    assert!(ended[0].detail.contains("no receipt"), "{ended:?}");
+    let counts = harness.kt.counts();
+    assert_eq!(counts.receipts_lost, 1, "{counts:?}");
+    assert_eq!(harness.skt.counts().received, 0, "never sent elsewhere");
+}
+
+#[tokio::test]
+async fn early_and_duplicated_receipts_settle_each_message_exactly_once() {
+    let harness = start(Knobs::default(), None, 2_000).await;
+    harness.kt.set_knobs(asynchronous(
+        &harness,
+        ReceiptKnobs {
+            early_rate: 1.0,
+            duplicate_rate: 1.0,
+            delay_milliseconds: 200,
+            ..Default::default()
+        },
+    ));
+    let jobs: Vec<CarrierJob> = (0..12)
+        .map(|index| job(&format!("010{index:08}")))
+        .collect();
+    for job in &jobs {
+        enqueue(&harness.jetstream, job).await;
+    }
+    wait_for_all_final(&harness.jetstream, &jobs).await;
+    wait_until(
+        "every duplicate posted",
+        Duration::from_secs(10),
+        || async { harness.kt.counts().receipts_posted == 24 },
+    )
+    .await;
+    wait_for_receipts_drained(&harness.jetstream).await;
+    let counts = harness.kt.counts();
+    assert_eq!(counts.receipts_early, 12, "{counts:?}");
+    assert_eq!(counts.receipts_duplicated, 12, "{counts:?}");
+    let recorded = events(&harness.jetstream).await;
+    for job in &jobs {
+        let ended = finals(&recorded, job);
+        assert_eq!(ended.len(), 1, "settled once: {ended:?}");
+        assert_eq!(ended[0].kind, EventKind::Delivered);
+    }
+}
+
+#[tokio::test]
+async fn the_receipts_listener_takes_only_well_formed_receipts_with_the_carriers_token() {
+    let harness = start(Knobs::default(), None, 2_000).await;
+    let http = reqwest::Client::new();
+    let kt = format!("{}/kt", harness.receipts_url);
+    let receipt = serde_json::json!({"carrier_reference": "kt-unknown-1", "state": "delivered"});
+    let post = |url: String, token: &'static str, body: serde_json::Value| {
+        let http = http.clone();
+        async move {
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    wait_until("the listener is up", Duration::from_secs(20), || async {
+        http.post(&kt).send().await.is_ok()
+    })
+    .await;
+    let (status, body) = post(kt.clone(), "wrong", receipt.clone()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, body) = post(
+        format!("{}/skt", harness.receipts_url),
+        KT_RECEIPT_TOKEN,
+        receipt.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("unknown_carrier"))
+    );
+    let (status, body) = post(
+        kt.clone(),
+        KT_RECEIPT_TOKEN,
+        serde_json::json!({"carrier_reference": "kt-1", "state": "read"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_body"))
+    );
+    let (status, body) = post(
+        kt.clone(),
+        KT_RECEIPT_TOKEN,
+        serde_json::json!({"receipts": []}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_receipt_count"))
+    );
+    let (status, body) = post(kt.clone(), KT_RECEIPT_TOKEN, receipt.clone()).await;
+    assert_eq!((status, body), (200, serde_json::json!({"stored": 1})));
+    let (status, body) = post(
+        kt,
+        KT_RECEIPT_TOKEN,
+        serde_json::json!({"receipts": [receipt, {"carrier_reference": "kt 2/é", "state": "expired"}]}),
+    )
+    .await;
+    assert_eq!((status, body), (200, serde_json::json!({"stored": 2})));
+    // A receipt of a message no one submitted waits as early; nothing is settled.
+    wait_for_receipts_drained(&harness.jetstream).await;
+    assert!(events(&harness.jetstream).await.is_empty());
 }

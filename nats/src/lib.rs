@@ -23,7 +23,7 @@ pub use publish::{
     publish_all, publish_schedule, publish_scheduled, MessageSchedule, Outbound, PublishFailed,
     MAX_ACKS_IN_FLIGHT,
 };
-pub use topology::{Topology, TopologyError, TopologySettings};
+pub use topology::{Topology, TopologyError, TopologySettings, RECEIPT_CORRELATIONS_MAX_AGE};
 
 /// Connects as `name` and ensures the topology for the catalogue's carriers: what
 /// every service does first.

@@ -7,11 +7,13 @@
 //! | `CARRIER_<NAME>` | stream, one per carrier | `carrier.<name>`, `carrier.<name>.high`, `carrier.<name>.bulk` (the lanes) | work queue | consumers `carrier-<name>`, `carrier-<name>-high`, `carrier-<name>-bulk` |
 //! | `RESULTS` | stream | `result.<customer>` | interest | consumers `analytics`, `points`, `webhooks` |
 //! | `WEBHOOKS` | stream | `webhook_retry.<delivery>.<attempt>` (schedules), `webhook.<customer>` (due retries) | work queue, schedules | consumer `webhook-retries` (`webhook.>` only) |
+//! | `RECEIPTS` | stream | `receipt.<carrier>` (receipts, due deadlines), `receipt_deadline.<carrier>.<message>.<hop>` (schedules) | work queue, schedules | consumer `receipts` (`receipt.*` only) |
 //! | `LEDGER` | stream | `ledger.<customer>` | limits (kept) | operators, rebuilds |
 //! | `ADVISORIES` | stream | `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>` | work queue | consumer `failover` |
 //! | `customers` | KV bucket | customer id | history 5 | gateway, dispatcher |
 //! | `api_keys` | KV bucket | sha256 of the key | history 1 | gateway |
 //! | `failure_reasons` | KV bucket | `<message id>.<hop>` | 1 day | carriers |
+//! | `receipt_correlations` | KV bucket | `<carrier>.<carrier reference>` | 8 days | carriers |
 //! | `carrier_health` | KV bucket | carrier id | history 1 | carriers, dispatcher, gateway |
 //! | `templates` | KV bucket | customer id | history 5 | gateway |
 //! | `schedules` | KV bucket | customer id | history 5 | gateway, dispatcher |
@@ -38,10 +40,11 @@ use rns_types::subjects::{
     ANALYTICS_CONSUMER, API_KEYS_BUCKET, CARRIER_HEALTH_BUCKET, CUSTOMERS_BUCKET,
     DISPATCHER_CONSUMER, DUE_CONSUMER, DUE_SUBJECTS, FAILOVER_CONSUMER, FAILURE_REASONS_BUCKET,
     LEDGER_STREAM, LEDGER_SUBJECTS, MAX_DELIVERIES_ADVISORIES, MMS_IMAGES_BUCKET,
-    OPT_OUT_LINES_BUCKET, POINTS_CONSUMER, RESULTS_STREAM, RESULTS_SUBJECTS, SCHEDULES_BUCKET,
-    SCHEDULES_STREAM, SCHEDULE_SUBJECTS, SEND_STREAM, SEND_SUBJECTS, TEMPLATES_BUCKET,
-    WEBHOOKS_BUCKET, WEBHOOKS_STREAM, WEBHOOK_CONSUMER, WEBHOOK_RETRY_CONSUMER,
-    WEBHOOK_RETRY_SUBJECTS, WEBHOOK_SUBJECTS,
+    OPT_OUT_LINES_BUCKET, POINTS_CONSUMER, RECEIPTS_STREAM, RECEIPT_CONSUMER,
+    RECEIPT_CORRELATIONS_BUCKET, RECEIPT_DEADLINE_SUBJECTS, RECEIPT_SUBJECTS, RESULTS_STREAM,
+    RESULTS_SUBJECTS, SCHEDULES_BUCKET, SCHEDULES_STREAM, SCHEDULE_SUBJECTS, SEND_STREAM,
+    SEND_SUBJECTS, TEMPLATES_BUCKET, WEBHOOKS_BUCKET, WEBHOOKS_STREAM, WEBHOOK_CONSUMER,
+    WEBHOOK_RETRY_CONSUMER, WEBHOOK_RETRY_SUBJECTS, WEBHOOK_SUBJECTS,
 };
 use rns_types::{CarrierCatalog, CarrierId, Priority};
 use serde::Deserialize;
@@ -66,6 +69,9 @@ pub struct TopologySettings {
     pub images_max_bytes: i64,
     /// Upper bound of the `WEBHOOKS` stream (webhook retries waiting).
     pub webhooks_max_bytes: i64,
+    /// Upper bound of the `RECEIPTS` stream (receipts not yet read, and a deadline
+    /// schedule per awaited receipt).
+    pub receipts_max_bytes: i64,
     /// How long JetStream remembers a `Nats-Msg-Id` to drop a republished copy.
     #[serde(with = "seconds")]
     pub duplicate_window: Duration,
@@ -95,6 +101,7 @@ impl Default for TopologySettings {
             images_max_bytes: 1 << 30,
             schedules_max_bytes: 1 << 30,
             webhooks_max_bytes: 1 << 30,
+            receipts_max_bytes: 4 << 30,
             duplicate_window: Duration::from_secs(120),
             send_ack_wait: Duration::from_secs(30),
             results_ack_wait: Duration::from_secs(60),
@@ -115,6 +122,11 @@ mod seconds {
         Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom)
     }
 }
+
+/// How long a receipt correlation is kept after its last change: longer than any
+/// receipt deadline may be (7 days), so a correlation is never gone before its
+/// message is settled, and a settled one recognises late duplicates for a day more.
+pub const RECEIPT_CORRELATIONS_MAX_AGE: Duration = Duration::from_secs(8 * 24 * 60 * 60);
 
 /// A step of [`Topology::ensure`] that the server refused.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +268,21 @@ impl Topology {
                     settings.webhooks_max_bytes,
                 )
             },
+            StreamConfig {
+                // Required with schedules. Receipts are read as they come, so what
+                // fills it is deadline schedules: 4 GiB holds about ten million.
+                discard: DiscardPolicy::Old,
+                allow_message_schedules: true,
+                ..base(
+                    RECEIPTS_STREAM,
+                    vec![
+                        RECEIPT_SUBJECTS.to_owned(),
+                        RECEIPT_DEADLINE_SUBJECTS.to_owned(),
+                    ],
+                    RetentionPolicy::WorkQueue,
+                    settings.receipts_max_bytes,
+                )
+            },
             base(
                 ADVISORIES_STREAM,
                 vec![MAX_DELIVERIES_ADVISORIES.to_owned()],
@@ -308,6 +335,13 @@ impl Topology {
             kv::Config {
                 max_age: Duration::from_secs(24 * 60 * 60),
                 ..bucket(FAILURE_REASONS_BUCKET, 1)
+            },
+            kv::Config {
+                max_age: RECEIPT_CORRELATIONS_MAX_AGE,
+                max_bytes: self.settings.receipts_max_bytes,
+                // Per-key TTLs: each correlation lives as long as its state needs.
+                limit_markers: Some(Duration::from_secs(60)),
+                ..bucket(RECEIPT_CORRELATIONS_BUCKET, 1)
             },
             bucket(CARRIER_HEALTH_BUCKET, 1),
             bucket(TEMPLATES_BUCKET, 5),
@@ -374,6 +408,14 @@ impl Topology {
                     ack_wait: Duration::from_secs(60),
                     max_ack_pending: 4_096,
                     ..durable(WEBHOOK_CONSUMER, RESULTS_SUBJECTS)
+                },
+            ),
+            (
+                RECEIPTS_STREAM.to_owned(),
+                PullConfig {
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 10_000,
+                    ..durable(RECEIPT_CONSUMER, RECEIPT_SUBJECTS)
                 },
             ),
             (

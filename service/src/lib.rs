@@ -31,5 +31,6 @@ pub type Allocator = mimalloc::MiMalloc;
 /// The allocator value for `#[global_allocator] static ALLOCATOR: Allocator = ALLOCATOR;`.
 pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;
 pub use settings::{
-    load_settings, ClickHouseSettings, LogSettings, NatsSettings, RedisSettings, SettingsError,
+    load_settings, ClickHouseSettings, LogSettings, NatsSettings, RedisSettings, Secret,
+    SecretError, SettingsError,
 };

@@ -152,3 +152,87 @@ mod tests {
         });
     }
 }
+
+/// A secret in the configuration: written inline (`"…"`, for development), or named
+/// by the environment variable (`{ env = "NAME" }`) or file (`{ file = "/path" }`,
+/// e.g. one an orchestrator mounts) that holds it. Its value never appears in `Debug`.
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Secret {
+    Inline(String),
+    Environment { env: String },
+    File { file: PathBuf },
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Inline(_) => formatter.write_str("Secret(inline)"),
+            Secret::Environment { env } => write!(formatter, "Secret(env {env})"),
+            Secret::File { file } => write!(formatter, "Secret(file {})", file.display()),
+        }
+    }
+}
+
+/// A [`Secret`] that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("the environment variable {0} holding a secret is not set")]
+    MissingVariable(String),
+    #[error("the secret file {path} cannot be read: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the secret is empty")]
+    Empty,
+}
+
+impl Secret {
+    /// The secret's value, without surrounding whitespace (files often end in a
+    /// newline).
+    pub fn reveal(&self) -> Result<String, SecretError> {
+        let value = match self {
+            Secret::Inline(value) => value.clone(),
+            Secret::Environment { env } => {
+                std::env::var(env).map_err(|_| SecretError::MissingVariable(env.clone()))?
+            }
+            Secret::File { file } => {
+                std::fs::read_to_string(file).map_err(|source| SecretError::File {
+                    path: file.clone(),
+                    source,
+                })?
+            }
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(SecretError::Empty);
+        }
+        Ok(value.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn secrets_come_inline_from_the_environment_or_a_file_and_never_print() {
+        let inline: Secret = serde_json::from_str(r#""s3cret""#).unwrap();
+        assert_eq!(inline.reveal().unwrap(), "s3cret");
+        assert_eq!(format!("{inline:?}"), "Secret(inline)");
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("token");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let file: Secret = serde_json::from_value(serde_json::json!({ "file": path })).unwrap();
+        assert_eq!(file.reveal().unwrap(), "from-file");
+        let missing: Secret =
+            serde_json::from_str(r#"{"env":"RNS_TEST_SECRET_THAT_IS_NOT_SET"}"#).unwrap();
+        assert!(matches!(
+            missing.reveal(),
+            Err(SecretError::MissingVariable(name)) if name == "RNS_TEST_SECRET_THAT_IS_NOT_SET"
+        ));
+        let empty: Secret = serde_json::from_str(r#""  ""#).unwrap();
+        assert!(matches!(empty.reveal(), Err(SecretError::Empty)));
+    }
+}

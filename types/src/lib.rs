@@ -4,7 +4,7 @@
 //! or KV key ([`ids`]), normalised phone numbers ([`phone`]), message content and its
 //! SMS/LMS classification ([`content`]), the carrier catalogue and routing weights
 //! ([`carrier`], [`routing`]), the JSON messages on every stream ([`wire`]) and the
-//! prepaid points ([`points`]), AlimTalk content ([`alimtalk`]) and the
+//! prepaid points ([`points`]), AlimTalk content ([`alimtalk`]), delivery receipts ([`receipt`]) and the
 //! names of every subject, stream, consumer and bucket ([`subjects`]).
 #![forbid(unsafe_code)]
 
@@ -17,6 +17,7 @@ pub mod ids;
 pub mod phone;
 pub mod points;
 pub mod priority;
+pub mod receipt;
 pub mod routing;
 pub mod schedule;
 pub mod subjects;

@@ -47,6 +47,18 @@ pub const WEBHOOK_RETRY_CONSUMER: &str = "webhook-retries";
 /// Webhook settings, one [`crate::webhook::WebhookConfig`] per customer.
 pub const WEBHOOKS_BUCKET: &str = "webhooks";
 
+/// Delivery receipts, `receipt.<carrier>` (see [`crate::receipt`]): as carriers post
+/// them, and the receipt deadlines that message schedules on
+/// `receipt_deadline.<carrier>.<message>.<hop>` publish there when they are due.
+pub const RECEIPTS_STREAM: &str = "RECEIPTS";
+pub const RECEIPT_SUBJECTS: &str = "receipt.*";
+pub const RECEIPT_DEADLINE_SUBJECTS: &str = "receipt_deadline.>";
+/// The carriers service's durable consumer of receipts on [`RECEIPTS_STREAM`].
+pub const RECEIPT_CONSUMER: &str = "receipts";
+/// Where each awaited receipt stands, `<carrier>.<carrier reference>` (see
+/// [`crate::receipt::correlation_key`]).
+pub const RECEIPT_CORRELATIONS_BUCKET: &str = "receipt_correlations";
+
 /// Every change of every customer's points, `ledger.<customer>`: the durable copy of
 /// the balances kept in Redis.
 pub const LEDGER_STREAM: &str = "LEDGER";
@@ -184,10 +196,29 @@ pub mod message_ids {
         format!("outcome:{message}:{hop}:{attempt}")
     }
 
+    /// A receipt as a carrier posted it: a repeat of the same receipt is dropped.
+    pub fn receipt(carrier: &CarrierId, carrier_reference: &str, state: &str) -> String {
+        format!("receipt:{carrier}:{carrier_reference}:{state}")
+    }
+
+    /// The final step of a message on `hop` that its receipt (or deadline) decided.
+    pub fn receipt_settlement(message: &MessageId, hop: u16) -> String {
+        format!("receipt:{message}:{hop}")
+    }
+
     /// The events of a message leaving hop `hop` (failed over, or finally failed).
     pub fn failover(message: &MessageId, hop: u16) -> String {
         format!("failover:{message}:{hop}")
     }
+}
+
+pub fn receipt_subject(carrier: &CarrierId) -> String {
+    format!("receipt.{carrier}")
+}
+
+/// The schedule subject of the receipt deadline of `message` on `hop` at `carrier`.
+pub fn receipt_deadline_subject(carrier: &CarrierId, message: &MessageId, hop: u16) -> String {
+    format!("receipt_deadline.{carrier}.{message}.{hop}")
 }
 
 pub fn webhook_subject(customer: &CustomerId) -> String {

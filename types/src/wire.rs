@@ -398,12 +398,17 @@ pub enum MessageStatus {
     /// deadline: it may or may not have reached the handset. Final and charged,
     /// since the carrier may have delivered (and billed) it; never sent elsewhere.
     Unknown,
-    /// Not submitted within the validity the send gave it. Final, refunded.
+    /// Not delivered in time: not submitted within the validity the send gave it,
+    /// or the carrier's receipt says its validity ran out before the handset took it.
+    /// Final, refunded.
     Expired,
+    /// The carrier accepted it, and its receipt says the handset could not be
+    /// reached (switched off for good, no such subscriber). Final, refunded.
+    Undeliverable,
 }
 
 impl MessageStatus {
-    pub const ALL: [MessageStatus; 7] = [
+    pub const ALL: [MessageStatus; 8] = [
         MessageStatus::Queued,
         MessageStatus::Submitted,
         MessageStatus::Delivered,
@@ -411,6 +416,7 @@ impl MessageStatus {
         MessageStatus::Blocked,
         MessageStatus::Unknown,
         MessageStatus::Expired,
+        MessageStatus::Undeliverable,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -422,18 +428,12 @@ impl MessageStatus {
             MessageStatus::Blocked => "blocked",
             MessageStatus::Unknown => "unknown",
             MessageStatus::Expired => "expired",
+            MessageStatus::Undeliverable => "undeliverable",
         }
     }
 
     pub fn is_final(&self) -> bool {
-        matches!(
-            self,
-            MessageStatus::Delivered
-                | MessageStatus::Failed
-                | MessageStatus::Blocked
-                | MessageStatus::Unknown
-                | MessageStatus::Expired
-        )
+        !matches!(self, MessageStatus::Queued | MessageStatus::Submitted)
     }
 }
 
@@ -461,12 +461,16 @@ pub enum EventKind {
     /// The carrier never said for sure whether it took the message before the
     /// receipt deadline (see [`MessageStatus::Unknown`]).
     Unknown,
-    /// Its validity ran out before it was submitted (see [`MessageStatus::Expired`]).
+    /// Its validity ran out before it was submitted, or before the handset took it
+    /// (see [`MessageStatus::Expired`]).
     Expired,
+    /// The carrier's receipt says the handset could not be reached (see
+    /// [`MessageStatus::Undeliverable`]).
+    Undeliverable,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Routed,
         EventKind::AttemptFailed,
         EventKind::FailedOver,
@@ -477,6 +481,7 @@ impl EventKind {
         EventKind::FellBack,
         EventKind::Unknown,
         EventKind::Expired,
+        EventKind::Undeliverable,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -491,6 +496,7 @@ impl EventKind {
             EventKind::FellBack => "fell_back",
             EventKind::Unknown => "unknown",
             EventKind::Expired => "expired",
+            EventKind::Undeliverable => "undeliverable",
         }
     }
 
@@ -507,6 +513,7 @@ impl EventKind {
             EventKind::Blocked => MessageStatus::Blocked,
             EventKind::Unknown => MessageStatus::Unknown,
             EventKind::Expired => MessageStatus::Expired,
+            EventKind::Undeliverable => MessageStatus::Undeliverable,
         }
     }
 
@@ -520,7 +527,8 @@ impl EventKind {
             | EventKind::Failed
             | EventKind::Blocked
             | EventKind::Unknown
-            | EventKind::Expired => 4,
+            | EventKind::Expired
+            | EventKind::Undeliverable => 4,
         }
     }
 }

@@ -6,7 +6,9 @@
 //! (MMS images as `{"name","data"}` with base64 JPEG data; AlimTalk content as in
 //! [`rns_types::alimtalk::AlimTalk`]); the client reference is
 //! the RNS message id, which the carrier uses to de-duplicate. Answers: 200
-//! `{"status":"delivered","carrier_reference"}`; 4xx other than 408/429 is a permanent
+//! `{"status":"delivered","carrier_reference"}` from a carrier that answers with the
+//! final state; 200 `{"status":"accepted","carrier_reference"}` from one that reports
+//! delivery later, in a receipt posted to RNS ([`crate::receipts::intake`]); 4xx other than 408/429 is a permanent
 //! rejection with `{"error":{"code","message"}}`; 429 is throttling (with the
 //! `Retry-After` seconds when the carrier sends them); 408 and 5xx are transient;
 //! a refused connection is transient (the carrier was never reached); a timeout or a
@@ -57,6 +59,12 @@ pub struct SubmitImage {
     /// The JPEG, base64-encoded.
     pub data: String,
 }
+
+/// The status word of a submit answer from a carrier that answers with the final
+/// state.
+pub const SUBMIT_DELIVERED: &str = "delivered";
+/// The status word of a submit answer from a carrier that reports delivery later.
+pub const SUBMIT_ACCEPTED: &str = "accepted";
 
 /// A successful submit answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,7 +169,7 @@ impl HttpCarrier {
         let status = response.status();
         if status.is_success() {
             return match response.json::<SubmitResponse>().await {
-                Ok(answer) => delivered(answer),
+                Ok(answer) => taken(answer),
                 Err(error) => unreadable(&error),
             };
         }
@@ -270,16 +278,26 @@ fn answer_outcome(answer: BatchSubmitAnswer) -> SubmitOutcome {
     let status = StatusCode::from_u16(answer.http_status).unwrap_or(StatusCode::BAD_GATEWAY);
     if status.is_success() {
         return match serde_json::from_value::<SubmitResponse>(answer.body) {
-            Ok(answer) => delivered(answer),
+            Ok(answer) => taken(answer),
             Err(error) => unreadable(&error),
         };
     }
     refused(status, &answer.body.to_string())
 }
 
-fn delivered(answer: SubmitResponse) -> SubmitOutcome {
-    SubmitOutcome::Delivered {
-        carrier_reference: answer.carrier_reference,
+/// A 2xx answer: delivered, or accepted with delivery reported later. Any other
+/// status word may mean the carrier took it, so it is ambiguous.
+fn taken(answer: SubmitResponse) -> SubmitOutcome {
+    match answer.status.as_str() {
+        SUBMIT_DELIVERED => SubmitOutcome::Delivered {
+            carrier_reference: answer.carrier_reference,
+        },
+        SUBMIT_ACCEPTED => SubmitOutcome::Accepted {
+            carrier_reference: answer.carrier_reference,
+        },
+        other => SubmitOutcome::Ambiguous {
+            reason: format!("success answer with an unknown status {other:?}"),
+        },
     }
 }
 

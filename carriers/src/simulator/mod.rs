@@ -10,8 +10,17 @@
 //! in `duplicates`, never delivered twice. `GET /v1/counts` returns its counters and
 //! `GET /v1/delivered` the delivered message ids: the ground truth that end-to-end
 //! tests compare RNS's records against.
+//!
+//! With the `receipts` knob set it works asynchronously, as most real carriers do: it
+//! answers a submit it takes with `{"status":"accepted","carrier_reference"}`, decides
+//! then what becomes of the message (`undeliverable_rate` of them never reach the
+//! handset), and posts the receipt to `receipts.url` with `receipts.token` after
+//! `delay_milliseconds` — gathered with other due receipts into one post, and posted
+//! again until RNS answers 200. `loss_rate` of the receipts are never sent,
+//! `duplicate_rate` are sent twice, and `early_rate` are posted before the submit is
+//! answered. `GET /v1/receipts` lists what it decided and reported for each message.
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,15 +32,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rand::Rng;
+use rns_types::receipt::{CarrierReceipt, ReceiptState};
 use rns_types::PhoneNumber;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use base64::Engine;
 
 use crate::http::{
     BatchSubmitAnswer, BatchSubmitRequest, BatchSubmitResponse, SubmitRequest, SubmitResponse,
-    BATCH_SUBMIT_LIMIT,
+    BATCH_SUBMIT_LIMIT, SUBMIT_ACCEPTED, SUBMIT_DELIVERED,
 };
 
 /// The simulator's behaviour.
@@ -43,7 +54,40 @@ pub struct Knobs {
     pub permanent_failure_rate: f64,
     pub outage: bool,
     pub tps_cap: Option<u32>,
+    /// Receipts posted later instead of final answers; none: answers `delivered`.
+    pub receipts: Option<ReceiptKnobs>,
 }
+
+/// How the simulator reports delivery when it works asynchronously.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReceiptKnobs {
+    /// Where receipts are posted: RNS's `…/v1/receipts/<carrier>`.
+    pub url: String,
+    /// The bearer token presented.
+    pub token: String,
+    pub delay_milliseconds: u64,
+    pub loss_rate: f64,
+    pub duplicate_rate: f64,
+    pub early_rate: f64,
+    pub undeliverable_rate: f64,
+}
+
+/// What the simulator decided for one message it accepted, and whether it reported
+/// it: the ground truth of the receipts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptFate {
+    pub client_reference: String,
+    pub carrier_reference: String,
+    pub state: ReceiptState,
+    /// The receipt was never sent.
+    pub lost: bool,
+}
+
+/// Receipts waiting to be posted, at most.
+const RECEIPTS_WAITING: usize = 100_000;
+/// Receipts in one post at most.
+const RECEIPTS_PER_POST: usize = 500;
 
 /// What the simulator saw and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +105,27 @@ pub struct Counts {
     /// Delivered AlimTalk messages that carried AlimTalk content.
     #[serde(default)]
     pub alimtalk: u64,
+    /// Submits answered `accepted` (asynchronous mode).
+    #[serde(default)]
+    pub accepted: u64,
+    /// Accepted messages that never reached the handset.
+    #[serde(default)]
+    pub undeliverable: u64,
+    /// Receipts posted and answered 200 (each copy of a duplicate counts).
+    #[serde(default)]
+    pub receipts_posted: u64,
+    #[serde(default)]
+    pub receipts_lost: u64,
+    #[serde(default)]
+    pub receipts_duplicated: u64,
+    #[serde(default)]
+    pub receipts_early: u64,
+    /// Receipt posts that failed (not answered, or not 200) and were made again.
+    #[serde(default)]
+    pub receipt_post_failures: u64,
+    /// Receipts RNS refused (4xx): dropped, as a carrier would after a 4xx.
+    #[serde(default)]
+    pub receipts_refused: u64,
 }
 
 #[derive(Debug, Default)]
@@ -74,6 +139,14 @@ struct Counters {
     outage_rejections: AtomicU64,
     images: AtomicU64,
     alimtalk: AtomicU64,
+    accepted: AtomicU64,
+    undeliverable: AtomicU64,
+    receipts_posted: AtomicU64,
+    receipts_lost: AtomicU64,
+    receipts_duplicated: AtomicU64,
+    receipts_early: AtomicU64,
+    receipt_post_failures: AtomicU64,
+    receipts_refused: AtomicU64,
 }
 
 impl Counters {
@@ -89,6 +162,14 @@ impl Counters {
             outage_rejections: read(&self.outage_rejections),
             images: read(&self.images),
             alimtalk: read(&self.alimtalk),
+            accepted: read(&self.accepted),
+            undeliverable: read(&self.undeliverable),
+            receipts_posted: read(&self.receipts_posted),
+            receipts_lost: read(&self.receipts_lost),
+            receipts_duplicated: read(&self.receipts_duplicated),
+            receipts_early: read(&self.receipts_early),
+            receipt_post_failures: read(&self.receipt_post_failures),
+            receipts_refused: read(&self.receipts_refused),
         }
     }
 }
@@ -107,7 +188,12 @@ pub struct Simulator(Arc<Inner>);
 struct Inner {
     name: String,
     knobs: RwLock<Knobs>,
-    counters: Counters,
+    counters: Arc<Counters>,
+    /// What it decided for each message it accepted, by client reference.
+    fates: Mutex<HashMap<String, ReceiptFate>>,
+    /// Receipts waiting for their time, read by the posting task.
+    outbox: mpsc::Sender<PendingReceipt>,
+    http: reqwest::Client,
     /// Delivered client references (RNS message ids), for de-duplication and for
     /// `GET /v1/delivered`, the ground truth of who delivered what.
     delivered: Mutex<HashSet<String>>,
@@ -115,11 +201,23 @@ struct Inner {
 }
 
 impl Simulator {
+    /// A simulator; its receipt poster runs on the current Tokio runtime until the
+    /// simulator is dropped.
     pub fn new(name: &str, knobs: Knobs) -> Self {
+        let counters = Arc::new(Counters::default());
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("an HTTP client with these options builds");
+        let (outbox, waiting) = mpsc::channel(RECEIPTS_WAITING);
+        tokio::spawn(post_receipts(waiting, http.clone(), counters.clone()));
         Self(Arc::new(Inner {
             name: name.to_owned(),
             knobs: RwLock::new(knobs),
-            counters: Counters::default(),
+            counters,
+            fates: Mutex::new(HashMap::new()),
+            outbox,
+            http,
             delivered: Mutex::new(HashSet::new()),
             rate_window: Mutex::new(RateWindow {
                 started: Instant::now(),
@@ -167,6 +265,7 @@ pub fn app(simulator: Simulator) -> Router {
         .route("/v1/messages/batch", post(submit_batch))
         .route("/v1/counts", get(counts))
         .route("/v1/delivered", get(delivered))
+        .route("/v1/receipts", get(receipts))
         .route("/v1/knobs", get(get_knobs).put(put_knobs))
         .with_state(simulator)
 }
@@ -189,8 +288,9 @@ async fn submit(
     if knobs.latency_milliseconds > 0 {
         tokio::time::sleep(Duration::from_millis(knobs.latency_milliseconds)).await;
     }
-    let (status, body) = simulator.answer(&request, &knobs);
-    (status, Json(body)).into_response()
+    let answer = simulator.answer(&request, &knobs);
+    simulator.report(answer.posting.into_iter().collect()).await;
+    (answer.status, Json(answer.body)).into_response()
 }
 
 /// `POST /v1/messages/batch`: up to [`BATCH_SUBMIT_LIMIT`] submits in one request,
@@ -220,17 +320,20 @@ async fn submit_batch(
             .fetch_add(count, Ordering::Relaxed);
         return error(StatusCode::SERVICE_UNAVAILABLE, "outage", "carrier is down");
     }
+    let mut postings = Vec::new();
     let results = batch
         .messages
         .iter()
         .map(|request| {
-            let (status, body) = simulator.answer(request, &knobs);
+            let answer = simulator.answer(request, &knobs);
+            postings.extend(answer.posting);
             BatchSubmitAnswer {
-                http_status: status.as_u16(),
-                body,
+                http_status: answer.status.as_u16(),
+                body: answer.body,
             }
         })
         .collect();
+    simulator.report(postings).await;
     Json(BatchSubmitResponse { results }).into_response()
 }
 
@@ -238,14 +341,61 @@ fn failure(status: StatusCode, code: &str, message: &str) -> (StatusCode, serde_
     (status, json!({"error": {"code": code, "message": message}}))
 }
 
+/// A submit's answer: its HTTP status and JSON body, and the receipt it leads to
+/// in asynchronous mode.
+struct Answer {
+    status: StatusCode,
+    body: serde_json::Value,
+    posting: Option<Posting>,
+}
+
+impl From<(StatusCode, serde_json::Value)> for Answer {
+    fn from((status, body): (StatusCode, serde_json::Value)) -> Self {
+        Self {
+            status,
+            body,
+            posting: None,
+        }
+    }
+}
+
+/// A receipt to post, and how.
+struct Posting {
+    knobs: ReceiptKnobs,
+    receipt: CarrierReceipt,
+    /// Posted before the submit is answered.
+    early: bool,
+    /// Posted twice.
+    duplicate: bool,
+}
+
+/// A receipt waiting for its time.
+struct PendingReceipt {
+    due: tokio::time::Instant,
+    url: String,
+    token: String,
+    receipt: CarrierReceipt,
+}
+
+fn taken(status: &str, carrier_reference: String, duplicate: bool) -> Answer {
+    let answer = SubmitResponse {
+        status: status.to_owned(),
+        carrier_reference,
+        duplicate,
+    };
+    Answer::from((
+        StatusCode::OK,
+        serde_json::to_value(answer).expect("an answer serialises"),
+    ))
+}
+
 impl Simulator {
-    /// The answer to one submit (already counted as received): its HTTP status and
-    /// JSON body.
-    fn answer(&self, request: &SubmitRequest, knobs: &Knobs) -> (StatusCode, serde_json::Value) {
+    /// The answer to one submit (already counted as received).
+    fn answer(&self, request: &SubmitRequest, knobs: &Knobs) -> Answer {
         let counters = &self.0.counters;
         if knobs.outage {
             counters.outage_rejections.fetch_add(1, Ordering::Relaxed);
-            return failure(StatusCode::SERVICE_UNAVAILABLE, "outage", "carrier is down");
+            return failure(StatusCode::SERVICE_UNAVAILABLE, "outage", "carrier is down").into();
         }
         if knobs.tps_cap.is_some_and(|cap| self.over_rate(cap)) {
             counters.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -253,24 +403,19 @@ impl Simulator {
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "submit rate over the contracted TPS",
-            );
+            )
+            .into();
         }
         let reference = {
             let mut hasher = DefaultHasher::new();
             request.client_reference.hash(&mut hasher);
             format!("{}-{:016x}", self.0.name, hasher.finish())
         };
-        let delivered = |duplicate| {
-            let answer = SubmitResponse {
-                status: "delivered".into(),
-                carrier_reference: reference.clone(),
-                duplicate,
-            };
-            (
-                StatusCode::OK,
-                serde_json::to_value(answer).expect("an answer serialises"),
-            )
-        };
+        // A repeat of a message it accepted earlier: the same answer, nothing new.
+        if self.lock_fates().contains_key(&request.client_reference) {
+            counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            return taken(SUBMIT_ACCEPTED, reference, true);
+        }
         let already_delivered = self
             .0
             .delivered
@@ -279,11 +424,11 @@ impl Simulator {
             .contains(&request.client_reference);
         if already_delivered {
             counters.duplicates.fetch_add(1, Ordering::Relaxed);
-            return delivered(true);
+            return taken(SUBMIT_DELIVERED, reference, true);
         }
         if let Err(reason) = check_content(request) {
             counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
-            return failure(StatusCode::BAD_REQUEST, "invalid_content", reason);
+            return failure(StatusCode::BAD_REQUEST, "invalid_content", reason).into();
         }
         if PhoneNumber::parse_mobile(&request.to).is_err() {
             counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
@@ -291,7 +436,8 @@ impl Simulator {
                 StatusCode::BAD_REQUEST,
                 "invalid_number",
                 "not a mobile subscriber",
-            );
+            )
+            .into();
         }
         let (transient, permanent) = {
             let mut random = rand::rng();
@@ -306,7 +452,8 @@ impl Simulator {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "temporary_failure",
                 "try again",
-            );
+            )
+            .into();
         }
         if permanent {
             counters.permanent_failures.fetch_add(1, Ordering::Relaxed);
@@ -314,8 +461,21 @@ impl Simulator {
                 StatusCode::BAD_REQUEST,
                 "invalid_number",
                 "subscriber unknown",
-            );
+            )
+            .into();
         }
+        match &knobs.receipts {
+            Some(receipts) => self.accept(request, reference, receipts),
+            None => {
+                let first = self.hand_over(request);
+                taken(SUBMIT_DELIVERED, reference, !first)
+            }
+        }
+    }
+
+    /// Puts the message on the handset; false if it was already there.
+    fn hand_over(&self, request: &SubmitRequest) -> bool {
+        let counters = &self.0.counters;
         let first_delivery = self
             .0
             .delivered
@@ -333,8 +493,188 @@ impl Simulator {
         } else {
             counters.duplicates.fetch_add(1, Ordering::Relaxed);
         }
-        delivered(!first_delivery)
+        first_delivery
     }
+
+    /// Asynchronous mode: takes the message, decides its fate and its receipt, and
+    /// answers `accepted`.
+    fn accept(&self, request: &SubmitRequest, reference: String, knobs: &ReceiptKnobs) -> Answer {
+        let counters = &self.0.counters;
+        let chance = |rate: f64| rand::rng().random_bool(rate.clamp(0.0, 1.0));
+        let state = if chance(knobs.undeliverable_rate) {
+            counters.undeliverable.fetch_add(1, Ordering::Relaxed);
+            ReceiptState::Undeliverable
+        } else {
+            self.hand_over(request);
+            ReceiptState::Delivered
+        };
+        counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let lost = chance(knobs.loss_rate);
+        self.lock_fates().insert(
+            request.client_reference.clone(),
+            ReceiptFate {
+                client_reference: request.client_reference.clone(),
+                carrier_reference: reference.clone(),
+                state,
+                lost,
+            },
+        );
+        let mut answer = taken(SUBMIT_ACCEPTED, reference.clone(), false);
+        if lost {
+            counters.receipts_lost.fetch_add(1, Ordering::Relaxed);
+            return answer;
+        }
+        answer.posting = Some(Posting {
+            knobs: knobs.clone(),
+            receipt: CarrierReceipt {
+                carrier_reference: reference,
+                state,
+                detail: (state == ReceiptState::Undeliverable).then(|| "UNDELIV 001".to_owned()),
+            },
+            early: chance(knobs.early_rate),
+            duplicate: chance(knobs.duplicate_rate),
+        });
+        answer
+    }
+
+    fn lock_fates(&self) -> std::sync::MutexGuard<'_, HashMap<String, ReceiptFate>> {
+        self.0.fates.lock().expect("fates lock is never poisoned")
+    }
+
+    /// Sends the receipts of answered submits on their way: early ones now, before
+    /// the submits are answered (queued like the others if that post fails), the
+    /// rest after their delay; duplicates twice.
+    async fn report(&self, postings: Vec<Posting>) {
+        let counters = &self.0.counters;
+        for posting in postings {
+            let Posting {
+                knobs,
+                receipt,
+                early,
+                duplicate,
+            } = posting;
+            let copies = if duplicate {
+                counters.receipts_duplicated.fetch_add(1, Ordering::Relaxed);
+                2
+            } else {
+                1
+            };
+            let mut queued = copies;
+            if early {
+                let posted = post_receipts_once(
+                    &self.0.http,
+                    &knobs.url,
+                    &knobs.token,
+                    std::slice::from_ref(&receipt),
+                )
+                .await;
+                if posted.is_ok_and(|status| status.is_success()) {
+                    counters.receipts_early.fetch_add(1, Ordering::Relaxed);
+                    counters.receipts_posted.fetch_add(1, Ordering::Relaxed);
+                    queued -= 1;
+                } else {
+                    counters
+                        .receipt_post_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let due = tokio::time::Instant::now() + Duration::from_millis(knobs.delay_milliseconds);
+            for _ in 0..queued {
+                let pending = PendingReceipt {
+                    due,
+                    url: knobs.url.clone(),
+                    token: knobs.token.clone(),
+                    receipt: receipt.clone(),
+                };
+                // Bounded: a full outbox holds the submit's answer back.
+                if self.0.outbox.send(pending).await.is_err() {
+                    tracing::warn!(carrier = %self.0.name, "the receipt poster stopped");
+                }
+            }
+        }
+    }
+}
+
+/// Posts receipts as they fall due, those due together in one post, until every
+/// sender is gone: again after any failure but a refusal (4xx), as a carrier does.
+async fn post_receipts(
+    mut waiting: mpsc::Receiver<PendingReceipt>,
+    http: reqwest::Client,
+    counters: Arc<Counters>,
+) {
+    let mut next: Option<PendingReceipt> = None;
+    loop {
+        let first = match next.take() {
+            Some(pending) => pending,
+            None => match waiting.recv().await {
+                Some(pending) => pending,
+                None => return,
+            },
+        };
+        tokio::time::sleep_until(first.due).await;
+        let (url, token) = (first.url.clone(), first.token.clone());
+        let mut receipts = vec![first.receipt];
+        while receipts.len() < RECEIPTS_PER_POST {
+            match waiting.try_recv() {
+                Ok(pending)
+                    if pending.due <= tokio::time::Instant::now()
+                        && pending.url == url
+                        && pending.token == token =>
+                {
+                    receipts.push(pending.receipt)
+                }
+                Ok(pending) => {
+                    next = Some(pending);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match post_receipts_once(&http, &url, &token, &receipts).await {
+                Ok(status) if status.is_success() => {
+                    counters
+                        .receipts_posted
+                        .fetch_add(receipts.len() as u64, Ordering::Relaxed);
+                    break;
+                }
+                Ok(status) if status.is_client_error() => {
+                    tracing::warn!(%url, %status, receipts = receipts.len(), "receipts refused; dropping them");
+                    counters
+                        .receipts_refused
+                        .fetch_add(receipts.len() as u64, Ordering::Relaxed);
+                    break;
+                }
+                _ => {
+                    counters
+                        .receipt_post_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+async fn post_receipts_once(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    receipts: &[CarrierReceipt],
+) -> Result<StatusCode, reqwest::Error> {
+    #[derive(Serialize)]
+    struct Post<'a> {
+        receipts: &'a [CarrierReceipt],
+    }
+    let response = http
+        .post(url)
+        .bearer_auth(token)
+        .json(&Post { receipts })
+        .send()
+        .await?;
+    Ok(StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY))
 }
 
 /// What a real carrier would refuse as malformed: an MMS without JPEG images, an
@@ -387,6 +727,11 @@ async fn health(State(simulator): State<Simulator>) -> Response {
         return error(StatusCode::SERVICE_UNAVAILABLE, "outage", "carrier is down");
     }
     "ok".into_response()
+}
+
+/// What it decided and reported for every message it accepted (asynchronous mode).
+async fn receipts(State(simulator): State<Simulator>) -> Json<Vec<ReceiptFate>> {
+    Json(simulator.lock_fates().values().cloned().collect())
 }
 
 async fn get_knobs(State(simulator): State<Simulator>) -> Json<Knobs> {

@@ -12,6 +12,7 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use rns_analytics::stats::{Bucket, CarrierNumbers};
+use rns_types::wire::MessageStatus;
 use rns_types::{Channel, MessageId, PhoneNumber, RequestId};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -122,15 +123,7 @@ pub async fn list(
         status: one_of(
             "status",
             query.status,
-            &[
-                "queued",
-                "submitted",
-                "delivered",
-                "failed",
-                "blocked",
-                "unknown",
-                "expired",
-            ],
+            &MessageStatus::ALL.map(|status| status.as_str()),
         )?,
         carrier: checked("carrier", query.carrier, |value| {
             rns_types::CarrierId::parse(value)

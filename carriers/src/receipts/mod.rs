@@ -1,0 +1,565 @@
+//! Delivery receipts: correlating what carriers report later with what they accepted.
+//!
+//! A carrier that works asynchronously answers a submit with `accepted` and its own id
+//! for the message. The worker then records `submitted` and calls
+//! [`Receipts::await_receipt`], which stores the message's [`Correlation`] and a
+//! message schedule for its receipt deadline, before it acknowledges the job. Receipts
+//! arrive through [`intake`] (stored in `RECEIPTS` before the carrier is answered);
+//! [`Receipts::run`] reads them, and the deadlines when they come, and settles each
+//! message once (see [`rns_types::receipt`] for the states):
+//!
+//! | receipt | final event | points |
+//! |---|---|---|
+//! | `delivered` | `delivered` | spent |
+//! | `undeliverable` | `undeliverable` (an AlimTalk message with a fallback falls back instead) | refunded |
+//! | `expired` | `expired` | refunded |
+//! | none before the deadline | `unknown` | spent (the carrier may have delivered and billed it) |
+//!
+//! Every step is a compare-and-set on the correlation, so a receipt that comes before
+//! the carrier's answer was recorded (kept as `early` until it is), a duplicate (the
+//! carrier's or JetStream's redelivery), the deadline racing a late receipt, or two
+//! carriers processes reading at once, settle a message exactly once. The settlement
+//! is stored before it is applied and applied again, under the same ids, by whoever
+//! meets it after a crash in between.
+//!
+//! A correlation lives `receipt deadline + 1 day` (a settled one a day more, to
+//! recognise late duplicates) through per-key TTLs; the bucket is bounded in bytes.
+pub mod intake;
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::context::{Context, PublishErrorKind};
+use async_nats::jetstream::kv;
+use async_nats::jetstream::{AckKind, Message};
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use futures::StreamExt;
+use rns_nats::{publish_scheduled, terminate_with_reason, Outbound, PublishFailed};
+use rns_types::receipt::{
+    correlation_key, CarrierReceipt, Correlation, ReceiptNotice, ReceiptState, Settlement,
+};
+use rns_types::subjects::{
+    message_ids, receipt_deadline_subject, receipt_subject, RECEIPT_CORRELATIONS_BUCKET,
+};
+use rns_types::wire::{CarrierJob, EventKind, MessageEvent};
+use rns_types::CarrierId;
+use tokio_util::sync::CancellationToken;
+
+use crate::failover::{Failover, FailoverError};
+use crate::results::ResultSink;
+
+/// Receipts read from `RECEIPTS` at once.
+const CONCURRENCY: usize = 64;
+/// How long a settled correlation is kept to recognise duplicates of its receipt.
+const SETTLED_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Compare-and-set rounds before a step is given up and retried later (each lost
+/// round means another process moved the correlation on meanwhile).
+const ROUNDS: usize = 8;
+
+/// A receipt step that must be retried.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiptError {
+    #[error("correlation store: {0}")]
+    Store(String),
+    #[error("{0}")]
+    Publish(#[from] PublishFailed),
+    #[error("failover: {0}")]
+    Failover(#[from] FailoverError),
+    #[error("correlation {key} kept changing")]
+    Contended { key: String },
+}
+
+fn store_error(error: impl std::fmt::Display) -> ReceiptError {
+    ReceiptError::Store(error.to_string())
+}
+
+/// What became of one notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// The message was settled now.
+    Settled,
+    /// Kept until the carrier's answer to the submit is recorded.
+    Parked,
+    /// A repeat of a receipt already taken.
+    Duplicate,
+    /// Nothing to do: a deadline of a message already settled, or of one unknown here.
+    Stale,
+}
+
+impl Handled {
+    fn label(self) -> &'static str {
+        match self {
+            Handled::Settled => "settled",
+            Handled::Parked => "early",
+            Handled::Duplicate => "duplicate",
+            Handled::Stale => "stale",
+        }
+    }
+}
+
+/// Correlates receipts with accepted messages; cheap to clone.
+#[derive(Clone)]
+pub struct Receipts {
+    jetstream: Context,
+    correlations: kv::Store,
+    results: ResultSink,
+    failover: Failover,
+    deadline: Duration,
+}
+
+impl std::fmt::Debug for Receipts {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Receipts")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A correlation as read, with the revision a compare-and-set names.
+struct Read {
+    revision: u64,
+    correlation: Correlation,
+}
+
+/// How a compare-and-set went.
+enum Written {
+    Done,
+    /// Someone else wrote first; read again.
+    Lost,
+}
+
+impl Receipts {
+    /// Receipts awaited up to `deadline` after a carrier accepted a message.
+    pub async fn open(
+        jetstream: Context,
+        results: ResultSink,
+        failover: Failover,
+        deadline: Duration,
+    ) -> Result<Self, ReceiptError> {
+        let correlations = jetstream
+            .get_key_value(RECEIPT_CORRELATIONS_BUCKET)
+            .await
+            .map_err(store_error)?;
+        Ok(Self {
+            jetstream,
+            correlations,
+            results,
+            failover,
+            deadline,
+        })
+    }
+
+    /// How long a correlation waiting for its settlement is kept.
+    fn kept(&self) -> Duration {
+        self.deadline + SETTLED_KEPT
+    }
+
+    /// The carrier accepted `job` on delivery `attempt` under `carrier_reference`:
+    /// stores its correlation and its deadline, or settles it at once when its
+    /// receipt came first. Returns once that is durable; the job may then be acked.
+    pub async fn await_receipt(
+        &self,
+        job: &CarrierJob,
+        attempt: u16,
+        carrier_reference: &str,
+    ) -> Result<(), ReceiptError> {
+        let key = correlation_key(&job.carrier, carrier_reference);
+        let now_ms = rns_types::time::now_milliseconds();
+        let awaiting = Correlation::Awaiting {
+            job: Box::new(job.clone()),
+            attempt,
+            submitted_at_ms: now_ms,
+            deadline_at_ms: now_ms.saturating_add(milliseconds(self.deadline)),
+        };
+        for _ in 0..ROUNDS {
+            match self
+                .correlations
+                .create_with_ttl(&key, encode(&awaiting), self.kept())
+                .await
+            {
+                Ok(_) => {
+                    return self
+                        .schedule_deadline(job, carrier_reference, &awaiting)
+                        .await
+                }
+                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(error) => return Err(store_error(error)),
+            }
+            let Some(read) = self.read(&key).await? else {
+                continue;
+            };
+            match read.correlation {
+                Correlation::Early {
+                    receipt,
+                    received_at_ms,
+                } => {
+                    let settlement = self.decide(job, attempt, &receipt, received_at_ms);
+                    if let Written::Done = self.settle(&key, read.revision, &settlement).await? {
+                        metrics::counter!("rns_receipts_total", "carrier" => job.carrier.to_string(), "outcome" => "early_settled").increment(1);
+                        return Ok(());
+                    }
+                }
+                // A repeat of this submit (the job was redelivered): its deadline is
+                // published again, in case the first time was cut short.
+                stored @ Correlation::Awaiting { .. } => {
+                    return self
+                        .schedule_deadline(job, carrier_reference, &stored)
+                        .await
+                }
+                // Settled by someone who may have stopped before applying it.
+                Correlation::Settled(settlement) => return self.apply(&settlement).await,
+            }
+        }
+        Err(ReceiptError::Contended { key })
+    }
+
+    /// Reads `receipt.*` until `shutdown`; the notices in hand are finished first.
+    pub async fn run(
+        &self,
+        consumer: PullConsumer,
+        shutdown: CancellationToken,
+    ) -> Result<(), async_nats::Error> {
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(CONCURRENCY * 4)
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await?;
+        messages
+            .take_until(shutdown.cancelled())
+            .for_each_concurrent(CONCURRENCY, |message| async move {
+                match message {
+                    Ok(message) => self.handle(message).await,
+                    Err(error) => tracing::warn!(%error, "pulling receipts failed"),
+                }
+            })
+            .await;
+        Ok(())
+    }
+
+    async fn handle(&self, message: Message) {
+        let carrier = message
+            .subject
+            .strip_prefix("receipt.")
+            .and_then(|carrier| CarrierId::parse(carrier).ok());
+        let notice = serde_json::from_slice::<ReceiptNotice>(&message.payload);
+        let (carrier, notice) = match (carrier, notice) {
+            (Some(carrier), Ok(notice)) => (carrier, notice),
+            (_, Err(error)) => {
+                tracing::error!(subject = %message.subject, %error, "undecodable receipt; terminating it");
+                let _ = terminate_with_reason(
+                    &self.jetstream.client(),
+                    &message,
+                    &format!("undecodable: {error}"),
+                )
+                .await;
+                return;
+            }
+            (None, Ok(_)) => {
+                let _ = terminate_with_reason(
+                    &self.jetstream.client(),
+                    &message,
+                    "no carrier in the subject",
+                )
+                .await;
+                return;
+            }
+        };
+        let redelivered = message.info().is_ok_and(|info| info.delivered > 1);
+        match self.take(&carrier, notice, redelivered).await {
+            Ok(handled) => {
+                metrics::counter!("rns_receipts_total", "carrier" => carrier.to_string(), "outcome" => handled.label()).increment(1);
+                if let Err(error) = message.ack().await {
+                    tracing::warn!(%carrier, %error, "acknowledging a receipt failed; it will be read again");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%carrier, %error, "taking a receipt failed; it will be read again");
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+            }
+        }
+    }
+
+    /// Takes one notice about `carrier`'s message. `redelivered`: an earlier reading
+    /// may have stopped between settling and applying.
+    pub async fn take(
+        &self,
+        carrier: &CarrierId,
+        notice: ReceiptNotice,
+        redelivered: bool,
+    ) -> Result<Handled, ReceiptError> {
+        let key = correlation_key(carrier, notice.carrier_reference());
+        for _ in 0..ROUNDS {
+            let read = self.read(&key).await?;
+            let step = match (&notice, read) {
+                (
+                    ReceiptNotice::Receipt {
+                        receipt,
+                        received_at_ms,
+                    },
+                    None,
+                ) => {
+                    let early = Correlation::Early {
+                        receipt: receipt.clone(),
+                        received_at_ms: *received_at_ms,
+                    };
+                    match self
+                        .correlations
+                        .create_with_ttl(&key, encode(&early), self.kept())
+                        .await
+                    {
+                        Ok(_) => return Ok(Handled::Parked),
+                        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+                            continue
+                        }
+                        Err(error) => return Err(store_error(error)),
+                    }
+                }
+                (ReceiptNotice::Deadline { .. }, None) => return Ok(Handled::Stale),
+                (_, Some(read)) => self.step(&notice, read),
+            };
+            match step {
+                Step::Settle(revision, settlement) => {
+                    if let Written::Done = self.settle(&key, revision, &settlement).await? {
+                        return Ok(Handled::Settled);
+                    }
+                }
+                Step::Repeat(settlement, handled) => {
+                    if redelivered {
+                        self.apply(&settlement).await?;
+                    }
+                    return Ok(handled);
+                }
+                Step::Nothing(handled) => return Ok(handled),
+            }
+        }
+        Err(ReceiptError::Contended { key })
+    }
+
+    /// What a notice does to a correlation that exists.
+    fn step(&self, notice: &ReceiptNotice, read: Read) -> Step {
+        match (notice, read.correlation) {
+            (
+                ReceiptNotice::Receipt {
+                    receipt,
+                    received_at_ms,
+                },
+                Correlation::Awaiting { job, attempt, .. },
+            ) => Step::Settle(
+                read.revision,
+                self.decide(&job, attempt, receipt, *received_at_ms),
+            ),
+            (ReceiptNotice::Deadline { .. }, Correlation::Awaiting { job, attempt, .. }) => {
+                let detail = format!(
+                    "{}: accepted it, but sent no receipt within the receipt deadline of {}s",
+                    job.carrier,
+                    self.deadline.as_secs()
+                );
+                Step::Settle(
+                    read.revision,
+                    Settlement {
+                        job: *job,
+                        attempt,
+                        kind: EventKind::Unknown,
+                        detail,
+                        at_ms: rns_types::time::now_milliseconds(),
+                    },
+                )
+            }
+            (ReceiptNotice::Receipt { .. }, Correlation::Early { .. }) => {
+                Step::Nothing(Handled::Duplicate)
+            }
+            (ReceiptNotice::Deadline { .. }, Correlation::Early { .. }) => {
+                Step::Nothing(Handled::Stale)
+            }
+            (ReceiptNotice::Receipt { .. }, Correlation::Settled(settlement)) => {
+                Step::Repeat(*settlement, Handled::Duplicate)
+            }
+            (ReceiptNotice::Deadline { .. }, Correlation::Settled(settlement)) => {
+                Step::Repeat(*settlement, Handled::Stale)
+            }
+        }
+    }
+
+    /// The final step a receipt decides for `job`.
+    fn decide(
+        &self,
+        job: &CarrierJob,
+        attempt: u16,
+        receipt: &CarrierReceipt,
+        received_at_ms: u64,
+    ) -> Settlement {
+        let words = receipt
+            .detail
+            .as_deref()
+            .map(|detail| format!(" ({detail})"))
+            .unwrap_or_default();
+        let kind = match receipt.state {
+            ReceiptState::Undeliverable if job.fallback.is_some() => EventKind::FellBack,
+            state => state.event_kind(),
+        };
+        let detail = match receipt.state {
+            ReceiptState::Delivered => format!("receipt from {}{words}", job.carrier),
+            state => format!("{}: receipt says {}{words}", job.carrier, state.as_str()),
+        };
+        Settlement {
+            job: job.clone(),
+            attempt,
+            kind,
+            detail,
+            at_ms: received_at_ms,
+        }
+    }
+
+    /// Stores `settlement` over the correlation at `revision`, then applies it.
+    async fn settle(
+        &self,
+        key: &str,
+        revision: u64,
+        settlement: &Settlement,
+    ) -> Result<Written, ReceiptError> {
+        let settled = Correlation::Settled(Box::new(settlement.clone()));
+        match self
+            .update_with_ttl(key, encode(&settled), revision)
+            .await?
+        {
+            Written::Lost => Ok(Written::Lost),
+            Written::Done => {
+                self.apply(settlement).await?;
+                Ok(Written::Done)
+            }
+        }
+    }
+
+    /// Publishes what a settlement decided (under ids of its message and hop, so a
+    /// repeat is the same publish): its final event, or the fallback's next hop.
+    pub async fn apply(&self, settlement: &Settlement) -> Result<(), ReceiptError> {
+        let job = &settlement.job;
+        if settlement.kind == EventKind::FellBack {
+            return Ok(self
+                .failover
+                .fall_back(job, &settlement.detail, settlement.attempt)
+                .await?);
+        }
+        let charged = matches!(settlement.kind, EventKind::Delivered | EventKind::Unknown);
+        let event = MessageEvent {
+            message_id: job.message_id,
+            at_ms: settlement.at_ms,
+            accepted_at_ms: job.accepted_at_ms,
+            kind: settlement.kind,
+            carrier: Some(job.carrier.clone()),
+            hop: job.hop,
+            attempt: settlement.attempt,
+            detail: settlement.detail.clone(),
+            points: job.settlement(charged),
+        };
+        self.results
+            .record(
+                &job.customer_id,
+                message_ids::receipt_settlement(&job.message_id, job.hop),
+                vec![event],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Publishes the deadline of an awaited receipt: a message schedule that puts a
+    /// [`ReceiptNotice::Deadline`] on `receipt.<carrier>` when it is due. Publishing
+    /// it again replaces it.
+    async fn schedule_deadline(
+        &self,
+        job: &CarrierJob,
+        carrier_reference: &str,
+        awaiting: &Correlation,
+    ) -> Result<(), ReceiptError> {
+        let Correlation::Awaiting { deadline_at_ms, .. } = awaiting else {
+            return Ok(());
+        };
+        let notice = ReceiptNotice::Deadline {
+            carrier_reference: carrier_reference.to_owned(),
+        };
+        let due = Outbound {
+            subject: receipt_subject(&job.carrier),
+            message_id: String::new(),
+            payload: Bytes::from(serde_json::to_vec(&notice).expect("a notice serialises")),
+        };
+        // Whole seconds, rounded up: never before the deadline.
+        let at = rns_types::time::rfc3339_seconds(deadline_at_ms.div_ceil(1_000) * 1_000);
+        publish_scheduled(
+            &self.jetstream,
+            receipt_deadline_subject(&job.carrier, &job.message_id, job.hop),
+            due,
+            &at,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<Read>, ReceiptError> {
+        let Some(entry) = self.correlations.entry(key).await.map_err(store_error)? else {
+            return Ok(None);
+        };
+        if entry.operation != kv::Operation::Put {
+            return Ok(None);
+        }
+        match serde_json::from_slice(&entry.value) {
+            Ok(correlation) => Ok(Some(Read {
+                revision: entry.revision,
+                correlation,
+            })),
+            Err(error) => Err(ReceiptError::Store(format!(
+                "correlation {key} is unreadable: {error}"
+            ))),
+        }
+    }
+
+    /// Writes `value` under `key` if its last revision is still `revision`, to be
+    /// kept for [`SETTLED_KEPT`] (the KV client offers a TTL on create only).
+    async fn update_with_ttl(
+        &self,
+        key: &str,
+        value: Bytes,
+        revision: u64,
+    ) -> Result<Written, ReceiptError> {
+        let store = &self.correlations;
+        let subject = format!(
+            "{}{key}",
+            store.put_prefix.as_deref().unwrap_or(&store.prefix)
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Expected-Last-Subject-Sequence", revision.to_string());
+        headers.insert("Nats-TTL", SETTLED_KEPT.as_secs().to_string());
+        let acknowledged = self
+            .jetstream
+            .publish_with_headers(subject, headers, value)
+            .await
+            .map_err(store_error)?
+            .await;
+        match acknowledged {
+            Ok(_) => Ok(Written::Done),
+            Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => Ok(Written::Lost),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+}
+
+/// What a notice does to an existing correlation.
+enum Step {
+    /// Settle as decided, if the correlation is still at this revision.
+    Settle(u64, Settlement),
+    /// Already settled so: apply again only if an earlier reading may have stopped.
+    Repeat(Settlement, Handled),
+    Nothing(Handled),
+}
+
+fn encode(correlation: &Correlation) -> Bytes {
+    Bytes::from(serde_json::to_vec(correlation).expect("a correlation serialises"))
+}
+
+fn milliseconds(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

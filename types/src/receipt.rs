@@ -1,0 +1,221 @@
+//! Delivery receipts: what a carrier reports about a message some time after it
+//! accepted it.
+//!
+//! A carrier that works asynchronously answers a submit with `accepted` and its own id
+//! for the message (the carrier reference), and later reports what became of it in a
+//! receipt. RNS keeps one [`Correlation`] per carrier and carrier reference (bucket
+//! `receipt_correlations`, key [`correlation_key`]), which moves through these states
+//! by compare-and-set, so whichever of the submit answer, the receipt, a duplicate of
+//! it or the deadline comes first, the message is settled exactly once:
+//!
+//! ```text
+//!            submit answer recorded            receipt (or deadline)
+//!  (none) ─────────────────────────► Awaiting ──────────────────────► Settled
+//!    │                                  ▲
+//!    │ receipt before the answer        │ submit answer recorded
+//!    └────────────────────────► Early ──┘ (settles at once)
+//! ```
+//!
+//! Receipts travel as [`ReceiptNotice`]s on `receipt.<carrier>` (stored before the
+//! carrier's POST is answered); the deadline of each awaited receipt is a message
+//! schedule that publishes a [`ReceiptNotice::Deadline`] there when it is due.
+use serde::{Deserialize, Serialize};
+
+use crate::carrier::CarrierId;
+use crate::wire::{CarrierJob, EventKind};
+
+/// Characters of a carrier reference at most.
+pub const MAX_CARRIER_REFERENCE_CHARACTERS: usize = 128;
+/// Characters of a receipt's detail at most (longer ones are cut).
+pub const MAX_RECEIPT_DETAIL_CHARACTERS: usize = 256;
+
+/// What a receipt says became of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptState {
+    /// The handset took it.
+    Delivered,
+    /// The handset could not be reached, for good.
+    Undeliverable,
+    /// The carrier's validity for it ran out before the handset took it.
+    Expired,
+}
+
+impl ReceiptState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReceiptState::Delivered => "delivered",
+            ReceiptState::Undeliverable => "undeliverable",
+            ReceiptState::Expired => "expired",
+        }
+    }
+
+    /// The final event a receipt in this state records.
+    pub fn event_kind(&self) -> EventKind {
+        match self {
+            ReceiptState::Delivered => EventKind::Delivered,
+            ReceiptState::Undeliverable => EventKind::Undeliverable,
+            ReceiptState::Expired => EventKind::Expired,
+        }
+    }
+}
+
+/// One receipt as a carrier posts it (the HTTP carrier protocol).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarrierReceipt {
+    /// The carrier's id for the message, from its answer to the submit.
+    pub carrier_reference: String,
+    pub state: ReceiptState,
+    /// The carrier's own words or code (e.g. `UNDELIV 001`), kept in the timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl CarrierReceipt {
+    /// Why a receipt cannot be taken, if it cannot.
+    pub fn check(&self) -> Result<(), String> {
+        let reference = &self.carrier_reference;
+        if reference.is_empty() || reference.chars().count() > MAX_CARRIER_REFERENCE_CHARACTERS {
+            return Err(format!(
+                "carrier_reference must be 1 to {MAX_CARRIER_REFERENCE_CHARACTERS} characters"
+            ));
+        }
+        if reference.chars().any(char::is_control) {
+            return Err("carrier_reference must not contain control characters".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// What `receipt.<carrier>` carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "notice", rename_all = "snake_case")]
+pub enum ReceiptNotice {
+    /// A receipt the carrier posted, as RNS received it.
+    Receipt {
+        #[serde(flatten)]
+        receipt: CarrierReceipt,
+        /// When RNS stored it (ms since the epoch): the time of the final event.
+        received_at_ms: u64,
+    },
+    /// The receipt deadline of the message the carrier accepted under
+    /// `carrier_reference` came (published by its message schedule).
+    Deadline { carrier_reference: String },
+}
+
+impl ReceiptNotice {
+    /// The carrier reference it is about.
+    pub fn carrier_reference(&self) -> &str {
+        match self {
+            ReceiptNotice::Receipt { receipt, .. } => &receipt.carrier_reference,
+            ReceiptNotice::Deadline { carrier_reference } => carrier_reference,
+        }
+    }
+}
+
+/// Where the receipt of one message a carrier accepted stands (see the module's
+/// state diagram).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Correlation {
+    /// The carrier accepted `job` on delivery `attempt`; its receipt is awaited until
+    /// `deadline_at_ms`.
+    Awaiting {
+        job: Box<CarrierJob>,
+        attempt: u16,
+        submitted_at_ms: u64,
+        deadline_at_ms: u64,
+    },
+    /// A receipt that came before the carrier's answer to the submit was recorded.
+    Early {
+        receipt: CarrierReceipt,
+        received_at_ms: u64,
+    },
+    /// Settled: the message's final step was decided, as [`Settlement`] says. Kept
+    /// (until the bucket's age limit) so duplicates of the receipt are recognised.
+    Settled(Box<Settlement>),
+}
+
+/// The final step of a message decided by its receipt (or by its deadline); applying
+/// it again publishes the same records under the same ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settlement {
+    pub job: CarrierJob,
+    pub attempt: u16,
+    /// `delivered`, `undeliverable`, `expired`, `unknown` (the deadline came first),
+    /// or `fell_back` (an AlimTalk message the receipt says could not be delivered,
+    /// sent on as SMS/LMS).
+    pub kind: EventKind,
+    pub detail: String,
+    pub at_ms: u64,
+}
+
+/// The key of the correlation of `carrier`'s message `carrier_reference`: the
+/// reference itself when it is made of letters, digits, `-` and `_` only, else `=`
+/// and its bytes in hex (KV keys allow few characters; `=` keeps the two forms apart).
+pub fn correlation_key(carrier: &CarrierId, carrier_reference: &str) -> String {
+    let plain = carrier_reference
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if plain && !carrier_reference.is_empty() {
+        return format!("{carrier}.{carrier_reference}");
+    }
+    let hex: String = carrier_reference
+        .bytes()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("{carrier}.={hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn correlation_keys_keep_plain_references_and_encode_the_rest_apart() {
+        let kt = CarrierId::parse("kt").unwrap();
+        assert_eq!(correlation_key(&kt, "kt-00ab_C"), "kt.kt-00ab_C");
+        assert_eq!(correlation_key(&kt, "a.b"), "kt.=612e62");
+        assert_eq!(correlation_key(&kt, "a b/ç"), "kt.=6120622fc3a7");
+        // A plain reference can never look like an encoded one.
+        assert_ne!(correlation_key(&kt, "=61"), correlation_key(&kt, "a"));
+        let valid = |key: &str| {
+            key.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-/_=.".contains(c))
+        };
+        assert!(valid(&correlation_key(&kt, "한글 ref\u{1}")));
+    }
+
+    #[test]
+    fn receipts_read_as_carriers_post_them_and_check_their_reference() {
+        let receipt: CarrierReceipt = serde_json::from_str(
+            r#"{"carrier_reference":"kt-1","state":"undeliverable","detail":"UNDELIV 001"}"#,
+        )
+        .unwrap();
+        assert_eq!(receipt.state.event_kind(), EventKind::Undeliverable);
+        assert!(receipt.check().is_ok());
+        assert!(serde_json::from_str::<CarrierReceipt>(
+            r#"{"carrier_reference":"kt-1","state":"read"}"#
+        )
+        .is_err());
+        let long = CarrierReceipt {
+            carrier_reference: "x".repeat(MAX_CARRIER_REFERENCE_CHARACTERS + 1),
+            ..receipt.clone()
+        };
+        assert!(long.check().is_err());
+        let notice = ReceiptNotice::Receipt {
+            receipt,
+            received_at_ms: 5,
+        };
+        let json = serde_json::to_string(&notice).unwrap();
+        assert_eq!(
+            json,
+            r#"{"notice":"receipt","carrier_reference":"kt-1","state":"undeliverable","detail":"UNDELIV 001","received_at_ms":5}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ReceiptNotice>(&json).unwrap(),
+            notice
+        );
+    }
+}
