@@ -2,7 +2,9 @@
 # the failover worker. Any count works: the work-queue consumers share the load and
 # each carrier's in-flight limit (carrier_max_ack_pending) holds across instances, as
 # does each carrier's rate (rate_per_second), a budget shared in Redis.
-# Health: /readyz on port 8082. The carrier catalogue with endpoints is the
+# Health: /readyz on port 8082; delivery receipts from carriers on port 8084
+# (each carrier's receipt_token in the catalogue, e.g. { env = "KT_RECEIPT_TOKEN" }
+# with the variable from a Nomad variable or Vault template). The carrier catalogue with endpoints is the
 # `carriers` variable (RNS_CARRIERS, an array of tables as in rns.toml [[carriers]]).
 #   nomad job run -var image=registry.example.com/rns:0.1.0 deploy/nomad/rns-carriers.nomad.hcl
 variable "image" {
@@ -45,6 +47,11 @@ job "rns-carriers" {
       port "health" {
         to = 8082
       }
+      # Where carriers post delivery receipts (POST /v1/receipts/<carrier>); put it
+      # behind the load balancer the carriers reach.
+      port "receipts" {
+        to = 8084
+      }
     }
 
     service {
@@ -66,6 +73,13 @@ job "rns-carriers" {
       }
     }
 
+    service {
+      name     = "rns-carrier-receipts"
+      port     = "receipts"
+      provider = "consul"
+      tags     = ["rns"]
+    }
+
     restart {
       attempts = 10
       interval = "5m"
@@ -82,16 +96,17 @@ job "rns-carriers" {
       config {
         image   = var.image
         command = "rns-carriers"
-        ports   = ["health"]
+        ports   = ["health", "receipts"]
       }
 
       env {
-        RNS_CARRIER_WORKERS__HEALTH_LISTEN = "0.0.0.0:8082"
-        RNS_NATS__URL                      = var.nats_url
-        RNS_NATS__REPLICAS                 = "3"
-        RNS_REDIS__URL                     = var.redis_url
-        RNS_CARRIERS                       = var.carriers
-        RNS_LOG__FORMAT                    = "json"
+        RNS_CARRIER_WORKERS__HEALTH_LISTEN   = "0.0.0.0:8082"
+        RNS_CARRIER_WORKERS__RECEIPTS_LISTEN = "0.0.0.0:8084"
+        RNS_NATS__URL                        = var.nats_url
+        RNS_NATS__REPLICAS                   = "3"
+        RNS_REDIS__URL                       = var.redis_url
+        RNS_CARRIERS                         = var.carriers
+        RNS_LOG__FORMAT                      = "json"
       }
 
       resources {

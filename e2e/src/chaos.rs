@@ -8,10 +8,14 @@
 //! nats-server once.
 //! Variants stop the services with SIGTERM instead ([`ChaosPlan::graceful`]: each
 //! must exit within its grace period) or run a 3-node cluster with R3 streams and
-//! kill one node ([`ChaosPlan::cluster`]).
-//! Afterwards it compares three records: what the gateway accepted, the final states
-//! in ClickHouse, and the message ids each carrier simulator delivered; and it checks
-//! that every circuit that opened closed again once its carrier was back.
+//! kill one node ([`ChaosPlan::cluster`]). One carrier reports delivery in receipts
+//! the whole time, some of them late, lost, duplicated or before the submit answer.
+//! Afterwards it compares four records: what the gateway accepted, the final states
+//! in ClickHouse, the message ids each carrier simulator delivered, and what the
+//! asynchronous carrier's receipts said (or did not say); it checks that every
+//! circuit that opened closed again once its carrier was back, and — with every
+//! carrier back — sends calm traffic last, whose split must match the weights
+//! within 1%.
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +27,8 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use rns_service::shutdown::GRACE_PERIOD;
+
+use rns_types::wire::MessageStatus;
 
 use crate::{Service, System, SystemOptions, CARRIERS};
 
@@ -52,6 +58,12 @@ pub struct ChaosPlan {
     pub outages: bool,
     /// nats-server nodes: 1, or 3 for a cluster with streams replicated three times.
     pub nats_nodes: usize,
+    /// How long a receipt is awaited (and an unanswered submit asked again): lost
+    /// receipts end `unknown` this long after their submit.
+    pub receipt_deadline: Duration,
+    /// Messages per customer sent once every fault is over, whose split by carrier
+    /// must match the weights within 1%.
+    pub calm_messages_per_customer: usize,
     pub seed: u64,
 }
 
@@ -71,6 +83,8 @@ impl ChaosPlan {
             terminate: false,
             outages: true,
             nats_nodes: 1,
+            receipt_deadline: Duration::from_secs(90),
+            calm_messages_per_customer: 3_000,
             seed,
         }
     }
@@ -90,6 +104,8 @@ impl ChaosPlan {
             terminate: false,
             outages: true,
             nats_nodes: 1,
+            receipt_deadline: Duration::from_secs(20),
+            calm_messages_per_customer: 600,
             seed,
         }
     }
@@ -146,9 +162,20 @@ pub struct ChaosReport {
     pub open_circuits: usize,
     /// Submits the carriers answered "slow down" (429), all waited out.
     pub throttled: u64,
-    /// Messages that ended `unknown` or `expired`.
+    /// Messages that ended `unknown`, `expired` or `undeliverable`.
     pub unknown: usize,
     pub expired: usize,
+    pub undeliverable: usize,
+    /// Receipts the asynchronous carrier posted (each copy of a duplicate counts),
+    /// and those it never sent.
+    pub receipts: u64,
+    pub receipts_lost: u64,
+    /// Messages of the asynchronous carrier whose final state is not what its receipt
+    /// said (`delivered`, `undeliverable`), or not `unknown` though it sent none.
+    pub receipt_mismatches: usize,
+    /// Customer and carrier pairs whose share of the calm traffic's first choices is
+    /// more than 1% from the weights.
+    pub unbalanced_split: usize,
     /// The longest time a service took to exit after SIGTERM.
     pub longest_exit: Duration,
     /// Replicas of the SEND stream, as the services created it.
@@ -165,12 +192,14 @@ impl ChaosReport {
             && self.unbalanced_points == 0
             && self.slow_exits == 0
             && self.open_circuits == 0
+            && self.receipt_mismatches == 0
+            && self.unbalanced_split == 0
     }
 
     /// The closing line of `./scripts/chaos`.
     pub fn line(&self) -> String {
         format!(
-            "chaos: accepted={} final={} lost={} duplicate_deliveries={} failovers={} unbalanced_points={} open_circuits={} throttled={} unknown={} expired={}",
+            "chaos: accepted={} final={} lost={} duplicate_deliveries={} failovers={} unbalanced_points={} open_circuits={} throttled={} unknown={} expired={} undeliverable={} receipts={} receipts_lost={} receipt_mismatches={} unbalanced_split={}",
             self.accepted,
             self.final_states,
             self.lost,
@@ -180,7 +209,12 @@ impl ChaosReport {
             self.open_circuits,
             self.throttled,
             self.unknown,
-            self.expired
+            self.expired,
+            self.undeliverable,
+            self.receipts,
+            self.receipts_lost,
+            self.receipt_mismatches,
+            self.unbalanced_split
         )
     }
 }
@@ -193,9 +227,24 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
     let mut system = System::start_with(SystemOptions {
         ack_wait_seconds: 5,
         nats_nodes: plan.nats_nodes,
+        receipt_deadline_seconds: plan.receipt_deadline.as_secs(),
         ..Default::default()
     })
     .await;
+    let asynchronous = system.receipts_knobs(
+        ASYNCHRONOUS_CARRIER,
+        json!({
+            "delay_milliseconds": 1_000,
+            "loss_rate": 0.005,
+            "duplicate_rate": 0.05,
+            "early_rate": 0.05,
+            "undeliverable_rate": 0.01,
+        }),
+    );
+    system
+        .set_knobs(ASYNCHRONOUS_CARRIER, asynchronous.clone())
+        .await;
+    let base_knobs = HashMap::from([(ASYNCHRONOUS_CARRIER, asynchronous)]);
     let mut keys = Vec::new();
     let weights = [
         json!({"kt": 50, "skt": 30, "lgu": 20}),
@@ -220,7 +269,7 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
         accepted.clone(),
         faults_done.clone(),
     ));
-    let exits = inject_faults(&mut system, &plan).await;
+    let exits = inject_faults(&mut system, &plan, &base_knobs).await;
     faults_done.store(true, Ordering::SeqCst);
     // Every service must come back (a supervisor restarts one that does not) before
     // the load generator's retries can finish.
@@ -231,11 +280,15 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
         system.wait_ready(service).await;
     }
     load.await.expect("the load generator does not panic");
-    let accepted = accepted.lock().await.clone();
+    let open_circuits = open_circuits(&system).await;
+    let calm = calm_traffic(&system, &customer_keys, plan.calm_messages_per_customer).await;
+    let mut accepted = accepted.lock().await.clone();
+    accepted.extend(calm.iter().cloned());
     let mut report = verify(&system, &accepted, plan.settle_timeout).await;
     report.unbalanced_points = unbalanced_points(&system, &customer_keys).await;
     report.slow_exits = exits.iter().filter(|exit| **exit > GRACE_PERIOD).count();
-    report.open_circuits = open_circuits(&system).await;
+    report.open_circuits = open_circuits;
+    report.unbalanced_split = unbalanced_split(&system, &calm, &weights).await;
     report.longest_exit = exits.into_iter().max().unwrap_or_default();
     report.stream_replicas = async_nats::jetstream::new(system.nats.client().await)
         .get_stream(rns_types::subjects::SEND_STREAM)
@@ -243,6 +296,106 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
         .map(|stream| stream.cached_info().config.num_replicas)
         .unwrap_or(0);
     report
+}
+
+/// The carrier that reports delivery in receipts throughout the run.
+const ASYNCHRONOUS_CARRIER: &str = CARRIERS[2].0;
+
+/// Sends `per_customer` messages for each customer with every carrier back, in
+/// requests of 100, four at a time; returns the accepted requests.
+async fn calm_traffic(system: &System, keys: &[String], per_customer: usize) -> Accepted {
+    let requests: Vec<(usize, usize)> = (0..keys.len())
+        .flat_map(|customer| (0..per_customer.div_ceil(100)).map(move |index| (customer, index)))
+        .collect();
+    let started = Instant::now();
+    let accepted: Accepted = futures::stream::iter(requests)
+        .map(|(customer, index)| async move {
+            let to: Vec<String> = (0..100)
+                .map(|number| format!("0109{index:03}{number:04}"))
+                .collect();
+            let body = json!({"from": "0212345678", "to": to, "text": format!("calm {index}")});
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let (status, reply) = system
+                    .call(
+                        reqwest::Method::POST,
+                        "/v1/messages",
+                        &keys[customer],
+                        Some(body.clone()),
+                    )
+                    .await;
+                if let (202, Some(request)) = (status, reply["request_id"].as_str()) {
+                    let count = reply["message_ids"].as_array().map_or(0, Vec::len);
+                    return (request.to_owned(), count);
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "a calm request was refused for a minute: {status} {reply}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    eprintln!(
+        "chaos: calm traffic: {} requests accepted in {:?}",
+        accepted.len(),
+        started.elapsed()
+    );
+    accepted
+}
+
+/// Customer and carrier pairs whose share of the first choices of `calm` is more than
+/// 1% off its weight (customer `chaos-<i>` has `weights[i % len]`).
+async fn unbalanced_split(system: &System, calm: &Accepted, weights: &[Value]) -> usize {
+    if calm.is_empty() {
+        return 0;
+    }
+    let requests = calm
+        .iter()
+        .map(|(request, _)| format!("'{request}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows = system
+        .clickhouse
+        .query(&format!(
+            "SELECT customer_id, carrier, count() FROM rns.events \
+             WHERE kind = 'routed' AND hop = 1 AND request_id IN ({requests}) \
+             GROUP BY customer_id, carrier FORMAT TabSeparated"
+        ))
+        .await;
+    let mut routed: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for line in rows.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if let [customer, carrier, count] = fields[..] {
+            routed
+                .entry(customer.to_owned())
+                .or_default()
+                .insert(carrier.to_owned(), count.trim().parse().unwrap_or(0.0));
+        }
+    }
+    let mut unbalanced = 0;
+    for (index, weights) in (0..routed.len().max(1)).zip(weights.iter().cycle()) {
+        let customer = format!("chaos-{index}");
+        let Some(counts) = routed.get(&customer) else {
+            continue;
+        };
+        let total: f64 = counts.values().sum();
+        let weight_sum: f64 = weights
+            .as_object()
+            .map(|weights| weights.values().filter_map(Value::as_f64).sum())
+            .unwrap_or(0.0);
+        for (carrier, weight) in weights.as_object().into_iter().flatten() {
+            let target = weight.as_f64().unwrap_or(0.0) / weight_sum;
+            let share = counts.get(carrier).copied().unwrap_or(0.0) / total;
+            eprintln!("chaos: calm split {customer} {carrier}: {share:.4} (target {target:.4})");
+            if (share - target).abs() > 0.01 {
+                unbalanced += 1;
+            }
+        }
+    }
+    unbalanced
 }
 
 /// Carriers whose circuit is open, given a moment to close: every carrier is back by
@@ -389,7 +542,18 @@ async fn pause(plan: &ChaosPlan, random: &mut rand::rngs::StdRng) {
 /// ClickHouse outage and a nats-server restart (or the kill of one cluster node), in
 /// random order and at random moments. Returns how long each SIGTERM'd service took
 /// to exit.
-async fn inject_faults(system: &mut System, plan: &ChaosPlan) -> Vec<Duration> {
+async fn inject_faults(
+    system: &mut System,
+    plan: &ChaosPlan,
+    base_knobs: &HashMap<&str, Value>,
+) -> Vec<Duration> {
+    // A carrier in trouble gets its usual knobs back with the trouble removed.
+    let usual = |carrier: &str| {
+        base_knobs
+            .get(carrier)
+            .cloned()
+            .unwrap_or_else(|| json!({}))
+    };
     let mut exits = Vec::new();
     let mut random = rand::rngs::StdRng::seed_from_u64(plan.seed);
     #[derive(Debug, Clone, Copy)]
@@ -443,22 +607,22 @@ async fn inject_faults(system: &mut System, plan: &ChaosPlan) -> Vec<Duration> {
                 system.spawn_service(service);
             }
             Fault::CarrierOutage => {
-                system
-                    .set_knobs(outage_carrier, json!({"outage": true}))
-                    .await;
+                let mut knobs = usual(outage_carrier);
+                knobs["outage"] = json!(true);
+                system.set_knobs(outage_carrier, knobs).await;
                 carriers_back_at.push((outage_carrier, Instant::now() + plan.carrier_outage));
             }
             Fault::SlowCarrier => {
                 // Above the test system's 2 s submit timeout.
-                system
-                    .set_knobs(slow_carrier, json!({"latency_milliseconds": 3_000}))
-                    .await;
+                let mut knobs = usual(slow_carrier);
+                knobs["latency_milliseconds"] = json!(3_000);
+                system.set_knobs(slow_carrier, knobs).await;
                 carriers_back_at.push((slow_carrier, Instant::now() + plan.carrier_outage));
             }
             Fault::ThrottledCarrier => {
-                system
-                    .set_knobs(throttled_carrier, json!({"tps_cap": 30}))
-                    .await;
+                let mut knobs = usual(throttled_carrier);
+                knobs["tps_cap"] = json!(30);
+                system.set_knobs(throttled_carrier, knobs).await;
                 carriers_back_at.push((throttled_carrier, Instant::now() + plan.carrier_outage));
             }
             Fault::ClickHouseOutage => {
@@ -484,7 +648,7 @@ async fn inject_faults(system: &mut System, plan: &ChaosPlan) -> Vec<Duration> {
             .filter(|(_, at)| Instant::now() >= *at)
         {
             eprintln!("chaos: {carrier} is back");
-            system.set_knobs(carrier, json!({})).await;
+            system.set_knobs(carrier, usual(carrier)).await;
         }
         carriers_back_at.retain(|(_, at)| Instant::now() < *at);
         if clickhouse_back_at.is_some_and(|at| Instant::now() >= at) {
@@ -495,7 +659,7 @@ async fn inject_faults(system: &mut System, plan: &ChaosPlan) -> Vec<Duration> {
     for (carrier, at) in carriers_back_at {
         tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
         eprintln!("chaos: {carrier} is back");
-        system.set_knobs(carrier, json!({})).await;
+        system.set_knobs(carrier, usual(carrier)).await;
     }
     if let Some(at) = clickhouse_back_at {
         tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
@@ -534,10 +698,9 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
         .flat_map(|(request, count)| (0..*count).map(move |index| format!("{request}-{index}")))
         .collect();
     let is_final = |status: &str| {
-        matches!(
-            status,
-            "delivered" | "failed" | "unknown" | "expired" | "blocked"
-        )
+        MessageStatus::ALL
+            .iter()
+            .any(|known| known.is_final() && known.as_str() == status)
     };
     let deadline = Instant::now() + settle_timeout;
     let mut current = statuses(system).await;
@@ -592,6 +755,37 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
         .iter()
         .filter(|id| current.get(*id).is_some_and(|status| is_final(status)))
         .count();
+    // What the asynchronous carrier's receipts said, against the final states.
+    let fates = system.simulator_receipts(ASYNCHRONOUS_CARRIER).await;
+    let mut unreported: HashSet<String> = HashSet::new();
+    let mut receipt_mismatches = 0;
+    for fate in &fates {
+        let id = fate["client_reference"].as_str().unwrap_or_default();
+        let lost = fate["lost"].as_bool().unwrap_or(false);
+        let expected_status = match (lost, fate["state"].as_str()) {
+            (true, _) => "unknown",
+            (false, Some(state)) => state,
+            (false, None) => "?",
+        };
+        if lost {
+            unreported.insert(id.to_owned());
+        }
+        let status = current.get(id).map(String::as_str).unwrap_or("none");
+        if status != expected_status {
+            if receipt_mismatches < 3 {
+                eprintln!("chaos: {id}: the receipt says {expected_status}, RNS says {status}");
+            }
+            receipt_mismatches += 1;
+        }
+    }
+    let counts = system.simulator_counts(ASYNCHRONOUS_CARRIER).await;
+    let counted = |name: &str| counts[name].as_u64().unwrap_or(0);
+    let with_status = |wanted: &str| {
+        expected
+            .iter()
+            .filter(|id| current.get(*id).is_some_and(|status| status == wanted))
+            .count()
+    };
     ChaosReport {
         accepted: expected.len(),
         final_states,
@@ -603,11 +797,13 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
         conflicting_final_states: count(
             system,
             "SELECT count() FROM (SELECT message_id, uniqExact(kind) AS kinds FROM rns.events \
-             WHERE kind IN ('delivered', 'failed', 'unknown', 'expired') GROUP BY message_id) WHERE kinds > 1",
+             WHERE kind IN ('delivered', 'failed', 'unknown', 'expired', 'undeliverable') GROUP BY message_id) WHERE kinds > 1",
         )
         .await,
+        // A delivery whose receipt was lost is rightly `unknown` (checked above).
         unrecorded_deliveries: delivered_by
             .keys()
+            .filter(|id| !unreported.contains(*id))
             .filter(|id| current.get(*id).map(String::as_str) != Some("delivered"))
             .count(),
         failovers: count(
@@ -617,14 +813,12 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
         .await,
         resubmissions_absorbed,
         throttled,
-        unknown: expected
-            .iter()
-            .filter(|id| current.get(*id).is_some_and(|status| status == "unknown"))
-            .count(),
-        expired: expected
-            .iter()
-            .filter(|id| current.get(*id).is_some_and(|status| status == "expired"))
-            .count(),
+        unknown: with_status("unknown"),
+        expired: with_status("expired"),
+        undeliverable: with_status("undeliverable"),
+        receipts: counted("receipts_posted"),
+        receipts_lost: counted("receipts_lost"),
+        receipt_mismatches,
         ..Default::default()
     }
 }

@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 pub const ADMIN_KEY: &str = "e2e-admin-key";
+/// Each carrier's receipt token is its id followed by this.
+const RECEIPT_TOKEN_SUFFIX: &str = "-e2e-receipts";
 
 /// The RNS services, each its own process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,6 +70,8 @@ pub struct System {
     binaries: PathBuf,
     config: PathBuf,
     gateway_port: u16,
+    /// Where the carriers service takes receipts.
+    receipts_port: u16,
     health_ports: BTreeMap<Service, u16>,
     services: BTreeMap<Service, ChildProcess>,
     simulators: BTreeMap<&'static str, (ChildProcess, u16)>,
@@ -100,6 +104,8 @@ pub struct SystemOptions {
     /// nats-server nodes: 1, or 3 for a cluster with every stream replicated three
     /// times (the production configuration).
     pub nats_nodes: usize,
+    /// How long a receipt is awaited (and an unanswered submit asked again).
+    pub receipt_deadline_seconds: u64,
 }
 
 impl Default for SystemOptions {
@@ -109,6 +115,7 @@ impl Default for SystemOptions {
             carrier_concurrency: 64,
             carrier_batch_size: 32,
             nats_nodes: 1,
+            receipt_deadline_seconds: 3_600,
         }
     }
 }
@@ -154,6 +161,7 @@ impl System {
             directory,
             binaries,
             gateway_port: spare_port(),
+            receipts_port: spare_port(),
             health_ports: Service::ALL
                 .iter()
                 .map(|service| (*service, spare_port()))
@@ -193,7 +201,7 @@ impl System {
         for (carrier, channel) in CARRIERS {
             let port = self.simulators[carrier].1;
             carriers.push_str(&format!(
-                "[[carriers]]\nid = \"{carrier}\"\nchannel = \"{channel}\"\nendpoint = \"http://127.0.0.1:{port}\"\nconcurrency = {concurrency}\nbatch_size = {batch_size}\nrequest_timeout_milliseconds = 2000\n\n",
+                "[[carriers]]\nid = \"{carrier}\"\nchannel = \"{channel}\"\nendpoint = \"http://127.0.0.1:{port}\"\nconcurrency = {concurrency}\nbatch_size = {batch_size}\nrequest_timeout_milliseconds = 2000\nreceipt_token = \"{carrier}{RECEIPT_TOKEN_SUFFIX}\"\n\n",
                 concurrency = options.carrier_concurrency,
                 batch_size = options.carrier_batch_size
             ));
@@ -224,6 +232,8 @@ health_listen = "127.0.0.1:{dispatcher}"
 
 [carrier_workers]
 health_listen = "127.0.0.1:{carrier_workers}"
+receipts_listen = "127.0.0.1:{receipts}"
+receipt_deadline_seconds = {receipt_deadline}
 retry_backoff_milliseconds = [100, 200, 400]
 
 [analytics]
@@ -252,6 +262,8 @@ filter = "info"
             gateway = self.gateway_port,
             dispatcher = health(Service::Dispatcher),
             carrier_workers = health(Service::Carriers),
+            receipts = self.receipts_port,
+            receipt_deadline = options.receipt_deadline_seconds,
             analytics = health(Service::Analytics),
         );
         std::fs::write(&self.config, config).expect("rns.toml can be written");
@@ -311,6 +323,12 @@ filter = "info"
             .arg("--config")
             .arg(&self.config)
             .env(variable, format!("127.0.0.1:{health_port}"));
+        if service == Service::Carriers {
+            command.env(
+                "RNS_CARRIER_WORKERS__RECEIPTS_LISTEN",
+                format!("127.0.0.1:{}", spare_port()),
+            );
+        }
         let name = format!("{}-{replica}", service.binary());
         let process = ChildProcess::spawn(&name, command, self.directory.path());
         let ready = format!("http://127.0.0.1:{health_port}/readyz");
@@ -417,6 +435,42 @@ filter = "info"
             .await
             .expect("simulator answers");
         assert!(response.status().is_success(), "knobs refused: {knobs}");
+    }
+
+    /// Where `carrier` posts receipts to the carriers service.
+    pub fn receipts_url(&self, carrier: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/v1/receipts/{carrier}",
+            self.receipts_port
+        )
+    }
+
+    /// Puts a simulator in asynchronous mode: it answers `accepted` and posts receipts
+    /// to the carriers service as `receipts` says (delay, loss, duplicate, early and
+    /// undeliverable rates; the address and token are filled in).
+    pub async fn set_receipts(&self, carrier: &str, receipts: Value) {
+        self.set_knobs(carrier, self.receipts_knobs(carrier, receipts))
+            .await;
+    }
+
+    /// The simulator knobs of asynchronous mode for `carrier` (see [`Self::set_receipts`]).
+    pub fn receipts_knobs(&self, carrier: &str, mut receipts: Value) -> Value {
+        receipts["url"] = json!(self.receipts_url(carrier));
+        receipts["token"] = json!(format!("{carrier}{RECEIPT_TOKEN_SUFFIX}"));
+        json!({ "receipts": receipts })
+    }
+
+    /// What a simulator in asynchronous mode decided and reported for each message it
+    /// accepted (`GET /v1/receipts`).
+    pub async fn simulator_receipts(&self, carrier: &str) -> Vec<Value> {
+        self.http
+            .get(format!("{}/v1/receipts", self.simulator_url(carrier)))
+            .send()
+            .await
+            .expect("simulator answers")
+            .json()
+            .await
+            .expect("receipt fates are JSON")
     }
 
     /// The message ids a simulator delivered (`GET /v1/delivered`).

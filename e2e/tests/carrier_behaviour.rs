@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use rns_e2e::{count, Service, System, ADMIN_KEY};
+use rns_e2e::{count, Service, System, SystemOptions, ADMIN_KEY};
 use rns_testkit::wait_until;
 use serde_json::{json, Value};
 
@@ -418,4 +418,141 @@ async fn wait_for_settled(system: &System, key: &str) -> Value {
     })
     .await;
     system.call(Method::GET, "/v1/points", key, None).await.1
+}
+
+/// The status `GET /v1/messages/{id}` shows.
+async fn status_of(system: &System, key: &str, message_id: &str) -> String {
+    let (_, message) = system.message(key, message_id).await;
+    message["status"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A carrier that reports delivery later: its messages stay `submitted` until the
+/// receipt, which decides the final state, the points, the webhook-visible events and
+/// the statistics; a receipt that never comes ends the message `unknown` after the
+/// deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_decide_final_states_points_and_statistics() {
+    let system = System::start_with(SystemOptions {
+        receipt_deadline_seconds: 5,
+        ..Default::default()
+    })
+    .await;
+    let key = system.customer_with_points("acme", 100).await;
+    system
+        .set_sms_weights(&key, json!({"kt": 1, "skt": 0, "lgu": 0}))
+        .await;
+
+    // Delivered, after a receipt two seconds later.
+    system
+        .set_receipts("kt", json!({"delay_milliseconds": 2000}))
+        .await;
+    let delivered = system.send_to_many(&key, 6, "receipt delivered").await;
+    let first = delivered["message_ids"][0].as_str().unwrap().to_owned();
+    wait_until("KT accepted it", Duration::from_secs(30), || async {
+        status_of(&system, &key, &first).await == "submitted"
+    })
+    .await;
+    let (_, account) = system.call(Method::GET, "/v1/points", &key, None).await;
+    assert_eq!(
+        account["reserved"],
+        json!(6),
+        "held until the receipt: {account}"
+    );
+    let summary = system
+        .wait_for_request(
+            &key,
+            delivered["request_id"].as_str().unwrap(),
+            Duration::from_secs(30),
+            |summary| count(&summary["by_status"], "delivered") == 6,
+        )
+        .await;
+    assert_eq!(count(&summary["by_carrier"], "kt"), 6, "{summary}");
+    let (_, message) = system.message(&key, &first).await;
+    assert_eq!(
+        event_kinds(&message),
+        ["routed", "submitted", "delivered"],
+        "{message}"
+    );
+    let receipt = &message["events"][2];
+    assert!(
+        receipt["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("receipt from kt")),
+        "{message}"
+    );
+
+    // Undeliverable: refunded.
+    system
+        .set_receipts("kt", json!({"undeliverable_rate": 1.0}))
+        .await;
+    let unreachable = system.send_to_many(&key, 3, "receipt undeliverable").await;
+    system
+        .wait_for_request(
+            &key,
+            unreachable["request_id"].as_str().unwrap(),
+            Duration::from_secs(30),
+            |summary| count(&summary["by_status"], "undeliverable") == 3,
+        )
+        .await;
+
+    // Lost: unknown once the 5 s deadline passed, charged.
+    system.set_receipts("kt", json!({"loss_rate": 1.0})).await;
+    let unreported = system.send_to_many(&key, 1, "receipt lost").await;
+    let unreported_id = unreported["message_ids"][0].as_str().unwrap().to_owned();
+    wait_until("KT accepted it", Duration::from_secs(30), || async {
+        status_of(&system, &key, &unreported_id).await == "submitted"
+    })
+    .await;
+    let waited = wait_until("the deadline", Duration::from_secs(30), || async {
+        status_of(&system, &key, &unreported_id).await == "unknown"
+    })
+    .await;
+    eprintln!("the lost receipt's message ended unknown {waited:?} after it was submitted");
+    assert!(waited >= Duration::from_secs(3), "too early: {waited:?}");
+    let counts = system.simulator_counts("kt").await;
+    assert_eq!(count(&counts, "receipts_lost"), 1, "{counts}");
+    assert_eq!(count(&counts, "undeliverable"), 3, "{counts}");
+
+    let account = wait_for_settled(&system, &key).await;
+    assert_eq!(
+        account["balance"],
+        json!(100 - 6 - 1),
+        "delivered and unknown are charged, undeliverable refunded: {account}"
+    );
+    let since = rns_types::time::rfc3339(rns_types::time::now_milliseconds() - 3_600_000);
+    wait_until("statistics", Duration::from_secs(30), || async {
+        let (_, stats) = system
+            .call(Method::GET, &format!("/v1/stats?since={since}"), &key, None)
+            .await;
+        stats["carriers"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|row| row["carrier"] == "kt"))
+            .is_some_and(|kt| kt["unknown"] == json!(1))
+    })
+    .await;
+    let (_, stats) = system
+        .call(Method::GET, &format!("/v1/stats?since={since}"), &key, None)
+        .await;
+    let kt = stats["carriers"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["carrier"] == "kt"))
+        .cloned()
+        .expect("KT has statistics");
+    assert_eq!(
+        (
+            &kt["submitted"],
+            &kt["delivered"],
+            &kt["undeliverable"],
+            &kt["unknown"]
+        ),
+        (&json!(10), &json!(6), &json!(3), &json!(1)),
+        "{kt}"
+    );
+    assert_eq!(kt["success_rate"], json!(0.6), "{kt}");
+    let to_receipt = kt["latency_ms"]["p50"].as_f64().unwrap();
+    let to_carrier = kt["submit_latency_ms"]["p50"].as_f64().unwrap();
+    assert!(
+        to_receipt > to_carrier && to_receipt >= 1_000.0,
+        "latency runs to the receipt, submit latency to the carrier: {kt}"
+    );
 }

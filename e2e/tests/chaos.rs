@@ -1,7 +1,8 @@
 //! The short chaos scenario: kills of every service, a carrier down, one slower than
-//! the submit timeout, one throttled, and ClickHouse outages under load; nothing
-//! accepted is lost or delivered twice, and every circuit closes once its carrier is
-//! back. The
+//! the submit timeout, one throttled and reporting delivery in receipts (late, lost,
+//! duplicated, early), and ClickHouse outages under load; nothing accepted is lost or
+//! delivered twice, every final state agrees with the receipts, every circuit closes
+//! once its carrier is back, and the last traffic splits by the weights. The
 //! nats-server restart is in the full scenario (`./scripts/chaos`): its known gap is
 //! in the README.
 use rns_e2e::chaos::{self, ChaosPlan};
