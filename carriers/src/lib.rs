@@ -392,7 +392,10 @@ pub async fn run(
                 })
         });
     }
-    // Once the workers are gone, the last outcomes are published and the drain ends.
+    // Once the workers (and the receipts consumer, which records outcomes too) are
+    // gone, the last outcomes are published and the drain ends: no handle on the
+    // sink may outlive them here, or the drain would wait out the grace period.
+    drop(receipts);
     drop(results);
     readiness.set(true);
     // A worker that fails stops them all, so the process exits and its supervisor

@@ -73,13 +73,6 @@ job "rns-carriers" {
       }
     }
 
-    service {
-      name     = "rns-carrier-receipts"
-      port     = "receipts"
-      provider = "consul"
-      tags     = ["rns"]
-    }
-
     restart {
       attempts = 10
       interval = "5m"

@@ -773,7 +773,16 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
         let status = current.get(id).map(String::as_str).unwrap_or("none");
         if status != expected_status {
             if receipt_mismatches < 3 {
-                eprintln!("chaos: {id}: the receipt says {expected_status}, RNS says {status}");
+                let timeline = system
+                    .clickhouse
+                    .query(&format!(
+                        "SELECT at_ms, toString(kind), carrier, hop, attempt, detail FROM rns.events \
+                         WHERE message_id = '{id}' ORDER BY at_ms FORMAT TabSeparated"
+                    ))
+                    .await;
+                eprintln!(
+                    "chaos: {id}: the receipt says {expected_status}, RNS says {status}; the carrier's record: {fate}; RNS's timeline:\n{timeline}"
+                );
             }
             receipt_mismatches += 1;
         }

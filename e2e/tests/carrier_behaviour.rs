@@ -556,3 +556,62 @@ async fn receipts_decide_final_states_points_and_statistics() {
         "latency runs to the receipt, submit latency to the carrier: {kt}"
     );
 }
+
+/// Kakao often reports a failed AlimTalk later, in a receipt: the message then falls
+/// back to its SMS/LMS as it does when Kakao refuses it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alimtalk_whose_receipt_says_undeliverable_falls_back_to_sms() {
+    let system = System::start().await;
+    let key = system.customer_with_points("acme", 100).await;
+    for carrier in ["ke", "cns"] {
+        system
+            .set_receipts(carrier, json!({"undeliverable_rate": 1.0}))
+            .await;
+    }
+    let (status, accepted) = system
+        .call(
+            Method::POST,
+            "/v1/messages",
+            &key,
+            Some(json!({
+                "channel": "alimtalk",
+                "from": "0212345678",
+                "to": ["01011112222"],
+                "text": "주문이 접수되었습니다.",
+                "alimtalk": {"template_code": "order_v1"},
+                "fallback": {"text": "[RNS] 주문이 접수되었습니다."}
+            })),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let message_id = accepted["message_ids"][0].as_str().unwrap().to_owned();
+    wait_until("delivered as SMS", Duration::from_secs(60), || async {
+        status_of(&system, &key, &message_id).await == "delivered"
+    })
+    .await;
+    let (_, message) = system.message(&key, &message_id).await;
+    let kinds = event_kinds(&message);
+    let submitted = kinds.iter().position(|kind| kind == "submitted");
+    let fell_back = kinds.iter().position(|kind| kind == "fell_back");
+    assert!(
+        matches!((submitted, fell_back), (Some(submitted), Some(fell_back)) if submitted < fell_back),
+        "Kakao accepted it, then its receipt made it fall back: {message}"
+    );
+    let detail = message["events"][fell_back.unwrap()]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(detail.contains("receipt says undeliverable"), "{detail}");
+    assert_eq!(
+        (&message["channel"], &message["type"]),
+        (&json!("sms"), &json!("sms")),
+        "{message}"
+    );
+    assert!(["kt", "skt", "lgu"].contains(&message["carrier"].as_str().unwrap()));
+    let account = wait_for_settled(&system, &key).await;
+    assert_eq!(
+        account["balance"],
+        json!(99),
+        "charged once, as SMS: {account}"
+    );
+}

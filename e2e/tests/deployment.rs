@@ -304,8 +304,20 @@ fn each_nomad_service_job_matches_what_its_service_reads_and_serves() {
             assert!(
                 task["resources"]["cpu"].is_number() && task["resources"]["memory"].is_number()
             );
-            let listen_port =
-                check_environment(binary, listen_key, &environment(&task["env"]), &origin);
+            let env = environment(&task["env"]);
+            let listen_port = check_environment(binary, listen_key, &env, &origin);
+            if binary == "rns-carriers" {
+                // Carriers post delivery receipts to a port of its own.
+                let receipts_port = env
+                    .get("RNS_CARRIER_WORKERS__RECEIPTS_LISTEN")
+                    .and_then(|listen| listen.rsplit(':').next())
+                    .and_then(|port| port.parse::<u64>().ok());
+                assert_eq!(
+                    ports["receipts"]["to"].as_u64(),
+                    receipts_port,
+                    "{origin}: the receipts port maps to where receipts are taken"
+                );
+            }
             let services = each(&group["service"]);
             assert!(
                 !services.is_empty(),

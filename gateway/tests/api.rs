@@ -530,6 +530,13 @@ async fn the_operator_sets_and_clears_a_carriers_rate_and_bad_rates_are_refused(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
         ),
+        // Regression: an empty body cleared the rate as `null` does.
+        (
+            "/v1/admin/carriers/kt/rate",
+            Some(json!({})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
     ] {
         let (status, reply) = api.call(Method::PUT, path, Some(ADMIN_KEY), body).await;
         assert_eq!(status, expected, "{path}: {reply}");

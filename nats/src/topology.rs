@@ -7,7 +7,7 @@
 //! | `CARRIER_<NAME>` | stream, one per carrier | `carrier.<name>`, `carrier.<name>.high`, `carrier.<name>.bulk` (the lanes) | work queue | consumers `carrier-<name>`, `carrier-<name>-high`, `carrier-<name>-bulk` |
 //! | `RESULTS` | stream | `result.<customer>` | interest | consumers `analytics`, `points`, `webhooks` |
 //! | `WEBHOOKS` | stream | `webhook_retry.<delivery>.<attempt>` (schedules), `webhook.<customer>` (due retries) | work queue, schedules | consumer `webhook-retries` (`webhook.>` only) |
-//! | `RECEIPTS` | stream | `receipt.<carrier>` (receipts, due deadlines), `receipt_deadline.<carrier>.<message>.<hop>` (schedules) | work queue, schedules | consumer `receipts` (`receipt.*` only) |
+//! | `RECEIPTS` | stream | `receipt.<carrier>.<reference>` (receipts), `….deadline` (due deadlines), `receipt_deadline.<carrier>.<message>.<hop>` (schedules) | work queue, schedules | consumer `receipts` (`receipt.>` only) |
 //! | `LEDGER` | stream | `ledger.<customer>` | limits (kept) | operators, rebuilds |
 //! | `ADVISORIES` | stream | `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>` | work queue | consumer `failover` |
 //! | `customers` | KV bucket | customer id | history 5 | gateway, dispatcher |
@@ -413,7 +413,9 @@ impl Topology {
             (
                 RECEIPTS_STREAM.to_owned(),
                 PullConfig {
-                    ack_wait: Duration::from_secs(30),
+                    // Reading one takes milliseconds; one held by a process that
+                    // stopped comes back soon.
+                    ack_wait: Duration::from_secs(10),
                     max_ack_pending: 10_000,
                     ..durable(RECEIPT_CONSUMER, RECEIPT_SUBJECTS)
                 },

@@ -16,9 +16,12 @@
 //!    └────────────────────────► Early ──┘ (settles at once)
 //! ```
 //!
-//! Receipts travel as [`ReceiptNotice`]s on `receipt.<carrier>` (stored before the
-//! carrier's POST is answered); the deadline of each awaited receipt is a message
-//! schedule that publishes a [`ReceiptNotice::Deadline`] there when it is due.
+//! Receipts travel as [`ReceiptNotice`]s on `receipt.<carrier>.<reference>` (stored
+//! before the carrier's POST is answered); the deadline of each awaited receipt is a
+//! message schedule that publishes a [`ReceiptNotice::Deadline`] on
+//! `receipt.<carrier>.<reference>.deadline` when it is due. A deadline that finds a
+//! receipt of its message stored but not yet read waits for it: a receipt RNS took
+//! before the deadline always decides.
 use serde::{Deserialize, Serialize};
 
 use crate::carrier::CarrierId;

@@ -47,11 +47,13 @@ pub const WEBHOOK_RETRY_CONSUMER: &str = "webhook-retries";
 /// Webhook settings, one [`crate::webhook::WebhookConfig`] per customer.
 pub const WEBHOOKS_BUCKET: &str = "webhooks";
 
-/// Delivery receipts, `receipt.<carrier>` (see [`crate::receipt`]): as carriers post
-/// them, and the receipt deadlines that message schedules on
-/// `receipt_deadline.<carrier>.<message>.<hop>` publish there when they are due.
+/// Delivery receipts, `receipt.<carrier>.<reference>` (the correlation key, see
+/// [`crate::receipt`]) as carriers post them, and receipt deadlines,
+/// `receipt.<carrier>.<reference>.deadline`, which message schedules on
+/// `receipt_deadline.<carrier>.<message>.<hop>` publish when they are due. A receipt
+/// not yet read is found by its subject, so a deadline never overtakes it.
 pub const RECEIPTS_STREAM: &str = "RECEIPTS";
-pub const RECEIPT_SUBJECTS: &str = "receipt.*";
+pub const RECEIPT_SUBJECTS: &str = "receipt.>";
 pub const RECEIPT_DEADLINE_SUBJECTS: &str = "receipt_deadline.>";
 /// The carriers service's durable consumer of receipts on [`RECEIPTS_STREAM`].
 pub const RECEIPT_CONSUMER: &str = "receipts";
@@ -212,8 +214,15 @@ pub mod message_ids {
     }
 }
 
-pub fn receipt_subject(carrier: &CarrierId) -> String {
-    format!("receipt.{carrier}")
+/// The subject of the receipts of the message under correlation key `key`
+/// (`<carrier>.<reference>`).
+pub fn receipt_subject(key: &str) -> String {
+    format!("receipt.{key}")
+}
+
+/// The subject a receipt deadline is published to when it is due.
+pub fn receipt_deadline_due_subject(key: &str) -> String {
+    format!("receipt.{key}.deadline")
 }
 
 /// The schedule subject of the receipt deadline of `message` on `hop` at `carrier`.

@@ -30,7 +30,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
 use rns_nats::{publish_all, Outbound, PublishFailed};
-use rns_types::receipt::{CarrierReceipt, ReceiptNotice, MAX_RECEIPT_DETAIL_CHARACTERS};
+use rns_types::receipt::{
+    correlation_key, CarrierReceipt, ReceiptNotice, MAX_RECEIPT_DETAIL_CHARACTERS,
+};
 use rns_types::subjects::{message_ids, receipt_subject};
 use rns_types::CarrierId;
 use serde::{Deserialize, Serialize};
@@ -199,12 +201,13 @@ async fn receive(
         }
         let message_id =
             message_ids::receipt(&carrier, &receipt.carrier_reference, receipt.state.as_str());
+        let key = correlation_key(&carrier, &receipt.carrier_reference);
         let notice = ReceiptNotice::Receipt {
             receipt,
             received_at_ms,
         };
         outbound.push(Outbound {
-            subject: receipt_subject(&carrier),
+            subject: receipt_subject(&key),
             message_id,
             payload: Bytes::from(serde_json::to_vec(&notice).expect("a notice serialises")),
         });

@@ -24,6 +24,9 @@
 //!
 //! A correlation lives `receipt deadline + 1 day` (a settled one a day more, to
 //! recognise late duplicates) through per-key TTLs; the bucket is bounded in bytes.
+//! Correlations are read from the bucket stream's leader, never a replica: a replica
+//! that is catching up (after a node restart) would show an old state, and a decision
+//! taken on it could leave a receipt unread until its deadline.
 pub mod intake;
 
 use std::time::Duration;
@@ -31,6 +34,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::context::{Context, PublishErrorKind};
 use async_nats::jetstream::kv;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{AckKind, Message};
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -40,7 +44,8 @@ use rns_types::receipt::{
     correlation_key, CarrierReceipt, Correlation, ReceiptNotice, ReceiptState, Settlement,
 };
 use rns_types::subjects::{
-    message_ids, receipt_deadline_subject, receipt_subject, RECEIPT_CORRELATIONS_BUCKET,
+    message_ids, receipt_deadline_due_subject, receipt_deadline_subject, receipt_subject,
+    RECEIPTS_STREAM, RECEIPT_CORRELATIONS_BUCKET,
 };
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent};
 use rns_types::CarrierId;
@@ -85,6 +90,9 @@ pub enum Handled {
     Duplicate,
     /// Nothing to do: a deadline of a message already settled, or of one unknown here.
     Stale,
+    /// A deadline that found the message's receipt stored but not yet read: read again
+    /// shortly, after the receipt.
+    Deferred,
 }
 
 impl Handled {
@@ -94,6 +102,7 @@ impl Handled {
             Handled::Parked => "early",
             Handled::Duplicate => "duplicate",
             Handled::Stale => "stale",
+            Handled::Deferred => "deferred",
         }
     }
 }
@@ -174,18 +183,10 @@ impl Receipts {
             deadline_at_ms: now_ms.saturating_add(milliseconds(self.deadline)),
         };
         for _ in 0..ROUNDS {
-            match self
-                .correlations
-                .create_with_ttl(&key, encode(&awaiting), self.kept())
-                .await
-            {
-                Ok(_) => {
-                    return self
-                        .schedule_deadline(job, carrier_reference, &awaiting)
-                        .await
-                }
-                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
-                Err(error) => return Err(store_error(error)),
+            if let Written::Done = self.create(&key, encode(&awaiting)).await? {
+                return self
+                    .schedule_deadline(job, carrier_reference, &awaiting)
+                    .await;
             }
             let Some(read) = self.read(&key).await? else {
                 continue;
@@ -240,9 +241,11 @@ impl Receipts {
     }
 
     async fn handle(&self, message: Message) {
+        // `receipt.<carrier>.<reference>[.deadline]`
         let carrier = message
             .subject
             .strip_prefix("receipt.")
+            .and_then(|rest| rest.split('.').next())
             .and_then(|carrier| CarrierId::parse(carrier).ok());
         let notice = serde_json::from_slice::<ReceiptNotice>(&message.payload);
         let (carrier, notice) = match (carrier, notice) {
@@ -269,6 +272,12 @@ impl Receipts {
         };
         let redelivered = message.info().is_ok_and(|info| info.delivered > 1);
         match self.take(&carrier, notice, redelivered).await {
+            Ok(Handled::Deferred) => {
+                metrics::counter!("rns_receipts_total", "carrier" => carrier.to_string(), "outcome" => Handled::Deferred.label()).increment(1);
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+            }
             Ok(handled) => {
                 metrics::counter!("rns_receipts_total", "carrier" => carrier.to_string(), "outcome" => handled.label()).increment(1);
                 if let Err(error) = message.ack().await {
@@ -307,19 +316,19 @@ impl Receipts {
                         receipt: receipt.clone(),
                         received_at_ms: *received_at_ms,
                     };
-                    match self
-                        .correlations
-                        .create_with_ttl(&key, encode(&early), self.kept())
-                        .await
-                    {
-                        Ok(_) => return Ok(Handled::Parked),
-                        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
-                            continue
-                        }
-                        Err(error) => return Err(store_error(error)),
+                    match self.create(&key, encode(&early)).await? {
+                        Written::Done => return Ok(Handled::Parked),
+                        Written::Lost => continue,
                     }
                 }
                 (ReceiptNotice::Deadline { .. }, None) => return Ok(Handled::Stale),
+                (
+                    ReceiptNotice::Deadline { .. },
+                    Some(Read {
+                        correlation: Correlation::Awaiting { .. },
+                        ..
+                    }),
+                ) if self.receipt_waiting(&key).await? => return Ok(Handled::Deferred),
                 (_, Some(read)) => self.step(&notice, read),
             };
             match step {
@@ -424,7 +433,7 @@ impl Receipts {
     ) -> Result<Written, ReceiptError> {
         let settled = Correlation::Settled(Box::new(settlement.clone()));
         match self
-            .update_with_ttl(key, encode(&settled), revision)
+            .write(key, encode(&settled), revision, SETTLED_KEPT)
             .await?
         {
             Written::Lost => Ok(Written::Lost),
@@ -483,7 +492,10 @@ impl Receipts {
             carrier_reference: carrier_reference.to_owned(),
         };
         let due = Outbound {
-            subject: receipt_subject(&job.carrier),
+            subject: receipt_deadline_due_subject(&correlation_key(
+                &job.carrier,
+                carrier_reference,
+            )),
             message_id: String::new(),
             payload: Bytes::from(serde_json::to_vec(&notice).expect("a notice serialises")),
         };
@@ -499,43 +511,92 @@ impl Receipts {
         Ok(())
     }
 
-    async fn read(&self, key: &str) -> Result<Option<Read>, ReceiptError> {
-        let Some(entry) = self.correlations.entry(key).await.map_err(store_error)? else {
-            return Ok(None);
-        };
-        if entry.operation != kv::Operation::Put {
-            return Ok(None);
+    /// Whether a receipt of the message under `key` is stored and not yet read (the
+    /// work queue drops what was read).
+    async fn receipt_waiting(&self, key: &str) -> Result<bool, ReceiptError> {
+        let stream = self
+            .jetstream
+            .get_stream_no_info(RECEIPTS_STREAM)
+            .await
+            .map_err(store_error)?;
+        match stream
+            .get_last_raw_message_by_subject(&receipt_subject(key))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(error) => Err(store_error(error)),
         }
-        match serde_json::from_slice(&entry.value) {
-            Ok(correlation) => Ok(Some(Read {
-                revision: entry.revision,
+    }
+
+    /// The correlation under `key`, read from the stream's leader; none when there is
+    /// none (or its last entry is a deletion or an expiry's marker).
+    async fn read(&self, key: &str) -> Result<Option<Read>, ReceiptError> {
+        Ok(self.last(key).await?.and_then(|last| match last {
+            Last::Correlation(read) => Some(read),
+            Last::Gone(_) => None,
+        }))
+    }
+
+    async fn last(&self, key: &str) -> Result<Option<Last>, ReceiptError> {
+        let subject = self.subject(key);
+        let message = match self
+            .correlations
+            .stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+        {
+            Ok(message) => message,
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(None)
+            }
+            Err(error) => return Err(store_error(error)),
+        };
+        let gone = ["KV-Operation", "Nats-Marker-Reason"]
+            .iter()
+            .any(|header| message.headers.get(*header).is_some());
+        if gone {
+            return Ok(Some(Last::Gone(message.sequence)));
+        }
+        match serde_json::from_slice(&message.payload) {
+            Ok(correlation) => Ok(Some(Last::Correlation(Read {
+                revision: message.sequence,
                 correlation,
-            })),
+            }))),
             Err(error) => Err(ReceiptError::Store(format!(
                 "correlation {key} is unreadable: {error}"
             ))),
         }
     }
 
-    /// Writes `value` under `key` if its last revision is still `revision`, to be
-    /// kept for [`SETTLED_KEPT`] (the KV client offers a TTL on create only).
-    async fn update_with_ttl(
+    /// Creates `key` with `value` unless it holds a correlation; kept for
+    /// [`Self::kept`].
+    async fn create(&self, key: &str, value: Bytes) -> Result<Written, ReceiptError> {
+        match self.write(key, value.clone(), 0, self.kept()).await? {
+            Written::Done => Ok(Written::Done),
+            // Something is there: a correlation, or what is left of an expired one.
+            Written::Lost => match self.last(key).await? {
+                Some(Last::Gone(revision)) => self.write(key, value, revision, self.kept()).await,
+                _ => Ok(Written::Lost),
+            },
+        }
+    }
+
+    /// Writes `value` under `key` if its last revision is still `revision` (0: if it
+    /// has none), to be kept for `kept`.
+    async fn write(
         &self,
         key: &str,
         value: Bytes,
         revision: u64,
+        kept: Duration,
     ) -> Result<Written, ReceiptError> {
-        let store = &self.correlations;
-        let subject = format!(
-            "{}{key}",
-            store.put_prefix.as_deref().unwrap_or(&store.prefix)
-        );
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Expected-Last-Subject-Sequence", revision.to_string());
-        headers.insert("Nats-TTL", SETTLED_KEPT.as_secs().to_string());
+        headers.insert("Nats-TTL", kept.as_secs().to_string());
         let acknowledged = self
             .jetstream
-            .publish_with_headers(subject, headers, value)
+            .publish_with_headers(self.subject(key), headers, value)
             .await
             .map_err(store_error)?
             .await;
@@ -545,6 +606,22 @@ impl Receipts {
             Err(error) => Err(store_error(error)),
         }
     }
+
+    /// The bucket stream's subject of `key`.
+    fn subject(&self, key: &str) -> String {
+        let store = &self.correlations;
+        format!(
+            "{}{key}",
+            store.put_prefix.as_deref().unwrap_or(&store.prefix)
+        )
+    }
+}
+
+/// The last entry under a key.
+enum Last {
+    Correlation(Read),
+    /// Deleted, or expired (the entry's revision).
+    Gone(u64),
 }
 
 /// What a notice does to an existing correlation.

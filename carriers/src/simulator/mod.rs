@@ -82,6 +82,25 @@ pub struct ReceiptFate {
     pub state: ReceiptState,
     /// The receipt was never sent.
     pub lost: bool,
+    /// When it accepted the message (ms since the epoch).
+    pub accepted_at_ms: u64,
+    /// When RNS first answered 200 to a post of its receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posted_at_ms: Option<u64>,
+}
+
+/// Fates by client reference, shared with the receipt poster.
+type Fates = Arc<Mutex<HashMap<String, ReceiptFate>>>;
+
+/// Notes when RNS took the receipts of `client_references`.
+fn mark_posted<'a>(fates: &Fates, client_references: impl IntoIterator<Item = &'a str>) {
+    let now_ms = rns_types::time::now_milliseconds();
+    let mut fates = fates.lock().expect("fates lock is never poisoned");
+    for reference in client_references {
+        if let Some(fate) = fates.get_mut(reference) {
+            fate.posted_at_ms.get_or_insert(now_ms);
+        }
+    }
 }
 
 /// Receipts waiting to be posted, at most.
@@ -190,7 +209,7 @@ struct Inner {
     knobs: RwLock<Knobs>,
     counters: Arc<Counters>,
     /// What it decided for each message it accepted, by client reference.
-    fates: Mutex<HashMap<String, ReceiptFate>>,
+    fates: Fates,
     /// Receipts waiting for their time, read by the posting task.
     outbox: mpsc::Sender<PendingReceipt>,
     http: reqwest::Client,
@@ -210,12 +229,18 @@ impl Simulator {
             .build()
             .expect("an HTTP client with these options builds");
         let (outbox, waiting) = mpsc::channel(RECEIPTS_WAITING);
-        tokio::spawn(post_receipts(waiting, http.clone(), counters.clone()));
+        let fates = Fates::default();
+        tokio::spawn(post_receipts(
+            waiting,
+            http.clone(),
+            counters.clone(),
+            fates.clone(),
+        ));
         Self(Arc::new(Inner {
             name: name.to_owned(),
             knobs: RwLock::new(knobs),
             counters,
-            fates: Mutex::new(HashMap::new()),
+            fates,
             outbox,
             http,
             delivered: Mutex::new(HashSet::new()),
@@ -289,7 +314,9 @@ async fn submit(
         tokio::time::sleep(Duration::from_millis(knobs.latency_milliseconds)).await;
     }
     let answer = simulator.answer(&request, &knobs);
-    simulator.report(answer.posting.into_iter().collect()).await;
+    simulator
+        .report_detached(answer.posting.into_iter().collect())
+        .await;
     (answer.status, Json(answer.body)).into_response()
 }
 
@@ -333,7 +360,7 @@ async fn submit_batch(
             }
         })
         .collect();
-    simulator.report(postings).await;
+    simulator.report_detached(postings).await;
     Json(BatchSubmitResponse { results }).into_response()
 }
 
@@ -361,6 +388,7 @@ impl From<(StatusCode, serde_json::Value)> for Answer {
 
 /// A receipt to post, and how.
 struct Posting {
+    client_reference: String,
     knobs: ReceiptKnobs,
     receipt: CarrierReceipt,
     /// Posted before the submit is answered.
@@ -371,6 +399,7 @@ struct Posting {
 
 /// A receipt waiting for its time.
 struct PendingReceipt {
+    client_reference: String,
     due: tokio::time::Instant,
     url: String,
     token: String,
@@ -517,6 +546,8 @@ impl Simulator {
                 carrier_reference: reference.clone(),
                 state,
                 lost,
+                accepted_at_ms: rns_types::time::now_milliseconds(),
+                posted_at_ms: None,
             },
         );
         let mut answer = taken(SUBMIT_ACCEPTED, reference.clone(), false);
@@ -525,6 +556,7 @@ impl Simulator {
             return answer;
         }
         answer.posting = Some(Posting {
+            client_reference: request.client_reference.clone(),
             knobs: knobs.clone(),
             receipt: CarrierReceipt {
                 carrier_reference: reference,
@@ -541,6 +573,20 @@ impl Simulator {
         self.0.fates.lock().expect("fates lock is never poisoned")
     }
 
+    /// [`Self::report`] in a task of its own, awaited: a client that hangs up before
+    /// the answer (a carriers process killed mid-submit) does not take the receipts
+    /// of what was accepted with it, as it would not at a real carrier.
+    async fn report_detached(&self, postings: Vec<Posting>) {
+        if postings.is_empty() {
+            return;
+        }
+        let simulator = self.clone();
+        let reported = tokio::spawn(async move { simulator.report(postings).await });
+        if let Err(error) = reported.await {
+            tracing::warn!(carrier = %self.0.name, %error, "reporting receipts failed");
+        }
+    }
+
     /// Sends the receipts of answered submits on their way: early ones now, before
     /// the submits are answered (queued like the others if that post fails), the
     /// rest after their delay; duplicates twice.
@@ -548,6 +594,7 @@ impl Simulator {
         let counters = &self.0.counters;
         for posting in postings {
             let Posting {
+                client_reference,
                 knobs,
                 receipt,
                 early,
@@ -569,6 +616,7 @@ impl Simulator {
                 )
                 .await;
                 if posted.is_ok_and(|status| status.is_success()) {
+                    mark_posted(&self.0.fates, [client_reference.as_str()]);
                     counters.receipts_early.fetch_add(1, Ordering::Relaxed);
                     counters.receipts_posted.fetch_add(1, Ordering::Relaxed);
                     queued -= 1;
@@ -581,6 +629,7 @@ impl Simulator {
             let due = tokio::time::Instant::now() + Duration::from_millis(knobs.delay_milliseconds);
             for _ in 0..queued {
                 let pending = PendingReceipt {
+                    client_reference: client_reference.clone(),
                     due,
                     url: knobs.url.clone(),
                     token: knobs.token.clone(),
@@ -601,6 +650,7 @@ async fn post_receipts(
     mut waiting: mpsc::Receiver<PendingReceipt>,
     http: reqwest::Client,
     counters: Arc<Counters>,
+    fates: Fates,
 ) {
     let mut next: Option<PendingReceipt> = None;
     loop {
@@ -613,6 +663,7 @@ async fn post_receipts(
         };
         tokio::time::sleep_until(first.due).await;
         let (url, token) = (first.url.clone(), first.token.clone());
+        let mut references = vec![first.client_reference];
         let mut receipts = vec![first.receipt];
         while receipts.len() < RECEIPTS_PER_POST {
             match waiting.try_recv() {
@@ -621,7 +672,8 @@ async fn post_receipts(
                         && pending.url == url
                         && pending.token == token =>
                 {
-                    receipts.push(pending.receipt)
+                    references.push(pending.client_reference);
+                    receipts.push(pending.receipt);
                 }
                 Ok(pending) => {
                     next = Some(pending);
@@ -634,6 +686,7 @@ async fn post_receipts(
         loop {
             match post_receipts_once(&http, &url, &token, &receipts).await {
                 Ok(status) if status.is_success() => {
+                    mark_posted(&fates, references.iter().map(String::as_str));
                     counters
                         .receipts_posted
                         .fetch_add(receipts.len() as u64, Ordering::Relaxed);

@@ -117,8 +117,16 @@ pub async fn carriers(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetRate {
-    /// Submits per second, or `null` to return to the configured rate.
+    /// Submits per second, or `null` to return to the configured rate; required, so
+    /// an empty body never clears a rate by accident.
+    #[serde(deserialize_with = "present")]
     per_second: Option<u32>,
+}
+
+/// Reads a field that must be given, though it may be `null` (serde takes a missing
+/// `Option` field as `None` unless it has its own reader).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    Option::deserialize(deserializer)
 }
 
 /// The rate the operator set for a carrier (`null`: the configured one applies).
