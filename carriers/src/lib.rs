@@ -17,6 +17,7 @@ pub mod pacing;
 pub mod receipts;
 pub mod results;
 pub mod simulator;
+pub mod smpp;
 pub mod worker;
 
 use std::sync::Mutex;
@@ -39,13 +40,30 @@ use crate::http::{HttpCarrier, Submitter};
 use crate::results::ResultSink;
 use crate::worker::{Worker, WorkerPolicy};
 
+/// The protocol a carrier speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CarrierKind {
+    /// JSON over HTTP ([`http`]); `endpoint` names it.
+    #[default]
+    Http,
+    /// SMPP 3.4 ([`smpp`]); `smpp = { … }` names the SMSC.
+    Smpp,
+}
+
 /// One `[[carriers]]` entry as the carriers service reads it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CarrierSettings {
     pub id: CarrierId,
     pub channel: Channel,
-    /// Base URL of the carrier's HTTP API.
+    #[serde(default)]
+    pub kind: CarrierKind,
+    /// Base URL of the carrier's HTTP API (`kind = "http"`).
+    #[serde(default)]
     pub endpoint: String,
+    /// The SMSC and the bind (`kind = "smpp"`).
+    #[serde(default)]
+    pub smpp: Option<smpp::SmppSettings>,
     /// Submits in flight at once to this carrier.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
@@ -99,6 +117,8 @@ pub fn default_carriers() -> Vec<CarrierSettings> {
         .map(|(index, entry)| CarrierSettings {
             id: entry.id.clone(),
             channel: entry.channel,
+            kind: CarrierKind::Http,
+            smpp: None,
             endpoint: format!("http://127.0.0.1:{}", 9101 + index),
             concurrency: default_concurrency(),
             request_timeout_milliseconds: default_request_timeout_milliseconds(),
@@ -180,6 +200,8 @@ pub enum CarriersError {
         carrier: CarrierId,
         source: rns_service::SecretError,
     },
+    #[error("carrier {carrier}: {reason}")]
+    Settings { carrier: CarrierId, reason: String },
     #[error("the receipt deadline may be at most {most} seconds, not {given}")]
     ReceiptDeadline { most: u64, given: u64 },
     #[error("the receipts listener cannot listen on {address}: {source}")]
@@ -332,6 +354,9 @@ pub async fn run(
         watched,
         stop.clone(),
     ));
+    // SMPP sessions unbind only once the workers finished what they hold.
+    let sessions_stop = CancellationToken::new();
+    let mut sessions = Vec::new();
     for carrier in carriers {
         let mut lanes = Vec::with_capacity(Priority::ALL.len());
         for priority in Priority::ALL {
@@ -343,23 +368,62 @@ pub async fn run(
             .await?;
             lanes.push((priority, consumer));
         }
-        let protocol = HttpCarrier::new(
-            &carrier.endpoint,
-            Duration::from_millis(carrier.request_timeout_milliseconds),
-            carrier.concurrency,
-        );
-        let protocol = match &carrier.health_url {
-            Some(url) => protocol.with_health_url(url),
-            None => protocol,
+        let submitter = match carrier.kind {
+            CarrierKind::Http => {
+                if carrier.endpoint.is_empty() {
+                    return Err(CarriersError::Settings {
+                        carrier: carrier.id.clone(),
+                        reason: "an HTTP carrier needs its endpoint".to_owned(),
+                    });
+                }
+                let protocol = HttpCarrier::new(
+                    &carrier.endpoint,
+                    Duration::from_millis(carrier.request_timeout_milliseconds),
+                    carrier.concurrency,
+                );
+                let protocol = match &carrier.health_url {
+                    Some(url) => protocol.with_health_url(url),
+                    None => protocol,
+                };
+                Submitter::new(
+                    protocol,
+                    carrier.batch_size,
+                    carrier.batches_in_flight,
+                    carrier.concurrency,
+                )
+            }
+            CarrierKind::Smpp => {
+                let settings = carrier
+                    .smpp
+                    .as_ref()
+                    .ok_or_else(|| CarriersError::Settings {
+                        carrier: carrier.id.clone(),
+                        reason: "an SMPP carrier needs smpp = { host, port, system_id, password }"
+                            .to_owned(),
+                    })?;
+                let password =
+                    settings
+                        .password
+                        .reveal()
+                        .map_err(|error| CarriersError::Settings {
+                            carrier: carrier.id.clone(),
+                            reason: format!("SMPP password: {error}"),
+                        })?;
+                let (protocol, tasks) = smpp::SmppCarrier::start(
+                    carrier.id.clone(),
+                    settings,
+                    password,
+                    Duration::from_millis(carrier.request_timeout_milliseconds),
+                    jetstream.clone(),
+                    sessions_stop.clone(),
+                );
+                sessions.extend(tasks);
+                Submitter::Smpp(protocol)
+            }
         };
         let worker = Worker {
             images: images.clone(),
-            submitter: Submitter::new(
-                protocol,
-                carrier.batch_size,
-                carrier.batches_in_flight,
-                carrier.concurrency,
-            ),
+            submitter,
             carrier: carrier.id.clone(),
             client: client.clone(),
             policy: WorkerPolicy {
@@ -409,6 +473,8 @@ pub async fn run(
         }
     }
     readiness.set(false);
+    sessions_stop.cancel();
+    futures::future::join_all(sessions).await;
     let _ = results_drained.await;
     client
         .flush()

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rns_carriers::simulator::{self, Knobs, ReceiptKnobs, Simulator};
-use rns_carriers::{CarrierSettings, Settings, WorkerSettings};
+use rns_carriers::{CarrierKind, CarrierSettings, Settings, WorkerSettings};
 use rns_nats::{publish_all, CustomerDirectory, Outbound, Topology};
 use rns_service::{NatsSettings, Readiness, RedisSettings, Secret};
 use rns_testkit::{spare_port, wait_until, NatsServer, RedisServer};
@@ -81,6 +81,8 @@ async fn prepare(
     let carrier = |name: &str, endpoint: String| CarrierSettings {
         id: CarrierId::parse(name).unwrap(),
         channel: Channel::Sms,
+        kind: CarrierKind::Http,
+        smpp: None,
         endpoint,
         concurrency: 4,
         request_timeout_milliseconds,

@@ -64,6 +64,8 @@ pub struct ChaosPlan {
     /// Messages per customer sent once every fault is over, whose split by carrier
     /// must match the weights within 1%.
     pub calm_messages_per_customer: usize,
+    /// The pace of the load while the faults go on.
+    pub messages_per_second: usize,
     pub seed: u64,
 }
 
@@ -85,6 +87,7 @@ impl ChaosPlan {
             nats_nodes: 1,
             receipt_deadline: Duration::from_secs(90),
             calm_messages_per_customer: 3_000,
+            messages_per_second: 2_000,
             seed,
         }
     }
@@ -106,6 +109,7 @@ impl ChaosPlan {
             nats_nodes: 1,
             receipt_deadline: Duration::from_secs(20),
             calm_messages_per_customer: 600,
+            messages_per_second: 1_000,
             seed,
         }
     }
@@ -482,10 +486,23 @@ async fn generate_load(
         .build()
         .expect("an HTTP client");
     let requests = plan.messages.div_ceil(plan.recipients_per_request);
+    // Paced, so the traffic spans the faults: a pipeline faster than the fault script
+    // would otherwise deliver everything before the first carrier goes down.
+    let every = Duration::from_secs_f64(
+        plan.recipients_per_request as f64 / plan.messages_per_second.max(1) as f64,
+    );
+    let pace = Mutex::new(tokio::time::interval(every));
     futures::stream::iter(0..requests * 3)
         .take_while(|request| {
             let more = *request < requests || !faults_done.load(Ordering::SeqCst);
             futures::future::ready(more)
+        })
+        .then(|request| {
+            let pace = &pace;
+            async move {
+                pace.lock().await.tick().await;
+                request
+            }
         })
         .for_each_concurrent(4, |request| {
             let client = &client;

@@ -10,8 +10,10 @@ mod clickhouse;
 mod nats;
 mod process;
 mod redis;
+mod smsc;
 
 pub use clickhouse::ClickHouseServer;
 pub use nats::NatsServer;
 pub use process::{spare_port, wait_until, ChildProcess};
 pub use redis::RedisServer;
+pub use smsc::{SmscServer, SMSC_PASSWORD, SMSC_SYSTEM_ID};

@@ -223,6 +223,8 @@ pub enum Submitter {
         carrier: HttpCarrier,
         gatherer: Gatherer<SubmitRequest, SubmitOutcome>,
     },
+    /// An SMPP carrier ([`crate::smpp`]), whose submits are windowed per session.
+    Smpp(crate::smpp::SmppCarrier),
 }
 
 impl Submitter {
@@ -255,12 +257,14 @@ impl Submitter {
     pub async fn probe(&self) -> Result<(), String> {
         match self {
             Self::Single(carrier) | Self::Batched { carrier, .. } => carrier.probe().await,
+            Self::Smpp(carrier) => carrier.probe().await,
         }
     }
 
     pub async fn submit(&self, request: SubmitRequest) -> SubmitOutcome {
         match self {
             Self::Single(carrier) => carrier.submit(&request).await,
+            Self::Smpp(carrier) => carrier.submit(&request).await,
             Self::Batched { gatherer, .. } => {
                 gatherer
                     .call(request)

@@ -190,31 +190,48 @@ async fn receive(
     if receipts.is_empty() || receipts.len() > MAX_RECEIPTS_PER_POST {
         return Err(IntakeError::Count);
     }
-    let received_at_ms = rns_types::time::now_milliseconds();
-    let mut outbound = Vec::with_capacity(receipts.len());
-    for (index, mut receipt) in receipts.into_iter().enumerate() {
+    for (index, receipt) in receipts.iter().enumerate() {
         receipt
             .check()
             .map_err(|reason| IntakeError::InvalidReceipt { index, reason })?;
-        if let Some(detail) = &mut receipt.detail {
-            *detail = detail.chars().take(MAX_RECEIPT_DETAIL_CHARACTERS).collect();
-        }
-        let message_id =
-            message_ids::receipt(&carrier, &receipt.carrier_reference, receipt.state.as_str());
-        let key = correlation_key(&carrier, &receipt.carrier_reference);
-        let notice = ReceiptNotice::Receipt {
-            receipt,
-            received_at_ms,
-        };
-        outbound.push(Outbound {
-            subject: receipt_subject(&key),
-            message_id,
-            payload: Bytes::from(serde_json::to_vec(&notice).expect("a notice serialises")),
-        });
     }
-    let stored = outbound.len();
-    publish_all(&intake.0.jetstream, outbound, 256).await?;
-    metrics::counter!("rns_receipts_received_total", "carrier" => carrier.to_string())
-        .increment(stored as u64);
+    let stored = receipts.len();
+    store(&intake.0.jetstream, &carrier, receipts).await?;
     Ok(Json(Stored { stored }))
+}
+
+/// Stores `carrier`'s receipts (already checked) in `RECEIPTS` and returns once
+/// JetStream has them all: what a carrier's receipt is acknowledged after, whichever
+/// protocol brought it.
+pub async fn store(
+    jetstream: &Context,
+    carrier: &CarrierId,
+    receipts: Vec<CarrierReceipt>,
+) -> Result<(), PublishFailed> {
+    let received_at_ms = rns_types::time::now_milliseconds();
+    let count = receipts.len();
+    let outbound: Vec<Outbound> = receipts
+        .into_iter()
+        .map(|mut receipt| {
+            if let Some(detail) = &mut receipt.detail {
+                *detail = detail.chars().take(MAX_RECEIPT_DETAIL_CHARACTERS).collect();
+            }
+            let message_id =
+                message_ids::receipt(carrier, &receipt.carrier_reference, receipt.state.as_str());
+            let key = correlation_key(carrier, &receipt.carrier_reference);
+            let notice = ReceiptNotice::Receipt {
+                receipt,
+                received_at_ms,
+            };
+            Outbound {
+                subject: receipt_subject(&key),
+                message_id,
+                payload: Bytes::from(serde_json::to_vec(&notice).expect("a notice serialises")),
+            }
+        })
+        .collect();
+    publish_all(jetstream, outbound, 256).await?;
+    metrics::counter!("rns_receipts_received_total", "carrier" => carrier.to_string())
+        .increment(count as u64);
+    Ok(())
 }

@@ -1,0 +1,470 @@
+//! SMPP 3.4: carriers that speak their SMSC's own protocol, with RNS as the ESME.
+//!
+//! The PDUs and the session (sequence numbers, `enquire_link` every interval, answers
+//! matched to requests, timeouts) are the `rusmppc` client's; this module keeps
+//! `sessions` binds per carrier, submits through them and turns what the SMSC says
+//! into the outcomes and receipts the rest of RNS knows.
+//!
+//! - **Sessions.** Each session connects, binds as a transceiver (`system_id`,
+//!   `password`, `system_type`, interface version 3.4) and, once bound, takes submits.
+//!   A lost connection, a refused bind or an unanswered `enquire_link` unbinds it; it
+//!   binds again with a growing back-off (0.5 s doubling to 30 s). A carrier with no
+//!   bound session refuses submits as transient failures (never sent), which opens
+//!   its circuit; its recovery probe asks whether a session is bound again, so a
+//!   successful rebind closes it. At shutdown each session unbinds after the workers
+//!   have finished.
+//! - **Submits.** Up to `window` submits per session await their `submit_sm_resp` at
+//!   once. Text is UCS-2 (`data_coding` 0x08) unless `data_coding = "gsm7_when_ascii"`
+//!   and it is plain ASCII; a text longer than one part is split into concatenated
+//!   parts (UDH with a 16-bit reference), all on the same session. A delivery receipt
+//!   is asked for on the last part (`registered_delivery`), whose message id is the
+//!   carrier reference: the message is on the handset when its last part is.
+//!   `command_status` is read by [`status`]; no answer within the request timeout is
+//!   ambiguous (the message stays on the carrier).
+//! - **Receipts.** A `deliver_sm` receipt ([`receipt`]) is stored in `RECEIPTS`
+//!   before its `deliver_sm_resp` goes back (`ESME_RX_T_APPN` if it could not be
+//!   stored, so the SMSC sends it again), and flows on like an HTTP carrier's receipt
+//!   ([`crate::receipts`]). Receipts whose state is not final are acknowledged and
+//!   left to the deadline; a message from a handset is logged and counted.
+pub mod receipt;
+pub mod status;
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::context::Context;
+use futures::StreamExt;
+use rns_service::Secret;
+use rns_types::CarrierId;
+use rusmpp::extra::concatenation::SubmitSmMultipartExt;
+use rusmpp::extra::encoding::ucs2::Ucs2;
+use rusmpp::pdus::{BindTransceiver, DeliverSmResp, SubmitSm};
+use rusmpp::types::{COctetString, OctetString};
+use rusmpp::values::{
+    EsmClass, InterfaceVersion, IntermediateNotification, MCDeliveryReceipt, Npi,
+    RegisteredDelivery, SmeOriginatedAcknowledgement, Ton,
+};
+use rusmpp::{CommandStatus, Pdu};
+use rusmppc::{Client, ConnectionBuilder, Event};
+use serde::Deserialize;
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::http::SubmitRequest;
+use crate::outcome::SubmitOutcome;
+use crate::smpp::receipt::Delivered;
+
+/// How text is coded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmppDataCoding {
+    /// UCS-2 (0x08) always: every Korean text needs it.
+    #[default]
+    Ucs2,
+    /// GSM 7-bit (unpacked) for text it can carry, UCS-2 otherwise.
+    Gsm7WhenAscii,
+}
+
+/// A carrier's SMPP settings (`smpp = { … }` in its `[[carriers]]` entry).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmppSettings {
+    pub host: String,
+    pub port: u16,
+    pub system_id: String,
+    pub password: Secret,
+    #[serde(default)]
+    pub system_type: String,
+    /// Binds kept open at once.
+    #[serde(default = "default_sessions")]
+    pub sessions: usize,
+    /// Submits awaiting their answer at once, per session.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    #[serde(default = "default_enquire_link_seconds")]
+    pub enquire_link_seconds: u64,
+    /// Connect with TLS (`smpps://`).
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub data_coding: SmppDataCoding,
+}
+
+fn default_sessions() -> usize {
+    1
+}
+
+fn default_window() -> usize {
+    10
+}
+
+fn default_enquire_link_seconds() -> u64 {
+    30
+}
+
+/// The longest wait between two binds of a session.
+const LONGEST_REBIND_DELAY: Duration = Duration::from_secs(30);
+
+/// An SMPP carrier: its sessions and what submits through them; cheap to clone.
+#[derive(Clone)]
+pub struct SmppCarrier(Arc<Inner>);
+
+struct Inner {
+    carrier: CarrierId,
+    /// Each session's client while it is bound.
+    sessions: Vec<watch::Receiver<Option<Client>>>,
+    next: AtomicUsize,
+    window: Semaphore,
+    data_coding: SmppDataCoding,
+    reference: AtomicU16,
+}
+
+impl std::fmt::Debug for SmppCarrier {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SmppCarrier")
+            .field("carrier", &self.0.carrier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmppCarrier {
+    /// Starts `carrier`'s sessions, which bind and rebind until `shutdown`, and
+    /// store the receipts they receive in `jetstream`. Returns the carrier and the
+    /// sessions' tasks (each ends after unbinding).
+    pub fn start(
+        carrier: CarrierId,
+        settings: &SmppSettings,
+        password: String,
+        response_timeout: Duration,
+        jetstream: Context,
+        shutdown: CancellationToken,
+    ) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
+        let sessions = settings.sessions.max(1);
+        let mut receivers = Vec::with_capacity(sessions);
+        let mut tasks = Vec::with_capacity(sessions);
+        let session = Arc::new(SessionSettings {
+            carrier: carrier.clone(),
+            url: format!(
+                "{}://{}:{}",
+                if settings.tls { "smpps" } else { "smpp" },
+                settings.host,
+                settings.port
+            ),
+            system_id: settings.system_id.clone(),
+            password,
+            system_type: settings.system_type.clone(),
+            enquire_link: Duration::from_secs(settings.enquire_link_seconds.max(1)),
+            response_timeout,
+            jetstream,
+        });
+        for index in 0..sessions {
+            let (sender, receiver) = watch::channel(None);
+            receivers.push(receiver);
+            tasks.push(tokio::spawn(keep_session(
+                session.clone(),
+                index,
+                sender,
+                shutdown.clone(),
+            )));
+        }
+        let carrier = Self(Arc::new(Inner {
+            carrier,
+            sessions: receivers,
+            next: AtomicUsize::new(0),
+            window: Semaphore::new(sessions * settings.window.max(1)),
+            data_coding: settings.data_coding,
+            reference: AtomicU16::new(rand::random()),
+        }));
+        (carrier, tasks)
+    }
+
+    /// Whether a session is bound: the recovery probe's question.
+    pub async fn probe(&self) -> Result<(), String> {
+        match self.bound() {
+            Some(_) => Ok(()),
+            None => Err("no SMPP session is bound".to_owned()),
+        }
+    }
+
+    /// A bound session's client, taking sessions in turn.
+    fn bound(&self) -> Option<Client> {
+        let sessions = &self.0.sessions;
+        let start = self.0.next.fetch_add(1, Ordering::Relaxed);
+        (0..sessions.len()).find_map(|offset| {
+            sessions[(start + offset) % sessions.len()]
+                .borrow()
+                .as_ref()
+                .filter(|client| client.is_active())
+                .cloned()
+        })
+    }
+
+    /// Submits one message: all its parts through one bound session.
+    pub async fn submit(&self, request: &SubmitRequest) -> SubmitOutcome {
+        let parts = match self.parts(request) {
+            Ok(parts) => parts,
+            Err(reason) => return SubmitOutcome::Rejected { reason },
+        };
+        let count = u32::try_from(parts.len()).unwrap_or(u32::MAX);
+        let Ok(_permits) = self.0.window.acquire_many(count).await else {
+            return SubmitOutcome::Transient {
+                reason: "the SMPP carrier is stopping".to_owned(),
+            };
+        };
+        let Some(client) = self.bound() else {
+            return SubmitOutcome::Transient {
+                reason: "connection failed: no SMPP session is bound".to_owned(),
+            };
+        };
+        let total = parts.len();
+        let mut reference = None;
+        for (index, part) in parts.into_iter().enumerate() {
+            match client.submit_sm(part).await {
+                Ok(answer) => reference = Some(answer.message_id().to_string()),
+                Err(error) => return self.failed(error, index, total),
+            }
+        }
+        match reference {
+            Some(carrier_reference) => SubmitOutcome::Accepted { carrier_reference },
+            None => SubmitOutcome::Rejected {
+                reason: "the message has no parts".to_owned(),
+            },
+        }
+    }
+
+    /// The outcome of part `index` (of `total`) failing with `error`. Once an earlier
+    /// part was taken the message is partly at the carrier: only it can tell, so the
+    /// outcome is ambiguous.
+    fn failed(&self, error: rusmppc::error::Error, index: usize, total: usize) -> SubmitOutcome {
+        let outcome = match error {
+            rusmppc::error::Error::UnexpectedResponse { response } => {
+                status::refused(response.status())
+            }
+            rusmppc::error::Error::ConnectionClosed => SubmitOutcome::Transient {
+                reason: "connection failed: the SMPP session closed".to_owned(),
+            },
+            rusmppc::error::Error::Encode(error) => SubmitOutcome::Rejected {
+                reason: format!("cannot encode the submit: {error}"),
+            },
+            other => SubmitOutcome::Ambiguous {
+                reason: format!("no SMPP answer: {other}"),
+            },
+        };
+        if index == 0 || matches!(outcome, SubmitOutcome::Ambiguous { .. }) {
+            return outcome;
+        }
+        SubmitOutcome::Ambiguous {
+            reason: format!(
+                "part {} of {total} failed after the first was taken: {outcome:?}",
+                index + 1
+            ),
+        }
+    }
+
+    /// The `submit_sm`s of a message, split and coded; a receipt is asked for on the
+    /// last.
+    fn parts(&self, request: &SubmitRequest) -> Result<Vec<SubmitSm>, String> {
+        let address = |value: &str| {
+            COctetString::from_str(value).map_err(|error| format!("address {value:?}: {error}"))
+        };
+        let text = match &request.subject {
+            Some(subject) if !subject.is_empty() => format!("{subject}\n{}", request.text),
+            _ => request.text.clone(),
+        };
+        let base = SubmitSm::builder()
+            .source_addr_ton(Ton::Unknown)
+            .source_addr_npi(Npi::Unknown)
+            .source_addr(address(&request.from)?)
+            .dest_addr_ton(Ton::Unknown)
+            .dest_addr_npi(Npi::Unknown)
+            .destination_addr(address(&request.to)?)
+            .esm_class(EsmClass::default())
+            .short_message(OctetString::empty())
+            .build();
+        let reference = self.0.reference.fetch_add(1, Ordering::Relaxed);
+        let plain = text.is_ascii() && self.0.data_coding == SmppDataCoding::Gsm7WhenAscii;
+        let mut parts = if plain {
+            base.multipart(&text)
+                .reference_u16(reference)
+                .gsm7bit_unpacked()
+                .fallback(Ucs2::new())
+                .build()
+                .map_err(|error| format!("cannot split the text: {error}"))?
+        } else {
+            base.multipart(&text)
+                .reference_u16(reference)
+                .ucs2()
+                .build()
+                .map_err(|error| format!("cannot split the text: {error}"))?
+        };
+        if let Some(last) = parts.last_mut() {
+            last.registered_delivery = RegisteredDelivery::new(
+                MCDeliveryReceipt::McDeliveryReceiptRequestedWhereFinalDeliveryOutcomeIsSuccessOrFailure,
+                SmeOriginatedAcknowledgement::NoReceiptSmeAcknowledgementRequested,
+                IntermediateNotification::NoIntermediaryNotificationRequested,
+                0,
+            );
+        }
+        Ok(parts)
+    }
+}
+
+/// What every session of a carrier shares.
+struct SessionSettings {
+    carrier: CarrierId,
+    url: String,
+    system_id: String,
+    password: String,
+    system_type: String,
+    enquire_link: Duration,
+    response_timeout: Duration,
+    jetstream: Context,
+}
+
+/// Keeps session `index` bound until `shutdown`, publishing its client while bound.
+async fn keep_session(
+    session: Arc<SessionSettings>,
+    index: usize,
+    bound: watch::Sender<Option<Client>>,
+    shutdown: CancellationToken,
+) {
+    let carrier = &session.carrier;
+    let mut delay = Duration::from_millis(500);
+    while !shutdown.is_cancelled() {
+        match bind(&session).await {
+            Ok((client, events)) => {
+                tracing::info!(%carrier, session = index, url = %session.url, "SMPP session bound");
+                metrics::counter!("rns_smpp_binds_total", "carrier" => carrier.to_string(), "outcome" => "bound").increment(1);
+                delay = Duration::from_millis(500);
+                bound.send_replace(Some(client.clone()));
+                serve(&session, &client, events, &shutdown).await;
+                bound.send_replace(None);
+                if shutdown.is_cancelled() {
+                    if let Err(error) = client.unbind().await {
+                        tracing::debug!(%carrier, session = index, %error, "unbind was not answered");
+                    }
+                    let _ = client.close().await;
+                    tracing::info!(%carrier, session = index, "SMPP session unbound");
+                    return;
+                }
+                tracing::warn!(%carrier, session = index, "SMPP session lost; binding again");
+                let _ = client.close().await;
+            }
+            Err(reason) => {
+                metrics::counter!("rns_smpp_binds_total", "carrier" => carrier.to_string(), "outcome" => "failed").increment(1);
+                tracing::warn!(%carrier, session = index, %reason, retry_in = ?delay, "SMPP bind failed");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(LONGEST_REBIND_DELAY);
+    }
+}
+
+type Events = std::pin::Pin<Box<dyn futures::Stream<Item = Event> + Send>>;
+
+/// Connects and binds as a transceiver.
+async fn bind(session: &SessionSettings) -> Result<(Client, Events), String> {
+    let (client, events) = ConnectionBuilder::new()
+        .enquire_link_interval(session.enquire_link)
+        .enquire_link_response_timeout(session.response_timeout)
+        .response_timeout(session.response_timeout)
+        .disable_interface_version_check()
+        .connect(session.url.as_str())
+        .await
+        .map_err(|error| format!("connect: {error}"))?;
+    fn octets<const MAX: usize>(value: &str, what: &str) -> Result<COctetString<1, MAX>, String> {
+        COctetString::from_str(value).map_err(|error| format!("{what}: {error}"))
+    }
+    let request = BindTransceiver::builder()
+        .system_id(octets(&session.system_id, "system_id")?)
+        .password(octets(&session.password, "password")?)
+        .system_type(octets(&session.system_type, "system_type")?)
+        .interface_version(InterfaceVersion::Smpp3_4)
+        .addr_ton(Ton::Unknown)
+        .addr_npi(Npi::Unknown)
+        .address_range(COctetString::empty())
+        .build();
+    if let Err(error) = client.bind_transceiver(request).await {
+        let _ = client.close().await;
+        return Err(format!("bind_transceiver: {error}"));
+    }
+    Ok((client, Box::pin(events)))
+}
+
+/// Answers what the SMSC sends on a bound session until it closes or `shutdown`.
+async fn serve(
+    session: &SessionSettings,
+    client: &Client,
+    mut events: Events,
+    shutdown: &CancellationToken,
+) {
+    let carrier = &session.carrier;
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = events.next() => event,
+        };
+        match event {
+            None => return,
+            Some(Event::Error(error)) => {
+                tracing::warn!(%carrier, %error, "SMPP session error");
+            }
+            Some(Event::Incoming(command)) => match command.pdu() {
+                Some(Pdu::DeliverSm(deliver)) => {
+                    let status = take_delivery(session, receipt::read(deliver)).await;
+                    let answered = client
+                        .status(status)
+                        .deliver_sm_resp(command.sequence_number(), DeliverSmResp::default())
+                        .await;
+                    if let Err(error) = answered {
+                        tracing::warn!(%carrier, %error, "answering a deliver_sm failed; the SMSC sends it again");
+                    }
+                }
+                Some(Pdu::Unbind) => {
+                    let _ = client.unbind_resp(command.sequence_number()).await;
+                    return;
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+/// Stores a receipt before it is acknowledged; the status to answer the SMSC with.
+async fn take_delivery(session: &SessionSettings, delivered: Delivered) -> CommandStatus {
+    let carrier = &session.carrier;
+    match delivered {
+        Delivered::Receipt(receipt) => {
+            match crate::receipts::intake::store(&session.jetstream, carrier, vec![receipt]).await {
+                Ok(()) => CommandStatus::EsmeRok,
+                Err(error) => {
+                    tracing::warn!(%carrier, %error, "storing an SMPP receipt failed; asking the SMSC to send it again");
+                    CommandStatus::EsmeRxTAppn
+                }
+            }
+        }
+        Delivered::Intermediate {
+            carrier_reference,
+            state,
+        } => {
+            tracing::debug!(%carrier, %carrier_reference, %state, "intermediate SMPP receipt");
+            CommandStatus::EsmeRok
+        }
+        Delivered::MobileOriginated { from, to, text } => {
+            metrics::counter!("rns_smpp_mobile_originated_total", "carrier" => carrier.to_string())
+                .increment(1);
+            tracing::info!(%carrier, %from, %to, %text, "message from a handset");
+            CommandStatus::EsmeRok
+        }
+        Delivered::Unreadable(text) => {
+            tracing::warn!(%carrier, %text, "a receipt without a message id; acknowledged and dropped");
+            CommandStatus::EsmeRok
+        }
+    }
+}

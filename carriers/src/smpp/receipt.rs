@@ -1,0 +1,181 @@
+//! Delivery receipts in `deliver_sm`: the `receipted_message_id` and `message_state`
+//! TLVs when the SMSC sends them, else the standard text
+//! (`id:<id> sub:001 dlvrd:001 submit date:… done date:… stat:DELIVRD err:000 text:…`).
+//!
+//! | state | receipt |
+//! |---|---|
+//! | `DELIVRD` (2) | delivered |
+//! | `EXPIRED` (3) | expired |
+//! | `UNDELIV` (5), `DELETED` (4), `REJECTD` (8) | undeliverable |
+//! | `ENROUTE` (1), `ACCEPTD` (6), `UNKNOWN` (7), scheduled, skipped | not final: acknowledged and left to the deadline |
+use rns_types::receipt::{CarrierReceipt, ReceiptState};
+use rusmpp::pdus::DeliverSm;
+use rusmpp::tlvs::TlvValue;
+use rusmpp::values::{MessageState, MessageType};
+
+/// What a `deliver_sm` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// A receipt with a final state.
+    Receipt(CarrierReceipt),
+    /// A receipt whose state is not final (en route, accepted, unknown).
+    Intermediate {
+        carrier_reference: String,
+        state: String,
+    },
+    /// Not a receipt: a message from a handset (a reply, an opt-out).
+    MobileOriginated {
+        from: String,
+        to: String,
+        text: String,
+    },
+    /// A receipt without a message id: nothing to correlate it with.
+    Unreadable(String),
+}
+
+/// Reads a `deliver_sm`.
+pub fn read(deliver: &DeliverSm) -> Delivered {
+    let text = String::from_utf8_lossy(deliver.short_message().as_ref()).into_owned();
+    let is_receipt = matches!(
+        deliver.esm_class.message_type,
+        MessageType::ShortMessageContainsMCDeliveryReceipt
+            | MessageType::ShortMessageContainsIntermediateDeliveryNotification
+    );
+    if !is_receipt {
+        return Delivered::MobileOriginated {
+            from: deliver.source_addr.to_string(),
+            to: deliver.destination_addr.to_string(),
+            text,
+        };
+    }
+    let mut reference = None;
+    let mut state = None;
+    for tlv in deliver.tlvs() {
+        match tlv.value() {
+            Some(TlvValue::ReceiptedMessageId(id)) => reference = Some(id.to_string()),
+            Some(TlvValue::MessageState(value)) => state = Some(state_name(*value).to_owned()),
+            _ => {}
+        }
+    }
+    let reference = reference.or_else(|| field(&text, "id:").map(str::to_owned));
+    let state = state.or_else(|| field(&text, "stat:").map(str::to_owned));
+    let Some(carrier_reference) = reference.filter(|reference| !reference.is_empty()) else {
+        return Delivered::Unreadable(text);
+    };
+    let state = state.unwrap_or_else(|| "UNKNOWN".to_owned());
+    let error = field(&text, "err:").unwrap_or("000");
+    let final_state = match state.as_str() {
+        "DELIVRD" => Some(ReceiptState::Delivered),
+        "EXPIRED" => Some(ReceiptState::Expired),
+        "UNDELIV" | "DELETED" | "REJECTD" => Some(ReceiptState::Undeliverable),
+        _ => None,
+    };
+    match final_state {
+        Some(receipt_state) => Delivered::Receipt(CarrierReceipt {
+            carrier_reference,
+            state: receipt_state,
+            detail: Some(format!("stat:{state} err:{error}")),
+        }),
+        None => Delivered::Intermediate {
+            carrier_reference,
+            state,
+        },
+    }
+}
+
+/// The SMPP 3.4 name of a `message_state`.
+fn state_name(state: MessageState) -> &'static str {
+    match state {
+        MessageState::Enroute => "ENROUTE",
+        MessageState::Delivered => "DELIVRD",
+        MessageState::Expired => "EXPIRED",
+        MessageState::Deleted => "DELETED",
+        MessageState::Undeliverable => "UNDELIV",
+        MessageState::Accepted => "ACCEPTD",
+        MessageState::Rejected => "REJECTD",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The value after `name` in a receipt's text, up to the next space.
+fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let lower = text.to_ascii_lowercase();
+    let start = lower.find(name)? + name.len();
+    text[start..].split_whitespace().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use rusmpp::types::{COctetString, OctetString};
+    use rusmpp::values::EsmClass;
+
+    use super::*;
+
+    fn deliver(text: &str, esm_class: MessageType) -> DeliverSm {
+        let mut deliver = DeliverSm::builder()
+            .source_addr(COctetString::from_str("01012345678").unwrap())
+            .destination_addr(COctetString::from_str("0212345678").unwrap())
+            .short_message(OctetString::from_str(text).unwrap())
+            .build();
+        deliver.esm_class = EsmClass {
+            message_type: esm_class,
+            ..EsmClass::default()
+        };
+        deliver
+    }
+
+    #[test]
+    fn receipts_are_read_from_their_text() {
+        let text = "id:00000000a1 sub:001 dlvrd:000 submit date:2612021000 done date:2612021001 stat:UNDELIV err:001 text:";
+        assert_eq!(
+            read(&deliver(
+                text,
+                MessageType::ShortMessageContainsMCDeliveryReceipt
+            )),
+            Delivered::Receipt(CarrierReceipt {
+                carrier_reference: "00000000a1".into(),
+                state: ReceiptState::Undeliverable,
+                detail: Some("stat:UNDELIV err:001".into()),
+            })
+        );
+        let delivered = "id:7 sub:001 dlvrd:001 submit date:2612021000 done date:2612021001 stat:DELIVRD err:000 text:hi";
+        assert!(matches!(
+            read(&deliver(
+                delivered,
+                MessageType::ShortMessageContainsMCDeliveryReceipt
+            )),
+            Delivered::Receipt(CarrierReceipt {
+                state: ReceiptState::Delivered,
+                ..
+            })
+        ));
+        assert!(matches!(
+            read(&deliver(
+                "id:7 stat:ENROUTE",
+                MessageType::ShortMessageContainsMCDeliveryReceipt
+            )),
+            Delivered::Intermediate { .. }
+        ));
+        assert!(matches!(
+            read(&deliver(
+                "stat:DELIVRD",
+                MessageType::ShortMessageContainsMCDeliveryReceipt
+            )),
+            Delivered::Unreadable(_)
+        ));
+    }
+
+    #[test]
+    fn a_message_from_a_handset_is_not_a_receipt() {
+        assert_eq!(
+            read(&deliver("수신거부", MessageType::Default)),
+            Delivered::MobileOriginated {
+                from: "01012345678".into(),
+                to: "0212345678".into(),
+                text: "수신거부".into(),
+            }
+        );
+    }
+}

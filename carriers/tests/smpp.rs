@@ -1,0 +1,304 @@
+//! SMPP carriers against an SMSC this project did not write (node-smpp's server, see
+//! `testkit/smsc`), a real nats-server and Redis: submits are coded and split as the
+//! SMSC reads them, receipts in `deliver_sm` settle messages, throttling is waited
+//! out, and a carrier whose binds drop is routed around until it binds again.
+use std::time::Duration;
+
+use rns_carriers::smpp::{SmppDataCoding, SmppSettings};
+use rns_carriers::{CarrierKind, CarrierSettings, Settings, WorkerSettings};
+use rns_nats::{publish_all, CustomerDirectory, HealthView, Outbound, Topology};
+use rns_service::{NatsSettings, Readiness, RedisSettings, Secret};
+use rns_testkit::{
+    spare_port, wait_until, NatsServer, RedisServer, SmscServer, SMSC_PASSWORD, SMSC_SYSTEM_ID,
+};
+use rns_types::carrier::CarrierEntry;
+use rns_types::wire::{CarrierJob, EventKind, MessageEvent, ResultBatch};
+use rns_types::{
+    CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile, MessageType, PhoneNumber,
+    RequestId,
+};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+struct Harness {
+    _nats: NatsServer,
+    _redis: RedisServer,
+    smsc: SmscServer,
+    jetstream: async_nats::jetstream::Context,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn kt() -> CarrierId {
+    CarrierId::parse("kt").unwrap()
+}
+
+/// KT over SMPP to a fresh SMSC (two sessions, window 10, 2 s answers, receipts
+/// awaited 30 s), its worker running.
+async fn start() -> Harness {
+    let (nats, redis, smsc) = tokio::join!(
+        NatsServer::start(),
+        RedisServer::start(),
+        SmscServer::start()
+    );
+    let carrier = CarrierSettings {
+        id: kt(),
+        channel: Channel::Sms,
+        kind: CarrierKind::Smpp,
+        endpoint: String::new(),
+        smpp: Some(SmppSettings {
+            host: "127.0.0.1".into(),
+            port: smsc.smpp_port(),
+            system_id: SMSC_SYSTEM_ID.into(),
+            password: Secret::Inline(SMSC_PASSWORD.into()),
+            system_type: String::new(),
+            sessions: 2,
+            window: 10,
+            enquire_link_seconds: 1,
+            tls: false,
+            data_coding: SmppDataCoding::Ucs2,
+        }),
+        concurrency: 8,
+        request_timeout_milliseconds: 2_000,
+        batch_size: 1,
+        batches_in_flight: 1,
+        health_url: None,
+        rate_per_second: None,
+        receipt_token: None,
+    };
+    let mut settings = Settings {
+        nats: NatsSettings {
+            url: nats.url(),
+            ..Default::default()
+        },
+        redis: RedisSettings { url: redis.url() },
+        carriers: Some(vec![carrier]),
+        carrier_workers: WorkerSettings {
+            retry_backoff_milliseconds: vec![100],
+            receipt_deadline_seconds: 30,
+            receipts_listen: format!("127.0.0.1:{}", spare_port()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    settings.nats.topology.carrier_max_deliver = 3;
+    let jetstream = async_nats::jetstream::new(nats.client().await);
+    let catalog = CarrierCatalog::new(vec![CarrierEntry {
+        id: kt(),
+        channel: Channel::Sms,
+    }]);
+    Topology::for_catalog(settings.nats.topology.clone(), &catalog)
+        .ensure(&jetstream)
+        .await
+        .unwrap();
+    CustomerDirectory::open(&jetstream)
+        .await
+        .unwrap()
+        .create(
+            &CustomerProfile::new(CustomerId::parse("acme").unwrap(), "Acme".into(), 0),
+            "hash",
+        )
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(rns_carriers::run(
+        settings,
+        Readiness::default(),
+        shutdown.clone(),
+    ));
+    let harness = Harness {
+        _nats: nats,
+        _redis: redis,
+        smsc,
+        jetstream,
+        shutdown,
+    };
+    wait_until("both sessions bound", Duration::from_secs(20), || async {
+        counts(&harness).await["binds"].as_u64() == Some(2)
+    })
+    .await;
+    harness
+}
+
+async fn counts(harness: &Harness) -> Value {
+    serde_json::from_str(&harness.smsc.counts().await).unwrap()
+}
+
+async fn messages(harness: &Harness) -> Vec<Value> {
+    serde_json::from_str(&harness.smsc.messages().await).unwrap()
+}
+
+fn job(to: &str, text: &str) -> CarrierJob {
+    CarrierJob {
+        message_id: RequestId::generate().message_id(0),
+        customer_id: CustomerId::parse("acme").unwrap(),
+        accepted_at_ms: 1,
+        carrier: kt(),
+        hop: 1,
+        message_type: MessageType::Sms,
+        from: PhoneNumber::parse("0212345678").unwrap(),
+        to: PhoneNumber::parse(to).unwrap(),
+        subject: None,
+        text: text.into(),
+        tried: Vec::new(),
+        channel: Channel::Sms,
+        points_reserved: 3,
+        price: 3,
+        images: Vec::new(),
+        alimtalk: None,
+        fallback: None,
+        attempts_before: 0,
+        ambiguous_since_ms: None,
+        priority: rns_types::Priority::Normal,
+        expires_at_ms: None,
+    }
+}
+
+async fn enqueue(harness: &Harness, job: &CarrierJob) {
+    publish_all(&harness.jetstream, [Outbound::carrier_job(job)], 1)
+        .await
+        .unwrap();
+}
+
+async fn events(harness: &Harness) -> Vec<MessageEvent> {
+    let mut stream = harness.jetstream.get_stream("RESULTS").await.unwrap();
+    let state = stream.info().await.unwrap().state.clone();
+    let mut events = Vec::new();
+    for sequence in state.first_sequence..state.first_sequence + state.messages {
+        let message = stream.get_raw_message(sequence).await.unwrap();
+        let batch: ResultBatch = serde_json::from_slice(&message.payload).unwrap();
+        events.extend(batch.events);
+    }
+    events
+}
+
+/// The final event of `job`'s message, once there is one.
+async fn final_event(harness: &Harness, job: &CarrierJob) -> MessageEvent {
+    let of_job =
+        |event: &MessageEvent| event.message_id == job.message_id && event.kind.status().is_final();
+    wait_until("a final state", Duration::from_secs(30), || async {
+        events(harness).await.iter().any(of_job)
+    })
+    .await;
+    events(harness)
+        .await
+        .into_iter()
+        .find(of_job)
+        .expect("it was there")
+}
+
+#[tokio::test]
+async fn a_korean_sms_is_submitted_in_ucs2_and_its_receipt_delivers_it() {
+    let harness = start().await;
+    let sent = job("01012345678", "안녕하세요, RNS입니다.");
+    enqueue(&harness, &sent).await;
+    let delivered = final_event(&harness, &sent).await;
+    assert_eq!(delivered.kind, EventKind::Delivered, "{delivered:?}");
+    assert_eq!((delivered.points.reserved, delivered.points.spent), (3, 3));
+    assert!(delivered.detail.contains("stat:DELIVRD"), "{delivered:?}");
+    let taken = messages(&harness).await;
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!(taken[0]["text"], "안녕하세요, RNS입니다.");
+    assert_eq!(taken[0]["data_coding"], 8, "UCS-2");
+    assert_eq!(taken[0]["destination"], "01012345678");
+    let submitted = events(&harness)
+        .await
+        .into_iter()
+        .find(|event| event.kind == EventKind::Submitted)
+        .expect("submitted first");
+    assert_eq!(
+        Value::String(submitted.detail),
+        taken[0]["id"],
+        "the SMSC's message id is the carrier reference"
+    );
+}
+
+#[tokio::test]
+async fn a_long_korean_message_travels_in_concatenated_parts_and_is_settled_once() {
+    let harness = start().await;
+    let text = "가나다라마바사아자차카타파하".repeat(12);
+    let sent = job("01012345678", &text);
+    enqueue(&harness, &sent).await;
+    let delivered = final_event(&harness, &sent).await;
+    assert_eq!(delivered.kind, EventKind::Delivered, "{delivered:?}");
+    let parts = messages(&harness).await;
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+    let total = parts.len();
+    assert!(parts.iter().all(|part| part["parts"] == total), "{parts:?}");
+    let joined: String = parts
+        .iter()
+        .map(|part| part["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(joined, text, "the parts put together are the text");
+    assert_eq!(
+        counts(&harness).await["receipts_sent"],
+        1,
+        "a receipt is asked for once, on the last part"
+    );
+}
+
+#[tokio::test]
+async fn throttling_answers_are_waited_out_and_an_undeliverable_receipt_refunds() {
+    let harness = start().await;
+    harness
+        .smsc
+        .set_knobs(r#"{"throttle_rate": 0.5, "undeliverable_rate": 1.0}"#)
+        .await;
+    let jobs: Vec<CarrierJob> = (0..8)
+        .map(|index| job(&format!("010{index:08}"), "hello"))
+        .collect();
+    for job in &jobs {
+        enqueue(&harness, job).await;
+    }
+    for job in &jobs {
+        let ended = final_event(&harness, job).await;
+        assert_eq!(ended.kind, EventKind::Undeliverable, "{ended:?}");
+        assert_eq!((ended.points.reserved, ended.points.spent), (3, 0));
+    }
+    let counts = counts(&harness).await;
+    assert!(counts["throttled"].as_u64().unwrap() > 0, "{counts}");
+    assert!(
+        events(&harness)
+            .await
+            .iter()
+            .all(|event| event.kind != EventKind::AttemptFailed),
+        "throttling is no failed attempt"
+    );
+}
+
+#[tokio::test]
+async fn a_carrier_whose_binds_drop_opens_its_circuit_and_a_rebind_closes_it() {
+    let harness = start().await;
+    let health = HealthView::watch(&harness.jetstream, harness.shutdown.clone())
+        .await
+        .unwrap();
+    harness.smsc.set_knobs(r#"{"refuse_binds": true}"#).await;
+    harness.smsc.drop_sessions().await;
+    let waiting = job("01012345678", "after the drop");
+    enqueue(&harness, &waiting).await;
+    wait_until("KT's circuit opening", Duration::from_secs(20), || async {
+        health.is_open(&kt())
+    })
+    .await;
+    // The session tries to bind again and is refused: the fault is felt.
+    wait_until("a refused rebind", Duration::from_secs(20), || async {
+        counts(&harness).await["refused_binds"].as_u64() > Some(0)
+    })
+    .await;
+    harness.smsc.set_knobs(r#"{"refuse_binds": false}"#).await;
+    wait_until("KT's circuit closing", Duration::from_secs(40), || async {
+        !health.is_open(&kt())
+    })
+    .await;
+    let again = job("01087654321", "after the rebind");
+    enqueue(&harness, &again).await;
+    assert_eq!(
+        final_event(&harness, &again).await.kind,
+        EventKind::Delivered
+    );
+}

@@ -1,0 +1,124 @@
+//! An SMSC on spare ports: `testkit/smsc/smsc.js`, node-smpp's SMPP server (the
+//! protocol handling is that library's), controlled over HTTP (knobs, counters, the
+//! messages it took, dropping every bind).
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::process::{require_program, spare_port, wait_until, ChildProcess};
+
+const INSTALL: &str =
+    "apt-get install -y nodejs npm && npm ci --prefix testkit/smsc (./scripts/lib.sh does both)";
+
+/// The system id and password the SMSC takes.
+pub const SMSC_SYSTEM_ID: &str = "rns";
+pub const SMSC_PASSWORD: &str = "secret";
+
+#[derive(Debug)]
+pub struct SmscServer {
+    _process: ChildProcess,
+    smpp_port: u16,
+    control_port: u16,
+    http: reqwest::Client,
+    _directory: TempDir,
+}
+
+/// Where the SMSC script lives: `testkit/smsc` of this workspace.
+fn script_directory() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("smsc")
+}
+
+impl SmscServer {
+    pub async fn start() -> Self {
+        require_program("node", INSTALL);
+        let directory = script_directory();
+        assert!(
+            directory.join("node_modules/smpp").is_dir(),
+            "node-smpp is not installed in {}; install it with: {INSTALL}",
+            directory.display()
+        );
+        let logs = tempfile::tempdir().expect("temporary directory");
+        let (smpp_port, control_port) = (spare_port(), spare_port());
+        let mut command = Command::new("node");
+        command
+            .arg(directory.join("smsc.js"))
+            .arg("--smpp-port")
+            .arg(smpp_port.to_string())
+            .arg("--control-port")
+            .arg(control_port.to_string())
+            .arg("--system-id")
+            .arg(SMSC_SYSTEM_ID)
+            .arg("--password")
+            .arg(SMSC_PASSWORD);
+        let process = ChildProcess::spawn("smsc", command, logs.path());
+        let http = reqwest::Client::new();
+        let counts = format!("http://127.0.0.1:{control_port}/counts");
+        wait_until("the SMSC", Duration::from_secs(20), || async {
+            let listening = tokio::net::TcpStream::connect(("127.0.0.1", smpp_port))
+                .await
+                .is_ok();
+            listening && http.get(&counts).send().await.is_ok()
+        })
+        .await;
+        Self {
+            _process: process,
+            smpp_port,
+            control_port,
+            http,
+            _directory: logs,
+        }
+    }
+
+    pub fn smpp_port(&self) -> u16 {
+        self.smpp_port
+    }
+
+    fn control(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.control_port)
+    }
+
+    /// Merges `knobs` (JSON) into the SMSC's behaviour; see `smsc.js`.
+    pub async fn set_knobs(&self, knobs: &str) {
+        let response = self
+            .http
+            .put(self.control("/knobs"))
+            .header("content-type", "application/json")
+            .body(knobs.to_owned())
+            .send()
+            .await
+            .expect("the SMSC answers");
+        assert!(response.status().is_success(), "knobs refused: {knobs}");
+    }
+
+    /// Its counters, as JSON text.
+    pub async fn counts(&self) -> String {
+        self.get("/counts").await
+    }
+
+    /// Every part it took, as JSON text.
+    pub async fn messages(&self) -> String {
+        self.get("/messages").await
+    }
+
+    /// Closes every session at once, as an SMSC that drops its binds.
+    pub async fn drop_sessions(&self) {
+        self.http
+            .post(self.control("/drop"))
+            .send()
+            .await
+            .expect("the SMSC answers");
+    }
+
+    async fn get(&self, path: &str) -> String {
+        self.http
+            .get(self.control(path))
+            .send()
+            .await
+            .expect("the SMSC answers")
+            .text()
+            .await
+            .expect("the SMSC's answer is text")
+    }
+}
