@@ -38,8 +38,8 @@ fn kt() -> CarrierId {
     CarrierId::parse("kt").unwrap()
 }
 
-/// KT over SMPP to a fresh SMSC (two sessions, window 10, 2 s answers, receipts
-/// awaited 30 s), its worker running.
+/// KT over SMPP to a fresh SMSC (two sessions of window 10, 64 submits in flight,
+/// 2 s answers, receipts awaited 30 s), its worker running.
 async fn start() -> Harness {
     let (nats, redis, smsc) = tokio::join!(
         NatsServer::start(),
@@ -63,7 +63,7 @@ async fn start() -> Harness {
             tls: false,
             data_coding: SmppDataCoding::Ucs2,
         }),
-        concurrency: 8,
+        concurrency: 64,
         request_timeout_milliseconds: 2_000,
         batch_size: 1,
         batches_in_flight: 1,
@@ -300,5 +300,28 @@ async fn a_carrier_whose_binds_drop_opens_its_circuit_and_a_rebind_closes_it() {
     assert_eq!(
         final_event(&harness, &again).await.kind,
         EventKind::Delivered
+    );
+}
+
+#[tokio::test]
+async fn each_session_keeps_at_most_its_window_of_submits_awaiting_answers() {
+    let harness = start().await;
+    harness
+        .smsc
+        .set_knobs(r#"{"answer_delay_milliseconds": 300}"#)
+        .await;
+    let jobs: Vec<CarrierJob> = (0..60)
+        .map(|index| job(&format!("010{index:08}"), "windowed"))
+        .collect();
+    for job in &jobs {
+        enqueue(&harness, job).await;
+    }
+    for job in &jobs {
+        assert_eq!(final_event(&harness, job).await.kind, EventKind::Delivered);
+    }
+    let most = counts(&harness).await["max_outstanding"].as_u64().unwrap();
+    assert!(
+        (5..=10).contains(&most),
+        "submits awaiting answers on one session: {most} (window 10; asynchronous, so more than one)"
     );
 }

@@ -11,9 +11,10 @@
 // when its last part arrived.
 //
 // Control over HTTP on --control-port:
-//   PUT  /knobs     {"receipt_delay_milliseconds", "undeliverable_rate", "loss_rate",
-//                    "duplicate_rate", "early_rate", "throttle_rate",
-//                    "unanswered_rate", "refuse_binds"} (merged into the current ones)
+//   PUT  /knobs     {"receipt_delay_milliseconds", "answer_delay_milliseconds",
+//                    "undeliverable_rate", "loss_rate", "duplicate_rate", "early_rate",
+//                    "throttle_rate", "unanswered_rate", "refuse_binds"} (merged into
+//                    the current ones)
 //   POST /drop      closes every session at once (a dropped bind)
 //   GET  /counts    its counters
 //   GET  /messages  every submitted part: message id, source, destination, text,
@@ -35,6 +36,7 @@ const password = argument('password', 'secret');
 
 const knobs = {
   receipt_delay_milliseconds: 100,
+  answer_delay_milliseconds: 0,
   undeliverable_rate: 0,
   loss_rate: 0,
   duplicate_rate: 0,
@@ -56,6 +58,8 @@ const counts = {
   receipts_acknowledged: 0,
   receipts_lost: 0,
   dropped_sessions: 0,
+  // The most submits one session had awaiting their answer at once.
+  max_outstanding: 0,
 };
 const messages = [];
 const bound = new Set();
@@ -131,6 +135,16 @@ const server = smpp.createServer({ debug: false }, (session) => {
     session.send(pdu.response());
     session.close();
   });
+  session.outstanding = 0;
+  // Answers a submit after the answer delay, counting what waits.
+  const answer = (response) => {
+    session.outstanding += 1;
+    counts.max_outstanding = Math.max(counts.max_outstanding, session.outstanding);
+    setTimeout(() => {
+      session.outstanding -= 1;
+      session.send(response);
+    }, knobs.answer_delay_milliseconds);
+  };
   session.on('submit_sm', (pdu) => {
     counts.submits += 1;
     if (!bound.has(session) || !session.canSubmit) {
@@ -143,7 +157,7 @@ const server = smpp.createServer({ debug: false }, (session) => {
     }
     if (chance(knobs.throttle_rate)) {
       counts.throttled += 1;
-      session.send(pdu.response({ command_status: smpp.ESME_RTHROTTLED }));
+      answer(pdu.response({ command_status: smpp.ESME_RTHROTTLED }));
       return;
     }
     counts.accepted += 1;
@@ -182,13 +196,13 @@ const server = smpp.createServer({ debug: false }, (session) => {
     const receipts = !wantsReceipt || lost ? 0 : chance(knobs.duplicate_rate) ? 2 : 1;
     if (receipts > 0 && chance(knobs.early_rate)) {
       sendReceipt(message, 50);
-      session.send(pdu.response({ message_id: id }));
+      answer(pdu.response({ message_id: id }));
       for (let copy = 1; copy < receipts; copy += 1) {
         setTimeout(() => sendReceipt(message, 50), knobs.receipt_delay_milliseconds);
       }
       return;
     }
-    session.send(pdu.response({ message_id: id }));
+    answer(pdu.response({ message_id: id }));
     for (let copy = 0; copy < receipts; copy += 1) {
       setTimeout(() => sendReceipt(message, 50), knobs.receipt_delay_milliseconds);
     }

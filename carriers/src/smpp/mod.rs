@@ -14,7 +14,7 @@
 //!   successful rebind closes it. At shutdown each session unbinds after the workers
 //!   have finished.
 //! - **Submits.** Up to `window` submits per session await their `submit_sm_resp` at
-//!   once. Text is UCS-2 (`data_coding` 0x08) unless `data_coding = "gsm7_when_ascii"`
+//!   once (a message's parts count one each). Text is UCS-2 (`data_coding` 0x08) unless `data_coding = "gsm7_when_ascii"`
 //!   and it is plain ASCII; a text longer than one part is split into concatenated
 //!   parts (UDH with a 16-bit reference), all on the same session. A delivery receipt
 //!   is asked for on the last part (`registered_delivery`), whose message id is the
@@ -113,12 +113,20 @@ pub struct SmppCarrier(Arc<Inner>);
 
 struct Inner {
     carrier: CarrierId,
-    /// Each session's client while it is bound.
-    sessions: Vec<watch::Receiver<Option<Client>>>,
+    sessions: Vec<Session>,
     next: AtomicUsize,
-    window: Semaphore,
+    /// Submits one session may have awaiting their answer.
+    window: usize,
     data_coding: SmppDataCoding,
     reference: AtomicU16,
+}
+
+/// One session as submits see it.
+struct Session {
+    /// Its client while it is bound.
+    client: watch::Receiver<Option<Client>>,
+    /// Its window: a permit per submit awaiting its answer.
+    window: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for SmppCarrier {
@@ -142,10 +150,10 @@ impl SmppCarrier {
         jetstream: Context,
         shutdown: CancellationToken,
     ) -> (Self, Vec<tokio::task::JoinHandle<()>>) {
-        let sessions = settings.sessions.max(1);
-        let mut receivers = Vec::with_capacity(sessions);
-        let mut tasks = Vec::with_capacity(sessions);
-        let session = Arc::new(SessionSettings {
+        let count = settings.sessions.max(1);
+        let mut sessions = Vec::with_capacity(count);
+        let mut tasks = Vec::with_capacity(count);
+        let shared = Arc::new(SessionSettings {
             carrier: carrier.clone(),
             url: format!(
                 "{}://{}:{}",
@@ -160,11 +168,15 @@ impl SmppCarrier {
             response_timeout,
             jetstream,
         });
-        for index in 0..sessions {
+        let window = settings.window.max(1);
+        for index in 0..count {
             let (sender, receiver) = watch::channel(None);
-            receivers.push(receiver);
+            sessions.push(Session {
+                client: receiver,
+                window: Arc::new(Semaphore::new(window)),
+            });
             tasks.push(tokio::spawn(keep_session(
-                session.clone(),
+                shared.clone(),
                 index,
                 sender,
                 shutdown.clone(),
@@ -172,9 +184,9 @@ impl SmppCarrier {
         }
         let carrier = Self(Arc::new(Inner {
             carrier,
-            sessions: receivers,
+            sessions,
             next: AtomicUsize::new(0),
-            window: Semaphore::new(sessions * settings.window.max(1)),
+            window,
             data_coding: settings.data_coding,
             reference: AtomicU16::new(rand::random()),
         }));
@@ -189,16 +201,19 @@ impl SmppCarrier {
         }
     }
 
-    /// A bound session's client, taking sessions in turn.
-    fn bound(&self) -> Option<Client> {
+    /// A bound session's client and window, taking sessions in turn.
+    fn bound(&self) -> Option<(Client, Arc<Semaphore>)> {
         let sessions = &self.0.sessions;
         let start = self.0.next.fetch_add(1, Ordering::Relaxed);
         (0..sessions.len()).find_map(|offset| {
-            sessions[(start + offset) % sessions.len()]
+            let session = &sessions[(start + offset) % sessions.len()];
+            let client = session
+                .client
                 .borrow()
                 .as_ref()
                 .filter(|client| client.is_active())
-                .cloned()
+                .cloned()?;
+            Some((client, session.window.clone()))
         })
     }
 
@@ -208,15 +223,16 @@ impl SmppCarrier {
             Ok(parts) => parts,
             Err(reason) => return SubmitOutcome::Rejected { reason },
         };
-        let count = u32::try_from(parts.len()).unwrap_or(u32::MAX);
-        let Ok(_permits) = self.0.window.acquire_many(count).await else {
-            return SubmitOutcome::Transient {
-                reason: "the SMPP carrier is stopping".to_owned(),
-            };
-        };
-        let Some(client) = self.bound() else {
+        let Some((client, window)) = self.bound() else {
             return SubmitOutcome::Transient {
                 reason: "connection failed: no SMPP session is bound".to_owned(),
+            };
+        };
+        // A message of more parts than the window takes the whole window.
+        let count = u32::try_from(parts.len().min(self.0.window)).unwrap_or(1);
+        let Ok(_permits) = window.acquire_many_owned(count).await else {
+            return SubmitOutcome::Transient {
+                reason: "the SMPP carrier is stopping".to_owned(),
             };
         };
         let total = parts.len();
