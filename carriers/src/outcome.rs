@@ -12,7 +12,8 @@
 //!
 //! An ambiguous outcome is retried on the same carrier with the same client reference,
 //! never on another carrier: the first attempt may have reached the handset, and only
-//! that carrier can recognise the repeat.
+//! that carrier can recognise the repeat. A carrier that cannot recognise repeats
+//! (SMPP) is not asked again either: the message ends `unknown`.
 //!
 //! A throttled outcome is no failure: the carrier works and asks us to slow down. The
 //! worker waits (the carrier's `Retry-After`, else a growing delay) and submits again

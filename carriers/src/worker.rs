@@ -302,6 +302,12 @@ impl Worker {
         let mut records = Vec::with_capacity(jobs.len());
         for (job, outcome) in jobs.iter().zip(outcomes) {
             match outcome {
+                SubmitOutcome::Ambiguous { reason } if !self.submitter.recognises_repeats() => {
+                    self.failover
+                        .give_up_unknown(job, self.unrepeatable(reason), ATTEMPT)
+                        .await?;
+                    continue;
+                }
                 SubmitOutcome::Ambiguous { reason }
                 | SubmitOutcome::Transient { reason }
                 | SubmitOutcome::Throttled { reason, .. } => {
@@ -424,6 +430,35 @@ impl Worker {
         }
     }
 
+    /// For a carrier that cannot recognise a repeated submit (SMPP): whether delivery
+    /// `attempt` may submit the job, because no earlier one may have reached the
+    /// carrier — each failed for sure, and none on an earlier hop went unanswered.
+    async fn may_submit_again(
+        &self,
+        job: &CarrierJob,
+        attempt: u16,
+    ) -> Result<bool, FailoverError> {
+        if job.ambiguous_since_ms.is_some() {
+            return Ok(false);
+        }
+        if attempt <= 1 {
+            return Ok(true);
+        }
+        let earlier = self
+            .failover
+            .attempts(&job.message_id, job.hop, attempt - 1)
+            .await?;
+        Ok(earlier.may_leave(job))
+    }
+
+    /// Why a message ends `unknown` at a carrier that cannot recognise a repeat.
+    fn unrepeatable(&self, reason: &str) -> String {
+        format!(
+            "{}: {reason}; the protocol cannot recognise a repeated submit, so it is not sent again (the handset may or may not have it)",
+            self.carrier
+        )
+    }
+
     /// Counts and logs a turn given without the shared budget (Redis was away).
     fn note_pacing(&self, turn: Result<(), crate::pacing::PacingFailed>) {
         if let Err(error) = turn {
@@ -487,6 +522,40 @@ impl Worker {
                 }
             }
         }
+        if !self.submitter.recognises_repeats() {
+            match self.may_submit_again(&job, attempt).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let detail = self.unrepeatable("an earlier submit may have reached it");
+                    let ended = self
+                        .failover
+                        .give_up_unknown(&job, detail.clone(), attempt)
+                        .await;
+                    let acknowledged = match ended {
+                        Ok(()) => terminate_with_reason(&self.client, &message, &detail)
+                            .await
+                            .map_err(async_nats::Error::from),
+                        Err(error) => {
+                            tracing::warn!(carrier = %self.carrier, %error, "ending an unrepeatable job failed; will retry");
+                            message
+                                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                                .await
+                        }
+                    };
+                    if let Err(error) = acknowledged {
+                        tracing::warn!(carrier = %self.carrier, %error, "acknowledgement failed");
+                    }
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(carrier = %self.carrier, %error, "cannot tell whether an earlier submit reached the carrier; will retry");
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await;
+                    return;
+                }
+            }
+        }
         if job.has_expired(rns_types::time::now_milliseconds()) {
             self.expire(&message, &job, attempt).await;
             return;
@@ -517,6 +586,16 @@ impl Worker {
         outcome: &SubmitOutcome,
     ) -> Result<(), SettleError> {
         match outcome {
+            SubmitOutcome::Ambiguous { reason } if !self.submitter.recognises_repeats() => {
+                let detail = self.unrepeatable(reason);
+                self.failover
+                    .give_up_unknown(job, detail.clone(), attempt)
+                    .await?;
+                if let Err(error) = terminate_with_reason(&self.client, message, &detail).await {
+                    tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "terminating an unknown job failed; its redelivery ends it again");
+                }
+                return Ok(());
+            }
             SubmitOutcome::Ambiguous { reason } => {
                 self.failover
                     .record_attempt(&job.message_id, job.hop, attempt, reason, true)

@@ -325,3 +325,34 @@ async fn each_session_keeps_at_most_its_window_of_submits_awaiting_answers() {
         "submits awaiting answers on one session: {most} (window 10; asynchronous, so more than one)"
     );
 }
+
+/// SMPP has no client reference: an SMSC that never answered a submit_sm may have
+/// taken it, and a second submit could reach the handset twice.
+#[tokio::test]
+async fn an_unanswered_submit_is_never_made_again_and_ends_unknown() {
+    let harness = start().await;
+    harness.smsc.set_knobs(r#"{"unanswered_rate": 1.0}"#).await;
+    let sent = job("01012345678", "no answer");
+    enqueue(&harness, &sent).await;
+    let ended = final_event(&harness, &sent).await;
+    assert_eq!(ended.kind, EventKind::Unknown, "{ended:?}");
+    assert_eq!(
+        (ended.points.reserved, ended.points.spent),
+        (3, 3),
+        "charged"
+    );
+    assert!(ended.detail.contains("not sent again"), "{ended:?}");
+    harness.smsc.set_knobs(r#"{"unanswered_rate": 0.0}"#).await;
+    let after = job("01087654321", "answered again");
+    enqueue(&harness, &after).await;
+    assert_eq!(
+        final_event(&harness, &after).await.kind,
+        EventKind::Delivered
+    );
+    let counts = counts(&harness).await;
+    assert_eq!(
+        (counts["unanswered"].as_u64(), counts["submits"].as_u64()),
+        (Some(1), Some(2)),
+        "the unanswered message was submitted once: {counts}"
+    );
+}

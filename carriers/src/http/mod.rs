@@ -253,6 +253,13 @@ impl Submitter {
         Self::Batched { carrier, gatherer }
     }
 
+    /// Whether the carrier recognises a repeated submit of a message (and does not
+    /// deliver it twice): HTTP carriers do, by its client reference; SMPP has no such
+    /// reference, so an SMPP submit that may have arrived is never made again.
+    pub fn recognises_repeats(&self) -> bool {
+        !matches!(self, Self::Smpp(_))
+    }
+
     /// The carrier's health ([`HttpCarrier::probe`]).
     pub async fn probe(&self) -> Result<(), String> {
         match self {

@@ -19,8 +19,10 @@
 //!   parts (UDH with a 16-bit reference), all on the same session. A delivery receipt
 //!   is asked for on the last part (`registered_delivery`), whose message id is the
 //!   carrier reference: the message is on the handset when its last part is.
-//!   `command_status` is read by [`status`]; no answer within the request timeout is
-//!   ambiguous (the message stays on the carrier).
+//!   `command_status` is read by [`status`]. No answer within the request timeout is
+//!   ambiguous, and SMPP has no client reference by which the SMSC could recognise a
+//!   repeat, so such a message is never submitted again (nor to another carrier): it
+//!   ends `unknown`, charged ([`crate::http::Submitter::recognises_repeats`]).
 //! - **Receipts.** A `deliver_sm` receipt ([`receipt`]) is stored in `RECEIPTS`
 //!   before its `deliver_sm_resp` goes back (`ESME_RX_T_APPN` if it could not be
 //!   stored, so the SMSC sends it again), and flows on like an HTTP carrier's receipt
