@@ -9,7 +9,6 @@ use axum::Json;
 use rand::RngCore;
 use rns_types::{CustomerId, CustomerProfile};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::carrier_rates::MAX_RATE_PER_SECOND;
 use crate::error::ApiError;
@@ -29,7 +28,7 @@ pub async fn create(
     _admin: Admin,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateCustomer>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedCustomer>), ApiError> {
     let id = CustomerId::parse(&body.id)
         .map_err(|error| ApiError::invalid("invalid_customer_id", error.to_string()))?;
     let name = body.name.trim();
@@ -52,8 +51,21 @@ pub async fn create(
     tracing::info!(customer = %id, "customer created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": id, "name": profile.name, "api_key": api_key})),
+        Json(CreatedCustomer {
+            id,
+            name: profile.name,
+            api_key,
+        }),
     ))
+}
+
+/// A customer just created, with its API key: shown this once (only its hash is
+/// stored).
+#[derive(Debug, Serialize)]
+pub struct CreatedCustomer {
+    id: CustomerId,
+    name: String,
+    api_key: String,
 }
 
 /// `rns_` and 32 random bytes in hex.

@@ -14,8 +14,7 @@ use axum::Json;
 use rns_analytics::stats::{Bucket, CarrierNumbers};
 use rns_types::wire::MessageStatus;
 use rns_types::{Channel, MessageId, PhoneNumber, RequestId};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::contacts::is_id;
 use crate::error::ApiError;
@@ -101,7 +100,7 @@ pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<rns_analytics::listing::MessagePage>, ApiError> {
     use rns_analytics::listing::{ListCursor, MessageFilter};
     let limit = query.page.limit()?;
     let cursor = query
@@ -161,39 +160,35 @@ pub async fn list(
         .results()
         .list_messages(&customer, &filter, cursor.as_ref(), limit)
         .await?;
-    Ok(Json(serde_json::to_value(page).expect("a page serialises")))
+    Ok(Json(page))
 }
 
 pub async fn get_message(
     Customer(customer): Customer,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<rns_analytics::queries::MessageView>, ApiError> {
     let message_id = MessageId::parse(&id).map_err(|_| ApiError::NotFound("message"))?;
     let message = state
         .results()
         .message(&customer, &message_id)
         .await?
         .ok_or(ApiError::NotFound("message"))?;
-    Ok(Json(
-        serde_json::to_value(message).expect("a message view serialises"),
-    ))
+    Ok(Json(message))
 }
 
 pub async fn get_request(
     Customer(customer): Customer,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<rns_analytics::requests::RequestView>, ApiError> {
     let request_id = RequestId::parse(&id).map_err(|_| ApiError::NotFound("request"))?;
     let summary = state
         .results()
         .request_summary(&customer, &request_id)
         .await?
         .ok_or(ApiError::NotFound("request"))?;
-    Ok(Json(
-        serde_json::to_value(summary).expect("a request summary serialises"),
-    ))
+    Ok(Json(summary))
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,7 +208,7 @@ pub async fn list_requests(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<RequestsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<rns_analytics::requests::RequestPage>, ApiError> {
     let limit = query.page.limit()?;
     let cursor = query
         .page
@@ -229,7 +224,7 @@ pub async fn list_requests(
             limit,
         )
         .await?;
-    Ok(Json(serde_json::to_value(page).expect("a page serialises")))
+    Ok(Json(page))
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,7 +256,7 @@ pub async fn stats(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<StatsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatisticsView>, ApiError> {
     let until_ms =
         time("until", query.until)?.unwrap_or_else(|| rns_types::time::now_milliseconds() + 1);
     let since_ms =
@@ -313,40 +308,73 @@ pub async fn stats(
             .ok()
             .and_then(|carrier| catalog.channel_of(&carrier))
     };
-    let numbers = |numbers: &CarrierNumbers| {
-        let mut value = serde_json::to_value(numbers).expect("numbers serialise");
-        value["channel"] = json!(channel_of(&numbers.carrier));
-        value
+    let view = |numbers: &CarrierNumbers| CarrierStatistics {
+        channel: channel_of(&numbers.carrier),
+        share: None,
+        numbers: numbers.clone(),
     };
-    let carriers: Vec<Value> = statistics
+    let carriers = statistics
         .totals
         .iter()
-        .map(|total| {
-            let mut value = numbers(total);
-            if let Some(channel) = channel_of(&total.carrier) {
-                value["share"] = share(&statistics.totals, total, channel, &profile, &state);
-            }
-            value
+        .map(|total| CarrierStatistics {
+            share: channel_of(&total.carrier)
+                .map(|channel| share(&statistics.totals, total, channel, &profile, &state)),
+            ..view(total)
         })
         .collect();
-    let buckets: Vec<Value> = statistics
+    let buckets = statistics
         .buckets
         .iter()
-        .map(|bucket| {
-            json!({
-                "start": rns_types::time::rfc3339_seconds(bucket.start_seconds * 1_000),
-                "carriers": bucket.carriers.iter().map(numbers).collect::<Vec<_>>(),
-            })
+        .map(|bucket| BucketStatistics {
+            start: rns_types::time::rfc3339_seconds(bucket.start_seconds * 1_000),
+            carriers: bucket.carriers.iter().map(view).collect(),
         })
         .collect();
-    Ok(Json(json!({
-        "since": rns_types::time::rfc3339(since_ms),
-        "until": rns_types::time::rfc3339(until_ms),
-        "bucket": bucket,
-        "timezone": timezone.name(),
-        "carriers": carriers,
-        "buckets": buckets,
-    })))
+    Ok(Json(StatisticsView {
+        since: rns_types::time::rfc3339(since_ms),
+        until: rns_types::time::rfc3339(until_ms),
+        bucket,
+        timezone: timezone.name().to_owned(),
+        carriers,
+        buckets,
+    }))
+}
+
+/// `GET /v1/stats`.
+#[derive(Debug, Serialize)]
+pub struct StatisticsView {
+    since: String,
+    until: String,
+    bucket: Bucket,
+    timezone: String,
+    /// Totals per carrier over the range.
+    carriers: Vec<CarrierStatistics>,
+    buckets: Vec<BucketStatistics>,
+}
+
+/// One carrier's numbers, with its channel and (in the totals) its share.
+#[derive(Debug, Serialize)]
+pub struct CarrierStatistics {
+    #[serde(flatten)]
+    numbers: CarrierNumbers,
+    channel: Option<Channel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    share: Option<Share>,
+}
+
+/// The numbers of one bucket.
+#[derive(Debug, Serialize)]
+pub struct BucketStatistics {
+    start: String,
+    carriers: Vec<CarrierStatistics>,
+}
+
+/// A carrier's share of its channel's first choices against its target weight's
+/// share; none before anything was routed (or without weights).
+#[derive(Debug, Serialize)]
+pub struct Share {
+    actual: Option<f64>,
+    target: Option<f64>,
 }
 
 /// A carrier's share of its channel's first choices, against its share of the
@@ -357,7 +385,7 @@ fn share(
     channel: Channel,
     profile: &rns_types::CustomerProfile,
     state: &AppState,
-) -> Value {
+) -> Share {
     let catalog = state.catalog();
     let routed: u64 = totals
         .iter()
@@ -379,14 +407,8 @@ fn share(
         _ => 0,
     };
     let ratio = |part: f64, whole: f64| (whole > 0.0).then(|| part / whole);
-    let mut share = Map::new();
-    share.insert(
-        "actual".into(),
-        json!(ratio(carrier.first_choice as f64, routed as f64)),
-    );
-    share.insert(
-        "target".into(),
-        json!(ratio(f64::from(target), f64::from(weight_sum))),
-    );
-    Value::Object(share)
+    Share {
+        actual: ratio(carrier.first_choice as f64, routed as f64),
+        target: ratio(f64::from(target), f64::from(weight_sum)),
+    }
 }
