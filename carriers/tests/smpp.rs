@@ -4,6 +4,8 @@
 //! out, and a carrier whose binds drop is routed around until it binds again.
 use std::time::Duration;
 
+mod common;
+
 use rns_carriers::smpp::{SmppDataCoding, SmppSettings};
 use rns_carriers::{CarrierKind, CarrierSettings, Settings, WorkerSettings};
 use rns_nats::{publish_all, CustomerDirectory, HealthView, Outbound, Topology};
@@ -12,7 +14,7 @@ use rns_testkit::{
     spare_port, wait_until, NatsServer, RedisServer, SmscServer, SMSC_PASSWORD, SMSC_SYSTEM_ID,
 };
 use rns_types::carrier::CarrierEntry;
-use rns_types::wire::{CarrierJob, EventKind, MessageEvent, ResultBatch};
+use rns_types::wire::{CarrierJob, EventKind, MessageEvent};
 use rns_types::{
     CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile, MessageType, PhoneNumber,
     RequestId,
@@ -166,15 +168,7 @@ async fn enqueue(harness: &Harness, job: &CarrierJob) {
 }
 
 async fn events(harness: &Harness) -> Vec<MessageEvent> {
-    let mut stream = harness.jetstream.get_stream("RESULTS").await.unwrap();
-    let state = stream.info().await.unwrap().state.clone();
-    let mut events = Vec::new();
-    for sequence in state.first_sequence..state.first_sequence + state.messages {
-        let message = stream.get_raw_message(sequence).await.unwrap();
-        let batch: ResultBatch = serde_json::from_slice(&message.payload).unwrap();
-        events.extend(batch.events);
-    }
-    events
+    common::recorded_events(&harness.jetstream).await
 }
 
 /// The final event of `job`'s message, once there is one.

@@ -2,6 +2,8 @@
 //! outcome class is recorded before the job leaves the queue.
 use std::time::Duration;
 
+mod common;
+
 use bytes::Bytes;
 use rns_carriers::simulator::{self, Knobs, ReceiptKnobs, Simulator};
 use rns_carriers::{CarrierKind, CarrierSettings, Settings, WorkerSettings};
@@ -10,7 +12,7 @@ use rns_service::{NatsSettings, Readiness, RedisSettings, Secret};
 use rns_testkit::{spare_port, wait_until, NatsServer, RedisServer};
 use rns_types::carrier::CarrierEntry;
 use rns_types::subjects::carrier_subject;
-use rns_types::wire::{CarrierJob, EventKind, MessageEvent, ResultBatch};
+use rns_types::wire::{CarrierJob, EventKind, MessageEvent};
 use rns_types::{
     CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile, MessageId, MessageType,
     PhoneNumber, RequestId,
@@ -230,17 +232,7 @@ async fn wait_for_all_final(
 }
 
 async fn events(jetstream: &async_nats::jetstream::Context) -> Vec<MessageEvent> {
-    let Ok(mut stream) = jetstream.get_stream("RESULTS").await else {
-        return Vec::new();
-    };
-    let state = stream.info().await.unwrap().state.clone();
-    let mut events = Vec::new();
-    for sequence in state.first_sequence..state.first_sequence + state.messages {
-        let message = stream.get_raw_message(sequence).await.unwrap();
-        let batch: ResultBatch = serde_json::from_slice(&message.payload).unwrap();
-        events.extend(batch.events);
-    }
-    events
+    common::recorded_events(jetstream).await
 }
 
 async fn wait_for_final(jetstream: &async_nats::jetstream::Context) -> Vec<MessageEvent> {
