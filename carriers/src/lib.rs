@@ -482,3 +482,34 @@ pub async fn run(
         .map_err(|error| CarriersError::Nats(error.to_string()))?;
     failure.map_or(Ok(()), Err)
 }
+
+#[cfg(test)]
+mod tests {
+    use figment::providers::Format;
+
+    use super::*;
+
+    /// `./scripts/up` runs the carriers service with the repository's `rns.toml`.
+    #[test]
+    fn the_repositorys_rns_toml_configures_the_carriers_service() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../rns.toml");
+        let settings: Settings = figment::Figment::new()
+            .merge(figment::providers::Toml::file_exact(path))
+            .extract()
+            .expect("rns.toml reads as the carriers' settings");
+        let carriers = settings.carriers.expect("rns.toml lists the carriers");
+        assert_eq!(carriers.len(), 5);
+        for carrier in &carriers {
+            assert_eq!(carrier.kind, CarrierKind::Http, "{}", carrier.id);
+            assert!(!carrier.endpoint.is_empty(), "{}", carrier.id);
+            let token = carrier.receipt_token.as_ref().map(Secret::reveal);
+            assert!(
+                matches!(token, Some(Ok(_))),
+                "{} takes receipts in development",
+                carrier.id
+            );
+        }
+        assert_eq!(settings.carrier_workers.receipts_listen, "127.0.0.1:8084");
+        assert_eq!(settings.carrier_workers.receipt_deadline_seconds, 3_600);
+    }
+}
