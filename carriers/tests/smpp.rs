@@ -15,10 +15,7 @@ use rns_testkit::{
 };
 use rns_types::carrier::CarrierEntry;
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent};
-use rns_types::{
-    CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile, MessageType, PhoneNumber,
-    RequestId,
-};
+use rns_types::{CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -136,29 +133,7 @@ async fn messages(harness: &Harness) -> Vec<Value> {
 }
 
 fn job(to: &str, text: &str) -> CarrierJob {
-    CarrierJob {
-        message_id: RequestId::generate().message_id(0),
-        customer_id: CustomerId::parse("acme").unwrap(),
-        accepted_at_ms: 1,
-        carrier: kt(),
-        hop: 1,
-        message_type: MessageType::Sms,
-        from: PhoneNumber::parse("0212345678").unwrap(),
-        to: PhoneNumber::parse(to).unwrap(),
-        subject: None,
-        text: text.into(),
-        tried: Vec::new(),
-        channel: Channel::Sms,
-        points_reserved: 3,
-        price: 3,
-        images: Vec::new(),
-        alimtalk: None,
-        fallback: None,
-        attempts_before: 0,
-        ambiguous_since_ms: None,
-        priority: rns_types::Priority::Normal,
-        expires_at_ms: None,
-    }
+    common::sms_job(to, text, 3)
 }
 
 async fn enqueue(harness: &Harness, job: &CarrierJob) {

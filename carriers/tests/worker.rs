@@ -14,8 +14,7 @@ use rns_types::carrier::CarrierEntry;
 use rns_types::subjects::carrier_subject;
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent};
 use rns_types::{
-    CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile, MessageId, MessageType,
-    PhoneNumber, RequestId,
+    CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile, MessageId, RequestId,
 };
 use rns_types::{CircuitRecord, CircuitState};
 use tokio_util::sync::CancellationToken;
@@ -148,29 +147,7 @@ async fn prepare(
 }
 
 fn job(to: &str) -> CarrierJob {
-    CarrierJob {
-        message_id: RequestId::generate().message_id(0),
-        customer_id: CustomerId::parse("acme").unwrap(),
-        accepted_at_ms: 1,
-        carrier: CarrierId::parse("kt").unwrap(),
-        hop: 1,
-        message_type: MessageType::Sms,
-        from: PhoneNumber::parse("0212345678").unwrap(),
-        to: PhoneNumber::parse(to).unwrap(),
-        subject: None,
-        text: "hello".into(),
-        tried: Vec::new(),
-        channel: rns_types::Channel::Sms,
-        points_reserved: 1,
-        price: 1,
-        images: Vec::new(),
-        alimtalk: None,
-        fallback: None,
-        attempts_before: 0,
-        ambiguous_since_ms: None,
-        priority: rns_types::Priority::Normal,
-        expires_at_ms: None,
-    }
+    common::sms_job(to, "hello", 1)
 }
 
 async fn enqueue(jetstream: &async_nats::jetstream::Context, job: &CarrierJob) {

@@ -112,6 +112,8 @@ impl Handled {
 pub struct Receipts {
     jetstream: Context,
     correlations: kv::Store,
+    /// The `RECEIPTS` stream, where a deadline looks for a receipt not yet read.
+    stream: async_nats::jetstream::stream::Stream<()>,
     results: ResultSink,
     failover: Failover,
     deadline: Duration,
@@ -151,9 +153,14 @@ impl Receipts {
             .get_key_value(RECEIPT_CORRELATIONS_BUCKET)
             .await
             .map_err(store_error)?;
+        let stream = jetstream
+            .get_stream_no_info(RECEIPTS_STREAM)
+            .await
+            .map_err(store_error)?;
         Ok(Self {
             jetstream,
             correlations,
+            stream,
             results,
             failover,
             deadline,
@@ -514,12 +521,8 @@ impl Receipts {
     /// Whether a receipt of the message under `key` is stored and not yet read (the
     /// work queue drops what was read).
     async fn receipt_waiting(&self, key: &str) -> Result<bool, ReceiptError> {
-        let stream = self
-            .jetstream
-            .get_stream_no_info(RECEIPTS_STREAM)
-            .await
-            .map_err(store_error)?;
-        match stream
+        match self
+            .stream
             .get_last_raw_message_by_subject(&receipt_subject(key))
             .await
         {

@@ -1,5 +1,34 @@
 //! What the carriers' integration tests share.
-use rns_types::wire::{MessageEvent, ResultBatch};
+use rns_types::wire::{CarrierJob, MessageEvent, ResultBatch};
+use rns_types::{CarrierId, Channel, CustomerId, MessageType, PhoneNumber, Priority, RequestId};
+
+/// A fresh SMS job of customer `acme` on its first hop at KT, to `to`, costing
+/// `points`.
+pub fn sms_job(to: &str, text: &str, points: u32) -> CarrierJob {
+    CarrierJob {
+        message_id: RequestId::generate().message_id(0),
+        customer_id: CustomerId::parse("acme").unwrap(),
+        accepted_at_ms: 1,
+        carrier: CarrierId::parse("kt").unwrap(),
+        hop: 1,
+        message_type: MessageType::Sms,
+        from: PhoneNumber::parse("0212345678").unwrap(),
+        to: PhoneNumber::parse(to).unwrap(),
+        subject: None,
+        text: text.into(),
+        tried: Vec::new(),
+        channel: Channel::Sms,
+        points_reserved: points,
+        price: points,
+        images: Vec::new(),
+        alimtalk: None,
+        fallback: None,
+        attempts_before: 0,
+        ambiguous_since_ms: None,
+        priority: Priority::Normal,
+        expires_at_ms: None,
+    }
+}
 
 /// Every event recorded in `RESULTS` so far, in order (none before the stream
 /// exists).
