@@ -175,6 +175,23 @@ impl System {
             let process = system.spawn_simulator(carrier, port);
             system.simulators.insert(carrier, (process, port));
         }
+        // A test may turn a simulator's knobs first thing: each answers before the
+        // services start.
+        for (carrier, _) in CARRIERS {
+            let counts = format!("{}/v1/counts", system.simulator_url(carrier));
+            let http = &system.http;
+            rns_testkit::wait_until(
+                &format!("the {carrier} simulator"),
+                Duration::from_secs(30),
+                || async {
+                    http.get(&counts)
+                        .send()
+                        .await
+                        .is_ok_and(|response| response.status().is_success())
+                },
+            )
+            .await;
+        }
         system.write_config(&options);
         for service in Service::ALL {
             system.start_service(service).await;

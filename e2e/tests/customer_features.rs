@@ -7,6 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use reqwest::Method;
 use rns_e2e::{count, System};
+use rns_testkit::wait_until;
 use serde_json::{json, Value};
 
 async fn post(system: &System, key: &str, path: &str, body: Value) -> Value {
@@ -246,14 +247,11 @@ async fn alimtalk_that_kakao_rejects_falls_back_to_sms_and_is_charged_as_sms() {
     );
 
     // Settled as the LMS it became: 3 spent, nothing left reserved.
-    let mut account = Value::Null;
-    for _ in 0..100 {
-        account = system.call(Method::GET, "/v1/points", &key, None).await.1;
-        if account["reserved"] == json!(0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until("nothing reserved", Duration::from_secs(10), || async {
+        system.call(Method::GET, "/v1/points", &key, None).await.1["reserved"] == json!(0)
+    })
+    .await;
+    let account = system.call(Method::GET, "/v1/points", &key, None).await.1;
     assert_eq!(
         (account["spent"].as_i64(), account["balance"].as_i64()),
         (Some(3), Some(97)),
