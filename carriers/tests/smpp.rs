@@ -1,7 +1,8 @@
-//! SMPP carriers against an SMSC this project did not write (node-smpp's server, see
-//! `testkit/smsc`), a real nats-server and Redis: submits are coded and split as the
-//! SMSC reads them, receipts in `deliver_sm` settle messages, throttling is waited
-//! out, and a carrier whose binds drop is routed around until it binds again.
+//! SMPP carriers against SMSCs this project did not write (node-smpp's server and
+//! smpp34's, see `testkit/smsc`), a real nats-server and Redis: submits are coded and
+//! split as the SMSC reads them, receipts in `deliver_sm` settle messages, throttling
+//! is waited out, and a carrier whose binds drop is routed around until it binds again.
+//! What both SMSCs can do is tested against both.
 use std::time::Duration;
 
 mod common;
@@ -11,7 +12,8 @@ use rns_carriers::{CarrierKind, CarrierSettings, Settings, WorkerSettings};
 use rns_nats::{publish_all, CustomerDirectory, HealthView, Outbound, Topology};
 use rns_service::{NatsSettings, Readiness, RedisSettings, Secret};
 use rns_testkit::{
-    spare_port, wait_until, NatsServer, RedisServer, SmscServer, SMSC_PASSWORD, SMSC_SYSTEM_ID,
+    spare_port, wait_until, NatsServer, RedisServer, SmscImplementation, SmscServer, SMSC_PASSWORD,
+    SMSC_SYSTEM_ID,
 };
 use rns_types::carrier::CarrierEntry;
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent};
@@ -37,13 +39,17 @@ fn kt() -> CarrierId {
     CarrierId::parse("kt").unwrap()
 }
 
-/// KT over SMPP to a fresh SMSC (two sessions of window 10, 64 submits in flight,
-/// 2 s answers, receipts awaited 30 s), its worker running.
+/// KT over SMPP to a fresh node-smpp SMSC (two sessions of window 10, 64 submits in
+/// flight, 2 s answers, receipts awaited 30 s), its worker running.
 async fn start() -> Harness {
+    start_with(SmscImplementation::NodeSmpp).await
+}
+
+async fn start_with(implementation: SmscImplementation) -> Harness {
     let (nats, redis, smsc) = tokio::join!(
         NatsServer::start(),
         RedisServer::start(),
-        SmscServer::start()
+        SmscServer::start_with(implementation)
     );
     let carrier = CarrierSettings {
         id: kt(),
@@ -163,7 +169,16 @@ async fn final_event(harness: &Harness, job: &CarrierJob) -> MessageEvent {
 
 #[tokio::test]
 async fn a_korean_sms_is_submitted_in_ucs2_and_its_receipt_delivers_it() {
-    let harness = start().await;
+    korean_sms(SmscImplementation::NodeSmpp).await;
+}
+
+#[tokio::test]
+async fn a_korean_sms_through_smpp34_is_submitted_in_ucs2_and_its_receipt_delivers_it() {
+    korean_sms(SmscImplementation::Smpp34).await;
+}
+
+async fn korean_sms(implementation: SmscImplementation) {
+    let harness = start_with(implementation).await;
     let sent = job("01012345678", "안녕하세요, RNS입니다.");
     enqueue(&harness, &sent).await;
     let delivered = final_event(&harness, &sent).await;
@@ -189,7 +204,16 @@ async fn a_korean_sms_is_submitted_in_ucs2_and_its_receipt_delivers_it() {
 
 #[tokio::test]
 async fn a_long_korean_message_travels_in_concatenated_parts_and_is_settled_once() {
-    let harness = start().await;
+    long_korean_message(SmscImplementation::NodeSmpp).await;
+}
+
+#[tokio::test]
+async fn a_long_korean_message_through_smpp34_travels_in_concatenated_parts_and_is_settled_once() {
+    long_korean_message(SmscImplementation::Smpp34).await;
+}
+
+async fn long_korean_message(implementation: SmscImplementation) {
+    let harness = start_with(implementation).await;
     let text = "가나다라마바사아자차카타파하".repeat(12);
     let sent = job("01012345678", &text);
     enqueue(&harness, &sent).await;
@@ -213,7 +237,16 @@ async fn a_long_korean_message_travels_in_concatenated_parts_and_is_settled_once
 
 #[tokio::test]
 async fn throttling_answers_are_waited_out_and_an_undeliverable_receipt_refunds() {
-    let harness = start().await;
+    throttling_and_undeliverable(SmscImplementation::NodeSmpp).await;
+}
+
+#[tokio::test]
+async fn smpp34_throttling_answers_are_waited_out_and_an_undeliverable_receipt_refunds() {
+    throttling_and_undeliverable(SmscImplementation::Smpp34).await;
+}
+
+async fn throttling_and_undeliverable(implementation: SmscImplementation) {
+    let harness = start_with(implementation).await;
     harness
         .smsc
         .set_knobs(r#"{"throttle_rate": 0.5, "undeliverable_rate": 1.0}"#)
@@ -269,6 +302,35 @@ async fn a_carrier_whose_binds_drop_opens_its_circuit_and_a_rebind_closes_it() {
     assert_eq!(
         final_event(&harness, &again).await.kind,
         EventKind::Delivered
+    );
+}
+
+/// smpp34's SMSC ends every bind with an `unbind` of its own: the sessions bind again
+/// and what was sent meanwhile is delivered.
+#[tokio::test]
+async fn binds_the_smpp34_smsc_ends_are_made_again_and_nothing_is_lost() {
+    let harness = start_with(SmscImplementation::Smpp34).await;
+    harness.smsc.drop_sessions().await;
+    let jobs: Vec<CarrierJob> = (0..6)
+        .map(|index| job(&format!("010{index:08}"), "across the unbind"))
+        .collect();
+    for job in &jobs {
+        enqueue(&harness, job).await;
+    }
+    wait_until(
+        "both sessions bound again",
+        Duration::from_secs(30),
+        || async { counts(&harness).await["binds"].as_u64() >= Some(4) },
+    )
+    .await;
+    for job in &jobs {
+        assert_eq!(final_event(&harness, job).await.kind, EventKind::Delivered);
+    }
+    let counts = counts(&harness).await;
+    assert_eq!(counts["dropped_sessions"], 2, "{counts}");
+    assert_eq!(
+        counts["accepted"], 6,
+        "each message taken once across the unbind: {counts}"
     );
 }
 

@@ -16,4 +16,4 @@ pub use clickhouse::ClickHouseServer;
 pub use nats::NatsServer;
 pub use process::{spare_port, wait_until, ChildProcess};
 pub use redis::RedisServer;
-pub use smsc::{SmscServer, SMSC_PASSWORD, SMSC_SYSTEM_ID};
+pub use smsc::{SmscImplementation, SmscServer, SMSC_PASSWORD, SMSC_SYSTEM_ID};

@@ -1,6 +1,7 @@
-//! An SMSC on spare ports: `testkit/smsc/smsc.js`, node-smpp's SMPP server (the
-//! protocol handling is that library's), controlled over HTTP (knobs, counters, the
-//! messages it took, dropping every bind).
+//! An SMSC on spare ports, made by people who are not us: `testkit/smsc/smsc.js` on
+//! node-smpp's server (npm `smpp`), or `testkit/smsc/smsc34.py` on smpp34's (PyPI, a
+//! Rust core) — the protocol handling is the library's either way. Both are controlled
+//! over the same HTTP routes (knobs, counters, the messages taken, dropping every bind).
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -9,8 +10,19 @@ use tempfile::TempDir;
 
 use crate::process::{require_program, spare_port, wait_until, ChildProcess};
 
-const INSTALL: &str =
+const NODE_INSTALL: &str =
     "apt-get install -y nodejs npm && npm ci --prefix testkit/smsc (./scripts/lib.sh does both)";
+const SMPP34_INSTALL: &str = "python3 -m pip install smpp34==1.5.0 (./scripts/lib.sh does it)";
+
+/// Which library's SMPP server the SMSC is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmscImplementation {
+    /// node-smpp (npm `smpp` 0.5): every knob of `smsc.js`.
+    NodeSmpp,
+    /// smpp34 (PyPI, Rust core): the knobs `smsc34.py` lists; it cannot refuse a bind
+    /// or leave a submit unanswered.
+    Smpp34,
+}
 
 /// The system id and password the SMSC takes.
 pub const SMSC_SYSTEM_ID: &str = "rns";
@@ -31,19 +43,43 @@ fn script_directory() -> PathBuf {
 }
 
 impl SmscServer {
+    /// node-smpp's SMSC.
     pub async fn start() -> Self {
-        require_program("node", INSTALL);
+        Self::start_with(SmscImplementation::NodeSmpp).await
+    }
+
+    pub async fn start_with(implementation: SmscImplementation) -> Self {
         let directory = script_directory();
-        assert!(
-            directory.join("node_modules/smpp").is_dir(),
-            "node-smpp is not installed in {}; install it with: {INSTALL}",
-            directory.display()
-        );
+        let mut command = match implementation {
+            SmscImplementation::NodeSmpp => {
+                require_program("node", NODE_INSTALL);
+                assert!(
+                    directory.join("node_modules/smpp").is_dir(),
+                    "node-smpp is not installed in {}; install it with: {NODE_INSTALL}",
+                    directory.display()
+                );
+                let mut command = Command::new("node");
+                command.arg(directory.join("smsc.js"));
+                command
+            }
+            SmscImplementation::Smpp34 => {
+                require_program("python3", SMPP34_INSTALL);
+                let installed = Command::new("python3")
+                    .args(["-c", "import smpp34"])
+                    .status()
+                    .is_ok_and(|status| status.success());
+                assert!(
+                    installed,
+                    "smpp34 is not installed; install it with: {SMPP34_INSTALL}"
+                );
+                let mut command = Command::new("python3");
+                command.arg(directory.join("smsc34.py"));
+                command
+            }
+        };
         let logs = tempfile::tempdir().expect("temporary directory");
         let (smpp_port, control_port) = (spare_port(), spare_port());
-        let mut command = Command::new("node");
         command
-            .arg(directory.join("smsc.js"))
             .arg("--smpp-port")
             .arg(smpp_port.to_string())
             .arg("--control-port")

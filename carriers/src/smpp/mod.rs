@@ -8,9 +8,10 @@
 //! - **Sessions.** Each session connects, binds as a transceiver (`system_id`,
 //!   `password`, `system_type`, interface version 3.4) and, once bound, takes submits.
 //!   A lost connection, a refused bind or an unanswered `enquire_link` unbinds it; it
-//!   binds again with a growing back-off (0.5 s doubling to 30 s). A carrier with no
-//!   bound session refuses submits as transient failures (never sent), which opens
-//!   its circuit; its recovery probe asks whether a session is bound again, so a
+//!   binds again with a growing back-off (0.5 s doubling to 30 s). A submit that finds
+//!   no session bound waits up to the request timeout for one (a dropped bind is
+//!   routine and soon made again); then it is a transient failure (never sent), which
+//!   opens the carrier's circuit; its recovery probe asks whether a session is bound again, so a
 //!   successful rebind closes it. At shutdown each session unbinds after the workers
 //!   have finished.
 //! - **Submits.** Up to `window` submits per session await their `submit_sm_resp` at
@@ -121,6 +122,9 @@ struct Inner {
     window: usize,
     data_coding: SmppDataCoding,
     reference: AtomicU16,
+    /// How long a submit waits for a session to bind when none is (a dropped bind is
+    /// routine: a session binds again within a second).
+    bind_wait: Duration,
 }
 
 /// One session as submits see it.
@@ -191,6 +195,7 @@ impl SmppCarrier {
             window,
             data_coding: settings.data_coding,
             reference: AtomicU16::new(rand::random()),
+            bind_wait: response_timeout,
         }));
         (carrier, tasks)
     }
@@ -219,13 +224,37 @@ impl SmppCarrier {
         })
     }
 
+    /// A bound session, waiting up to `wait` for one to bind when none is.
+    async fn bound_within(&self, wait: Duration) -> Option<(Client, Arc<Semaphore>)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut receivers: Vec<_> = self
+            .0
+            .sessions
+            .iter()
+            .map(|session| session.client.clone())
+            .collect();
+        loop {
+            if let Some(bound) = self.bound() {
+                return Some(bound);
+            }
+            let changes = receivers
+                .iter_mut()
+                .map(|receiver| Box::pin(receiver.changed()));
+            match tokio::time::timeout_at(deadline, futures::future::select_all(changes)).await {
+                Ok((Ok(()), _, _)) => continue,
+                // Timed out, or the sessions are gone (shutdown).
+                Ok((Err(_), _, _)) | Err(_) => return self.bound(),
+            }
+        }
+    }
+
     /// Submits one message: all its parts through one bound session.
     pub async fn submit(&self, request: &SubmitRequest) -> SubmitOutcome {
         let parts = match self.parts(request) {
             Ok(parts) => parts,
             Err(reason) => return SubmitOutcome::Rejected { reason },
         };
-        let Some((client, window)) = self.bound() else {
+        let Some((client, window)) = self.bound_within(self.0.bind_wait).await else {
             return SubmitOutcome::Transient {
                 reason: "connection failed: no SMPP session is bound".to_owned(),
             };
