@@ -1,7 +1,8 @@
 //! A whole RNS system of real processes for end-to-end scenarios.
 //!
 //! [`System::start`] starts nats-server, Redis and ClickHouse fixtures, one carrier
-//! simulator per carrier, and the four service binaries (`rns-gateway`,
+//! simulator per carrier (or, with [`SystemOptions::smpp`], an SMSC for each SMS
+//! carrier, which then speaks SMPP), and the four service binaries (`rns-gateway`,
 //! `rns-dispatcher`, `rns-carriers`, `rns-analytics`) with one generated `rns.toml`.
 //! Services can be killed (SIGKILL) and restarted individually. The binaries are the
 //! ones `cargo build --workspace --bins` put next to the test executable.
@@ -12,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rns_testkit::{spare_port, ChildProcess, ClickHouseServer, NatsServer, RedisServer};
+use rns_testkit::{
+    spare_port, ChildProcess, ClickHouseServer, NatsServer, RedisServer, SmscImplementation,
+    SmscServer, SMSC_PASSWORD, SMSC_SYSTEM_ID,
+};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -75,6 +79,8 @@ pub struct System {
     health_ports: BTreeMap<Service, u16>,
     services: BTreeMap<Service, ChildProcess>,
     simulators: BTreeMap<&'static str, (ChildProcess, u16)>,
+    /// The SMSC of each carrier that speaks SMPP.
+    smscs: BTreeMap<&'static str, SmscServer>,
     http: reqwest::Client,
 }
 
@@ -106,7 +112,17 @@ pub struct SystemOptions {
     pub nats_nodes: usize,
     /// How long a receipt is awaited (and an unanswered submit asked again).
     pub receipt_deadline_seconds: u64,
+    /// The SMS carriers speak SMPP, each to an SMSC of its own: KT and LG U+ to
+    /// node-smpp's, SKT to smpp34's ([`SMPP_CARRIERS`]).
+    pub smpp: bool,
 }
+
+/// With [`SystemOptions::smpp`]: which SMSC each SMS carrier binds to.
+pub const SMPP_CARRIERS: [(&str, SmscImplementation); 3] = [
+    ("kt", SmscImplementation::NodeSmpp),
+    ("skt", SmscImplementation::Smpp34),
+    ("lgu", SmscImplementation::NodeSmpp),
+];
 
 impl Default for SystemOptions {
     fn default() -> Self {
@@ -116,6 +132,7 @@ impl Default for SystemOptions {
             carrier_batch_size: 32,
             nats_nodes: 1,
             receipt_deadline_seconds: 3_600,
+            smpp: false,
         }
     }
 }
@@ -148,8 +165,30 @@ impl System {
                 vec![NatsServer::start().await]
             }
         };
-        let (mut nats_nodes, redis, clickhouse) =
-            tokio::join!(nats_nodes, RedisServer::start(), ClickHouseServer::start());
+        let smscs = async {
+            let mut smscs = BTreeMap::new();
+            if options.smpp {
+                let started = futures::future::join_all(
+                    SMPP_CARRIERS
+                        .iter()
+                        .map(|(_, implementation)| SmscServer::start_with(*implementation)),
+                )
+                .await;
+                smscs.extend(
+                    SMPP_CARRIERS
+                        .iter()
+                        .map(|(carrier, _)| *carrier)
+                        .zip(started),
+                );
+            }
+            smscs
+        };
+        let (mut nats_nodes, redis, clickhouse, smscs) = tokio::join!(
+            nats_nodes,
+            RedisServer::start(),
+            ClickHouseServer::start(),
+            smscs
+        );
         let nats = nats_nodes.remove(0);
         let directory = tempfile::tempdir().expect("temporary directory");
         let mut system = Self {
@@ -168,16 +207,20 @@ impl System {
                 .collect(),
             services: BTreeMap::new(),
             simulators: BTreeMap::new(),
+            smscs,
             http: reqwest::Client::new(),
         };
         for (carrier, _) in CARRIERS {
+            if system.smscs.contains_key(carrier) {
+                continue;
+            }
             let port = spare_port();
             let process = system.spawn_simulator(carrier, port);
             system.simulators.insert(carrier, (process, port));
         }
         // A test may turn a simulator's knobs first thing: each answers before the
         // services start.
-        for (carrier, _) in CARRIERS {
+        for carrier in system.simulators.keys() {
             let counts = format!("{}/v1/counts", system.simulator_url(carrier));
             let http = &system.http;
             rns_testkit::wait_until(
@@ -216,6 +259,14 @@ impl System {
     fn write_config(&self, options: &SystemOptions) {
         let mut carriers = String::new();
         for (carrier, channel) in CARRIERS {
+            if let Some(smsc) = self.smscs.get(carrier) {
+                carriers.push_str(&format!(
+                    "[[carriers]]\nid = \"{carrier}\"\nchannel = \"{channel}\"\nkind = \"smpp\"\nconcurrency = {concurrency}\nrequest_timeout_milliseconds = 2000\nsmpp = {{ host = \"127.0.0.1\", port = {port}, system_id = \"{SMSC_SYSTEM_ID}\", password = \"{SMSC_PASSWORD}\", sessions = 2, window = 32, enquire_link_seconds = 1 }}\n\n",
+                    concurrency = options.carrier_concurrency,
+                    port = smsc.smpp_port(),
+                ));
+                continue;
+            }
             let port = self.simulators[carrier].1;
             carriers.push_str(&format!(
                 "[[carriers]]\nid = \"{carrier}\"\nchannel = \"{channel}\"\nendpoint = \"http://127.0.0.1:{port}\"\nconcurrency = {concurrency}\nbatch_size = {batch_size}\nrequest_timeout_milliseconds = 2000\nreceipt_token = \"{carrier}{RECEIPT_TOKEN_SUFFIX}\"\n\n",
@@ -440,6 +491,11 @@ filter = "info"
 
     pub fn simulator_url(&self, carrier: &str) -> String {
         format!("http://127.0.0.1:{}", self.simulators[carrier].1)
+    }
+
+    /// The SMSC an SMPP carrier binds to (with [`SystemOptions::smpp`]).
+    pub fn smsc(&self, carrier: &str) -> &SmscServer {
+        &self.smscs[carrier]
     }
 
     /// Changes a simulator's knobs (`PUT /v1/knobs`).

@@ -1,0 +1,235 @@
+//! The whole system with its SMS carriers speaking SMPP to SMSCs no one here wrote:
+//! KT and LG U+ bind to node-smpp's server, SKT to smpp34's (see `testkit/smsc`).
+//! Sends go in through the gateway and come out as `submit_sm`s in the customer's
+//! exact split; `deliver_sm` receipts settle them, points follow, and a carrier whose
+//! binds drop is routed around and comes back by itself.
+use std::time::Duration;
+
+use reqwest::Method;
+use rns_e2e::{count, System, SystemOptions, ADMIN_KEY};
+use rns_testkit::wait_until;
+use serde_json::{json, Value};
+
+async fn start() -> (System, String) {
+    let system = System::start_with(SystemOptions {
+        smpp: true,
+        ..Default::default()
+    })
+    .await;
+    let key = system.customer_with_points("acme", 10_000).await;
+    system
+        .set_sms_weights(&key, json!({"kt": 50, "skt": 30, "lgu": 20}))
+        .await;
+    (system, key)
+}
+
+async fn smsc_counts(system: &System, carrier: &str) -> Value {
+    serde_json::from_str(&system.smsc(carrier).counts().await).expect("counts are JSON")
+}
+
+async fn smsc_messages(system: &System, carrier: &str) -> Vec<Value> {
+    serde_json::from_str(&system.smsc(carrier).messages().await).expect("messages are JSON")
+}
+
+/// Waits until every message of `accepted`'s request has a final status; its summary.
+async fn finished(system: &System, key: &str, accepted: &Value) -> Value {
+    let total = accepted["message_ids"].as_array().unwrap().len() as u64;
+    system
+        .wait_for_request(
+            key,
+            accepted["request_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+            |summary| {
+                ["delivered", "undeliverable", "failed", "unknown"]
+                    .iter()
+                    .map(|status| count(&summary["by_status"], status))
+                    .sum::<u64>()
+                    == total
+            },
+        )
+        .await
+}
+
+async fn points(system: &System, key: &str) -> Value {
+    wait_until("nothing reserved", Duration::from_secs(20), || async {
+        system.call(Method::GET, "/v1/points", key, None).await.1["reserved"] == json!(0)
+    })
+    .await;
+    system.call(Method::GET, "/v1/points", key, None).await.1
+}
+
+/// The circuit state `GET /v1/carriers` shows for `carrier`.
+async fn circuit(system: &System, carrier: &str) -> String {
+    let (status, circuits) = system
+        .call(Method::GET, "/v1/carriers", ADMIN_KEY, None)
+        .await;
+    assert_eq!(status, 200, "{circuits}");
+    circuits["items"]
+        .as_array()
+        .expect("carriers are listed")
+        .iter()
+        .find(|item| item["id"] == carrier)
+        .and_then(|item| item["circuit"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_and_long_korean_lms_reach_both_smscs_in_the_exact_split_and_receipts_settle_them() {
+    let (system, key) = start().await;
+    let sms = system
+        .send_to_many(&key, 100, "안녕하세요, RNS입니다.")
+        .await;
+    let summary = finished(&system, &key, &sms).await;
+    assert_eq!(count(&summary["by_status"], "delivered"), 100, "{summary}");
+    assert_eq!(
+        summary["by_carrier"],
+        json!({"kt": 50, "skt": 30, "lgu": 20}),
+        "{summary}"
+    );
+    for (carrier, share) in [("kt", 50), ("skt", 30), ("lgu", 20)] {
+        let counts = smsc_counts(&system, carrier).await;
+        assert_eq!(count(&counts, "accepted"), share, "{carrier}: {counts}");
+        assert_eq!(
+            count(&counts, "receipts_acknowledged"),
+            share,
+            "{carrier}: every receipt taken: {counts}"
+        );
+        let taken = smsc_messages(&system, carrier).await;
+        assert!(
+            taken
+                .iter()
+                .all(|part| part["text"] == "안녕하세요, RNS입니다." && part["data_coding"] == 8),
+            "{carrier}: {taken:?}"
+        );
+    }
+
+    // A long Korean text is an LMS: it travels in concatenated parts, all to the carrier
+    // its message was routed to, and its receipt delivers it.
+    let long_text = "가나다라마바사아자차카타파하".repeat(10);
+    let (status, lms) = system
+        .call(
+            Method::POST,
+            "/v1/messages",
+            &key,
+            Some(
+                json!({"from": "0212345678", "to": ["01099990001", "01099990002"],
+                        "subject": "안내", "text": long_text}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 202, "{lms}");
+    let summary = finished(&system, &key, &lms).await;
+    assert_eq!(count(&summary["by_status"], "delivered"), 2, "{summary}");
+    for id in lms["message_ids"].as_array().unwrap() {
+        let (_, message) = system.message(&key, id.as_str().unwrap()).await;
+        assert_eq!(message["type"], "lms", "{message}");
+        let carrier = message["carrier"].as_str().unwrap().to_owned();
+        let parts: Vec<Value> = smsc_messages(&system, &carrier)
+            .await
+            .into_iter()
+            .filter(|part| part["destination"] == message["to"])
+            .collect();
+        assert!(parts.len() >= 3, "{carrier}: {parts:?}");
+        assert!(
+            parts.iter().all(|part| part["parts"] == parts.len()),
+            "{parts:?}"
+        );
+        let joined: String = parts
+            .iter()
+            .map(|part| part["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(joined, format!("안내\n{long_text}"), "{carrier}");
+    }
+
+    let account = points(&system, &key).await;
+    assert_eq!(
+        (account["spent"].as_i64(), account["balance"].as_i64()),
+        (Some(100 + 2 * 3), Some(10_000 - 106)),
+        "100 SMS at 1 and 2 LMS at 3: {account}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeliverable_receipts_from_smpp34_refund_and_the_rest_is_charged() {
+    let (system, key) = start().await;
+    system
+        .smsc("skt")
+        .set_knobs(r#"{"undeliverable_rate": 1.0}"#)
+        .await;
+    let sent = system
+        .send_to_many(&key, 20, "to a handset that is off")
+        .await;
+    let summary = finished(&system, &key, &sent).await;
+    assert_eq!(
+        (
+            count(&summary["by_status"], "delivered"),
+            count(&summary["by_status"], "undeliverable")
+        ),
+        (14, 6),
+        "SKT's 30% came back undeliverable: {summary}"
+    );
+    let undeliverable = sent["message_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .collect::<Vec<_>>();
+    let mut seen = 0;
+    for id in undeliverable {
+        let (_, message) = system.message(&key, id).await;
+        if message["status"] == "undeliverable" {
+            seen += 1;
+            assert_eq!(message["carrier"], "skt", "{message}");
+            let detail = message["events"].as_array().unwrap().last().unwrap()["detail"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(detail.contains("stat:UNDELIV"), "{message}");
+        }
+    }
+    assert_eq!(seen, 6);
+    let account = points(&system, &key).await;
+    assert_eq!(
+        (account["spent"].as_i64(), account["balance"].as_i64()),
+        (Some(14), Some(10_000 - 14)),
+        "undeliverable messages are refunded: {account}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_smsc_that_drops_its_binds_is_routed_around_and_gets_its_share_again() {
+    let (system, key) = start().await;
+    let kt = system.smsc("kt");
+    kt.set_knobs(r#"{"refuse_binds": true}"#).await;
+    kt.drop_sessions().await;
+    let during = system
+        .send_to_many(&key, 100, "while KT's SMSC is away")
+        .await;
+    let summary = finished(&system, &key, &during).await;
+    assert_eq!(count(&summary["by_status"], "delivered"), 100, "{summary}");
+    assert_eq!(count(&summary["by_carrier"], "kt"), 0, "{summary}");
+    assert_eq!(circuit(&system, "kt").await, "open");
+    let counts = smsc_counts(&system, "kt").await;
+    assert!(
+        count(&counts, "refused_binds") > 0,
+        "KT's sessions tried to bind again and were refused: {counts}"
+    );
+    assert_eq!(count(&counts, "accepted"), 0, "{counts}");
+
+    kt.set_knobs(r#"{"refuse_binds": false}"#).await;
+    wait_until("KT's circuit closing", Duration::from_secs(60), || async {
+        circuit(&system, "kt").await == "closed"
+    })
+    .await;
+    let after = system.send_to_many(&key, 100, "KT is back").await;
+    let summary = finished(&system, &key, &after).await;
+    assert_eq!(count(&summary["by_status"], "delivered"), 100, "{summary}");
+    assert_eq!(
+        summary["by_carrier"],
+        json!({"kt": 50, "skt": 30, "lgu": 20}),
+        "{summary}"
+    );
+    let account = points(&system, &key).await;
+    assert_eq!(account["spent"].as_i64(), Some(200), "{account}");
+}
