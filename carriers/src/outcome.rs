@@ -26,8 +26,12 @@ pub enum SubmitOutcome {
     /// The carrier took the message and reported it delivered.
     Delivered { carrier_reference: String },
     /// The carrier took the message and will report its delivery later, in a
-    /// receipt naming `carrier_reference`.
-    Accepted { carrier_reference: String },
+    /// receipt naming `carrier_reference`; a message it took in several parts (SMPP)
+    /// is its last part's, and each of `earlier_parts` has a receipt of its own.
+    Accepted {
+        carrier_reference: String,
+        earlier_parts: Vec<String>,
+    },
     /// The carrier refused the message for good.
     Rejected { reason: String },
     /// The carrier asked us to slow down; it did not take the message.

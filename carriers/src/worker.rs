@@ -338,9 +338,15 @@ impl Worker {
             .iter()
             .zip(outcomes)
             .filter_map(|(job, outcome)| match outcome {
-                SubmitOutcome::Accepted { carrier_reference } => {
-                    Some(self.receipts.await_receipt(job, ATTEMPT, carrier_reference))
-                }
+                SubmitOutcome::Accepted {
+                    carrier_reference,
+                    earlier_parts,
+                } => Some(self.receipts.await_receipt(
+                    job,
+                    ATTEMPT,
+                    carrier_reference,
+                    earlier_parts,
+                )),
                 _ => None,
             });
         futures::future::try_join_all(awaited).await?;
@@ -626,9 +632,13 @@ impl Worker {
                 self.events(job, attempt, outcome),
             )
             .await?;
-        if let SubmitOutcome::Accepted { carrier_reference } = outcome {
+        if let SubmitOutcome::Accepted {
+            carrier_reference,
+            earlier_parts,
+        } = outcome
+        {
             self.receipts
-                .await_receipt(job, attempt, carrier_reference)
+                .await_receipt(job, attempt, carrier_reference, earlier_parts)
                 .await?;
         }
         let acknowledged = match outcome {
@@ -805,7 +815,9 @@ impl Worker {
             points: Default::default(),
         };
         match outcome {
-            SubmitOutcome::Accepted { carrier_reference } => {
+            SubmitOutcome::Accepted {
+                carrier_reference, ..
+            } => {
                 vec![event(EventKind::Submitted, carrier_reference.clone())]
             }
             SubmitOutcome::Delivered { carrier_reference } => vec![

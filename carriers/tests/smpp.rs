@@ -46,6 +46,13 @@ async fn start() -> Harness {
 }
 
 async fn start_with(implementation: SmscImplementation) -> Harness {
+    start_configured(implementation, 30).await
+}
+
+async fn start_configured(
+    implementation: SmscImplementation,
+    receipt_deadline_seconds: u64,
+) -> Harness {
     let (nats, redis, smsc) = tokio::join!(
         NatsServer::start(),
         RedisServer::start(),
@@ -85,7 +92,7 @@ async fn start_with(implementation: SmscImplementation) -> Harness {
         carriers: Some(vec![carrier]),
         carrier_workers: WorkerSettings {
             retry_backoff_milliseconds: vec![100],
-            receipt_deadline_seconds: 30,
+            receipt_deadline_seconds,
             receipts_listen: format!("127.0.0.1:{}", spare_port()),
             ..Default::default()
         },
@@ -230,8 +237,89 @@ async fn long_korean_message(implementation: SmscImplementation) {
     assert_eq!(joined, text, "the parts put together are the text");
     assert_eq!(
         counts(&harness).await["receipts_sent"],
+        total,
+        "a receipt is asked for on every part"
+    );
+    assert_eq!(
+        final_events(&harness, &sent).await.len(),
         1,
-        "a receipt is asked for once, on the last part"
+        "settled once, by the last part's receipt"
+    );
+}
+
+/// The final events recorded for `job`'s message.
+async fn final_events(harness: &Harness, job: &CarrierJob) -> Vec<MessageEvent> {
+    events(harness)
+        .await
+        .into_iter()
+        .filter(|event| event.message_id == job.message_id && event.kind.status().is_final())
+        .collect()
+}
+
+fn long_text() -> String {
+    "가나다라마바사아자차카타파하".repeat(12)
+}
+
+#[tokio::test]
+async fn a_long_message_one_of_whose_parts_is_undeliverable_is_undeliverable_and_refunded() {
+    let harness = start().await;
+    harness.smsc.set_knobs(r#"{"undeliverable_part": 2}"#).await;
+    let sent = job("01012345678", &long_text());
+    enqueue(&harness, &sent).await;
+    let ended = final_event(&harness, &sent).await;
+    assert_eq!(ended.kind, EventKind::Undeliverable, "{ended:?}");
+    assert_eq!((ended.points.reserved, ended.points.spent), (3, 0));
+    assert!(ended.detail.contains("stat:UNDELIV"), "{ended:?}");
+    // The parts' receipts after it are duplicates of a settled message.
+    wait_until(
+        "every part's receipt taken",
+        Duration::from_secs(20),
+        || async {
+            let counts = counts(&harness).await;
+            counts["receipts_acknowledged"] == counts["accepted"]
+        },
+    )
+    .await;
+    assert_eq!(final_events(&harness, &sent).await.len(), 1);
+}
+
+#[tokio::test]
+async fn early_and_duplicated_part_receipts_settle_a_long_message_once() {
+    let harness = start().await;
+    harness
+        .smsc
+        .set_knobs(r#"{"early_rate": 1.0, "duplicate_rate": 1.0}"#)
+        .await;
+    let sent = job("01012345678", &long_text());
+    enqueue(&harness, &sent).await;
+    assert_eq!(
+        final_event(&harness, &sent).await.kind,
+        EventKind::Delivered
+    );
+    let parts = messages(&harness).await.len() as u64;
+    wait_until(
+        "every copy of every receipt taken",
+        Duration::from_secs(20),
+        || async { counts(&harness).await["receipts_acknowledged"].as_u64() == Some(2 * parts) },
+    )
+    .await;
+    assert_eq!(final_events(&harness, &sent).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_long_message_missing_one_parts_receipt_is_unknown_at_its_deadline() {
+    let harness = start_configured(SmscImplementation::NodeSmpp, 3).await;
+    harness.smsc.set_knobs(r#"{"lost_part": 1}"#).await;
+    let sent = job("01012345678", &long_text());
+    enqueue(&harness, &sent).await;
+    let ended = final_event(&harness, &sent).await;
+    assert_eq!(ended.kind, EventKind::Unknown, "{ended:?}");
+    assert_eq!((ended.points.reserved, ended.points.spent), (3, 3));
+    let counts = counts(&harness).await;
+    assert_eq!(counts["receipts_lost"], 1, "{counts}");
+    assert!(
+        counts["receipts_acknowledged"].as_u64() >= Some(2),
+        "the other parts' receipts came and did not settle it: {counts}"
     );
 }
 

@@ -7,14 +7,17 @@
 // password, answers enquire_link and unbind, answers submit_sm with a message id and
 // later sends a delivery receipt as deliver_sm (esm_class 0x04, the standard
 // "id:… stat:…" text and the receipted_message_id / message_state TLVs) on a bound
-// session. Concatenated parts (UDH) are put together; a message is on the handset
-// when its last part arrived.
+// session. Concatenated parts (UDH) are recorded with their part and parts, each with
+// a receipt of its own when it asks for one.
 //
 // Control over HTTP on --control-port:
 //   PUT  /knobs     {"receipt_delay_milliseconds", "answer_delay_milliseconds",
 //                    "undeliverable_rate", "loss_rate", "duplicate_rate", "early_rate",
-//                    "throttle_rate", "unanswered_rate", "refuse_binds"} (merged into
-//                    the current ones)
+//                    "throttle_rate", "unanswered_rate", "refuse_binds",
+//                    "undeliverable_part", "lost_part"} (merged into the current ones;
+//                    the last two name the part, from 1, of every message whose
+//                    receipt says UNDELIV or is never sent; a message in one part is
+//                    part 1; 0: none)
 //   POST /drop      closes every session at once (a dropped bind)
 //   GET  /counts    its counters
 //   GET  /messages  every submitted part: message id, source, destination, text,
@@ -44,6 +47,8 @@ const knobs = {
   throttle_rate: 0,
   unanswered_rate: 0,
   refuse_binds: false,
+  undeliverable_part: 0,
+  lost_part: 0,
 };
 const counts = {
   binds: 0,
@@ -185,11 +190,11 @@ const server = smpp.createServer({ debug: false }, (session) => {
       parts,
       registered_delivery: pdu.registered_delivery,
       submitted: smppTime(new Date()),
-      state: chance(knobs.undeliverable_rate) ? 'UNDELIV' : 'DELIVRD',
+      state: part === knobs.undeliverable_part || chance(knobs.undeliverable_rate) ? 'UNDELIV' : 'DELIVRD',
     };
     messages.push(message);
     const wantsReceipt = (pdu.registered_delivery & 0x03) !== 0;
-    const lost = wantsReceipt && chance(knobs.loss_rate);
+    const lost = wantsReceipt && (part === knobs.lost_part || chance(knobs.loss_rate));
     if (lost) {
       counts.receipts_lost += 1;
     }

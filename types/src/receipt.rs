@@ -16,6 +16,14 @@
 //!    └────────────────────────► Early ──┘ (settles at once)
 //! ```
 //!
+//! A message the carrier took in several parts (SMPP's concatenated `submit_sm`s, each
+//! with its own id and its own receipt) is correlated under its last part's reference;
+//! its `Awaiting` state lists the parts whose receipts are still awaited, and every
+//! other part's key holds a [`Correlation::Part`] pointing at it. It is delivered when
+//! every part's receipt says so, and settled at once by the first part's receipt that
+//! says otherwise. A part's receipt that comes before the submit answer was recorded
+//! is parked as `Early` under the part's key and taken when the part is linked.
+//!
 //! Receipts travel as [`ReceiptNotice`]s on `receipt.<carrier>.<reference>` (stored
 //! before the carrier's POST is answered); the deadline of each awaited receipt is a
 //! message schedule that publishes a [`ReceiptNotice::Deadline`] on
@@ -129,6 +137,11 @@ pub enum Correlation {
         attempt: u16,
         submitted_at_ms: u64,
         deadline_at_ms: u64,
+        /// A message in several parts: the carrier references of the parts whose
+        /// receipts have not come yet (this one's included). Empty for a message in
+        /// one part.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        parts_awaited: Vec<String>,
     },
     /// A receipt that came before the carrier's answer to the submit was recorded.
     Early {
@@ -138,6 +151,9 @@ pub enum Correlation {
     /// Settled: the message's final step was decided, as [`Settlement`] says. Kept
     /// (until the bucket's age limit) so duplicates of the receipt are recognised.
     Settled(Box<Settlement>),
+    /// One of the earlier parts of a message in several parts: the message is
+    /// correlated under its last part's `message_reference`.
+    Part { message_reference: String },
 }
 
 /// The final step of a message decided by its receipt (or by its deadline); applying

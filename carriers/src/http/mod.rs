@@ -305,6 +305,7 @@ fn taken(answer: SubmitResponse) -> SubmitOutcome {
         },
         SUBMIT_ACCEPTED => SubmitOutcome::Accepted {
             carrier_reference: answer.carrier_reference,
+            earlier_parts: Vec::new(),
         },
         other => SubmitOutcome::Ambiguous {
             reason: format!("success answer with an unknown status {other:?}"),

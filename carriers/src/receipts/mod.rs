@@ -93,6 +93,8 @@ pub enum Handled {
     /// A deadline that found the message's receipt stored but not yet read: read again
     /// shortly, after the receipt.
     Deferred,
+    /// The receipt of one part of a message in several parts; others are awaited.
+    Part,
 }
 
 impl Handled {
@@ -103,6 +105,7 @@ impl Handled {
             Handled::Duplicate => "duplicate",
             Handled::Stale => "stale",
             Handled::Deferred => "deferred",
+            Handled::Part => "part",
         }
     }
 }
@@ -172,27 +175,40 @@ impl Receipts {
         self.deadline + SETTLED_KEPT
     }
 
-    /// The carrier accepted `job` on delivery `attempt` under `carrier_reference`:
-    /// stores its correlation and its deadline, or settles it at once when its
-    /// receipt came first. Returns once that is durable; the job may then be acked.
+    /// The carrier accepted `job` on delivery `attempt` under `carrier_reference`
+    /// (a message in several parts: its last part's, `earlier_parts` the others'):
+    /// stores its correlation, links its parts and stores its deadline, or settles it
+    /// at once when its receipt came first. Returns once that is durable; the job may
+    /// then be acked.
     pub async fn await_receipt(
         &self,
         job: &CarrierJob,
         attempt: u16,
         carrier_reference: &str,
+        earlier_parts: &[String],
     ) -> Result<(), ReceiptError> {
         let key = correlation_key(&job.carrier, carrier_reference);
         let now_ms = rns_types::time::now_milliseconds();
+        let parts_awaited = if earlier_parts.is_empty() {
+            Vec::new()
+        } else {
+            earlier_parts
+                .iter()
+                .cloned()
+                .chain([carrier_reference.to_owned()])
+                .collect()
+        };
         let awaiting = Correlation::Awaiting {
             job: Box::new(job.clone()),
             attempt,
             submitted_at_ms: now_ms,
             deadline_at_ms: now_ms.saturating_add(milliseconds(self.deadline)),
+            parts_awaited,
         };
         for _ in 0..ROUNDS {
             if let Written::Done = self.create(&key, encode(&awaiting)).await? {
                 return self
-                    .schedule_deadline(job, carrier_reference, &awaiting)
+                    .awaited(job, carrier_reference, earlier_parts, &awaiting)
                     .await;
             }
             let Some(read) = self.read(&key).await? else {
@@ -203,21 +219,151 @@ impl Receipts {
                     receipt,
                     received_at_ms,
                 } => {
-                    let settlement = self.decide(job, attempt, &receipt, received_at_ms);
-                    if let Written::Done = self.settle(&key, read.revision, &settlement).await? {
-                        metrics::counter!("rns_receipts_total", "carrier" => job.carrier.to_string(), "outcome" => "early_settled").increment(1);
-                        return Ok(());
+                    let revision = read.revision;
+                    let stored = Read {
+                        revision,
+                        correlation: awaiting.clone(),
+                    };
+                    match self.receive(stored, carrier_reference, &receipt, received_at_ms) {
+                        Step::Settle(_, settlement) => {
+                            if let Written::Done = self.settle(&key, revision, &settlement).await? {
+                                metrics::counter!("rns_receipts_total", "carrier" => job.carrier.to_string(), "outcome" => "early_settled").increment(1);
+                                return self
+                                    .link_parts(&job.carrier, carrier_reference, earlier_parts)
+                                    .await;
+                            }
+                        }
+                        Step::Update(_, rest) => {
+                            let written =
+                                self.write(&key, encode(&rest), revision, self.kept()).await?;
+                            if let Written::Done = written {
+                                return self
+                                    .awaited(job, carrier_reference, earlier_parts, &rest)
+                                    .await;
+                            }
+                        }
+                        Step::Repeat(..) | Step::Nothing(_) => {}
                     }
                 }
-                // A repeat of this submit (the job was redelivered): its deadline is
-                // published again, in case the first time was cut short.
+                // A repeat of this submit (the job was redelivered): its parts are
+                // linked and its deadline published again, in case the first time was
+                // cut short.
                 stored @ Correlation::Awaiting { .. } => {
                     return self
-                        .schedule_deadline(job, carrier_reference, &stored)
+                        .awaited(job, carrier_reference, earlier_parts, &stored)
                         .await
                 }
                 // Settled by someone who may have stopped before applying it.
-                Correlation::Settled(settlement) => return self.apply(&settlement).await,
+                Correlation::Settled(settlement) => {
+                    self.apply(&settlement).await?;
+                    return self
+                        .link_parts(&job.carrier, carrier_reference, earlier_parts)
+                        .await;
+                }
+                Correlation::Part { message_reference } => {
+                    return Err(ReceiptError::Store(format!(
+                        "{key} is already a part of the message {message_reference}: the carrier gave one id to two parts"
+                    )))
+                }
+            }
+        }
+        Err(ReceiptError::Contended { key })
+    }
+
+    /// Once a message's correlation is stored: links its earlier parts to it, then
+    /// publishes its deadline.
+    async fn awaited(
+        &self,
+        job: &CarrierJob,
+        carrier_reference: &str,
+        earlier_parts: &[String],
+        awaiting: &Correlation,
+    ) -> Result<(), ReceiptError> {
+        self.link_parts(&job.carrier, carrier_reference, earlier_parts)
+            .await?;
+        self.schedule_deadline(job, carrier_reference, awaiting)
+            .await
+    }
+
+    /// Points each of `earlier_parts` at the message correlated under
+    /// `message_reference`, taking any receipt of a part that came early.
+    async fn link_parts(
+        &self,
+        carrier: &CarrierId,
+        message_reference: &str,
+        earlier_parts: &[String],
+    ) -> Result<(), ReceiptError> {
+        let link = encode(&Correlation::Part {
+            message_reference: message_reference.to_owned(),
+        });
+        for part in earlier_parts {
+            let key = correlation_key(carrier, part);
+            let mut linked = false;
+            for _ in 0..ROUNDS {
+                if let Written::Done = self.create(&key, link.clone()).await? {
+                    linked = true;
+                    break;
+                }
+                match self.read(&key).await? {
+                    None => continue,
+                    Some(Read {
+                        correlation: Correlation::Part { .. },
+                        ..
+                    }) => {
+                        linked = true;
+                        break;
+                    }
+                    Some(Read {
+                        revision,
+                        correlation:
+                            Correlation::Early {
+                                receipt,
+                                received_at_ms,
+                            },
+                    }) => {
+                        // Taken first, then replaced by the link: taken twice after a
+                        // crash in between, the second time is a duplicate.
+                        self.take_part(carrier, message_reference, part, &receipt, received_at_ms, true)
+                            .await?;
+                        if let Written::Done = self.write(&key, link.clone(), revision, self.kept()).await? {
+                            linked = true;
+                            break;
+                        }
+                    }
+                    Some(_) => {
+                        return Err(ReceiptError::Store(format!(
+                            "{key} holds another message's correlation: the carrier gave one id to two messages"
+                        )))
+                    }
+                }
+            }
+            if !linked {
+                return Err(ReceiptError::Contended { key });
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the receipt of `part` of the message correlated under
+    /// `message_reference`.
+    async fn take_part(
+        &self,
+        carrier: &CarrierId,
+        message_reference: &str,
+        part: &str,
+        receipt: &CarrierReceipt,
+        received_at_ms: u64,
+        redelivered: bool,
+    ) -> Result<Handled, ReceiptError> {
+        let key = correlation_key(carrier, message_reference);
+        for _ in 0..ROUNDS {
+            // Gone: the message's correlation outlived its keeping.
+            let Some(read) = self.read(&key).await? else {
+                return Ok(Handled::Stale);
+            };
+            let step = self.receive(read, part, receipt, received_at_ms);
+            if let Some(handled) = self.carry_out(&key, step, redelivered).await? {
+                return Ok(handled);
             }
         }
         Err(ReceiptError::Contended { key })
@@ -328,47 +474,134 @@ impl Receipts {
                         Written::Lost => continue,
                     }
                 }
+                (
+                    ReceiptNotice::Receipt {
+                        receipt,
+                        received_at_ms,
+                    },
+                    Some(Read {
+                        correlation: Correlation::Part { message_reference },
+                        ..
+                    }),
+                ) => {
+                    return self
+                        .take_part(
+                            carrier,
+                            &message_reference,
+                            &receipt.carrier_reference,
+                            receipt,
+                            *received_at_ms,
+                            redelivered,
+                        )
+                        .await
+                }
                 (ReceiptNotice::Deadline { .. }, None) => return Ok(Handled::Stale),
                 (
                     ReceiptNotice::Deadline { .. },
                     Some(Read {
-                        correlation: Correlation::Awaiting { .. },
+                        correlation: Correlation::Awaiting { parts_awaited, .. },
                         ..
                     }),
-                ) if self.receipt_waiting(&key).await? => return Ok(Handled::Deferred),
+                ) if self.receipt_waiting(carrier, &key, &parts_awaited).await? => {
+                    return Ok(Handled::Deferred)
+                }
                 (_, Some(read)) => self.step(&notice, read),
             };
-            match step {
-                Step::Settle(revision, settlement) => {
-                    if let Written::Done = self.settle(&key, revision, &settlement).await? {
-                        return Ok(Handled::Settled);
-                    }
-                }
-                Step::Repeat(settlement, handled) => {
-                    if redelivered {
-                        self.apply(&settlement).await?;
-                    }
-                    return Ok(handled);
-                }
-                Step::Nothing(handled) => return Ok(handled),
+            if let Some(handled) = self.carry_out(&key, step, redelivered).await? {
+                return Ok(handled);
             }
         }
         Err(ReceiptError::Contended { key })
     }
 
+    /// Carries out `step` on the correlation under `key`; none if another process
+    /// moved it on first (read it again). `redelivered`: an earlier reading may have
+    /// stopped between settling and applying.
+    async fn carry_out(
+        &self,
+        key: &str,
+        step: Step,
+        redelivered: bool,
+    ) -> Result<Option<Handled>, ReceiptError> {
+        match step {
+            Step::Settle(revision, settlement) => {
+                let written = self.settle(key, revision, &settlement).await?;
+                Ok(matches!(written, Written::Done).then_some(Handled::Settled))
+            }
+            Step::Update(revision, rest) => {
+                let written = self
+                    .write(key, encode(&rest), revision, self.kept())
+                    .await?;
+                Ok(matches!(written, Written::Done).then_some(Handled::Part))
+            }
+            Step::Repeat(settlement, handled) => {
+                if redelivered {
+                    self.apply(&settlement).await?;
+                }
+                Ok(Some(handled))
+            }
+            Step::Nothing(handled) => Ok(Some(handled)),
+        }
+    }
+
+    /// What the receipt of part `part` (a message in one part: of the message itself)
+    /// does to the message's correlation: a part that was not delivered settles the
+    /// message at once; a delivered one settles it when it was the last awaited.
+    fn receive(
+        &self,
+        read: Read,
+        part: &str,
+        receipt: &CarrierReceipt,
+        received_at_ms: u64,
+    ) -> Step {
+        match read.correlation {
+            Correlation::Awaiting {
+                job,
+                attempt,
+                submitted_at_ms,
+                deadline_at_ms,
+                mut parts_awaited,
+            } => {
+                if !parts_awaited.is_empty() {
+                    let Some(index) = parts_awaited.iter().position(|awaited| awaited == part)
+                    else {
+                        return Step::Nothing(Handled::Duplicate);
+                    };
+                    parts_awaited.remove(index);
+                }
+                if receipt.state != ReceiptState::Delivered || parts_awaited.is_empty() {
+                    return Step::Settle(
+                        read.revision,
+                        self.decide(&job, attempt, receipt, received_at_ms),
+                    );
+                }
+                Step::Update(
+                    read.revision,
+                    Correlation::Awaiting {
+                        job,
+                        attempt,
+                        submitted_at_ms,
+                        deadline_at_ms,
+                        parts_awaited,
+                    },
+                )
+            }
+            Correlation::Settled(settlement) => Step::Repeat(*settlement, Handled::Duplicate),
+            Correlation::Early { .. } => Step::Nothing(Handled::Duplicate),
+            Correlation::Part { .. } => Step::Nothing(Handled::Stale),
+        }
+    }
+
     /// What a notice does to a correlation that exists.
     fn step(&self, notice: &ReceiptNotice, read: Read) -> Step {
+        if let ReceiptNotice::Receipt {
+            receipt,
+            received_at_ms,
+        } = notice
+        {
+            return self.receive(read, &receipt.carrier_reference, receipt, *received_at_ms);
+        }
         match (notice, read.correlation) {
-            (
-                ReceiptNotice::Receipt {
-                    receipt,
-                    received_at_ms,
-                },
-                Correlation::Awaiting { job, attempt, .. },
-            ) => Step::Settle(
-                read.revision,
-                self.decide(&job, attempt, receipt, *received_at_ms),
-            ),
             (ReceiptNotice::Deadline { .. }, Correlation::Awaiting { job, attempt, .. }) => {
                 let detail = format!(
                     "{}: accepted it, but sent no receipt within the receipt deadline of {}s",
@@ -386,18 +619,14 @@ impl Receipts {
                     },
                 )
             }
-            (ReceiptNotice::Receipt { .. }, Correlation::Early { .. }) => {
-                Step::Nothing(Handled::Duplicate)
-            }
-            (ReceiptNotice::Deadline { .. }, Correlation::Early { .. }) => {
-                Step::Nothing(Handled::Stale)
-            }
-            (ReceiptNotice::Receipt { .. }, Correlation::Settled(settlement)) => {
-                Step::Repeat(*settlement, Handled::Duplicate)
-            }
             (ReceiptNotice::Deadline { .. }, Correlation::Settled(settlement)) => {
                 Step::Repeat(*settlement, Handled::Stale)
             }
+            (ReceiptNotice::Receipt { .. }, _)
+            | (
+                ReceiptNotice::Deadline { .. },
+                Correlation::Early { .. } | Correlation::Part { .. },
+            ) => Step::Nothing(Handled::Stale),
         }
     }
 
@@ -518,18 +747,28 @@ impl Receipts {
         Ok(())
     }
 
-    /// Whether a receipt of the message under `key` is stored and not yet read (the
-    /// work queue drops what was read).
-    async fn receipt_waiting(&self, key: &str) -> Result<bool, ReceiptError> {
-        match self
-            .stream
-            .get_last_raw_message_by_subject(&receipt_subject(key))
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
-            Err(error) => Err(store_error(error)),
+    /// Whether a receipt of the message under `key`, or of one of its `parts`, is
+    /// stored and not yet read (the work queue drops what was read).
+    async fn receipt_waiting(
+        &self,
+        carrier: &CarrierId,
+        key: &str,
+        parts: &[String],
+    ) -> Result<bool, ReceiptError> {
+        let keys = std::iter::once(key.to_owned())
+            .chain(parts.iter().map(|part| correlation_key(carrier, part)));
+        for key in keys {
+            match self
+                .stream
+                .get_last_raw_message_by_subject(&receipt_subject(&key))
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {}
+                Err(error) => return Err(store_error(error)),
+            }
         }
+        Ok(false)
     }
 
     /// The correlation under `key`, read from the stream's leader; none when there is
@@ -631,6 +870,9 @@ enum Last {
 enum Step {
     /// Settle as decided, if the correlation is still at this revision.
     Settle(u64, Settlement),
+    /// Replace the correlation (one part fewer awaited), if it is still at this
+    /// revision.
+    Update(u64, Correlation),
     /// Already settled so: apply again only if an earlier reading may have stopped.
     Repeat(Settlement, Handled),
     Nothing(Handled),

@@ -18,8 +18,9 @@
 //!   once (a message's parts count one each). Text is UCS-2 (`data_coding` 0x08) unless `data_coding = "gsm7_when_ascii"`
 //!   and it is plain ASCII; a text longer than one part is split into concatenated
 //!   parts (UDH with a 16-bit reference), all on the same session. A delivery receipt
-//!   is asked for on the last part (`registered_delivery`), whose message id is the
-//!   carrier reference: the message is on the handset when its last part is.
+//!   is asked for on every part (`registered_delivery`); the last part's message id
+//!   is the carrier reference, and the message is delivered when every part's receipt
+//!   says so ([`crate::receipts`]).
 //!   `command_status` is read by [`status`]. No answer within the request timeout is
 //!   ambiguous, and SMPP has no client reference by which the SMSC could recognise a
 //!   repeat, so such a message is never submitted again (nor to another carrier): it
@@ -267,15 +268,18 @@ impl SmppCarrier {
             };
         };
         let total = parts.len();
-        let mut reference = None;
+        let mut references = Vec::with_capacity(total);
         for (index, part) in parts.into_iter().enumerate() {
             match client.submit_sm(part).await {
-                Ok(answer) => reference = Some(answer.message_id().to_string()),
+                Ok(answer) => references.push(answer.message_id().to_string()),
                 Err(error) => return self.failed(error, index, total),
             }
         }
-        match reference {
-            Some(carrier_reference) => SubmitOutcome::Accepted { carrier_reference },
+        match references.pop() {
+            Some(carrier_reference) => SubmitOutcome::Accepted {
+                carrier_reference,
+                earlier_parts: references,
+            },
             None => SubmitOutcome::Rejected {
                 reason: "the message has no parts".to_owned(),
             },
@@ -311,8 +315,7 @@ impl SmppCarrier {
         }
     }
 
-    /// The `submit_sm`s of a message, split and coded; a receipt is asked for on the
-    /// last.
+    /// The `submit_sm`s of a message, split and coded; a receipt is asked for on each.
     fn parts(&self, request: &SubmitRequest) -> Result<Vec<SubmitSm>, String> {
         let address = |value: &str| {
             COctetString::from_str(value).map_err(|error| format!("address {value:?}: {error}"))
@@ -347,8 +350,8 @@ impl SmppCarrier {
                 .build()
                 .map_err(|error| format!("cannot split the text: {error}"))?
         };
-        if let Some(last) = parts.last_mut() {
-            last.registered_delivery = RegisteredDelivery::new(
+        for part in &mut parts {
+            part.registered_delivery = RegisteredDelivery::new(
                 MCDeliveryReceipt::McDeliveryReceiptRequestedWhereFinalDeliveryOutcomeIsSuccessOrFailure,
                 SmeOriginatedAcknowledgement::NoReceiptSmeAcknowledgementRequested,
                 IntermediateNotification::NoIntermediaryNotificationRequested,
