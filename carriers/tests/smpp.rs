@@ -16,6 +16,7 @@ use rns_testkit::{
     SMSC_SYSTEM_ID,
 };
 use rns_types::carrier::CarrierEntry;
+use rns_types::inbound::Inbound;
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent};
 use rns_types::{CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile};
 use serde_json::Value;
@@ -443,6 +444,37 @@ async fn each_session_keeps_at_most_its_window_of_submits_awaiting_answers() {
         (5..=10).contains(&most),
         "submits awaiting answers on one session: {most} (window 10; asynchronous, so more than one)"
     );
+}
+
+#[tokio::test]
+async fn a_message_from_a_handset_is_stored_in_inbound_before_it_is_acknowledged() {
+    let harness = start().await;
+    let status = harness
+        .smsc
+        .mobile_originated("01055550001", "0801234567", "수신거부")
+        .await;
+    assert_eq!(status, 0, "ESME_ROK once stored");
+    let stream = harness
+        .jetstream
+        .get_stream(rns_types::subjects::INBOUND_STREAM)
+        .await
+        .unwrap();
+    let stored = stream
+        .get_last_raw_message_by_subject("inbound.kt")
+        .await
+        .expect("stored before the answer");
+    let inbound: Inbound = serde_json::from_slice(&stored.payload).unwrap();
+    let Inbound::MobileOriginated(message) = inbound;
+    assert_eq!(
+        (
+            message.from.as_str(),
+            message.to.as_str(),
+            message.text.as_str()
+        ),
+        ("01055550001", "0801234567", "수신거부"),
+        "read as UCS-2"
+    );
+    assert_eq!(message.carrier, kt());
 }
 
 /// SMPP has no client reference: an SMSC that never answered a submit_sm may have

@@ -493,6 +493,22 @@ filter = "info"
         format!("http://127.0.0.1:{}", self.simulators[carrier].1)
     }
 
+    /// The circuit state `GET /v1/carriers` shows for `carrier`.
+    pub async fn circuit(&self, carrier: &str) -> String {
+        let (status, circuits) = self
+            .call(reqwest::Method::GET, "/v1/carriers", ADMIN_KEY, None)
+            .await;
+        assert_eq!(status, 200, "{circuits}");
+        circuits["items"]
+            .as_array()
+            .expect("carriers are listed")
+            .iter()
+            .find(|item| item["id"] == carrier)
+            .and_then(|item| item["circuit"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// The SMSC an SMPP carrier binds to (with [`SystemOptions::smpp`]).
     pub fn smsc(&self, carrier: &str) -> &SmscServer {
         &self.smscs[carrier]

@@ -4,25 +4,9 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use rns_e2e::{count, Service, System, SystemOptions, ADMIN_KEY};
+use rns_e2e::{count, Service, System, SystemOptions};
 use rns_testkit::wait_until;
 use serde_json::{json, Value};
-
-/// The circuit state `GET /v1/carriers` shows for `carrier`.
-async fn circuit(system: &System, carrier: &str) -> String {
-    let (status, circuits) = system
-        .call(Method::GET, "/v1/carriers", ADMIN_KEY, None)
-        .await;
-    assert_eq!(status, 200, "{circuits}");
-    circuits["items"]
-        .as_array()
-        .expect("carriers are listed")
-        .iter()
-        .find(|item| item["id"] == carrier)
-        .and_then(|item| item["circuit"].as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
 
 fn event_kinds(message: &Value) -> Vec<String> {
     message["events"]
@@ -56,13 +40,13 @@ async fn a_carrier_back_from_an_outage_gets_its_share_again_within_a_second() {
         )
         .await;
     assert_eq!(count(&summary["by_carrier"], "kt"), 0, "{summary}");
-    assert_eq!(circuit(&system, "kt").await, "open");
+    assert_eq!(system.circuit("kt").await, "open");
     let refused = count(&system.simulator_counts("kt").await, "outage_rejections");
     assert!(refused > 0, "KT's outage was never felt");
 
     system.set_knobs("kt", json!({"outage": false})).await;
     let closed_after = wait_until("KT's circuit closing", Duration::from_secs(10), || async {
-        circuit(&system, "kt").await == "closed"
+        system.circuit("kt").await == "closed"
     })
     .await;
     eprintln!("KT's circuit closed {closed_after:?} after the carrier came back");
@@ -126,11 +110,7 @@ async fn a_message_whose_outcome_is_unknown_never_reaches_another_carrier() {
         },
     )
     .await;
-    assert_eq!(
-        circuit(&system, "kt").await,
-        "open",
-        "the timeouts opened it"
-    );
+    assert_eq!(system.circuit("kt").await, "open", "the timeouts opened it");
     let (_, message) = system.message(&key, &message_id).await;
     assert!(
         !event_kinds(&message).contains(&"failed_over".to_owned()),
@@ -204,7 +184,7 @@ async fn a_throttling_carrier_keeps_its_exact_share_and_nothing_fails_over() {
         json!(0),
         "{report}"
     );
-    assert_eq!(circuit(&system, "kt").await, "closed");
+    assert_eq!(system.circuit("kt").await, "closed");
 }
 
 /// Two carriers processes share KT's rate, which the operator sets at run time: they

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use rns_e2e::{count, System, SystemOptions, ADMIN_KEY};
+use rns_e2e::{count, System, SystemOptions};
 use rns_testkit::wait_until;
 use serde_json::{json, Value};
 
@@ -56,22 +56,6 @@ async fn points(system: &System, key: &str) -> Value {
     })
     .await;
     system.call(Method::GET, "/v1/points", key, None).await.1
-}
-
-/// The circuit state `GET /v1/carriers` shows for `carrier`.
-async fn circuit(system: &System, carrier: &str) -> String {
-    let (status, circuits) = system
-        .call(Method::GET, "/v1/carriers", ADMIN_KEY, None)
-        .await;
-    assert_eq!(status, 200, "{circuits}");
-    circuits["items"]
-        .as_array()
-        .expect("carriers are listed")
-        .iter()
-        .find(|item| item["id"] == carrier)
-        .and_then(|item| item["circuit"].as_str())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,7 +193,7 @@ async fn an_smsc_that_drops_its_binds_is_routed_around_and_gets_its_share_again(
     let summary = finished(&system, &key, &during).await;
     assert_eq!(count(&summary["by_status"], "delivered"), 100, "{summary}");
     assert_eq!(count(&summary["by_carrier"], "kt"), 0, "{summary}");
-    assert_eq!(circuit(&system, "kt").await, "open");
+    assert_eq!(system.circuit("kt").await, "open");
     let counts = smsc_counts(&system, "kt").await;
     assert!(
         count(&counts, "refused_binds") > 0,
@@ -219,7 +203,7 @@ async fn an_smsc_that_drops_its_binds_is_routed_around_and_gets_its_share_again(
 
     kt.set_knobs(r#"{"refuse_binds": false}"#).await;
     wait_until("KT's circuit closing", Duration::from_secs(60), || async {
-        circuit(&system, "kt").await == "closed"
+        system.circuit("kt").await == "closed"
     })
     .await;
     let after = system.send_to_many(&key, 100, "KT is back").await;
@@ -232,4 +216,58 @@ async fn an_smsc_that_drops_its_binds_is_routed_around_and_gets_its_share_again(
     );
     let account = points(&system, &key).await;
     assert_eq!(account["spent"].as_i64(), Some(200), "{account}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handset_texting_the_opt_out_number_is_opted_out_and_its_message_kept() {
+    let (system, key) = start().await;
+    let (status, numbers) = system
+        .call(Method::GET, "/v1/sender-numbers", &key, None)
+        .await;
+    assert_eq!(status, 200, "{numbers}");
+    let line = numbers["items"][0]["opt_out_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answered = system
+        .smsc("kt")
+        .mobile_originated("01055550001", &line, "수신거부")
+        .await;
+    assert_eq!(answered, 0, "ESME_ROK");
+    wait_until("the opt-out recorded", Duration::from_secs(20), || async {
+        let (_, opt_outs) = system
+            .call(
+                Method::GET,
+                "/v1/opt-outs?sender_number=0212345678",
+                &key,
+                None,
+            )
+            .await;
+        opt_outs["items"][0]["recipient"] == "01055550001"
+    })
+    .await;
+    let (_, inbound) = system
+        .call(Method::GET, "/v1/inbound-messages", &key, None)
+        .await;
+    assert_eq!(
+        (
+            &inbound["items"][0]["text"],
+            &inbound["items"][0]["carrier"],
+            &inbound["items"][0]["opted_out_of"]
+        ),
+        (&json!("수신거부"), &json!("kt"), &json!("0212345678")),
+        "{inbound}"
+    );
+    let (status, accepted) = system
+        .call(
+            Method::POST,
+            "/v1/messages",
+            &key,
+            Some(
+                json!({"from": "0212345678", "to": ["01055550001", "01055550002"], "text": "안내"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["blocked"], json!(["01055550001"]), "{accepted}");
 }

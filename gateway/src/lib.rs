@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod gathering;
 pub mod idempotency;
+pub mod inbound;
 pub mod key_cache;
 pub mod opt_outs;
 pub mod pagination;
@@ -96,6 +97,7 @@ struct Inner {
     points: rns_points::PointsStore,
     contacts: contacts::ContactStore,
     opt_outs: opt_outs::OptOutStore,
+    inbound: inbound::InboundStore,
     images: async_nats::jetstream::object_store::ObjectStore,
     templates: rns_nats::Documents<rns_types::template::TemplateBook>,
     schedules: rns_nats::Documents<rns_types::schedule::ScheduleBook>,
@@ -143,6 +145,7 @@ impl AppState {
             reservations: gathering::PointsReserver::start(points),
             contacts: contacts::ContactStore::connect(&settings.redis.url).await?,
             opt_outs: opt_outs::OptOutStore::open(&jetstream, &settings.redis.url).await?,
+            inbound: inbound::InboundStore::connect(&settings.redis.url).await?,
             images: jetstream
                 .get_object_store(rns_types::subjects::MMS_IMAGES_BUCKET)
                 .await
@@ -243,6 +246,10 @@ impl AppState {
 
     pub fn opt_outs(&self) -> &opt_outs::OptOutStore {
         &self.0.opt_outs
+    }
+
+    pub fn inbound(&self) -> &inbound::InboundStore {
+        &self.0.inbound
     }
 
     pub fn schedules(&self) -> &rns_nats::Documents<rns_types::schedule::ScheduleBook> {
@@ -351,6 +358,7 @@ pub fn app(state: AppState) -> Router {
             "/v1/opt-outs/{sender_number}/{recipient}",
             delete(routes::opt_outs::remove),
         )
+        .route("/v1/inbound-messages", get(routes::inbound::list))
         .route(
             "/v1/templates",
             post(routes::templates::create).get(routes::templates::list),
@@ -431,9 +439,16 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     rns_service::metrics::handle();
     let listener = tokio::net::TcpListener::bind(&settings.gateway.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "gateway listening");
+    let inbound = tokio::spawn(inbound::run(state.clone(), shutdown.clone()));
+    let serving = shutdown.clone();
     axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .with_graceful_shutdown(async move { serving.cancelled().await })
         .await?;
+    // The messages from handsets in hand are recorded before the connection goes.
+    shutdown.cancel();
+    if let Err(error) = inbound.await {
+        tracing::error!(%error, "the reader of messages from handsets panicked");
+    }
     client
         .flush()
         .await

@@ -8,6 +8,7 @@
 //! | `RESULTS` | stream | `result.<customer>` | interest | consumers `analytics`, `points`, `webhooks` |
 //! | `WEBHOOKS` | stream | `webhook_retry.<delivery>.<attempt>` (schedules), `webhook.<customer>` (due retries) | work queue, schedules | consumer `webhook-retries` (`webhook.>` only) |
 //! | `RECEIPTS` | stream | `receipt.<carrier>.<reference>` (receipts), `….deadline` (due deadlines), `receipt_deadline.<carrier>.<message>.<hop>` (schedules) | work queue, schedules | consumer `receipts` (`receipt.>` only) |
+//! | `INBOUND` | stream | `inbound.<carrier>` (messages from handsets) | work queue | consumer `inbound` (gateway) |
 //! | `LEDGER` | stream | `ledger.<customer>` | limits (kept) | operators, rebuilds |
 //! | `ADVISORIES` | stream | `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>` | work queue | consumer `failover` |
 //! | `customers` | KV bucket | customer id | history 5 | gateway, dispatcher |
@@ -39,12 +40,13 @@ use rns_types::subjects::{
     carrier_lane_consumer, carrier_lane_subject, carrier_stream, ADVISORIES_STREAM,
     ANALYTICS_CONSUMER, API_KEYS_BUCKET, CARRIER_HEALTH_BUCKET, CUSTOMERS_BUCKET,
     DISPATCHER_CONSUMER, DUE_CONSUMER, DUE_SUBJECTS, FAILOVER_CONSUMER, FAILURE_REASONS_BUCKET,
-    LEDGER_STREAM, LEDGER_SUBJECTS, MAX_DELIVERIES_ADVISORIES, MMS_IMAGES_BUCKET,
-    OPT_OUT_LINES_BUCKET, POINTS_CONSUMER, RECEIPTS_STREAM, RECEIPT_CONSUMER,
-    RECEIPT_CORRELATIONS_BUCKET, RECEIPT_DEADLINE_SUBJECTS, RECEIPT_SUBJECTS, RESULTS_STREAM,
-    RESULTS_SUBJECTS, SCHEDULES_BUCKET, SCHEDULES_STREAM, SCHEDULE_SUBJECTS, SEND_STREAM,
-    SEND_SUBJECTS, TEMPLATES_BUCKET, WEBHOOKS_BUCKET, WEBHOOKS_STREAM, WEBHOOK_CONSUMER,
-    WEBHOOK_RETRY_CONSUMER, WEBHOOK_RETRY_SUBJECTS, WEBHOOK_SUBJECTS,
+    INBOUND_CONSUMER, INBOUND_STREAM, INBOUND_SUBJECTS, LEDGER_STREAM, LEDGER_SUBJECTS,
+    MAX_DELIVERIES_ADVISORIES, MMS_IMAGES_BUCKET, OPT_OUT_LINES_BUCKET, POINTS_CONSUMER,
+    RECEIPTS_STREAM, RECEIPT_CONSUMER, RECEIPT_CORRELATIONS_BUCKET, RECEIPT_DEADLINE_SUBJECTS,
+    RECEIPT_SUBJECTS, RESULTS_STREAM, RESULTS_SUBJECTS, SCHEDULES_BUCKET, SCHEDULES_STREAM,
+    SCHEDULE_SUBJECTS, SEND_STREAM, SEND_SUBJECTS, TEMPLATES_BUCKET, WEBHOOKS_BUCKET,
+    WEBHOOKS_STREAM, WEBHOOK_CONSUMER, WEBHOOK_RETRY_CONSUMER, WEBHOOK_RETRY_SUBJECTS,
+    WEBHOOK_SUBJECTS,
 };
 use rns_types::{CarrierCatalog, CarrierId, Priority};
 use serde::Deserialize;
@@ -72,6 +74,8 @@ pub struct TopologySettings {
     /// Upper bound of the `RECEIPTS` stream (receipts not yet read, and a deadline
     /// schedule per awaited receipt).
     pub receipts_max_bytes: i64,
+    /// Upper bound of the `INBOUND` stream (messages from handsets not yet read).
+    pub inbound_max_bytes: i64,
     /// How long JetStream remembers a `Nats-Msg-Id` to drop a republished copy.
     #[serde(with = "seconds")]
     pub duplicate_window: Duration,
@@ -102,6 +106,7 @@ impl Default for TopologySettings {
             schedules_max_bytes: 1 << 30,
             webhooks_max_bytes: 1 << 30,
             receipts_max_bytes: 4 << 30,
+            inbound_max_bytes: 256 << 20,
             duplicate_window: Duration::from_secs(120),
             send_ack_wait: Duration::from_secs(30),
             results_ack_wait: Duration::from_secs(60),
@@ -284,6 +289,12 @@ impl Topology {
                 )
             },
             base(
+                INBOUND_STREAM,
+                vec![INBOUND_SUBJECTS.to_owned()],
+                RetentionPolicy::WorkQueue,
+                settings.inbound_max_bytes,
+            ),
+            base(
                 ADVISORIES_STREAM,
                 vec![MAX_DELIVERIES_ADVISORIES.to_owned()],
                 RetentionPolicy::WorkQueue,
@@ -418,6 +429,14 @@ impl Topology {
                     ack_wait: Duration::from_secs(10),
                     max_ack_pending: 10_000,
                     ..durable(RECEIPT_CONSUMER, RECEIPT_SUBJECTS)
+                },
+            ),
+            (
+                INBOUND_STREAM.to_owned(),
+                PullConfig {
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 1_024,
+                    ..durable(INBOUND_CONSUMER, INBOUND_SUBJECTS)
                 },
             ),
             (

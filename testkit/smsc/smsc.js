@@ -19,6 +19,9 @@
 //                    receipt says UNDELIV or is never sent; a message in one part is
 //                    part 1; 0: none)
 //   POST /drop      closes every session at once (a dropped bind)
+//   POST /mobile-originated {"from", "to", "text"}
+//                   a handset's message: deliver_sm (esm_class 0, UCS-2) on a bound
+//                   session that can receive; answers with the deliver_sm_resp status
 //   GET  /counts    its counters
 //   GET  /messages  every submitted part: message id, source, destination, text,
 //                   data coding, part and parts, state
@@ -244,6 +247,28 @@ http.createServer((request, response) => {
       } catch (error) {
         return reply(response, 400, { error: { code: 'invalid_json', message: String(error) } });
       }
+    }
+    if (request.method === 'POST' && request.url === '/mobile-originated') {
+      let message;
+      try {
+        message = JSON.parse(body || '{}');
+      } catch (error) {
+        return reply(response, 400, { error: { code: 'invalid_json', message: String(error) } });
+      }
+      const sessions = [...bound].filter((session) => session.canReceive);
+      if (sessions.length === 0) {
+        return reply(response, 409, { error: { code: 'not_bound', message: 'no session can receive' } });
+      }
+      counts.mobile_originated = (counts.mobile_originated || 0) + 1;
+      return sessions[0].deliver_sm({
+        source_addr: message.from,
+        destination_addr: message.to,
+        esm_class: 0,
+        data_coding: 0x08,
+        short_message: Buffer.from(
+          Buffer.from(message.text, 'utf16le').swap16(),
+        ),
+      }, (pdu) => reply(response, 200, { command_status: pdu.command_status }));
     }
     if (request.method === 'POST' && request.url === '/drop') {
       counts.dropped_sessions += server.sessions.length;

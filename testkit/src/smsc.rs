@@ -147,6 +147,25 @@ impl SmscServer {
             .expect("the SMSC answers");
     }
 
+    /// A handset's message (node-smpp's SMSC only): sent to a bound session as a
+    /// `deliver_sm`; the `command_status` RNS answered it with.
+    pub async fn mobile_originated(&self, from: &str, to: &str, text: &str) -> u64 {
+        let body = serde_json::json!({"from": from, "to": to, "text": text});
+        let answer: serde_json::Value = self
+            .http
+            .post(self.control("/mobile-originated"))
+            .json(&body)
+            .send()
+            .await
+            .expect("the SMSC answers")
+            .json()
+            .await
+            .expect("the SMSC's answer is JSON");
+        answer["command_status"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("the SMSC did not deliver it: {answer}"))
+    }
+
     async fn get(&self, path: &str) -> String {
         self.http
             .get(self.control(path))

@@ -14,6 +14,7 @@ pub mod carrier;
 pub mod content;
 pub mod customer;
 pub mod ids;
+pub mod inbound;
 pub mod phone;
 pub mod points;
 pub mod priority;

@@ -61,6 +61,17 @@ pub const RECEIPT_CONSUMER: &str = "receipts";
 /// [`crate::receipt::correlation_key`]).
 pub const RECEIPT_CORRELATIONS_BUCKET: &str = "receipt_correlations";
 
+/// Messages from handsets, `inbound.<carrier>` (see [`crate::inbound`]).
+pub const INBOUND_STREAM: &str = "INBOUND";
+pub const INBOUND_SUBJECTS: &str = "inbound.>";
+/// The gateway's durable consumer of [`INBOUND_STREAM`].
+pub const INBOUND_CONSUMER: &str = "inbound";
+
+/// Where `carrier`'s messages from handsets are stored.
+pub fn inbound_subject(carrier: &crate::CarrierId) -> String {
+    format!("inbound.{carrier}")
+}
+
 /// Every change of every customer's points, `ledger.<customer>`: the durable copy of
 /// the balances kept in Redis.
 pub const LEDGER_STREAM: &str = "LEDGER";

@@ -29,7 +29,10 @@
 //!   before its `deliver_sm_resp` goes back (`ESME_RX_T_APPN` if it could not be
 //!   stored, so the SMSC sends it again), and flows on like an HTTP carrier's receipt
 //!   ([`crate::receipts`]). Receipts whose state is not final are acknowledged and
-//!   left to the deadline; a message from a handset is logged and counted.
+//!   left to the deadline. A message from a handset (not a receipt) is stored on
+//!   `inbound.<carrier>` before its `deliver_sm_resp` the same way, its text read by
+//!   its `data_coding` (UCS-2, KS C 5601, Latin-1), for the gateway to record
+//!   ([`rns_types::inbound`]).
 pub mod receipt;
 pub mod status;
 
@@ -39,8 +42,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::context::Context;
+use bytes::Bytes;
 use futures::StreamExt;
+use rns_nats::{publish_all, Outbound};
 use rns_service::Secret;
+use rns_types::inbound::{Inbound, InboundMessage};
+use rns_types::subjects::inbound_subject;
 use rns_types::CarrierId;
 use rusmpp::extra::concatenation::SubmitSmMultipartExt;
 use rusmpp::extra::encoding::ucs2::Ucs2;
@@ -507,10 +514,32 @@ async fn take_delivery(session: &SessionSettings, delivered: Delivered) -> Comma
             CommandStatus::EsmeRok
         }
         Delivered::MobileOriginated { from, to, text } => {
-            metrics::counter!("rns_smpp_mobile_originated_total", "carrier" => carrier.to_string())
-                .increment(1);
-            tracing::info!(%carrier, %from, %to, %text, "message from a handset");
-            CommandStatus::EsmeRok
+            let message = InboundMessage::new(
+                carrier.clone(),
+                from,
+                to,
+                &text,
+                rns_types::time::now_milliseconds(),
+            );
+            let stored = Outbound {
+                subject: inbound_subject(carrier),
+                message_id: String::new(),
+                payload: Bytes::from(
+                    serde_json::to_vec(&Inbound::MobileOriginated(message))
+                        .expect("an inbound message serialises"),
+                ),
+            };
+            match publish_all(&session.jetstream, [stored], 1).await {
+                Ok(()) => {
+                    metrics::counter!("rns_smpp_mobile_originated_total", "carrier" => carrier.to_string())
+                        .increment(1);
+                    CommandStatus::EsmeRok
+                }
+                Err(error) => {
+                    tracing::warn!(%carrier, %error, "storing a message from a handset failed; asking the SMSC to send it again");
+                    CommandStatus::EsmeRxTAppn
+                }
+            }
         }
         Delivered::Unreadable(text) => {
             tracing::warn!(%carrier, %text, "a receipt without a message id; acknowledged and dropped");

@@ -11,7 +11,7 @@
 use rns_types::receipt::{CarrierReceipt, ReceiptState};
 use rusmpp::pdus::DeliverSm;
 use rusmpp::tlvs::TlvValue;
-use rusmpp::values::{MessageState, MessageType};
+use rusmpp::values::{DataCoding, MessageState, MessageType};
 
 /// What a `deliver_sm` is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,9 +33,29 @@ pub enum Delivered {
     Unreadable(String),
 }
 
+/// The text of a message from a handset: UCS-2, KS C 5601 (EUC-KR) or Latin-1 as its
+/// `data_coding` says, else read as ASCII/UTF-8; from `message_payload` when the
+/// short message is empty.
+fn handset_text(deliver: &DeliverSm) -> String {
+    let payload = deliver.tlvs().iter().find_map(|tlv| match tlv.value() {
+        Some(TlvValue::MessagePayload(payload)) => Some(payload.value.as_ref()),
+        _ => None,
+    });
+    let bytes = match deliver.short_message().as_ref() {
+        [] => payload.unwrap_or_default(),
+        short => short,
+    };
+    let encoding = match deliver.data_coding {
+        DataCoding::Ucs2 => encoding_rs::UTF_16BE,
+        DataCoding::Ksc5601 => encoding_rs::EUC_KR,
+        DataCoding::Latin1 => encoding_rs::WINDOWS_1252,
+        _ => return String::from_utf8_lossy(bytes).into_owned(),
+    };
+    encoding.decode_without_bom_handling(bytes).0.into_owned()
+}
+
 /// Reads a `deliver_sm`.
 pub fn read(deliver: &DeliverSm) -> Delivered {
-    let text = String::from_utf8_lossy(deliver.short_message().as_ref()).into_owned();
     let is_receipt = matches!(
         deliver.esm_class.message_type,
         MessageType::ShortMessageContainsMCDeliveryReceipt
@@ -45,9 +65,10 @@ pub fn read(deliver: &DeliverSm) -> Delivered {
         return Delivered::MobileOriginated {
             from: deliver.source_addr.to_string(),
             to: deliver.destination_addr.to_string(),
-            text,
+            text: handset_text(deliver),
         };
     }
+    let text = String::from_utf8_lossy(deliver.short_message().as_ref()).into_owned();
     let mut reference = None;
     let mut state = None;
     for tlv in deliver.tlvs() {
@@ -168,14 +189,28 @@ mod tests {
     }
 
     #[test]
-    fn a_message_from_a_handset_is_not_a_receipt() {
+    fn a_message_from_a_handset_is_not_a_receipt_and_its_text_is_read_by_its_coding() {
+        let coded = |bytes: Vec<u8>, coding: DataCoding| {
+            let mut deliver = deliver("", MessageType::Default);
+            deliver.data_coding = coding;
+            deliver.set_short_message(OctetString::from_vec(bytes).unwrap());
+            read(&deliver)
+        };
+        let handset = |text: &str| Delivered::MobileOriginated {
+            from: "01012345678".into(),
+            to: "0212345678".into(),
+            text: text.into(),
+        };
+        let ucs2: Vec<u8> = "수신거부"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        assert_eq!(coded(ucs2, DataCoding::Ucs2), handset("수신거부"));
+        let euc_kr = encoding_rs::EUC_KR.encode("수신거부").0.into_owned();
+        assert_eq!(coded(euc_kr, DataCoding::Ksc5601), handset("수신거부"));
         assert_eq!(
-            read(&deliver("수신거부", MessageType::Default)),
-            Delivered::MobileOriginated {
-                from: "01012345678".into(),
-                to: "0212345678".into(),
-                text: "수신거부".into(),
-            }
+            read(&deliver("STOP", MessageType::Default)),
+            handset("STOP")
         );
     }
 }

@@ -2,6 +2,7 @@
 pub mod contacts;
 pub mod customers;
 pub mod groups;
+pub mod inbound;
 pub mod messages;
 pub mod opt_outs;
 pub mod points;

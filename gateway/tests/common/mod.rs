@@ -21,6 +21,14 @@ pub struct Api {
     _redis: RedisServer,
     router: Router,
     jetstream: async_nats::jetstream::Context,
+    /// Stops the gateway's reader of messages from handsets.
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
 }
 
 impl Api {
@@ -52,11 +60,14 @@ impl Api {
             .await
             .unwrap();
         let state = AppState::connect(&settings, client).await.unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(rns_gateway::inbound::run(state.clone(), shutdown.clone()));
         Self {
             server,
             _redis: redis,
             router: app(state),
             jetstream,
+            shutdown,
         }
     }
 
@@ -110,6 +121,10 @@ impl Api {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, headers, value)
+    }
+
+    pub fn jetstream(&self) -> &async_nats::jetstream::Context {
+        &self.jetstream
     }
 
     /// The NATS server, to take down and bring back.
