@@ -512,4 +512,38 @@ mod tests {
         assert_eq!(settings.carrier_workers.receipts_listen, "127.0.0.1:8084");
         assert_eq!(settings.carrier_workers.receipt_deadline_seconds, 3_600);
     }
+
+    /// `RNS_CARRIERS=smpp ./scripts/up` merges `deploy/smpp/carriers.toml` over it.
+    #[test]
+    fn the_smpp_overlay_puts_the_sms_carriers_on_the_local_smscs() {
+        let directory = env!("CARGO_MANIFEST_DIR");
+        let settings: Settings = figment::Figment::new()
+            .merge(figment::providers::Toml::file_exact(format!(
+                "{directory}/../rns.toml"
+            )))
+            .merge(figment::providers::Toml::file_exact(format!(
+                "{directory}/../deploy/smpp/carriers.toml"
+            )))
+            .extract()
+            .expect("the overlay reads as the carriers' settings");
+        let carriers = settings.carriers.expect("the overlay lists the carriers");
+        let kinds: Vec<(String, CarrierKind, Option<u16>)> = carriers
+            .iter()
+            .map(|carrier| {
+                let port = carrier.smpp.as_ref().map(|smpp| smpp.port);
+                (carrier.id.to_string(), carrier.kind, port)
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("kt".into(), CarrierKind::Smpp, Some(2775)),
+                ("skt".into(), CarrierKind::Smpp, Some(2776)),
+                ("lgu".into(), CarrierKind::Smpp, Some(2777)),
+                ("ke".into(), CarrierKind::Http, None),
+                ("cns".into(), CarrierKind::Http, None),
+            ]
+        );
+        assert_eq!(settings.carrier_workers.receipts_listen, "127.0.0.1:8084");
+    }
 }

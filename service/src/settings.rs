@@ -1,9 +1,12 @@
 //! Configuration loading with figment.
 //!
-//! Sources, later ones winning: the defaults of each settings struct, the TOML file
-//! (`--config <path>`, else `$RNS_CONFIG`, else `rns.toml` when it exists), then
-//! environment variables prefixed `RNS_` with `__` between nested keys. Each service
-//! reads the sections it needs from the one shared file and ignores the others.
+//! Sources, later ones winning: the defaults of each settings struct, the TOML files
+//! (each `--config <path>`, else `$RNS_CONFIG` — several paths separated by `:` —
+//! else `rns.toml` when it exists), then environment variables prefixed `RNS_` with
+//! `__` between nested keys. A later file replaces what it names of an earlier one
+//! (tables key by key, arrays such as `[[carriers]]` whole), so a small overlay can
+//! swap the carriers of a shared file. Each service reads the sections it needs and
+//! ignores the others.
 use std::path::PathBuf;
 
 use figment::providers::{Env, Format, Toml};
@@ -17,12 +20,11 @@ use serde::Deserialize;
 #[error("invalid configuration: {0}")]
 pub struct SettingsError(#[from] Box<figment::Error>);
 
-/// Loads `T` from the configuration file named on the command line (`--config`), in
+/// Loads `T` from the configuration files named on the command line (`--config`), in
 /// `$RNS_CONFIG`, or `rns.toml`, overlaid with `RNS_` environment variables.
 pub fn load_settings<T: DeserializeOwned>() -> Result<T, SettingsError> {
-    let path = config_path();
     let mut figment = Figment::new();
-    if let Some(path) = path {
+    for path in config_paths(std::env::args().skip(1), std::env::var_os("RNS_CONFIG")) {
         figment = figment.merge(Toml::file_exact(path));
     }
     figment
@@ -31,21 +33,34 @@ pub fn load_settings<T: DeserializeOwned>() -> Result<T, SettingsError> {
         .map_err(|error| SettingsError(Box::new(error)))
 }
 
-fn config_path() -> Option<PathBuf> {
-    let mut arguments = std::env::args().skip(1);
+/// The configuration files, in the order they are merged.
+fn config_paths(
+    arguments: impl IntoIterator<Item = String>,
+    environment: Option<std::ffi::OsString>,
+) -> Vec<PathBuf> {
+    let mut arguments = arguments.into_iter();
+    let mut paths = Vec::new();
     while let Some(argument) = arguments.next() {
         if argument == "--config" {
-            return arguments.next().map(PathBuf::from);
-        }
-        if let Some(path) = argument.strip_prefix("--config=") {
-            return Some(PathBuf::from(path));
+            paths.extend(arguments.next().map(PathBuf::from));
+        } else if let Some(path) = argument.strip_prefix("--config=") {
+            paths.push(PathBuf::from(path));
         }
     }
-    if let Some(path) = std::env::var_os("RNS_CONFIG") {
-        return Some(PathBuf::from(path));
+    if !paths.is_empty() {
+        return paths;
+    }
+    if let Some(variable) = environment {
+        return std::env::split_paths(&variable)
+            .filter(|path| !path.as_os_str().is_empty())
+            .collect();
     }
     let default = PathBuf::from("rns.toml");
-    default.exists().then_some(default)
+    if default.exists() {
+        vec![default]
+    } else {
+        Vec::new()
+    }
 }
 
 /// `[nats]`: the server and the topology's sizes.
@@ -234,5 +249,69 @@ mod secret_tests {
         ));
         let empty: Secret = serde_json::from_str(r#""  ""#).unwrap();
         assert!(matches!(empty.reveal(), Err(SecretError::Empty)));
+    }
+}
+
+#[cfg(test)]
+mod config_path_tests {
+    use super::*;
+
+    fn arguments(list: &[&str]) -> Vec<String> {
+        list.iter().map(|argument| (*argument).to_owned()).collect()
+    }
+
+    #[test]
+    fn every_config_argument_counts_else_the_variables_paths_in_order() {
+        assert_eq!(
+            config_paths(
+                arguments(&["--config", "a.toml", "--config=b.toml"]),
+                Some("c.toml".into())
+            ),
+            [PathBuf::from("a.toml"), PathBuf::from("b.toml")]
+        );
+        assert_eq!(
+            config_paths(
+                arguments(&["--verbose"]),
+                Some("rns.toml:deploy/smpp/carriers.toml".into())
+            ),
+            [
+                PathBuf::from("rns.toml"),
+                PathBuf::from("deploy/smpp/carriers.toml")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_later_file_replaces_the_carriers_of_an_earlier_one_whole() {
+        #[derive(Debug, Deserialize)]
+        struct Config {
+            name: String,
+            carriers: Vec<Carrier>,
+        }
+        #[derive(Debug, Deserialize)]
+        struct Carrier {
+            id: String,
+        }
+        let directory = tempfile::tempdir().unwrap();
+        let base = directory.path().join("base.toml");
+        let overlay = directory.path().join("overlay.toml");
+        std::fs::write(
+            &base,
+            "name = \"base\"\n[[carriers]]\nid = \"kt\"\n[[carriers]]\nid = \"skt\"\n",
+        )
+        .unwrap();
+        std::fs::write(&overlay, "[[carriers]]\nid = \"lgu\"\n").unwrap();
+        let config: Config = Figment::new()
+            .merge(Toml::file_exact(&base))
+            .merge(Toml::file_exact(&overlay))
+            .extract()
+            .unwrap();
+        assert_eq!(config.name, "base");
+        let ids: Vec<&str> = config
+            .carriers
+            .iter()
+            .map(|carrier| carrier.id.as_str())
+            .collect();
+        assert_eq!(ids, ["lgu"]);
     }
 }
