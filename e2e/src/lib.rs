@@ -62,6 +62,7 @@ pub const CARRIERS: [(&str, &str); 5] = [
 
 pub mod bench;
 pub mod chaos;
+pub mod kannel;
 
 pub struct System {
     /// The nats-server, or the first node of the cluster.

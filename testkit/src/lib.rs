@@ -14,6 +14,6 @@ mod smsc;
 
 pub use clickhouse::ClickHouseServer;
 pub use nats::NatsServer;
-pub use process::{spare_port, wait_until, ChildProcess};
+pub use process::{require_program, spare_port, wait_until, ChildProcess};
 pub use redis::RedisServer;
 pub use smsc::{SmscImplementation, SmscServer, SMSC_PASSWORD, SMSC_SYSTEM_ID};

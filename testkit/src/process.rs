@@ -71,7 +71,7 @@ fn next_random() -> u32 {
 }
 
 /// Fails the test unless `program` is on PATH, naming the command that installs it.
-pub(crate) fn require_program(program: &str, install: &str) {
+pub fn require_program(program: &str, install: &str) {
     let found = std::env::var_os("PATH")
         .map(|paths| {
             std::env::split_paths(&paths).any(|directory| directory.join(program).is_file())
