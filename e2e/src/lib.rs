@@ -515,6 +515,13 @@ filter = "info"
         &self.smscs[carrier]
     }
 
+    /// The SMSC of an SMPP carrier, to restart.
+    pub fn smsc_mut(&mut self, carrier: &str) -> &mut SmscServer {
+        self.smscs
+            .get_mut(carrier)
+            .expect("the carrier speaks SMPP")
+    }
+
     /// Changes a simulator's knobs (`PUT /v1/knobs`).
     pub async fn set_knobs(&self, carrier: &str, knobs: Value) {
         let response = self

@@ -271,3 +271,96 @@ async fn a_handset_texting_the_opt_out_number_is_opted_out_and_its_message_kept(
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(accepted["blocked"], json!(["01055550001"]), "{accepted}");
 }
+
+/// Chaos over SMPP: while requests come in, KT's SMSC (node-smpp) closes every
+/// session, LG U+'s is killed and started again, SKT's (smpp34) unbinds every session,
+/// and every receipt comes a second late. Every accepted message reaches a final
+/// state, and no handset gets a message twice (a submit whose answer the session took
+/// with it is never made again: it ends `unknown`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_dropped_binds_a_restarted_smsc_and_late_receipts_nothing_is_lost_or_sent_twice() {
+    let mut system = System::start_with(SystemOptions {
+        smpp: true,
+        receipt_deadline_seconds: 8,
+        ..Default::default()
+    })
+    .await;
+    let key = system.customer_with_points("acme", 10_000).await;
+    system
+        .set_sms_weights(&key, json!({"kt": 50, "skt": 30, "lgu": 20}))
+        .await;
+    let late = r#"{"receipt_delay_milliseconds": 1000}"#;
+    for carrier in ["kt", "skt", "lgu"] {
+        system.smsc(carrier).set_knobs(late).await;
+    }
+    // What LG U+'s SMSC took before it was killed (its records go with it).
+    let mut taken = Vec::new();
+    let mut requests = Vec::new();
+    for round in 0..12 {
+        let to: Vec<String> = (0..20)
+            .map(|index| format!("010{:08}", round * 20 + index))
+            .collect();
+        let (status, accepted) = system
+            .call(
+                Method::POST,
+                "/v1/messages",
+                &key,
+                Some(json!({"from": "0212345678", "to": to, "text": format!("round {round}")})),
+            )
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        requests.push(accepted);
+        match round {
+            3 => system.smsc("kt").drop_sessions().await,
+            6 => {
+                taken.extend(smsc_messages(&system, "lgu").await);
+                system.smsc_mut("lgu").restart().await;
+                system.smsc("lgu").set_knobs(late).await;
+            }
+            9 => system.smsc("skt").drop_sessions().await,
+            _ => {}
+        }
+    }
+    let mut by_status = std::collections::BTreeMap::<String, u64>::new();
+    for accepted in &requests {
+        let summary = finished(&system, &key, accepted).await;
+        for (status, count) in summary["by_status"].as_object().unwrap() {
+            *by_status.entry(status.clone()).or_default() += count.as_u64().unwrap();
+        }
+    }
+    assert_eq!(
+        by_status.values().sum::<u64>(),
+        240,
+        "every accepted message has a final state: {by_status:?}"
+    );
+    for carrier in ["kt", "skt", "lgu"] {
+        taken.extend(smsc_messages(&system, carrier).await);
+    }
+    let mut destinations: Vec<&str> = taken
+        .iter()
+        .map(|part| part["destination"].as_str().unwrap())
+        .collect();
+    let submitted = destinations.len();
+    destinations.sort_unstable();
+    destinations.dedup();
+    assert_eq!(
+        destinations.len(),
+        submitted,
+        "no handset got a message twice"
+    );
+    // Every fault was felt: the binds were dropped and made again.
+    for carrier in ["kt", "skt"] {
+        let counts = smsc_counts(&system, carrier).await;
+        assert_eq!(count(&counts, "dropped_sessions"), 2, "{carrier}: {counts}");
+        assert!(
+            count(&counts, "binds") >= 4,
+            "{carrier} bound again: {counts}"
+        );
+    }
+    let restarted = smsc_counts(&system, "lgu").await;
+    assert!(
+        count(&restarted, "binds") >= 2,
+        "LG U+'s sessions bound to the restarted SMSC: {restarted}"
+    );
+    eprintln!("final states under SMPP chaos: {by_status:?}, {submitted} submits");
+}

@@ -30,16 +30,49 @@ pub const SMSC_PASSWORD: &str = "secret";
 
 #[derive(Debug)]
 pub struct SmscServer {
-    _process: ChildProcess,
+    process: ChildProcess,
+    implementation: SmscImplementation,
     smpp_port: u16,
     control_port: u16,
     http: reqwest::Client,
-    _directory: TempDir,
+    directory: TempDir,
 }
 
 /// Where the SMSC script lives: `testkit/smsc` of this workspace.
 fn script_directory() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("smsc")
+}
+
+/// The command that runs `implementation`'s SMSC script, once its library is there.
+fn smsc_command(implementation: SmscImplementation) -> Command {
+    let directory = script_directory();
+    match implementation {
+        SmscImplementation::NodeSmpp => {
+            require_program("node", NODE_INSTALL);
+            assert!(
+                directory.join("node_modules/smpp").is_dir(),
+                "node-smpp is not installed in {}; install it with: {NODE_INSTALL}",
+                directory.display()
+            );
+            let mut command = Command::new("node");
+            command.arg(directory.join("smsc.js"));
+            command
+        }
+        SmscImplementation::Smpp34 => {
+            require_program("python3", SMPP34_INSTALL);
+            let installed = Command::new("python3")
+                .args(["-c", "import smpp34"])
+                .status()
+                .is_ok_and(|status| status.success());
+            assert!(
+                installed,
+                "smpp34 is not installed; install it with: {SMPP34_INSTALL}"
+            );
+            let mut command = Command::new("python3");
+            command.arg(directory.join("smsc34.py"));
+            command
+        }
+    }
 }
 
 impl SmscServer {
@@ -49,36 +82,28 @@ impl SmscServer {
     }
 
     pub async fn start_with(implementation: SmscImplementation) -> Self {
-        let directory = script_directory();
-        let mut command = match implementation {
-            SmscImplementation::NodeSmpp => {
-                require_program("node", NODE_INSTALL);
-                assert!(
-                    directory.join("node_modules/smpp").is_dir(),
-                    "node-smpp is not installed in {}; install it with: {NODE_INSTALL}",
-                    directory.display()
-                );
-                let mut command = Command::new("node");
-                command.arg(directory.join("smsc.js"));
-                command
-            }
-            SmscImplementation::Smpp34 => {
-                require_program("python3", SMPP34_INSTALL);
-                let installed = Command::new("python3")
-                    .args(["-c", "import smpp34"])
-                    .status()
-                    .is_ok_and(|status| status.success());
-                assert!(
-                    installed,
-                    "smpp34 is not installed; install it with: {SMPP34_INSTALL}"
-                );
-                let mut command = Command::new("python3");
-                command.arg(directory.join("smsc34.py"));
-                command
-            }
-        };
-        let logs = tempfile::tempdir().expect("temporary directory");
+        let directory = tempfile::tempdir().expect("temporary directory");
         let (smpp_port, control_port) = (spare_port(), spare_port());
+        let process = Self::spawn(implementation, smpp_port, control_port, directory.path());
+        let server = Self {
+            process,
+            implementation,
+            smpp_port,
+            control_port,
+            http: reqwest::Client::new(),
+            directory,
+        };
+        server.wait_listening().await;
+        server
+    }
+
+    fn spawn(
+        implementation: SmscImplementation,
+        smpp_port: u16,
+        control_port: u16,
+        logs: &std::path::Path,
+    ) -> ChildProcess {
+        let mut command = smsc_command(implementation);
         command
             .arg("--smpp-port")
             .arg(smpp_port.to_string())
@@ -88,23 +113,33 @@ impl SmscServer {
             .arg(SMSC_SYSTEM_ID)
             .arg("--password")
             .arg(SMSC_PASSWORD);
-        let process = ChildProcess::spawn("smsc", command, logs.path());
-        let http = reqwest::Client::new();
-        let counts = format!("http://127.0.0.1:{control_port}/counts");
+        ChildProcess::spawn("smsc", command, logs)
+    }
+
+    async fn wait_listening(&self) {
+        let counts = self.control("/counts");
+        let smpp_port = self.smpp_port;
         wait_until("the SMSC", Duration::from_secs(20), || async {
             let listening = tokio::net::TcpStream::connect(("127.0.0.1", smpp_port))
                 .await
                 .is_ok();
-            listening && http.get(&counts).send().await.is_ok()
+            listening && self.http.get(&counts).send().await.is_ok()
         })
         .await;
-        Self {
-            _process: process,
-            smpp_port,
-            control_port,
-            http,
-            _directory: logs,
-        }
+    }
+
+    /// Kills the SMSC (SIGKILL: its sessions break, what it had not answered or
+    /// reported is lost with it) and starts it again on the same ports, with fresh
+    /// knobs and counters.
+    pub async fn restart(&mut self) {
+        self.process.kill();
+        self.process = Self::spawn(
+            self.implementation,
+            self.smpp_port,
+            self.control_port,
+            self.directory.path(),
+        );
+        self.wait_listening().await;
     }
 
     pub fn smpp_port(&self) -> u16 {

@@ -277,6 +277,15 @@ impl SmppCarrier {
         let total = parts.len();
         let mut references = Vec::with_capacity(total);
         for (index, part) in parts.into_iter().enumerate() {
+            // A session that closed while this waited for its window: nothing was
+            // written, so the message may go again (a close racing the write below
+            // leaves it ambiguous).
+            if index == 0 && !client.is_active() {
+                return SubmitOutcome::Transient {
+                    reason: "connection failed: the SMPP session closed before the submit"
+                        .to_owned(),
+                };
+            }
             match client.submit_sm(part).await {
                 Ok(answer) => references.push(answer.message_id().to_string()),
                 Err(error) => return self.failed(error, index, total),
@@ -301,8 +310,11 @@ impl SmppCarrier {
             rusmppc::error::Error::UnexpectedResponse { response } => {
                 status::refused(response.status())
             }
-            rusmppc::error::Error::ConnectionClosed => SubmitOutcome::Transient {
-                reason: "connection failed: the SMPP session closed".to_owned(),
+            // The submit_sm may have been written before the session closed: the
+            // SMSC may have it (the client cannot tell which), so it is not made again.
+            rusmppc::error::Error::ConnectionClosed
+            | rusmppc::error::Error::ConnectionClosedByPeer => SubmitOutcome::Ambiguous {
+                reason: "the SMPP session closed before the SMSC answered".to_owned(),
             },
             rusmppc::error::Error::Encode(error) => SubmitOutcome::Rejected {
                 reason: format!("cannot encode the submit: {error}"),
