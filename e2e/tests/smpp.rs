@@ -11,8 +11,15 @@ use rns_testkit::wait_until;
 use serde_json::{json, Value};
 
 async fn start() -> (System, String) {
+    start_with(SystemOptions::default().receipt_deadline_seconds).await
+}
+
+/// The system over SMPP with receipts awaited `receipt_deadline_seconds`, and the key
+/// of customer `acme` (10,000 points, SMS weights 50/30/20).
+async fn start_with(receipt_deadline_seconds: u64) -> (System, String) {
     let system = System::start_with(SystemOptions {
         smpp: true,
+        receipt_deadline_seconds,
         ..Default::default()
     })
     .await;
@@ -279,16 +286,7 @@ async fn a_handset_texting_the_opt_out_number_is_opted_out_and_its_message_kept(
 /// with it is never made again: it ends `unknown`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_dropped_binds_a_restarted_smsc_and_late_receipts_nothing_is_lost_or_sent_twice() {
-    let mut system = System::start_with(SystemOptions {
-        smpp: true,
-        receipt_deadline_seconds: 8,
-        ..Default::default()
-    })
-    .await;
-    let key = system.customer_with_points("acme", 10_000).await;
-    system
-        .set_sms_weights(&key, json!({"kt": 50, "skt": 30, "lgu": 20}))
-        .await;
+    let (mut system, key) = start_with(8).await;
     let late = r#"{"receipt_delay_milliseconds": 1000}"#;
     for carrier in ["kt", "skt", "lgu"] {
         system.smsc(carrier).set_knobs(late).await;
