@@ -513,7 +513,7 @@ mod tests {
         assert_eq!(settings.carrier_workers.receipt_deadline_seconds, 3_600);
     }
 
-    /// `RNS_CARRIERS=smpp ./scripts/up` merges `deploy/smpp/carriers.toml` over it.
+    /// `./scripts/up --smpp` merges `deploy/smpp/carriers.toml` over it.
     #[test]
     fn the_smpp_overlay_puts_the_sms_carriers_on_the_local_smscs() {
         let directory = env!("CARGO_MANIFEST_DIR");
