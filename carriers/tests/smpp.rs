@@ -47,12 +47,13 @@ async fn start() -> Harness {
 }
 
 async fn start_with(implementation: SmscImplementation) -> Harness {
-    start_configured(implementation, 30).await
+    start_configured(implementation, 30, SmppDataCoding::Ucs2).await
 }
 
 async fn start_configured(
     implementation: SmscImplementation,
     receipt_deadline_seconds: u64,
+    data_coding: SmppDataCoding,
 ) -> Harness {
     let (nats, redis, smsc) = tokio::join!(
         NatsServer::start(),
@@ -74,7 +75,7 @@ async fn start_configured(
             window: 10,
             enquire_link_seconds: 1,
             tls: false,
-            data_coding: SmppDataCoding::Ucs2,
+            data_coding,
         }),
         concurrency: 64,
         request_timeout_milliseconds: 2_000,
@@ -309,7 +310,7 @@ async fn early_and_duplicated_part_receipts_settle_a_long_message_once() {
 
 #[tokio::test]
 async fn a_long_message_missing_one_parts_receipt_is_unknown_at_its_deadline() {
-    let harness = start_configured(SmscImplementation::NodeSmpp, 3).await;
+    let harness = start_configured(SmscImplementation::NodeSmpp, 3, SmppDataCoding::Ucs2).await;
     harness.smsc.set_knobs(r#"{"lost_part": 1}"#).await;
     let sent = job("01012345678", &long_text());
     enqueue(&harness, &sent).await;
@@ -321,6 +322,46 @@ async fn a_long_message_missing_one_parts_receipt_is_unknown_at_its_deadline() {
     assert!(
         counts["receipts_acknowledged"].as_u64() >= Some(2),
         "the other parts' receipts came and did not settle it: {counts}"
+    );
+}
+
+/// A carrier that asks for EUC-KR gets it (70 Korean characters a part, cut between
+/// characters), and UCS-2 for a text EUC-KR cannot carry.
+#[tokio::test]
+async fn a_carrier_that_asks_for_euc_kr_gets_it_and_ucs2_when_it_cannot_carry_the_text() {
+    let harness = start_configured(SmscImplementation::NodeSmpp, 30, SmppDataCoding::EucKr).await;
+    let text = format!("RNS {}", long_text());
+    let korean = job("01012345678", &text);
+    let emoji = job("01087654321", "감사합니다 🙏");
+    enqueue(&harness, &korean).await;
+    enqueue(&harness, &emoji).await;
+    for sent in [&korean, &emoji] {
+        let ended = final_event(&harness, sent).await;
+        assert_eq!(ended.kind, EventKind::Delivered, "{ended:?}");
+    }
+    let taken = messages(&harness).await;
+    let of = |to: &str| -> Vec<&Value> {
+        taken
+            .iter()
+            .filter(|part| part["destination"] == to)
+            .collect()
+    };
+    let parts = of("01012345678");
+    assert!(
+        parts.iter().all(|part| part["data_coding"] == 14),
+        "KS C 5601: {parts:?}"
+    );
+    assert_eq!(parts.len(), 3, "172 characters at 70 Korean a part");
+    let joined: String = parts
+        .iter()
+        .map(|part| part["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(joined, text);
+    let fallback = of("01087654321");
+    assert_eq!(
+        (&fallback[0]["data_coding"], &fallback[0]["text"]),
+        (&Value::from(8), &Value::from("감사합니다 🙏")),
+        "UCS-2 for what EUC-KR has no code for"
     );
 }
 

@@ -73,6 +73,18 @@ const messages = [];
 const bound = new Set();
 let nextId = 1;
 
+// The text of a part: node-smpp decodes GSM, Latin-1 and UCS-2 itself and leaves
+// other codings as bytes; KS C 5601 (0x0E) is EUC-KR.
+function textOf(message, dataCoding) {
+  if (typeof message === 'string') {
+    return message;
+  }
+  if (!Buffer.isBuffer(message)) {
+    return '';
+  }
+  return dataCoding === 0x0e ? new TextDecoder('euc-kr').decode(message) : message.toString('latin1');
+}
+
 function chance(rate) {
   return Math.random() < rate;
 }
@@ -187,7 +199,7 @@ const server = smpp.createServer({ debug: false }, (session) => {
       id,
       source: pdu.source_addr,
       destination: pdu.destination_addr,
-      text: typeof body.message === 'string' ? body.message : String(body.message || ''),
+      text: textOf(body.message, pdu.data_coding),
       data_coding: pdu.data_coding,
       part,
       parts,

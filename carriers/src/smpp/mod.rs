@@ -33,6 +33,7 @@
 //!   `inbound.<carrier>` before its `deliver_sm_resp` the same way, its text read by
 //!   its `data_coding` (UCS-2, KS C 5601, Latin-1), for the gateway to record
 //!   ([`rns_types::inbound`]).
+pub mod coding;
 pub mod receipt;
 pub mod status;
 
@@ -50,7 +51,6 @@ use rns_types::inbound::{Inbound, InboundMessage};
 use rns_types::subjects::inbound_subject;
 use rns_types::CarrierId;
 use rusmpp::extra::concatenation::SubmitSmMultipartExt;
-use rusmpp::extra::encoding::ucs2::Ucs2;
 use rusmpp::pdus::{BindTransceiver, DeliverSmResp, SubmitSm};
 use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::{
@@ -65,6 +65,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http::SubmitRequest;
 use crate::outcome::SubmitOutcome;
+use crate::smpp::coding::Coding;
 use crate::smpp::receipt::Delivered;
 
 /// How text is coded.
@@ -76,6 +77,9 @@ pub enum SmppDataCoding {
     Ucs2,
     /// GSM 7-bit (unpacked) for text it can carry, UCS-2 otherwise.
     Gsm7WhenAscii,
+    /// EUC-KR (KS C 5601, 0x0E) for text it can carry, UCS-2 otherwise
+    /// ([`coding`]).
+    EucKr,
 }
 
 /// A carrier's SMPP settings (`smpp = { … }` in its `[[carriers]]` entry).
@@ -354,20 +358,23 @@ impl SmppCarrier {
             .short_message(OctetString::empty())
             .build();
         let reference = self.0.reference.fetch_add(1, Ordering::Relaxed);
-        let plain = text.is_ascii() && self.0.data_coding == SmppDataCoding::Gsm7WhenAscii;
-        let mut parts = if plain {
-            base.multipart(&text)
-                .reference_u16(reference)
+        let split = |error: String| format!("cannot split the text: {error}");
+        let multipart = base.multipart(&text).reference_u16(reference);
+        let mut parts = match self.0.data_coding {
+            SmppDataCoding::Gsm7WhenAscii if text.is_ascii() => multipart
                 .gsm7bit_unpacked()
-                .fallback(Ucs2::new())
+                .fallback(Coding::Utf16)
                 .build()
-                .map_err(|error| format!("cannot split the text: {error}"))?
-        } else {
-            base.multipart(&text)
-                .reference_u16(reference)
-                .ucs2()
+                .map_err(|error| split(error.to_string()))?,
+            SmppDataCoding::EucKr => multipart
+                .encoder(Coding::EucKr)
+                .fallback(Coding::Utf16)
                 .build()
-                .map_err(|error| format!("cannot split the text: {error}"))?
+                .map_err(|error| split(error.to_string()))?,
+            SmppDataCoding::Ucs2 | SmppDataCoding::Gsm7WhenAscii => multipart
+                .encoder(Coding::Utf16)
+                .build()
+                .map_err(|error| split(error.to_string()))?,
         };
         for part in &mut parts {
             part.registered_delivery = RegisteredDelivery::new(
