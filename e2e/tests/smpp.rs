@@ -96,22 +96,25 @@ async fn sms_and_long_korean_lms_reach_both_smscs_in_the_exact_split_and_receipt
     }
 
     // A long Korean text is an LMS: it travels in concatenated parts, all to the carrier
-    // its message was routed to, and its receipt delivers it.
+    // its message was routed to (both kinds of SMSC), and its parts' receipts deliver it.
     let long_text = "가나다라마바사아자차카타파하".repeat(10);
+    let to: Vec<String> = (0..10).map(|index| format!("0109999{index:04}")).collect();
     let (status, lms) = system
         .call(
             Method::POST,
             "/v1/messages",
             &key,
-            Some(
-                json!({"from": "0212345678", "to": ["01099990001", "01099990002"],
-                        "subject": "안내", "text": long_text}),
-            ),
+            Some(json!({"from": "0212345678", "to": to, "subject": "안내", "text": long_text})),
         )
         .await;
     assert_eq!(status, 202, "{lms}");
     let summary = finished(&system, &key, &lms).await;
-    assert_eq!(count(&summary["by_status"], "delivered"), 2, "{summary}");
+    assert_eq!(count(&summary["by_status"], "delivered"), 10, "{summary}");
+    assert_eq!(
+        summary["by_carrier"],
+        json!({"kt": 5, "skt": 3, "lgu": 2}),
+        "{summary}"
+    );
     for id in lms["message_ids"].as_array().unwrap() {
         let (_, message) = system.message(&key, id.as_str().unwrap()).await;
         assert_eq!(message["type"], "lms", "{message}");
@@ -136,8 +139,8 @@ async fn sms_and_long_korean_lms_reach_both_smscs_in_the_exact_split_and_receipt
     let account = points(&system, &key).await;
     assert_eq!(
         (account["spent"].as_i64(), account["balance"].as_i64()),
-        (Some(100 + 2 * 3), Some(10_000 - 106)),
-        "100 SMS at 1 and 2 LMS at 3: {account}"
+        (Some(100 + 10 * 3), Some(10_000 - 130)),
+        "100 SMS at 1 and 10 LMS at 3: {account}"
     );
 }
 
