@@ -435,6 +435,37 @@ async fn a_carrier_whose_binds_drop_opens_its_circuit_and_a_rebind_closes_it() {
     );
 }
 
+/// A session whose `enquire_link`s go unanswered is taken for dead: it is closed and
+/// bound again, and messages keep flowing.
+#[tokio::test]
+async fn a_session_whose_enquire_links_go_unanswered_is_bound_again() {
+    let harness = start().await;
+    harness
+        .smsc
+        .set_knobs(r#"{"answer_enquire_links": false}"#)
+        .await;
+    wait_until(
+        "a rebind after unanswered enquire_links",
+        Duration::from_secs(30),
+        || async {
+            let counts = counts(&harness).await;
+            counts["unanswered_enquire_links"].as_u64() > Some(0)
+                && counts["binds"].as_u64() > Some(2)
+        },
+    )
+    .await;
+    harness
+        .smsc
+        .set_knobs(r#"{"answer_enquire_links": true}"#)
+        .await;
+    let after = job("01012345678", "still flowing");
+    enqueue(&harness, &after).await;
+    assert_eq!(
+        final_event(&harness, &after).await.kind,
+        EventKind::Delivered
+    );
+}
+
 /// smpp34's SMSC ends every bind with an `unbind` of its own: the sessions bind again
 /// and what was sent meanwhile is delivered.
 #[tokio::test]

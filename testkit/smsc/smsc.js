@@ -14,7 +14,8 @@
 //   PUT  /knobs     {"receipt_delay_milliseconds", "answer_delay_milliseconds",
 //                    "undeliverable_rate", "loss_rate", "duplicate_rate", "early_rate",
 //                    "throttle_rate", "unanswered_rate", "refuse_binds",
-//                    "undeliverable_part", "lost_part"} (merged into the current ones;
+//                    "undeliverable_part", "lost_part", "answer_enquire_links"}
+//                    (merged into the current ones;
 //                    the last two name the part, from 1, of every message whose
 //                    receipt says UNDELIV or is never sent; a message in one part is
 //                    part 1; 0: none)
@@ -52,6 +53,7 @@ const knobs = {
   refuse_binds: false,
   undeliverable_part: 0,
   lost_part: 0,
+  answer_enquire_links: true,
 };
 const counts = {
   binds: 0,
@@ -147,6 +149,10 @@ const server = smpp.createServer({ debug: false }, (session) => {
   session.on('bind_receiver', bindHandler(session, false, true));
   session.on('enquire_link', (pdu) => {
     counts.enquire_links += 1;
+    if (!knobs.answer_enquire_links) {
+      counts.unanswered_enquire_links = (counts.unanswered_enquire_links || 0) + 1;
+      return;
+    }
     session.send(pdu.response());
   });
   session.on('unbind', (pdu) => {
