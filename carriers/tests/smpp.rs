@@ -7,7 +7,7 @@ use std::time::Duration;
 
 mod common;
 
-use rns_carriers::smpp::{SmppDataCoding, SmppSettings};
+use rns_carriers::smpp::{SmppBind, SmppDataCoding, SmppSettings};
 use rns_carriers::{CarrierKind, CarrierSettings, Settings, WorkerSettings};
 use rns_nats::{publish_all, CustomerDirectory, HealthView, Outbound, Topology};
 use rns_service::{NatsSettings, Readiness, RedisSettings, Secret};
@@ -47,14 +47,43 @@ async fn start() -> Harness {
 }
 
 async fn start_with(implementation: SmscImplementation) -> Harness {
-    start_configured(implementation, 30, SmppDataCoding::Ucs2).await
+    start_configured(Configured {
+        implementation,
+        ..Configured::default()
+    })
+    .await
 }
 
-async fn start_configured(
+/// What a test may change of the harness.
+struct Configured {
     implementation: SmscImplementation,
     receipt_deadline_seconds: u64,
     data_coding: SmppDataCoding,
-) -> Harness {
+    bind: SmppBind,
+}
+
+impl Default for Configured {
+    fn default() -> Self {
+        Self {
+            implementation: SmscImplementation::NodeSmpp,
+            receipt_deadline_seconds: 30,
+            data_coding: SmppDataCoding::Ucs2,
+            bind: SmppBind::Transceiver,
+        }
+    }
+}
+
+async fn start_configured(configured: Configured) -> Harness {
+    let Configured {
+        implementation,
+        receipt_deadline_seconds,
+        data_coding,
+        bind,
+    } = configured;
+    let connections = match bind {
+        SmppBind::Transceiver => 2,
+        SmppBind::TransmitterAndReceiver => 4,
+    };
     let (nats, redis, smsc) = tokio::join!(
         NatsServer::start(),
         RedisServer::start(),
@@ -76,6 +105,7 @@ async fn start_configured(
             enquire_link_seconds: 1,
             tls: false,
             data_coding,
+            bind,
         }),
         concurrency: 64,
         request_timeout_milliseconds: 2_000,
@@ -133,7 +163,7 @@ async fn start_configured(
         shutdown,
     };
     wait_until("both sessions bound", Duration::from_secs(20), || async {
-        counts(&harness).await["binds"].as_u64() == Some(2)
+        counts(&harness).await["binds"].as_u64() == Some(connections)
     })
     .await;
     harness
@@ -310,7 +340,11 @@ async fn early_and_duplicated_part_receipts_settle_a_long_message_once() {
 
 #[tokio::test]
 async fn a_long_message_missing_one_parts_receipt_is_unknown_at_its_deadline() {
-    let harness = start_configured(SmscImplementation::NodeSmpp, 3, SmppDataCoding::Ucs2).await;
+    let harness = start_configured(Configured {
+        receipt_deadline_seconds: 3,
+        ..Configured::default()
+    })
+    .await;
     harness.smsc.set_knobs(r#"{"lost_part": 1}"#).await;
     let sent = job("01012345678", &long_text());
     enqueue(&harness, &sent).await;
@@ -329,7 +363,11 @@ async fn a_long_message_missing_one_parts_receipt_is_unknown_at_its_deadline() {
 /// characters), and UCS-2 for a text EUC-KR cannot carry.
 #[tokio::test]
 async fn a_carrier_that_asks_for_euc_kr_gets_it_and_ucs2_when_it_cannot_carry_the_text() {
-    let harness = start_configured(SmscImplementation::NodeSmpp, 30, SmppDataCoding::EucKr).await;
+    let harness = start_configured(Configured {
+        data_coding: SmppDataCoding::EucKr,
+        ..Configured::default()
+    })
+    .await;
     let text = format!("RNS {}", long_text());
     let korean = job("01012345678", &text);
     let emoji = job("01087654321", "감사합니다 🙏");
@@ -432,6 +470,35 @@ async fn a_carrier_whose_binds_drop_opens_its_circuit_and_a_rebind_closes_it() {
     assert_eq!(
         final_event(&harness, &again).await.kind,
         EventKind::Delivered
+    );
+}
+
+/// For an SMSC without transceivers: each session is a transmitter for submits and a
+/// receiver for receipts and messages from handsets.
+#[tokio::test]
+async fn transmitter_and_receiver_binds_submit_on_one_and_take_receipts_on_the_other() {
+    let harness = start_configured(Configured {
+        bind: SmppBind::TransmitterAndReceiver,
+        ..Configured::default()
+    })
+    .await;
+    let sent = job("01012345678", "두 개의 연결");
+    enqueue(&harness, &sent).await;
+    let delivered = final_event(&harness, &sent).await;
+    assert_eq!(delivered.kind, EventKind::Delivered, "{delivered:?}");
+    assert_eq!(
+        harness
+            .smsc
+            .mobile_originated("01055550001", "0801234567", "수신거부")
+            .await,
+        0,
+        "a handset's message is taken on a receiver"
+    );
+    let counts = counts(&harness).await;
+    assert_eq!(
+        (counts["binds"].as_u64(), counts["accepted"].as_u64()),
+        (Some(4), Some(1)),
+        "two transmitters and two receivers: {counts}"
     );
 }
 

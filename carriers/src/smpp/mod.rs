@@ -6,7 +6,9 @@
 //! into the outcomes and receipts the rest of RNS knows.
 //!
 //! - **Sessions.** Each session connects, binds as a transceiver (`system_id`,
-//!   `password`, `system_type`, interface version 3.4) and, once bound, takes submits.
+//!   `password`, `system_type`, interface version 3.4) and, once bound, takes submits;
+//!   with `bind = "transmitter_and_receiver"` it is two connections, a transmitter
+//!   for submits and a receiver for receipts and messages from handsets.
 //!   A lost connection, a refused bind or an unanswered `enquire_link` unbinds it; it
 //!   binds again with a growing back-off (0.5 s doubling to 30 s). A submit that finds
 //!   no session bound waits up to the request timeout for one (a dropped bind is
@@ -51,7 +53,7 @@ use rns_types::inbound::{Inbound, InboundMessage};
 use rns_types::subjects::inbound_subject;
 use rns_types::CarrierId;
 use rusmpp::extra::concatenation::SubmitSmMultipartExt;
-use rusmpp::pdus::{BindTransceiver, DeliverSmResp, SubmitSm};
+use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DeliverSmResp, SubmitSm};
 use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::{
     EsmClass, InterfaceVersion, IntermediateNotification, MCDeliveryReceipt, Npi,
@@ -105,6 +107,38 @@ pub struct SmppSettings {
     pub tls: bool,
     #[serde(default)]
     pub data_coding: SmppDataCoding,
+    #[serde(default)]
+    pub bind: SmppBind,
+}
+
+/// How each session binds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmppBind {
+    /// One transceiver connection: submits and receipts on it.
+    #[default]
+    Transceiver,
+    /// A transmitter connection for submits and a receiver connection for receipts
+    /// and messages from handsets (for SMSCs without transceivers).
+    TransmitterAndReceiver,
+}
+
+/// What one connection is bound as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Transceiver,
+    Transmitter,
+    Receiver,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Transceiver => "transceiver",
+            Role::Transmitter => "transmitter",
+            Role::Receiver => "receiver",
+        }
+    }
 }
 
 fn default_sessions() -> usize {
@@ -193,10 +227,24 @@ impl SmppCarrier {
                 client: receiver,
                 window: Arc::new(Semaphore::new(window)),
             });
+            let submitting = match settings.bind {
+                SmppBind::Transceiver => Role::Transceiver,
+                SmppBind::TransmitterAndReceiver => {
+                    tasks.push(tokio::spawn(keep_session(
+                        shared.clone(),
+                        index,
+                        Role::Receiver,
+                        None,
+                        shutdown.clone(),
+                    )));
+                    Role::Transmitter
+                }
+            };
             tasks.push(tokio::spawn(keep_session(
                 shared.clone(),
                 index,
-                sender,
+                submitting,
+                Some(sender),
                 shutdown.clone(),
             )));
         }
@@ -400,24 +448,32 @@ struct SessionSettings {
     jetstream: Context,
 }
 
-/// Keeps session `index` bound until `shutdown`, publishing its client while bound.
+/// Keeps session `index`'s connection bound as `role` until `shutdown`, publishing
+/// its client to `bound` (the submitting connection's) while bound.
 async fn keep_session(
     session: Arc<SessionSettings>,
     index: usize,
-    bound: watch::Sender<Option<Client>>,
+    role: Role,
+    bound: Option<watch::Sender<Option<Client>>>,
     shutdown: CancellationToken,
 ) {
     let carrier = &session.carrier;
+    let role_name = role.as_str();
     let mut delay = Duration::from_millis(500);
+    let publish = |client: Option<Client>| {
+        if let Some(bound) = &bound {
+            bound.send_replace(client);
+        }
+    };
     while !shutdown.is_cancelled() {
-        match bind(&session).await {
+        match bind(&session, role).await {
             Ok((client, events)) => {
-                tracing::info!(%carrier, session = index, url = %session.url, "SMPP session bound");
+                tracing::info!(%carrier, session = index, role = role_name, url = %session.url, "SMPP session bound");
                 metrics::counter!("rns_smpp_binds_total", "carrier" => carrier.to_string(), "outcome" => "bound").increment(1);
                 delay = Duration::from_millis(500);
-                bound.send_replace(Some(client.clone()));
+                publish(Some(client.clone()));
                 serve(&session, &client, events, &shutdown).await;
-                bound.send_replace(None);
+                publish(None);
                 if shutdown.is_cancelled() {
                     if let Err(error) = client.unbind().await {
                         tracing::debug!(%carrier, session = index, %error, "unbind was not answered");
@@ -444,8 +500,8 @@ async fn keep_session(
 
 type Events = std::pin::Pin<Box<dyn futures::Stream<Item = Event> + Send>>;
 
-/// Connects and binds as a transceiver.
-async fn bind(session: &SessionSettings) -> Result<(Client, Events), String> {
+/// Connects and binds as `role`.
+async fn bind(session: &SessionSettings, role: Role) -> Result<(Client, Events), String> {
     let (client, events) = ConnectionBuilder::new()
         .enquire_link_interval(session.enquire_link)
         .enquire_link_response_timeout(session.response_timeout)
@@ -457,18 +513,39 @@ async fn bind(session: &SessionSettings) -> Result<(Client, Events), String> {
     fn octets<const MAX: usize>(value: &str, what: &str) -> Result<COctetString<1, MAX>, String> {
         COctetString::from_str(value).map_err(|error| format!("{what}: {error}"))
     }
-    let request = BindTransceiver::builder()
-        .system_id(octets(&session.system_id, "system_id")?)
-        .password(octets(&session.password, "password")?)
-        .system_type(octets(&session.system_type, "system_type")?)
-        .interface_version(InterfaceVersion::Smpp3_4)
-        .addr_ton(Ton::Unknown)
-        .addr_npi(Npi::Unknown)
-        .address_range(COctetString::empty())
-        .build();
-    if let Err(error) = client.bind_transceiver(request).await {
+    let (system_id, password, system_type) = (
+        octets(&session.system_id, "system_id")?,
+        octets(&session.password, "password")?,
+        octets(&session.system_type, "system_type")?,
+    );
+    // The three bind PDUs are three types with the same fields.
+    macro_rules! request {
+        ($kind:ident) => {
+            $kind::builder()
+                .system_id(system_id)
+                .password(password)
+                .system_type(system_type)
+                .interface_version(InterfaceVersion::Smpp3_4)
+                .addr_ton(Ton::Unknown)
+                .addr_npi(Npi::Unknown)
+                .address_range(COctetString::empty())
+                .build()
+        };
+    }
+    let bound = match role {
+        Role::Transceiver => client
+            .bind_transceiver(request!(BindTransceiver))
+            .await
+            .map(drop),
+        Role::Transmitter => client
+            .bind_transmitter(request!(BindTransmitter))
+            .await
+            .map(drop),
+        Role::Receiver => client.bind_receiver(request!(BindReceiver)).await.map(drop),
+    };
+    if let Err(error) = bound {
         let _ = client.close().await;
-        return Err(format!("bind_transceiver: {error}"));
+        return Err(format!("bind_{}: {error}", role.as_str()));
     }
     Ok((client, Box::pin(events)))
 }
