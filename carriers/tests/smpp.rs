@@ -502,6 +502,40 @@ async fn transmitter_and_receiver_binds_submit_on_one_and_take_receipts_on_the_o
     );
 }
 
+/// A `generic_nack` in answer to a submit is the SMSC refusing it (here a system
+/// error, so the message is submitted again, and delivered).
+#[tokio::test]
+async fn a_submit_answered_with_a_generic_nack_is_refused_by_its_status() {
+    let harness = start().await;
+    harness
+        .smsc
+        .set_knobs(r#"{"generic_nack_submits": 1}"#)
+        .await;
+    let sent = job("01012345678", "nacked once");
+    enqueue(&harness, &sent).await;
+    let delivered = final_event(&harness, &sent).await;
+    assert_eq!(delivered.kind, EventKind::Delivered, "{delivered:?}");
+    let failed: Vec<MessageEvent> = events(&harness)
+        .await
+        .into_iter()
+        .filter(|event| event.kind == EventKind::AttemptFailed)
+        .collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "the nacked attempt is recorded: {failed:?}"
+    );
+    let counts = counts(&harness).await;
+    assert_eq!(
+        (
+            counts["generic_nacks"].as_u64(),
+            counts["accepted"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{counts}"
+    );
+}
+
 /// A session whose `enquire_link`s go unanswered is taken for dead: it is closed and
 /// bound again, and messages keep flowing.
 #[tokio::test]

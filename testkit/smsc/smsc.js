@@ -14,7 +14,9 @@
 //   PUT  /knobs     {"receipt_delay_milliseconds", "answer_delay_milliseconds",
 //                    "undeliverable_rate", "loss_rate", "duplicate_rate", "early_rate",
 //                    "throttle_rate", "unanswered_rate", "refuse_binds",
-//                    "undeliverable_part", "lost_part", "answer_enquire_links"}
+//                    "undeliverable_part", "lost_part", "answer_enquire_links",
+//                    "generic_nack_submits" (the next N submits are answered with a
+//                    generic_nack, ESME_RSYSERR)}
 //                    (merged into the current ones;
 //                    the last two name the part, from 1, of every message whose
 //                    receipt says UNDELIV or is never sent; a message in one part is
@@ -54,6 +56,7 @@ const knobs = {
   undeliverable_part: 0,
   lost_part: 0,
   answer_enquire_links: true,
+  generic_nack_submits: 0,
 };
 const counts = {
   binds: 0,
@@ -175,6 +178,15 @@ const server = smpp.createServer({ debug: false }, (session) => {
     counts.submits += 1;
     if (!bound.has(session) || !session.canSubmit) {
       session.send(pdu.response({ command_status: smpp.ESME_RINVBNDSTS }));
+      return;
+    }
+    if (knobs.generic_nack_submits > 0) {
+      knobs.generic_nack_submits -= 1;
+      counts.generic_nacks = (counts.generic_nacks || 0) + 1;
+      session.send(new smpp.PDU('generic_nack', {
+        sequence_number: pdu.sequence_number,
+        command_status: smpp.ESME_RSYSERR,
+      }));
       return;
     }
     if (chance(knobs.unanswered_rate)) {
