@@ -7,7 +7,7 @@ use std::time::Duration;
 
 mod common;
 
-use rns_carriers::smpp::{SmppBind, SmppDataCoding, SmppSettings};
+use rns_carriers::smpp::{SmppBind, SmppDataCoding, SmppLongMessages, SmppSettings};
 use rns_carriers::{CarrierKind, CarrierSettings, Settings, WorkerSettings};
 use rns_nats::{publish_all, CustomerDirectory, HealthView, Outbound, Topology};
 use rns_service::{NatsSettings, Readiness, RedisSettings, Secret};
@@ -60,6 +60,7 @@ struct Configured {
     receipt_deadline_seconds: u64,
     data_coding: SmppDataCoding,
     bind: SmppBind,
+    long_messages: SmppLongMessages,
 }
 
 impl Default for Configured {
@@ -69,6 +70,7 @@ impl Default for Configured {
             receipt_deadline_seconds: 30,
             data_coding: SmppDataCoding::Ucs2,
             bind: SmppBind::Transceiver,
+            long_messages: SmppLongMessages::Udh,
         }
     }
 }
@@ -79,6 +81,7 @@ async fn start_configured(configured: Configured) -> Harness {
         receipt_deadline_seconds,
         data_coding,
         bind,
+        long_messages,
     } = configured;
     let connections = match bind {
         SmppBind::Transceiver => 2,
@@ -106,6 +109,7 @@ async fn start_configured(configured: Configured) -> Harness {
             tls: false,
             data_coding,
             bind,
+            long_messages,
         }),
         concurrency: 64,
         request_timeout_milliseconds: 2_000,
@@ -356,6 +360,36 @@ async fn a_long_message_missing_one_parts_receipt_is_unknown_at_its_deadline() {
     assert!(
         counts["receipts_acknowledged"].as_u64() >= Some(2),
         "the other parts' receipts came and did not settle it: {counts}"
+    );
+}
+
+/// A carrier that prefers `message_payload` gets a long text whole in one submit_sm,
+/// and one receipt settles it.
+#[tokio::test]
+async fn a_long_text_goes_whole_in_message_payload_where_the_carrier_prefers_it() {
+    let harness = start_configured(Configured {
+        long_messages: SmppLongMessages::MessagePayload,
+        ..Configured::default()
+    })
+    .await;
+    let text = long_text();
+    let sent = job("01012345678", &text);
+    enqueue(&harness, &sent).await;
+    let delivered = final_event(&harness, &sent).await;
+    assert_eq!(delivered.kind, EventKind::Delivered, "{delivered:?}");
+    let taken = messages(&harness).await;
+    assert_eq!(taken.len(), 1, "one submit_sm: {taken:?}");
+    assert_eq!(
+        (
+            &taken[0]["message_payload"],
+            &taken[0]["text"],
+            &taken[0]["data_coding"]
+        ),
+        (
+            &Value::Bool(true),
+            &Value::from(text.as_str()),
+            &Value::from(8)
+        ),
     );
 }
 

@@ -200,7 +200,9 @@ const server = smpp.createServer({ debug: false }, (session) => {
     }
     counts.accepted += 1;
     const id = (nextId++).toString(16).padStart(10, '0');
-    const body = pdu.short_message || {};
+    // The text is in short_message, or whole in the message_payload TLV.
+    const payload = pdu.message_payload && pdu.message_payload.message ? pdu.message_payload : null;
+    const body = payload || pdu.short_message || {};
     let part = 1;
     let parts = 1;
     for (const header of body.udh || []) {
@@ -222,6 +224,7 @@ const server = smpp.createServer({ debug: false }, (session) => {
       part,
       parts,
       registered_delivery: pdu.registered_delivery,
+      message_payload: payload !== null,
       submitted: smppTime(new Date()),
       state: part === knobs.undeliverable_part || chance(knobs.undeliverable_rate) ? 'UNDELIV' : 'DELIVRD',
     };

@@ -9,6 +9,7 @@
 //!   140 ASCII characters or 70 Korean ones. A text with a character EUC-KR has no
 //!   code for goes in UTF-16 instead (a fallback of [`rusmpp::extra::fallback`]).
 use rusmpp::extra::concatenation::{Concatenation, Concatenator, MAX_PARTS};
+use rusmpp::extra::encoding::Encoder;
 use rusmpp::values::DataCoding;
 
 /// A text coding, split character by character.
@@ -57,6 +58,19 @@ impl Coding {
                 Ok(bytes.into_owned())
             }
         }
+    }
+}
+
+impl Encoder for Coding {
+    type Error = CodingError;
+
+    /// The whole text, for a `message_payload`.
+    fn encode(&self, message: &str) -> Result<(Vec<u8>, DataCoding), Self::Error> {
+        let mut bytes = Vec::with_capacity(message.len() * 2);
+        for character in message.chars() {
+            bytes.extend(self.encoded(character)?);
+        }
+        Ok((bytes, self.data_coding()))
     }
 }
 

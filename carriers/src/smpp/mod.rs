@@ -69,6 +69,12 @@ use crate::http::SubmitRequest;
 use crate::outcome::SubmitOutcome;
 use crate::smpp::coding::Coding;
 use crate::smpp::receipt::Delivered;
+use rusmpp::extra::encoding::gsm7bit::Gsm7BitUnpacked;
+use rusmpp::extra::encoding::Encoder;
+use rusmpp::extra::fallback::Fallback;
+use rusmpp::tlvs::MessageSubmissionRequestTlvValue;
+use rusmpp::types::AnyOctetString;
+use rusmpp::values::MessagePayload;
 
 /// How text is coded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -109,6 +115,20 @@ pub struct SmppSettings {
     pub data_coding: SmppDataCoding,
     #[serde(default)]
     pub bind: SmppBind,
+    #[serde(default)]
+    pub long_messages: SmppLongMessages,
+}
+
+/// How a text longer than one short message travels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmppLongMessages {
+    /// Concatenated `submit_sm`s, each with a UDH, each with its own receipt.
+    #[default]
+    Udh,
+    /// One `submit_sm` with the whole text in the `message_payload` TLV (the SMSC
+    /// splits it), where a carrier prefers that.
+    MessagePayload,
 }
 
 /// How each session binds.
@@ -167,6 +187,7 @@ struct Inner {
     /// Submits one session may have awaiting their answer.
     window: usize,
     data_coding: SmppDataCoding,
+    long_messages: SmppLongMessages,
     reference: AtomicU16,
     /// How long a submit waits for a session to bind when none is (a dropped bind is
     /// routine: a session binds again within a second).
@@ -254,6 +275,7 @@ impl SmppCarrier {
             next: AtomicUsize::new(0),
             window,
             data_coding: settings.data_coding,
+            long_messages: settings.long_messages,
             reference: AtomicU16::new(rand::random()),
             bind_wait: response_timeout,
         }));
@@ -386,6 +408,30 @@ impl SmppCarrier {
         }
     }
 
+    /// One `submit_sm` carrying the whole text in `message_payload`, receipt asked for.
+    fn with_payload(&self, mut submit: SubmitSm, text: &str) -> Result<SubmitSm, String> {
+        let coded = |error: String| format!("cannot code the text: {error}");
+        let (bytes, data_coding) = match self.0.data_coding {
+            SmppDataCoding::Gsm7WhenAscii if text.is_ascii() => {
+                Fallback::new(Gsm7BitUnpacked::new(), Coding::Utf16)
+                    .encode(text)
+                    .map_err(|error| coded(error.to_string()))?
+            }
+            SmppDataCoding::EucKr => Fallback::new(Coding::EucKr, Coding::Utf16)
+                .encode(text)
+                .map_err(|error| coded(error.to_string()))?,
+            SmppDataCoding::Ucs2 | SmppDataCoding::Gsm7WhenAscii => Coding::Utf16
+                .encode(text)
+                .map_err(|error| coded(error.to_string()))?,
+        };
+        submit.data_coding = data_coding;
+        submit.push_tlv(MessageSubmissionRequestTlvValue::MessagePayload(
+            MessagePayload::new(AnyOctetString::from_vec(bytes)),
+        ));
+        submit.registered_delivery = receipt_requested();
+        Ok(submit)
+    }
+
     /// The `submit_sm`s of a message, split and coded; a receipt is asked for on each.
     fn parts(&self, request: &SubmitRequest) -> Result<Vec<SubmitSm>, String> {
         let address = |value: &str| {
@@ -406,6 +452,9 @@ impl SmppCarrier {
             .short_message(OctetString::empty())
             .build();
         let reference = self.0.reference.fetch_add(1, Ordering::Relaxed);
+        if self.0.long_messages == SmppLongMessages::MessagePayload {
+            return self.with_payload(base, &text).map(|submit| vec![submit]);
+        }
         let split = |error: String| format!("cannot split the text: {error}");
         let multipart = base.multipart(&text).reference_u16(reference);
         let mut parts = match self.0.data_coding {
@@ -425,15 +474,20 @@ impl SmppCarrier {
                 .map_err(|error| split(error.to_string()))?,
         };
         for part in &mut parts {
-            part.registered_delivery = RegisteredDelivery::new(
-                MCDeliveryReceipt::McDeliveryReceiptRequestedWhereFinalDeliveryOutcomeIsSuccessOrFailure,
-                SmeOriginatedAcknowledgement::NoReceiptSmeAcknowledgementRequested,
-                IntermediateNotification::NoIntermediaryNotificationRequested,
-                0,
-            );
+            part.registered_delivery = receipt_requested();
         }
         Ok(parts)
     }
+}
+
+/// A final delivery receipt, success or failure.
+fn receipt_requested() -> RegisteredDelivery {
+    RegisteredDelivery::new(
+        MCDeliveryReceipt::McDeliveryReceiptRequestedWhereFinalDeliveryOutcomeIsSuccessOrFailure,
+        SmeOriginatedAcknowledgement::NoReceiptSmeAcknowledgementRequested,
+        IntermediateNotification::NoIntermediaryNotificationRequested,
+        0,
+    )
 }
 
 /// What every session of a carrier shares.
