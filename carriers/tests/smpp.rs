@@ -61,6 +61,8 @@ struct Configured {
     data_coding: SmppDataCoding,
     bind: SmppBind,
     long_messages: SmppLongMessages,
+    /// SMPP over TLS, to an SMSC whose certificate a private CA signed.
+    tls: bool,
 }
 
 impl Default for Configured {
@@ -71,6 +73,7 @@ impl Default for Configured {
             data_coding: SmppDataCoding::Ucs2,
             bind: SmppBind::Transceiver,
             long_messages: SmppLongMessages::Udh,
+            tls: false,
         }
     }
 }
@@ -82,16 +85,20 @@ async fn start_configured(configured: Configured) -> Harness {
         data_coding,
         bind,
         long_messages,
+        tls,
     } = configured;
     let connections = match bind {
         SmppBind::Transceiver => 2,
         SmppBind::TransmitterAndReceiver => 4,
     };
-    let (nats, redis, smsc) = tokio::join!(
-        NatsServer::start(),
-        RedisServer::start(),
-        SmscServer::start_with(implementation)
-    );
+    let smsc = async {
+        if tls {
+            SmscServer::start_tls().await
+        } else {
+            SmscServer::start_with(implementation).await
+        }
+    };
+    let (nats, redis, smsc) = tokio::join!(NatsServer::start(), RedisServer::start(), smsc);
     let carrier = CarrierSettings {
         id: kt(),
         channel: Channel::Sms,
@@ -106,7 +113,8 @@ async fn start_configured(configured: Configured) -> Harness {
             sessions: 2,
             window: 10,
             enquire_link_seconds: 1,
-            tls: false,
+            tls,
+            ca_file: smsc.tls_authority().map(Into::into),
             data_coding,
             bind,
             long_messages,
@@ -361,6 +369,22 @@ async fn a_long_message_missing_one_parts_receipt_is_unknown_at_its_deadline() {
         counts["receipts_acknowledged"].as_u64() >= Some(2),
         "the other parts' receipts came and did not settle it: {counts}"
     );
+}
+
+/// SMPP over TLS to an SMSC whose certificate the carrier's private CA signed
+/// (`ca_file`): the sessions bind and a message is delivered by its receipt.
+#[tokio::test]
+async fn sessions_bind_over_tls_trusting_the_carriers_own_certificate_authority() {
+    let harness = start_configured(Configured {
+        tls: true,
+        ..Configured::default()
+    })
+    .await;
+    let sent = job("01012345678", "암호화된 연결");
+    enqueue(&harness, &sent).await;
+    let delivered = final_event(&harness, &sent).await;
+    assert_eq!(delivered.kind, EventKind::Delivered, "{delivered:?}");
+    assert_eq!(messages(&harness).await[0]["text"], "암호화된 연결");
 }
 
 /// A carrier that prefers `message_payload` gets a long text whole in one submit_sm,

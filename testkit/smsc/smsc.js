@@ -2,6 +2,7 @@
 // handling (PDU codec, sessions, sequence numbers) is the library's, not ours.
 //
 //   node smsc.js --smpp-port 2775 --control-port 8775 --system-id rns --password secret
+//                [--tls-key key.pem --tls-cert cert.pem]   (SMPP over TLS)
 //
 // It takes bind_transceiver/bind_transmitter/bind_receiver with that system id and
 // password, answers enquire_link and unbind, answers submit_sm with a message id and
@@ -144,7 +145,12 @@ function bindHandler(session, canSubmit, canReceive) {
   };
 }
 
-const server = smpp.createServer({ debug: false }, (session) => {
+const tlsKey = argument('tls-key', null);
+const tlsCert = argument('tls-cert', null);
+const serverOptions = tlsKey && tlsCert
+  ? { debug: false, key: require('fs').readFileSync(tlsKey), cert: require('fs').readFileSync(tlsCert) }
+  : { debug: false };
+const server = smpp.createServer(serverOptions, (session) => {
   session.on('error', () => {});
   session.on('close', () => bound.delete(session));
   session.on('bind_transceiver', bindHandler(session, true, true));

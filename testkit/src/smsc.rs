@@ -32,6 +32,9 @@ pub const SMSC_PASSWORD: &str = "secret";
 pub struct SmscServer {
     process: ChildProcess,
     implementation: SmscImplementation,
+    /// With TLS: the certificate authority's PEM file (the SMSC's own certificate is
+    /// for IP 127.0.0.1, signed by it).
+    tls_authority: Option<PathBuf>,
     smpp_port: u16,
     control_port: u16,
     http: reqwest::Client,
@@ -82,12 +85,24 @@ impl SmscServer {
     }
 
     pub async fn start_with(implementation: SmscImplementation) -> Self {
+        Self::start_configured(implementation, false).await
+    }
+
+    /// node-smpp's SMSC serving SMPP over TLS, with a certificate its own certificate
+    /// authority signed ([`Self::tls_authority`]).
+    pub async fn start_tls() -> Self {
+        Self::start_configured(SmscImplementation::NodeSmpp, true).await
+    }
+
+    async fn start_configured(implementation: SmscImplementation, tls: bool) -> Self {
         let directory = tempfile::tempdir().expect("temporary directory");
+        let tls_authority = tls.then(|| make_certificates(directory.path()));
         let (smpp_port, control_port) = (spare_port(), spare_port());
         let process = Self::spawn(implementation, smpp_port, control_port, directory.path());
         let server = Self {
             process,
             implementation,
+            tls_authority,
             smpp_port,
             control_port,
             http: reqwest::Client::new(),
@@ -104,6 +119,13 @@ impl SmscServer {
         logs: &std::path::Path,
     ) -> ChildProcess {
         let mut command = smsc_command(implementation);
+        if logs.join("smsc-key.pem").is_file() {
+            command
+                .arg("--tls-key")
+                .arg(logs.join("smsc-key.pem"))
+                .arg("--tls-cert")
+                .arg(logs.join("smsc-cert.pem"));
+        }
         command
             .arg("--smpp-port")
             .arg(smpp_port.to_string())
@@ -140,6 +162,11 @@ impl SmscServer {
             self.directory.path(),
         );
         self.wait_listening().await;
+    }
+
+    /// The PEM file of the certificate authority that signed a TLS SMSC's certificate.
+    pub fn tls_authority(&self) -> Option<&std::path::Path> {
+        self.tls_authority.as_deref()
     }
 
     pub fn smpp_port(&self) -> u16 {
@@ -211,4 +238,74 @@ impl SmscServer {
             .await
             .expect("the SMSC's answer is text")
     }
+}
+
+/// A certificate authority and a certificate for IP 127.0.0.1 it signed, made with
+/// `openssl` in `directory` (`ca.pem`, `smsc-key.pem`, `smsc-cert.pem`); the CA's path.
+fn make_certificates(directory: &std::path::Path) -> PathBuf {
+    require_program("openssl", "apt-get install -y openssl");
+    let run = |arguments: &[&str]| {
+        let status = Command::new("openssl")
+            .args(arguments)
+            .current_dir(directory)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {arguments:?} failed");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=RNS test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "smsc-key.pem",
+        "-out",
+        "smsc.csr",
+    ]);
+    std::fs::write(
+        directory.join("smsc.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("the extensions file can be written");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "smsc.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "smsc-cert.pem",
+        "-extfile",
+        "smsc.ext",
+    ]);
+    directory.join("ca.pem")
 }

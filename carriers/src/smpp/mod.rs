@@ -111,6 +111,10 @@ pub struct SmppSettings {
     /// Connect with TLS (`smpps://`).
     #[serde(default)]
     pub tls: bool,
+    /// With TLS: a PEM file of the certificate authority that signed the SMSC's
+    /// certificate (a carrier's private CA); the public web roots when absent.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub data_coding: SmppDataCoding,
     #[serde(default)]
@@ -240,6 +244,10 @@ impl SmppCarrier {
             enquire_link: Duration::from_secs(settings.enquire_link_seconds.max(1)),
             response_timeout,
             jetstream,
+            tls: match (&settings.ca_file, settings.tls) {
+                (Some(ca_file), true) => tls_trusting(ca_file).map(Some),
+                _ => Ok(None),
+            },
         });
         let window = settings.window.max(1);
         for index in 0..count {
@@ -500,6 +508,34 @@ struct SessionSettings {
     enquire_link: Duration,
     response_timeout: Duration,
     jetstream: Context,
+    /// The TLS configuration that trusts the carrier's CA (none: the default one),
+    /// or why it could not be made (every bind then fails with it).
+    tls: Result<Option<rustls::ClientConfig>, String>,
+}
+
+/// A TLS client configuration that trusts the certificates in the PEM file `ca_file`.
+fn tls_trusting(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certificates = rustls_pki_types::CertificateDer::pem_file_iter(ca_file)
+        .map_err(|error| format!("ca_file {}: {error}", ca_file.display()))?;
+    for certificate in certificates {
+        let certificate =
+            certificate.map_err(|error| format!("ca_file {}: {error}", ca_file.display()))?;
+        roots
+            .add(certificate)
+            .map_err(|error| format!("ca_file {}: {error}", ca_file.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "ca_file {} holds no certificate",
+            ca_file.display()
+        ));
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| format!("TLS: {error}"))
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// Keeps session `index`'s connection bound as `role` until `shutdown`, publishing
@@ -556,11 +592,15 @@ type Events = std::pin::Pin<Box<dyn futures::Stream<Item = Event> + Send>>;
 
 /// Connects and binds as `role`.
 async fn bind(session: &SessionSettings, role: Role) -> Result<(Client, Events), String> {
-    let (client, events) = ConnectionBuilder::new()
+    let mut builder = ConnectionBuilder::new()
         .enquire_link_interval(session.enquire_link)
         .enquire_link_response_timeout(session.response_timeout)
         .response_timeout(session.response_timeout)
-        .disable_interface_version_check()
+        .disable_interface_version_check();
+    if let Some(config) = session.tls.clone()? {
+        builder = builder.rustls_config(config);
+    }
+    let (client, events) = builder
         .connect(session.url.as_str())
         .await
         .map_err(|error| format!("connect: {error}"))?;
