@@ -44,6 +44,7 @@ ensure_debian_packages() {
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server clickhouse-client)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then
