@@ -842,39 +842,46 @@ async fn submit_all(system: &System, key: &str, submission: Submission) -> Vec<f
                     .collect();
                 let body =
                     json!({"from": "0212345678", "to": to, "text": "bench", "priority": priority});
-                loop {
-                    let sent = Instant::now();
-                    let response = client
+                let took = until_taken("the gateway", || {
+                    client
                         .post(format!("{gateway}/v1/messages"))
                         .bearer_auth(key)
                         .json(&body)
-                        .send()
-                        .await;
-                    match response {
-                        Ok(response) if response.status().as_u16() == 202 => {
-                            latencies
-                                .lock()
-                                .await
-                                .push(sent.elapsed().as_secs_f64() * 1_000.0);
-                            return;
-                        }
-                        Ok(response) => {
-                            let status = response.status();
-                            let text = response.text().await.unwrap_or_default();
-                            assert!(
-                                status.is_server_error() || status.as_u16() == 429,
-                                "the gateway refused a bench request: {status} {text}"
-                            );
-                        }
-                        Err(error) => eprintln!("bench: request failed, retrying: {error}"),
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                })
+                .await;
+                latencies.lock().await.push(took);
             }
         })
         .await;
     let latencies = latencies.lock().await.clone();
     latencies
+}
+
+/// Makes a request until `gateway` takes it (2xx), again 100 ms after an answer that
+/// says "not now" (5xx, 429) or a failed connection; any other refusal is a bench bug
+/// and panics. The milliseconds the request that was taken took.
+pub(crate) async fn until_taken(
+    gateway: &str,
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> f64 {
+    loop {
+        let sent = Instant::now();
+        match request().send().await {
+            Ok(response) if response.status().is_success() => {
+                return sent.elapsed().as_secs_f64() * 1_000.0
+            }
+            Ok(response) => {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                assert!(
+                    status.is_server_error() || status.as_u16() == 429,
+                    "{gateway} refused a bench request: {status} {text}"
+                );
+            }
+            Err(error) => eprintln!("bench: a request to {gateway} failed, retrying: {error}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn count(system: &System, statement: &str) -> usize {

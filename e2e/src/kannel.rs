@@ -21,6 +21,7 @@ use rns_testkit::{
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
+use crate::bench::until_taken;
 use crate::{System, SystemOptions};
 
 const TEXT: &str = "안녕하세요, RNS 벤치마크입니다.";
@@ -136,30 +137,8 @@ async fn measure(
             let latencies = &latencies;
             let request = &request;
             async move {
-                loop {
-                    let sent = Instant::now();
-                    match request(index).send().await {
-                        Ok(response) if response.status().is_success() => {
-                            latencies
-                                .lock()
-                                .await
-                                .push(sent.elapsed().as_secs_f64() * 1_000.0);
-                            return;
-                        }
-                        Ok(response) => {
-                            let status = response.status();
-                            let text = response.text().await.unwrap_or_default();
-                            assert!(
-                                status.is_server_error() || status.as_u16() == 429,
-                                "{gateway} refused a request: {status} {text}"
-                            );
-                        }
-                        Err(error) => {
-                            eprintln!("bench: {gateway} request failed, retrying: {error}")
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                let took = until_taken(gateway, || request(index)).await;
+                latencies.lock().await.push(took);
             }
         })
         .await;

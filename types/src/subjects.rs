@@ -214,6 +214,24 @@ pub mod message_ids {
         format!("receipt:{carrier}:{carrier_reference}:{state}")
     }
 
+    /// A message from a handset as a carrier passed it on: a repeat of it (the
+    /// carrier sending it again when its acknowledgement was lost) is dropped. Its
+    /// text is hashed (SHA-256, hex), so the id stays short whatever the text.
+    pub fn inbound(carrier: &CarrierId, from: &str, to: &str, text: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for field in [from, to, text] {
+            hash.update(field.as_bytes());
+            hash.update([0]);
+        }
+        let digest: String = hash
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        format!("inbound:{carrier}:{digest}")
+    }
+
     /// The final step of a message on `hop` that its receipt (or deadline) decided.
     pub fn receipt_settlement(message: &MessageId, hop: u16) -> String {
         format!("receipt:{message}:{hop}")
@@ -249,4 +267,29 @@ pub fn webhook_subject(customer: &CustomerId) -> String {
 /// [`crate::webhook::delivery_id`]'s alphabet).
 pub fn webhook_retry_subject(delivery: &str, attempt: u32) -> String {
     format!("webhook_retry.{delivery}.{attempt}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_message_from_a_handset_gets_the_same_id_and_another_message_another() {
+        let kt = CarrierId::parse("kt").unwrap();
+        let id = message_ids::inbound(&kt, "01012345678", "0801234567", "수신거부");
+        assert_eq!(
+            id,
+            message_ids::inbound(&kt, "01012345678", "0801234567", "수신거부")
+        );
+        assert!(id.starts_with("inbound:kt:") && id.len() == "inbound:kt:".len() + 64);
+        // Fields are kept apart: moving a character from one to the next changes it.
+        assert_ne!(
+            id,
+            message_ids::inbound(&kt, "0101234567", "80801234567", "수신거부")
+        );
+        assert_ne!(
+            id,
+            message_ids::inbound(&kt, "01012345678", "0801234567", "수신 거부")
+        );
+    }
 }

@@ -50,7 +50,7 @@ use futures::StreamExt;
 use rns_nats::{publish_all, Outbound};
 use rns_service::Secret;
 use rns_types::inbound::{Inbound, InboundMessage};
-use rns_types::subjects::inbound_subject;
+use rns_types::subjects::{inbound_subject, message_ids};
 use rns_types::CarrierId;
 use rusmpp::extra::concatenation::SubmitSmMultipartExt;
 use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DeliverSmResp, SubmitSm};
@@ -416,7 +416,7 @@ impl SmppCarrier {
         }
     }
 
-    /// One `submit_sm` carrying the whole text in `message_payload`, receipt asked for.
+    /// One `submit_sm` carrying the whole text in `message_payload`.
     fn with_payload(&self, mut submit: SubmitSm, text: &str) -> Result<SubmitSm, String> {
         let coded = |error: String| format!("cannot code the text: {error}");
         let (bytes, data_coding) = match self.0.data_coding {
@@ -436,7 +436,6 @@ impl SmppCarrier {
         submit.push_tlv(MessageSubmissionRequestTlvValue::MessagePayload(
             MessagePayload::new(AnyOctetString::from_vec(bytes)),
         ));
-        submit.registered_delivery = receipt_requested();
         Ok(submit)
     }
 
@@ -457,15 +456,17 @@ impl SmppCarrier {
             .dest_addr_npi(Npi::Unknown)
             .destination_addr(address(&request.to)?)
             .esm_class(EsmClass::default())
+            // Every part (and a message_payload submit) asks for its receipt.
+            .registered_delivery(receipt_requested())
             .short_message(OctetString::empty())
             .build();
-        let reference = self.0.reference.fetch_add(1, Ordering::Relaxed);
         if self.0.long_messages == SmppLongMessages::MessagePayload {
             return self.with_payload(base, &text).map(|submit| vec![submit]);
         }
+        let reference = self.0.reference.fetch_add(1, Ordering::Relaxed);
         let split = |error: String| format!("cannot split the text: {error}");
         let multipart = base.multipart(&text).reference_u16(reference);
-        let mut parts = match self.0.data_coding {
+        let parts = match self.0.data_coding {
             SmppDataCoding::Gsm7WhenAscii if text.is_ascii() => multipart
                 .gsm7bit_unpacked()
                 .fallback(Coding::Utf16)
@@ -481,9 +482,6 @@ impl SmppCarrier {
                 .build()
                 .map_err(|error| split(error.to_string()))?,
         };
-        for part in &mut parts {
-            part.registered_delivery = receipt_requested();
-        }
         Ok(parts)
     }
 }
@@ -713,7 +711,12 @@ async fn take_delivery(session: &SessionSettings, delivered: Delivered) -> Comma
             );
             let stored = Outbound {
                 subject: inbound_subject(carrier),
-                message_id: String::new(),
+                message_id: message_ids::inbound(
+                    carrier,
+                    &message.from,
+                    &message.to,
+                    &message.text,
+                ),
                 payload: Bytes::from(
                     serde_json::to_vec(&Inbound::MobileOriginated(message))
                         .expect("an inbound message serialises"),
