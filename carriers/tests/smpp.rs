@@ -738,3 +738,67 @@ async fn an_unanswered_submit_is_never_made_again_and_ends_unknown() {
         "the unanswered message was submitted once: {counts}"
     );
 }
+
+/// An SMSC that restarts counts its message ids from the start again, so a later
+/// message may get the id of an earlier one. The later message takes the earlier
+/// one's correlation over: one settled already is replaced; one still awaiting its
+/// receipt ends `unknown` (the receipt that comes could be either's), and its
+/// deadline, which names it, leaves the later message alone.
+#[tokio::test]
+async fn a_message_given_an_earlier_messages_id_after_an_smsc_restart_is_settled_by_its_own_receipt(
+) {
+    let mut harness = start_configured(Configured {
+        receipt_deadline_seconds: 10,
+        ..Configured::default()
+    })
+    .await;
+    let first = job("01011110001", "first");
+    enqueue(&harness, &first).await;
+    assert_eq!(
+        final_event(&harness, &first).await.kind,
+        EventKind::Delivered
+    );
+    // The second's receipt never comes: it awaits it.
+    harness.smsc.set_knobs(r#"{"loss_rate": 1.0}"#).await;
+    let second = job("01011110002", "second");
+    enqueue(&harness, &second).await;
+    wait_until("the second submitted", Duration::from_secs(30), || async {
+        events(&harness).await.iter().any(|event| {
+            event.message_id == second.message_id && event.kind == EventKind::Submitted
+        })
+    })
+    .await;
+    let second_submitted = std::time::Instant::now();
+    harness.smsc.restart().await;
+
+    // The first's id again: its settled correlation gives way.
+    let third = job("01011110003", "third");
+    enqueue(&harness, &third).await;
+    let delivered = final_event(&harness, &third).await;
+    assert_eq!(delivered.kind, EventKind::Delivered, "{delivered:?}");
+
+    // The second's id again, while it awaits; its receipt comes 8.5 s later: after
+    // the second's deadline, before its own.
+    harness
+        .smsc
+        .set_knobs(r#"{"receipt_delay_milliseconds": 8500}"#)
+        .await;
+    tokio::time::sleep(Duration::from_secs(2).saturating_sub(second_submitted.elapsed())).await;
+    let fourth = job("01011110004", "fourth");
+    enqueue(&harness, &fourth).await;
+    let ended = final_event(&harness, &second).await;
+    assert_eq!(ended.kind, EventKind::Unknown, "{ended:?}");
+    assert!(ended.detail.contains("gave its id"), "{ended:?}");
+    let delivered = final_event(&harness, &fourth).await;
+    assert_eq!(delivered.kind, EventKind::Delivered, "{delivered:?}");
+    assert!(
+        second_submitted.elapsed() > Duration::from_secs(10),
+        "the second's deadline came while the fourth awaited its receipt"
+    );
+    let taken = messages(&harness).await;
+    assert_eq!(
+        (taken[0]["id"].as_str(), taken[1]["id"].as_str()),
+        (Some("0000000001"), Some("0000000002")),
+        "the restarted SMSC gave the first two ids again: {taken:?}"
+    );
+}

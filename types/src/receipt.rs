@@ -30,9 +30,23 @@
 //! `receipt.<carrier>.<reference>.deadline` when it is due. A deadline that finds a
 //! receipt of its message stored but not yet read waits for it: a receipt RNS took
 //! before the deadline always decides.
+//!
+//! A carrier may give a reference it gave before to another message (an SMSC that
+//! restarted and counts its ids from the start again). The later message takes the
+//! key over: a settled message's correlation is replaced; one still awaiting its
+//! receipt ends `unknown` first (the receipt could now be either's), and its deadline,
+//! which names its message, leaves the later one alone. A receipt for the later
+//! message that comes before its submit answer was recorded finds the earlier
+//! message under the reference: when it names its handset
+//! ([`CarrierReceipt::handset`]: SMPP receipts always do) and that is not the earlier
+//! message's, it waits as `Early` for the later one (an earlier message still
+//! awaiting ends `unknown`); without a handset it is taken for a repeat of the
+//! earlier message's receipt, and the later message ends `unknown` at its deadline.
 use serde::{Deserialize, Serialize};
 
 use crate::carrier::CarrierId;
+use crate::ids::MessageId;
+use crate::phone::PhoneNumber;
 use crate::wire::{CarrierJob, EventKind};
 
 /// Characters of a carrier reference at most.
@@ -81,9 +95,23 @@ pub struct CarrierReceipt {
     /// The carrier's own words or code (e.g. `UNDELIV 001`), kept in the timeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The number of the handset it is about, when the carrier says (SMPP receipts
+    /// come from it): tells a receipt for a later message the carrier gave an earlier
+    /// message's reference from a repeat of the earlier one's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handset: Option<String>,
 }
 
 impl CarrierReceipt {
+    /// Whether it names a handset other than `job`'s (one it does not name, or names
+    /// unreadably, may be `job`'s).
+    pub fn about_another_handset(&self, job: &CarrierJob) -> bool {
+        self.handset
+            .as_deref()
+            .and_then(|handset| PhoneNumber::parse(handset).ok())
+            .is_some_and(|handset| handset != job.to)
+    }
+
     /// Why a receipt cannot be taken, if it cannot.
     pub fn check(&self) -> Result<(), String> {
         let reference = &self.carrier_reference;
@@ -111,8 +139,17 @@ pub enum ReceiptNotice {
         received_at_ms: u64,
     },
     /// The receipt deadline of the message the carrier accepted under
-    /// `carrier_reference` came (published by its message schedule).
-    Deadline { carrier_reference: String },
+    /// `carrier_reference` came (published by its message schedule). `message` and
+    /// `hop` name whose deadline it is, since a carrier may give the same reference
+    /// to a later message (absent in deadlines stored before they were named: those
+    /// concern whichever message awaits under the reference).
+    Deadline {
+        carrier_reference: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<MessageId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hop: Option<u16>,
+    },
 }
 
 impl ReceiptNotice {
@@ -120,7 +157,9 @@ impl ReceiptNotice {
     pub fn carrier_reference(&self) -> &str {
         match self {
             ReceiptNotice::Receipt { receipt, .. } => &receipt.carrier_reference,
-            ReceiptNotice::Deadline { carrier_reference } => carrier_reference,
+            ReceiptNotice::Deadline {
+                carrier_reference, ..
+            } => carrier_reference,
         }
     }
 }

@@ -210,8 +210,15 @@ pub mod message_ids {
     }
 
     /// A receipt as a carrier posted it: a repeat of the same receipt is dropped.
-    pub fn receipt(carrier: &CarrierId, carrier_reference: &str, state: &str) -> String {
-        format!("receipt:{carrier}:{carrier_reference}:{state}")
+    /// The handset it names is part of it, so the receipt of a later message the
+    /// carrier gave the same reference is not taken for a repeat.
+    pub fn receipt(carrier: &CarrierId, receipt: &crate::receipt::CarrierReceipt) -> String {
+        let reference = &receipt.carrier_reference;
+        let state = receipt.state.as_str();
+        match &receipt.handset {
+            Some(handset) => format!("receipt:{carrier}:{reference}:{state}:{handset}"),
+            None => format!("receipt:{carrier}:{reference}:{state}"),
+        }
     }
 
     /// A message from a handset as a carrier passed it on: a repeat of it (the
@@ -272,6 +279,30 @@ pub fn webhook_retry_subject(delivery: &str, attempt: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receipt_for_another_handset_under_a_reference_given_again_is_no_repeat() {
+        let kt = CarrierId::parse("kt").unwrap();
+        let receipt = |handset: Option<&str>| crate::receipt::CarrierReceipt {
+            carrier_reference: "0000000001".to_owned(),
+            state: crate::receipt::ReceiptState::Delivered,
+            detail: None,
+            handset: handset.map(str::to_owned),
+        };
+        let first = receipt(Some("01011110001"));
+        assert_eq!(
+            message_ids::receipt(&kt, &first),
+            message_ids::receipt(&kt, &first.clone())
+        );
+        assert_ne!(
+            message_ids::receipt(&kt, &first),
+            message_ids::receipt(&kt, &receipt(Some("01011110003")))
+        );
+        assert_eq!(
+            message_ids::receipt(&kt, &receipt(None)),
+            "receipt:kt:0000000001:delivered"
+        );
+    }
 
     #[test]
     fn a_repeated_message_from_a_handset_gets_the_same_id_and_another_message_another() {

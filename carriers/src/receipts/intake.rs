@@ -216,8 +216,7 @@ pub async fn store(
             if let Some(detail) = &mut receipt.detail {
                 *detail = detail.chars().take(MAX_RECEIPT_DETAIL_CHARACTERS).collect();
             }
-            let message_id =
-                message_ids::receipt(carrier, &receipt.carrier_reference, receipt.state.as_str());
+            let message_id = message_ids::receipt(carrier, &receipt);
             let key = correlation_key(carrier, &receipt.carrier_reference);
             let notice = ReceiptNotice::Receipt {
                 receipt,

@@ -48,7 +48,8 @@ use rns_types::subjects::{
     RECEIPTS_STREAM, RECEIPT_CORRELATIONS_BUCKET,
 };
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent};
-use rns_types::CarrierId;
+use rns_types::{CarrierId, MessageId};
+
 use tokio_util::sync::CancellationToken;
 
 use crate::failover::{Failover, FailoverError};
@@ -214,6 +215,16 @@ impl Receipts {
             let Some(read) = self.read(&key).await? else {
                 continue;
             };
+            if !left_by(job, &read.correlation) {
+                // The carrier gave this reference to an earlier message: this one
+                // takes the key over.
+                if let Written::Done = self.take_over(&key, read, &awaiting).await? {
+                    return self
+                        .awaited(job, carrier_reference, earlier_parts, &awaiting)
+                        .await;
+                }
+                continue;
+            }
             match read.correlation {
                 Correlation::Early {
                     receipt,
@@ -234,8 +245,9 @@ impl Receipts {
                             }
                         }
                         Step::Update(_, rest) => {
-                            let written =
-                                self.write(&key, encode(&rest), revision, self.kept()).await?;
+                            let written = self
+                                .write(&key, encode(&rest), revision, self.kept())
+                                .await?;
                             if let Written::Done = written {
                                 return self
                                     .awaited(job, carrier_reference, earlier_parts, &rest)
@@ -260,14 +272,42 @@ impl Receipts {
                         .link_parts(&job.carrier, carrier_reference, earlier_parts)
                         .await;
                 }
-                Correlation::Part { message_reference } => {
-                    return Err(ReceiptError::Store(format!(
-                        "{key} is already a part of the message {message_reference}: the carrier gave one id to two parts"
-                    )))
-                }
+                // Never this message's own (`left_by` says so).
+                Correlation::Part { .. } => {}
             }
         }
         Err(ReceiptError::Contended { key })
+    }
+
+    /// Replaces what an earlier message left under `key` (the carrier gave its
+    /// reference again) with `value`. A message still awaiting its receipt there is
+    /// settled `unknown` first, since the receipt that comes could be either's;
+    /// [`Written::Lost`] then, and the caller reads again.
+    async fn take_over(
+        &self,
+        key: &str,
+        read: Read,
+        value: &Correlation,
+    ) -> Result<Written, ReceiptError> {
+        if let Correlation::Awaiting { job, attempt, .. } = read.correlation {
+            let settlement = Settlement {
+                detail: format!(
+                    "{}: accepted it, then gave its id for it to another message before its receipt came",
+                    job.carrier
+                ),
+                job: *job,
+                attempt,
+                kind: EventKind::Unknown,
+                at_ms: rns_types::time::now_milliseconds(),
+            };
+            if let Written::Done = self.settle(key, read.revision, &settlement).await? {
+                metrics::counter!("rns_receipts_total", "carrier" => settlement.job.carrier.to_string(), "outcome" => "reference_reused").increment(1);
+                tracing::warn!(carrier = %settlement.job.carrier, %key, message = %settlement.job.message_id, "the carrier gave a reference still awaiting its receipt to another message; the earlier message ends unknown");
+            }
+            return Ok(Written::Lost);
+        }
+        self.write(key, encode(value), read.revision, self.kept())
+            .await
     }
 
     /// Once a message's correlation is stored: links its earlier parts to it, then
@@ -307,9 +347,12 @@ impl Receipts {
                 match self.read(&key).await? {
                     None => continue,
                     Some(Read {
-                        correlation: Correlation::Part { .. },
+                        correlation:
+                            Correlation::Part {
+                                message_reference: linked_to,
+                            },
                         ..
-                    }) => {
+                    }) if linked_to == message_reference => {
                         linked = true;
                         break;
                     }
@@ -323,17 +366,38 @@ impl Receipts {
                     }) => {
                         // Taken first, then replaced by the link: taken twice after a
                         // crash in between, the second time is a duplicate.
-                        self.take_part(carrier, message_reference, part, &receipt, received_at_ms, true)
-                            .await?;
-                        if let Written::Done = self.write(&key, link.clone(), revision, self.kept()).await? {
+                        self.take_part(
+                            carrier,
+                            message_reference,
+                            part,
+                            &receipt,
+                            received_at_ms,
+                            true,
+                        )
+                        .await?;
+                        if let Written::Done = self
+                            .write(&key, link.clone(), revision, self.kept())
+                            .await?
+                        {
                             linked = true;
                             break;
                         }
                     }
-                    Some(_) => {
-                        return Err(ReceiptError::Store(format!(
-                            "{key} holds another message's correlation: the carrier gave one id to two messages"
-                        )))
+                    // Left by an earlier message the carrier gave this reference.
+                    Some(read) => {
+                        if let Written::Done = self
+                            .take_over(
+                                &key,
+                                read,
+                                &Correlation::Part {
+                                    message_reference: message_reference.to_owned(),
+                                },
+                            )
+                            .await?
+                        {
+                            linked = true;
+                            break;
+                        }
                     }
                 }
             }
@@ -377,7 +441,9 @@ impl Receipts {
     ) -> Result<(), async_nats::Error> {
         let messages = consumer
             .stream()
-            .max_messages_per_batch(CONCURRENCY * 4)
+            // No more in hand than are read at once: a notice waiting in this
+            // process's buffer past the ack wait would be handed out again.
+            .max_messages_per_batch(CONCURRENCY)
             .heartbeat(Duration::from_secs(5))
             .messages()
             .await?;
@@ -495,7 +561,34 @@ impl Receipts {
                         )
                         .await
                 }
+                // A receipt naming another handset than the message under its
+                // reference: for a later message the carrier gave the reference
+                // again, whose answer is not recorded yet.
+                (
+                    ReceiptNotice::Receipt {
+                        receipt,
+                        received_at_ms,
+                    },
+                    Some(read),
+                ) if for_a_later_message(receipt, &read.correlation) => {
+                    let early = Correlation::Early {
+                        receipt: receipt.clone(),
+                        received_at_ms: *received_at_ms,
+                    };
+                    match self.take_over(&key, read, &early).await? {
+                        Written::Done => return Ok(Handled::Parked),
+                        Written::Lost => continue,
+                    }
+                }
                 (ReceiptNotice::Deadline { .. }, None) => return Ok(Handled::Stale),
+                // The deadline of an earlier message the carrier gave this reference.
+                (
+                    ReceiptNotice::Deadline { message, hop, .. },
+                    Some(Read {
+                        correlation: Correlation::Awaiting { ref job, .. },
+                        ..
+                    }),
+                ) if !named(job, *message, *hop) => return Ok(Handled::Stale),
                 (
                     ReceiptNotice::Deadline { .. },
                     Some(Read {
@@ -726,6 +819,8 @@ impl Receipts {
         };
         let notice = ReceiptNotice::Deadline {
             carrier_reference: carrier_reference.to_owned(),
+            message: Some(job.message_id),
+            hop: Some(job.hop),
         };
         let due = Outbound {
             subject: receipt_deadline_due_subject(&correlation_key(
@@ -745,6 +840,18 @@ impl Receipts {
         )
         .await?;
         Ok(())
+    }
+
+    /// Whether `job`'s message was accepted on its hop and awaits its receipt (its
+    /// deadline is scheduled): a redelivered job whose earlier delivery got that far
+    /// is settled by the receipt, or the deadline, and needs nothing more.
+    pub async fn awaits(&self, job: &CarrierJob) -> Result<bool, ReceiptError> {
+        let deadline = receipt_deadline_subject(&job.carrier, &job.message_id, job.hop);
+        match self.stream.get_last_raw_message_by_subject(&deadline).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(error) => Err(store_error(error)),
+        }
     }
 
     /// Whether a receipt of the message under `key`, or of one of its `parts`, is
@@ -876,6 +983,39 @@ enum Step {
     /// Already settled so: apply again only if an earlier reading may have stopped.
     Repeat(Settlement, Handled),
     Nothing(Handled),
+}
+
+/// Whether `correlation`, found under the key of `job`'s carrier reference, is
+/// `job`'s own (or a receipt that came before it, `Early`), rather than left by an
+/// earlier message the carrier gave the same reference.
+fn left_by(job: &CarrierJob, correlation: &Correlation) -> bool {
+    match correlation {
+        Correlation::Awaiting { job: stored, .. } => same_message(stored, job),
+        Correlation::Settled(settlement) => same_message(&settlement.job, job),
+        // Early, unless the receipt names another handset.
+        Correlation::Early { receipt, .. } => !receipt.about_another_handset(job),
+        // A message's own parts are linked under their own references.
+        Correlation::Part { .. } => false,
+    }
+}
+
+/// Whether `receipt` names another handset than the message `correlation` is about.
+fn for_a_later_message(receipt: &CarrierReceipt, correlation: &Correlation) -> bool {
+    match correlation {
+        Correlation::Awaiting { job, .. } => receipt.about_another_handset(job),
+        Correlation::Settled(settlement) => receipt.about_another_handset(&settlement.job),
+        Correlation::Early { .. } | Correlation::Part { .. } => false,
+    }
+}
+
+fn same_message(one: &CarrierJob, other: &CarrierJob) -> bool {
+    one.message_id == other.message_id && one.hop == other.hop
+}
+
+/// Whether a deadline naming `message` on `hop` is `job`'s (one that names none is
+/// whoever's awaits).
+fn named(job: &CarrierJob, message: Option<MessageId>, hop: Option<u16>) -> bool {
+    message.is_none_or(|message| message == job.message_id) && hop.is_none_or(|hop| hop == job.hop)
 }
 
 fn encode(correlation: &Correlation) -> Bytes {

@@ -562,6 +562,7 @@ impl Simulator {
                 carrier_reference: reference,
                 state,
                 detail: (state == ReceiptState::Undeliverable).then(|| "UNDELIV 001".to_owned()),
+                handset: Some(request.to.clone()),
             },
             early: chance(knobs.early_rate),
             duplicate: chance(knobs.duplicate_rate),

@@ -96,6 +96,8 @@ pub fn read(deliver: &DeliverSm) -> Delivered {
             carrier_reference,
             state: receipt_state,
             detail: Some(format!("stat:{state} err:{error}")),
+            // A receipt comes from the handset the message went to.
+            handset: Some(deliver.source_addr.to_string()).filter(|handset| !handset.is_empty()),
         }),
         None => Delivered::Intermediate {
             carrier_reference,
@@ -159,6 +161,7 @@ mod tests {
                 carrier_reference: "00000000a1".into(),
                 state: ReceiptState::Undeliverable,
                 detail: Some("stat:UNDELIV err:001".into()),
+                handset: Some("01012345678".into()),
             })
         );
         let delivered = "id:7 sub:001 dlvrd:001 submit date:2612021000 done date:2612021001 stat:DELIVRD err:000 text:hi";
