@@ -430,6 +430,10 @@ pub async fn run(
                 concurrency: carrier.concurrency,
                 max_deliver,
                 retry_backoff: Vec::clone(&retry_backoff),
+                ack_wait: lanes
+                    .first()
+                    .map(|(_, consumer)| consumer.cached_info().config.ack_wait)
+                    .unwrap_or(Duration::from_secs(30)),
             },
             breaker: Mutex::new(CircuitBreaker::new(
                 BreakerPolicy::default(),
@@ -444,6 +448,7 @@ pub async fn run(
                 carrier.rate_per_second.unwrap_or(0),
             ),
             receipts: receipts.clone(),
+            circuit_publishing: tokio::sync::Mutex::new(()),
         };
         let stop = stop.clone();
         workers.spawn(async move {

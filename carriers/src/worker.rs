@@ -87,6 +87,10 @@ pub struct WorkerPolicy {
     pub max_deliver: u16,
     /// Nak delays by attempt; the last one repeats.
     pub retry_backoff: Vec<Duration>,
+    /// The lanes' ack wait: a job still in hand after a third of it is kept from
+    /// redelivery by progress acknowledgements, so a slow carrier never gets a
+    /// job handed to a second worker while the first still submits it.
+    pub ack_wait: Duration,
 }
 
 impl WorkerPolicy {
@@ -132,6 +136,9 @@ pub struct Worker {
     pub pacer: Pacer,
     /// Where messages the carrier accepted await their receipts.
     pub receipts: Receipts,
+    /// Taken while the circuit's state is published, so publishes of quick
+    /// transitions cannot land out of order and leave a state that is over.
+    pub circuit_publishing: tokio::sync::Mutex<()>,
 }
 
 impl Worker {
@@ -236,10 +243,35 @@ impl Worker {
             .info()
             .map(|info| u16::try_from(info.delivered).unwrap_or(u16::MAX))
             .unwrap_or(1);
-        match payload {
-            CarrierPayload::One(job) => self.handle_job(message, *job, delivered, shutdown).await,
-            CarrierPayload::Batch(jobs) => {
-                self.handle_batch(message, jobs, delivered, shutdown).await
+        let held = message.clone();
+        let work = async move {
+            match payload {
+                CarrierPayload::One(job) => {
+                    self.handle_job(message, *job, delivered, shutdown).await
+                }
+                CarrierPayload::Batch(jobs) => {
+                    self.handle_batch(message, jobs, delivered, shutdown).await
+                }
+            }
+        };
+        self.keep_in_hand(&held, work).await;
+    }
+
+    /// Runs `work` on `held`, telling the server every third of the ack wait that it
+    /// is in progress: a job is redelivered only when its worker is gone, never while
+    /// a slow carrier (a full SMPP window, a rebind) keeps it busy — a second worker
+    /// would take that submit for one that may have reached the carrier.
+    async fn keep_in_hand(&self, held: &Message, work: impl std::future::Future<Output = ()>) {
+        let every = (self.policy.ack_wait / 3).max(Duration::from_millis(100));
+        tokio::pin!(work);
+        loop {
+            match tokio::time::timeout(every, &mut work).await {
+                Ok(()) => return,
+                Err(_) => {
+                    if let Err(error) = held.ack_with(AckKind::Progress).await {
+                        tracing::debug!(carrier = %self.carrier, %error, "telling the server a job is in progress failed");
+                    }
+                }
             }
         }
     }
@@ -251,7 +283,10 @@ impl Worker {
     /// on or fall back like any single job; then the batch is acked. Any failure on
     /// the way naks the batch, and a redelivered batch is split without a submit:
     /// an earlier delivery may have submitted any of its jobs, so each goes on alone
-    /// with attempt 1's outcome unknown (which keeps it on this carrier).
+    /// with attempt 1's outcome unknown (which keeps it on this carrier). At a carrier
+    /// that cannot recognise a repeated submit (SMPP), where such a job then ends
+    /// `unknown`, the batch is noted as started before its submit, and a redelivered
+    /// batch without the note (it waited in a worker that died) is submitted as new.
     async fn handle_batch(
         &self,
         message: Message,
@@ -259,11 +294,30 @@ impl Worker {
         delivered: u16,
         shutdown: &CancellationToken,
     ) {
-        let handled = if delivered > 1 {
-            self.failover
-                .split(&jobs, 1)
-                .await
-                .map_err(SettleError::from)
+        // For a carrier that cannot recognise a repeated submit, a note before the
+        // submit tells a redelivery whether this batch may have reached it.
+        let noted = !self.submitter.recognises_repeats();
+        let position = message
+            .info()
+            .map(|info| (info.stream.to_owned(), info.stream_sequence))
+            .ok();
+        let started = match (&position, delivered > 1 && noted) {
+            (Some((stream, sequence)), true) => {
+                match self.failover.batch_started(stream, *sequence).await {
+                    Ok(started) => started,
+                    Err(error) => {
+                        tracing::warn!(carrier = %self.carrier, %error, "cannot tell whether a redelivered batch was started; will retry");
+                        let _ = message
+                            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                            .await;
+                        return;
+                    }
+                }
+            }
+            _ => delivered > 1,
+        };
+        let handled = if started {
+            self.split_started(&jobs, noted).await
         } else if !self.lock_breaker().admits() {
             // Not submitted: each job goes on alone as a fresh one (and moves on).
             self.failover
@@ -271,12 +325,8 @@ impl Worker {
                 .await
                 .map_err(SettleError::from)
         } else {
-            let submits: Vec<_> = jobs
-                .iter()
-                .map(|job| self.submit(job, &message, shutdown))
-                .collect();
-            let outcomes = join_all(submits).await;
-            self.settle_batch(&jobs, &outcomes).await
+            let note = position.as_ref().filter(|_| noted);
+            self.submit_batch(&message, &jobs, note, shutdown).await
         };
         let acknowledged = match handled {
             Ok(()) => message.ack().await,
@@ -488,6 +538,41 @@ impl Worker {
         }
     }
 
+    /// Splits a batch an earlier delivery started: each job goes on alone with
+    /// attempt 1's outcome unknown — but at a carrier that cannot recognise a repeat
+    /// (`noted`), a job that was accepted and awaits its receipt is left to it (asked
+    /// now, not once the split job's turn comes, which may be after its deadline).
+    async fn split_started(&self, jobs: &[CarrierJob], noted: bool) -> Result<(), SettleError> {
+        let mut unsettled = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if noted && self.receipts.awaits(job).await? {
+                continue;
+            }
+            unsettled.push(job.clone());
+        }
+        Ok(self.failover.split(&unsettled, 1).await?)
+    }
+
+    /// Submits a batch's jobs together and settles their outcomes, first noting the
+    /// batch (its stream and sequence) as started when `note` names it.
+    async fn submit_batch(
+        &self,
+        message: &Message,
+        jobs: &[CarrierJob],
+        note: Option<&(String, u64)>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), SettleError> {
+        if let Some((stream, sequence)) = note {
+            self.failover.mark_batch_started(stream, *sequence).await?;
+        }
+        let submits: Vec<_> = jobs
+            .iter()
+            .map(|job| self.submit(job, message, shutdown))
+            .collect();
+        let outcomes = join_all(submits).await;
+        self.settle_batch(jobs, &outcomes).await
+    }
+
     /// One job: delivery `delivered` of its message, attempt `attempts_before +
     /// delivered` on this hop.
     async fn handle_job(
@@ -532,6 +617,24 @@ impl Worker {
             match self.may_submit_again(&job, attempt).await {
                 Ok(true) => {}
                 Ok(false) => {
+                    // An earlier delivery was accepted and awaits its receipt (its
+                    // worker stopped before the ack): the receipt settles it.
+                    match self.receipts.awaits(&job).await {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            if let Err(error) = message.ack().await {
+                                tracing::warn!(carrier = %self.carrier, %error, "acknowledgement failed");
+                            }
+                            return;
+                        }
+                        Err(error) => {
+                            tracing::warn!(carrier = %self.carrier, %error, "cannot tell whether an earlier submit was accepted; will retry");
+                            let _ = message
+                                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                                .await;
+                            return;
+                        }
+                    }
                     let detail = self.unrepeatable("an earlier submit may have reached it");
                     let ended = self
                         .failover
@@ -781,6 +884,9 @@ impl Worker {
     }
 
     async fn publish_circuit(&self) {
+        // The state is read with the lock held: the last publish carries the
+        // breaker's last state.
+        let _publishing = self.circuit_publishing.lock().await;
         let record = {
             let breaker = self.lock_breaker();
             CircuitRecord {
