@@ -478,6 +478,27 @@ filter = "info"
         lines.join("\n")
     }
 
+    /// Copies every process's log to a directory that outlives the system (under the
+    /// temporary directory) and returns it: a failed run's evidence.
+    pub fn keep_logs(&self) -> PathBuf {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_millis())
+            .unwrap_or_default();
+        let kept = std::env::temp_dir()
+            .join("rns-e2e-logs")
+            .join(format!("{stamp}-{}", std::process::id()));
+        std::fs::create_dir_all(&kept).expect("a directory for the kept logs");
+        let logs = std::fs::read_dir(self.directory.path())
+            .expect("the system's directory is readable")
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "log"));
+        for entry in logs {
+            let _ = std::fs::copy(entry.path(), kept.join(entry.file_name()));
+        }
+        kept
+    }
+
     /// The last lines of a process's log, for failure messages.
     pub fn log(&self, name: &str) -> String {
         let text = std::fs::read_to_string(self.directory.path().join(format!("{name}.log")))

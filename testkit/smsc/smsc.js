@@ -28,7 +28,8 @@
 //                   session that can receive; answers with the deliver_sm_resp status
 //   GET  /counts    its counters
 //   GET  /messages  every submitted part: message id, source, destination, text,
-//                   data coding, part and parts, state
+//                   data coding, part and parts, state, and receipt_lost when its
+//                   receipt was never to be sent
 'use strict';
 
 const http = require('http');
@@ -239,6 +240,7 @@ const server = smpp.createServer(serverOptions, (session) => {
     const lost = wantsReceipt && (part === knobs.lost_part || chance(knobs.loss_rate));
     if (lost) {
       counts.receipts_lost += 1;
+      message.receipt_lost = true;
     }
     const receipts = !wantsReceipt || lost ? 0 : chance(knobs.duplicate_rate) ? 2 : 1;
     if (receipts > 0 && chance(knobs.early_rate)) {

@@ -19,7 +19,8 @@ Control over HTTP on --control-port, the same as smsc.js for what both support:
                    "throttle_rate"} (merged; an unknown knob is a 422)
   POST /drop      unbinds every session at once (the SMSC ends the binds)
   GET  /counts    its counters
-  GET  /messages  every submitted part
+  GET  /messages  every submitted part (receipt_lost: its receipt was never
+                  to be sent)
 """
 
 import argparse
@@ -138,6 +139,7 @@ class Smsc:
             return
         if self.chance("loss_rate"):
             self.count("receipts_lost")
+            message["receipt_lost"] = True
             return
         copies = 2 if self.chance("duplicate_rate") else 1
         await asyncio.sleep(self.knob("receipt_delay_milliseconds") / 1000)

@@ -1,11 +1,12 @@
-//! `rns-chaos [--short] [--messages N] [--seed S]`: the chaos scenario of
-//! `./scripts/chaos`. Prints one closing line and exits non-zero when a message was
+//! `rns-chaos [--short] [--smpp] [--messages N] [--seed S]`: the chaos scenario of
+//! `./scripts/chaos` (`--smpp`: the SMS carriers speak SMPP to local SMSCs). Prints one closing line and exits non-zero when a message was
 //! lost or delivered twice.
 use rns_e2e::chaos::{self, ChaosPlan};
 
 #[tokio::main]
 async fn main() {
     let mut short = false;
+    let mut smpp = false;
     let mut messages = None;
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -21,10 +22,11 @@ async fn main() {
         };
         match argument.as_str() {
             "--short" => short = true,
+            "--smpp" => smpp = true,
             "--messages" => messages = Some(number("--messages") as usize),
             "--seed" => seed = number("--seed"),
             other => {
-                eprintln!("unknown argument {other:?}; usage: rns-chaos [--short] [--messages N] [--seed S]");
+                eprintln!("unknown argument {other:?}; usage: rns-chaos [--short] [--smpp] [--messages N] [--seed S]");
                 std::process::exit(2);
             }
         }
@@ -37,7 +39,12 @@ async fn main() {
     if let Some(messages) = messages {
         plan.messages = messages;
     }
-    eprintln!("chaos: seed {seed}, {} messages", plan.messages);
+    plan.smpp = smpp;
+    eprintln!(
+        "chaos: seed {seed}, {} messages over {}",
+        plan.messages,
+        if smpp { "SMPP" } else { "HTTP" }
+    );
     let report = chaos::run(plan).await;
     eprintln!("chaos: {report:?}");
     println!("{}", report.line());

@@ -10,9 +10,12 @@
 //! must exit within its grace period) or run a 3-node cluster with R3 streams and
 //! kill one node ([`ChaosPlan::cluster`]). One carrier reports delivery in receipts
 //! the whole time, some of them late, lost, duplicated or before the submit answer.
+//! With [`ChaosPlan::smpp`] the SMS carriers speak SMPP to SMSCs instead, all of them
+//! reporting in receipts, and one SMSC is killed and started again ([`carriers`] has
+//! the faults of each kind).
 //! Afterwards it compares four records: what the gateway accepted, the final states
-//! in ClickHouse, the message ids each carrier simulator delivered, and what the
-//! asynchronous carrier's receipts said (or did not say); it checks that every
+//! in ClickHouse, what each carrier took (message ids, or destinations over SMPP),
+//! and what the receipts said (or did not say); it checks that every
 //! circuit that opened closed again once its carrier was back, and — with every
 //! carrier back — sends calm traffic last, whose split must match the weights
 //! within 1%.
@@ -31,6 +34,9 @@ use rns_service::shutdown::GRACE_PERIOD;
 use rns_types::wire::MessageStatus;
 
 use crate::{Service, System, SystemOptions, CARRIERS};
+
+mod carriers;
+use carriers::{CarrierSide, Trouble, ASYNCHRONOUS_CARRIER};
 
 /// How hard and how long.
 #[derive(Debug, Clone)]
@@ -66,6 +72,10 @@ pub struct ChaosPlan {
     pub calm_messages_per_customer: usize,
     /// The pace of the load while the faults go on.
     pub messages_per_second: usize,
+    /// The SMS carriers speak SMPP to SMSCs (node-smpp's and smpp34's) instead of
+    /// HTTP to the simulators; every SMSC reports in receipts, and one is killed and
+    /// started again.
+    pub smpp: bool,
     pub seed: u64,
 }
 
@@ -88,6 +98,7 @@ impl ChaosPlan {
             receipt_deadline: Duration::from_secs(90),
             calm_messages_per_customer: 3_000,
             messages_per_second: 2_000,
+            smpp: false,
             seed,
         }
     }
@@ -110,6 +121,7 @@ impl ChaosPlan {
             receipt_deadline: Duration::from_secs(20),
             calm_messages_per_customer: 600,
             messages_per_second: 1_000,
+            smpp: false,
             seed,
         }
     }
@@ -121,6 +133,14 @@ impl ChaosPlan {
             terminate: true,
             outages: false,
             pause: Duration::from_millis(1_500),
+            ..Self::short(seed)
+        }
+    }
+
+    /// The short form with the SMS carriers over SMPP ([`Self::smpp`]).
+    pub fn short_over_smpp(seed: u64) -> Self {
+        Self {
+            smpp: true,
             ..Self::short(seed)
         }
     }
@@ -232,23 +252,11 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
         ack_wait_seconds: 5,
         nats_nodes: plan.nats_nodes,
         receipt_deadline_seconds: plan.receipt_deadline.as_secs(),
+        smpp: plan.smpp,
         ..Default::default()
     })
     .await;
-    let asynchronous = system.receipts_knobs(
-        ASYNCHRONOUS_CARRIER,
-        json!({
-            "delay_milliseconds": 1_000,
-            "loss_rate": 0.005,
-            "duplicate_rate": 0.05,
-            "early_rate": 0.05,
-            "undeliverable_rate": 0.01,
-        }),
-    );
-    system
-        .set_knobs(ASYNCHRONOUS_CARRIER, asynchronous.clone())
-        .await;
-    let base_knobs = HashMap::from([(ASYNCHRONOUS_CARRIER, asynchronous)]);
+    let mut carriers = CarrierSide::prepare(&system, plan.smpp).await;
     let mut keys = Vec::new();
     let weights = [
         json!({"kt": 50, "skt": 30, "lgu": 20}),
@@ -273,7 +281,7 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
         accepted.clone(),
         faults_done.clone(),
     ));
-    let exits = inject_faults(&mut system, &plan, &base_knobs).await;
+    let exits = inject_faults(&mut system, &plan, &mut carriers).await;
     faults_done.store(true, Ordering::SeqCst);
     // Every service must come back (a supervisor restarts one that does not) before
     // the load generator's retries can finish.
@@ -288,7 +296,7 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
     let calm = calm_traffic(&system, &customer_keys, plan.calm_messages_per_customer).await;
     let mut accepted = accepted.lock().await.clone();
     accepted.extend(calm.iter().cloned());
-    let mut report = verify(&system, &accepted, plan.settle_timeout).await;
+    let mut report = verify(&system, &carriers, &accepted, plan.settle_timeout).await;
     report.unbalanced_points = unbalanced_points(&system, &customer_keys).await;
     report.slow_exits = exits.iter().filter(|exit| **exit > GRACE_PERIOD).count();
     report.open_circuits = open_circuits;
@@ -299,11 +307,14 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
         .await
         .map(|stream| stream.cached_info().config.num_replicas)
         .unwrap_or(0);
+    if !report.passed() {
+        eprintln!(
+            "chaos: the services' logs are kept in {}",
+            system.keep_logs().display()
+        );
+    }
     report
 }
-
-/// The carrier that reports delivery in receipts throughout the run.
-const ASYNCHRONOUS_CARRIER: &str = CARRIERS[2].0;
 
 /// Sends `per_customer` messages for each customer with every carrier back, in
 /// requests of 100, four at a time; returns the accepted requests.
@@ -314,8 +325,9 @@ async fn calm_traffic(system: &System, keys: &[String], per_customer: usize) -> 
     let started = Instant::now();
     let accepted: Accepted = futures::stream::iter(requests)
         .map(|(customer, index)| async move {
+            // Numbers of their own: over SMPP a destination names its message.
             let to: Vec<String> = (0..100)
-                .map(|number| format!("0109{index:03}{number:04}"))
+                .map(|number| format!("0109{customer:01}{index:02}{number:04}"))
                 .collect();
             let body = json!({"from": "0212345678", "to": to, "text": format!("calm {index}")});
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -364,7 +376,8 @@ async fn unbalanced_split(system: &System, calm: &Accepted, weights: &[Value]) -
     let rows = system
         .clickhouse
         .query(&format!(
-            "SELECT customer_id, carrier, count() FROM rns.events \
+            // A batch of events inserted twice leaves duplicate rows until a merge.
+            "SELECT customer_id, carrier, uniqExact(message_id) FROM rns.events \
              WHERE kind = 'routed' AND hop = 1 AND request_id IN ({requests}) \
              GROUP BY customer_id, carrier FORMAT TabSeparated"
         ))
@@ -555,31 +568,22 @@ async fn pause(plan: &ChaosPlan, random: &mut rand::rngs::StdRng) {
     tokio::time::sleep(Duration::from_millis(milliseconds)).await;
 }
 
-/// The fault script: kills (or SIGTERMs) and restarts, a carrier outage, a
-/// ClickHouse outage and a nats-server restart (or the kill of one cluster node), in
-/// random order and at random moments. Returns how long each SIGTERM'd service took
-/// to exit.
+/// The fault script: kills (or SIGTERMs) and restarts, a carrier outage, a slow and
+/// a throttled carrier, a ClickHouse outage, a nats-server restart (or the kill of
+/// one cluster node) and, over SMPP, an SMSC killed and started again — in random
+/// order and at random moments. Returns how long each SIGTERM'd service took to exit.
 async fn inject_faults(
     system: &mut System,
     plan: &ChaosPlan,
-    base_knobs: &HashMap<&str, Value>,
+    carriers: &mut CarrierSide,
 ) -> Vec<Duration> {
-    // A carrier in trouble gets its usual knobs back with the trouble removed.
-    let usual = |carrier: &str| {
-        base_knobs
-            .get(carrier)
-            .cloned()
-            .unwrap_or_else(|| json!({}))
-    };
     let mut exits = Vec::new();
     let mut random = rand::rngs::StdRng::seed_from_u64(plan.seed);
     #[derive(Debug, Clone, Copy)]
     enum Fault {
         Kill(Service),
-        CarrierOutage,
-        /// Slower than the submit timeout: every submit goes unanswered.
-        SlowCarrier,
-        ThrottledCarrier,
+        Carrier(&'static str, Trouble),
+        SmscRestart(&'static str),
         ClickHouseOutage,
         NatsRestart,
     }
@@ -588,12 +592,18 @@ async fn inject_faults(
         faults.extend(Service::ALL.iter().map(|service| Fault::Kill(*service)));
     }
     if plan.outages {
+        let [(outage, _), (slow, _), (throttled, _), ..] = CARRIERS;
         faults.extend([
-            Fault::CarrierOutage,
-            Fault::SlowCarrier,
-            Fault::ThrottledCarrier,
+            Fault::Carrier(outage, Trouble::Outage),
+            Fault::Carrier(slow, Trouble::Slow),
+            Fault::Carrier(throttled, Trouble::Throttled),
             Fault::ClickHouseOutage,
         ]);
+        let restartable = carriers.restartable();
+        if !restartable.is_empty() {
+            let carrier = restartable[random.random_range(0..restartable.len())];
+            faults.push(Fault::SmscRestart(carrier));
+        }
     }
     if plan.restart_nats {
         faults.push(Fault::NatsRestart);
@@ -601,7 +611,6 @@ async fn inject_faults(
     for index in (1..faults.len()).rev() {
         faults.swap(index, random.random_range(0..=index));
     }
-    let [(outage_carrier, _), (slow_carrier, _), (throttled_carrier, _), ..] = CARRIERS;
     // Carriers in trouble, each with when it is back.
     let mut carriers_back_at: Vec<(&str, Instant)> = Vec::new();
     let mut clickhouse_back_at: Option<Instant> = None;
@@ -623,24 +632,14 @@ async fn inject_faults(
                 pause(plan, &mut random).await;
                 system.spawn_service(service);
             }
-            Fault::CarrierOutage => {
-                let mut knobs = usual(outage_carrier);
-                knobs["outage"] = json!(true);
-                system.set_knobs(outage_carrier, knobs).await;
-                carriers_back_at.push((outage_carrier, Instant::now() + plan.carrier_outage));
+            Fault::Carrier(carrier, trouble) => {
+                carriers.trouble(system, carrier, trouble).await;
+                carriers_back_at.push((carrier, Instant::now() + plan.carrier_outage));
             }
-            Fault::SlowCarrier => {
-                // Above the test system's 2 s submit timeout.
-                let mut knobs = usual(slow_carrier);
-                knobs["latency_milliseconds"] = json!(3_000);
-                system.set_knobs(slow_carrier, knobs).await;
-                carriers_back_at.push((slow_carrier, Instant::now() + plan.carrier_outage));
-            }
-            Fault::ThrottledCarrier => {
-                let mut knobs = usual(throttled_carrier);
-                knobs["tps_cap"] = json!(30);
-                system.set_knobs(throttled_carrier, knobs).await;
-                carriers_back_at.push((throttled_carrier, Instant::now() + plan.carrier_outage));
+            Fault::SmscRestart(carrier) => {
+                carriers.restart(system, carrier).await;
+                // Its trouble, if it had one, went with it.
+                carriers_back_at.retain(|(troubled, _)| *troubled != carrier);
             }
             Fault::ClickHouseOutage => {
                 system.clickhouse.stop();
@@ -665,7 +664,7 @@ async fn inject_faults(
             .filter(|(_, at)| Instant::now() >= *at)
         {
             eprintln!("chaos: {carrier} is back");
-            system.set_knobs(carrier, usual(carrier)).await;
+            carriers.restore(system, carrier).await;
         }
         carriers_back_at.retain(|(_, at)| Instant::now() < *at);
         if clickhouse_back_at.is_some_and(|at| Instant::now() >= at) {
@@ -676,7 +675,7 @@ async fn inject_faults(
     for (carrier, at) in carriers_back_at {
         tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
         eprintln!("chaos: {carrier} is back");
-        system.set_knobs(carrier, usual(carrier)).await;
+        carriers.restore(system, carrier).await;
     }
     if let Some(at) = clickhouse_back_at {
         tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
@@ -699,6 +698,96 @@ async fn statuses(system: &System) -> HashMap<String, String> {
         .collect()
 }
 
+/// What JetStream holds of `carrier`'s message `carrier_reference`:
+/// its receipt correlation, and whether a receipt or a due deadline of it is stored
+/// unread in `RECEIPTS`.
+async fn receipt_diagnosis(system: &System, carrier: &str, carrier_reference: &str) -> String {
+    let jetstream = async_nats::jetstream::new(system.nats.client().await);
+    let carrier = rns_types::CarrierId::parse(carrier).expect("a carrier id");
+    let key = rns_types::receipt::correlation_key(&carrier, carrier_reference);
+    let last = |stream: String, subject: String| {
+        let jetstream = jetstream.clone();
+        async move {
+            let stream = match jetstream.get_stream(&stream).await {
+                Ok(stream) => stream,
+                Err(error) => return format!("{stream}: {error}"),
+            };
+            match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(message) => format!(
+                    "{subject} #{}: {}",
+                    message.sequence,
+                    String::from_utf8_lossy(&message.payload)
+                ),
+                Err(error) => format!("{subject}: {error}"),
+            }
+        }
+    };
+    let correlation = last(
+        format!("KV_{}", rns_types::subjects::RECEIPT_CORRELATIONS_BUCKET),
+        format!(
+            "$KV.{}.{key}",
+            rns_types::subjects::RECEIPT_CORRELATIONS_BUCKET
+        ),
+    )
+    .await;
+    let receipt = last(
+        rns_types::subjects::RECEIPTS_STREAM.to_owned(),
+        rns_types::subjects::receipt_subject(&key),
+    )
+    .await;
+    let deadline = last(
+        rns_types::subjects::RECEIPTS_STREAM.to_owned(),
+        rns_types::subjects::receipt_deadline_due_subject(&key),
+    )
+    .await;
+    format!("correlation: {correlation}\nreceipt: {receipt}\ndeadline due: {deadline}")
+}
+
+/// The receipts consumer's counts, for a diagnosis.
+async fn receipts_consumer_state(system: &System) -> String {
+    let jetstream = async_nats::jetstream::new(system.nats.client().await);
+    let consumer: Result<async_nats::jetstream::consumer::PullConsumer, _> = jetstream
+        .get_consumer_from_stream(
+            rns_types::subjects::RECEIPT_CONSUMER,
+            rns_types::subjects::RECEIPTS_STREAM,
+        )
+        .await;
+    let stream = jetstream
+        .get_stream(rns_types::subjects::RECEIPTS_STREAM)
+        .await
+        .map(|stream| stream.cached_info().state.clone());
+    match (consumer, stream) {
+        (Ok(consumer), Ok(stream)) => {
+            let info = consumer.cached_info();
+            format!(
+                "RECEIPTS holds {} messages; consumer receipts: pending {}, ack pending {}, redelivered {}, waiting pulls {}, delivered up to {}",
+                stream.messages,
+                info.num_pending,
+                info.num_ack_pending,
+                info.num_redelivered,
+                info.num_waiting,
+                info.delivered.stream_sequence
+            )
+        }
+        (consumer, stream) => format!(
+            "RECEIPTS unreadable: {:?} {:?}",
+            consumer.err(),
+            stream.err()
+        ),
+    }
+}
+
+/// A message's events in ClickHouse, one line each, for a diagnosis.
+async fn timeline(system: &System, id: &str) -> String {
+    system
+        .clickhouse
+        .query(&format!(
+            "SELECT at_ms, toString(kind), carrier, hop, attempt, detail FROM rns.events \
+             WHERE message_id = '{id}' ORDER BY at_ms FORMAT TabSeparated"
+        ))
+        .await
+}
+
 async fn count(system: &System, statement: &str) -> usize {
     system
         .clickhouse
@@ -709,7 +798,12 @@ async fn count(system: &System, statement: &str) -> usize {
         .unwrap_or(0)
 }
 
-async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) -> ChaosReport {
+async fn verify(
+    system: &System,
+    carriers: &CarrierSide,
+    accepted: &Accepted,
+    settle_timeout: Duration,
+) -> ChaosReport {
     let expected: HashSet<String> = accepted
         .iter()
         .flat_map(|(request, count)| (0..*count).map(move |index| format!("{request}-{index}")))
@@ -737,75 +831,75 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
         current = statuses(system).await;
     }
 
-    let mut delivered_by: BTreeMap<String, usize> = BTreeMap::new();
-    let mut resubmissions_absorbed = 0;
-    let mut throttled = 0;
-    for (carrier, _) in CARRIERS {
-        throttled += system.simulator_counts(carrier).await["rate_limited"]
-            .as_u64()
-            .unwrap_or(0);
-        for id in system.simulator_delivered(carrier).await {
-            *delivered_by.entry(id).or_insert(0) += 1;
-        }
-        resubmissions_absorbed += system.simulator_counts(carrier).await["duplicates"]
-            .as_u64()
-            .unwrap_or(0);
-    }
-    let duplicated: Vec<&String> = delivered_by
+    let truth = carriers.ground_truth(system).await;
+    let duplicated: Vec<&String> = truth
+        .taken
         .iter()
-        .filter(|(_, carriers)| **carriers > 1)
+        .filter(|(_, times)| **times > 1)
         .map(|(id, _)| id)
         .take(3)
         .collect();
     for id in duplicated {
-        let timeline = system
-            .clickhouse
-            .query(&format!(
-                "SELECT hop, attempt, toString(kind), carrier, detail FROM rns.events \
-                 WHERE message_id = '{id}' ORDER BY ordinal, at_ms FORMAT TabSeparated"
-            ))
-            .await;
+        let timeline = timeline(system, id).await;
         let mentions = system.log_lines_with("rns-carriers", id);
-        eprintln!("chaos: {id} was delivered by two carriers; its timeline:\n{timeline}\ncarriers log:\n{mentions}");
+        eprintln!("chaos: {id} was taken twice by the carriers; its timeline:\n{timeline}\ncarriers log:\n{mentions}");
     }
     let final_states = expected
         .iter()
         .filter(|id| current.get(*id).is_some_and(|status| is_final(status)))
         .count();
-    // What the asynchronous carrier's receipts said, against the final states.
-    let fates = system.simulator_receipts(ASYNCHRONOUS_CARRIER).await;
-    let mut unreported: HashSet<String> = HashSet::new();
+    let status_of = |id: &str| current.get(id).map(String::as_str).unwrap_or("none");
+    // What the receipts said, against the final states.
     let mut receipt_mismatches = 0;
-    for fate in &fates {
-        let id = fate["client_reference"].as_str().unwrap_or_default();
-        let lost = fate["lost"].as_bool().unwrap_or(false);
-        let expected_status = match (lost, fate["state"].as_str()) {
-            (true, _) => "unknown",
-            (false, Some(state)) => state,
-            (false, None) => "?",
-        };
-        if lost {
-            unreported.insert(id.to_owned());
+    for (id, said, record) in &truth.receipts {
+        let status = status_of(id);
+        if status == *said || (truth.unknown_always_possible && status == "unknown") {
+            continue;
         }
-        let status = current.get(id).map(String::as_str).unwrap_or("none");
-        if status != expected_status {
-            if receipt_mismatches < 3 {
-                let timeline = system
-                    .clickhouse
-                    .query(&format!(
-                        "SELECT at_ms, toString(kind), carrier, hop, attempt, detail FROM rns.events \
-                         WHERE message_id = '{id}' ORDER BY at_ms FORMAT TabSeparated"
-                    ))
-                    .await;
-                eprintln!(
-                    "chaos: {id}: the receipt says {expected_status}, RNS says {status}; the carrier's record: {fate}; RNS's timeline:\n{timeline}"
-                );
-            }
-            receipt_mismatches += 1;
+        if receipt_mismatches < 3 {
+            let timeline = timeline(system, id).await;
+            let carrier = record["carrier"].as_str().unwrap_or(ASYNCHRONOUS_CARRIER);
+            let stored = match record["carrier_reference"].as_str() {
+                Some(reference) => receipt_diagnosis(system, carrier, reference).await,
+                None => String::new(),
+            };
+            eprintln!(
+                "chaos: {id}: the receipt says {said}, RNS says {status}; the carrier's record: {record}; RNS's timeline:\n{timeline}\n{stored}"
+            );
         }
+        receipt_mismatches += 1;
     }
-    let counts = system.simulator_counts(ASYNCHRONOUS_CARRIER).await;
-    let counted = |name: &str| counts[name].as_u64().unwrap_or(0);
+    if receipt_mismatches > 0 {
+        eprintln!("chaos: {}", receipts_consumer_state(system).await);
+    }
+    let unknown_reasons = system
+        .clickhouse
+        .query(
+            "SELECT count() AS messages, substring(detail, 1, 100) AS reason FROM rns.events \
+             WHERE kind = 'unknown' GROUP BY reason ORDER BY messages DESC LIMIT 8 FORMAT TabSeparated",
+        )
+        .await;
+    eprintln!("chaos: why messages ended unknown:\n{unknown_reasons}");
+    for id in expected
+        .iter()
+        .filter(|id| current.get(*id).is_some_and(|status| status == "unknown"))
+        .take(2)
+    {
+        let timeline = timeline(system, id).await;
+        eprintln!("chaos: {id} ended unknown:\n{timeline}");
+    }
+    let conflicting = system
+        .clickhouse
+        .query(
+            "SELECT message_id FROM (SELECT message_id, uniqExact(kind) AS kinds FROM rns.events \
+             WHERE kind IN ('delivered', 'failed', 'unknown', 'expired', 'undeliverable') GROUP BY message_id) \
+             WHERE kinds > 1 LIMIT 2 FORMAT TabSeparated",
+        )
+        .await;
+    for id in conflicting.lines() {
+        let timeline = timeline(system, id).await;
+        eprintln!("chaos: {id} has two final states:\n{timeline}");
+    }
     let with_status = |wanted: &str| {
         expected
             .iter()
@@ -816,34 +910,33 @@ async fn verify(system: &System, accepted: &Accepted, settle_timeout: Duration) 
         accepted: expected.len(),
         final_states,
         lost: expected.len() - final_states,
-        duplicate_deliveries: delivered_by
-            .values()
-            .filter(|carriers| **carriers > 1)
-            .count(),
+        duplicate_deliveries: truth.taken.values().filter(|times| **times > 1).count(),
         conflicting_final_states: count(
             system,
             "SELECT count() FROM (SELECT message_id, uniqExact(kind) AS kinds FROM rns.events \
              WHERE kind IN ('delivered', 'failed', 'unknown', 'expired', 'undeliverable') GROUP BY message_id) WHERE kinds > 1",
         )
         .await,
-        // A delivery whose receipt was lost is rightly `unknown` (checked above).
-        unrecorded_deliveries: delivered_by
-            .keys()
-            .filter(|id| !unreported.contains(*id))
-            .filter(|id| current.get(*id).map(String::as_str) != Some("delivered"))
+        unrecorded_deliveries: truth
+            .delivered
+            .iter()
+            .map(|id| status_of(id))
+            .filter(|status| {
+                *status != "delivered" && !(truth.unknown_always_possible && *status == "unknown")
+            })
             .count(),
         failovers: count(
             system,
             "SELECT uniqExact(message_id) FROM rns.events WHERE kind = 'failed_over'",
         )
         .await,
-        resubmissions_absorbed,
-        throttled,
+        resubmissions_absorbed: truth.resubmissions_absorbed,
+        throttled: truth.throttled,
         unknown: with_status("unknown"),
         expired: with_status("expired"),
         undeliverable: with_status("undeliverable"),
-        receipts: counted("receipts_posted"),
-        receipts_lost: counted("receipts_lost"),
+        receipts: truth.receipts_sent,
+        receipts_lost: truth.receipts_lost,
         receipt_mismatches,
         ..Default::default()
     }
