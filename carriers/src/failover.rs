@@ -118,11 +118,6 @@ impl std::fmt::Debug for Failover {
 const SPLIT_WINDOW: usize = 64;
 
 const AMBIGUOUS_SUFFIX: &str = ".ambiguous";
-
-/// The key noting that a carrier batch (a message of a carrier stream) was started.
-fn batch_started_key(stream: &str, sequence: u64) -> String {
-    format!("batch.{stream}.{sequence}")
-}
 const NEXT_SUFFIX: &str = ".next";
 
 impl Failover {
@@ -177,35 +172,6 @@ impl Failover {
             .await
             .map_err(nats)?;
         Ok(())
-    }
-
-    /// Notes that the batch stored at `sequence` of `stream` is about to be
-    /// submitted, for carriers that cannot recognise a repeated submit: a batch
-    /// redelivered without this note never reached the carrier (its worker died with
-    /// it still waiting in hand) and is submitted as if new.
-    pub async fn mark_batch_started(
-        &self,
-        stream: &str,
-        sequence: u64,
-    ) -> Result<(), FailoverError> {
-        self.reasons
-            .put(
-                batch_started_key(stream, sequence),
-                Bytes::from_static(b"1"),
-            )
-            .await
-            .map_err(nats)?;
-        Ok(())
-    }
-
-    /// Whether the batch at `sequence` of `stream` was noted as started.
-    pub async fn batch_started(&self, stream: &str, sequence: u64) -> Result<bool, FailoverError> {
-        Ok(self
-            .reasons
-            .get(batch_started_key(stream, sequence))
-            .await
-            .map_err(nats)?
-            .is_some())
     }
 
     /// What was recorded about attempts `1..=deliveries` of a message on `hop` (a job

@@ -449,6 +449,7 @@ pub async fn run(
             ),
             receipts: receipts.clone(),
             circuit_publishing: tokio::sync::Mutex::new(()),
+            in_hand: Mutex::default(),
         };
         let stop = stop.clone();
         workers.spawn(async move {

@@ -22,6 +22,7 @@
 //! outcomes are recorded like single jobs' and every other job is queued on its own
 //! to go on as above ([`Worker::handle_batch`]). Permits bound the jobs in flight,
 //! batches counting each of their jobs.
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -139,6 +140,9 @@ pub struct Worker {
     /// Taken while the circuit's state is published, so publishes of quick
     /// transitions cannot land out of order and leave a state that is over.
     pub circuit_publishing: tokio::sync::Mutex<()>,
+    /// Stream sequences of the jobs this worker holds, waiting for permits or in
+    /// hand.
+    pub in_hand: Mutex<HashSet<u64>>,
 }
 
 impl Worker {
@@ -226,13 +230,36 @@ impl Worker {
                 return None;
             }
         };
+        // A copy the server handed out again while this process still holds the
+        // first (waiting for permits, or in hand) is left to that first copy.
+        let sequence = message.info().map(|info| info.stream_sequence).ok();
+        if let Some(sequence) = sequence {
+            if !self.lock_in_hand().insert(sequence) {
+                tracing::debug!(carrier = %self.carrier, sequence, "a job handed out again while still in hand; left to the first copy");
+                return None;
+            }
+        }
         let permits = u32::try_from(payload.job_count().clamp(1, lane_concurrency)).unwrap_or(1);
-        let permits = in_flight.acquire_many_owned(permits).await.ok()?;
+        let permits = self
+            .keep_in_hand(&message, in_flight.acquire_many_owned(permits))
+            .await;
+        let Ok(permits) = permits else {
+            if let Some(sequence) = sequence {
+                self.lock_in_hand().remove(&sequence);
+            }
+            return None;
+        };
         Some(Taken {
             message,
             payload,
             _permits: permits,
         })
+    }
+
+    fn lock_in_hand(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.in_hand
+            .lock()
+            .expect("the in-hand set's lock is never poisoned")
     }
 
     async fn handle(&self, taken: Taken, shutdown: &CancellationToken) {
@@ -244,6 +271,7 @@ impl Worker {
             .map(|info| u16::try_from(info.delivered).unwrap_or(u16::MAX))
             .unwrap_or(1);
         let held = message.clone();
+        let sequence = message.info().map(|info| info.stream_sequence).ok();
         let work = async move {
             match payload {
                 CarrierPayload::One(job) => {
@@ -255,18 +283,25 @@ impl Worker {
             }
         };
         self.keep_in_hand(&held, work).await;
+        if let Some(sequence) = sequence {
+            self.lock_in_hand().remove(&sequence);
+        }
     }
 
     /// Runs `work` on `held`, telling the server every third of the ack wait that it
     /// is in progress: a job is redelivered only when its worker is gone, never while
     /// a slow carrier (a full SMPP window, a rebind) keeps it busy — a second worker
     /// would take that submit for one that may have reached the carrier.
-    async fn keep_in_hand(&self, held: &Message, work: impl std::future::Future<Output = ()>) {
+    async fn keep_in_hand<T>(
+        &self,
+        held: &Message,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
         let every = (self.policy.ack_wait / 3).max(Duration::from_millis(100));
         tokio::pin!(work);
         loop {
             match tokio::time::timeout(every, &mut work).await {
-                Ok(()) => return,
+                Ok(done) => return done,
                 Err(_) => {
                     if let Err(error) = held.ack_with(AckKind::Progress).await {
                         tracing::debug!(carrier = %self.carrier, %error, "telling the server a job is in progress failed");
@@ -283,10 +318,9 @@ impl Worker {
     /// on or fall back like any single job; then the batch is acked. Any failure on
     /// the way naks the batch, and a redelivered batch is split without a submit:
     /// an earlier delivery may have submitted any of its jobs, so each goes on alone
-    /// with attempt 1's outcome unknown (which keeps it on this carrier). At a carrier
+    /// with attempt 1's outcome unknown (which keeps it on this carrier); at a carrier
     /// that cannot recognise a repeated submit (SMPP), where such a job then ends
-    /// `unknown`, the batch is noted as started before its submit, and a redelivered
-    /// batch without the note (it waited in a worker that died) is submitted as new.
+    /// `unknown`, a job already accepted and awaiting its receipt is left to it.
     async fn handle_batch(
         &self,
         message: Message,
@@ -294,30 +328,8 @@ impl Worker {
         delivered: u16,
         shutdown: &CancellationToken,
     ) {
-        // For a carrier that cannot recognise a repeated submit, a note before the
-        // submit tells a redelivery whether this batch may have reached it.
-        let noted = !self.submitter.recognises_repeats();
-        let position = message
-            .info()
-            .map(|info| (info.stream.to_owned(), info.stream_sequence))
-            .ok();
-        let started = match (&position, delivered > 1 && noted) {
-            (Some((stream, sequence)), true) => {
-                match self.failover.batch_started(stream, *sequence).await {
-                    Ok(started) => started,
-                    Err(error) => {
-                        tracing::warn!(carrier = %self.carrier, %error, "cannot tell whether a redelivered batch was started; will retry");
-                        let _ = message
-                            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                            .await;
-                        return;
-                    }
-                }
-            }
-            _ => delivered > 1,
-        };
-        let handled = if started {
-            self.split_started(&jobs, noted).await
+        let handled = if delivered > 1 {
+            self.split_redelivered(&jobs).await
         } else if !self.lock_breaker().admits() {
             // Not submitted: each job goes on alone as a fresh one (and moves on).
             self.failover
@@ -325,8 +337,7 @@ impl Worker {
                 .await
                 .map_err(SettleError::from)
         } else {
-            let note = position.as_ref().filter(|_| noted);
-            self.submit_batch(&message, &jobs, note, shutdown).await
+            self.submit_batch(&message, &jobs, shutdown).await
         };
         let acknowledged = match handled {
             Ok(()) => message.ack().await,
@@ -538,14 +549,14 @@ impl Worker {
         }
     }
 
-    /// Splits a batch an earlier delivery started: each job goes on alone with
-    /// attempt 1's outcome unknown — but at a carrier that cannot recognise a repeat
-    /// (`noted`), a job that was accepted and awaits its receipt is left to it (asked
-    /// now, not once the split job's turn comes, which may be after its deadline).
-    async fn split_started(&self, jobs: &[CarrierJob], noted: bool) -> Result<(), SettleError> {
+    /// Splits a redelivered batch: each job goes on alone with attempt 1's outcome
+    /// unknown — but at a carrier that cannot recognise a repeat, a job that was accepted and awaits its receipt is left to it (asked now, not
+    /// once the split job's turn comes, which may be after its deadline).
+    async fn split_redelivered(&self, jobs: &[CarrierJob]) -> Result<(), SettleError> {
+        let unrepeatable = !self.submitter.recognises_repeats();
         let mut unsettled = Vec::with_capacity(jobs.len());
         for job in jobs {
-            if noted && self.receipts.awaits(job).await? {
+            if unrepeatable && self.receipts.awaits(job).await? {
                 continue;
             }
             unsettled.push(job.clone());
@@ -553,18 +564,13 @@ impl Worker {
         Ok(self.failover.split(&unsettled, 1).await?)
     }
 
-    /// Submits a batch's jobs together and settles their outcomes, first noting the
-    /// batch (its stream and sequence) as started when `note` names it.
+    /// Submits a batch's jobs together and settles their outcomes.
     async fn submit_batch(
         &self,
         message: &Message,
         jobs: &[CarrierJob],
-        note: Option<&(String, u64)>,
         shutdown: &CancellationToken,
     ) -> Result<(), SettleError> {
-        if let Some((stream, sequence)) = note {
-            self.failover.mark_batch_started(stream, *sequence).await?;
-        }
         let submits: Vec<_> = jobs
             .iter()
             .map(|job| self.submit(job, message, shutdown))
