@@ -344,7 +344,7 @@ impl Worker {
             Err(error) => {
                 tracing::warn!(carrier = %self.carrier, jobs = jobs.len(), %error, "settling a batch failed; it will be redelivered and split");
                 message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
                     .await
             }
         };
@@ -604,7 +604,7 @@ impl Worker {
                         Err(error) => {
                             tracing::warn!(carrier = %self.carrier, %error, "finishing a move failed; will retry");
                             let _ = message
-                                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                                .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
                                 .await;
                         }
                     }
@@ -613,7 +613,7 @@ impl Worker {
                 Err(error) => {
                     tracing::warn!(carrier = %self.carrier, %error, "cannot tell whether the job moved on; will retry");
                     let _ = message
-                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
                         .await;
                     return;
                 }
@@ -636,7 +636,7 @@ impl Worker {
                         Err(error) => {
                             tracing::warn!(carrier = %self.carrier, %error, "cannot tell whether an earlier submit was accepted; will retry");
                             let _ = message
-                                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                                .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
                                 .await;
                             return;
                         }
@@ -653,7 +653,7 @@ impl Worker {
                         Err(error) => {
                             tracing::warn!(carrier = %self.carrier, %error, "ending an unrepeatable job failed; will retry");
                             message
-                                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                                .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
                                 .await
                         }
                     };
@@ -665,7 +665,7 @@ impl Worker {
                 Err(error) => {
                     tracing::warn!(carrier = %self.carrier, %error, "cannot tell whether an earlier submit reached the carrier; will retry");
                     let _ = message
-                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
                         .await;
                     return;
                 }
@@ -686,7 +686,7 @@ impl Worker {
         {
             tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "recording the outcome failed; job will be redelivered");
             let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
                 .await;
         }
     }
@@ -975,4 +975,12 @@ fn reason_of(outcome: &SubmitOutcome) -> &str {
         | SubmitOutcome::Transient { reason }
         | SubmitOutcome::Ambiguous { reason } => reason,
     }
+}
+
+/// How long a job waits after its delivery `delivered` failed because JetStream or
+/// its stores did not answer (a node restarting, a leader moving): doubling from 2 s
+/// to 32 s, so its deliveries span a minute of outage before MaxDeliver hands it to
+/// the failover (whose advisory such an outage can also lose).
+fn retry_when_unavailable(delivered: u16) -> Duration {
+    Duration::from_secs(1 << delivered.clamp(1, 5))
 }
