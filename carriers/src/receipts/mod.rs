@@ -239,8 +239,10 @@ impl Receipts {
                         Step::Settle(_, settlement) => {
                             if let Written::Done = self.settle(&key, revision, &settlement).await? {
                                 metrics::counter!("rns_receipts_total", "carrier" => job.carrier.to_string(), "outcome" => "early_settled").increment(1);
+                                // Its deadline is published all the same: it marks the
+                                // message as accepted for a redelivered job (`awaits`).
                                 return self
-                                    .link_parts(&job.carrier, carrier_reference, earlier_parts)
+                                    .awaited(job, carrier_reference, earlier_parts, &awaiting)
                                     .await;
                             }
                         }
@@ -269,7 +271,7 @@ impl Receipts {
                 Correlation::Settled(settlement) => {
                     self.apply(&settlement).await?;
                     return self
-                        .link_parts(&job.carrier, carrier_reference, earlier_parts)
+                        .awaited(job, carrier_reference, earlier_parts, &awaiting)
                         .await;
                 }
                 // Never this message's own (`left_by` says so).
@@ -842,9 +844,9 @@ impl Receipts {
         Ok(())
     }
 
-    /// Whether `job`'s message was accepted on its hop and awaits its receipt (its
-    /// deadline is scheduled): a redelivered job whose earlier delivery got that far
-    /// is settled by the receipt, or the deadline, and needs nothing more.
+    /// Whether `job`'s message was accepted on its hop and awaits its receipt or was
+    /// settled by it (its deadline is scheduled, even for a receipt that came first):
+    /// a redelivered job whose earlier delivery got that far needs nothing more.
     pub async fn awaits(&self, job: &CarrierJob) -> Result<bool, ReceiptError> {
         let deadline = receipt_deadline_subject(&job.carrier, &job.message_id, job.hop);
         match self.stream.get_last_raw_message_by_subject(&deadline).await {
