@@ -120,6 +120,8 @@ impl WorkerPolicy {
 struct Taken {
     message: Message,
     payload: CarrierPayload,
+    /// Its stream sequence, in [`Worker::in_hand`] until it is handled.
+    sequence: Option<u64>,
     _permits: OwnedSemaphorePermit,
 }
 
@@ -252,6 +254,7 @@ impl Worker {
         Some(Taken {
             message,
             payload,
+            sequence,
             _permits: permits,
         })
     }
@@ -264,14 +267,16 @@ impl Worker {
 
     async fn handle(&self, taken: Taken, shutdown: &CancellationToken) {
         let Taken {
-            message, payload, ..
+            message,
+            payload,
+            sequence,
+            ..
         } = taken;
         let delivered = message
             .info()
             .map(|info| u16::try_from(info.delivered).unwrap_or(u16::MAX))
             .unwrap_or(1);
         let held = message.clone();
-        let sequence = message.info().map(|info| info.stream_sequence).ok();
         let work = async move {
             match payload {
                 CarrierPayload::One(job) => {

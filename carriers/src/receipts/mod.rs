@@ -848,8 +848,17 @@ impl Receipts {
     /// settled by it (its deadline is scheduled, even for a receipt that came first):
     /// a redelivered job whose earlier delivery got that far needs nothing more.
     pub async fn awaits(&self, job: &CarrierJob) -> Result<bool, ReceiptError> {
-        let deadline = receipt_deadline_subject(&job.carrier, &job.message_id, job.hop);
-        match self.stream.get_last_raw_message_by_subject(&deadline).await {
+        self.holds(&receipt_deadline_subject(
+            &job.carrier,
+            &job.message_id,
+            job.hop,
+        ))
+        .await
+    }
+
+    /// Whether `RECEIPTS` holds a message on `subject`.
+    async fn holds(&self, subject: &str) -> Result<bool, ReceiptError> {
+        match self.stream.get_last_raw_message_by_subject(subject).await {
             Ok(_) => Ok(true),
             Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
             Err(error) => Err(store_error(error)),
@@ -867,14 +876,8 @@ impl Receipts {
         let keys = std::iter::once(key.to_owned())
             .chain(parts.iter().map(|part| correlation_key(carrier, part)));
         for key in keys {
-            match self
-                .stream
-                .get_last_raw_message_by_subject(&receipt_subject(&key))
-                .await
-            {
-                Ok(_) => return Ok(true),
-                Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {}
-                Err(error) => return Err(store_error(error)),
+            if self.holds(&receipt_subject(&key)).await? {
+                return Ok(true);
             }
         }
         Ok(false)
