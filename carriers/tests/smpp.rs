@@ -802,3 +802,56 @@ async fn a_message_given_an_earlier_messages_id_after_an_smsc_restart_is_settled
         "the restarted SMSC gave the first two ids again: {taken:?}"
     );
 }
+
+/// A job handed out again after its message was accepted (its worker stopped before
+/// the ack, or its batch was split) must not be ended `unknown` beside the receipt
+/// that settled it: SMPP cannot recognise a repeated submit, so the copy asks whether
+/// the message awaits or had its receipt — also once the receipt deadline came and
+/// its schedule is gone.
+#[tokio::test]
+async fn a_copy_of_an_accepted_job_after_its_receipt_deadline_came_is_left_to_its_receipt() {
+    let harness = start_configured(Configured {
+        receipt_deadline_seconds: 2,
+        ..Configured::default()
+    })
+    .await;
+    let sent = job("01011112222", "accepted once");
+    enqueue(&harness, &sent).await;
+    assert_eq!(
+        final_event(&harness, &sent).await.kind,
+        EventKind::Delivered
+    );
+    let deadline = rns_types::subjects::receipt_deadline_subject(&kt(), &sent.message_id, sent.hop);
+    let receipts = harness.jetstream.get_stream("RECEIPTS").await.unwrap();
+    wait_until("the deadline came", Duration::from_secs(20), || async {
+        receipts
+            .get_last_raw_message_by_subject(&deadline)
+            .await
+            .is_ok_and(|stored| stored.headers.get("Nats-Schedule").is_none())
+    })
+    .await;
+    // The copy a split of a redelivered batch queues: attempt 1's outcome unknown.
+    let copy = CarrierJob {
+        attempts_before: 1,
+        ..sent.clone()
+    };
+    let mut outbound = Outbound::carrier_job(&copy);
+    outbound.message_id.push_str(":copy");
+    publish_all(&harness.jetstream, [outbound], 1)
+        .await
+        .unwrap();
+    let queue = rns_types::subjects::carrier_stream(&kt());
+    wait_until("the copy was taken", Duration::from_secs(20), || async {
+        let mut stream = harness.jetstream.get_stream(&queue).await.unwrap();
+        stream.info().await.unwrap().state.messages == 0
+    })
+    .await;
+    let ended: Vec<EventKind> = events(&harness)
+        .await
+        .into_iter()
+        .filter(|event| event.message_id == sent.message_id && event.kind.status().is_final())
+        .map(|event| event.kind)
+        .collect();
+    assert_eq!(ended, [EventKind::Delivered], "one final state");
+    assert_eq!(counts(&harness).await["submits"].as_u64(), Some(1));
+}

@@ -5,6 +5,7 @@ use std::time::Duration;
 mod common;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use rns_carriers::simulator::{self, Knobs, ReceiptKnobs, Simulator};
 use rns_carriers::{CarrierKind, CarrierSettings, Settings, WorkerSettings};
 use rns_nats::{publish_all, CustomerDirectory, Outbound, Topology};
@@ -693,7 +694,7 @@ async fn a_batch_whose_worker_died_is_split_and_delivered_once_on_the_same_carri
         .await
         .unwrap();
     let mut taken = consumer.fetch().max_messages(1).messages().await.unwrap();
-    let taken = futures::StreamExt::next(&mut taken).await.unwrap().unwrap();
+    let taken = StreamExt::next(&mut taken).await.unwrap().unwrap();
     let batch: Vec<CarrierJob> = serde_json::from_slice(&taken.payload).unwrap();
     for job in &batch[..3] {
         let answer = reqwest::Client::new()
@@ -750,12 +751,33 @@ fn finals<'a>(events: &'a [MessageEvent], job: &CarrierJob) -> Vec<&'a MessageEv
         .collect()
 }
 
-/// Waits until `RECEIPTS` is empty: every receipt was read, and every deadline
-/// schedule fired and was read too.
+/// Waits until every receipt in `RECEIPTS` was read and every deadline schedule
+/// fired and was read: what stays is, per deadline that came, the entry saying its
+/// message was accepted.
 async fn wait_for_receipts_drained(jetstream: &async_nats::jetstream::Context) {
     wait_until("RECEIPTS drained", Duration::from_secs(20), || async {
-        let mut stream = jetstream.get_stream("RECEIPTS").await.unwrap();
-        stream.info().await.unwrap().state.messages == 0
+        let stream = jetstream.get_stream("RECEIPTS").await.unwrap();
+        let unread = stream.info_with_subjects("receipt.>").await.unwrap();
+        if unread.count().await > 0 {
+            return false;
+        }
+        let deadlines: Vec<String> = stream
+            .info_with_subjects("receipt_deadline.>")
+            .await
+            .unwrap()
+            .map(|entry| entry.unwrap().0)
+            .collect()
+            .await;
+        for subject in deadlines {
+            let stored = stream
+                .get_last_raw_message_by_subject(&subject)
+                .await
+                .unwrap();
+            if stored.headers.get("Nats-Schedule").is_some() {
+                return false;
+            }
+        }
+        true
     })
     .await;
 }

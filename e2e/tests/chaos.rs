@@ -25,10 +25,6 @@ async fn under_kills_and_outages_nothing_accepted_is_lost_or_delivered_twice() {
 /// sessions for a while, one answers slower than the submit timeout, one throttles,
 /// and one is killed and started again — besides the kills of every service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "passes alone and beside the HTTP chaos test, but beside the whole suite on \
-            2 cores about 30 of 15,000 messages end both delivered (by their receipt) and \
-            unknown (a redelivered copy); see issue 15's note. Run it with \
-            cargo nextest run -p rns-e2e --test chaos --run-ignored all, or ./scripts/chaos --smpp"]
 async fn over_smpp_under_kills_and_smsc_faults_nothing_accepted_is_lost_or_sent_twice() {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -275,9 +275,11 @@ impl Topology {
             },
             StreamConfig {
                 // Required with schedules. Receipts are read as they come, so what
-                // fills it is deadline schedules: 4 GiB holds about ten million.
+                // fills it is deadline schedules (and, once one came, the entry that
+                // outlives it for a day): 4 GiB holds about ten million.
                 discard: DiscardPolicy::Old,
                 allow_message_schedules: true,
+                allow_message_ttl: true,
                 ..base(
                     RECEIPTS_STREAM,
                     vec![

@@ -492,7 +492,25 @@ impl Receipts {
             }
         };
         let redelivered = message.info().is_ok_and(|info| info.delivered > 1);
-        match self.take(&carrier, notice, redelivered).await {
+        let deadline_of = match &notice {
+            ReceiptNotice::Deadline {
+                message: Some(message),
+                hop: Some(hop),
+                ..
+            } => Some((*message, *hop)),
+            _ => None,
+        };
+        let taken = match self.take(&carrier, notice, redelivered).await {
+            Ok(handled) if handled != Handled::Deferred => match deadline_of {
+                Some((of, hop)) => self
+                    .keep_accepted(&carrier, &of, hop)
+                    .await
+                    .map(|()| handled),
+                None => Ok(handled),
+            },
+            taken => taken,
+        };
+        match taken {
             Ok(Handled::Deferred) => {
                 metrics::counter!("rns_receipts_total", "carrier" => carrier.to_string(), "outcome" => Handled::Deferred.label()).increment(1);
                 let _ = message
@@ -845,8 +863,9 @@ impl Receipts {
     }
 
     /// Whether `job`'s message was accepted on its hop and awaits its receipt or was
-    /// settled by it (its deadline is scheduled, even for a receipt that came first):
-    /// a redelivered job whose earlier delivery got that far needs nothing more.
+    /// settled by it (its deadline is scheduled, even for a receipt that came first,
+    /// or came and left the entry of [`Self::keep_accepted`]): a redelivered job
+    /// whose earlier delivery got that far needs nothing more.
     pub async fn awaits(&self, job: &CarrierJob) -> Result<bool, ReceiptError> {
         self.holds(&receipt_deadline_subject(
             &job.carrier,
@@ -854,6 +873,32 @@ impl Receipts {
             job.hop,
         ))
         .await
+    }
+
+    /// Once the deadline of `message` on `hop` came, its schedule is gone: a plain
+    /// entry on the schedule's subject goes on saying that the carrier accepted the
+    /// message there ([`Self::awaits`]) for a day, as long as its settled correlation
+    /// is kept. Stored before the deadline is acknowledged, so one of the two is
+    /// always there but between the schedule firing and this handling.
+    async fn keep_accepted(
+        &self,
+        carrier: &CarrierId,
+        message: &MessageId,
+        hop: u16,
+    ) -> Result<(), ReceiptError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-TTL", SETTLED_KEPT.as_secs().to_string());
+        self.jetstream
+            .publish_with_headers(
+                receipt_deadline_subject(carrier, message, hop),
+                headers,
+                Bytes::from_static(b"accepted"),
+            )
+            .await
+            .map_err(store_error)?
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     /// Whether `RECEIPTS` holds a message on `subject`.
