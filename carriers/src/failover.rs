@@ -21,6 +21,11 @@
 //! recognises the reference). Once the receipt deadline passes without a sure answer
 //! the message ends `unknown`, charged ([`Failover::give_up_unknown`]).
 //!
+//! The server publishes a MaxDeliver advisory once; an outage of the stream that
+//! keeps it can lose it, and the job would stay in its queue for good. A sweep
+//! ([`Failover::sweep`]) finds such jobs by the lane consumers' ack floors and moves
+//! them on as their advisory would have.
+//!
 //! A batch of jobs that reached MaxDeliver (its worker kept failing to settle it) is
 //! split into single jobs on the same carrier ([`Failover::split`]), as a worker
 //! splits a redelivered batch.
@@ -54,6 +59,9 @@ pub enum FailoverError {
     #[error("nats: {0}")]
     Nats(String),
 }
+
+/// Most jobs left at MaxDeliver one lane's sweep takes.
+const SWEPT_AT_ONCE: usize = 256;
 
 fn nats(error: impl ToString) -> FailoverError {
     FailoverError::Nats(error.to_string())
@@ -615,12 +623,122 @@ impl Failover {
         if !advisory.stream.starts_with("CARRIER_") {
             return Ok(());
         }
-        let stream = self
+        self.exhausted(&advisory.stream, advisory.stream_seq, advisory.deliveries)
+            .await
+    }
+
+    /// Finds, every `every` until `shutdown`, the jobs left at MaxDeliver in the
+    /// carriers' queues (`lanes`: stream and lane consumer) whose advisory never came
+    /// — the server publishes it once, into a stream that an outage (a node
+    /// restarting, its leader moving) can make unavailable just then — and moves them
+    /// on as their advisory would have. A job is taken only when the sweep before
+    /// found it too, so an advisory on its way is never raced.
+    pub async fn sweep(
+        self,
+        lanes: Vec<(String, String)>,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let mut seen_before = std::collections::HashSet::new();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let mut seen = std::collections::HashSet::new();
+            for (stream, consumer) in &lanes {
+                let left = match self.left_at_max_deliver(stream, consumer).await {
+                    Ok(left) => left,
+                    Err(error) => {
+                        tracing::warn!(%stream, %consumer, %error, "looking for jobs left at MaxDeliver failed");
+                        continue;
+                    }
+                };
+                for (sequence, deliveries) in left {
+                    if !seen_before.contains(&(stream.clone(), sequence)) {
+                        seen.insert((stream.clone(), sequence));
+                        continue;
+                    }
+                    tracing::warn!(%stream, sequence, "a job left at MaxDeliver had no advisory; moving it on");
+                    metrics::counter!("rns_failover_swept_total", "stream" => stream.clone())
+                        .increment(1);
+                    if let Err(error) = self.exhausted(stream, sequence, deliveries).await {
+                        tracing::warn!(%stream, sequence, %error, "moving a job left at MaxDeliver failed; the next sweep tries again");
+                        seen.insert((stream.clone(), sequence));
+                    }
+                }
+            }
+            seen_before = seen;
+        }
+    }
+
+    /// The jobs of `consumer`'s lane still in `stream` at or below the consumer's
+    /// ack floor — or all of them while it has none to deliver and none in flight —
+    /// (at most [`SWEPT_AT_ONCE`]), each with the consumer's MaxDeliver: a job acked
+    /// or terminated is gone from a work queue, and one awaiting a (re)delivery is
+    /// above the floor and counted as pending or in flight, so what is left there ran
+    /// out of deliveries.
+    async fn left_at_max_deliver(
+        &self,
+        stream: &str,
+        consumer: &str,
+    ) -> Result<Vec<(u64, u64)>, FailoverError> {
+        let mut lane: PullConsumer = self
             .jetstream
-            .get_stream_no_info(&advisory.stream)
+            .get_consumer_from_stream(consumer, stream)
             .await
             .map_err(nats)?;
-        let stored = match stream.get_raw_message(advisory.stream_seq).await {
+        let info = lane.info().await.map_err(nats)?;
+        let floor = info.ack_floor.stream_sequence;
+        let deliveries = u64::try_from(info.config.max_deliver).unwrap_or(u64::MAX);
+        let subject = info.config.filter_subject.clone();
+        let idle = info.num_pending == 0 && info.num_ack_pending == 0;
+        let bound = if idle { u64::MAX } else { floor };
+        if bound == 0 || subject.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stream = self
+            .jetstream
+            .get_stream_no_info(stream)
+            .await
+            .map_err(nats)?;
+        let mut left = Vec::new();
+        let mut from = 1;
+        while left.len() < SWEPT_AT_ONCE {
+            let stored = stream
+                .raw_message_builder()
+                .sequence(from)
+                .next_by_subject(subject.clone())
+                .send()
+                .await;
+            let sequence = match stored {
+                Ok(stored) => stored.sequence,
+                Err(error) if error.kind() == RawMessageErrorKind::NoMessageFound => break,
+                Err(error) => return Err(nats(error)),
+            };
+            if sequence > bound {
+                break;
+            }
+            left.push((sequence, deliveries));
+            from = sequence + 1;
+        }
+        Ok(left)
+    }
+
+    /// Moves on the job at `sequence` of `stream_name` after its `deliveries` ran
+    /// out, then deletes it there; nothing when it is gone already.
+    async fn exhausted(
+        &self,
+        stream_name: &str,
+        sequence: u64,
+        deliveries: u64,
+    ) -> Result<(), FailoverError> {
+        let stream = self
+            .jetstream
+            .get_stream_no_info(stream_name)
+            .await
+            .map_err(nats)?;
+        let stored = match stream.get_raw_message(sequence).await {
             Ok(stored) => stored,
             // Already moved on: a repeated advisory.
             Err(error) if error.kind() == RawMessageErrorKind::NoMessageFound => return Ok(()),
@@ -632,18 +750,15 @@ impl Failover {
                 // Workers split a batch on its second delivery, so this one's were
                 // never settled: each goes on alone, attempt 1's outcome unknown.
                 self.split(&jobs, 1).await?;
-                return delete(&stream, advisory.stream_seq).await;
+                return delete(&stream, sequence).await;
             }
             Err(error) => {
-                tracing::error!(stream = %advisory.stream, sequence = advisory.stream_seq, %error, "undecodable job; deleting it");
-                stream
-                    .delete_message(advisory.stream_seq)
-                    .await
-                    .map_err(nats)?;
+                tracing::error!(stream = %stream_name, sequence, %error, "undecodable job; deleting it");
+                stream.delete_message(sequence).await.map_err(nats)?;
                 return Ok(());
             }
         };
-        let attempts = u16::try_from(advisory.deliveries)
+        let attempts = u16::try_from(deliveries)
             .unwrap_or(u16::MAX)
             .saturating_add(job.attempts_before);
         let record = self.attempts(&job.message_id, job.hop, attempts).await?;
@@ -665,7 +780,7 @@ impl Failover {
             self.stay_or_give_up(&job, &reason, attempts, record.ambiguous_since(&job))
                 .await?;
         }
-        delete(&stream, advisory.stream_seq).await
+        delete(&stream, sequence).await
     }
 }
 

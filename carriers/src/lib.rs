@@ -145,6 +145,10 @@ pub struct WorkerSettings {
     /// (never another), and how long the receipt of a message a carrier accepted is
     /// awaited, before it ends `unknown`, charged. At most 7 days.
     pub receipt_deadline_seconds: u64,
+    /// How often the carriers' queues are searched for jobs left at MaxDeliver
+    /// whose advisory was lost ([`Failover::sweep`]); such a job moves on within two
+    /// of these.
+    pub max_deliver_sweep_seconds: u64,
 }
 
 impl Default for WorkerSettings {
@@ -154,6 +158,7 @@ impl Default for WorkerSettings {
             receipts_listen: "127.0.0.1:8084".to_owned(),
             retry_backoff_milliseconds: vec![250, 1_000, 2_000, 5_000],
             receipt_deadline_seconds: 3_600,
+            max_deliver_sweep_seconds: 60,
         }
     }
 }
@@ -334,7 +339,7 @@ pub async fn run(
                 .map_err(CarriersError::from)
         });
     }
-    let watched = carriers
+    let lanes: Vec<(String, String)> = carriers
         .iter()
         .flat_map(|carrier| {
             Priority::ALL.map(|priority| {
@@ -344,6 +349,14 @@ pub async fn run(
                 )
             })
         })
+        .collect();
+    tokio::spawn(failover.clone().sweep(
+        lanes.clone(),
+        Duration::from_secs(settings.carrier_workers.max_deliver_sweep_seconds.max(1)),
+        stop.clone(),
+    ));
+    let watched = lanes
+        .into_iter()
         .chain([
             (ADVISORIES_STREAM.to_owned(), FAILOVER_CONSUMER.to_owned()),
             (RECEIPTS_STREAM.to_owned(), RECEIPT_CONSUMER.to_owned()),

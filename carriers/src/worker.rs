@@ -9,6 +9,10 @@
 //! the attempt's events are recorded beside the first ones; readers of RESULTS settle
 //! per message, so points and the final state are unchanged.
 //!
+//! A record that JetStream or its stores do not take (a node restarting, a leader
+//! moving) is tried again with the job in hand ([`Worker::until_answered`]): an
+//! outage costs time, never one of the job's deliveries.
+//!
 //! Retryable outcomes are nak'ed with a growing delay and retried on the same carrier.
 //! After the last allowed delivery (`max_deliver`) the server's MaxDeliver advisory
 //! hands the message to [`crate::failover`], which moves it to the next carrier; the
@@ -114,6 +118,17 @@ impl WorkerPolicy {
             .copied()
             .unwrap_or(Duration::from_secs(1))
     }
+}
+
+/// One delivery of a single job, as its handling passes it on.
+#[derive(Clone, Copy)]
+struct Delivery<'a> {
+    message: &'a Message,
+    job: &'a CarrierJob,
+    /// The attempt on this hop it is.
+    attempt: u16,
+    /// The server's count of deliveries of its message.
+    delivered: u16,
 }
 
 /// A pulled message with the permits of its jobs, held until it is handled.
@@ -320,8 +335,9 @@ impl Worker {
     /// Final outcomes (delivered, rejected) are recorded as attempt 1 of their jobs;
     /// a job whose outcome is not final has its attempt recorded as a single job's
     /// would be and is queued on its own (`attempts_before: 1`), to be retried, moved
-    /// on or fall back like any single job; then the batch is acked. Any failure on
-    /// the way naks the batch, and a redelivered batch is split without a submit:
+    /// on or fall back like any single job; then the batch is acked. Recording is
+    /// tried until JetStream answers, the batch in hand; a batch redelivered (its
+    /// worker was gone, or gave it back while stopping) is split without a submit:
     /// an earlier delivery may have submitted any of its jobs, so each goes on alone
     /// with attempt 1's outcome unknown (which keeps it on this carrier); at a carrier
     /// that cannot recognise a repeated submit (SMPP), where such a job then ends
@@ -334,27 +350,31 @@ impl Worker {
         shutdown: &CancellationToken,
     ) {
         let handled = if delivered > 1 {
-            self.split_redelivered(&jobs).await
+            self.until_answered("splitting a redelivered batch", shutdown, || {
+                self.split_redelivered(&jobs)
+            })
+            .await
         } else if !self.lock_breaker().admits() {
             // Not submitted: each job goes on alone as a fresh one (and moves on).
-            self.failover
-                .split(&jobs, 0)
-                .await
-                .map_err(SettleError::from)
+            self.until_answered("splitting a batch", shutdown, || {
+                self.failover.split(&jobs, 0)
+            })
+            .await
         } else {
-            self.submit_batch(&message, &jobs, shutdown).await
+            let submits = jobs.iter().map(|job| self.submit(job, &message, shutdown));
+            let outcomes = join_all(submits).await;
+            self.until_answered("settling a batch", shutdown, || {
+                self.settle_batch(&jobs, &outcomes)
+            })
+            .await
         };
-        let acknowledged = match handled {
-            Ok(()) => message.ack().await,
-            Err(error) => {
-                tracing::warn!(carrier = %self.carrier, jobs = jobs.len(), %error, "settling a batch failed; it will be redelivered and split");
-                message
-                    .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
-                    .await
+        match handled {
+            Some(()) => {
+                if let Err(error) = message.ack().await {
+                    tracing::warn!(carrier = %self.carrier, %error, "acknowledging a batch failed; it will be redelivered and split");
+                }
             }
-        };
-        if let Err(error) = acknowledged {
-            tracing::warn!(carrier = %self.carrier, %error, "acknowledging a batch failed; it will be redelivered and split");
+            None => self.give_back(&message, delivered).await,
         }
     }
 
@@ -569,21 +589,6 @@ impl Worker {
         Ok(self.failover.split(&unsettled, 1).await?)
     }
 
-    /// Submits a batch's jobs together and settles their outcomes.
-    async fn submit_batch(
-        &self,
-        message: &Message,
-        jobs: &[CarrierJob],
-        shutdown: &CancellationToken,
-    ) -> Result<(), SettleError> {
-        let submits: Vec<_> = jobs
-            .iter()
-            .map(|job| self.submit(job, message, shutdown))
-            .collect();
-        let outcomes = join_all(submits).await;
-        self.settle_batch(jobs, &outcomes).await
-    }
-
     /// One job: delivery `delivered` of its message, attempt `attempts_before +
     /// delivered` on this hop.
     async fn handle_job(
@@ -596,103 +601,159 @@ impl Worker {
         let attempt = delivered.saturating_add(job.attempts_before);
         let last_attempt = delivered >= self.policy.max_deliver;
         if delivered > 1 {
-            match self.failover.has_left(&job).await {
-                Ok(false) => {}
-                Ok(true) => {
+            let left = self
+                .until_answered("telling whether the job moved on", shutdown, || {
+                    self.failover.has_left(&job)
+                })
+                .await;
+            match left {
+                Some(false) => {}
+                Some(true) => {
                     // Moving on was decided; finish it (every publish repeats under
                     // the same ids), then take the job off this carrier.
                     let reason = "moving on was decided before a restart";
-                    match self.failover.move_on(&job, reason, attempt).await {
-                        Ok(()) => {
-                            let _ = terminate_with_reason(&self.client, &message, reason).await;
-                        }
-                        Err(error) => {
-                            tracing::warn!(carrier = %self.carrier, %error, "finishing a move failed; will retry");
-                            let _ = message
-                                .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
-                                .await;
-                        }
+                    let moved = self
+                        .until_answered("finishing a move", shutdown, || {
+                            self.failover.move_on(&job, reason, attempt)
+                        })
+                        .await;
+                    match moved {
+                        Some(()) => self.terminate(&message, reason).await,
+                        None => self.give_back(&message, delivered).await,
                     }
                     return;
                 }
-                Err(error) => {
-                    tracing::warn!(carrier = %self.carrier, %error, "cannot tell whether the job moved on; will retry");
-                    let _ = message
-                        .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
-                        .await;
-                    return;
-                }
+                None => return self.give_back(&message, delivered).await,
             }
         }
+        let delivery = Delivery {
+            message: &message,
+            job: &job,
+            attempt,
+            delivered,
+        };
         if !self.submitter.recognises_repeats() {
-            match self.may_submit_again(&job, attempt).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    // An earlier delivery was accepted and awaits its receipt (its
-                    // worker stopped before the ack): the receipt settles it.
-                    match self.receipts.awaits(&job).await {
-                        Ok(false) => {}
-                        Ok(true) => {
-                            if let Err(error) = message.ack().await {
-                                tracing::warn!(carrier = %self.carrier, %error, "acknowledgement failed");
-                            }
-                            return;
-                        }
-                        Err(error) => {
-                            tracing::warn!(carrier = %self.carrier, %error, "cannot tell whether an earlier submit was accepted; will retry");
-                            let _ = message
-                                .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
-                                .await;
-                            return;
-                        }
-                    }
-                    let detail = self.unrepeatable("an earlier submit may have reached it");
-                    let ended = self
-                        .failover
-                        .give_up_unknown(&job, detail.clone(), attempt)
-                        .await;
-                    let acknowledged = match ended {
-                        Ok(()) => terminate_with_reason(&self.client, &message, &detail)
-                            .await
-                            .map_err(async_nats::Error::from),
-                        Err(error) => {
-                            tracing::warn!(carrier = %self.carrier, %error, "ending an unrepeatable job failed; will retry");
-                            message
-                                .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
-                                .await
-                        }
-                    };
-                    if let Err(error) = acknowledged {
-                        tracing::warn!(carrier = %self.carrier, %error, "acknowledgement failed");
-                    }
-                    return;
-                }
-                Err(error) => {
-                    tracing::warn!(carrier = %self.carrier, %error, "cannot tell whether an earlier submit reached the carrier; will retry");
-                    let _ = message
-                        .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
-                        .await;
-                    return;
-                }
+            let may_submit = self
+                .until_answered(
+                    "telling whether an earlier submit reached the carrier",
+                    shutdown,
+                    || self.may_submit_again(&job, attempt),
+                )
+                .await;
+            match may_submit {
+                Some(true) => {}
+                Some(false) => return self.leave_unrepeated(delivery, shutdown).await,
+                None => return self.give_back(&message, delivered).await,
             }
         }
         if job.has_expired(rns_types::time::now_milliseconds()) {
-            self.expire(&message, &job, attempt).await;
+            self.expire(delivery, shutdown).await;
             return;
         }
         if !self.lock_breaker().admits() {
-            self.move_on_while_open(&message, &job, attempt).await;
+            self.move_on_while_open(delivery, shutdown).await;
             return;
         }
         let outcome = self.submit(&job, &message, shutdown).await;
-        if let Err(error) = self
-            .settle(&message, &job, attempt, last_attempt, &outcome)
+        let settled = self
+            .until_answered("recording the outcome", shutdown, || {
+                self.settle(&message, &job, attempt, last_attempt, &outcome)
+            })
+            .await;
+        if settled.is_none() {
+            self.give_back(&message, delivered).await;
+        }
+    }
+
+    /// A job that may not be submitted again (SMPP, an earlier delivery may have
+    /// reached the carrier): acked if that delivery was accepted and awaits its
+    /// receipt, which settles it; otherwise ended `unknown`.
+    async fn leave_unrepeated(&self, delivery: Delivery<'_>, shutdown: &CancellationToken) {
+        let awaits = self
+            .until_answered(
+                "telling whether an earlier submit was accepted",
+                shutdown,
+                || self.receipts.awaits(delivery.job),
+            )
+            .await;
+        match awaits {
+            Some(true) => {
+                if let Err(error) = delivery.message.ack().await {
+                    tracing::warn!(carrier = %self.carrier, %error, "acknowledgement failed");
+                }
+            }
+            Some(false) => {
+                let detail = self.unrepeatable("an earlier submit may have reached it");
+                let ended = self
+                    .until_answered("ending an unrepeatable job", shutdown, || {
+                        self.failover.give_up_unknown(
+                            delivery.job,
+                            detail.clone(),
+                            delivery.attempt,
+                        )
+                    })
+                    .await;
+                match ended {
+                    Some(()) => self.terminate(delivery.message, &detail).await,
+                    None => self.give_back(delivery.message, delivery.delivered).await,
+                }
+            }
+            None => self.give_back(delivery.message, delivery.delivered).await,
+        }
+    }
+
+    /// Makes `step` — reads and records in JetStream and its stores, each safe to
+    /// repeat — until it is answered, keeping the job in hand meanwhile
+    /// ([`Self::keep_in_hand`]): a node restarting or a leader moving costs the job
+    /// time, not deliveries. Spending them would reach MaxDeliver within seconds of
+    /// such an outage, and its advisory is published into a stream the same outage
+    /// can make unavailable. None when `shutdown` came first: the caller gives the job
+    /// back ([`Self::give_back`]).
+    async fn until_answered<T, E, F>(
+        &self,
+        what: &str,
+        shutdown: &CancellationToken,
+        mut step: impl FnMut() -> F,
+    ) -> Option<T>
+    where
+        E: std::fmt::Display,
+        F: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut failures: u32 = 0;
+        loop {
+            let error = match step().await {
+                Ok(answered) => return Some(answered),
+                Err(error) => error,
+            };
+            failures += 1;
+            metrics::counter!("rns_carrier_store_retries_total", "carrier" => self.carrier.to_string())
+                .increment(1);
+            tracing::warn!(carrier = %self.carrier, %error, failures, "{what} failed; trying again with the job in hand");
+            if shutdown.is_cancelled() {
+                return None;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                () = tokio::time::sleep(retry_in_hand(failures)) => {}
+            }
+        }
+    }
+
+    /// Gives the job back for redelivery after [`retry_when_unavailable`]: this
+    /// process is stopping while JetStream or its stores do not answer.
+    async fn give_back(&self, message: &Message, delivered: u16) {
+        if let Err(error) = message
+            .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
             .await
         {
-            tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "recording the outcome failed; job will be redelivered");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(retry_when_unavailable(delivered))))
-                .await;
+            tracing::warn!(carrier = %self.carrier, %error, "giving a job back failed; it is redelivered after its ack wait");
+        }
+    }
+
+    /// Takes a job off the queue for good, with `reason`.
+    async fn terminate(&self, message: &Message, reason: &str) {
+        if let Err(error) = terminate_with_reason(&self.client, message, reason).await {
+            tracing::warn!(carrier = %self.carrier, %error, "terminating a job failed; its redelivery finishes it");
         }
     }
 
@@ -711,9 +772,7 @@ impl Worker {
                 self.failover
                     .give_up_unknown(job, detail.clone(), attempt)
                     .await?;
-                if let Err(error) = terminate_with_reason(&self.client, message, &detail).await {
-                    tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "terminating an unknown job failed; its redelivery ends it again");
-                }
+                self.terminate(message, &detail).await;
                 return Ok(());
             }
             SubmitOutcome::Ambiguous { reason } => {
@@ -729,9 +788,7 @@ impl Worker {
             SubmitOutcome::Rejected { reason } if job.fallback.is_some() => {
                 let reason = format!("{}: {reason}", self.carrier);
                 self.failover.fall_back(job, &reason, attempt).await?;
-                if let Err(error) = terminate_with_reason(&self.client, message, &reason).await {
-                    tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "terminating a fallen-back job failed; its redelivery finishes the move");
-                }
+                self.terminate(message, &reason).await;
                 return Ok(());
             }
             SubmitOutcome::Delivered { .. }
@@ -782,60 +839,65 @@ impl Worker {
     /// none on an earlier hop here went unanswered; if any may have reached the
     /// carrier, it waits for the carrier instead, since another carrier could deliver
     /// it twice.
-    async fn move_on_while_open(&self, message: &Message, job: &CarrierJob, attempt: u16) {
+    async fn move_on_while_open(&self, delivery: Delivery<'_>, shutdown: &CancellationToken) {
         let reason = format!("circuit open: {}", self.lock_breaker().reason());
         let earlier = self
-            .failover
-            .attempts(&job.message_id, job.hop, attempt.saturating_sub(1))
+            .until_answered("reading the earlier attempts", shutdown, || {
+                self.failover.attempts(
+                    &delivery.job.message_id,
+                    delivery.job.hop,
+                    delivery.attempt.saturating_sub(1),
+                )
+            })
             .await;
-        let safe_to_move = matches!(&earlier, Ok(record) if record.may_leave(job));
-        let moved = if safe_to_move {
-            self.failover.move_on(job, &reason, attempt).await
-        } else {
+        let Some(earlier) = earlier else {
+            return self.give_back(delivery.message, delivery.delivered).await;
+        };
+        if !earlier.may_leave(delivery.job) {
             // Not submitted this time: a definite failure of this delivery.
             let recorded = self
                 .failover
-                .record_attempt(&job.message_id, job.hop, attempt, &reason, false)
+                .record_attempt(
+                    &delivery.job.message_id,
+                    delivery.job.hop,
+                    delivery.attempt,
+                    &reason,
+                    false,
+                )
                 .await;
-            let delay = self.policy.backoff(attempt);
-            let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+            let delay = self.policy.backoff(delivery.attempt);
+            let _ = delivery.message.ack_with(AckKind::Nak(Some(delay))).await;
             if let Err(error) = recorded {
                 tracing::warn!(carrier = %self.carrier, %error, "recording a refused delivery failed");
             }
             return;
-        };
-        let acknowledged = match moved {
-            Ok(()) => terminate_with_reason(&self.client, message, &reason)
-                .await
-                .map_err(async_nats::Error::from),
-            Err(error) => {
-                tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "moving on failed; job will be redelivered");
-                message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await
-            }
-        };
-        if let Err(error) = acknowledged {
-            tracing::warn!(carrier = %self.carrier, %error, "acknowledgement failed");
+        }
+        let moved = self
+            .until_answered("moving on", shutdown, || {
+                self.failover
+                    .move_on(delivery.job, &reason, delivery.attempt)
+            })
+            .await;
+        match moved {
+            Some(()) => self.terminate(delivery.message, &reason).await,
+            None => self.give_back(delivery.message, delivery.delivered).await,
         }
     }
 
     /// Ends a job whose validity ran out before it was submitted: `expired`,
     /// refunded, then taken off the queue.
-    async fn expire(&self, message: &Message, job: &CarrierJob, attempt: u16) {
-        let acknowledged = match self.failover.expire(job, attempt).await {
-            Ok(()) => terminate_with_reason(&self.client, message, &expired_reason(job))
-                .await
-                .map_err(async_nats::Error::from),
-            Err(error) => {
-                tracing::warn!(carrier = %self.carrier, message = %job.message_id, %error, "recording an expiry failed; job will be redelivered");
-                message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+    async fn expire(&self, delivery: Delivery<'_>, shutdown: &CancellationToken) {
+        let expired = self
+            .until_answered("recording an expiry", shutdown, || {
+                self.failover.expire(delivery.job, delivery.attempt)
+            })
+            .await;
+        match expired {
+            Some(()) => {
+                self.terminate(delivery.message, &expired_reason(delivery.job))
                     .await
             }
-        };
-        if let Err(error) = acknowledged {
-            tracing::warn!(carrier = %self.carrier, %error, "acknowledgement failed");
+            None => self.give_back(delivery.message, delivery.delivered).await,
         }
     }
 
@@ -982,10 +1044,15 @@ fn reason_of(outcome: &SubmitOutcome) -> &str {
     }
 }
 
-/// How long a job waits after its delivery `delivered` failed because JetStream or
-/// its stores did not answer (a node restarting, a leader moving): doubling from 2 s
-/// to 32 s, so its deliveries span a minute of outage before MaxDeliver hands it to
-/// the failover (whose advisory such an outage can also lose).
+/// How long a job given back by a stopping worker while JetStream or its stores did
+/// not answer waits before its next delivery `delivered + 1`: doubling from 2 s to
+/// 32 s, so its deliveries span a minute of outage.
 fn retry_when_unavailable(delivered: u16) -> Duration {
     Duration::from_secs(1 << delivered.clamp(1, 5))
+}
+
+/// The wait after the `failures`-th unanswered try of a step made with the job in
+/// hand: 250 ms doubling to 4 s.
+fn retry_in_hand(failures: u32) -> Duration {
+    Duration::from_millis(250).saturating_mul(1 << failures.saturating_sub(1).min(4))
 }

@@ -61,12 +61,14 @@ async fn start(
     harness
 }
 
-fn run_workers(harness: &Harness, settings: Settings) {
+fn run_workers(harness: &Harness, settings: Settings) -> Readiness {
+    let readiness = Readiness::default();
     tokio::spawn(rns_carriers::run(
         settings,
-        Readiness::default(),
+        readiness.clone(),
         harness.shutdown.clone(),
     ));
+    readiness
 }
 
 /// The servers, topology and customer of [`start`], without the workers.
@@ -115,19 +117,7 @@ async fn prepare(
     };
     settings.nats.topology.carrier_max_deliver = 3;
     let jetstream = async_nats::jetstream::new(nats.client().await);
-    let catalog = CarrierCatalog::new(
-        ["kt", "skt"]
-            .iter()
-            .map(|name| CarrierEntry {
-                id: CarrierId::parse(name).unwrap(),
-                channel: Channel::Sms,
-            })
-            .collect(),
-    );
-    Topology::for_catalog(settings.nats.topology.clone(), &catalog)
-        .ensure(&jetstream)
-        .await
-        .unwrap();
+    ensure_topology(&jetstream, &settings).await;
     let directory = CustomerDirectory::open(&jetstream).await.unwrap();
     let customer = CustomerId::parse("acme").unwrap();
     directory
@@ -145,6 +135,23 @@ async fn prepare(
         shutdown: CancellationToken::new(),
     };
     (harness, settings)
+}
+
+/// The streams, buckets and consumers of KT and SKT, made again where missing.
+async fn ensure_topology(jetstream: &async_nats::jetstream::Context, settings: &Settings) {
+    let catalog = CarrierCatalog::new(
+        ["kt", "skt"]
+            .iter()
+            .map(|name| CarrierEntry {
+                id: CarrierId::parse(name).unwrap(),
+                channel: Channel::Sms,
+            })
+            .collect(),
+    );
+    Topology::for_catalog(settings.nats.topology.clone(), &catalog)
+        .ensure(jetstream)
+        .await
+        .unwrap();
 }
 
 fn job(to: &str) -> CarrierJob {
@@ -605,6 +612,111 @@ async fn an_outage_opens_the_circuit_within_a_second_traffic_moves_on_and_a_prob
         || async { harness.kt.counts().delivered == 1 },
     )
     .await;
+}
+
+/// JetStream not taking an outcome between a carrier's answer and its record (as
+/// when a node restarts: "no stream found") costs the job time, not a delivery: the
+/// delivery that submitted it records the outcome once JetStream takes it again
+/// (attempt 1), and the carrier got one submit.
+#[tokio::test]
+async fn an_outcome_jetstream_cannot_take_yet_costs_the_job_no_delivery() {
+    rns_service::metrics::handle();
+    let (harness, settings) = prepare(
+        Knobs {
+            latency_milliseconds: 1_000,
+            ..Knobs::default()
+        },
+        None,
+        5_000,
+    )
+    .await;
+    run_workers(&harness, settings.clone());
+    let sent = job("01055556666");
+    enqueue(&harness.jetstream, &sent).await;
+    wait_until("KT has it", Duration::from_secs(10), || async {
+        harness.kt.counts().received == 1
+    })
+    .await;
+    // Nothing is recorded yet; the outcome finds no stream to take it.
+    harness.jetstream.delete_stream("RESULTS").await.unwrap();
+    wait_until(
+        "recording the outcome failed and is tried again",
+        Duration::from_secs(10),
+        || async { rns_service::metrics::render().contains("rns_carrier_store_retries_total") },
+    )
+    .await;
+    ensure_topology(&harness.jetstream, &settings).await;
+    let recorded = wait_for_final(&harness.jetstream).await;
+    let delivered = finals(&recorded, &sent);
+    assert_eq!(delivered.len(), 1, "{recorded:?}");
+    assert_eq!(
+        (delivered[0].kind, delivered[0].attempt),
+        (EventKind::Delivered, 1),
+        "recorded by the delivery that submitted it: {recorded:?}"
+    );
+    assert!(
+        queue_is_empty(&harness.jetstream).await,
+        "the job was acked"
+    );
+    let counts = harness.kt.counts();
+    assert_eq!((counts.received, counts.duplicates), (1, 0), "{counts:?}");
+}
+
+/// The server publishes a MaxDeliver advisory once; when the stream that keeps it
+/// could not take it (its node restarting, its leader moving), the job must not stay
+/// in its queue for good: the sweep finds it there and moves it on.
+#[tokio::test]
+async fn a_job_whose_max_deliver_advisory_was_lost_is_moved_on_by_the_sweep() {
+    let (harness, mut settings) = prepare(
+        Knobs {
+            transient_failure_rate: 1.0,
+            ..Knobs::default()
+        },
+        None,
+        2_000,
+    )
+    .await;
+    settings.carrier_workers.max_deliver_sweep_seconds = 1;
+    let readiness = run_workers(&harness, settings);
+    wait_until("the workers run", Duration::from_secs(20), || async {
+        readiness.is_ready()
+    })
+    .await;
+    // The advisories go nowhere from now on, as when their stream is unavailable.
+    let advisories = harness.jetstream.get_stream("ADVISORIES").await.unwrap();
+    let mut config = advisories.cached_info().config.clone();
+    config.subjects = vec!["advisories_lost.>".to_owned()];
+    harness.jetstream.update_stream(config).await.unwrap();
+    let sent = job("01077778888");
+    enqueue(&harness.jetstream, &sent).await;
+    wait_until("SKT delivered it", Duration::from_secs(30), || async {
+        harness.skt.counts().delivered == 1
+    })
+    .await;
+    let recorded = wait_for_final(&harness.jetstream).await;
+    let moved = recorded
+        .iter()
+        .find(|event| event.kind == EventKind::FailedOver)
+        .unwrap_or_else(|| panic!("it failed over: {recorded:?}"));
+    assert!(
+        moved.detail.contains("gave up after 3 attempts"),
+        "{moved:?}"
+    );
+    assert_eq!(
+        harness.kt.counts().transient_failures,
+        3,
+        "its deliveries ran out on KT"
+    );
+    let mut advisories = harness.jetstream.get_stream("ADVISORIES").await.unwrap();
+    assert_eq!(
+        advisories.info().await.unwrap().state.last_sequence,
+        0,
+        "no advisory was ever kept"
+    );
+    assert!(
+        queue_is_empty(&harness.jetstream).await,
+        "taken off KT's queue"
+    );
 }
 
 #[tokio::test]
