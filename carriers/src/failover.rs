@@ -85,6 +85,12 @@ pub struct AttemptRecord {
     /// epoch): from then on the carrier may have delivered it.
     pub ambiguous_since_ms: Option<u64>,
     pub last_reason: Option<String>,
+    /// The first delivery without a recorded failure: it succeeded, or its worker
+    /// stopped before recording, or before submitting at all.
+    pub first_unrecorded: Option<u16>,
+    /// The latest delivery that claimed the submit, at a carrier that cannot
+    /// recognise a repeat ([`Failover::claim_submit`]).
+    pub submit_claimed: Option<u16>,
 }
 
 impl AttemptRecord {
@@ -101,6 +107,20 @@ impl AttemptRecord {
     /// failed for sure, and none on an earlier hop on this carrier went unanswered.
     pub fn may_leave(&self, job: &CarrierJob) -> bool {
         self.all_definite && self.ambiguous_since(job).is_none()
+    }
+
+    /// At a carrier whose submits are claimed first: whether the message may be
+    /// submitted again, because no earlier delivery may have reached the carrier —
+    /// each failed for sure or never claimed the submit (its worker stopped while it
+    /// waited), and none on an earlier hop went unanswered.
+    pub fn may_submit_again(&self, job: &CarrierJob) -> bool {
+        if self.ambiguous_since(job).is_some() {
+            return false;
+        }
+        match (self.first_unrecorded, self.submit_claimed) {
+            (None, _) | (Some(_), None) => true,
+            (Some(unrecorded), Some(claimed)) => claimed < unrecorded,
+        }
     }
 }
 
@@ -126,6 +146,7 @@ impl std::fmt::Debug for Failover {
 const SPLIT_WINDOW: usize = 64;
 
 const AMBIGUOUS_SUFFIX: &str = ".ambiguous";
+const SUBMITTING_SUFFIX: &str = ".submitting";
 const NEXT_SUFFIX: &str = ".next";
 
 impl Failover {
@@ -201,10 +222,18 @@ impl Failover {
                     .parse()
                     .unwrap_or_else(|_| rns_types::time::now_milliseconds())
             });
+        let submit_claimed = self
+            .reasons
+            .get(format!("{key}{SUBMITTING_SUFFIX}"))
+            .await
+            .map_err(nats)?
+            .and_then(|claimed| String::from_utf8_lossy(&claimed).parse().ok());
         let mut record = AttemptRecord {
             all_definite: ambiguous_since_ms.is_none(),
             ambiguous_since_ms,
             last_reason: None,
+            first_unrecorded: None,
+            submit_claimed,
         };
         for attempt in 1..=deliveries {
             match self
@@ -216,10 +245,70 @@ impl Failover {
                 Some(reason) => {
                     record.last_reason = Some(String::from_utf8_lossy(&reason).into_owned())
                 }
-                None => record.all_definite = false,
+                None => {
+                    record.all_definite = false;
+                    record.first_unrecorded.get_or_insert(attempt);
+                }
             }
         }
         Ok(record)
+    }
+
+    /// Claims delivery `attempt` of a message on `hop` as the one submitting it, just
+    /// before it is submitted to a carrier that cannot recognise a repeat: the claim
+    /// holds the latest attempt that submitted, so a later delivery that finds no
+    /// claim of an earlier one knows that one never reached the carrier (its worker
+    /// stopped while it waited) and submits it after all. False when a later delivery
+    /// claimed it first: this one must not submit.
+    pub async fn claim_submit(
+        &self,
+        message: &MessageId,
+        hop: u16,
+        attempt: u16,
+    ) -> Result<bool, FailoverError> {
+        let key = format!("{}{SUBMITTING_SUFFIX}", failure_reason_key(message, hop));
+        let value = Bytes::from(attempt.to_string());
+        loop {
+            let claimed = self.reasons.entry(key.clone()).await.map_err(nats)?;
+            let written = match claimed {
+                Some(entry) if entry.operation == kv::Operation::Put => {
+                    let claimed: u16 = String::from_utf8_lossy(&entry.value).parse().unwrap_or(0);
+                    if claimed == attempt {
+                        return Ok(true);
+                    }
+                    if claimed > attempt {
+                        return Ok(false);
+                    }
+                    self.reasons
+                        .update(key.clone(), value.clone(), entry.revision)
+                        .await
+                        .map(|_| ())
+                        .map_err(|error| {
+                            (
+                                error.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                                nats(error),
+                            )
+                        })
+                }
+                _ => self
+                    .reasons
+                    .create(key.clone(), value.clone())
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| {
+                        (
+                            error.kind() == kv::CreateErrorKind::AlreadyExists,
+                            nats(error),
+                        )
+                    }),
+            };
+            match written {
+                Ok(()) => return Ok(true),
+                // Another delivery claimed it in between: read again.
+                Err((true, _)) => continue,
+                Err((false, error)) => return Err(error),
+            }
+        }
     }
 
     /// Whether the message already left this hop (moved on, or finally failed): a

@@ -361,12 +361,22 @@ impl Worker {
             })
             .await
         } else {
-            let submits = jobs.iter().map(|job| self.submit(job, &message, shutdown));
-            let outcomes = join_all(submits).await;
-            self.until_answered("settling a batch", shutdown, || {
-                self.settle_batch(&jobs, &outcomes)
-            })
-            .await
+            let claimed = self
+                .until_answered("claiming the submits", shutdown, || {
+                    self.claim_submits(&jobs)
+                })
+                .await;
+            match claimed {
+                Some(jobs) => {
+                    let submits = jobs.iter().map(|job| self.submit(job, &message, shutdown));
+                    let outcomes = join_all(submits).await;
+                    self.until_answered("settling a batch", shutdown, || {
+                        self.settle_batch(&jobs, &outcomes)
+                    })
+                    .await
+                }
+                None => None,
+            }
         };
         match handled {
             Some(()) => {
@@ -376,6 +386,25 @@ impl Worker {
             }
             None => self.give_back(&message, delivered).await,
         }
+    }
+
+    /// The jobs of a batch this delivery may submit: all of them at a carrier that
+    /// recognises a repeat; elsewhere those whose submit it claimed first
+    /// ([`Failover::claim_submit`]; a job a later delivery claimed is its to submit).
+    async fn claim_submits(&self, jobs: &[CarrierJob]) -> Result<Vec<CarrierJob>, FailoverError> {
+        if self.submitter.recognises_repeats() {
+            return Ok(jobs.to_vec());
+        }
+        let claims = jobs
+            .iter()
+            .map(|job| self.failover.claim_submit(&job.message_id, job.hop, 1));
+        let claimed = futures::future::try_join_all(claims).await?;
+        Ok(jobs
+            .iter()
+            .zip(claimed)
+            .filter(|(_, claimed)| *claimed)
+            .map(|(job, _)| job.clone())
+            .collect())
     }
 
     async fn settle_batch(
@@ -524,7 +553,8 @@ impl Worker {
 
     /// For a carrier that cannot recognise a repeated submit (SMPP): whether delivery
     /// `attempt` may submit the job, because no earlier one may have reached the
-    /// carrier — each failed for sure, and none on an earlier hop went unanswered.
+    /// carrier — each failed for sure or never claimed the submit, and none on an
+    /// earlier hop went unanswered ([`crate::failover::AttemptRecord::may_submit_again`]).
     async fn may_submit_again(
         &self,
         job: &CarrierJob,
@@ -540,7 +570,7 @@ impl Worker {
             .failover
             .attempts(&job.message_id, job.hop, attempt - 1)
             .await?;
-        Ok(earlier.may_leave(job))
+        Ok(earlier.may_submit_again(job))
     }
 
     /// Why a message ends `unknown` at a carrier that cannot recognise a repeat.
@@ -653,6 +683,23 @@ impl Worker {
         if !self.lock_breaker().admits() {
             self.move_on_while_open(delivery, shutdown).await;
             return;
+        }
+        if !self.submitter.recognises_repeats() {
+            let claimed = self
+                .until_answered("claiming the submit", shutdown, || {
+                    self.failover
+                        .claim_submit(&job.message_id, job.hop, attempt)
+                })
+                .await;
+            match claimed {
+                Some(true) => {}
+                Some(false) => {
+                    // A later delivery (of a worker that took it over) submits it.
+                    tracing::debug!(carrier = %self.carrier, message = %job.message_id, attempt, "a later delivery claimed the submit; leaving it");
+                    return;
+                }
+                None => return self.give_back(&message, delivered).await,
+            }
         }
         let outcome = self.submit(&job, &message, shutdown).await;
         let settled = self

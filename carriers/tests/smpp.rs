@@ -855,3 +855,55 @@ async fn a_copy_of_an_accepted_job_after_its_receipt_deadline_came_is_left_to_it
     assert_eq!(ended, [EventKind::Delivered], "one final state");
     assert_eq!(counts(&harness).await["submits"].as_u64(), Some(1));
 }
+
+/// A job whose earlier delivery never claimed its submit — its worker was stopped
+/// while the job waited for a permit, or its batch was split before it was submitted
+/// — never reached the SMSC: it is submitted now rather than ended `unknown`,
+/// charged. One whose earlier delivery claimed the submit may have reached it, and
+/// SMPP cannot tell a repeat: that one ends `unknown` unsent.
+#[tokio::test]
+async fn a_job_whose_earlier_delivery_never_claimed_its_submit_is_submitted_after_all() {
+    let harness = start().await;
+    let never_claimed = job("01033334444", "waited for a permit");
+    let claimed = job("01033335555", "claimed, then its worker stopped");
+    let reasons = harness
+        .jetstream
+        .get_key_value(rns_types::subjects::FAILURE_REASONS_BUCKET)
+        .await
+        .unwrap();
+    reasons
+        .put(
+            format!(
+                "{}.submitting",
+                rns_types::subjects::failure_reason_key(&claimed.message_id, claimed.hop)
+            ),
+            "1".into(),
+        )
+        .await
+        .unwrap();
+    // The copies a split of a redelivered batch queues: attempt 1's outcome unknown.
+    for sent in [&never_claimed, &claimed] {
+        let copy = CarrierJob {
+            attempts_before: 1,
+            ..sent.clone()
+        };
+        enqueue(&harness, &copy).await;
+    }
+    let delivered = final_event(&harness, &never_claimed).await;
+    assert_eq!(delivered.kind, EventKind::Delivered, "{delivered:?}");
+    assert_eq!(delivered.attempt, 2, "{delivered:?}");
+    let ended = final_event(&harness, &claimed).await;
+    assert_eq!(ended.kind, EventKind::Unknown, "{ended:?}");
+    assert!(ended.detail.contains("may have reached it"), "{ended:?}");
+    let taken = messages(&harness).await;
+    assert_eq!(
+        taken.len(),
+        1,
+        "only the unclaimed one was submitted: {taken:?}"
+    );
+    assert_eq!(
+        taken[0]["destination"].as_str(),
+        Some("01033334444"),
+        "{taken:?}"
+    );
+}

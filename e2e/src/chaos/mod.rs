@@ -416,7 +416,11 @@ async fn unbalanced_split(system: &System, calm: &Accepted, weights: &[Value]) -
 }
 
 /// Carriers whose circuit is open, given a moment to close: every carrier is back by
-/// now, so its recovery probe must close it within about a second.
+/// now, so its recovery probe must close it within about a second. Answers to
+/// submits made while a carrier was slow can still time out for a submit timeout
+/// after it is back, each run of them opening its circuit for a probe's while (an
+/// SMSC's probe is its bound session, good at once): the circuits must stay closed
+/// for [`CIRCUITS_SETTLED`] before the calm traffic, whose split they would bend.
 async fn open_circuits(system: &System) -> usize {
     let open = || async {
         let (_, circuits) = system
@@ -432,15 +436,27 @@ async fn open_circuits(system: &System) -> usize {
             })
             .unwrap_or(usize::MAX)
     };
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut closed_since = None;
     loop {
         let count = open().await;
-        if count == 0 || Instant::now() >= deadline {
+        let now = Instant::now();
+        if count > 0 {
+            closed_since = None;
+        } else if closed_since.is_none() {
+            closed_since = Some(now);
+        }
+        let settled = closed_since.is_some_and(|since| now - since >= CIRCUITS_SETTLED);
+        if settled || now >= deadline {
             return count;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// How long every circuit stays closed before the calm traffic: longer than the
+/// test system's 2 s submit timeout.
+const CIRCUITS_SETTLED: Duration = Duration::from_secs(3);
 
 /// Checks every customer's points once settlement caught up (see
 /// [`ChaosReport::unbalanced_points`]).
