@@ -14,6 +14,8 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("this route does not take that method")]
+    MethodNotAllowed,
     #[error("{what} not found: {id}")]
     NotFoundNamed { what: &'static str, id: String },
     #[error("{0}")]
@@ -46,6 +48,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::NotFoundNamed { .. } => {
                 (StatusCode::NOT_FOUND, "not_found")
             }
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::MalformedBody(_) => (StatusCode::BAD_REQUEST, "malformed_body"),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")

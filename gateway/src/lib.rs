@@ -389,6 +389,8 @@ pub fn app(state: AppState) -> Router {
                 .delete(routes::webhook::delete),
         )
         .route("/v1/webhook/deliveries", get(routes::webhook::deliveries))
+        // After every route: it is set on each route registered before it.
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .route_layer(axum::middleware::from_fn(track))
         .route("/metrics", get(|| async { rns_service::metrics::render() }))
         .fallback(|| async { ApiError::NotFound("route") })

@@ -166,6 +166,54 @@ async fn routing_weights_are_validated_against_the_channel_carriers() {
     );
 }
 
+/// `limit` and `cursor` page sender numbers like every other list, in number order,
+/// and an unknown parameter is refused.
+#[tokio::test]
+async fn sender_numbers_are_listed_a_page_at_a_time() {
+    let api = Api::start().await;
+    let acme = api.customer("acme").await;
+    for number in ["15880000", "0311112222", "0513334444"] {
+        let (status, _) = api
+            .call(
+                Method::POST,
+                "/v1/sender-numbers",
+                Some(&acme),
+                Some(json!({"number": number})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let mut seen = Vec::new();
+    let mut uri = "/v1/sender-numbers?limit=1".to_owned();
+    loop {
+        let (status, reply) = api.call(Method::GET, &uri, Some(&acme), None).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        let items = reply["items"].as_array().unwrap();
+        assert!(items.len() <= 1, "{reply}");
+        seen.extend(
+            items
+                .iter()
+                .map(|item| item["number"].as_str().unwrap().to_owned()),
+        );
+        match reply["next_cursor"].as_str() {
+            Some(cursor) => uri = format!("/v1/sender-numbers?limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["0212345678", "0311112222", "0513334444", "15880000"]);
+    for query in ["limit=0", "cursor=nonsense", "foo=bar"] {
+        let (status, reply) = api
+            .call(
+                Method::GET,
+                &format!("/v1/sender-numbers?{query}"),
+                Some(&acme),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {reply}");
+    }
+}
+
 #[tokio::test]
 async fn sender_numbers_are_normalised_and_owned_by_one_customer() {
     let api = Api::start().await;
@@ -427,6 +475,16 @@ async fn unknown_routes_and_ids_answer_json_404() {
         let (status, reply) = api.call(Method::GET, uri, Some(&key), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(error_code(&reply), "not_found");
+    }
+    // A route that exists, asked with a method it does not take: the same shape.
+    for (method, uri) in [
+        (Method::GET, "/v1/admin/customers"),
+        (Method::DELETE, "/v1/messages"),
+        (Method::POST, "/v1/points/ledger"),
+    ] {
+        let (status, reply) = api.call(method.clone(), uri, Some(&key), None).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert_eq!(error_code(&reply), "method_not_allowed", "{method} {uri}");
     }
 }
 

@@ -3,7 +3,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::{error_code, Api, ADMIN_KEY};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn a_send_reserves_its_price_and_a_short_balance_is_a_402_that_sends_nothing() {
@@ -52,6 +52,47 @@ async fn a_send_reserves_its_price_and_a_short_balance_is_a_402_that_sends_nothi
     assert_eq!(older["items"][0]["kind"], "top_up");
     assert_eq!(older["items"].as_array().unwrap().len(), 1);
     assert!(older["next_cursor"].is_null());
+
+    // Filtered by kind and by request; unknown parameters and kinds are refused.
+    let (status, reserves) = api
+        .call(
+            Method::GET,
+            "/v1/points/ledger?kind=reserve",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reserves}");
+    let kinds: Vec<&Value> = reserves["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| &entry["kind"])
+        .collect();
+    assert_eq!(kinds, [&json!("reserve"), &json!("reserve")]);
+    let request = reserves["items"][1]["request_id"].as_str().unwrap();
+    let (_, of_request) = api
+        .call(
+            Method::GET,
+            &format!("/v1/points/ledger?request_id={request}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    let items = of_request["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{of_request}");
+    assert_eq!(items[0]["amount"], 2);
+    for query in ["kind=refund&foo=bar", "kind=gift", "request_id=nope"] {
+        let (status, reply) = api
+            .call(
+                Method::GET,
+                &format!("/v1/points/ledger?{query}"),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {reply}");
+    }
 
     // A poor customer: 2 points cannot pay for 3 recipients.
     let poor = api.customer_with_points("poor", 5).await;

@@ -15,7 +15,7 @@
 //! hot copy, JetStream the record a lost Redis is rebuilt from.
 use redis::aio::ConnectionManager;
 use redis::Script;
-use rns_types::points::LedgerEntry;
+use rns_types::points::{LedgerEntry, LedgerKind};
 use rns_types::{CustomerId, MessageId, RequestId};
 use serde::Serialize;
 
@@ -495,40 +495,93 @@ impl PointsStore {
         })
     }
 
-    /// Up to `limit` entries older than `cursor` (an entry id), newest first.
+    /// Up to `limit` entries older than `cursor` (an entry id) that `filter` admits,
+    /// newest first.
     pub async fn ledger(
         &self,
         customer: &CustomerId,
         cursor: Option<&str>,
         limit: usize,
+        filter: &LedgerFilter,
     ) -> Result<LedgerPage, PointsError> {
-        let end = match cursor {
+        // Unfiltered, one read of `limit + 1` entries; filtered, reads of at least
+        // `LEDGER_READ` until the page is full or `LEDGER_SCANNED` entries were read.
+        let read = if filter.is_empty() {
+            limit + 1
+        } else {
+            (limit + 1).max(LEDGER_READ)
+        };
+        let mut end = match cursor {
             Some(cursor) => format!("({cursor}"),
             None => "+".to_owned(),
         };
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(ledger_key(customer))
-            .arg(end)
-            .arg("-")
-            .arg("COUNT")
-            .arg(limit + 1)
-            .query_async(&mut self.connection())
-            .await?;
         let mut items = Vec::with_capacity(limit + 1);
-        for stream_entry in reply.ids {
-            let payload: String = stream_entry.get("entry").unwrap_or_default();
-            let mut entry: LedgerEntry = serde_json::from_str(&payload)?;
-            entry.id = stream_entry.id;
-            items.push(entry);
+        let mut scanned = 0;
+        loop {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+                .arg(ledger_key(customer))
+                .arg(&end)
+                .arg("-")
+                .arg("COUNT")
+                .arg(read)
+                .query_async(&mut self.connection())
+                .await?;
+            let count = reply.ids.len();
+            for stream_entry in reply.ids {
+                scanned += 1;
+                let payload: String = stream_entry.get("entry").unwrap_or_default();
+                let mut entry: LedgerEntry = serde_json::from_str(&payload)?;
+                entry.id = stream_entry.id;
+                end = format!("({}", entry.id);
+                if !filter.admits(&entry) {
+                    continue;
+                }
+                items.push(entry);
+                if items.len() > limit {
+                    items.truncate(limit);
+                    let next_cursor = items.last().map(|entry| entry.id.clone());
+                    return Ok(LedgerPage { items, next_cursor });
+                }
+            }
+            if count < read {
+                return Ok(LedgerPage {
+                    items,
+                    next_cursor: None,
+                });
+            }
+            if scanned >= LEDGER_SCANNED {
+                // Where the scan stopped: the next page goes on from there.
+                let next_cursor = Some(end.trim_start_matches('(').to_owned());
+                return Ok(LedgerPage { items, next_cursor });
+            }
         }
-        let next_cursor = (items.len() > limit).then(|| {
-            items.truncate(limit);
-            items
-                .last()
-                .map(|entry| entry.id.clone())
-                .unwrap_or_default()
-        });
-        Ok(LedgerPage { items, next_cursor })
+    }
+}
+
+/// Entries a filtered ledger page reads at once.
+const LEDGER_READ: usize = 256;
+/// Most entries one filtered ledger page reads: a page of a rare kind may hold fewer
+/// than its limit and still a `next_cursor`, where the reading stopped.
+const LEDGER_SCANNED: usize = 10_000;
+
+/// Which ledger entries a page shows: all, or those of one kind, or of one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerFilter {
+    pub kind: Option<LedgerKind>,
+    pub request_id: Option<RequestId>,
+}
+
+impl LedgerFilter {
+    fn is_empty(&self) -> bool {
+        self.kind.is_none() && self.request_id.is_none()
+    }
+
+    fn admits(&self, entry: &LedgerEntry) -> bool {
+        self.kind.is_none_or(|kind| entry.kind == kind)
+            && self
+                .request_id
+                .as_ref()
+                .is_none_or(|request| entry.request_id.as_ref() == Some(request))
     }
 }
 

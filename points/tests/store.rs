@@ -6,7 +6,7 @@ use futures::StreamExt;
 use proptest::prelude::*;
 use rns_nats::Topology;
 use rns_points::journal;
-use rns_points::store::{PointsStore, Reservation, ReservationRequest, Settlement};
+use rns_points::store::{LedgerFilter, PointsStore, Reservation, ReservationRequest, Settlement};
 use rns_testkit::{NatsServer, RedisServer};
 use rns_types::points::{LedgerEntry, LedgerKind};
 use rns_types::subjects::LEDGER_STREAM;
@@ -159,7 +159,10 @@ async fn settling_spends_refunds_and_happens_once_per_message() {
         Reservation::Insufficient { balance: 44 }
     );
 
-    let page = store.ledger(&acme, None, 3).await.unwrap();
+    let page = store
+        .ledger(&acme, None, 3, &LedgerFilter::default())
+        .await
+        .unwrap();
     let kinds: Vec<LedgerKind> = page.items.iter().map(|entry| entry.kind).collect();
     assert_eq!(
         kinds,
@@ -167,13 +170,48 @@ async fn settling_spends_refunds_and_happens_once_per_message() {
     );
     assert_eq!(page.items[2].message_id, Some(request.message_id(1)));
     let rest = store
-        .ledger(&acme, page.next_cursor.as_deref(), 3)
+        .ledger(
+            &acme,
+            page.next_cursor.as_deref(),
+            3,
+            &LedgerFilter::default(),
+        )
         .await
         .unwrap();
     let kinds: Vec<LedgerKind> = rest.items.iter().map(|entry| entry.kind).collect();
     assert_eq!(kinds, [LedgerKind::Reserve, LedgerKind::TopUp]);
     assert_eq!(rest.next_cursor, None);
     assert_eq!(rest.items[1].balance, 50);
+
+    // Filtered by kind, a page at a time; by request, only that request's entries.
+    let settles = LedgerFilter {
+        kind: Some(LedgerKind::Settle),
+        request_id: None,
+    };
+    let page = store.ledger(&acme, None, 1, &settles).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    let rest = store
+        .ledger(&acme, page.next_cursor.as_deref(), 5, &settles)
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1, "two settlements in all: {rest:?}");
+    assert_eq!(rest.next_cursor, None);
+    let of_request = LedgerFilter {
+        kind: None,
+        request_id: Some(request),
+    };
+    let page = store.ledger(&acme, None, 50, &of_request).await.unwrap();
+    assert!(!page.items.is_empty());
+    assert!(
+        page.items
+            .iter()
+            .all(|entry| entry.request_id.as_ref() == Some(&request)),
+        "{page:?}"
+    );
+    assert!(page
+        .items
+        .iter()
+        .all(|entry| entry.kind != LedgerKind::TopUp));
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 //! `POST /v1/admin/customers/{id}/points`: the operator tops a customer up.
 use axum::extract::{Path, State};
 use axum::Json;
-use rns_types::CustomerId;
+use rns_points::store::{LedgerFilter, LedgerPage};
+use rns_types::points::LedgerKind;
+use rns_types::{CustomerId, RequestId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -30,16 +32,51 @@ pub async fn account(
     })))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerQuery {
+    /// Only entries of this kind (`top_up`, `reserve`, `settle`, `refund`, `release`).
+    #[serde(default)]
+    kind: Option<String>,
+    /// Only entries of this request.
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
 pub async fn ledger(
     Customer(customer): Customer,
     State(state): State<AppState>,
-    ApiQuery(page): ApiQuery<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit()?;
-    let cursor = page.cursor(rns_points::store::is_ledger_cursor)?;
-    let page = state.points().ledger(&customer, cursor, limit).await?;
+    ApiQuery(query): ApiQuery<LedgerQuery>,
+) -> Result<Json<LedgerPage>, ApiError> {
+    let limit = query.page.limit()?;
+    let cursor = query.page.cursor(rns_points::store::is_ledger_cursor)?;
+    let kind = query
+        .kind
+        .map(|kind| {
+            serde_json::from_value::<LedgerKind>(Value::String(kind)).map_err(|_| {
+                ApiError::invalid(
+                    "invalid_kind",
+                    "kind is one of top_up, reserve, settle, refund, release",
+                )
+            })
+        })
+        .transpose()?;
+    let request_id = query
+        .request_id
+        .map(|request| {
+            RequestId::parse(&request).map_err(|_| {
+                ApiError::invalid("invalid_request_id", "request_id is not a request id")
+            })
+        })
+        .transpose()?;
+    let filter = LedgerFilter { kind, request_id };
     Ok(Json(
-        serde_json::to_value(page).expect("a ledger page serialises"),
+        state
+            .points()
+            .ledger(&customer, cursor, limit, &filter)
+            .await?,
     ))
 }
 

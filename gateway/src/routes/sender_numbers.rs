@@ -5,11 +5,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use rns_types::{CustomerId, PhoneNumber};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use std::ops::Bound;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Customer};
+use crate::extract::{ApiJson, ApiQuery, Customer};
+use crate::pagination::PageQuery;
 use crate::AppState;
 
 /// Registered sender numbers per customer; carriers cap caller-id lists similarly.
@@ -25,7 +27,7 @@ pub async fn register(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RegisterSenderNumber>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SenderNumberItem>), ApiError> {
     let number = PhoneNumber::parse(&body.number)
         .map_err(|error| ApiError::invalid("invalid_number", error.to_string()))?;
     let registered = number.clone();
@@ -50,7 +52,10 @@ pub async fn register(
     let opt_out_number = opt_out_number_of(&state, &customer, &number).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"number": number, "opt_out_number": opt_out_number})),
+        Json(SenderNumberItem {
+            number,
+            opt_out_number,
+        }),
     ))
 }
 
@@ -92,20 +97,67 @@ pub async fn opt_out_number_of(
     Ok(line)
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderNumbersQuery {
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+/// A page of a customer's sender numbers, in number order.
+#[derive(Debug, Serialize)]
+pub struct SenderNumberPage {
+    items: Vec<SenderNumberItem>,
+    /// The last number of this page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SenderNumberItem {
+    number: PhoneNumber,
+    /// The 080 line whose calls and texts opt recipients out of this number.
+    opt_out_number: PhoneNumber,
+}
+
 pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(query): ApiQuery<SenderNumbersQuery>,
+) -> Result<Json<SenderNumberPage>, ApiError> {
+    let limit = query.page.limit()?;
+    let after = query
+        .page
+        .cursor(|cursor| PhoneNumber::parse(cursor).is_ok())?
+        .map(|cursor| PhoneNumber::parse(cursor).expect("the cursor was checked"));
     let profile = state.profile(&customer).await?;
-    let mut items = Vec::with_capacity(profile.sender_numbers.len());
-    for number in &profile.sender_numbers {
+    let start = match &after {
+        Some(after) => Bound::Excluded(after),
+        None => Bound::Unbounded,
+    };
+    let mut numbers: Vec<&PhoneNumber> = profile
+        .sender_numbers
+        .range((start, Bound::Unbounded))
+        .take(limit + 1)
+        .collect();
+    let next_cursor = (numbers.len() > limit).then(|| {
+        numbers.truncate(limit);
+        numbers
+            .last()
+            .map(|number| number.to_string())
+            .unwrap_or_default()
+    });
+    let mut items = Vec::with_capacity(numbers.len());
+    for number in numbers {
         let line = match profile.opt_out_numbers.get(number) {
             Some(line) => line.clone(),
             None => opt_out_number_of(&state, &customer, number).await?,
         };
-        items.push(json!({"number": number, "opt_out_number": line}));
+        items.push(SenderNumberItem {
+            number: number.clone(),
+            opt_out_number: line,
+        });
     }
-    Ok(Json(json!({"items": items})))
+    Ok(Json(SenderNumberPage { items, next_cursor }))
 }
 
 pub async fn delete(
