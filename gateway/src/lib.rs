@@ -294,7 +294,10 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route(rns_service::health::LIVE_PATH, get(|| async { "ok" }))
         .route(rns_service::health::READY_PATH, get(ready))
-        .route("/v1/admin/customers", post(routes::customers::create))
+        .route(
+            "/v1/admin/customers",
+            post(routes::customers::create).get(routes::customers::list),
+        )
         .route(
             "/v1/admin/customers/{id}/points",
             post(routes::points::top_up),

@@ -478,7 +478,7 @@ async fn unknown_routes_and_ids_answer_json_404() {
     }
     // A route that exists, asked with a method it does not take: the same shape.
     for (method, uri) in [
-        (Method::GET, "/v1/admin/customers"),
+        (Method::DELETE, "/v1/admin/customers"),
         (Method::DELETE, "/v1/messages"),
         (Method::POST, "/v1/points/ledger"),
     ] {
@@ -766,4 +766,47 @@ async fn an_idempotency_key_returns_the_first_answer_and_sends_once() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
         assert_eq!(error_code(&reply), "invalid_idempotency_key");
     }
+}
+
+/// The operator lists every customer a page at a time, in id order, never with a key.
+#[tokio::test]
+async fn the_operator_lists_customers_a_page_at_a_time() {
+    let api = Api::start().await;
+    for id in ["gamma", "acme", "beta"] {
+        api.customer(id).await;
+    }
+    let mut seen = Vec::new();
+    let mut uri = "/v1/admin/customers?limit=2".to_owned();
+    loop {
+        let (status, reply) = api.call(Method::GET, &uri, Some(ADMIN_KEY), None).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        for item in reply["items"].as_array().unwrap() {
+            assert!(item.get("api_key").is_none(), "{item}");
+            assert!(item["created_at"].is_string(), "{item}");
+            seen.push(item["id"].as_str().unwrap().to_owned());
+        }
+        match reply["next_cursor"].as_str() {
+            Some(cursor) => uri = format!("/v1/admin/customers?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["acme", "beta", "gamma"]);
+    let key = api.customer("delta").await;
+    let (status, _) = api
+        .call(Method::GET, "/v1/admin/customers", Some(&key), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a customer's key is no operator's"
+    );
+    let (status, _) = api
+        .call(
+            Method::GET,
+            "/v1/admin/customers?cursor=Not%20An%20Id",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }

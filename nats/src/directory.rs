@@ -152,6 +152,30 @@ impl CustomerDirectory {
         Ok(())
     }
 
+    /// Up to `limit` profiles after customer `after`, in id order, and whether more
+    /// follow (a scan of the bucket's keys: the operator's list).
+    pub async fn list(
+        &self,
+        after: Option<&CustomerId>,
+        limit: usize,
+    ) -> Result<(Vec<CustomerProfile>, bool), DirectoryError> {
+        let keys = self.profiles.keys().await?;
+        let mut profiles = Vec::with_capacity(limit);
+        let mut following = keys
+            .iter()
+            .filter(|key| after.is_none_or(|after| key.as_str() > after.as_str()));
+        for key in following.by_ref() {
+            if profiles.len() == limit {
+                return Ok((profiles, true));
+            }
+            // Deleted between the scan and the read: not listed.
+            if let Some(profile) = self.profiles.get(key).await? {
+                profiles.push(profile);
+            }
+        }
+        Ok((profiles, false))
+    }
+
     pub async fn profile(
         &self,
         customer: &CustomerId,

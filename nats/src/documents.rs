@@ -9,6 +9,7 @@ use std::marker::PhantomData;
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
 use bytes::Bytes;
+use futures::TryStreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -76,6 +77,21 @@ impl<T: Serialize + DeserializeOwned> Documents<T> {
             }
             Err(error) => Err(unavailable(error)),
         }
+    }
+
+    /// The keys of every document, in key order (a scan of the bucket: for
+    /// operators' lists, not a request's path).
+    pub async fn keys(&self) -> Result<Vec<String>, DocumentError> {
+        let mut keys: Vec<String> = self
+            .store
+            .keys()
+            .await
+            .map_err(unavailable)?
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        keys.sort();
+        Ok(keys)
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<T>, DocumentError> {

@@ -1,5 +1,6 @@
 //! Operator routes. `POST /v1/admin/customers`: the operator creates a customer and
 //! receives its API key, shown this once; only the key's SHA-256 is stored.
+//! `GET /v1/admin/customers`: every customer, a page at a time.
 //! `GET /v1/carriers`: the carriers, their circuit states and the rates the operator
 //! set. `PUT /v1/admin/carriers/{id}/rate`: the operator sets (or with `null` clears)
 //! a carrier's send rate at run time, shared by every carriers process.
@@ -12,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::carrier_rates::MAX_RATE_PER_SECOND;
 use crate::error::ApiError;
-use crate::extract::{hash_api_key, Admin, ApiJson};
+use crate::extract::{hash_api_key, Admin, ApiJson, ApiQuery};
+use crate::pagination::PageQuery;
 use crate::AppState;
 
 const MAX_NAME_LENGTH: usize = 200;
@@ -22,6 +24,57 @@ const MAX_NAME_LENGTH: usize = 200;
 pub struct CreateCustomer {
     id: String,
     name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomersQuery {
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+/// A page of customers, in id order.
+#[derive(Debug, Serialize)]
+pub struct CustomerPage {
+    items: Vec<CustomerSummary>,
+    /// The last id of this page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// What the operator's list shows of a customer (never its key).
+#[derive(Debug, Serialize)]
+pub struct CustomerSummary {
+    id: CustomerId,
+    name: String,
+    created_at: String,
+    sender_numbers: usize,
+}
+
+/// `GET /v1/admin/customers`: every customer, a page at a time.
+pub async fn list(
+    _admin: Admin,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<CustomersQuery>,
+) -> Result<Json<CustomerPage>, ApiError> {
+    let limit = query.page.limit()?;
+    let after = query
+        .page
+        .cursor(|cursor| CustomerId::parse(cursor).is_ok())?
+        .map(|cursor| CustomerId::parse(cursor).expect("the cursor was checked"));
+    let (profiles, more) = state.directory().list(after.as_ref(), limit).await?;
+    let next_cursor = more
+        .then(|| profiles.last().map(|profile| profile.id.to_string()))
+        .flatten();
+    let items = profiles
+        .into_iter()
+        .map(|profile| CustomerSummary {
+            created_at: rns_types::time::rfc3339(profile.created_at_ms),
+            sender_numbers: profile.sender_numbers.len(),
+            id: profile.id,
+            name: profile.name,
+        })
+        .collect();
+    Ok(Json(CustomerPage { items, next_cursor }))
 }
 
 pub async fn create(
