@@ -19,6 +19,8 @@
 //! are customer data, read on every send to a group, and need these indexes.
 use std::collections::BTreeMap;
 
+use rns_types::template::{is_variable_name, MAX_VARIABLE_VALUE_CHARACTERS};
+
 use redis::aio::ConnectionManager;
 use redis::Script;
 use rns_types::CustomerId;
@@ -776,6 +778,21 @@ impl Query {
         }
         record.memo.to_lowercase().contains(&self.text)
     }
+}
+
+/// One named value (a contact field or a send's variable).
+pub fn check_field(name: &str, value: &str) -> Result<(), String> {
+    if !is_variable_name(name) {
+        return Err(format!(
+            "field name {name:?} must be 1 to 32 characters without spaces, braces or '#'"
+        ));
+    }
+    if value.chars().count() > MAX_VARIABLE_VALUE_CHARACTERS {
+        return Err(format!(
+            "field {name:?} is longer than {MAX_VARIABLE_VALUE_CHARACTERS} characters"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod opt_outs;
 pub mod pagination;
 pub mod routes;
 pub mod scheduling;
+pub mod sending;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -112,6 +112,29 @@ pub struct ScheduleRecord {
     pub cancelled_at_ms: Option<u64>,
 }
 
+impl ScheduleRecord {
+    /// A schedule just made, `scheduled`, of `recipients` costing `points` a firing,
+    /// not fired yet; its time or recurrence is set by the caller.
+    pub fn new(id: String, created_at_ms: u64, recipients: usize, points: u64) -> Self {
+        Self {
+            id,
+            state: ScheduleState::Scheduled,
+            created_at_ms,
+            at_ms: None,
+            recurrence: None,
+            next_fire_at_ms: None,
+            recipients,
+            points,
+            fires: 0,
+            failed_fires: 0,
+            failures: Vec::new(),
+            last_request_id: None,
+            last_sequence: 0,
+            cancelled_at_ms: None,
+        }
+    }
+}
+
 /// A customer's schedules, stored as one document.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleBook {
@@ -173,20 +196,8 @@ mod tests {
     #[test]
     fn finished_schedules_make_room_and_live_ones_never_do() {
         let record = |id: usize, state| ScheduleRecord {
-            id: format!("{id:04}"),
             state,
-            created_at_ms: 0,
-            at_ms: None,
-            recurrence: None,
-            next_fire_at_ms: None,
-            recipients: 1,
-            points: 1,
-            fires: 0,
-            failed_fires: 0,
-            failures: Vec::new(),
-            last_request_id: None,
-            last_sequence: 0,
-            cancelled_at_ms: None,
+            ..ScheduleRecord::new(format!("{id:04}"), 0, 1, 1)
         };
         let mut book = ScheduleBook::default();
         for id in 0..MAX_SCHEDULES {

@@ -12,12 +12,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use rns_types::phone::normalise_contact_number;
-use rns_types::template::{is_variable_name, MAX_VARIABLE_VALUE_CHARACTERS};
+use rns_types::template::is_variable_name;
 use rns_types::CustomerId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::contacts::{is_id, new_id, ContactRecord, GroupsChange, PutMode, PutOutcome, Query};
+use crate::contacts::{
+    check_field, is_id, new_id, ContactRecord, GroupsChange, PutMode, PutOutcome, Query,
+};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Customer};
 use crate::pagination::PageQuery;
@@ -87,21 +89,6 @@ pub fn check_fields(fields: &BTreeMap<String, String>) -> Result<(), String> {
     fields
         .iter()
         .try_for_each(|(name, value)| check_field(name, value))
-}
-
-/// One named value (a contact field or a send's variable).
-pub fn check_field(name: &str, value: &str) -> Result<(), String> {
-    if !is_variable_name(name) {
-        return Err(format!(
-            "field name {name:?} must be 1 to 32 characters without spaces, braces or '#'"
-        ));
-    }
-    if value.chars().count() > MAX_VARIABLE_VALUE_CHARACTERS {
-        return Err(format!(
-            "field {name:?} is longer than {MAX_VARIABLE_VALUE_CHARACTERS} characters"
-        ));
-    }
-    Ok(())
 }
 
 fn check_group_ids(group_ids: &[String]) -> Result<Vec<String>, ApiError> {

@@ -23,12 +23,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use bytes::Bytes;
-use rns_nats::{publish_schedule, MessageSchedule, Outbound};
-use rns_points::{Reservation, ReservationRequest};
 use rns_types::alimtalk::AlimTalk;
 use rns_types::routing::Weights;
-use rns_types::subjects::{due_subject, message_ids, SCHEDULES_STREAM};
 use rns_types::wire::SendRequest;
 use rns_types::{Channel, CustomerId, PhoneNumber, Priority, RequestId};
 use serde::{Deserialize, Serialize};
@@ -39,10 +35,10 @@ use crate::compose::{check_advertisement, Composed, Draft, Target};
 use crate::contacts::{is_id, ContactRecord};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Customer};
-use crate::gathering::PendingSend;
 use crate::idempotency::{self, Claim};
 use crate::scheduling::{self, RecurrenceInput, When};
-use crate::{routes, AppState};
+use crate::sending::{self, publish_paid, Publication};
+use crate::AppState;
 use rns_types::advertising::advertisement_hold_until;
 
 /// Most groups one send may name.
@@ -222,7 +218,7 @@ async fn draft(
                     "give either template_id or text (and alimtalk), not both",
                 ));
             }
-            let template = routes::templates::find(state, customer, &id).await?.ok_or(
+            let template = sending::find_template(state, customer, &id).await?.ok_or(
                 ApiError::NotFoundNamed {
                     what: "template",
                     id,
@@ -276,7 +272,7 @@ async fn draft(
         _ => {}
     }
     for (name, value) in &body.variables {
-        routes::contacts::check_field(name, value).map_err(|message| {
+        crate::contacts::check_field(name, value).map_err(|message| {
             ApiError::invalid("invalid_variables", format!("variables: {message}"))
         })?;
     }
@@ -388,7 +384,7 @@ async fn audience(
             ApiError::invalid("invalid_recipient", format!("{label}.to: {error}"))
         })?;
         for (name, value) in &recipient.variables {
-            routes::contacts::check_field(name, value).map_err(|message| {
+            crate::contacts::check_field(name, value).map_err(|message| {
                 ApiError::invalid("invalid_variables", format!("{label}.variables: {message}"))
             })?;
         }
@@ -530,7 +526,7 @@ async fn validate(
     )?;
     let mut when = requested.clone();
     if body.advertisement {
-        let line = routes::sender_numbers::opt_out_number_of(state, customer, &from).await?;
+        let line = sending::opt_out_number_of(state, customer, &from).await?;
         let texts: Vec<&str> = composed
             .recipients
             .iter()
@@ -645,7 +641,7 @@ async fn accept(
             request
         }
         When::Once { at_ms } => {
-            let (request, schedule) = routes::schedules::create_once(state, request, at_ms).await?;
+            let (request, schedule) = sending::create_once(state, request, at_ms).await?;
             let mut answer = with_messages(Some(schedule), &request, valid.skipped);
             if valid.held {
                 answer["held_until"] = answer["scheduled_at"].clone();
@@ -654,8 +650,7 @@ async fn accept(
         }
         When::Recurring(recurrence) => {
             let recipients = request.recipients.len();
-            let mut answer =
-                routes::schedules::create_recurring(state, request, recurrence).await?;
+            let mut answer = sending::create_recurring(state, request, recurrence).await?;
             answer["recipients"] = json!(recipients);
             answer["schedule_id"] = answer["id"].clone();
             return Ok(answer);
@@ -693,112 +688,4 @@ fn with_messages(schedule: Option<Value>, request: &SendRequest, skipped: Vec<Sk
         answer["skipped"] = json!(skipped);
     }
     answer
-}
-
-/// The `SCHEDULES` stream must discard old messages when full (JetStream requires it
-/// of streams with schedules), so new schedules are refused (503) once it is 90% full:
-/// a held send is never dropped to make room.
-pub(crate) async fn ensure_schedule_room(state: &AppState, bytes: usize) -> Result<(), ApiError> {
-    let unavailable =
-        |error: &dyn std::fmt::Display| ApiError::Unavailable(format!("schedules: {error}"));
-    let mut stream = state
-        .jetstream()
-        .get_stream(SCHEDULES_STREAM)
-        .await
-        .map_err(|error| unavailable(&error))?;
-    let info = stream.info().await.map_err(|error| unavailable(&error))?;
-    let limit = u64::try_from(info.config.max_bytes).unwrap_or(u64::MAX) / 10 * 9;
-    if info.state.bytes + bytes as u64 > limit {
-        return Err(ApiError::Unavailable(
-            "too many sends are held for later; try again later".to_owned(),
-        ));
-    }
-    Ok(())
-}
-
-/// Where a paid send is published.
-pub(crate) enum Publication {
-    /// To `send.<customer>`: gathered with others ([`crate::gathering`]) unless it
-    /// is `keyed` (sent under an `Idempotency-Key`, so its request id may be
-    /// published again).
-    Now { keyed: bool },
-    /// Under `schedule`, to `due.<customer>`.
-    Scheduled(MessageSchedule),
-}
-
-/// Reserves the request's points, then publishes it. A publish that fails returns
-/// the points; a 402 reserves and publishes nothing.
-pub(crate) async fn publish_paid(
-    state: &AppState,
-    request: &SendRequest,
-    publication: Publication,
-) -> Result<(), ApiError> {
-    let customer = &request.customer_id;
-    let needed = request.points();
-    // A request id that may be sent again (an Idempotency-Key's, or a schedule's)
-    // is reserved at most once: a retry after its gateway died and the request was
-    // settled must not reserve anew.
-    let keyed = matches!(publication, Publication::Now { keyed: true });
-    let asked = ReservationRequest {
-        once: !matches!(publication, Publication::Now { keyed: false }),
-        ..ReservationRequest::new(customer, &request.request_id, needed)
-    };
-    match state
-        .reservations()
-        .reserve(asked)
-        .await
-        .map_err(|error| ApiError::Unavailable(format!("points: {error}")))?
-    {
-        Reservation::Reserved => {}
-        Reservation::Insufficient { balance } => {
-            return Err(ApiError::InsufficientPoints { needed, balance })
-        }
-    }
-    let payload = Bytes::from(serde_json::to_vec(request).expect("a send request serialises"));
-    let published = match publication {
-        Publication::Now { keyed } => state
-            .sends()
-            .publish(PendingSend {
-                customer: customer.clone(),
-                request_id: request.request_id,
-                payload,
-                gatherable: !keyed,
-            })
-            .await
-            .map_err(|error| ApiError::Unavailable(error.to_string())),
-        Publication::Scheduled(schedule) => {
-            let outbound = Outbound {
-                subject: due_subject(customer),
-                message_id: message_ids::send(&request.request_id),
-                payload,
-            };
-            match ensure_schedule_room(state, outbound.payload.len()).await {
-                Ok(()) => publish_schedule(state.jetstream(), schedule, outbound)
-                    .await
-                    .map_err(|error| ApiError::Unavailable(error.to_string())),
-                Err(error) => Err(error),
-            }
-        }
-    };
-    if let Err(error) = published {
-        // A keyed send's publish may have been stored although it failed: its points
-        // stay reserved for the retry under the same request id (see `send`), which
-        // finds them and does not reserve again.
-        if keyed {
-            return Err(error);
-        }
-        if let Err(release_error) = state
-            .points()
-            .release(
-                customer,
-                &request.request_id,
-                "the request was not accepted",
-            )
-            .await
-        {
-            tracing::error!(customer = %customer, request = %request.request_id, %release_error, "returning the points of a failed publish failed");
-        }
-        return Err(error);
-    }
-    Ok(())
 }

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Customer};
 use crate::pagination::PageQuery;
-use crate::routes::sender_numbers::opt_out_number_of;
+use crate::sending::opt_out_number_of;
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]

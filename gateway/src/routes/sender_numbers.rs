@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use rns_types::{CustomerId, PhoneNumber};
+use rns_types::PhoneNumber;
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Customer};
 use crate::pagination::PageQuery;
+use crate::sending::opt_out_number_of;
 use crate::AppState;
 
 /// Registered sender numbers per customer; carriers cap caller-id lists similarly.
@@ -57,44 +58,6 @@ pub async fn register(
             opt_out_number,
         }),
     ))
-}
-
-/// The opt-out number of a registered sender number, allocated on first use (sender
-/// numbers registered before opt-out numbers existed get theirs here).
-pub async fn opt_out_number_of(
-    state: &AppState,
-    customer: &CustomerId,
-    sender: &PhoneNumber,
-) -> Result<PhoneNumber, ApiError> {
-    let profile = state.profile(customer).await?;
-    if let Some(line) = profile.opt_out_numbers.get(sender) {
-        return Ok(line.clone());
-    }
-    let allocated = state.opt_outs().allocate_line(customer, sender).await?;
-    let profile = state
-        .directory()
-        .update(customer, |profile| {
-            if !profile.sender_numbers.contains(sender) {
-                return Err(ApiError::NotFound("sender number"));
-            }
-            profile
-                .opt_out_numbers
-                .entry(sender.clone())
-                .or_insert_with(|| allocated.clone());
-            Ok(())
-        })
-        .await?;
-    let line = match profile {
-        Ok(profile) => profile.opt_out_numbers[sender].clone(),
-        Err(error) => {
-            state.opt_outs().free_line(&allocated).await;
-            return Err(error);
-        }
-    };
-    if line != allocated {
-        state.opt_outs().free_line(&allocated).await;
-    }
-    Ok(line)
 }
 
 #[derive(Debug, Deserialize)]

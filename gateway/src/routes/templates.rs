@@ -18,6 +18,7 @@ use crate::contacts::{is_id, new_id};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Customer};
 use crate::pagination::PageQuery;
+use crate::sending::find_template;
 use crate::AppState;
 
 /// Most templates a customer may keep (they are one document).
@@ -120,23 +121,6 @@ fn template_json(template: &Template) -> Value {
     value
 }
 
-/// The caller's template `id`, if it exists.
-pub async fn find(
-    state: &AppState,
-    customer: &CustomerId,
-    id: &str,
-) -> Result<Option<Template>, ApiError> {
-    if !is_id(id) {
-        return Ok(None);
-    }
-    let book = state
-        .templates()
-        .get(customer.as_str())
-        .await
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
-    Ok(book.and_then(|mut book| book.templates.remove(id)))
-}
-
 async fn change_book(
     state: &AppState,
     customer: &CustomerId,
@@ -228,7 +212,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let template = find(&state, &customer, &id)
+    let template = find_template(&state, &customer, &id)
         .await?
         .ok_or(ApiError::NotFound("template"))?;
     Ok(Json(template_json(&template)))
@@ -240,7 +224,7 @@ pub async fn replace(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TemplateBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let current = find(&state, &customer, &id)
+    let current = find_template(&state, &customer, &id)
         .await?
         .ok_or(ApiError::NotFound("template"))?;
     if body
@@ -283,7 +267,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if find(&state, &customer, &id).await?.is_none() {
+    if find_template(&state, &customer, &id).await?.is_none() {
         return Err(ApiError::NotFound("template"));
     }
     change_book(&state, &customer, |book| {
