@@ -10,11 +10,11 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use rns_types::{CustomerId, PhoneNumber};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Customer};
+use crate::opt_outs::OptOut;
 use crate::pagination::PageQuery;
 use crate::sending::opt_out_number_of;
 use crate::AppState;
@@ -77,11 +77,27 @@ async fn own_sender(
     Ok(sender)
 }
 
+/// An opt-out just recorded.
+#[derive(Debug, Serialize)]
+pub struct RecordedOptOut {
+    sender_number: PhoneNumber,
+    recipient: PhoneNumber,
+}
+
+/// A page of one sender number's opt-outs, with the 080 line that records them.
+#[derive(Debug, Serialize)]
+pub struct OptOutPage {
+    sender_number: PhoneNumber,
+    opt_out_number: PhoneNumber,
+    items: Vec<OptOut>,
+    next_cursor: Option<String>,
+}
+
 pub async fn record(
     MaybeCustomer(caller): MaybeCustomer,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RecordOptOut>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RecordedOptOut>), ApiError> {
     let recipient = PhoneNumber::parse_mobile(&body.recipient)
         .map_err(|error| ApiError::invalid("invalid_recipient", error.to_string()))?;
     let (customer, sender) = match (caller, &body.sender_number, &body.opt_out_number) {
@@ -118,7 +134,10 @@ pub async fn record(
     tracing::info!(customer = %customer, sender = %sender, "opt-out recorded");
     Ok((
         StatusCode::CREATED,
-        Json(json!({"sender_number": sender, "recipient": recipient})),
+        Json(RecordedOptOut {
+            sender_number: sender,
+            recipient,
+        }),
     ))
 }
 
@@ -126,7 +145,7 @@ pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<OptOutsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OptOutPage>, ApiError> {
     let sender = own_sender(&state, &customer, &query.sender_number).await?;
     let limit = query.page.limit()?;
     let cursor = query
@@ -137,12 +156,12 @@ pub async fn list(
         .opt_outs()
         .list(&customer, &sender, cursor, limit)
         .await?;
-    Ok(Json(json!({
-        "sender_number": sender,
-        "opt_out_number": opt_out_number,
-        "items": page.items,
-        "next_cursor": page.next_cursor,
-    })))
+    Ok(Json(OptOutPage {
+        sender_number: sender,
+        opt_out_number,
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 pub async fn remove(

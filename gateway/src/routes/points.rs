@@ -4,11 +4,11 @@
 //! `POST /v1/admin/customers/{id}/points`: the operator tops a customer up.
 use axum::extract::{Path, State};
 use axum::Json;
-use rns_points::store::{LedgerFilter, LedgerPage};
+use rns_points::store::{Account, LedgerFilter, LedgerPage};
 use rns_types::points::LedgerKind;
 use rns_types::{CustomerId, RequestId};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::extract::{Admin, ApiJson, ApiQuery, Customer};
@@ -22,14 +22,8 @@ const MAX_REASON_LENGTH: usize = 200;
 pub async fn account(
     Customer(customer): Customer,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
-    let account = state.points().account(&customer).await?;
-    Ok(Json(json!({
-        "balance": account.balance,
-        "reserved": account.reserved,
-        "spent": account.spent,
-        "topped_up": account.topped_up,
-    })))
+) -> Result<Json<Account>, ApiError> {
+    Ok(Json(state.points().account(&customer).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +74,13 @@ pub async fn ledger(
     ))
 }
 
+/// A customer's balance after a top-up.
+#[derive(Debug, Serialize)]
+pub struct ToppedUp {
+    customer_id: CustomerId,
+    balance: i64,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopUp {
@@ -93,7 +94,7 @@ pub async fn top_up(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TopUp>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ToppedUp>, ApiError> {
     let customer = CustomerId::parse(&id).map_err(|_| ApiError::NotFound("customer"))?;
     if body.amount == 0 || body.amount > MAX_TOP_UP {
         return Err(ApiError::invalid(
@@ -118,5 +119,8 @@ pub async fn top_up(
         .top_up(&customer, body.amount, &reason)
         .await?;
     tracing::info!(customer = %customer, amount = body.amount, balance, "points topped up");
-    Ok(Json(json!({"customer_id": customer, "balance": balance})))
+    Ok(Json(ToppedUp {
+        customer_id: customer,
+        balance,
+    }))
 }
