@@ -6,12 +6,12 @@
 use bytes::Bytes;
 use rns_nats::{publish_schedule, MessageSchedule, Outbound};
 use rns_points::{Reservation, ReservationRequest};
-use rns_types::schedule::{Recurrence, ScheduleBook, ScheduleRecord};
+use rns_types::schedule::{Recurrence, ScheduleBook, ScheduleRecord, ScheduleState};
 use rns_types::subjects::{due_subject, message_ids, schedule_subject, SCHEDULES_STREAM};
 use rns_types::template::Template;
 use rns_types::wire::SendRequest;
-use rns_types::{CustomerId, PhoneNumber};
-use serde_json::{json, Value};
+use rns_types::{CustomerId, PhoneNumber, RequestId};
+use serde::Serialize;
 
 use crate::contacts::{is_id, new_id};
 use crate::error::ApiError;
@@ -187,32 +187,78 @@ pub fn unavailable(error: impl std::fmt::Display) -> ApiError {
 }
 
 /// The API's view of a schedule.
-pub fn schedule_json(record: &ScheduleRecord) -> Value {
-    let time = |milliseconds: Option<u64>| milliseconds.map(rns_types::time::rfc3339);
-    json!({
-        "id": record.id,
-        "state": record.state,
-        "kind": if record.recurrence.is_some() { "recurring" } else { "once" },
-        "scheduled_at": time(record.at_ms),
-        "recurrence": record.recurrence.as_ref().map(|recurrence| json!({
-            "cron": recurrence.cron,
-            "every_seconds": recurrence.every_seconds,
-            "timezone": recurrence.timezone,
-            "until": time(recurrence.until_ms),
-        })),
-        "next_fire_at": time(record.next_fire_at_ms),
-        "recipients": record.recipients,
-        "points": record.points,
-        "fires": record.fires,
-        "failed_fires": record.failed_fires,
-        "failures": record.failures.iter().map(|failure| json!({
-            "at": rns_types::time::rfc3339(failure.at_ms),
-            "reason": failure.reason,
-        })).collect::<Vec<_>>(),
-        "last_request_id": record.last_request_id,
-        "created_at": rns_types::time::rfc3339(record.created_at_ms),
-        "cancelled_at": time(record.cancelled_at_ms),
-    })
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleView {
+    pub id: String,
+    pub state: ScheduleState,
+    /// `once` or `recurring`.
+    pub kind: &'static str,
+    pub scheduled_at: Option<String>,
+    pub recurrence: Option<RecurrenceView>,
+    pub next_fire_at: Option<String>,
+    pub recipients: usize,
+    /// Points one firing costs.
+    pub points: u64,
+    pub fires: u64,
+    pub failed_fires: u64,
+    pub failures: Vec<FailureView>,
+    pub last_request_id: Option<RequestId>,
+    pub created_at: String,
+    pub cancelled_at: Option<String>,
+}
+
+/// How a recurring schedule fires.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecurrenceView {
+    pub cron: Option<String>,
+    pub every_seconds: Option<u64>,
+    pub timezone: String,
+    pub until: Option<String>,
+}
+
+/// A firing that could not be sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureView {
+    pub at: String,
+    pub reason: String,
+}
+
+impl ScheduleView {
+    pub fn of(record: &ScheduleRecord) -> Self {
+        let time = |milliseconds: Option<u64>| milliseconds.map(rns_types::time::rfc3339);
+        Self {
+            id: record.id.clone(),
+            state: record.state,
+            kind: if record.recurrence.is_some() {
+                "recurring"
+            } else {
+                "once"
+            },
+            scheduled_at: time(record.at_ms),
+            recurrence: record.recurrence.as_ref().map(|recurrence| RecurrenceView {
+                cron: recurrence.cron.clone(),
+                every_seconds: recurrence.every_seconds,
+                timezone: recurrence.timezone.clone(),
+                until: time(recurrence.until_ms),
+            }),
+            next_fire_at: time(record.next_fire_at_ms),
+            recipients: record.recipients,
+            points: record.points,
+            fires: record.fires,
+            failed_fires: record.failed_fires,
+            failures: record
+                .failures
+                .iter()
+                .map(|failure| FailureView {
+                    at: rns_types::time::rfc3339(failure.at_ms),
+                    reason: failure.reason.clone(),
+                })
+                .collect(),
+            last_request_id: record.last_request_id,
+            created_at: rns_types::time::rfc3339(record.created_at_ms),
+            cancelled_at: time(record.cancelled_at_ms),
+        }
+    }
 }
 
 pub async fn change_book<T>(
@@ -280,7 +326,7 @@ pub async fn create_once(
     state: &AppState,
     mut request: SendRequest,
     at_ms: u64,
-) -> Result<(SendRequest, Value), ApiError> {
+) -> Result<(SendRequest, ScheduleView), ApiError> {
     let id = new_id();
     request.schedule_id = Some(id.clone());
     let customer = request.customer_id.clone();
@@ -300,7 +346,7 @@ pub async fn create_once(
         remove(state, &customer, &id).await;
         return Err(error);
     }
-    Ok((request, schedule_json(&record)))
+    Ok((request, ScheduleView::of(&record)))
 }
 
 /// Schedules `request` to fire by `recurrence` (points are reserved at each firing).
@@ -308,7 +354,7 @@ pub async fn create_recurring(
     state: &AppState,
     mut request: SendRequest,
     recurrence: Recurrence,
-) -> Result<Value, ApiError> {
+) -> Result<ScheduleView, ApiError> {
     let id = new_id();
     request.schedule_id = Some(id.clone());
     let customer = request.customer_id.clone();
@@ -354,5 +400,5 @@ pub async fn create_recurring(
         return Err(error);
     }
     tracing::info!(customer = %customer, schedule = %id, pattern = %recurrence.header(), "recurring send scheduled");
-    Ok(schedule_json(&record))
+    Ok(ScheduleView::of(&record))
 }

@@ -642,6 +642,7 @@ async fn accept(
         }
         When::Once { at_ms } => {
             let (request, schedule) = sending::create_once(state, request, at_ms).await?;
+            let schedule = serde_json::to_value(schedule).expect("a schedule view serialises");
             let mut answer = with_messages(Some(schedule), &request, valid.skipped);
             if valid.held {
                 answer["held_until"] = answer["scheduled_at"].clone();
@@ -650,7 +651,8 @@ async fn accept(
         }
         When::Recurring(recurrence) => {
             let recipients = request.recipients.len();
-            let mut answer = sending::create_recurring(state, request, recurrence).await?;
+            let schedule = sending::create_recurring(state, request, recurrence).await?;
+            let mut answer = serde_json::to_value(schedule).expect("a schedule view serialises");
             answer["recipients"] = json!(recipients);
             answer["schedule_id"] = answer["id"].clone();
             return Ok(answer);

@@ -13,14 +13,13 @@ use axum::extract::{Path, State};
 use axum::Json;
 use rns_types::schedule::{ScheduleRecord, ScheduleState};
 use rns_types::subjects::{schedule_subject, SCHEDULES_STREAM};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::contacts::is_id;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, Customer};
 use crate::pagination::PageQuery;
-use crate::sending::{change_book, schedule_json, unavailable};
+use crate::sending::{change_book, unavailable, ScheduleView};
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -32,11 +31,18 @@ pub struct SchedulesQuery {
     page: PageQuery,
 }
 
+/// A page of schedules, in id (creation) order.
+#[derive(Debug, Serialize)]
+pub struct SchedulePage {
+    items: Vec<ScheduleView>,
+    next_cursor: Option<String>,
+}
+
 pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<SchedulesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SchedulePage>, ApiError> {
     let limit = query.page.limit()?;
     let cursor = query.page.cursor(is_id)?;
     let book = state
@@ -56,15 +62,15 @@ pub async fn list(
         items.truncate(limit);
         items[limit - 1].id.clone()
     });
-    let items: Vec<Value> = items.into_iter().map(schedule_json).collect();
-    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+    let items = items.into_iter().map(ScheduleView::of).collect();
+    Ok(Json(SchedulePage { items, next_cursor }))
 }
 
 pub async fn get(
     Customer(customer): Customer,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     let book = state
         .schedules()
         .get(customer.as_str())
@@ -75,7 +81,7 @@ pub async fn get(
         .schedules
         .get(&id)
         .ok_or(ApiError::NotFound("schedule"))?;
-    Ok(Json(schedule_json(record)))
+    Ok(Json(ScheduleView::of(record)))
 }
 
 /// `DELETE /v1/schedules/{id}`: a cancelled schedule never fires again; a one-time
@@ -84,7 +90,7 @@ pub async fn cancel(
     Customer(customer): Customer,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     if !is_id(&id) {
         return Err(ApiError::NotFound("schedule"));
     }
@@ -132,5 +138,5 @@ pub async fn cancel(
         }
     }
     tracing::info!(customer = %customer, schedule = %id, "schedule cancelled");
-    Ok(Json(schedule_json(&record)))
+    Ok(Json(ScheduleView::of(&record)))
 }

@@ -8,13 +8,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use rns_types::webhook::{WebhookConfig, WebhookEvents};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Customer};
 use crate::pagination::PageQuery;
-use crate::webhooks::{check_url, SECRET_LENGTHS};
+use crate::webhooks::{check_url, AttemptPage, SECRET_LENGTHS};
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -26,19 +25,27 @@ pub struct PutWebhook {
     events: WebhookEvents,
 }
 
-fn view(config: &WebhookConfig) -> Value {
-    json!({
-        "url": config.url,
-        "events": config.events,
-        "updated_at": rns_types::time::rfc3339(config.updated_at_ms),
-    })
+/// A webhook as the API shows it: never its secret.
+#[derive(Debug, Serialize)]
+pub struct WebhookView {
+    url: String,
+    events: WebhookEvents,
+    updated_at: String,
+}
+
+fn view(config: &WebhookConfig) -> WebhookView {
+    WebhookView {
+        url: config.url.clone(),
+        events: config.events,
+        updated_at: rns_types::time::rfc3339(config.updated_at_ms),
+    }
 }
 
 pub async fn put(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PutWebhook>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookView>, ApiError> {
     let url = check_url(body.url.trim(), state.allow_private_webhooks())
         .map_err(|message| ApiError::invalid("invalid_webhook", message))?;
     let secret_length = body.secret.chars().count();
@@ -66,7 +73,7 @@ pub async fn put(
 pub async fn get(
     Customer(customer): Customer,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookView>, ApiError> {
     let config = state
         .webhooks()
         .get(&customer)
@@ -93,9 +100,10 @@ pub async fn deliveries(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AttemptPage>, ApiError> {
     let limit = page.limit()?;
     let cursor = page.cursor(rns_points::store::is_ledger_cursor)?;
-    let page = state.webhooks().attempts(&customer, cursor, limit).await?;
-    Ok(Json(serde_json::to_value(page).expect("a page serialises")))
+    Ok(Json(
+        state.webhooks().attempts(&customer, cursor, limit).await?,
+    ))
 }
