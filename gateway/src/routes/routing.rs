@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::Json;
 use rns_types::routing::{validate_failover, Weights};
-use rns_types::Channel;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use rns_types::{CarrierId, Channel};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Customer};
@@ -26,12 +25,49 @@ pub struct PutRouting {
     failover: Option<Vec<String>>,
 }
 
+/// A channel's routing as just set.
+#[derive(Debug, Serialize)]
+pub struct ChannelRoutingSet {
+    channel: Channel,
+    weights: Weights,
+    failover: Vec<CarrierId>,
+}
+
+/// A channel's routing: its weights (equal ones by `default`) and failover order.
+#[derive(Debug, Serialize)]
+pub struct ChannelRouting {
+    weights: Option<Weights>,
+    default: bool,
+    failover: Vec<CarrierId>,
+}
+
+/// Per carrier of a channel, a count.
+type CarrierCounts = BTreeMap<String, u64>;
+
+/// One channel of the routing report.
+#[derive(Debug, Serialize)]
+pub struct ChannelReport {
+    target: Option<Weights>,
+    first_choice: CarrierCounts,
+    delivered: CarrierCounts,
+    failed_over: CarrierCounts,
+    fell_back: CarrierCounts,
+}
+
+/// The routing report over `[from, to)`.
+#[derive(Debug, Serialize)]
+pub struct RoutingReport {
+    from: String,
+    to: String,
+    channels: BTreeMap<String, ChannelReport>,
+}
+
 pub async fn put(
     Customer(customer): Customer,
     State(state): State<AppState>,
     Path(channel): Path<String>,
     ApiJson(body): ApiJson<PutRouting>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChannelRoutingSet>, ApiError> {
     let channel = Channel::parse(&channel).ok_or(ApiError::NotFound("channel"))?;
     let weights = Weights::validate(&body.weights, channel, state.catalog())
         .map_err(|error| ApiError::invalid("invalid_weights", error.to_string()))?;
@@ -53,29 +89,30 @@ pub async fn put(
         })
         .await??;
     tracing::info!(customer = %customer, %channel, weights = %weights.canonical(), "routing changed");
-    Ok(Json(json!({
-        "channel": channel,
-        "weights": weights,
-        "failover": profile.failover_order(channel, state.catalog()),
-    })))
+    Ok(Json(ChannelRoutingSet {
+        channel,
+        failover: profile.failover_order(channel, state.catalog()),
+        weights,
+    }))
 }
 
 pub async fn get(
     Customer(customer): Customer,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BTreeMap<String, ChannelRouting>>, ApiError> {
     let profile = state.profile(&customer).await?;
-    let mut channels = Map::new();
-    for channel in Channel::ALL {
-        let is_default = !profile.routing.contains_key(&channel);
-        let weights = profile.weights(channel, state.catalog());
-        let failover = profile.failover_order(channel, state.catalog());
-        channels.insert(
-            channel.to_string(),
-            json!({"weights": weights, "default": is_default, "failover": failover}),
-        );
-    }
-    Ok(Json(Value::Object(channels)))
+    let channels = Channel::ALL
+        .into_iter()
+        .map(|channel| {
+            let routing = ChannelRouting {
+                weights: profile.weights(channel, state.catalog()),
+                default: !profile.routing.contains_key(&channel),
+                failover: profile.failover_order(channel, state.catalog()),
+            };
+            (channel.to_string(), routing)
+        })
+        .collect();
+    Ok(Json(channels))
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,7 +142,7 @@ pub async fn report(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiQuery(range): ApiQuery<ReportRange>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RoutingReport>, ApiError> {
     let until = match range.to.as_deref() {
         Some(value) => parse_time("to", value)?,
         None => chrono::Utc::now().timestamp() + 1,
@@ -126,36 +163,35 @@ pub async fn report(
         .carrier_split(&customer, clamp(since), clamp(until))
         .await?;
     let profile = state.profile(&customer).await?;
-    let mut channels = Map::new();
+    let mut channels = BTreeMap::new();
     for channel in Channel::ALL {
         let carriers: Vec<_> = state.catalog().carriers_of(channel).collect();
-        let column =
-            |pick: fn(&rns_analytics::queries::CarrierSplit) -> u64| -> Map<String, Value> {
-                carriers
-                    .iter()
-                    .map(|carrier| {
-                        let count = splits
-                            .iter()
-                            .find(|split| split.carrier == carrier.as_str())
-                            .map_or(0, pick);
-                        (carrier.to_string(), json!(count))
-                    })
-                    .collect()
-            };
+        let column = |pick: fn(&rns_analytics::queries::CarrierSplit) -> u64| -> CarrierCounts {
+            carriers
+                .iter()
+                .map(|carrier| {
+                    let count = splits
+                        .iter()
+                        .find(|split| split.carrier == carrier.as_str())
+                        .map_or(0, pick);
+                    (carrier.to_string(), count)
+                })
+                .collect()
+        };
         channels.insert(
             channel.to_string(),
-            json!({
-                "target": profile.weights(channel, state.catalog()),
-                "first_choice": column(|split| split.first_choice),
-                "delivered": column(|split| split.delivered),
-                "failed_over": column(|split| split.failed_over),
-                "fell_back": column(|split| split.fell_back),
-            }),
+            ChannelReport {
+                target: profile.weights(channel, state.catalog()),
+                first_choice: column(|split| split.first_choice),
+                delivered: column(|split| split.delivered),
+                failed_over: column(|split| split.failed_over),
+                fell_back: column(|split| split.fell_back),
+            },
         );
     }
-    Ok(Json(json!({
-        "from": rns_analytics::queries::rfc3339(since as u64 * 1_000),
-        "to": rns_analytics::queries::rfc3339(until as u64 * 1_000),
-        "channels": channels,
-    })))
+    Ok(Json(RoutingReport {
+        from: rns_analytics::queries::rfc3339(since as u64 * 1_000),
+        to: rns_analytics::queries::rfc3339(until as u64 * 1_000),
+        channels,
+    }))
 }

@@ -11,8 +11,7 @@ use rns_types::alimtalk::AlimTalk;
 use rns_types::content::{euc_kr_length, LMS_MAX_BYTES, SUBJECT_MAX_BYTES};
 use rns_types::template::{variables_in, Template, TemplateBook};
 use rns_types::{Channel, CustomerId};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::contacts::{is_id, new_id};
 use crate::error::ApiError;
@@ -115,10 +114,28 @@ fn name(raw: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn template_json(template: &Template) -> Value {
-    let mut value = serde_json::to_value(template).expect("a template serialises");
-    value["variables"] = json!(variables_in(&template.text).unwrap_or_default());
-    value
+/// A template as the API shows it, with the variables its text names.
+#[derive(Debug, Serialize)]
+pub struct TemplateView {
+    #[serde(flatten)]
+    template: Template,
+    variables: Vec<String>,
+}
+
+impl TemplateView {
+    fn of(template: &Template) -> Self {
+        Self {
+            variables: variables_in(&template.text).unwrap_or_default(),
+            template: template.clone(),
+        }
+    }
+}
+
+/// A page of templates, in id (creation) order.
+#[derive(Debug, Serialize)]
+pub struct TemplatePage {
+    items: Vec<TemplateView>,
+    next_cursor: Option<String>,
 }
 
 async fn change_book(
@@ -137,7 +154,7 @@ pub async fn create(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<TemplateBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TemplateView>), ApiError> {
     let Some(channel) = body.channel else {
         return Err(ApiError::invalid(
             "invalid_body",
@@ -172,14 +189,14 @@ pub async fn create(
         Ok(())
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(template_json(&template))))
+    Ok((StatusCode::CREATED, Json(TemplateView::of(&template))))
 }
 
 pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<TemplatesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TemplatePage>, ApiError> {
     let limit = query.page.limit()?;
     let cursor = query.page.cursor(is_id)?;
     let book = state
@@ -188,7 +205,7 @@ pub async fn list(
         .await
         .map_err(|error| ApiError::Unavailable(error.to_string()))?
         .unwrap_or_default();
-    let mut items: Vec<Value> = book
+    let mut items: Vec<TemplateView> = book
         .templates
         .values()
         .filter(|template| cursor.is_none_or(|cursor| template.id.as_str() > cursor))
@@ -198,24 +215,24 @@ pub async fn list(
                 .is_none_or(|channel| template.channel == channel)
         })
         .take(limit + 1)
-        .map(template_json)
+        .map(TemplateView::of)
         .collect();
     let next_cursor = (items.len() > limit).then(|| {
         items.truncate(limit);
-        items[limit - 1]["id"].clone()
+        items[limit - 1].template.id.clone()
     });
-    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+    Ok(Json(TemplatePage { items, next_cursor }))
 }
 
 pub async fn get(
     Customer(customer): Customer,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TemplateView>, ApiError> {
     let template = find_template(&state, &customer, &id)
         .await?
         .ok_or(ApiError::NotFound("template"))?;
-    Ok(Json(template_json(&template)))
+    Ok(Json(TemplateView::of(&template)))
 }
 
 pub async fn replace(
@@ -223,7 +240,7 @@ pub async fn replace(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TemplateBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TemplateView>, ApiError> {
     let current = find_template(&state, &customer, &id)
         .await?
         .ok_or(ApiError::NotFound("template"))?;
@@ -259,7 +276,7 @@ pub async fn replace(
         Ok(())
     })
     .await?;
-    Ok(Json(template_json(&book.templates[&id])))
+    Ok(Json(TemplateView::of(&book.templates[&id])))
 }
 
 pub async fn delete(
