@@ -759,6 +759,46 @@ async fn receipt_diagnosis(system: &System, carrier: &str, carrier_reference: &s
     format!("correlation: {correlation}\nreceipt: {receipt}\ndeadline due: {deadline}")
 }
 
+/// What each SMS carrier's queue still holds and where its lanes' consumers stand,
+/// for a diagnosis: a job left in a queue (handed out and never acknowledged, or
+/// past MaxDeliver) shows here.
+async fn carrier_queues_state(system: &System) -> String {
+    let jetstream = async_nats::jetstream::new(system.nats.client().await);
+    let mut lines = Vec::new();
+    for carrier in ["kt", "skt", "lgu"] {
+        let carrier = rns_types::CarrierId::parse(carrier).expect("a carrier id");
+        let stream = rns_types::subjects::carrier_stream(&carrier);
+        let held = match jetstream.get_stream(&stream).await {
+            Ok(mut found) => match found.info().await {
+                Ok(info) => format!(
+                    "{stream} holds {} (sequences {}..{})",
+                    info.state.messages, info.state.first_sequence, info.state.last_sequence
+                ),
+                Err(error) => format!("{stream} unreadable: {error}"),
+            },
+            Err(error) => format!("{stream} unreadable: {error}"),
+        };
+        lines.push(held);
+        for priority in rns_types::Priority::ALL {
+            let name = rns_types::subjects::carrier_lane_consumer(&carrier, priority);
+            let consumer: Result<async_nats::jetstream::consumer::PullConsumer, _> =
+                jetstream.get_consumer_from_stream(&name, &stream).await;
+            if let Ok(consumer) = consumer {
+                let info = consumer.cached_info();
+                lines.push(format!(
+                    "  {name}: pending {}, ack pending {}, redelivered {}, ack floor {}, delivered up to {}",
+                    info.num_pending,
+                    info.num_ack_pending,
+                    info.num_redelivered,
+                    info.ack_floor.stream_sequence,
+                    info.delivered.stream_sequence
+                ));
+            }
+        }
+    }
+    lines.join("\n")
+}
+
 /// The receipts consumer's counts, for a diagnosis.
 async fn receipts_consumer_state(system: &System) -> String {
     let jetstream = async_nats::jetstream::new(system.nats.client().await);
@@ -885,8 +925,9 @@ async fn verify(
         }
         receipt_mismatches += 1;
     }
-    if receipt_mismatches > 0 {
+    if receipt_mismatches > 0 || final_states < expected.len() {
         eprintln!("chaos: {}", receipts_consumer_state(system).await);
+        eprintln!("chaos: {}", carrier_queues_state(system).await);
     }
     let unknown_reasons = system
         .clickhouse
