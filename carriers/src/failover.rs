@@ -268,45 +268,32 @@ impl Failover {
     ) -> Result<bool, FailoverError> {
         let key = format!("{}{SUBMITTING_SUFFIX}", failure_reason_key(message, hop));
         let value = Bytes::from(attempt.to_string());
+        // The usual case, a first claim, is one write; a read only when one exists.
         loop {
-            let claimed = self.reasons.entry(key.clone()).await.map_err(nats)?;
-            let written = match claimed {
-                Some(entry) if entry.operation == kv::Operation::Put => {
-                    let claimed: u16 = String::from_utf8_lossy(&entry.value).parse().unwrap_or(0);
-                    if claimed == attempt {
-                        return Ok(true);
-                    }
-                    if claimed > attempt {
-                        return Ok(false);
-                    }
-                    self.reasons
-                        .update(key.clone(), value.clone(), entry.revision)
-                        .await
-                        .map(|_| ())
-                        .map_err(|error| {
-                            (
-                                error.kind() == kv::UpdateErrorKind::WrongLastRevision,
-                                nats(error),
-                            )
-                        })
-                }
-                _ => self
-                    .reasons
-                    .create(key.clone(), value.clone())
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| {
-                        (
-                            error.kind() == kv::CreateErrorKind::AlreadyExists,
-                            nats(error),
-                        )
-                    }),
+            match self.reasons.create(key.clone(), value.clone()).await {
+                Ok(_) => return Ok(true),
+                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(error) => return Err(nats(error)),
+            }
+            let Some(entry) = self.reasons.entry(key.clone()).await.map_err(nats)? else {
+                continue;
             };
-            match written {
-                Ok(()) => return Ok(true),
+            let claimed: u16 = String::from_utf8_lossy(&entry.value).parse().unwrap_or(0);
+            if claimed == attempt {
+                return Ok(true);
+            }
+            if claimed > attempt {
+                return Ok(false);
+            }
+            match self
+                .reasons
+                .update(key.clone(), value.clone(), entry.revision)
+                .await
+            {
+                Ok(_) => return Ok(true),
                 // Another delivery claimed it in between: read again.
-                Err((true, _)) => continue,
-                Err((false, error)) => return Err(error),
+                Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
+                Err(error) => return Err(nats(error)),
             }
         }
     }

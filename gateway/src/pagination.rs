@@ -32,16 +32,22 @@ impl PageQuery {
         }
     }
 
-    /// The cursor, if any, after `valid` accepted it.
-    pub fn cursor(&self, valid: impl Fn(&str) -> bool) -> Result<Option<&str>, ApiError> {
+    /// The cursor, if any, read by `parse` (a cursor it cannot read is refused).
+    pub fn cursor_as<'a, T>(
+        &'a self,
+        parse: impl Fn(&'a str) -> Option<T>,
+    ) -> Result<Option<T>, ApiError> {
         match self.cursor.as_deref().filter(|cursor| !cursor.is_empty()) {
             None => Ok(None),
-            Some(cursor) if valid(cursor) => Ok(Some(cursor)),
-            Some(_) => Err(ApiError::invalid(
-                "invalid_cursor",
-                "cursor is not one this list returned",
-            )),
+            Some(cursor) => parse(cursor).map(Some).ok_or_else(|| {
+                ApiError::invalid("invalid_cursor", "cursor is not one this list returned")
+            }),
         }
+    }
+
+    /// The cursor, if any, after `valid` accepted it.
+    pub fn cursor(&self, valid: impl Fn(&str) -> bool) -> Result<Option<&str>, ApiError> {
+        self.cursor_as(|cursor| valid(cursor).then_some(cursor))
     }
 }
 

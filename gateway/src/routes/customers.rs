@@ -59,8 +59,7 @@ pub async fn list(
     let limit = query.page.limit()?;
     let after = query
         .page
-        .cursor(|cursor| CustomerId::parse(cursor).is_ok())?
-        .map(|cursor| CustomerId::parse(cursor).expect("the cursor was checked"));
+        .cursor_as(|cursor| CustomerId::parse(cursor).ok())?;
     let (profiles, more) = state.directory().list(after.as_ref(), limit).await?;
     let next_cursor = more
         .then(|| profiles.last().map(|profile| profile.id.to_string()))

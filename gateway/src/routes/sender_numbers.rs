@@ -90,8 +90,7 @@ pub async fn list(
     let limit = query.page.limit()?;
     let after = query
         .page
-        .cursor(|cursor| PhoneNumber::parse(cursor).is_ok())?
-        .map(|cursor| PhoneNumber::parse(cursor).expect("the cursor was checked"));
+        .cursor_as(|cursor| PhoneNumber::parse(cursor).ok())?;
     let profile = state.profile(&customer).await?;
     let start = match &after {
         Some(after) => Bound::Excluded(after),
