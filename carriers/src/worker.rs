@@ -605,17 +605,25 @@ impl Worker {
     }
 
     /// Splits a redelivered batch: each job goes on alone with attempt 1's outcome
-    /// unknown — but at a carrier that cannot recognise a repeat, a job that was accepted and awaits its receipt is left to it (asked now, not
-    /// once the split job's turn comes, which may be after its deadline).
+    /// unknown — but at a carrier that cannot recognise a repeat, a job that was
+    /// accepted is left to its receipt, what the earlier delivery left undone of
+    /// awaiting it done now ([`Receipts::resume`]; asked now, not once the split
+    /// job's turn comes, which may be after its deadline).
     async fn split_redelivered(&self, jobs: &[CarrierJob]) -> Result<(), SettleError> {
         let unrepeatable = !self.submitter.recognises_repeats();
         let mut unsettled = Vec::with_capacity(jobs.len());
         for job in jobs {
-            if unrepeatable && self.receipts.awaits(job).await? {
+            if unrepeatable && self.receipts.resume(job).await? {
                 continue;
             }
             unsettled.push(job.clone());
         }
+        tracing::info!(
+            carrier = %self.carrier,
+            jobs = jobs.len(),
+            queued_alone = ?unsettled.iter().map(|job| job.message_id.to_string()).collect::<Vec<_>>(),
+            "a redelivered batch is split"
+        );
         Ok(self.failover.split(&unsettled, 1).await?)
     }
 
@@ -720,7 +728,7 @@ impl Worker {
             .until_answered(
                 "telling whether an earlier submit was accepted",
                 shutdown,
-                || self.receipts.awaits(delivery.job),
+                || self.receipts.resume(delivery.job),
             )
             .await;
         match awaits {

@@ -907,3 +907,128 @@ async fn a_job_whose_earlier_delivery_never_claimed_its_submit_is_submitted_afte
         "{taken:?}"
     );
 }
+
+/// A process stopped after storing an accepted message's receipt deadline and before
+/// its correlation (the deadline is stored first) leaves nothing behind: the job's
+/// next delivery correlates what the deadline carries, and a deadline that comes
+/// first does it itself — a receipt that came meanwhile settles the message, none
+/// ends it `unknown`. None is submitted again.
+#[tokio::test]
+async fn an_accepted_message_whose_correlation_was_never_stored_is_settled_all_the_same() {
+    let harness = start().await;
+    let redelivered = job("01044440001", "its job comes again");
+    let receipt_came = job("01044440002", "its receipt came before its deadline");
+    let nothing_came = job("01044440003", "nothing came");
+    let reasons = harness
+        .jetstream
+        .get_key_value(rns_types::subjects::FAILURE_REASONS_BUCKET)
+        .await
+        .unwrap();
+    let now_ms = rns_types::time::now_milliseconds();
+    for (index, (sent, deadline_in_ms, receipt)) in [
+        (&redelivered, 600_000, true),
+        (&receipt_came, 2_000, true),
+        (&nothing_came, 2_000, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // What the stopped delivery left: its claim, its deadline, and the receipt the
+        // SMSC sent meanwhile (parked as early, no correlation being there).
+        reasons
+            .put(
+                format!(
+                    "{}.submitting",
+                    rns_types::subjects::failure_reason_key(&sent.message_id, sent.hop)
+                ),
+                "1".into(),
+            )
+            .await
+            .unwrap();
+        let reference = format!("stopped-{index}");
+        let key = rns_types::receipt::correlation_key(&kt(), &reference);
+        let awaited = rns_types::receipt::Awaited {
+            job: Box::new(sent.clone()),
+            attempt: 1,
+            submitted_at_ms: now_ms,
+            deadline_at_ms: now_ms + deadline_in_ms,
+            parts_awaited: Vec::new(),
+        };
+        let notice = rns_types::receipt::ReceiptNotice::Deadline {
+            carrier_reference: reference.clone(),
+            message: Some(sent.message_id),
+            hop: Some(sent.hop),
+            awaited: Some(Box::new(awaited)),
+        };
+        rns_nats::publish::publish_scheduled(
+            &harness.jetstream,
+            rns_types::subjects::receipt_deadline_subject(&kt(), &sent.message_id, sent.hop),
+            Outbound {
+                subject: rns_types::subjects::receipt_deadline_due_subject(&key),
+                message_id: String::new(),
+                payload: serde_json::to_vec(&notice).unwrap().into(),
+            },
+            &rns_types::time::rfc3339_seconds((now_ms + deadline_in_ms).div_ceil(1_000) * 1_000),
+        )
+        .await
+        .unwrap();
+        if receipt {
+            let notice = rns_types::receipt::ReceiptNotice::Receipt {
+                receipt: rns_types::receipt::CarrierReceipt {
+                    carrier_reference: reference.clone(),
+                    state: rns_types::receipt::ReceiptState::Delivered,
+                    detail: Some("stat:DELIVRD".into()),
+                    handset: Some(sent.to.to_string()),
+                },
+                received_at_ms: now_ms,
+            };
+            publish_all(
+                &harness.jetstream,
+                [Outbound {
+                    subject: rns_types::subjects::receipt_subject(&key),
+                    message_id: format!("test-receipt-{index}"),
+                    payload: serde_json::to_vec(&notice).unwrap().into(),
+                }],
+                1,
+            )
+            .await
+            .unwrap();
+        }
+    }
+    // The copy a split of the redelivered batch queues: attempt 1's outcome unknown.
+    enqueue(
+        &harness,
+        &CarrierJob {
+            attempts_before: 1,
+            ..redelivered.clone()
+        },
+    )
+    .await;
+    for (sent, kind) in [
+        (&redelivered, EventKind::Delivered),
+        (&receipt_came, EventKind::Delivered),
+        (&nothing_came, EventKind::Unknown),
+    ] {
+        let ended = final_event(&harness, sent).await;
+        assert_eq!(ended.kind, kind, "{ended:?}");
+        assert_eq!(
+            ended.attempt, 1,
+            "settled as the stopped delivery's: {ended:?}"
+        );
+    }
+    assert!(
+        final_event(&harness, &nothing_came)
+            .await
+            .detail
+            .contains("no receipt within the receipt deadline"),
+        "the deadline ended it"
+    );
+    let ended: Vec<EventKind> = events(&harness)
+        .await
+        .into_iter()
+        .filter(|event| event.kind.status().is_final())
+        .map(|event| event.kind)
+        .collect();
+    assert_eq!(ended.len(), 3, "one final state each: {ended:?}");
+    assert_eq!(counts(&harness).await["submits"].as_u64(), Some(0));
+}

@@ -31,6 +31,13 @@
 //! receipt of its message stored but not yet read waits for it: a receipt RNS took
 //! before the deadline always decides.
 //!
+//! The deadline is stored first, under the message's own subject
+//! (`receipt_deadline.<carrier>.<message>.<hop>`), and carries the whole [`Awaited`]
+//! state; the correlation follows. A submit whose process stopped between the two is
+//! therefore never forgotten: the redelivered job finds the deadline and correlates
+//! what it carries, and a deadline that comes first does it itself (a receipt parked
+//! `Early` then settles the message, none ends it `unknown`).
+//!
 //! A carrier may give a reference it gave before to another message (an SMSC that
 //! restarted and counts its ids from the start again). The later message takes the
 //! key over: a settled message's correlation is replaced; one still awaiting its
@@ -128,7 +135,7 @@ impl CarrierReceipt {
 }
 
 /// What `receipt.<carrier>` carries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "notice", rename_all = "snake_case")]
 pub enum ReceiptNotice {
     /// A receipt the carrier posted, as RNS received it.
@@ -149,6 +156,10 @@ pub enum ReceiptNotice {
         message: Option<MessageId>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hop: Option<u16>,
+        /// What the message's correlation holds while it awaits its receipt (absent in
+        /// deadlines stored before they carried it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        awaited: Option<Box<Awaited>>,
     },
 }
 
@@ -169,19 +180,8 @@ impl ReceiptNotice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Correlation {
-    /// The carrier accepted `job` on delivery `attempt`; its receipt is awaited until
-    /// `deadline_at_ms`.
-    Awaiting {
-        job: Box<CarrierJob>,
-        attempt: u16,
-        submitted_at_ms: u64,
-        deadline_at_ms: u64,
-        /// A message in several parts: the carrier references of the parts whose
-        /// receipts have not come yet (this one's included). Empty for a message in
-        /// one part.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        parts_awaited: Vec<String>,
-    },
+    /// The carrier accepted a message; its receipt is awaited.
+    Awaiting(Awaited),
     /// A receipt that came before the carrier's answer to the submit was recorded.
     Early {
         receipt: CarrierReceipt,
@@ -193,6 +193,35 @@ pub enum Correlation {
     /// One of the earlier parts of a message in several parts: the message is
     /// correlated under its last part's `message_reference`.
     Part { message_reference: String },
+}
+
+/// A message the carrier accepted, whose receipt is awaited: what its correlation
+/// holds meanwhile, and what its deadline carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Awaited {
+    /// The carrier accepted `job` on delivery `attempt`; its receipt is awaited until
+    /// `deadline_at_ms`.
+    pub job: Box<CarrierJob>,
+    pub attempt: u16,
+    pub submitted_at_ms: u64,
+    pub deadline_at_ms: u64,
+    /// A message in several parts: the carrier references of the parts whose
+    /// receipts have not come yet (this one's included). Empty for a message in
+    /// one part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts_awaited: Vec<String>,
+}
+
+impl Awaited {
+    /// The references of the message's parts other than `carrier_reference` (the
+    /// one it is correlated under).
+    pub fn earlier_parts(&self, carrier_reference: &str) -> Vec<String> {
+        self.parts_awaited
+            .iter()
+            .filter(|part| *part != carrier_reference)
+            .cloned()
+            .collect()
+    }
 }
 
 /// The final step of a message decided by its receipt (or by its deadline); applying
@@ -243,6 +272,38 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || "-/_=.".contains(c))
         };
         assert!(valid(&correlation_key(&kt, "한글 ref\u{1}")));
+    }
+
+    /// Correlations and deadlines stored before [`Awaited`] was its own type read as
+    /// before, and a deadline carries the awaited state whole.
+    #[test]
+    fn an_awaiting_correlation_reads_as_stored_before_and_rides_in_its_deadline() {
+        let stored = r#"{"state":"awaiting","job":{"message_id":"01JDXYZ0000000000000000000-0","customer_id":"acme","accepted_at_ms":1,"carrier":"kt","hop":0,"message_type":"sms","from":"0212345678","to":"01012345678","text":"hi","channel":"sms","points_reserved":1,"price":1},"attempt":2,"submitted_at_ms":10,"deadline_at_ms":20,"parts_awaited":["a","b"]}"#;
+        let correlation: Correlation = serde_json::from_str(stored).unwrap();
+        let Correlation::Awaiting(awaited) = &correlation else {
+            panic!("{correlation:?}");
+        };
+        assert_eq!((awaited.attempt, awaited.deadline_at_ms), (2, 20));
+        assert_eq!(awaited.earlier_parts("b"), ["a"]);
+        assert_eq!(
+            serde_json::to_value(&correlation).unwrap(),
+            serde_json::from_str::<serde_json::Value>(stored).unwrap(),
+            "written as it was read"
+        );
+        let deadline = ReceiptNotice::Deadline {
+            carrier_reference: "b".into(),
+            message: Some(awaited.job.message_id),
+            hop: Some(0),
+            awaited: Some(Box::new(awaited.clone())),
+        };
+        let read: ReceiptNotice =
+            serde_json::from_slice(&serde_json::to_vec(&deadline).unwrap()).unwrap();
+        assert_eq!(read, deadline);
+        let earlier = r#"{"notice":"deadline","carrier_reference":"b"}"#;
+        assert!(matches!(
+            serde_json::from_str(earlier).unwrap(),
+            ReceiptNotice::Deadline { awaited: None, .. }
+        ));
     }
 
     #[test]

@@ -41,7 +41,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use rns_nats::{publish_scheduled, terminate_with_reason, Outbound, PublishFailed};
 use rns_types::receipt::{
-    correlation_key, CarrierReceipt, Correlation, ReceiptNotice, ReceiptState, Settlement,
+    correlation_key, Awaited, CarrierReceipt, Correlation, ReceiptNotice, ReceiptState, Settlement,
 };
 use rns_types::subjects::{
     message_ids, receipt_deadline_due_subject, receipt_deadline_subject, receipt_subject,
@@ -178,9 +178,11 @@ impl Receipts {
 
     /// The carrier accepted `job` on delivery `attempt` under `carrier_reference`
     /// (a message in several parts: its last part's, `earlier_parts` the others'):
-    /// stores its correlation, links its parts and stores its deadline, or settles it
+    /// stores its deadline, then its correlation, and links its parts — or settles it
     /// at once when its receipt came first. Returns once that is durable; the job may
-    /// then be acked.
+    /// then be acked. The deadline goes first because it is found by the message
+    /// ([`Self::resume`]): a process stopped before the correlation leaves it to the
+    /// job's next delivery, or to the deadline itself.
     pub async fn await_receipt(
         &self,
         job: &CarrierJob,
@@ -188,7 +190,6 @@ impl Receipts {
         carrier_reference: &str,
         earlier_parts: &[String],
     ) -> Result<(), ReceiptError> {
-        let key = correlation_key(&job.carrier, carrier_reference);
         let now_ms = rns_types::time::now_milliseconds();
         let parts_awaited = if earlier_parts.is_empty() {
             Vec::new()
@@ -199,31 +200,94 @@ impl Receipts {
                 .chain([carrier_reference.to_owned()])
                 .collect()
         };
-        let awaiting = Correlation::Awaiting {
+        let awaited = Awaited {
             job: Box::new(job.clone()),
             attempt,
             submitted_at_ms: now_ms,
             deadline_at_ms: now_ms.saturating_add(milliseconds(self.deadline)),
             parts_awaited,
         };
+        self.schedule_deadline(carrier_reference, &awaited).await?;
+        self.correlate(carrier_reference, awaited, Others::TakeOver)
+            .await
+    }
+
+    /// Whether `job`'s message was accepted on its hop (its deadline is stored, still
+    /// to come or come and left as [`Self::keep_accepted`]'s entry): a redelivered
+    /// job whose earlier delivery got that far needs nothing more, but what that
+    /// delivery may have left undone after storing the deadline — the correlation,
+    /// the links of its parts — is done now.
+    pub async fn resume(&self, job: &CarrierJob) -> Result<bool, ReceiptError> {
+        let subject = receipt_deadline_subject(&job.carrier, &job.message_id, job.hop);
+        let stored = match self.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(stored) => stored,
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(false)
+            }
+            Err(error) => return Err(store_error(error)),
+        };
+        if let Ok(ReceiptNotice::Deadline {
+            carrier_reference,
+            awaited: Some(awaited),
+            ..
+        }) = serde_json::from_slice(&stored.payload)
+        {
+            if same_message(&awaited.job, job) {
+                self.correlate(&carrier_reference, *awaited, Others::TakeOver)
+                    .await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Stores `awaited`'s correlation under `carrier_reference` and links its parts:
+    /// created; or, found `Early`, settled by the receipt that came first; found
+    /// already (a repeat), its links made again; found settled, applied again (its
+    /// settler may have stopped before). What an earlier message the carrier gave the
+    /// reference left there is taken over, or, with [`Others::Yield`], left alone and
+    /// this message ends `unknown`.
+    async fn correlate(
+        &self,
+        carrier_reference: &str,
+        awaited: Awaited,
+        others: Others,
+    ) -> Result<(), ReceiptError> {
+        let job = awaited.job.clone();
+        let key = correlation_key(&job.carrier, carrier_reference);
+        let earlier_parts = awaited.earlier_parts(carrier_reference);
+        let awaiting = Correlation::Awaiting(awaited);
         for _ in 0..ROUNDS {
             if let Written::Done = self.create(&key, encode(&awaiting)).await? {
                 return self
-                    .awaited(job, carrier_reference, earlier_parts, &awaiting)
+                    .link_parts(&job.carrier, carrier_reference, &earlier_parts)
                     .await;
             }
             let Some(read) = self.read(&key).await? else {
                 continue;
             };
-            if !left_by(job, &read.correlation) {
-                // The carrier gave this reference to an earlier message: this one
-                // takes the key over.
-                if let Written::Done = self.take_over(&key, read, &awaiting).await? {
-                    return self
-                        .awaited(job, carrier_reference, earlier_parts, &awaiting)
-                        .await;
+            if !left_by(&job, &read.correlation) {
+                match others {
+                    // The carrier gave this reference to an earlier message: this one
+                    // takes the key over.
+                    Others::TakeOver => {
+                        if let Written::Done = self.take_over(&key, read, &awaiting).await? {
+                            return self
+                                .link_parts(&job.carrier, carrier_reference, &earlier_parts)
+                                .await;
+                        }
+                        continue;
+                    }
+                    Others::Yield => {
+                        let Correlation::Awaiting(awaited) = awaiting else {
+                            unreachable!("built awaiting above");
+                        };
+                        let detail = format!(
+                            "{}: accepted it, but gave its id to another message before its receipt could be awaited",
+                            job.carrier
+                        );
+                        return self.apply(&unknown(awaited, detail)).await;
+                    }
                 }
-                continue;
             }
             match read.correlation {
                 Correlation::Early {
@@ -239,10 +303,8 @@ impl Receipts {
                         Step::Settle(_, settlement) => {
                             if let Written::Done = self.settle(&key, revision, &settlement).await? {
                                 metrics::counter!("rns_receipts_total", "carrier" => job.carrier.to_string(), "outcome" => "early_settled").increment(1);
-                                // Its deadline is published all the same: it marks the
-                                // message as accepted for a redelivered job (`awaits`).
                                 return self
-                                    .awaited(job, carrier_reference, earlier_parts, &awaiting)
+                                    .link_parts(&job.carrier, carrier_reference, &earlier_parts)
                                     .await;
                             }
                         }
@@ -252,26 +314,25 @@ impl Receipts {
                                 .await?;
                             if let Written::Done = written {
                                 return self
-                                    .awaited(job, carrier_reference, earlier_parts, &rest)
+                                    .link_parts(&job.carrier, carrier_reference, &earlier_parts)
                                     .await;
                             }
                         }
                         Step::Repeat(..) | Step::Nothing(_) => {}
                     }
                 }
-                // A repeat of this submit (the job was redelivered): its parts are
-                // linked and its deadline published again, in case the first time was
-                // cut short.
-                stored @ Correlation::Awaiting { .. } => {
+                // A repeat (the job was redelivered): its parts are linked again, in
+                // case the first time was cut short.
+                Correlation::Awaiting(_) => {
                     return self
-                        .awaited(job, carrier_reference, earlier_parts, &stored)
+                        .link_parts(&job.carrier, carrier_reference, &earlier_parts)
                         .await
                 }
                 // Settled by someone who may have stopped before applying it.
                 Correlation::Settled(settlement) => {
                     self.apply(&settlement).await?;
                     return self
-                        .awaited(job, carrier_reference, earlier_parts, &awaiting)
+                        .link_parts(&job.carrier, carrier_reference, &earlier_parts)
                         .await;
                 }
                 // Never this message's own (`left_by` says so).
@@ -291,7 +352,7 @@ impl Receipts {
         read: Read,
         value: &Correlation,
     ) -> Result<Written, ReceiptError> {
-        if let Correlation::Awaiting { job, attempt, .. } = read.correlation {
+        if let Correlation::Awaiting(Awaited { job, attempt, .. }) = read.correlation {
             let settlement = Settlement {
                 detail: format!(
                     "{}: accepted it, then gave its id for it to another message before its receipt came",
@@ -309,21 +370,6 @@ impl Receipts {
             return Ok(Written::Lost);
         }
         self.write(key, encode(value), read.revision, self.kept())
-            .await
-    }
-
-    /// Once a message's correlation is stored: links its earlier parts to it, then
-    /// publishes its deadline.
-    async fn awaited(
-        &self,
-        job: &CarrierJob,
-        carrier_reference: &str,
-        earlier_parts: &[String],
-        awaiting: &Correlation,
-    ) -> Result<(), ReceiptError> {
-        self.link_parts(&job.carrier, carrier_reference, earlier_parts)
-            .await?;
-        self.schedule_deadline(job, carrier_reference, awaiting)
             .await
     }
 
@@ -541,6 +587,15 @@ impl Receipts {
         redelivered: bool,
     ) -> Result<Handled, ReceiptError> {
         let key = correlation_key(carrier, notice.carrier_reference());
+        if let ReceiptNotice::Deadline {
+            carrier_reference,
+            awaited: Some(awaited),
+            ..
+        } = &notice
+        {
+            self.correlate_late(&key, carrier_reference, awaited)
+                .await?;
+        }
         for _ in 0..ROUNDS {
             let read = self.read(&key).await?;
             let step = match (&notice, read) {
@@ -605,14 +660,14 @@ impl Receipts {
                 (
                     ReceiptNotice::Deadline { message, hop, .. },
                     Some(Read {
-                        correlation: Correlation::Awaiting { ref job, .. },
+                        correlation: Correlation::Awaiting(Awaited { ref job, .. }),
                         ..
                     }),
                 ) if !named(job, *message, *hop) => return Ok(Handled::Stale),
                 (
                     ReceiptNotice::Deadline { .. },
                     Some(Read {
-                        correlation: Correlation::Awaiting { parts_awaited, .. },
+                        correlation: Correlation::Awaiting(Awaited { parts_awaited, .. }),
                         ..
                     }),
                 ) if self.receipt_waiting(carrier, &key, &parts_awaited).await? => {
@@ -625,6 +680,35 @@ impl Receipts {
             }
         }
         Err(ReceiptError::Contended { key })
+    }
+
+    /// Before its deadline is taken: stores the correlation of `awaited` if its
+    /// submit's process stopped after storing the deadline and before the
+    /// correlation (and the job was not delivered again since, [`Self::resume`]) —
+    /// the key holds nothing, or a receipt of this message's handset that came
+    /// first, which settles it now. A key that holds another message's correlation is
+    /// left alone: this message may have been settled and its reference given again
+    /// since.
+    async fn correlate_late(
+        &self,
+        key: &str,
+        carrier_reference: &str,
+        awaited: &Awaited,
+    ) -> Result<(), ReceiptError> {
+        let uncorrelated = match self.read(key).await? {
+            None => true,
+            Some(Read {
+                correlation: early @ Correlation::Early { .. },
+                ..
+            }) => left_by(&awaited.job, &early),
+            Some(_) => false,
+        };
+        if uncorrelated {
+            tracing::info!(carrier = %awaited.job.carrier, %key, message = %awaited.job.message_id, "a receipt deadline came for a message whose correlation was never stored; storing it now");
+            self.correlate(carrier_reference, awaited.clone(), Others::Yield)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Carries out `step` on the correlation under `key`; none if another process
@@ -668,13 +752,8 @@ impl Receipts {
         received_at_ms: u64,
     ) -> Step {
         match read.correlation {
-            Correlation::Awaiting {
-                job,
-                attempt,
-                submitted_at_ms,
-                deadline_at_ms,
-                mut parts_awaited,
-            } => {
+            Correlation::Awaiting(mut awaited) => {
+                let parts_awaited = &mut awaited.parts_awaited;
                 if !parts_awaited.is_empty() {
                     let Some(index) = parts_awaited.iter().position(|awaited| awaited == part)
                     else {
@@ -685,19 +764,10 @@ impl Receipts {
                 if receipt.state != ReceiptState::Delivered || parts_awaited.is_empty() {
                     return Step::Settle(
                         read.revision,
-                        self.decide(&job, attempt, receipt, received_at_ms),
+                        self.decide(&awaited.job, awaited.attempt, receipt, received_at_ms),
                     );
                 }
-                Step::Update(
-                    read.revision,
-                    Correlation::Awaiting {
-                        job,
-                        attempt,
-                        submitted_at_ms,
-                        deadline_at_ms,
-                        parts_awaited,
-                    },
-                )
+                Step::Update(read.revision, Correlation::Awaiting(awaited))
             }
             Correlation::Settled(settlement) => Step::Repeat(*settlement, Handled::Duplicate),
             Correlation::Early { .. } => Step::Nothing(Handled::Duplicate),
@@ -715,22 +785,13 @@ impl Receipts {
             return self.receive(read, &receipt.carrier_reference, receipt, *received_at_ms);
         }
         match (notice, read.correlation) {
-            (ReceiptNotice::Deadline { .. }, Correlation::Awaiting { job, attempt, .. }) => {
+            (ReceiptNotice::Deadline { .. }, Correlation::Awaiting(awaited)) => {
                 let detail = format!(
                     "{}: accepted it, but sent no receipt within the receipt deadline of {}s",
-                    job.carrier,
+                    awaited.job.carrier,
                     self.deadline.as_secs()
                 );
-                Step::Settle(
-                    read.revision,
-                    Settlement {
-                        job: *job,
-                        attempt,
-                        kind: EventKind::Unknown,
-                        detail,
-                        at_ms: rns_types::time::now_milliseconds(),
-                    },
-                )
+                Step::Settle(read.revision, unknown(awaited, detail))
             }
             (ReceiptNotice::Deadline { .. }, Correlation::Settled(settlement)) => {
                 Step::Repeat(*settlement, Handled::Stale)
@@ -782,7 +843,7 @@ impl Receipts {
     ) -> Result<Written, ReceiptError> {
         let settled = Correlation::Settled(Box::new(settlement.clone()));
         match self
-            .write(key, encode(&settled), revision, SETTLED_KEPT)
+            .write(key, encode(&settled), revision, self.kept())
             .await?
         {
             Written::Lost => Ok(Written::Lost),
@@ -830,17 +891,15 @@ impl Receipts {
     /// it again replaces it.
     async fn schedule_deadline(
         &self,
-        job: &CarrierJob,
         carrier_reference: &str,
-        awaiting: &Correlation,
+        awaited: &Awaited,
     ) -> Result<(), ReceiptError> {
-        let Correlation::Awaiting { deadline_at_ms, .. } = awaiting else {
-            return Ok(());
-        };
+        let job = &awaited.job;
         let notice = ReceiptNotice::Deadline {
             carrier_reference: carrier_reference.to_owned(),
             message: Some(job.message_id),
             hop: Some(job.hop),
+            awaited: Some(Box::new(awaited.clone())),
         };
         let due = Outbound {
             subject: receipt_deadline_due_subject(&correlation_key(
@@ -851,7 +910,7 @@ impl Receipts {
             payload: Bytes::from(serde_json::to_vec(&notice).expect("a notice serialises")),
         };
         // Whole seconds, rounded up: never before the deadline.
-        let at = rns_types::time::rfc3339_seconds(deadline_at_ms.div_ceil(1_000) * 1_000);
+        let at = rns_types::time::rfc3339_seconds(awaited.deadline_at_ms.div_ceil(1_000) * 1_000);
         publish_scheduled(
             &self.jetstream,
             receipt_deadline_subject(&job.carrier, &job.message_id, job.hop),
@@ -862,22 +921,9 @@ impl Receipts {
         Ok(())
     }
 
-    /// Whether `job`'s message was accepted on its hop and awaits its receipt or was
-    /// settled by it (its deadline is scheduled, even for a receipt that came first,
-    /// or came and left the entry of [`Self::keep_accepted`]): a redelivered job
-    /// whose earlier delivery got that far needs nothing more.
-    pub async fn awaits(&self, job: &CarrierJob) -> Result<bool, ReceiptError> {
-        self.holds(&receipt_deadline_subject(
-            &job.carrier,
-            &job.message_id,
-            job.hop,
-        ))
-        .await
-    }
-
     /// Once the deadline of `message` on `hop` came, its schedule is gone: a plain
     /// entry on the schedule's subject goes on saying that the carrier accepted the
-    /// message there ([`Self::awaits`]) for a day, as long as its settled correlation
+    /// message there ([`Self::resume`]) for a day, as long as its settled correlation
     /// is kept. Stored before the deadline is acknowledged, so one of the two is
     /// always there but between the schedule firing and this handling.
     async fn keep_accepted(
@@ -1040,7 +1086,7 @@ enum Step {
 /// earlier message the carrier gave the same reference.
 fn left_by(job: &CarrierJob, correlation: &Correlation) -> bool {
     match correlation {
-        Correlation::Awaiting { job: stored, .. } => same_message(stored, job),
+        Correlation::Awaiting(Awaited { job: stored, .. }) => same_message(stored, job),
         Correlation::Settled(settlement) => same_message(&settlement.job, job),
         // Early, unless the receipt names another handset.
         Correlation::Early { receipt, .. } => !receipt.about_another_handset(job),
@@ -1052,10 +1098,32 @@ fn left_by(job: &CarrierJob, correlation: &Correlation) -> bool {
 /// Whether `receipt` names another handset than the message `correlation` is about.
 fn for_a_later_message(receipt: &CarrierReceipt, correlation: &Correlation) -> bool {
     match correlation {
-        Correlation::Awaiting { job, .. } => receipt.about_another_handset(job),
+        Correlation::Awaiting(Awaited { job, .. }) => receipt.about_another_handset(job),
         Correlation::Settled(settlement) => receipt.about_another_handset(&settlement.job),
         Correlation::Early { .. } | Correlation::Part { .. } => false,
     }
+}
+
+/// `awaited` ends `unknown`, for `detail`.
+fn unknown(awaited: Awaited, detail: String) -> Settlement {
+    Settlement {
+        job: *awaited.job,
+        attempt: awaited.attempt,
+        kind: EventKind::Unknown,
+        detail,
+        at_ms: rns_types::time::now_milliseconds(),
+    }
+}
+
+/// What becomes of another message's correlation found under a message's reference.
+#[derive(Debug, Clone, Copy)]
+enum Others {
+    /// Taken over: it was an earlier message's, whose reference the carrier gave
+    /// again (the submit's own answer says so).
+    TakeOver,
+    /// Left alone (a deadline cannot tell whether the reference was given again
+    /// before or after its message): the message ends `unknown`.
+    Yield,
 }
 
 fn same_message(one: &CarrierJob, other: &CarrierJob) -> bool {
