@@ -27,12 +27,18 @@ pub enum Bucket {
 }
 
 impl Bucket {
+    const ALL: [Self; 3] = [Self::Minute, Self::Hour, Self::Day];
+
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "minute" => Some(Self::Minute),
-            "hour" => Some(Self::Hour),
-            "day" => Some(Self::Day),
-            _ => None,
+        Self::ALL.into_iter().find(|bucket| bucket.as_str() == text)
+    }
+
+    /// Its name, as queries and answers spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minute => "minute",
+            Self::Hour => "hour",
+            Self::Day => "day",
         }
     }
 

@@ -147,12 +147,12 @@ impl IdempotencyStore {
         key: &str,
         body_hash: &str,
         request_id: RequestId,
-        response: &Value,
+        response: &impl serde::Serialize,
     ) -> Result<(), ApiError> {
         let record = Record {
             body_hash: body_hash.to_owned(),
             request_id,
-            response: Some(response.clone()),
+            response: Some(serde_json::to_value(response).expect("an answer serialises")),
         };
         let mut connection = self.connection.clone();
         let _: () = connection

@@ -15,10 +15,11 @@ use rns_types::phone::normalise_contact_number;
 use rns_types::template::is_variable_name;
 use rns_types::CustomerId;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::contacts::{
-    check_field, is_id, new_id, ContactRecord, GroupsChange, PutMode, PutOutcome, Query,
+    check_field, is_id, new_id, Contact, ContactRecord, GroupsChange, Page, PutMode, PutOutcome,
+    Query,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Customer};
@@ -128,24 +129,23 @@ fn put_result(outcome: PutOutcome) -> Result<String, ApiError> {
     }
 }
 
-async fn contact_json(
+async fn stored_contact(
     state: &AppState,
     customer: &CustomerId,
     id: &str,
-) -> Result<Value, ApiError> {
-    let contact = state
+) -> Result<Contact, ApiError> {
+    state
         .contacts()
         .contact(customer, id)
         .await?
-        .ok_or(ApiError::NotFound("contact"))?;
-    Ok(serde_json::to_value(contact).expect("a contact serialises"))
+        .ok_or(ApiError::NotFound("contact"))
 }
 
 pub async fn create(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewContact>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Contact>), ApiError> {
     let number = number(&body.number)?;
     check_memo(&body.memo)?;
     check_fields(&body.fields).map_err(|message| ApiError::invalid("invalid_fields", message))?;
@@ -172,7 +172,7 @@ pub async fn create(
     let id = put_result(outcome)?;
     Ok((
         StatusCode::CREATED,
-        Json(contact_json(&state, &customer, &id).await?),
+        Json(stored_contact(&state, &customer, &id).await?),
     ))
 }
 
@@ -180,11 +180,11 @@ pub async fn get(
     Customer(customer): Customer,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Contact>, ApiError> {
     if !is_id(&id) {
         return Err(ApiError::NotFound("contact"));
     }
-    Ok(Json(contact_json(&state, &customer, &id).await?))
+    Ok(Json(stored_contact(&state, &customer, &id).await?))
 }
 
 pub async fn update(
@@ -192,7 +192,7 @@ pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(change): ApiJson<ContactChange>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Contact>, ApiError> {
     if !is_id(&id) {
         return Err(ApiError::NotFound("contact"));
     }
@@ -223,7 +223,7 @@ pub async fn update(
         .put(&customer, &record, PutMode::Update, groups, &group_ids)
         .await?;
     put_result(outcome)?;
-    Ok(Json(contact_json(&state, &customer, &id).await?))
+    Ok(Json(stored_contact(&state, &customer, &id).await?))
 }
 
 pub async fn delete(
@@ -241,7 +241,7 @@ pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ContactsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<Contact>>, ApiError> {
     let limit = query.page.limit()?;
     let cursor = query.page.cursor(is_id)?;
     if let Some(group) = query.group_id.as_deref() {
@@ -261,7 +261,7 @@ pub async fn list(
             limit,
         )
         .await?;
-    Ok(Json(serde_json::to_value(page).expect("a page serialises")))
+    Ok(Json(page))
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,8 +271,19 @@ pub struct ImportQuery {
     group_id: Option<String>,
 }
 
+/// What an import did.
+#[derive(Debug, Serialize)]
+pub struct ImportReport {
+    /// Rows read, the header not counted.
+    rows: usize,
+    created: usize,
+    updated: usize,
+    failed: usize,
+    errors: Vec<RowError>,
+}
+
 /// One row of an import that was not imported.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Serialize)]
 struct RowError {
     /// 1-based, counting the header as row 1, as a spreadsheet shows it.
     row: usize,
@@ -289,7 +300,7 @@ pub async fn import(
     ApiQuery(query): ApiQuery<ImportQuery>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ImportReport>, ApiError> {
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -334,13 +345,13 @@ pub async fn import(
     }
     errors.sort_by_key(|error| error.row);
     tracing::info!(customer = %customer, created, updated, failed = errors.len(), "contacts imported");
-    Ok(Json(json!({
-        "rows": parsed.row_count,
-        "created": created,
-        "updated": updated,
-        "failed": errors.len(),
-        "errors": errors,
-    })))
+    Ok(Json(ImportReport {
+        rows: parsed.row_count,
+        created,
+        updated,
+        failed: errors.len(),
+        errors,
+    }))
 }
 
 struct ParsedCsv {

@@ -6,10 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use rns_types::CustomerId;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
-use crate::contacts::{is_id, new_id, AddOutcome, GroupRecord};
+use crate::contacts::{is_id, new_id, AddOutcome, Contact, GroupRecord, Page};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Customer};
 use crate::pagination::PageQuery;
@@ -42,14 +41,25 @@ fn name(raw: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn group_json(group: &GroupRecord, members: u64) -> Value {
-    json!({
-        "id": group.id,
-        "name": group.name,
-        "members": members,
-        "created_at_ms": group.created_at_ms,
-        "updated_at_ms": group.updated_at_ms,
-    })
+/// A group as the API shows it: with how many contacts it holds.
+#[derive(Debug, Serialize)]
+pub struct GroupView {
+    #[serde(flatten)]
+    group: GroupRecord,
+    members: u64,
+}
+
+fn view(group: GroupRecord, members: u64) -> GroupView {
+    GroupView { group, members }
+}
+
+/// What adding members did.
+#[derive(Debug, Serialize)]
+pub struct MembersAdded {
+    /// Contacts that were not members yet.
+    added: u64,
+    /// Members of the group now.
+    members: u64,
 }
 
 /// The caller's group `id`, or 404.
@@ -72,7 +82,7 @@ pub async fn create(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<GroupBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<GroupView>), ApiError> {
     let now_ms = rns_types::time::now_milliseconds();
     let group = GroupRecord {
         id: new_id(),
@@ -89,34 +99,34 @@ pub async fn create(
             ),
         ));
     }
-    Ok((StatusCode::CREATED, Json(group_json(&group, 0))))
+    Ok((StatusCode::CREATED, Json(view(group, 0))))
 }
 
 pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<GroupView>>, ApiError> {
     let limit = page.limit()?;
     let cursor = page.cursor(is_id)?;
     let page = state.contacts().groups(&customer, cursor, limit).await?;
-    let items: Vec<Value> = page
-        .items
-        .iter()
-        .map(|(group, members)| group_json(group, *members))
-        .collect();
-    Ok(Json(
-        json!({"items": items, "next_cursor": page.next_cursor}),
-    ))
+    Ok(Json(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|(group, members)| view(group, members))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 pub async fn get(
     Customer(customer): Customer,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GroupView>, ApiError> {
     let (group, members) = existing(&state, &customer, &id).await?;
-    Ok(Json(group_json(&group, members)))
+    Ok(Json(view(group, members)))
 }
 
 pub async fn rename(
@@ -124,14 +134,14 @@ pub async fn rename(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<GroupBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GroupView>, ApiError> {
     let (mut group, members) = existing(&state, &customer, &id).await?;
     group.name = name(&body.name)?;
     group.updated_at_ms = rns_types::time::now_milliseconds();
     if !state.contacts().rename_group(&customer, &group).await? {
         return Err(ApiError::NotFound("group"));
     }
-    Ok(Json(group_json(&group, members)))
+    Ok(Json(view(group, members)))
 }
 
 pub async fn delete(
@@ -150,7 +160,7 @@ pub async fn add_members(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Members>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MembersAdded>, ApiError> {
     if !is_id(&id) {
         return Err(ApiError::NotFound("group"));
     }
@@ -173,7 +183,7 @@ pub async fn add_members(
     {
         AddOutcome::Added(added) => {
             let (_, members) = existing(&state, &customer, &id).await?;
-            Ok(Json(json!({"added": added, "members": members})))
+            Ok(Json(MembersAdded { added, members }))
         }
         AddOutcome::GroupNotFound => Err(ApiError::NotFound("group")),
         AddOutcome::UnknownContacts(missing) => Err(ApiError::NotFoundNamed {
@@ -188,7 +198,7 @@ pub async fn list_members(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<Contact>>, ApiError> {
     existing(&state, &customer, &id).await?;
     let limit = page.limit()?;
     let cursor = page.cursor(is_id)?;
@@ -196,7 +206,7 @@ pub async fn list_members(
         .contacts()
         .list(&customer, Some(&id), None, cursor, limit)
         .await?;
-    Ok(Json(serde_json::to_value(page).expect("a page serialises")))
+    Ok(Json(page))
 }
 
 pub async fn remove_member(

@@ -25,10 +25,10 @@ use axum::Json;
 use base64::Engine;
 use rns_types::alimtalk::AlimTalk;
 use rns_types::routing::Weights;
+use rns_types::schedule::ScheduleState;
 use rns_types::wire::SendRequest;
-use rns_types::{Channel, CustomerId, PhoneNumber, Priority, RequestId};
+use rns_types::{Channel, CustomerId, MessageType, PhoneNumber, Priority, RequestId};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::compose::{check_advertisement, Composed, Draft, Target};
@@ -37,7 +37,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, Customer};
 use crate::idempotency::{self, Claim};
 use crate::scheduling::{self, RecurrenceInput, When};
-use crate::sending::{self, publish_paid, Publication};
+use crate::sending::{self, publish_paid, Publication, ScheduleView};
 use crate::AppState;
 use rns_types::advertising::advertisement_hold_until;
 
@@ -606,7 +606,7 @@ async fn accept(
     valid: ValidSend,
     request_id: RequestId,
     keyed: bool,
-) -> Result<Value, ApiError> {
+) -> Result<SendAnswer, ApiError> {
     let images = store_images(state, customer, &valid.images).await?;
     let composed = valid.composed;
     // The id's time is the acceptance time, so lists filter and order by either.
@@ -642,52 +642,89 @@ async fn accept(
         }
         When::Once { at_ms } => {
             let (request, schedule) = sending::create_once(state, request, at_ms).await?;
-            let schedule = serde_json::to_value(schedule).expect("a schedule view serialises");
-            let mut answer = with_messages(Some(schedule), &request, valid.skipped);
-            if valid.held {
-                answer["held_until"] = answer["scheduled_at"].clone();
-            }
-            return Ok(answer);
+            let scheduled = Scheduled {
+                held_until: valid.held.then(|| schedule.scheduled_at.clone()).flatten(),
+                schedule_id: schedule.id,
+                state: schedule.state,
+                scheduled_at: schedule.scheduled_at,
+                next_fire_at: schedule.next_fire_at,
+            };
+            return Ok(SendAnswer::Sent(sent(
+                Some(scheduled),
+                &request,
+                valid.skipped,
+            )));
         }
         When::Recurring(recurrence) => {
-            let recipients = request.recipients.len();
             let schedule = sending::create_recurring(state, request, recurrence).await?;
-            let mut answer = serde_json::to_value(schedule).expect("a schedule view serialises");
-            answer["recipients"] = json!(recipients);
-            answer["schedule_id"] = answer["id"].clone();
-            return Ok(answer);
+            return Ok(SendAnswer::Recurring {
+                schedule_id: schedule.id.clone(),
+                schedule,
+            });
         }
     };
     metrics::counter!("rns_gateway_messages_accepted_total", "channel" => request.channel.to_string())
         .increment(request.recipients.len() as u64);
     tracing::debug!(customer = %customer, request = %request.request_id, recipients = request.recipients.len(), "send accepted");
-    Ok(with_messages(None, &request, valid.skipped))
+    Ok(SendAnswer::Sent(sent(None, &request, valid.skipped)))
 }
 
-/// The 202 body of a request that is sent as it is (now, or once later).
-fn with_messages(schedule: Option<Value>, request: &SendRequest, skipped: Vec<Skipped>) -> Value {
-    let message_ids: Vec<String> = (0..request.message_count() as u32)
-        .map(|index| request.request_id.message_id(index).to_string())
-        .collect();
-    let mut answer = json!({
-        "request_id": request.request_id,
-        "channel": request.channel,
-        "type": request.message_type,
-        "recipients": request.recipients.len(),
-        "points": request.points(),
-        "message_ids": message_ids,
-    });
-    if let Some(schedule) = schedule {
-        answer["schedule_id"] = schedule["id"].clone();
-        answer["state"] = schedule["state"].clone();
-        answer["scheduled_at"] = schedule["scheduled_at"].clone();
-        answer["next_fire_at"] = schedule["next_fire_at"].clone();
+/// The 202 body of a send.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum SendAnswer {
+    /// Sent as it is: now, or once later.
+    Sent(Sent),
+    /// A recurring schedule: its view, and its id again as `schedule_id`.
+    Recurring {
+        #[serde(flatten)]
+        schedule: ScheduleView,
+        schedule_id: String,
+    },
+}
+
+/// A request sent as it is, and its messages.
+#[derive(Debug, Serialize)]
+pub struct Sent {
+    request_id: RequestId,
+    channel: Channel,
+    #[serde(rename = "type")]
+    message_type: MessageType,
+    recipients: usize,
+    points: u64,
+    message_ids: Vec<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    scheduled: Option<Scheduled>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    blocked: Vec<PhoneNumber>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped: Vec<Skipped>,
+}
+
+/// A request sent once later: its schedule.
+#[derive(Debug, Serialize)]
+pub struct Scheduled {
+    schedule_id: String,
+    state: ScheduleState,
+    scheduled_at: Option<String>,
+    next_fire_at: Option<String>,
+    /// An advertisement held until 08:00 KST: when it goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_until: Option<String>,
+}
+
+fn sent(scheduled: Option<Scheduled>, request: &SendRequest, skipped: Vec<Skipped>) -> Sent {
+    Sent {
+        request_id: request.request_id,
+        channel: request.channel,
+        message_type: request.message_type,
+        recipients: request.recipients.len(),
+        points: request.points(),
+        message_ids: (0..request.message_count() as u32)
+            .map(|index| request.request_id.message_id(index).to_string())
+            .collect(),
+        scheduled,
+        blocked: request.blocked.clone(),
+        skipped,
     }
-    if !request.blocked.is_empty() {
-        answer["blocked"] = json!(request.blocked);
-    }
-    if !skipped.is_empty() {
-        answer["skipped"] = json!(skipped);
-    }
-    answer
 }

@@ -279,7 +279,7 @@ pub async fn stats(
             "invalid_query",
             format!(
                 "the range holds {buckets} buckets of a {}; at most {MOST_BUCKETS} fit in one answer, so choose a wider bucket or a shorter range",
-                serde_json::to_value(bucket).expect("a bucket serialises").as_str().unwrap_or_default()
+                bucket.as_str()
             ),
         ));
     }
