@@ -801,6 +801,31 @@ async fn a_message_given_an_earlier_messages_id_after_an_smsc_restart_is_settled
         (Some("0000000001"), Some("0000000002")),
         "the restarted SMSC gave the first two ids again: {taken:?}"
     );
+    // The first's deadline has come since, and a copy of its job (its batch split
+    // after a restart) comes now: the third took the first's settled correlation
+    // over, and neither the deadline nor the copy, finding the third's correlation
+    // under the id, takes the first for a message never correlated.
+    let copy = CarrierJob {
+        attempts_before: 1,
+        ..first.clone()
+    };
+    let mut outbound = Outbound::carrier_job(&copy);
+    outbound.message_id.push_str(":copy");
+    publish_all(&harness.jetstream, [outbound], 1)
+        .await
+        .unwrap();
+    let queue = rns_types::subjects::carrier_stream(&kt());
+    wait_until("the copy was taken", Duration::from_secs(20), || async {
+        let mut stream = harness.jetstream.get_stream(&queue).await.unwrap();
+        stream.info().await.unwrap().state.messages == 0
+    })
+    .await;
+    let first_ended: Vec<EventKind> = final_events(&harness, &first)
+        .await
+        .into_iter()
+        .map(|event| event.kind)
+        .collect();
+    assert_eq!(first_ended, [EventKind::Delivered], "one final state");
 }
 
 /// A job handed out again after its message was accepted (its worker stopped before

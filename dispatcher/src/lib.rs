@@ -40,7 +40,7 @@ use rns_types::subjects::{
     DISPATCHER_CONSUMER, DUE_CONSUMER, POINTS_CONSUMER, RESULTS_STREAM, SCHEDULES_STREAM,
     SEND_STREAM,
 };
-use rns_types::wire::SendRequest;
+use rns_types::wire::{SendPayload, SendRequest};
 use rns_types::CarrierCatalog;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -286,12 +286,14 @@ impl Dispatcher {
             if message.subject.starts_with("due.") {
                 self.dispatch_due(serde_json::from_slice(payload)?, &message)
                     .await
-            } else if payload.first() == Some(&b'[') {
-                let gathered: Vec<SendRequest> = serde_json::from_slice(payload)?;
-                requests = gathered.len() as u64;
-                self.dispatch_gathered(&gathered).await
             } else {
-                self.dispatch(&serde_json::from_slice(payload)?).await
+                match SendPayload::decode(payload)? {
+                    SendPayload::Gathered(gathered) => {
+                        requests = gathered.len() as u64;
+                        self.dispatch_gathered(&gathered).await
+                    }
+                    SendPayload::One(request) => self.dispatch(&request).await,
+                }
             }
         }
         .await;

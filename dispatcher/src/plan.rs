@@ -9,7 +9,8 @@ use rns_nats::Outbound;
 use rns_types::routing::Schedule;
 use rns_types::subjects::{carrier_lane_subject, message_ids, result_subject};
 use rns_types::wire::{
-    CarrierJob, EventKind, MessageEvent, MessageRecord, Points, Recipient, ResultBatch, SendRequest,
+    CarrierJob, EventKind, JsonArray, MessageEvent, MessageRecord, Points, Recipient, ResultBatch,
+    SendRequest,
 };
 use rns_types::{CarrierId, CustomerId, MessageId, Priority, RequestId};
 
@@ -308,33 +309,31 @@ pub fn publishes(
         };
         let mut chunk = chunks_used[used].1;
         let mut pending: Vec<&CarrierJob> = Vec::new();
-        let mut payload: Vec<u8> = Vec::new();
-        let mut flush = |pending: &mut Vec<&CarrierJob>, payload: &mut Vec<u8>| {
+        let mut payload = JsonArray::default();
+        let mut flush = |pending: &mut Vec<&CarrierJob>, payload: &mut JsonArray| {
             match pending.len() {
                 0 => {}
                 1 => messages.push(single(pending[0])),
                 _ => {
-                    payload.push(b']');
                     messages.push(Outbound {
                         subject: carrier_lane_subject(carrier, priority),
                         message_id: origin.batch(carrier, chunk),
-                        payload: Bytes::from(std::mem::take(payload)),
+                        payload: Bytes::from(payload.take()),
                     });
                 }
             }
             chunk += 1;
             pending.clear();
-            payload.clear();
+            payload.take();
         };
         for job in routed {
             let encoded = serde_json::to_vec(job).expect("a carrier job serialises");
             let full = pending.len() >= job_batch
-                || (!pending.is_empty() && payload.len() + encoded.len() + 2 > BATCH_BYTES);
+                || (!pending.is_empty() && payload.byte_len() + encoded.len() + 2 > BATCH_BYTES);
             if full {
                 flush(&mut pending, &mut payload);
             }
-            payload.push(if pending.is_empty() { b'[' } else { b',' });
-            payload.extend_from_slice(&encoded);
+            payload.push(&encoded);
             pending.push(job);
         }
         flush(&mut pending, &mut payload);

@@ -21,11 +21,12 @@
 //! turn, all or nothing, so each send still gets its own answer (a 402 for one does
 //! not touch the others).
 use async_nats::jetstream::Context;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use rns_nats::{publish_all, Outbound, PublishFailed};
 use rns_points::{PointsStore, Reservation, ReservationRequest};
 use rns_service::gather::{GatherPolicy, Gatherer};
 use rns_types::subjects::{message_ids, send_subject};
+use rns_types::wire::JsonArray;
 use rns_types::{CustomerId, RequestId};
 
 /// The largest encoded send that is gathered; a round of [`ROUND_SIZE`] of them stays
@@ -172,16 +173,14 @@ pub fn messages(sends: Vec<PendingSend>) -> Vec<(Outbound, Vec<usize>)> {
                 return (send.alone(), vec![index]);
             }
             let length: usize = held.iter().map(|(_, send)| send.payload.len() + 1).sum();
-            let mut payload = BytesMut::with_capacity(length + 1);
-            for (position, (_, send)) in held.iter().enumerate() {
-                payload.put_u8(if position == 0 { b'[' } else { b',' });
-                payload.put_slice(&send.payload);
+            let mut payload = JsonArray::with_capacity(length);
+            for (_, send) in &held {
+                payload.push(&send.payload);
             }
-            payload.put_u8(b']');
             let outbound = Outbound {
                 subject: send_subject(&customer),
                 message_id: message_ids::gathered_sends(&held[0].1.request_id),
-                payload: payload.freeze(),
+                payload: Bytes::from(payload.take()),
             };
             (outbound, held.into_iter().map(|(index, _)| index).collect())
         })

@@ -306,13 +306,10 @@ pub enum CarrierPayload {
 }
 
 impl CarrierPayload {
-    /// Reads a job (a JSON object) or a batch (a JSON array of jobs).
+    /// Reads a job (a JSON object) or a batch (a JSON array of jobs, made with a
+    /// [`JsonArray`]).
     pub fn decode(payload: &[u8]) -> Result<Self, serde_json::Error> {
-        let is_array = payload
-            .iter()
-            .find(|byte| !byte.is_ascii_whitespace())
-            .is_some_and(|byte| *byte == b'[');
-        if is_array {
+        if is_json_array(payload) {
             serde_json::from_slice(payload).map(Self::Batch)
         } else {
             serde_json::from_slice(payload).map(|job| Self::One(Box::new(job)))
@@ -333,6 +330,93 @@ impl CarrierPayload {
             Self::One(job) => vec![*job],
             Self::Batch(jobs) => jobs,
         }
+    }
+}
+
+/// What one `send.<customer>` message holds: one request, or several requests of one
+/// customer that the gateway gathered into one message (a JSON array of them, made
+/// with a [`JsonArray`] of the requests it had encoded already).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendPayload {
+    One(Box<SendRequest>),
+    Gathered(Vec<SendRequest>),
+}
+
+impl SendPayload {
+    /// Reads a request (a JSON object) or gathered requests (a JSON array).
+    pub fn decode(payload: &[u8]) -> Result<Self, serde_json::Error> {
+        if is_json_array(payload) {
+            serde_json::from_slice(payload).map(Self::Gathered)
+        } else {
+            serde_json::from_slice(payload).map(|request| Self::One(Box::new(request)))
+        }
+    }
+
+    /// The requests, in order.
+    pub fn into_requests(self) -> Vec<SendRequest> {
+        match self {
+            Self::One(request) => vec![*request],
+            Self::Gathered(requests) => requests,
+        }
+    }
+}
+
+/// Whether a payload is a JSON array (the many-valued form of [`SendPayload`] and
+/// [`CarrierPayload`]) rather than one object.
+fn is_json_array(payload: &[u8]) -> bool {
+    payload
+        .iter()
+        .find(|byte| !byte.is_ascii_whitespace())
+        .is_some_and(|byte| *byte == b'[')
+}
+
+/// A JSON array spliced from values each already encoded, so a message of many is
+/// built without encoding them again: the gateway's gathered SEND messages, the
+/// dispatcher's batches of carrier jobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JsonArray {
+    bytes: Vec<u8>,
+    values: usize,
+}
+
+impl JsonArray {
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes + 2),
+            values: 0,
+        }
+    }
+
+    /// Appends one value, given as its JSON encoding.
+    pub fn push(&mut self, encoded: &[u8]) {
+        self.bytes.push(if self.values == 0 { b'[' } else { b',' });
+        self.bytes.extend_from_slice(encoded);
+        self.values += 1;
+    }
+
+    /// How many values it holds.
+    pub fn len(&self) -> usize {
+        self.values
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values == 0
+    }
+
+    /// How long the array is so far, in bytes (without its closing bracket).
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The array's bytes; it is empty again.
+    pub fn take(&mut self) -> Vec<u8> {
+        let mut bytes = std::mem::take(&mut self.bytes);
+        if self.values == 0 {
+            bytes.push(b'[');
+        }
+        bytes.push(b']');
+        self.values = 0;
+        bytes
     }
 }
 
@@ -709,6 +793,29 @@ mod tests {
             priority: Priority::Normal,
             expires_at_ms: None,
         }
+    }
+
+    #[test]
+    fn a_send_message_is_one_request_or_gathered_ones_spliced_as_encoded() {
+        let earlier = r#"{"request_id":"01JDXYZ0000000000000000000","customer_id":"acme","accepted_at_ms":1,"channel":"sms","message_type":"sms","from":"0212345678","text":"hi","recipients":["01012345678"]}"#;
+        let one = SendPayload::decode(earlier.as_bytes()).unwrap();
+        assert!(matches!(one, SendPayload::One(_)));
+        let mut gathered = JsonArray::default();
+        assert_eq!(gathered.clone().take(), b"[]");
+        gathered.push(earlier.as_bytes());
+        gathered.push(earlier.as_bytes());
+        assert_eq!((gathered.len(), gathered.is_empty()), (2, false));
+        let bytes = gathered.take();
+        assert!(gathered.is_empty(), "taken");
+        let SendPayload::Gathered(requests) = SendPayload::decode(&bytes).unwrap() else {
+            panic!("an array reads as gathered requests");
+        };
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0], one.into_requests()[0]);
+        assert!(
+            SendPayload::decode(b" [1]").is_err(),
+            "an array of something else"
+        );
     }
 
     #[test]

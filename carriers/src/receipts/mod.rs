@@ -213,10 +213,10 @@ impl Receipts {
     }
 
     /// Whether `job`'s message was accepted on its hop (its deadline is stored, still
-    /// to come or come and left as [`Self::keep_accepted`]'s entry): a redelivered
-    /// job whose earlier delivery got that far needs nothing more, but what that
-    /// delivery may have left undone after storing the deadline — the correlation,
-    /// the links of its parts — is done now.
+    /// to come, or come or replaced and left as [`Self::keep_accepted`]'s entry): a
+    /// redelivered job whose earlier delivery got that far needs nothing more, but
+    /// what that delivery may have left undone after storing the deadline — the
+    /// correlation, the links of its parts — is done now.
     pub async fn resume(&self, job: &CarrierJob) -> Result<bool, ReceiptError> {
         let subject = receipt_deadline_subject(&job.carrier, &job.message_id, job.hop);
         let stored = match self.stream.get_last_raw_message_by_subject(&subject).await {
@@ -233,7 +233,7 @@ impl Receipts {
         }) = serde_json::from_slice(&stored.payload)
         {
             if same_message(&awaited.job, job) {
-                self.correlate(&carrier_reference, *awaited, Others::TakeOver)
+                self.correlate(&carrier_reference, *awaited, Others::Yield)
                     .await?;
             }
         }
@@ -345,7 +345,11 @@ impl Receipts {
     /// Replaces what an earlier message left under `key` (the carrier gave its
     /// reference again) with `value`. A message still awaiting its receipt there is
     /// settled `unknown` first, since the receipt that comes could be either's;
-    /// [`Written::Lost`] then, and the caller reads again.
+    /// [`Written::Lost`] then, and the caller reads again. A settled one's deadline
+    /// is replaced by [`Self::keep_accepted`]'s entry first: that tells its
+    /// redelivered job and its deadline, which would find another message under the
+    /// reference, that it was correlated and settled, rather than never correlated
+    /// ([`Others::Yield`]).
     async fn take_over(
         &self,
         key: &str,
@@ -368,6 +372,11 @@ impl Receipts {
                 tracing::warn!(carrier = %settlement.job.carrier, %key, message = %settlement.job.message_id, "the carrier gave a reference still awaiting its receipt to another message; the earlier message ends unknown");
             }
             return Ok(Written::Lost);
+        }
+        if let Correlation::Settled(settlement) = &read.correlation {
+            let job = &settlement.job;
+            self.keep_accepted(&job.carrier, &job.message_id, job.hop)
+                .await?;
         }
         self.write(key, encode(value), read.revision, self.kept())
             .await
@@ -686,9 +695,10 @@ impl Receipts {
     /// submit's process stopped after storing the deadline and before the
     /// correlation (and the job was not delivered again since, [`Self::resume`]) —
     /// the key holds nothing, or a receipt of this message's handset that came
-    /// first, which settles it now. A key that holds another message's correlation is
-    /// left alone: this message may have been settled and its reference given again
-    /// since.
+    /// first, which settles it now, or another message's correlation: had this one's
+    /// been stored, the other's taking the key over would have replaced this
+    /// deadline ([`Self::take_over`]), so it never was, and the message ends
+    /// `unknown` ([`Others::Yield`]).
     async fn correlate_late(
         &self,
         key: &str,
@@ -698,10 +708,13 @@ impl Receipts {
         let uncorrelated = match self.read(key).await? {
             None => true,
             Some(Read {
-                correlation: early @ Correlation::Early { .. },
+                correlation: correlation @ (Correlation::Awaiting(_) | Correlation::Settled(_)),
                 ..
-            }) => left_by(&awaited.job, &early),
-            Some(_) => false,
+            }) => !left_by(&awaited.job, &correlation),
+            Some(Read {
+                correlation: Correlation::Early { .. } | Correlation::Part { .. },
+                ..
+            }) => true,
         };
         if uncorrelated {
             tracing::info!(carrier = %awaited.job.carrier, %key, message = %awaited.job.message_id, "a receipt deadline came for a message whose correlation was never stored; storing it now");
@@ -934,6 +947,9 @@ impl Receipts {
     ) -> Result<(), ReceiptError> {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-TTL", SETTLED_KEPT.as_secs().to_string());
+        // Rolls up what the subject held: a deadline still to come is then gone (it
+        // no longer fires once another message follows it, but stays stored).
+        headers.insert("Nats-Rollup", "sub");
         self.jetstream
             .publish_with_headers(
                 receipt_deadline_subject(carrier, message, hop),
@@ -1121,8 +1137,9 @@ enum Others {
     /// Taken over: it was an earlier message's, whose reference the carrier gave
     /// again (the submit's own answer says so).
     TakeOver,
-    /// Left alone (a deadline cannot tell whether the reference was given again
-    /// before or after its message): the message ends `unknown`.
+    /// Left alone, and the message ends `unknown`: a message found uncorrelated by
+    /// its redelivered job or its deadline, whose reference the carrier gave to
+    /// another message since (the receipt under it could be either's).
     Yield,
 }
 

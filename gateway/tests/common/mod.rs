@@ -211,11 +211,9 @@ impl Api {
                 .get("Nats-Msg-Id")
                 .map(|value| value.to_string())
                 .unwrap_or_default();
-            let requests = if message.payload.first() == Some(&b'[') {
-                serde_json::from_slice(&message.payload).unwrap()
-            } else {
-                vec![serde_json::from_slice(&message.payload).unwrap()]
-            };
+            let requests = rns_types::wire::SendPayload::decode(&message.payload)
+                .unwrap()
+                .into_requests();
             messages.push((id, requests));
         }
         messages
