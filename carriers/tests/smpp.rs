@@ -300,6 +300,26 @@ async fn final_events(harness: &Harness, job: &CarrierJob) -> Vec<MessageEvent> 
         .collect()
 }
 
+/// Queues the copy of `sent` that a split of its redelivered batch queues (attempt
+/// 1's outcome unknown, under an id of its own), and waits until it was taken.
+async fn queue_a_copy(harness: &Harness, sent: &CarrierJob) {
+    let copy = CarrierJob {
+        attempts_before: 1,
+        ..sent.clone()
+    };
+    let mut outbound = Outbound::carrier_job(&copy);
+    outbound.message_id.push_str(":copy");
+    publish_all(&harness.jetstream, [outbound], 1)
+        .await
+        .unwrap();
+    let queue = rns_types::subjects::carrier_stream(&kt());
+    wait_until("the copy was taken", Duration::from_secs(20), || async {
+        let mut stream = harness.jetstream.get_stream(&queue).await.unwrap();
+        stream.info().await.unwrap().state.messages == 0
+    })
+    .await;
+}
+
 fn long_text() -> String {
     "가나다라마바사아자차카타파하".repeat(12)
 }
@@ -805,21 +825,7 @@ async fn a_message_given_an_earlier_messages_id_after_an_smsc_restart_is_settled
     // after a restart) comes now: the third took the first's settled correlation
     // over, and neither the deadline nor the copy, finding the third's correlation
     // under the id, takes the first for a message never correlated.
-    let copy = CarrierJob {
-        attempts_before: 1,
-        ..first.clone()
-    };
-    let mut outbound = Outbound::carrier_job(&copy);
-    outbound.message_id.push_str(":copy");
-    publish_all(&harness.jetstream, [outbound], 1)
-        .await
-        .unwrap();
-    let queue = rns_types::subjects::carrier_stream(&kt());
-    wait_until("the copy was taken", Duration::from_secs(20), || async {
-        let mut stream = harness.jetstream.get_stream(&queue).await.unwrap();
-        stream.info().await.unwrap().state.messages == 0
-    })
-    .await;
+    queue_a_copy(&harness, &first).await;
     let first_ended: Vec<EventKind> = final_events(&harness, &first)
         .await
         .into_iter()
@@ -855,22 +861,7 @@ async fn a_copy_of_an_accepted_job_after_its_receipt_deadline_came_is_left_to_it
             .is_ok_and(|stored| stored.headers.get("Nats-Schedule").is_none())
     })
     .await;
-    // The copy a split of a redelivered batch queues: attempt 1's outcome unknown.
-    let copy = CarrierJob {
-        attempts_before: 1,
-        ..sent.clone()
-    };
-    let mut outbound = Outbound::carrier_job(&copy);
-    outbound.message_id.push_str(":copy");
-    publish_all(&harness.jetstream, [outbound], 1)
-        .await
-        .unwrap();
-    let queue = rns_types::subjects::carrier_stream(&kt());
-    wait_until("the copy was taken", Duration::from_secs(20), || async {
-        let mut stream = harness.jetstream.get_stream(&queue).await.unwrap();
-        stream.info().await.unwrap().state.messages == 0
-    })
-    .await;
+    queue_a_copy(&harness, &sent).await;
     let ended: Vec<EventKind> = events(&harness)
         .await
         .into_iter()
