@@ -28,11 +28,9 @@ impl std::fmt::Debug for CarrierRates {
 }
 
 impl CarrierRates {
-    pub async fn connect(url: &str) -> Result<Self, ApiError> {
-        let client = redis::Client::open(url)?;
-        Ok(Self {
-            connection: ConnectionManager::new(client).await?,
-        })
+    /// On the gateway's shared Redis connection.
+    pub fn new(connection: ConnectionManager) -> Self {
+        Self { connection }
     }
 
     /// Sets `carrier`'s rate, or removes the operator's rate when `None`.

@@ -268,9 +268,9 @@ pub fn new_id() -> String {
 }
 
 impl ContactStore {
-    pub async fn connect(url: &str) -> Result<Self, redis::RedisError> {
-        let connection = ConnectionManager::new(redis::Client::open(url)?).await?;
-        Ok(Self {
+    /// On the gateway's shared Redis connection.
+    pub fn new(connection: ConnectionManager) -> Self {
+        Self {
             connection,
             put_contact: Script::new(
                 &PUT_CONTACT.replace("MAX_CONTACTS", &MAX_CONTACTS.to_string()),
@@ -280,7 +280,7 @@ impl ContactStore {
             delete_group: Script::new(DELETE_GROUP),
             add_members: Script::new(ADD_MEMBERS),
             remove_member: Script::new(REMOVE_MEMBER),
-        })
+        }
     }
 
     fn connection(&self) -> ConnectionManager {

@@ -92,10 +92,9 @@ fn unavailable(error: redis::RedisError) -> ApiError {
 }
 
 impl IdempotencyStore {
-    pub async fn connect(url: &str) -> Result<Self, ApiError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let connection = ConnectionManager::new(client).await.map_err(unavailable)?;
-        Ok(Self { connection })
+    /// On the gateway's shared Redis connection.
+    pub fn new(connection: ConnectionManager) -> Self {
+        Self { connection }
     }
 
     pub async fn claim(

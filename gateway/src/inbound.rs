@@ -80,10 +80,9 @@ pub fn is_cursor(cursor: &str) -> bool {
 }
 
 impl InboundStore {
-    pub async fn connect(redis_url: &str) -> Result<Self, ApiError> {
-        Ok(Self {
-            connection: ConnectionManager::new(redis::Client::open(redis_url)?).await?,
-        })
+    /// On the gateway's shared Redis connection.
+    pub fn new(connection: ConnectionManager) -> Self {
+        Self { connection }
     }
 
     async fn keep(&self, customer: &CustomerId, view: &InboundView) -> Result<(), ApiError> {

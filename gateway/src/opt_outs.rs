@@ -61,14 +61,14 @@ fn times_key(customer: &CustomerId, sender: &PhoneNumber) -> String {
 impl OptOutStore {
     pub async fn open(
         jetstream: &async_nats::jetstream::Context,
-        redis_url: &str,
+        connection: ConnectionManager,
     ) -> Result<Self, ApiError> {
         Ok(Self {
             lines: jetstream
                 .get_key_value(OPT_OUT_LINES_BUCKET)
                 .await
                 .map_err(unavailable)?,
-            connection: ConnectionManager::new(redis::Client::open(redis_url)?).await?,
+            connection,
         })
     }
 

@@ -88,13 +88,12 @@ pub struct WebhookStore {
 impl WebhookStore {
     pub async fn open(
         jetstream: &async_nats::jetstream::Context,
-        redis_url: &str,
+        redis: ConnectionManager,
     ) -> Result<Self, ApiError> {
         let settings = jetstream
             .get_key_value(rns_types::subjects::WEBHOOKS_BUCKET)
             .await
             .map_err(|error| ApiError::Unavailable(format!("webhook settings: {error}")))?;
-        let redis = ConnectionManager::new(redis::Client::open(redis_url)?).await?;
         Ok(Self { settings, redis })
     }
 

@@ -296,14 +296,18 @@ fn settled_key(request: &RequestId) -> String {
 impl PointsStore {
     pub async fn connect(url: &str) -> Result<Self, PointsError> {
         let client = redis::Client::open(url)?;
-        let connection = ConnectionManager::new(client).await?;
-        Ok(Self {
+        Ok(Self::with_connection(ConnectionManager::new(client).await?))
+    }
+
+    /// On a connection its process shares with other stores.
+    pub fn with_connection(connection: ConnectionManager) -> Self {
+        Self {
             connection,
             top_up: script(TOP_UP),
             reserve: Script::new(&RESERVE.replace("EMIT", EMIT)),
             release: script(RELEASE),
             settle: script(SETTLE),
-        })
+        }
     }
 
     pub(crate) fn connection(&self) -> ConnectionManager {

@@ -1,0 +1,236 @@
+//! What every handler shares: [`AppState`], the clients and stores of one gateway
+//! process, opened once by [`AppState::connect`]. Every Redis-backed store (points,
+//! contacts, opt-outs, idempotency, inbound messages, webhook deliveries, carrier
+//! rates) shares one multiplexed connection.
+use std::sync::Arc;
+
+use redis::aio::ConnectionManager;
+use rns_analytics::ResultQueries;
+use rns_nats::{CustomerDirectory, HealthStore};
+use rns_types::CarrierCatalog;
+
+use crate::idempotency::IdempotencyStore;
+use crate::{
+    carrier_rates, contacts, extract, gathering, inbound, key_cache, opt_outs, webhooks, ApiError,
+    Settings,
+};
+
+/// What every handler shares; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    client: async_nats::Client,
+    jetstream: async_nats::jetstream::Context,
+    sends: gathering::SendPublisher,
+    reservations: gathering::PointsReserver,
+    directory: CustomerDirectory,
+    keys: key_cache::KeyCache,
+    health: HealthStore,
+    carrier_rates: carrier_rates::CarrierRates,
+    idempotency: IdempotencyStore,
+    catalog: CarrierCatalog,
+    results: ResultQueries,
+    points: rns_points::PointsStore,
+    contacts: contacts::ContactStore,
+    opt_outs: opt_outs::OptOutStore,
+    inbound: inbound::InboundStore,
+    images: async_nats::jetstream::object_store::ObjectStore,
+    templates: rns_nats::Documents<rns_types::template::TemplateBook>,
+    schedules: rns_nats::Documents<rns_types::schedule::ScheduleBook>,
+    prices: rns_types::points::Prices,
+    webhooks: webhooks::WebhookStore,
+    admin_key_hash: Option<String>,
+    max_recipients: usize,
+    allow_private_webhooks: bool,
+    /// Cancels the customers bucket's follower when the state is dropped.
+    _following: tokio_util::sync::DropGuard,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Connects the state's clients; the topology must already exist.
+    pub async fn connect(
+        settings: &Settings,
+        client: async_nats::Client,
+    ) -> Result<Self, ApiError> {
+        let jetstream = async_nats::jetstream::new(client.clone());
+        // Profiles are read per send: from a copy that follows the bucket, which
+        // stops following once the state is dropped.
+        let following = tokio_util::sync::CancellationToken::new();
+        let directory = CustomerDirectory::replicated(&jetstream, following.clone()).await?;
+        let health = HealthStore::open(&jetstream).await?;
+        let admin_key = settings.gateway.admin_key.trim();
+        // One multiplexed connection for every Redis-backed store.
+        let redis =
+            ConnectionManager::new(redis::Client::open(settings.redis.url.as_str())?).await?;
+        let points = rns_points::PointsStore::with_connection(redis.clone());
+        Ok(Self(Arc::new(Inner {
+            client,
+            jetstream: jetstream.clone(),
+            sends: gathering::SendPublisher::start(jetstream.clone()),
+            directory,
+            keys: key_cache::KeyCache::new(std::time::Duration::from_secs(30), 100_000),
+            health,
+            carrier_rates: carrier_rates::CarrierRates::new(redis.clone()),
+            idempotency: IdempotencyStore::new(redis.clone()),
+            catalog: catalog(settings),
+            results: ResultQueries::new(rns_analytics::clickhouse_client(&settings.clickhouse)),
+            points: points.clone(),
+            reservations: gathering::PointsReserver::start(points),
+            contacts: contacts::ContactStore::new(redis.clone()),
+            opt_outs: opt_outs::OptOutStore::open(&jetstream, redis.clone()).await?,
+            inbound: inbound::InboundStore::new(redis.clone()),
+            images: jetstream
+                .get_object_store(rns_types::subjects::MMS_IMAGES_BUCKET)
+                .await
+                .map_err(|error| ApiError::Unavailable(format!("image store: {error}")))?,
+            templates: rns_nats::Documents::open(&jetstream, rns_types::subjects::TEMPLATES_BUCKET)
+                .await
+                .map_err(|error| ApiError::Unavailable(error.to_string()))?,
+            schedules: rns_nats::Documents::open(&jetstream, rns_types::subjects::SCHEDULES_BUCKET)
+                .await
+                .map_err(|error| ApiError::Unavailable(error.to_string()))?,
+            prices: settings.points.prices,
+            webhooks: webhooks::WebhookStore::open(&jetstream, redis).await?,
+            allow_private_webhooks: settings.gateway.allow_private_webhooks,
+            admin_key_hash: (!admin_key.is_empty()).then(|| extract::hash_api_key(admin_key)),
+            max_recipients: settings.gateway.max_recipients,
+            _following: following.drop_guard(),
+        })))
+    }
+
+    /// Whether the NATS connection is up (readiness).
+    pub fn nats_connection_state(&self) -> async_nats::connection::State {
+        self.0.client.connection_state()
+    }
+
+    pub fn reservations(&self) -> &gathering::PointsReserver {
+        &self.0.reservations
+    }
+
+    pub fn sends(&self) -> &gathering::SendPublisher {
+        &self.0.sends
+    }
+
+    pub fn jetstream(&self) -> &async_nats::jetstream::Context {
+        &self.0.jetstream
+    }
+
+    pub fn directory(&self) -> &CustomerDirectory {
+        &self.0.directory
+    }
+
+    /// The customer owning the API key with this hash: remembered for 30 s once
+    /// found (see [`key_cache`]), else looked up in the `api_keys` bucket.
+    pub async fn customer_for_key(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<rns_types::CustomerId>, rns_nats::DirectoryError> {
+        let now = std::time::Instant::now();
+        if let Some(customer) = self.0.keys.get(key_hash, now) {
+            return Ok(Some(customer));
+        }
+        let customer = self.0.directory.customer_for_key(key_hash).await?;
+        if let Some(customer) = &customer {
+            self.0
+                .keys
+                .insert(key_hash.to_owned(), customer.clone(), now);
+        }
+        Ok(customer)
+    }
+
+    /// The caller's profile; a customer deleted since its key was checked is 401.
+    pub async fn profile(
+        &self,
+        customer: &rns_types::CustomerId,
+    ) -> Result<rns_types::CustomerProfile, ApiError> {
+        self.0
+            .directory
+            .profile(customer)
+            .await?
+            .ok_or(ApiError::Unauthorized("customer no longer exists"))
+    }
+
+    pub fn idempotency(&self) -> &IdempotencyStore {
+        &self.0.idempotency
+    }
+
+    pub fn health(&self) -> &HealthStore {
+        &self.0.health
+    }
+
+    pub fn carrier_rates(&self) -> &carrier_rates::CarrierRates {
+        &self.0.carrier_rates
+    }
+
+    pub fn catalog(&self) -> &CarrierCatalog {
+        &self.0.catalog
+    }
+
+    pub fn results(&self) -> &ResultQueries {
+        &self.0.results
+    }
+
+    pub fn points(&self) -> &rns_points::PointsStore {
+        &self.0.points
+    }
+
+    pub fn contacts(&self) -> &contacts::ContactStore {
+        &self.0.contacts
+    }
+
+    pub fn images(&self) -> &async_nats::jetstream::object_store::ObjectStore {
+        &self.0.images
+    }
+
+    pub fn opt_outs(&self) -> &opt_outs::OptOutStore {
+        &self.0.opt_outs
+    }
+
+    pub fn inbound(&self) -> &inbound::InboundStore {
+        &self.0.inbound
+    }
+
+    pub fn schedules(&self) -> &rns_nats::Documents<rns_types::schedule::ScheduleBook> {
+        &self.0.schedules
+    }
+
+    pub fn templates(&self) -> &rns_nats::Documents<rns_types::template::TemplateBook> {
+        &self.0.templates
+    }
+
+    /// The prices charged for sends accepted now.
+    pub fn prices(&self) -> &rns_types::points::Prices {
+        &self.0.prices
+    }
+
+    pub fn admin_key_hash(&self) -> Option<&str> {
+        self.0.admin_key_hash.as_deref()
+    }
+
+    pub fn max_recipients(&self) -> usize {
+        self.0.max_recipients
+    }
+
+    pub fn webhooks(&self) -> &webhooks::WebhookStore {
+        &self.0.webhooks
+    }
+
+    pub fn allow_private_webhooks(&self) -> bool {
+        self.0.allow_private_webhooks
+    }
+}
+
+/// The carriers the configuration names, or Korea's three and the AlimTalk ones.
+pub fn catalog(settings: &Settings) -> CarrierCatalog {
+    settings
+        .carriers
+        .clone()
+        .unwrap_or_else(CarrierCatalog::korean_default)
+}
