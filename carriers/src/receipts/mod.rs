@@ -91,9 +91,6 @@ pub enum Handled {
     Duplicate,
     /// Nothing to do: a deadline of a message already settled, or of one unknown here.
     Stale,
-    /// A deadline that found the message's receipt stored but not yet read: read again
-    /// shortly, after the receipt.
-    Deferred,
     /// The receipt of one part of a message in several parts; others are awaited.
     Part,
 }
@@ -105,7 +102,6 @@ impl Handled {
             Handled::Parked => "early",
             Handled::Duplicate => "duplicate",
             Handled::Stale => "stale",
-            Handled::Deferred => "deferred",
             Handled::Part => "part",
         }
     }
@@ -556,7 +552,7 @@ impl Receipts {
             _ => None,
         };
         let taken = match self.take(&carrier, notice, redelivered).await {
-            Ok(handled) if handled != Handled::Deferred => match deadline_of {
+            Ok(handled) => match deadline_of {
                 Some((of, hop)) => self
                     .keep_accepted(&carrier, &of, hop)
                     .await
@@ -566,12 +562,6 @@ impl Receipts {
             taken => taken,
         };
         match taken {
-            Ok(Handled::Deferred) => {
-                metrics::counter!("rns_receipts_total", "carrier" => carrier.to_string(), "outcome" => Handled::Deferred.label()).increment(1);
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await;
-            }
             Ok(handled) => {
                 metrics::counter!("rns_receipts_total", "carrier" => carrier.to_string(), "outcome" => handled.label()).increment(1);
                 if let Err(error) = message.ack().await {
@@ -605,6 +595,7 @@ impl Receipts {
             self.correlate_late(&key, carrier_reference, awaited)
                 .await?;
         }
+        let mut receipts_taken = false;
         for _ in 0..ROUNDS {
             let read = self.read(&key).await?;
             let step = match (&notice, read) {
@@ -673,14 +664,32 @@ impl Receipts {
                         ..
                     }),
                 ) if !named(job, *message, *hop) => return Ok(Handled::Stale),
+                // A receipt RNS stored before the deadline decides: one not read yet is
+                // taken now, ahead of the reading that will find it taken (once: what
+                // it leaves awaited, the deadline decides).
                 (
                     ReceiptNotice::Deadline { .. },
-                    Some(Read {
-                        correlation: Correlation::Awaiting(Awaited { parts_awaited, .. }),
-                        ..
-                    }),
-                ) if self.receipt_waiting(carrier, &key, &parts_awaited).await? => {
-                    return Ok(Handled::Deferred)
+                    Some(
+                        read @ Read {
+                            correlation: Correlation::Awaiting(_),
+                            ..
+                        },
+                    ),
+                ) if !receipts_taken => {
+                    receipts_taken = true;
+                    let parts_awaited = match &read.correlation {
+                        Correlation::Awaiting(awaited) => awaited.parts_awaited.clone(),
+                        _ => Vec::new(),
+                    };
+                    let waiting = self.waiting_receipts(carrier, &key, &parts_awaited).await?;
+                    if waiting.is_empty() {
+                        self.step(&notice, read)
+                    } else {
+                        for receipt in waiting {
+                            Box::pin(self.take(carrier, receipt, redelivered)).await?;
+                        }
+                        continue;
+                    }
                 }
                 (_, Some(read)) => self.step(&notice, read),
             };
@@ -963,31 +972,41 @@ impl Receipts {
         Ok(())
     }
 
-    /// Whether `RECEIPTS` holds a message on `subject`.
-    async fn holds(&self, subject: &str) -> Result<bool, ReceiptError> {
-        match self.stream.get_last_raw_message_by_subject(subject).await {
-            Ok(_) => Ok(true),
-            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
-            Err(error) => Err(store_error(error)),
-        }
-    }
-
-    /// Whether a receipt of the message under `key`, or of one of its `parts`, is
-    /// stored and not yet read (the work queue drops what was read).
-    async fn receipt_waiting(
+    /// The receipts stored and not yet read (the work queue drops what was read) of
+    /// the message under `key`, or of those of its parts still awaited.
+    async fn waiting_receipts(
         &self,
         carrier: &CarrierId,
         key: &str,
-        parts: &[String],
-    ) -> Result<bool, ReceiptError> {
-        let keys = std::iter::once(key.to_owned())
-            .chain(parts.iter().map(|part| correlation_key(carrier, part)));
+        parts_awaited: &[String],
+    ) -> Result<Vec<ReceiptNotice>, ReceiptError> {
+        let keys: Vec<String> = if parts_awaited.is_empty() {
+            vec![key.to_owned()]
+        } else {
+            parts_awaited
+                .iter()
+                .map(|part| correlation_key(carrier, part))
+                .collect()
+        };
+        let mut waiting = Vec::new();
         for key in keys {
-            if self.holds(&receipt_subject(&key)).await? {
-                return Ok(true);
+            match self
+                .stream
+                .get_last_raw_message_by_subject(&receipt_subject(&key))
+                .await
+            {
+                Ok(stored) => {
+                    if let Ok(notice @ ReceiptNotice::Receipt { .. }) =
+                        serde_json::from_slice(&stored.payload)
+                    {
+                        waiting.push(notice);
+                    }
+                }
+                Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {}
+                Err(error) => return Err(store_error(error)),
             }
         }
-        Ok(false)
+        Ok(waiting)
     }
 
     /// The correlation under `key`, read from the stream's leader; none when there is

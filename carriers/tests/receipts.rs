@@ -1,0 +1,112 @@
+//! The receipts library against a real nats-server, with no consumer reading
+//! `RECEIPTS`: what a deadline does with a receipt that RNS stored before it but had
+//! not read yet.
+use std::time::Duration;
+
+mod common;
+
+use rns_carriers::failover::Failover;
+use rns_carriers::receipts::{Handled, Receipts};
+use rns_carriers::results::ResultSink;
+use rns_nats::{publish_all, CustomerDirectory, HealthView, Outbound, Topology};
+use rns_testkit::NatsServer;
+use rns_types::carrier::CarrierEntry;
+use rns_types::receipt::{correlation_key, CarrierReceipt, ReceiptNotice, ReceiptState};
+use rns_types::subjects::{message_ids, receipt_subject};
+use rns_types::wire::EventKind;
+use rns_types::{CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile};
+use tokio_util::sync::CancellationToken;
+
+/// A deadline that finds its message's receipt stored but not read yet (the
+/// receipts consumer far behind) takes that receipt first, so the receipt decides;
+/// reading it later changes nothing. It never waits for the consumer: deadlines put
+/// back to wait once filled the consumer's in-flight window and kept the very
+/// receipts they waited for from being delivered (79,490 deferrals in one run).
+#[tokio::test]
+async fn a_deadline_that_finds_its_receipt_stored_but_unread_takes_it_first() {
+    let nats = NatsServer::start().await;
+    let jetstream = async_nats::jetstream::new(nats.client().await);
+    let kt = CarrierId::parse("kt").unwrap();
+    let catalog = CarrierCatalog::new(vec![CarrierEntry {
+        id: kt.clone(),
+        channel: Channel::Sms,
+    }]);
+    Topology::for_catalog(Default::default(), &catalog)
+        .ensure(&jetstream)
+        .await
+        .unwrap();
+    CustomerDirectory::open(&jetstream)
+        .await
+        .unwrap()
+        .create(
+            &CustomerProfile::new(CustomerId::parse("acme").unwrap(), "Acme".into(), 0),
+            "hash",
+        )
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let health = HealthView::watch(&jetstream, stop).await.unwrap();
+    let deadline = Duration::from_secs(600);
+    let failover = Failover::new(jetstream.clone(), catalog, health, deadline)
+        .await
+        .unwrap();
+    let (results, _published) = ResultSink::start(jetstream.clone(), 16);
+    let receipts = Receipts::open(jetstream.clone(), results, failover, deadline)
+        .await
+        .unwrap();
+
+    let job = common::sms_job("01012345678", "its receipt waits unread", 3);
+    receipts
+        .await_receipt(&job, 1, "kt-ref-1", &[])
+        .await
+        .unwrap();
+    let receipt = ReceiptNotice::Receipt {
+        receipt: CarrierReceipt {
+            carrier_reference: "kt-ref-1".into(),
+            state: ReceiptState::Delivered,
+            detail: Some("stat:DELIVRD".into()),
+            handset: Some("01012345678".into()),
+        },
+        received_at_ms: rns_types::time::now_milliseconds(),
+    };
+    publish_all(
+        &jetstream,
+        [Outbound {
+            subject: receipt_subject(&correlation_key(&kt, "kt-ref-1")),
+            message_id: message_ids::carrier_job(&job.message_id, 99),
+            payload: serde_json::to_vec(&receipt).unwrap().into(),
+        }],
+        1,
+    )
+    .await
+    .unwrap();
+
+    let came = ReceiptNotice::Deadline {
+        carrier_reference: "kt-ref-1".into(),
+        message: Some(job.message_id),
+        hop: Some(job.hop),
+        awaited: None,
+    };
+    assert_eq!(
+        receipts.take(&kt, came.clone(), false).await.unwrap(),
+        Handled::Stale,
+        "the receipt settled it before the deadline looked"
+    );
+    let finals: Vec<EventKind> = common::recorded_events(&jetstream)
+        .await
+        .into_iter()
+        .filter(|event| event.message_id == job.message_id && event.kind.status().is_final())
+        .map(|event| event.kind)
+        .collect();
+    assert_eq!(finals, [EventKind::Delivered]);
+    assert_eq!(
+        receipts.take(&kt, receipt, false).await.unwrap(),
+        Handled::Duplicate,
+        "read later, the receipt finds it taken"
+    );
+    assert_eq!(
+        receipts.take(&kt, came, true).await.unwrap(),
+        Handled::Stale
+    );
+}
