@@ -8,13 +8,13 @@ mod common;
 use rns_carriers::failover::Failover;
 use rns_carriers::receipts::{Handled, Receipts};
 use rns_carriers::results::ResultSink;
-use rns_nats::{publish_all, CustomerDirectory, HealthView, Outbound, Topology};
+use rns_nats::{publish_all, HealthView, Outbound};
 use rns_testkit::NatsServer;
 use rns_types::carrier::CarrierEntry;
 use rns_types::receipt::{correlation_key, CarrierReceipt, ReceiptNotice, ReceiptState};
 use rns_types::subjects::{message_ids, receipt_subject};
 use rns_types::wire::EventKind;
-use rns_types::{CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile};
+use rns_types::{CarrierCatalog, CarrierId, Channel};
 use tokio_util::sync::CancellationToken;
 
 /// A deadline that finds its message's receipt stored but not read yet (the
@@ -31,19 +31,7 @@ async fn a_deadline_that_finds_its_receipt_stored_but_unread_takes_it_first() {
         id: kt.clone(),
         channel: Channel::Sms,
     }]);
-    Topology::for_catalog(Default::default(), &catalog)
-        .ensure(&jetstream)
-        .await
-        .unwrap();
-    CustomerDirectory::open(&jetstream)
-        .await
-        .unwrap()
-        .create(
-            &CustomerProfile::new(CustomerId::parse("acme").unwrap(), "Acme".into(), 0),
-            "hash",
-        )
-        .await
-        .unwrap();
+    common::prepare(&jetstream, Default::default(), &catalog).await;
     let stop = CancellationToken::new();
     let _stop = stop.clone().drop_guard();
     let health = HealthView::watch(&jetstream, stop).await.unwrap();

@@ -9,7 +9,7 @@ mod common;
 
 use rns_carriers::smpp::{SmppBind, SmppDataCoding, SmppLongMessages, SmppSettings};
 use rns_carriers::{CarrierKind, CarrierSettings, Settings, WorkerSettings};
-use rns_nats::{publish_all, CustomerDirectory, HealthView, Outbound, Topology};
+use rns_nats::{publish_all, HealthView, Outbound};
 use rns_service::{NatsSettings, Readiness, RedisSettings, Secret};
 use rns_testkit::{
     spare_port, wait_until, NatsServer, RedisServer, SmscImplementation, SmscServer, SMSC_PASSWORD,
@@ -18,7 +18,7 @@ use rns_testkit::{
 use rns_types::carrier::CarrierEntry;
 use rns_types::inbound::Inbound;
 use rns_types::wire::{CarrierJob, EventKind, MessageEvent};
-use rns_types::{CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile};
+use rns_types::{CarrierCatalog, CarrierId, Channel};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -148,19 +148,7 @@ async fn start_configured(configured: Configured) -> Harness {
         id: kt(),
         channel: Channel::Sms,
     }]);
-    Topology::for_catalog(settings.nats.topology.clone(), &catalog)
-        .ensure(&jetstream)
-        .await
-        .unwrap();
-    CustomerDirectory::open(&jetstream)
-        .await
-        .unwrap()
-        .create(
-            &CustomerProfile::new(CustomerId::parse("acme").unwrap(), "Acme".into(), 0),
-            "hash",
-        )
-        .await
-        .unwrap();
+    common::prepare(&jetstream, settings.nats.topology.clone(), &catalog).await;
     let shutdown = CancellationToken::new();
     tokio::spawn(rns_carriers::run(
         settings,

@@ -1,6 +1,34 @@
 //! What the carriers' integration tests share.
+#![allow(dead_code)] // each test binary uses its part
+
+use rns_nats::{CustomerDirectory, Topology, TopologySettings};
 use rns_types::wire::{CarrierJob, MessageEvent, ResultBatch};
-use rns_types::{CarrierId, Channel, CustomerId, MessageType, PhoneNumber, Priority, RequestId};
+use rns_types::{
+    CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile, MessageType, PhoneNumber,
+    Priority, RequestId,
+};
+
+/// Ensures the streams and buckets of `catalog`'s carriers, and the customer `acme`
+/// whose jobs [`sms_job`] makes.
+pub async fn prepare(
+    jetstream: &async_nats::jetstream::Context,
+    topology: TopologySettings,
+    catalog: &CarrierCatalog,
+) {
+    Topology::for_catalog(topology, catalog)
+        .ensure(jetstream)
+        .await
+        .unwrap();
+    CustomerDirectory::open(jetstream)
+        .await
+        .unwrap()
+        .create(
+            &CustomerProfile::new(CustomerId::parse("acme").unwrap(), "Acme".into(), 0),
+            "hash",
+        )
+        .await
+        .unwrap();
+}
 
 /// A fresh SMS job of customer `acme` on its first hop at KT, to `to`, costing
 /// `points`.
