@@ -124,6 +124,28 @@ impl AttemptRecord {
     }
 }
 
+/// Whose a submit is ([`Failover::claim_submit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitClaim {
+    /// This delivery's to make.
+    Mine,
+    /// A later delivery of the job claimed it.
+    Later,
+    /// Another copy of the job claimed the same attempt: it is that copy's.
+    Copy,
+}
+
+/// The attempt a submit claim names, and the delivery that made it (absent in
+/// claims stored before they named it); 0 when unreadable.
+fn claimed_attempt(claim: &str) -> (u16, Option<&str>) {
+    let mut fields = claim.split_whitespace();
+    let attempt = fields
+        .next()
+        .and_then(|attempt| attempt.parse().ok())
+        .unwrap_or(0);
+    (attempt, fields.next())
+}
+
 #[derive(Clone)]
 pub struct Failover {
     jetstream: Context,
@@ -227,7 +249,8 @@ impl Failover {
             .get(format!("{key}{SUBMITTING_SUFFIX}"))
             .await
             .map_err(nats)?
-            .and_then(|claimed| String::from_utf8_lossy(&claimed).parse().ok());
+            .map(|claimed| claimed_attempt(&String::from_utf8_lossy(&claimed)).0)
+            .filter(|claimed| *claimed > 0);
         let mut record = AttemptRecord {
             all_definite: ambiguous_since_ms.is_none(),
             ambiguous_since_ms,
@@ -256,41 +279,49 @@ impl Failover {
 
     /// Claims delivery `attempt` of a message on `hop` as the one submitting it, just
     /// before it is submitted to a carrier that cannot recognise a repeat: the claim
-    /// holds the latest attempt that submitted, so a later delivery that finds no
+    /// holds the latest attempt that submitted and the `delivery` that made it (the
+    /// job's stream sequence and delivery count), so a later delivery that finds no
     /// claim of an earlier one knows that one never reached the carrier (its worker
-    /// stopped while it waited) and submits it after all. False when a later delivery
-    /// claimed it first: this one must not submit.
+    /// stopped while it waited) and submits it after all. Not [`SubmitClaim::Mine`]
+    /// when a later delivery claimed it first, or another copy of the job (a second
+    /// batch holding it) claimed the same attempt: this one must not submit.
     pub async fn claim_submit(
         &self,
         message: &MessageId,
         hop: u16,
         attempt: u16,
-    ) -> Result<bool, FailoverError> {
+        delivery: &str,
+    ) -> Result<SubmitClaim, FailoverError> {
         let key = format!("{}{SUBMITTING_SUFFIX}", failure_reason_key(message, hop));
-        let value = Bytes::from(attempt.to_string());
+        let value = Bytes::from(format!("{attempt} {delivery}"));
         // The usual case, a first claim, is one write; a read only when one exists.
         loop {
             match self.reasons.create(key.clone(), value.clone()).await {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(SubmitClaim::Mine),
                 Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
                 Err(error) => return Err(nats(error)),
             }
             let Some(entry) = self.reasons.entry(key.clone()).await.map_err(nats)? else {
                 continue;
             };
-            let claimed: u16 = String::from_utf8_lossy(&entry.value).parse().unwrap_or(0);
+            let text = String::from_utf8_lossy(&entry.value);
+            let (claimed, by) = claimed_attempt(&text);
             if claimed == attempt {
-                return Ok(true);
+                // Mine, asked again after an answer that did not arrive.
+                return Ok(match by {
+                    Some(by) if by != delivery => SubmitClaim::Copy,
+                    _ => SubmitClaim::Mine,
+                });
             }
             if claimed > attempt {
-                return Ok(false);
+                return Ok(SubmitClaim::Later);
             }
             match self
                 .reasons
                 .update(key.clone(), value.clone(), entry.revision)
                 .await
             {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(SubmitClaim::Mine),
                 // Another delivery claimed it in between: read again.
                 Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
                 Err(error) => return Err(nats(error)),

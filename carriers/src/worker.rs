@@ -44,7 +44,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::circuit::{CircuitBreaker, Observation};
-use crate::failover::{Failover, FailoverError};
+use crate::failover::{Failover, FailoverError, SubmitClaim};
 use crate::http::{HttpCarrier, Submitter};
 use crate::images::{ImageError, ImageStore};
 use crate::outcome::SubmitOutcome;
@@ -361,9 +361,10 @@ impl Worker {
             })
             .await
         } else {
+            let delivery = delivery_of(&message);
             let claimed = self
                 .until_answered("claiming the submits", shutdown, || {
-                    self.claim_submits(&jobs)
+                    self.claim_submits(&jobs, &delivery)
                 })
                 .await;
             match claimed {
@@ -388,21 +389,32 @@ impl Worker {
         }
     }
 
-    /// The jobs of a batch this delivery may submit: all of them at a carrier that
+    /// The jobs of a batch this `delivery` may submit: all of them at a carrier that
     /// recognises a repeat; elsewhere those whose submit it claimed first
-    /// ([`Failover::claim_submit`]; a job a later delivery claimed is its to submit).
-    async fn claim_submits(&self, jobs: &[CarrierJob]) -> Result<Vec<CarrierJob>, FailoverError> {
+    /// ([`Failover::claim_submit`]; a job a later delivery or another copy claimed is
+    /// its to submit).
+    async fn claim_submits(
+        &self,
+        jobs: &[CarrierJob],
+        delivery: &str,
+    ) -> Result<Vec<CarrierJob>, FailoverError> {
         if self.submitter.recognises_repeats() {
             return Ok(jobs.to_vec());
         }
-        let claims = jobs
-            .iter()
-            .map(|job| self.failover.claim_submit(&job.message_id, job.hop, 1));
+        let claims = jobs.iter().map(|job| {
+            self.failover
+                .claim_submit(&job.message_id, job.hop, 1, delivery)
+        });
         let claimed = futures::future::try_join_all(claims).await?;
         Ok(jobs
             .iter()
             .zip(claimed)
-            .filter(|(_, claimed)| *claimed)
+            .filter(|(job, claimed)| {
+                if *claimed == SubmitClaim::Copy {
+                    tracing::warn!(carrier = %self.carrier, message = %job.message_id, "a second copy of a job in a batch; left to the copy that claimed it");
+                }
+                *claimed == SubmitClaim::Mine
+            })
             .map(|(job, _)| job.clone())
             .collect())
     }
@@ -693,18 +705,24 @@ impl Worker {
             return;
         }
         if !self.submitter.recognises_repeats() {
+            let delivery = delivery_of(&message);
             let claimed = self
                 .until_answered("claiming the submit", shutdown, || {
                     self.failover
-                        .claim_submit(&job.message_id, job.hop, attempt)
+                        .claim_submit(&job.message_id, job.hop, attempt, &delivery)
                 })
                 .await;
             match claimed {
-                Some(true) => {}
-                Some(false) => {
+                Some(SubmitClaim::Mine) => {}
+                Some(SubmitClaim::Later) => {
                     // A later delivery (of a worker that took it over) submits it.
                     tracing::debug!(carrier = %self.carrier, message = %job.message_id, attempt, "a later delivery claimed the submit; leaving it");
                     return;
+                }
+                Some(SubmitClaim::Copy) => {
+                    let reason = "a second copy of a job whose first copy submits it";
+                    tracing::warn!(carrier = %self.carrier, message = %job.message_id, attempt, reason);
+                    return self.terminate(&message, reason).await;
                 }
                 None => return self.give_back(&message, delivered).await,
             }
@@ -1102,6 +1120,15 @@ fn reason_of(outcome: &SubmitOutcome) -> &str {
 /// How long a job given back by a stopping worker while JetStream or its stores did
 /// not answer waits before its next delivery `delivered + 1`: doubling from 2 s to
 /// 32 s, so its deliveries span a minute of outage.
+/// Which delivery of which stream message `message` is: what a submit claim names
+/// ([`Failover::claim_submit`]).
+fn delivery_of(message: &Message) -> String {
+    message
+        .info()
+        .map(|info| format!("{}.{}", info.stream_sequence, info.delivered))
+        .unwrap_or_default()
+}
+
 fn retry_when_unavailable(delivered: u16) -> Duration {
     Duration::from_secs(1 << delivered.clamp(1, 5))
 }

@@ -1036,3 +1036,34 @@ async fn an_accepted_message_whose_correlation_was_never_stored_is_settled_all_t
     assert_eq!(ended.len(), 3, "one final state each: {ended:?}");
     assert_eq!(counts(&harness).await["submits"].as_u64(), Some(0));
 }
+
+/// Two copies of one job in two queue messages (a batch published twice, under two
+/// ids) both arrive as attempt 1: the claim names the delivery that made it, so the
+/// second copy finds it another copy's and is dropped — the SMSC, which cannot tell
+/// a repeat, is asked once.
+#[tokio::test]
+async fn a_second_copy_of_a_job_is_not_submitted_beside_the_first() {
+    let harness = start().await;
+    let sent = job("01055556666", "queued twice");
+    let mut twice = Outbound::carrier_job(&sent);
+    twice.message_id.push_str(":again");
+    publish_all(&harness.jetstream, [Outbound::carrier_job(&sent), twice], 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        final_event(&harness, &sent).await.kind,
+        EventKind::Delivered
+    );
+    let queue = rns_types::subjects::carrier_stream(&kt());
+    wait_until(
+        "both copies were taken",
+        Duration::from_secs(20),
+        || async {
+            let mut stream = harness.jetstream.get_stream(&queue).await.unwrap();
+            stream.info().await.unwrap().state.messages == 0
+        },
+    )
+    .await;
+    assert_eq!(counts(&harness).await["submits"].as_u64(), Some(1));
+    assert_eq!(final_events(&harness, &sent).await.len(), 1);
+}

@@ -630,15 +630,20 @@ async fn an_outcome_jetstream_cannot_take_yet_costs_the_job_no_delivery() {
         5_000,
     )
     .await;
-    run_workers(&harness, settings.clone());
+    let readiness = run_workers(&harness, settings.clone());
+    wait_until("the workers run", Duration::from_secs(20), || async {
+        readiness.is_ready()
+    })
+    .await;
+    // The outcome will find no stream to take it (gone before the job is even
+    // queued, so however slowly the worker runs, nothing is recorded before).
+    harness.jetstream.delete_stream("RESULTS").await.unwrap();
     let sent = job("01055556666");
     enqueue(&harness.jetstream, &sent).await;
     wait_until("KT has it", Duration::from_secs(10), || async {
         harness.kt.counts().received == 1
     })
     .await;
-    // Nothing is recorded yet; the outcome finds no stream to take it.
-    harness.jetstream.delete_stream("RESULTS").await.unwrap();
     wait_until(
         "recording the outcome failed and is tried again",
         Duration::from_secs(10),
