@@ -700,6 +700,52 @@ async fn inject_faults(
     exits
 }
 
+/// What JetStream holds about message `id` on its first hops at `carrier`: its
+/// receipt deadline (the schedule, or the entry left once it came) and its
+/// `failure_reasons` entries (submit claim, attempts, move).
+async fn message_diagnosis(system: &System, carrier: &str, id: &str) -> String {
+    let jetstream = async_nats::jetstream::new(system.nats.client().await);
+    let mut lines = Vec::new();
+    if let Ok(stream) = jetstream
+        .get_stream(rns_types::subjects::RECEIPTS_STREAM)
+        .await
+    {
+        for hop in 0..3 {
+            let subject = format!("receipt_deadline.{carrier}.{id}.{hop}");
+            if let Ok(stored) = stream.get_last_raw_message_by_subject(&subject).await {
+                lines.push(format!(
+                    "{subject} #{} {:?}: {}",
+                    stored.sequence,
+                    stored.headers,
+                    String::from_utf8_lossy(&stored.payload)
+                ));
+            }
+        }
+    }
+    if let Ok(reasons) = jetstream
+        .get_key_value(rns_types::subjects::FAILURE_REASONS_BUCKET)
+        .await
+    {
+        for hop in 0..3 {
+            for suffix in ["submitting", "ambiguous", "next", "1", "2", "3"] {
+                let key = format!("{id}.{hop}.{suffix}");
+                if let Ok(Some(entry)) = reasons.entry(key.clone()).await {
+                    lines.push(format!(
+                        "failure_reasons {key} #{}: {}",
+                        entry.revision,
+                        String::from_utf8_lossy(&entry.value)
+                    ));
+                }
+            }
+        }
+    }
+    if lines.is_empty() {
+        "no deadline and no failure_reasons entries".to_owned()
+    } else {
+        lines.join("\n")
+    }
+}
+
 /// Every message id's current status, from ClickHouse.
 async fn statuses(system: &System) -> HashMap<String, String> {
     let rows = system
@@ -916,7 +962,11 @@ async fn verify(
             let timeline = timeline(system, id).await;
             let carrier = record["carrier"].as_str().unwrap_or(ASYNCHRONOUS_CARRIER);
             let stored = match record["carrier_reference"].as_str() {
-                Some(reference) => receipt_diagnosis(system, carrier, reference).await,
+                Some(reference) => format!(
+                    "{}\n{}",
+                    receipt_diagnosis(system, carrier, reference).await,
+                    message_diagnosis(system, carrier, id).await
+                ),
                 None => String::new(),
             };
             eprintln!(
