@@ -6,7 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -30,11 +30,42 @@ pub enum ApiError {
     InsufficientPoints { needed: u64, balance: i64 },
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
-    Unavailable(String),
+    /// A store or service the request needs did not answer (503); the cause is
+    /// kept as its source.
+    #[error("{what} is unavailable: {source}")]
+    Unavailable {
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
 }
 
+/// Every error answer: `{"error":{"code","message"}}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable (`not_found`, `invalid_number`, `unavailable`…).
+    pub code: &'static str,
+    /// For people; may change.
+    pub message: String,
+}
+
+/// Any error, as the cause of [`ApiError::Unavailable`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 impl ApiError {
+    /// `what` did not answer, because of `source` (an error, or words saying why).
+    pub fn unavailable(what: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Unavailable {
+            what,
+            source: source.into(),
+        }
+    }
+
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid {
             code,
@@ -61,7 +92,7 @@ impl ApiError {
                 (StatusCode::PAYMENT_REQUIRED, "insufficient_points")
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
 }
@@ -72,7 +103,12 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(code, error = %self, "request failed");
         }
-        let body = Json(json!({"error": {"code": code, "message": self.to_string()}}));
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+            },
+        });
         let mut response = (status, body).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
@@ -119,38 +155,57 @@ impl From<rns_nats::DirectoryError> for ApiError {
                 ApiError::Conflict(format!("customer {customer} already exists"))
             }
             rns_nats::DirectoryError::NotFound(_) => ApiError::NotFound("customer"),
-            other => ApiError::Unavailable(other.to_string()),
+            other => ApiError::unavailable("the customer directory", other),
         }
     }
 }
 
 impl From<rns_nats::TopologyError> for ApiError {
     fn from(error: rns_nats::TopologyError) -> Self {
-        ApiError::Unavailable(error.to_string())
+        ApiError::unavailable("the NATS topology", error)
     }
 }
 
 /// Only at start-up (binding the listener) or shutdown, never from a handler.
 impl From<std::io::Error> for ApiError {
     fn from(error: std::io::Error) -> Self {
-        ApiError::Unavailable(format!("i/o: {error}"))
+        ApiError::unavailable("i/o", error)
     }
 }
 
 impl From<rns_analytics::AnalyticsError> for ApiError {
     fn from(error: rns_analytics::AnalyticsError) -> Self {
-        ApiError::Unavailable(format!("results store: {error}"))
+        ApiError::unavailable("the results store", error)
     }
 }
 
 impl From<rns_points::PointsError> for ApiError {
     fn from(error: rns_points::PointsError) -> Self {
-        ApiError::Unavailable(format!("points: {error}"))
+        ApiError::unavailable("points", error)
     }
 }
 
 impl From<redis::RedisError> for ApiError {
     fn from(error: redis::RedisError) -> Self {
-        ApiError::Unavailable(format!("redis: {error}"))
+        ApiError::unavailable("redis", error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_store_answers_503_with_its_cause_kept_as_the_source() {
+        let cause = std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in 2s");
+        let error = ApiError::unavailable("points", cause);
+        assert_eq!(error.to_string(), "points is unavailable: no answer in 2s");
+        let source = std::error::Error::source(&error).expect("the cause is kept");
+        assert_eq!(source.to_string(), "no answer in 2s");
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let words = ApiError::unavailable("schedules", "too many held");
+        assert_eq!(words.status_and_code().1, "unavailable");
     }
 }

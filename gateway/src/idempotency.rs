@@ -88,7 +88,7 @@ fn redis_key(customer: &CustomerId, key: &str) -> String {
 }
 
 fn unavailable(error: redis::RedisError) -> ApiError {
-    ApiError::Unavailable(format!("redis: {error}"))
+    ApiError::unavailable("redis", error)
 }
 
 impl IdempotencyStore {

@@ -155,7 +155,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 
 async fn read(state: &AppState, shutdown: &CancellationToken) -> Result<(), ApiError> {
     let unavailable =
-        |error: &dyn std::fmt::Display| ApiError::Unavailable(format!("inbound: {error}"));
+        |error: &dyn std::fmt::Display| ApiError::unavailable("inbound", error.to_string());
     let consumer: PullConsumer = state
         .jetstream()
         .get_consumer_from_stream(INBOUND_CONSUMER, INBOUND_STREAM)

@@ -244,6 +244,6 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     client
         .flush()
         .await
-        .map_err(|error| ApiError::Unavailable(format!("nats: {error}")))?;
+        .map_err(|error| ApiError::unavailable("nats", error))?;
     Ok(())
 }

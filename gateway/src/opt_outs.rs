@@ -46,8 +46,8 @@ impl std::fmt::Debug for OptOutStore {
     }
 }
 
-fn unavailable(error: impl std::fmt::Display) -> ApiError {
-    ApiError::Unavailable(format!("opt-out lines: {error}"))
+fn unavailable(error: impl Into<crate::error::BoxError>) -> ApiError {
+    ApiError::unavailable("opt-out lines", error)
 }
 
 fn set_key(customer: &CustomerId, sender: &PhoneNumber) -> String {
@@ -85,7 +85,7 @@ impl OptOutStore {
         for _ in 0..ALLOCATION_ATTEMPTS {
             let candidate = format!("080{:07}", rand::rng().random_range(1_000_000..10_000_000));
             let number = PhoneNumber::parse(&candidate).map_err(|error| {
-                ApiError::Unavailable(format!("allocated an invalid 080 number: {error}"))
+                ApiError::unavailable("opt-out lines (an invalid 080 number was drawn)", error)
             })?;
             let owner = Bytes::from(format!("{customer} {sender}"));
             match self.lines.create(number.as_str(), owner).await {
@@ -94,8 +94,9 @@ impl OptOutStore {
                 Err(error) => return Err(unavailable(error)),
             }
         }
-        Err(ApiError::Unavailable(
-            "no free opt-out number found; try again".to_owned(),
+        Err(ApiError::unavailable(
+            "opt-out lines",
+            "no free opt-out number found; try again",
         ))
     }
 

@@ -23,18 +23,16 @@ use crate::AppState;
 /// of streams with schedules), so new schedules are refused (503) once it is 90% full:
 /// a held send is never dropped to make room.
 pub async fn ensure_schedule_room(state: &AppState, bytes: usize) -> Result<(), ApiError> {
-    let unavailable =
-        |error: &dyn std::fmt::Display| ApiError::Unavailable(format!("schedules: {error}"));
     let mut stream = state
         .jetstream()
         .get_stream(SCHEDULES_STREAM)
         .await
-        .map_err(|error| unavailable(&error))?;
-    let info = stream.info().await.map_err(|error| unavailable(&error))?;
+        .map_err(unavailable)?;
+    let info = stream.info().await.map_err(unavailable)?;
     let limit = u64::try_from(info.config.max_bytes).unwrap_or(u64::MAX) / 10 * 9;
     if info.state.bytes + bytes as u64 > limit {
-        return Err(ApiError::Unavailable(
-            "too many sends are held for later; try again later".to_owned(),
+        return Err(unavailable(
+            "too many sends are held for later; try again later",
         ));
     }
     Ok(())
@@ -71,7 +69,7 @@ pub async fn publish_paid(
         .reservations()
         .reserve(asked)
         .await
-        .map_err(|error| ApiError::Unavailable(format!("points: {error}")))?
+        .map_err(|error| ApiError::unavailable("points", error))?
     {
         Reservation::Reserved => {}
         Reservation::Insufficient { balance } => {
@@ -89,7 +87,7 @@ pub async fn publish_paid(
                 gatherable: !keyed,
             })
             .await
-            .map_err(|error| ApiError::Unavailable(error.to_string())),
+            .map_err(|error| ApiError::unavailable("JetStream", error)),
         Publication::Scheduled(schedule) => {
             let outbound = Outbound {
                 subject: due_subject(customer),
@@ -99,7 +97,7 @@ pub async fn publish_paid(
             match ensure_schedule_room(state, outbound.payload.len()).await {
                 Ok(()) => publish_schedule(state.jetstream(), schedule, outbound)
                     .await
-                    .map_err(|error| ApiError::Unavailable(error.to_string())),
+                    .map_err(unavailable),
                 Err(error) => Err(error),
             }
         }
@@ -178,12 +176,12 @@ pub async fn find_template(
         .templates()
         .get(customer.as_str())
         .await
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+        .map_err(|error| ApiError::unavailable("templates", error))?;
     Ok(book.and_then(|mut book| book.templates.remove(id)))
 }
 
-pub fn unavailable(error: impl std::fmt::Display) -> ApiError {
-    ApiError::Unavailable(format!("schedules: {error}"))
+pub fn unavailable(error: impl Into<crate::error::BoxError>) -> ApiError {
+    ApiError::unavailable("schedules", error)
 }
 
 /// The API's view of a schedule.
@@ -391,7 +389,7 @@ pub async fn create_recurring(
                         format!("nats-server refused the recurrence: {text}"),
                     )
                 } else {
-                    ApiError::Unavailable(text)
+                    unavailable(error)
                 }
             })
     };

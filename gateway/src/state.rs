@@ -89,13 +89,13 @@ impl AppState {
             images: jetstream
                 .get_object_store(rns_types::subjects::MMS_IMAGES_BUCKET)
                 .await
-                .map_err(|error| ApiError::Unavailable(format!("image store: {error}")))?,
+                .map_err(|error| ApiError::unavailable("the image store", error))?,
             templates: rns_nats::Documents::open(&jetstream, rns_types::subjects::TEMPLATES_BUCKET)
                 .await
-                .map_err(|error| ApiError::Unavailable(error.to_string()))?,
+                .map_err(|error| ApiError::unavailable("templates", error))?,
             schedules: rns_nats::Documents::open(&jetstream, rns_types::subjects::SCHEDULES_BUCKET)
                 .await
-                .map_err(|error| ApiError::Unavailable(error.to_string()))?,
+                .map_err(|error| ApiError::unavailable("schedules", error))?,
             prices: settings.points.prices,
             webhooks: webhooks::WebhookStore::open(&jetstream, redis).await?,
             allow_private_webhooks: settings.gateway.allow_private_webhooks,

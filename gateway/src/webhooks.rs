@@ -93,7 +93,7 @@ impl WebhookStore {
         let settings = jetstream
             .get_key_value(rns_types::subjects::WEBHOOKS_BUCKET)
             .await
-            .map_err(|error| ApiError::Unavailable(format!("webhook settings: {error}")))?;
+            .map_err(|error| ApiError::unavailable("webhook settings", error))?;
         Ok(Self { settings, redis })
     }
 
@@ -102,7 +102,7 @@ impl WebhookStore {
             .settings
             .get(customer.as_str())
             .await
-            .map_err(|error| ApiError::Unavailable(format!("webhook settings: {error}")))?;
+            .map_err(|error| ApiError::unavailable("webhook settings", error))?;
         Ok(value.and_then(|value| serde_json::from_slice(&value).ok()))
     }
 
@@ -111,7 +111,7 @@ impl WebhookStore {
         self.settings
             .put(customer.as_str(), value.into())
             .await
-            .map_err(|error| ApiError::Unavailable(format!("webhook settings: {error}")))?;
+            .map_err(|error| ApiError::unavailable("webhook settings", error))?;
         Ok(())
     }
 
@@ -122,7 +122,7 @@ impl WebhookStore {
             self.settings
                 .delete(customer.as_str())
                 .await
-                .map_err(|error| ApiError::Unavailable(format!("webhook settings: {error}")))?;
+                .map_err(|error| ApiError::unavailable("webhook settings", error))?;
         }
         Ok(existed)
     }

@@ -194,7 +194,7 @@ pub async fn send(
                 // After an outage the send may have been stored before it failed, so
                 // the claim stays: a retry goes out under the same request id, which
                 // JetStream drops if the first arrived. A refusal stored nothing.
-                Err(error @ ApiError::Unavailable(_)) => Err(error),
+                Err(error @ ApiError::Unavailable { .. }) => Err(error),
                 Err(error) => {
                     store.release(&customer, &key).await;
                     Err(error)
@@ -590,7 +590,7 @@ async fn store_images(
                 .images()
                 .put(name.as_str(), &mut image.as_slice())
                 .await
-                .map_err(|error| ApiError::Unavailable(format!("image store: {error}")))?;
+                .map_err(|error| ApiError::unavailable("the image store", error))?;
         }
         names.push(name);
     }

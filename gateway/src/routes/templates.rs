@@ -147,7 +147,7 @@ async fn change_book(
         .templates()
         .update(customer.as_str(), Some(TemplateBook::default), change)
         .await
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?
+        .map_err(|error| ApiError::unavailable("templates", error))?
 }
 
 pub async fn create(
@@ -203,7 +203,7 @@ pub async fn list(
         .templates()
         .get(customer.as_str())
         .await
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?
+        .map_err(|error| ApiError::unavailable("templates", error))?
         .unwrap_or_default();
     let mut items: Vec<TemplateView> = book
         .templates
