@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rns_types::CircuitState;
 
-use crate::outcome::SubmitOutcome;
+use crate::outcome::{SubmitOutcome, TransientCause};
 
 #[derive(Debug, Clone)]
 pub struct BreakerPolicy {
@@ -59,8 +59,8 @@ impl Observation {
             | SubmitOutcome::Accepted { .. }
             | SubmitOutcome::Rejected { .. } => Observation::Success,
             SubmitOutcome::Throttled { .. } | SubmitOutcome::Expired { .. } => Observation::Neutral,
-            SubmitOutcome::Transient { reason } => Observation::Failure {
-                refused: reason.starts_with("connection failed"),
+            SubmitOutcome::Transient { reason, cause } => Observation::Failure {
+                refused: *cause == TransientCause::Unreachable,
                 reason: reason.clone(),
             },
             SubmitOutcome::Ambiguous { reason } => Observation::Failure {
@@ -190,6 +190,20 @@ mod tests {
         }
         assert_eq!(breaker.record(&failure(), start), Some(CircuitState::Open));
         assert_eq!(breaker.reason(), "500 temporary_failure");
+    }
+
+    #[test]
+    fn a_carrier_out_of_reach_counts_as_refused_by_its_cause_not_its_words() {
+        let unreachable = SubmitOutcome::unreachable("no session is bound");
+        let answered = SubmitOutcome::failed_for_now("connection failed: says the carrier's 503");
+        assert!(matches!(
+            Observation::of(&unreachable),
+            Observation::Failure { refused: true, .. }
+        ));
+        assert!(matches!(
+            Observation::of(&answered),
+            Observation::Failure { refused: false, .. }
+        ));
     }
 
     #[test]

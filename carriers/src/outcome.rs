@@ -41,14 +41,44 @@ pub enum SubmitOutcome {
         retry_after: Option<Duration>,
     },
     /// The carrier could not take the message now; it did not take it.
-    Transient { reason: String },
+    Transient {
+        reason: String,
+        cause: TransientCause,
+    },
     /// The request may or may not have reached the carrier.
     Ambiguous { reason: String },
     /// Not submitted: the message's validity ran out first.
     Expired { reason: String },
 }
 
+/// Why a submit failed for now: the circuit breaker counts a carrier it cannot reach
+/// faster than one that answers with an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransientCause {
+    /// Nothing reached the carrier: the connection was refused, no session is bound.
+    Unreachable,
+    /// The carrier answered that it cannot take the message now (5xx, 408, an SMPP
+    /// error status), or RNS could not prepare it (its images unavailable).
+    Failed,
+}
+
 impl SubmitOutcome {
+    /// A submit that never reached the carrier.
+    pub fn unreachable(reason: impl Into<String>) -> Self {
+        SubmitOutcome::Transient {
+            reason: reason.into(),
+            cause: TransientCause::Unreachable,
+        }
+    }
+
+    /// A submit the carrier could not take now.
+    pub fn failed_for_now(reason: impl Into<String>) -> Self {
+        SubmitOutcome::Transient {
+            reason: reason.into(),
+            cause: TransientCause::Failed,
+        }
+    }
+
     /// The outcome's name, as a metric label.
     pub fn label(&self) -> &'static str {
         match self {

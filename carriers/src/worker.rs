@@ -436,7 +436,7 @@ impl Worker {
                     continue;
                 }
                 SubmitOutcome::Ambiguous { reason }
-                | SubmitOutcome::Transient { reason }
+                | SubmitOutcome::Transient { reason, .. }
                 | SubmitOutcome::Throttled { reason, .. } => {
                     let ambiguous = matches!(outcome, SubmitOutcome::Ambiguous { .. });
                     self.failover
@@ -498,7 +498,7 @@ impl Worker {
             Ok(images) => HttpCarrier::request(job, images),
             Err(ImageError::Missing(reason)) => return SubmitOutcome::Rejected { reason },
             // Never reached the carrier: a definite, retryable failure.
-            Err(ImageError::Unavailable(reason)) => return SubmitOutcome::Transient { reason },
+            Err(ImageError::Unavailable(reason)) => return SubmitOutcome::failed_for_now(reason),
         };
         let mut throttled: u32 = 0;
         loop {
@@ -853,7 +853,7 @@ impl Worker {
                     .record_attempt(&job.message_id, job.hop, attempt, reason, true)
                     .await?
             }
-            SubmitOutcome::Transient { reason } | SubmitOutcome::Throttled { reason, .. } => {
+            SubmitOutcome::Transient { reason, .. } | SubmitOutcome::Throttled { reason, .. } => {
                 self.failover
                     .record_attempt(&job.message_id, job.hop, attempt, reason, false)
                     .await?
@@ -1112,7 +1112,7 @@ fn reason_of(outcome: &SubmitOutcome) -> &str {
         SubmitOutcome::Rejected { reason }
         | SubmitOutcome::Expired { reason }
         | SubmitOutcome::Throttled { reason, .. }
-        | SubmitOutcome::Transient { reason }
+        | SubmitOutcome::Transient { reason, .. }
         | SubmitOutcome::Ambiguous { reason } => reason,
     }
 }

@@ -323,9 +323,7 @@ fn unreadable(error: &dyn std::fmt::Display) -> SubmitOutcome {
 /// A request without an answer: never sent if the connection failed, else unknown.
 fn unanswered(error: &reqwest::Error) -> SubmitOutcome {
     if error.is_connect() {
-        SubmitOutcome::Transient {
-            reason: format!("connection failed: {}", root_cause(error)),
-        }
+        SubmitOutcome::unreachable(format!("connection failed: {}", root_cause(error)))
     } else {
         SubmitOutcome::Ambiguous {
             reason: format!("no answer: {}", root_cause(error)),
@@ -356,7 +354,7 @@ fn refused(status: StatusCode, body: &str) -> SubmitOutcome {
         };
     }
     if status == StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
-        SubmitOutcome::Transient { reason }
+        SubmitOutcome::failed_for_now(reason)
     } else {
         SubmitOutcome::Rejected { reason }
     }

@@ -345,16 +345,12 @@ impl SmppCarrier {
             Err(reason) => return SubmitOutcome::Rejected { reason },
         };
         let Some((client, window)) = self.bound_within(self.0.bind_wait).await else {
-            return SubmitOutcome::Transient {
-                reason: "connection failed: no SMPP session is bound".to_owned(),
-            };
+            return SubmitOutcome::unreachable("connection failed: no SMPP session is bound");
         };
         // A message of more parts than the window takes the whole window.
         let count = u32::try_from(parts.len().min(self.0.window)).unwrap_or(1);
         let Ok(_permits) = window.acquire_many_owned(count).await else {
-            return SubmitOutcome::Transient {
-                reason: "the SMPP carrier is stopping".to_owned(),
-            };
+            return SubmitOutcome::failed_for_now("the SMPP carrier is stopping");
         };
         let total = parts.len();
         let mut references = Vec::with_capacity(total);
@@ -363,10 +359,9 @@ impl SmppCarrier {
             // written, so the message may go again (a close racing the write below
             // leaves it ambiguous).
             if index == 0 && !client.is_active() {
-                return SubmitOutcome::Transient {
-                    reason: "connection failed: the SMPP session closed before the submit"
-                        .to_owned(),
-                };
+                return SubmitOutcome::unreachable(
+                    "connection failed: the SMPP session closed before the submit",
+                );
             }
             match client.submit_sm(part).await {
                 Ok(answer) => references.push(answer.message_id().to_string()),

@@ -23,7 +23,7 @@ pub fn refused(status: CommandStatus) -> SubmitOutcome {
         | CommandStatus::EsmeRxTAppn
         | CommandStatus::EsmeRinvbndsts
         | CommandStatus::EsmeRunknownerr
-        | CommandStatus::EsmeRdeliveryfailure => SubmitOutcome::Transient { reason },
+        | CommandStatus::EsmeRdeliveryfailure => SubmitOutcome::failed_for_now(reason),
         _ => SubmitOutcome::Rejected { reason },
     }
 }
