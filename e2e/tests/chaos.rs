@@ -25,10 +25,10 @@ async fn under_kills_and_outages_nothing_accepted_is_lost_or_delivered_twice() {
 /// sessions for a while, one answers slower than the submit timeout, one throttles,
 /// and one is killed and started again — besides the kills of every service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "passed in 5 of 6 whole-suite runs on 2026-12-02; the 6th left 4 of 14,000 messages \
-            submitted for good (a batch accepted just before an SMSC restart and a carriers kill: \
-            its receipts parked as early, no correlation, no unknown from the redelivered copy). \
-            Issue 15's note has the diagnosis so far. Run it with \
+#[ignore = "alone on 2026-12-03 it passed 11 of 16 runs: four failures found and fixed since \
+            (issue 15's note), but 2 to 4 messages of a batch accepted just before a carriers kill \
+            and an SMSC restart can still end with no final state (receipt parked early, no \
+            correlation, the batch never split). Run it with \
             cargo nextest run -p rns-e2e --test chaos --run-ignored all, or ./scripts/chaos --smpp"]
 async fn over_smpp_under_kills_and_smsc_faults_nothing_accepted_is_lost_or_sent_twice() {
     let seed = std::time::SystemTime::now()
