@@ -381,6 +381,7 @@ impl Worker {
         };
         match handled {
             Some(()) => {
+                tracing::debug!(carrier = %self.carrier, delivery = %delivery_of(&message), jobs = jobs.len(), "batch handled; acknowledging it");
                 if let Err(error) = message.ack().await {
                     tracing::warn!(carrier = %self.carrier, %error, "acknowledging a batch failed; it will be redelivered and split");
                 }

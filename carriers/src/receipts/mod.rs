@@ -371,8 +371,13 @@ impl Receipts {
         }
         if let Correlation::Settled(settlement) = &read.correlation {
             let job = &settlement.job;
-            self.keep_accepted(&job.carrier, &job.message_id, job.hop)
-                .await?;
+            self.keep_accepted(
+                &job.carrier,
+                &job.message_id,
+                job.hop,
+                "its reference was taken over",
+            )
+            .await?;
         }
         self.write(key, encode(value), read.revision, self.kept())
             .await
@@ -554,7 +559,7 @@ impl Receipts {
         let taken = match self.take(&carrier, notice, redelivered).await {
             Ok(handled) => match deadline_of {
                 Some((of, hop)) => self
-                    .keep_accepted(&carrier, &of, hop)
+                    .keep_accepted(&carrier, &of, hop, handled.label())
                     .await
                     .map(|()| handled),
                 None => Ok(handled),
@@ -953,7 +958,9 @@ impl Receipts {
         carrier: &CarrierId,
         message: &MessageId,
         hop: u16,
+        why: &str,
     ) -> Result<(), ReceiptError> {
+        tracing::debug!(%carrier, %message, hop, why, "the accepted entry replaces the receipt deadline");
         let mut headers = HeaderMap::new();
         headers.insert("Nats-TTL", SETTLED_KEPT.as_secs().to_string());
         // Rolls up what the subject held: a deadline still to come is then gone (it
