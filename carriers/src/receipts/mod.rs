@@ -591,18 +591,25 @@ impl Receipts {
         redelivered: bool,
     ) -> Result<Handled, ReceiptError> {
         let key = correlation_key(carrier, notice.carrier_reference());
+        // What a deadline read first, unless it had to correlate its message (then
+        // the key is read again).
+        let mut first_read = None;
         if let ReceiptNotice::Deadline {
             carrier_reference,
             awaited: Some(awaited),
             ..
         } = &notice
         {
-            self.correlate_late(&key, carrier_reference, awaited)
+            first_read = self
+                .correlate_late(&key, carrier_reference, awaited)
                 .await?;
         }
         let mut receipts_taken = false;
         for _ in 0..ROUNDS {
-            let read = self.read(&key).await?;
+            let read = match first_read.take() {
+                Some(read) => read,
+                None => self.read(&key).await?,
+            };
             let step = match (&notice, read) {
                 (
                     ReceiptNotice::Receipt {
@@ -712,30 +719,33 @@ impl Receipts {
     /// first, which settles it now, or another message's correlation: had this one's
     /// been stored, the other's taking the key over would have replaced this
     /// deadline ([`Self::take_over`]), so it never was, and the message ends
-    /// `unknown` ([`Others::Yield`]).
+    /// `unknown` ([`Others::Yield`]). Returns what it read when it did nothing (the
+    /// usual case: the deadline goes on from that read), none when it correlated.
     async fn correlate_late(
         &self,
         key: &str,
         carrier_reference: &str,
         awaited: &Awaited,
-    ) -> Result<(), ReceiptError> {
-        let uncorrelated = match self.read(key).await? {
+    ) -> Result<Option<Option<Read>>, ReceiptError> {
+        let read = self.read(key).await?;
+        let uncorrelated = match &read {
             None => true,
             Some(Read {
                 correlation: correlation @ (Correlation::Awaiting(_) | Correlation::Settled(_)),
                 ..
-            }) => !left_by(&awaited.job, &correlation),
+            }) => !left_by(&awaited.job, correlation),
             Some(Read {
                 correlation: Correlation::Early { .. } | Correlation::Part { .. },
                 ..
             }) => true,
         };
-        if uncorrelated {
-            tracing::info!(carrier = %awaited.job.carrier, %key, message = %awaited.job.message_id, "a receipt deadline came for a message whose correlation was never stored; storing it now");
-            self.correlate(carrier_reference, awaited.clone(), Others::Yield)
-                .await?;
+        if !uncorrelated {
+            return Ok(Some(read));
         }
-        Ok(())
+        tracing::info!(carrier = %awaited.job.carrier, %key, message = %awaited.job.message_id, "a receipt deadline came for a message whose correlation was never stored; storing it now");
+        self.correlate(carrier_reference, awaited.clone(), Others::Yield)
+            .await?;
+        Ok(None)
     }
 
     /// Carries out `step` on the correlation under `key`; none if another process
