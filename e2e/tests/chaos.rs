@@ -25,7 +25,7 @@ async fn under_kills_and_outages_nothing_accepted_is_lost_or_delivered_twice() {
 /// sessions for a while, one answers slower than the submit timeout, one throttles,
 /// and one is killed and started again — besides the kills of every service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "alone on 2026-12-03 it passed 11 of 17 runs: four failures found and fixed since \
+#[ignore = "alone on 2026-12-03 it passed 19 of 25 runs (13 of the last 15): four failures found and fixed \
             (issue 15's note), but 2 to 4 messages of a batch accepted just before a carriers kill \
             and an SMSC restart can still end with no final state (receipt parked early, no \
             correlation, the batch never split). Run it with \
