@@ -17,24 +17,28 @@ use rns_types::wire::EventKind;
 use rns_types::{CarrierCatalog, CarrierId, Channel};
 use tokio_util::sync::CancellationToken;
 
-/// A deadline that finds its message's receipt stored but not read yet (the
-/// receipts consumer far behind) takes that receipt first, so the receipt decides;
-/// reading it later changes nothing. It never waits for the consumer: deadlines put
-/// back to wait once filled the consumer's in-flight window and kept the very
-/// receipts they waited for from being delivered (79,490 deferrals in one run).
-#[tokio::test]
-async fn a_deadline_that_finds_its_receipt_stored_but_unread_takes_it_first() {
+/// The library over a fresh nats-server with KT's topology; receipts awaited 600 s.
+struct Library {
+    _nats: NatsServer,
+    jetstream: async_nats::jetstream::Context,
+    receipts: Receipts,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+fn kt() -> CarrierId {
+    CarrierId::parse("kt").unwrap()
+}
+
+async fn start() -> Library {
     let nats = NatsServer::start().await;
     let jetstream = async_nats::jetstream::new(nats.client().await);
-    let kt = CarrierId::parse("kt").unwrap();
     let catalog = CarrierCatalog::new(vec![CarrierEntry {
-        id: kt.clone(),
+        id: kt(),
         channel: Channel::Sms,
     }]);
     common::prepare(&jetstream, Default::default(), &catalog).await;
     let stop = CancellationToken::new();
-    let _stop = stop.clone().drop_guard();
-    let health = HealthView::watch(&jetstream, stop).await.unwrap();
+    let health = HealthView::watch(&jetstream, stop.clone()).await.unwrap();
     let deadline = Duration::from_secs(600);
     let failover = Failover::new(jetstream.clone(), catalog, health, deadline)
         .await
@@ -43,6 +47,23 @@ async fn a_deadline_that_finds_its_receipt_stored_but_unread_takes_it_first() {
     let receipts = Receipts::open(jetstream.clone(), results, failover, deadline)
         .await
         .unwrap();
+    Library {
+        _nats: nats,
+        jetstream,
+        receipts,
+        _stop: stop.drop_guard(),
+    }
+}
+
+/// A deadline that finds its message's receipt stored but not read yet (the
+/// receipts consumer far behind) takes that receipt first, so the receipt decides;
+/// reading it later changes nothing. It never waits for the consumer: deadlines put
+/// back to wait once filled the consumer's in-flight window and kept the very
+/// receipts they waited for from being delivered (79,490 deferrals in one run).
+#[tokio::test]
+async fn a_deadline_that_finds_its_receipt_stored_but_unread_takes_it_first() {
+    let library = start().await;
+    let (jetstream, receipts, kt) = (&library.jetstream, &library.receipts, kt());
 
     let job = common::sms_job("01012345678", "its receipt waits unread", 3);
     receipts
@@ -59,7 +80,7 @@ async fn a_deadline_that_finds_its_receipt_stored_but_unread_takes_it_first() {
         received_at_ms: rns_types::time::now_milliseconds(),
     };
     publish_all(
-        &jetstream,
+        jetstream,
         [Outbound {
             subject: receipt_subject(&correlation_key(&kt, "kt-ref-1")),
             message_id: message_ids::carrier_job(&job.message_id, 99),
@@ -81,7 +102,7 @@ async fn a_deadline_that_finds_its_receipt_stored_but_unread_takes_it_first() {
         Handled::Stale,
         "the receipt settled it before the deadline looked"
     );
-    let finals: Vec<EventKind> = common::recorded_events(&jetstream)
+    let finals: Vec<EventKind> = common::recorded_events(jetstream)
         .await
         .into_iter()
         .filter(|event| event.message_id == job.message_id && event.kind.status().is_final())
@@ -97,4 +118,47 @@ async fn a_deadline_that_finds_its_receipt_stored_but_unread_takes_it_first() {
         receipts.take(&kt, came, true).await.unwrap(),
         Handled::Stale
     );
+}
+
+/// A settlement stored but never applied (its process killed in between, the
+/// receipt that settled it to be read again) must not vanish when a later message the
+/// restarted SMSC gave the same reference takes the key over: the taker applies it
+/// again first. (Lost 2 messages in an SMPP chaos run: the redelivered receipt found
+/// the later message there and parked itself as early.)
+#[tokio::test]
+async fn a_settlement_never_applied_is_applied_before_a_later_message_takes_its_reference() {
+    let library = start().await;
+    let (jetstream, receipts, kt) = (&library.jetstream, &library.receipts, kt());
+
+    let earlier = common::sms_job("01012340001", "settled, not applied", 3);
+    let settled =
+        rns_types::receipt::Correlation::Settled(Box::new(rns_types::receipt::Settlement {
+            job: earlier.clone(),
+            attempt: 1,
+            kind: EventKind::Delivered,
+            detail: "receipt from kt (stat:DELIVRD)".into(),
+            at_ms: rns_types::time::now_milliseconds(),
+        }));
+    jetstream
+        .get_key_value(rns_types::subjects::RECEIPT_CORRELATIONS_BUCKET)
+        .await
+        .unwrap()
+        .put(
+            correlation_key(&kt, "0000000007"),
+            serde_json::to_vec(&settled).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let later = common::sms_job("01012340002", "given the same id", 3);
+    receipts
+        .await_receipt(&later, 1, "0000000007", &[])
+        .await
+        .unwrap();
+    let finals: Vec<EventKind> = common::recorded_events(jetstream)
+        .await
+        .into_iter()
+        .filter(|event| event.message_id == earlier.message_id && event.kind.status().is_final())
+        .map(|event| event.kind)
+        .collect();
+    assert_eq!(finals, [EventKind::Delivered]);
 }

@@ -341,8 +341,8 @@ impl Receipts {
     /// Replaces what an earlier message left under `key` (the carrier gave its
     /// reference again) with `value`. A message still awaiting its receipt there is
     /// settled `unknown` first, since the receipt that comes could be either's;
-    /// [`Written::Lost`] then, and the caller reads again. A settled one's deadline
-    /// is replaced by [`Self::keep_accepted`]'s entry first: that tells its
+    /// [`Written::Lost`] then, and the caller reads again. A settled one is applied
+    /// again first, and its deadline replaced by [`Self::keep_accepted`]'s entry: that tells its
     /// redelivered job and its deadline, which would find another message under the
     /// reference, that it was correlated and settled, rather than never correlated
     /// ([`Others::Yield`]).
@@ -370,6 +370,10 @@ impl Receipts {
             return Ok(Written::Lost);
         }
         if let Correlation::Settled(settlement) = &read.correlation {
+            // Its settler may have stopped between storing and applying it, and the
+            // reading that would apply it again finds the key taken: applied again
+            // now (the same records under the same ids), before it is gone.
+            self.apply(settlement).await?;
             let job = &settlement.job;
             self.keep_accepted(
                 &job.carrier,
