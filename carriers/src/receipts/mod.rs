@@ -251,9 +251,11 @@ impl Receipts {
         let job = awaited.job.clone();
         let key = correlation_key(&job.carrier, carrier_reference);
         let earlier_parts = awaited.earlier_parts(carrier_reference);
+        let attempt = awaited.attempt;
         let awaiting = Correlation::Awaiting(awaited);
+        let encoded = encode(&awaiting);
         for _ in 0..ROUNDS {
-            if let Written::Done = self.create(&key, encode(&awaiting)).await? {
+            if let Written::Done = self.create(&key, encoded.clone()).await? {
                 return self
                     .link_parts(&job.carrier, carrier_reference, &earlier_parts)
                     .await;
@@ -274,14 +276,11 @@ impl Receipts {
                         continue;
                     }
                     Others::Yield => {
-                        let Correlation::Awaiting(awaited) = awaiting else {
-                            unreachable!("built awaiting above");
-                        };
                         let detail = format!(
                             "{}: accepted it, but gave its id to another message before its receipt could be awaited",
                             job.carrier
                         );
-                        return self.apply(&unknown(awaited, detail)).await;
+                        return self.apply(&unknown(*job, attempt, detail)).await;
                     }
                 }
             }
@@ -832,7 +831,10 @@ impl Receipts {
                     awaited.job.carrier,
                     self.deadline.as_secs()
                 );
-                Step::Settle(read.revision, unknown(awaited, detail))
+                Step::Settle(
+                    read.revision,
+                    unknown(*awaited.job, awaited.attempt, detail),
+                )
             }
             (ReceiptNotice::Deadline { .. }, Correlation::Settled(settlement)) => {
                 Step::Repeat(*settlement, Handled::Stale)
@@ -1160,11 +1162,11 @@ fn for_a_later_message(receipt: &CarrierReceipt, correlation: &Correlation) -> b
     }
 }
 
-/// `awaited` ends `unknown`, for `detail`.
-fn unknown(awaited: Awaited, detail: String) -> Settlement {
+/// `job`, accepted on delivery `attempt`, ends `unknown`, for `detail`.
+fn unknown(job: CarrierJob, attempt: u16, detail: String) -> Settlement {
     Settlement {
-        job: *awaited.job,
-        attempt: awaited.attempt,
+        job,
+        attempt,
         kind: EventKind::Unknown,
         detail,
         at_ms: rns_types::time::now_milliseconds(),
