@@ -77,6 +77,7 @@ async fn prepare(
     kt_endpoint: Option<String>,
     request_timeout_milliseconds: u64,
 ) -> (Harness, Settings) {
+    rns_testkit::show_logs();
     let (nats, redis) = tokio::join!(NatsServer::start(), RedisServer::start());
     let kt = Simulator::new("kt", kt_knobs);
     let skt = Simulator::new("skt", Knobs::default());

@@ -17,3 +17,16 @@ pub use nats::NatsServer;
 pub use process::{require_program, spare_port, wait_until, ChildProcess};
 pub use redis::RedisServer;
 pub use smsc::{SmscImplementation, SmscServer, SMSC_PASSWORD, SMSC_SYSTEM_ID};
+
+/// Sends this test's `tracing` events (warnings and up, or what `RUST_LOG` says) to
+/// the test's own output, which the runner shows when the test fails: a failure
+/// under load then comes with what the services said. Safe to call more than once.
+pub fn show_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _already = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
+}

@@ -15,6 +15,7 @@ pub async fn prepare(
     topology: TopologySettings,
     catalog: &CarrierCatalog,
 ) {
+    rns_testkit::show_logs();
     Topology::for_catalog(topology, catalog)
         .ensure(jetstream)
         .await
