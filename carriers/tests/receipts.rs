@@ -12,7 +12,10 @@ use rns_nats::{publish_all, HealthView, Outbound};
 use rns_testkit::NatsServer;
 use rns_types::carrier::CarrierEntry;
 use rns_types::receipt::{correlation_key, CarrierReceipt, ReceiptNotice, ReceiptState};
-use rns_types::subjects::{message_ids, receipt_subject};
+use rns_types::subjects::{
+    message_ids, receipt_deadline_due_subject, receipt_deadline_subject, receipt_subject,
+    RECEIPTS_STREAM,
+};
 use rns_types::wire::EventKind;
 use rns_types::{CarrierCatalog, CarrierId, Channel};
 use tokio_util::sync::CancellationToken;
@@ -161,4 +164,58 @@ async fn a_settlement_never_applied_is_applied_before_a_later_message_takes_its_
         .map(|event| event.kind)
         .collect();
     assert_eq!(finals, [EventKind::Delivered]);
+}
+
+/// A job redelivered after its deadline fired (the server took the schedule away and
+/// stored the due notice) and before the notice was handled (which leaves the
+/// accepted entry in the schedule's place) was accepted all the same: resuming it
+/// finds the notice. Answering "never accepted" there ended a message `unknown`
+/// beside the `delivered` its deadline then settled (two SMPP chaos runs).
+#[tokio::test]
+async fn a_job_redelivered_while_its_fired_deadline_waits_unread_was_accepted() {
+    let library = start().await;
+    let (jetstream, receipts, kt) = (&library.jetstream, &library.receipts, kt());
+
+    let job = common::sms_job("01012349999", "its deadline fired", 3);
+    receipts
+        .await_receipt(&job, 1, "kt-ref-9", &[])
+        .await
+        .unwrap();
+    let scheduled = receipt_deadline_subject(&kt, &job.message_id, job.hop);
+    let stream = jetstream.get_stream(RECEIPTS_STREAM).await.unwrap();
+    let schedule = stream
+        .get_last_raw_message_by_subject(&scheduled)
+        .await
+        .unwrap();
+    // What the server does when the deadline is due: stores the notice the schedule
+    // carries on its target, then purges the schedule.
+    publish_all(
+        jetstream,
+        [Outbound {
+            subject: receipt_deadline_due_subject(&kt, &job.message_id, job.hop),
+            message_id: String::new(),
+            payload: schedule.payload.clone(),
+        }],
+        1,
+    )
+    .await
+    .unwrap();
+    stream.purge().filter(&scheduled).await.unwrap();
+    assert!(
+        stream
+            .get_last_raw_message_by_subject(&scheduled)
+            .await
+            .is_err(),
+        "the schedule is gone"
+    );
+
+    assert!(
+        receipts.resume(&job).await.unwrap(),
+        "a job whose deadline is due and unread was accepted"
+    );
+    let never = common::sms_job("01012348888", "never submitted", 3);
+    assert!(
+        !receipts.resume(&never).await.unwrap(),
+        "a job with no deadline anywhere was never accepted"
+    );
 }

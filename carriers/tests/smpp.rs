@@ -968,7 +968,11 @@ async fn an_accepted_message_whose_correlation_was_never_stored_is_settled_all_t
             &harness.jetstream,
             rns_types::subjects::receipt_deadline_subject(&kt(), &sent.message_id, sent.hop),
             Outbound {
-                subject: rns_types::subjects::receipt_deadline_due_subject(&key),
+                subject: rns_types::subjects::receipt_deadline_due_subject(
+                    &kt(),
+                    &sent.message_id,
+                    sent.hop,
+                ),
                 message_id: String::new(),
                 payload: serde_json::to_vec(&notice).unwrap().into(),
             },

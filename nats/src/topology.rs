@@ -7,7 +7,7 @@
 //! | `CARRIER_<NAME>` | stream, one per carrier | `carrier.<name>`, `carrier.<name>.high`, `carrier.<name>.bulk` (the lanes) | work queue | consumers `carrier-<name>`, `carrier-<name>-high`, `carrier-<name>-bulk` |
 //! | `RESULTS` | stream | `result.<customer>` | interest | consumers `analytics`, `points`, `webhooks` |
 //! | `WEBHOOKS` | stream | `webhook_retry.<delivery>.<attempt>` (schedules), `webhook.<customer>` (due retries) | work queue, schedules | consumer `webhook-retries` (`webhook.>` only) |
-//! | `RECEIPTS` | stream | `receipt.<carrier>.<reference>` (receipts), `….deadline` (due deadlines), `receipt_deadline.<carrier>.<message>.<hop>` (schedules) | work queue, schedules | consumer `receipts` (`receipt.>` only) |
+//! | `RECEIPTS` | stream | `receipt.<carrier>.<reference>` (receipts), `receipt.<carrier>.deadline.<message>.<hop>` (due deadlines), `receipt_deadline.<carrier>.<message>.<hop>` (schedules) | work queue, schedules | consumer `receipts` (`receipt.>` only) |
 //! | `INBOUND` | stream | `inbound.<carrier>` (messages from handsets) | work queue | consumer `inbound` (gateway) |
 //! | `LEDGER` | stream | `ledger.<customer>` | limits (kept) | operators, rebuilds |
 //! | `ADVISORIES` | stream | `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>` | work queue | consumer `failover` |

@@ -27,9 +27,9 @@
 //! Receipts travel as [`ReceiptNotice`]s on `receipt.<carrier>.<reference>` (stored
 //! before the carrier's POST is answered); the deadline of each awaited receipt is a
 //! message schedule that publishes a [`ReceiptNotice::Deadline`] on
-//! `receipt.<carrier>.<reference>.deadline` when it is due. A deadline that finds a
-//! receipt of its message stored but not yet read waits for it: a receipt RNS took
-//! before the deadline always decides.
+//! `receipt.<carrier>.deadline.<message>.<hop>` when it is due. A deadline that finds
+//! a receipt of its message stored but not yet read takes it first: a receipt RNS
+//! took before the deadline always decides.
 //!
 //! The deadline is stored first, under the message's own subject
 //! (`receipt_deadline.<carrier>.<message>.<hop>`), and carries the whole [`Awaited`]

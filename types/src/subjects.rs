@@ -49,9 +49,10 @@ pub const WEBHOOKS_BUCKET: &str = "webhooks";
 
 /// Delivery receipts, `receipt.<carrier>.<reference>` (the correlation key, see
 /// [`crate::receipt`]) as carriers post them, and receipt deadlines,
-/// `receipt.<carrier>.<reference>.deadline`, which message schedules on
+/// `receipt.<carrier>.deadline.<message>.<hop>`, which message schedules on
 /// `receipt_deadline.<carrier>.<message>.<hop>` publish when they are due. A receipt
-/// not yet read is found by its subject, so a deadline never overtakes it.
+/// not yet read is found by its subject, so a deadline never overtakes it; a deadline
+/// due and not yet read is found by its message's.
 pub const RECEIPTS_STREAM: &str = "RECEIPTS";
 pub const RECEIPT_SUBJECTS: &str = "receipt.>";
 pub const RECEIPT_DEADLINE_SUBJECTS: &str = "receipt_deadline.>";
@@ -256,9 +257,10 @@ pub fn receipt_subject(key: &str) -> String {
     format!("receipt.{key}")
 }
 
-/// The subject a receipt deadline is published to when it is due.
-pub fn receipt_deadline_due_subject(key: &str) -> String {
-    format!("receipt.{key}.deadline")
+/// The subject the receipt deadline of `message` on `hop` at `carrier` is published
+/// to when it is due (five tokens: never a receipt's subject, which has three).
+pub fn receipt_deadline_due_subject(carrier: &CarrierId, message: &MessageId, hop: u16) -> String {
+    format!("receipt.{carrier}.deadline.{message}.{hop}")
 }
 
 /// The schedule subject of the receipt deadline of `message` on `hop` at `carrier`.

@@ -208,20 +208,45 @@ impl Receipts {
             .await
     }
 
-    /// Whether `job`'s message was accepted on its hop (its deadline is stored, still
-    /// to come, or come or replaced and left as [`Self::keep_accepted`]'s entry): a
-    /// redelivered job whose earlier delivery got that far needs nothing more, but
-    /// what that delivery may have left undone after storing the deadline — the
-    /// correlation, the links of its parts — is done now.
+    /// Whether `job`'s message was accepted on its hop: its deadline is stored (still
+    /// to come, due and not yet read, or come and left as [`Self::keep_accepted`]'s
+    /// entry). A redelivered job whose earlier delivery got that far needs nothing
+    /// more, but what that delivery may have left undone after storing the deadline —
+    /// the correlation, the links of its parts — is done now.
+    ///
+    /// A deadline moves from its schedule to its due notice when it fires (the server
+    /// stores the notice, then purges the schedule, under one lock), and its handler
+    /// leaves the accepted entry on the schedule's subject before it takes the notice
+    /// off the queue. Read in that order — the schedule's subject, the notice's, the
+    /// schedule's again — one of them is found whenever the message was accepted,
+    /// however the reads interleave with the firing and the handling.
     pub async fn resume(&self, job: &CarrierJob) -> Result<bool, ReceiptError> {
-        let subject = receipt_deadline_subject(&job.carrier, &job.message_id, job.hop);
-        let stored = match self.stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(stored) => stored,
-            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                return Ok(false)
+        let scheduled = receipt_deadline_subject(&job.carrier, &job.message_id, job.hop);
+        if let Some(stored) = self.last_in_stream(&scheduled).await? {
+            self.resume_from(&stored, job).await?;
+            return Ok(true);
+        }
+        let due = receipt_deadline_due_subject(&job.carrier, &job.message_id, job.hop);
+        if self.last_in_stream(&due).await?.is_some() {
+            // Its handler correlates the message if nothing did ([`Self::take`]).
+            return Ok(true);
+        }
+        match self.last_in_stream(&scheduled).await? {
+            Some(stored) => {
+                self.resume_from(&stored, job).await?;
+                Ok(true)
             }
-            Err(error) => return Err(store_error(error)),
-        };
+            None => Ok(false),
+        }
+    }
+
+    /// Correlates `job`'s message from its deadline `stored` when that is the
+    /// schedule (it carries what was awaited); the accepted entry needs nothing.
+    async fn resume_from(
+        &self,
+        stored: &async_nats::jetstream::message::StreamMessage,
+        job: &CarrierJob,
+    ) -> Result<(), ReceiptError> {
         if let Ok(ReceiptNotice::Deadline {
             carrier_reference,
             awaited: Some(awaited),
@@ -233,7 +258,19 @@ impl Receipts {
                     .await?;
             }
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// The last message on `subject` in `RECEIPTS`, read from the stream's leader.
+    async fn last_in_stream(
+        &self,
+        subject: &str,
+    ) -> Result<Option<async_nats::jetstream::message::StreamMessage>, ReceiptError> {
+        match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(stored) => Ok(Some(stored)),
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(error) => Err(store_error(error)),
+        }
     }
 
     /// Stores `awaited`'s correlation under `carrier_reference` and links its parts:
@@ -521,7 +558,7 @@ impl Receipts {
     }
 
     async fn handle(&self, message: Message) {
-        // `receipt.<carrier>.<reference>[.deadline]`
+        // `receipt.<carrier>.<reference>` or `receipt.<carrier>.deadline.<message>.<hop>`
         let carrier = message
             .subject
             .strip_prefix("receipt.")
@@ -945,10 +982,7 @@ impl Receipts {
             awaited: Some(Box::new(awaited.clone())),
         };
         let due = Outbound {
-            subject: receipt_deadline_due_subject(&correlation_key(
-                &job.carrier,
-                carrier_reference,
-            )),
+            subject: receipt_deadline_due_subject(&job.carrier, &job.message_id, job.hop),
             message_id: String::new(),
             payload: Bytes::from(serde_json::to_vec(&notice).expect("a notice serialises")),
         };
@@ -1013,20 +1047,12 @@ impl Receipts {
         };
         let mut waiting = Vec::new();
         for key in keys {
-            match self
-                .stream
-                .get_last_raw_message_by_subject(&receipt_subject(&key))
-                .await
-            {
-                Ok(stored) => {
-                    if let Ok(notice @ ReceiptNotice::Receipt { .. }) =
-                        serde_json::from_slice(&stored.payload)
-                    {
-                        waiting.push(notice);
-                    }
+            if let Some(stored) = self.last_in_stream(&receipt_subject(&key)).await? {
+                if let Ok(notice @ ReceiptNotice::Receipt { .. }) =
+                    serde_json::from_slice(&stored.payload)
+                {
+                    waiting.push(notice);
                 }
-                Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {}
-                Err(error) => return Err(store_error(error)),
             }
         }
         Ok(waiting)

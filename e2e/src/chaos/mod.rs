@@ -701,8 +701,8 @@ async fn inject_faults(
 }
 
 /// What JetStream holds about message `id` on its first hops at `carrier`: its
-/// receipt deadline (the schedule, or the entry left once it came) and its
-/// `failure_reasons` entries (submit claim, attempts, move).
+/// receipt deadline (the schedule, its due notice unread, or the entry left once
+/// it came) and its `failure_reasons` entries (submit claim, attempts, move).
 async fn message_diagnosis(system: &System, carrier: &str, id: &str) -> String {
     let jetstream = async_nats::jetstream::new(system.nats.client().await);
     let mut lines = Vec::new();
@@ -711,14 +711,18 @@ async fn message_diagnosis(system: &System, carrier: &str, id: &str) -> String {
         .await
     {
         for hop in 0..3 {
-            let subject = format!("receipt_deadline.{carrier}.{id}.{hop}");
-            if let Ok(stored) = stream.get_last_raw_message_by_subject(&subject).await {
-                lines.push(format!(
-                    "{subject} #{} {:?}: {}",
-                    stored.sequence,
-                    stored.headers,
-                    String::from_utf8_lossy(&stored.payload)
-                ));
+            for subject in [
+                format!("receipt_deadline.{carrier}.{id}.{hop}"),
+                format!("receipt.{carrier}.deadline.{id}.{hop}"),
+            ] {
+                if let Ok(stored) = stream.get_last_raw_message_by_subject(&subject).await {
+                    lines.push(format!(
+                        "{subject} #{} {:?}: {}",
+                        stored.sequence,
+                        stored.headers,
+                        String::from_utf8_lossy(&stored.payload)
+                    ));
+                }
             }
         }
     }
@@ -761,8 +765,8 @@ async fn statuses(system: &System) -> HashMap<String, String> {
 }
 
 /// What JetStream holds of `carrier`'s message `carrier_reference`:
-/// its receipt correlation, and whether a receipt or a due deadline of it is stored
-/// unread in `RECEIPTS`.
+/// its receipt correlation, and whether a receipt of it is stored unread in
+/// `RECEIPTS`.
 async fn receipt_diagnosis(system: &System, carrier: &str, carrier_reference: &str) -> String {
     let jetstream = async_nats::jetstream::new(system.nats.client().await);
     let carrier = rns_types::CarrierId::parse(carrier).expect("a carrier id");
@@ -797,12 +801,7 @@ async fn receipt_diagnosis(system: &System, carrier: &str, carrier_reference: &s
         rns_types::subjects::receipt_subject(&key),
     )
     .await;
-    let deadline = last(
-        rns_types::subjects::RECEIPTS_STREAM.to_owned(),
-        rns_types::subjects::receipt_deadline_due_subject(&key),
-    )
-    .await;
-    format!("correlation: {correlation}\nreceipt: {receipt}\ndeadline due: {deadline}")
+    format!("correlation: {correlation}\nreceipt: {receipt}")
 }
 
 /// What each SMS carrier's queue still holds and where its lanes' consumers stand,
