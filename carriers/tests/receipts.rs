@@ -181,18 +181,95 @@ async fn a_job_redelivered_while_its_fired_deadline_waits_unread_was_accepted() 
         .await_receipt(&job, 1, "kt-ref-9", &[])
         .await
         .unwrap();
-    let scheduled = receipt_deadline_subject(&kt, &job.message_id, job.hop);
+    fire_deadline(jetstream, &job).await;
+
+    assert!(
+        receipts.resume(&job).await.unwrap(),
+        "a job whose deadline is due and unread was accepted"
+    );
+    let never = common::sms_job("01012348888", "never submitted", 3);
+    assert!(
+        !receipts.resume(&never).await.unwrap(),
+        "a job with no deadline anywhere was never accepted"
+    );
+}
+
+/// A message settled by its receipt whose deadline fires while a later message the
+/// restarted SMSC gave the same reference takes the key over: the deadline finds the
+/// later message there and must not take its own message for never correlated (and
+/// end it `unknown` beside its `delivered`: 52 messages in one SMPP chaos run).
+#[tokio::test]
+async fn a_deadline_fired_as_a_later_message_takes_its_reference_leaves_its_settlement() {
+    rns_service::metrics::handle();
+    let library = start().await;
+    let (jetstream, receipts, kt) = (&library.jetstream, &library.receipts, kt());
+
+    let earlier = common::sms_job("01012340010", "delivered", 3);
+    receipts
+        .await_receipt(&earlier, 1, "0000000295", &[])
+        .await
+        .unwrap();
+    let delivered = ReceiptNotice::Receipt {
+        receipt: CarrierReceipt {
+            carrier_reference: "0000000295".into(),
+            state: ReceiptState::Delivered,
+            detail: Some("stat:DELIVRD".into()),
+            handset: Some("01012340010".into()),
+        },
+        received_at_ms: rns_types::time::now_milliseconds(),
+    };
+    assert_eq!(
+        receipts.take(&kt, delivered, false).await.unwrap(),
+        Handled::Settled
+    );
+    let due = fire_deadline(jetstream, &earlier).await;
+    let later = common::sms_job("01012340020", "same reference, after a restart", 3);
+    receipts
+        .await_receipt(&later, 1, "0000000295", &[])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        receipts.take(&kt, due, false).await.unwrap(),
+        Handled::Stale
+    );
+    // (RESULTS would drop a second final of a lone outcome as a repeat; gathered
+    // with others, as under load, it is stored: the counter tells.)
+    let counted = rns_service::metrics::render();
+    assert!(
+        !counted.contains("never_correlated"),
+        "the deadline took its message for never correlated: {counted}"
+    );
+    let finals: Vec<EventKind> = common::recorded_events(jetstream)
+        .await
+        .into_iter()
+        .filter(|event| event.message_id == earlier.message_id && event.kind.status().is_final())
+        .map(|event| event.kind)
+        .collect();
+    assert_eq!(
+        finals,
+        [EventKind::Delivered],
+        "settled once, by its receipt"
+    );
+}
+
+/// Does what the server does when `job`'s receipt deadline is due: stores the notice
+/// its schedule carries on the schedule's target, then purges the schedule. Returns
+/// the notice.
+async fn fire_deadline(
+    jetstream: &async_nats::jetstream::Context,
+    job: &rns_types::wire::CarrierJob,
+) -> ReceiptNotice {
+    let scheduled = receipt_deadline_subject(&job.carrier, &job.message_id, job.hop);
     let stream = jetstream.get_stream(RECEIPTS_STREAM).await.unwrap();
     let schedule = stream
         .get_last_raw_message_by_subject(&scheduled)
         .await
         .unwrap();
-    // What the server does when the deadline is due: stores the notice the schedule
-    // carries on its target, then purges the schedule.
     publish_all(
         jetstream,
         [Outbound {
-            subject: receipt_deadline_due_subject(&kt, &job.message_id, job.hop),
+            subject: receipt_deadline_due_subject(&job.carrier, &job.message_id, job.hop),
             message_id: String::new(),
             payload: schedule.payload.clone(),
         }],
@@ -208,14 +285,5 @@ async fn a_job_redelivered_while_its_fired_deadline_waits_unread_was_accepted() 
             .is_err(),
         "the schedule is gone"
     );
-
-    assert!(
-        receipts.resume(&job).await.unwrap(),
-        "a job whose deadline is due and unread was accepted"
-    );
-    let never = common::sms_job("01012348888", "never submitted", 3);
-    assert!(
-        !receipts.resume(&never).await.unwrap(),
-        "a job with no deadline anywhere was never accepted"
-    );
+    serde_json::from_slice(&schedule.payload).unwrap()
 }

@@ -59,6 +59,8 @@ use crate::results::ResultSink;
 const CONCURRENCY: usize = 64;
 /// How long a settled correlation is kept to recognise duplicates of its receipt.
 const SETTLED_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
+/// What [`Receipts::keep_accepted`] leaves where a deadline was scheduled.
+const ACCEPTED_ENTRY: &[u8] = b"accepted";
 /// Compare-and-set rounds before a step is given up and retried later (each lost
 /// round means another process moved the correlation on meanwhile).
 const ROUNDS: usize = 8;
@@ -313,6 +315,13 @@ impl Receipts {
                         continue;
                     }
                     Others::Yield => {
+                        // Taken over after this message was correlated (and settled):
+                        // the taker left the accepted entry before it wrote.
+                        if self.accepted_entry_stands(&job).await? {
+                            tracing::debug!(carrier = %job.carrier, %key, message = %job.message_id, "correlated before another message took its reference; nothing to do");
+                            return Ok(());
+                        }
+                        metrics::counter!("rns_receipts_total", "carrier" => job.carrier.to_string(), "outcome" => "never_correlated").increment(1);
                         let detail = format!(
                             "{}: accepted it, but gave its id to another message before its receipt could be awaited",
                             job.carrier
@@ -1020,13 +1029,24 @@ impl Receipts {
             .publish_with_headers(
                 receipt_deadline_subject(carrier, message, hop),
                 headers,
-                Bytes::from_static(b"accepted"),
+                Bytes::from_static(ACCEPTED_ENTRY),
             )
             .await
             .map_err(store_error)?
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    /// Whether [`Self::keep_accepted`]'s entry stands where `job`'s deadline was
+    /// scheduled: its message was correlated, and either its deadline came or a
+    /// later message took its reference over after it was settled.
+    async fn accepted_entry_stands(&self, job: &CarrierJob) -> Result<bool, ReceiptError> {
+        let scheduled = receipt_deadline_subject(&job.carrier, &job.message_id, job.hop);
+        Ok(self
+            .last_in_stream(&scheduled)
+            .await?
+            .is_some_and(|stored| stored.payload.as_ref() == ACCEPTED_ENTRY))
     }
 
     /// The receipts stored and not yet read (the work queue drops what was read) of
