@@ -174,7 +174,7 @@ async fn a_settlement_never_applied_is_applied_before_a_later_message_takes_its_
 #[tokio::test]
 async fn a_job_redelivered_while_its_fired_deadline_waits_unread_was_accepted() {
     let library = start().await;
-    let (jetstream, receipts, kt) = (&library.jetstream, &library.receipts, kt());
+    let (jetstream, receipts) = (&library.jetstream, &library.receipts);
 
     let job = common::sms_job("01012349999", "its deadline fired", 3);
     receipts
