@@ -80,7 +80,7 @@ struct ListedRow {
 }
 
 /// One message in a list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ListedMessage {
     pub id: String,
     pub request_id: String,
@@ -100,7 +100,7 @@ pub struct ListedMessage {
 }
 
 /// A page of messages.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MessagePage {
     pub items: Vec<ListedMessage>,
     pub next_cursor: Option<String>,

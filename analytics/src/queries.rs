@@ -14,7 +14,7 @@ use crate::error::AnalyticsError;
 use crate::window::day_floor;
 
 /// One event of a message's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub at: String,
     pub kind: String,
@@ -29,7 +29,7 @@ pub struct EventView {
 /// A message with its current status and whole timeline. Its channel, type, subject
 /// and text are what was finally sent: an AlimTalk message that fell back shows its
 /// SMS/LMS, with the AlimTalk it was first in `fell_back_from`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: String,
     pub request_id: String,
@@ -50,7 +50,7 @@ pub struct MessageView {
 }
 
 /// What one message said, in one channel.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MessageContent {
     pub channel: String,
     #[serde(rename = "type")]

@@ -20,7 +20,7 @@ use crate::window::{windows, Window};
 /// A request's points: reserved when it was accepted, spent on deliveries, returned
 /// for final failures and blocked recipients. `reserved - spent - refunded` is still
 /// held for messages not yet final.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RequestPoints {
     pub reserved: u64,
     pub spent: u64,
@@ -28,7 +28,7 @@ pub struct RequestPoints {
 }
 
 /// One request and where its messages stand.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RequestView {
     pub id: String,
     pub accepted_at: String,
@@ -41,7 +41,7 @@ pub struct RequestView {
 }
 
 /// A page of requests.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RequestPage {
     pub items: Vec<RequestView>,
     pub next_cursor: Option<String>,

@@ -18,7 +18,7 @@ use crate::error::AnalyticsError;
 use crate::schema::{CARRIER_HOURS_TABLE, CARRIER_MINUTES_TABLE, LATENCY_FUNCTION, LATENCY_LEVELS};
 
 /// How wide a bucket is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Bucket {
     Minute,
@@ -78,7 +78,7 @@ impl Bucket {
 }
 
 /// Latency from acceptance to final state, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Latency {
     pub p50: f64,
     pub p95: f64,
@@ -86,7 +86,7 @@ pub struct Latency {
 }
 
 /// One carrier's numbers in a bucket or over the whole range.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CarrierNumbers {
     pub carrier: String,
     /// Messages routed to it as first choice (by weight).

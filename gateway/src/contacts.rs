@@ -156,7 +156,7 @@ return redis.call('ZREM', P .. 'members:' .. group, contact)
 ";
 
 /// A contact as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContactRecord {
     #[serde(default)]
     pub id: String,
@@ -170,7 +170,7 @@ pub struct ContactRecord {
 }
 
 /// A contact with its groups, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Contact {
     #[serde(flatten)]
     pub record: ContactRecord,
@@ -178,7 +178,7 @@ pub struct Contact {
 }
 
 /// A group as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GroupRecord {
     pub id: String,
     pub name: String,
@@ -229,7 +229,7 @@ pub enum PutMode {
 }
 
 /// A page of a list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

@@ -41,12 +41,12 @@ pub enum ApiError {
 }
 
 /// Every error answer: `{"error":{"code","message"}}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable and machine-readable (`not_found`, `invalid_number`, `unavailable`…).
     pub code: &'static str,

@@ -32,7 +32,7 @@ pub const KEPT_PER_CUSTOMER: usize = 10_000;
 const CONCURRENCY: usize = 16;
 
 /// One message from a handset as a customer sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct InboundView {
     pub carrier: String,
     pub from: String,
@@ -46,7 +46,7 @@ pub struct InboundView {
 }
 
 /// A page of a customer's messages from handsets, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InboundPage {
     pub items: Vec<InboundView>,
     pub next_cursor: Option<String>,

@@ -15,6 +15,7 @@ pub mod gathering;
 pub mod idempotency;
 pub mod inbound;
 pub mod key_cache;
+pub mod openapi;
 pub mod opt_outs;
 pub mod pagination;
 pub mod routes;
@@ -25,12 +26,14 @@ pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
+use axum::routing::get;
 use axum::Router;
 use rns_service::{ClickHouseSettings, LogSettings, NatsSettings, RedisSettings};
 use rns_types::CarrierCatalog;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 pub use state::AppState;
@@ -76,116 +79,94 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
-/// The whole HTTP API.
+/// The whole HTTP API, and its OpenAPI document at [`openapi::DOCUMENT_PATH`]
+/// (every API route is registered through `routes!`, with its document entry).
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route(rns_service::health::LIVE_PATH, get(|| async { "ok" }))
-        .route(rns_service::health::READY_PATH, get(ready))
-        .route(
-            "/v1/admin/customers",
-            post(routes::customers::create).get(routes::customers::list),
-        )
-        .route(
-            "/v1/admin/customers/{id}/points",
-            post(routes::points::top_up),
-        )
-        .route("/v1/carriers", get(routes::customers::carriers))
-        .route(
-            "/v1/admin/carriers/{id}/rate",
-            put(routes::customers::set_rate),
-        )
-        .route("/v1/points", get(routes::points::account))
-        .route("/v1/points/ledger", get(routes::points::ledger))
-        .route("/v1/routing", get(routes::routing::get))
-        .route("/v1/routing/report", get(routes::routing::report))
-        .route("/v1/routing/{channel}", put(routes::routing::put))
-        .route(
-            "/v1/sender-numbers",
-            post(routes::sender_numbers::register).get(routes::sender_numbers::list),
-        )
-        .route(
-            "/v1/sender-numbers/{number}",
-            delete(routes::sender_numbers::delete),
-        )
-        .route(
-            "/v1/contacts",
-            post(routes::contacts::create).get(routes::contacts::list),
-        )
-        .route(
-            "/v1/contacts/import",
-            post(routes::contacts::import)
-                .layer(DefaultBodyLimit::max(routes::contacts::MAX_IMPORT_BYTES)),
-        )
-        .route(
-            "/v1/contacts/{id}",
-            get(routes::contacts::get)
-                .patch(routes::contacts::update)
-                .delete(routes::contacts::delete),
-        )
-        .route(
-            "/v1/groups",
-            post(routes::groups::create).get(routes::groups::list),
-        )
-        .route(
-            "/v1/groups/{id}",
-            get(routes::groups::get)
-                .patch(routes::groups::rename)
-                .delete(routes::groups::delete),
-        )
-        .route(
-            "/v1/groups/{id}/members",
-            post(routes::groups::add_members).get(routes::groups::list_members),
-        )
-        .route(
-            "/v1/groups/{id}/members/{contact_id}",
-            delete(routes::groups::remove_member),
-        )
-        .route(
-            "/v1/opt-outs",
-            post(routes::opt_outs::record).get(routes::opt_outs::list),
-        )
-        .route(
-            "/v1/opt-outs/{sender_number}/{recipient}",
-            delete(routes::opt_outs::remove),
-        )
-        .route("/v1/inbound-messages", get(routes::inbound::list))
-        .route(
-            "/v1/templates",
-            post(routes::templates::create).get(routes::templates::list),
-        )
-        .route(
-            "/v1/templates/{id}",
-            get(routes::templates::get)
-                .put(routes::templates::replace)
-                .delete(routes::templates::delete),
-        )
-        .route("/v1/schedules", get(routes::schedules::list))
-        .route(
-            "/v1/schedules/{id}",
-            get(routes::schedules::get).delete(routes::schedules::cancel),
-        )
-        .route(
-            "/v1/messages",
-            post(routes::messages::send).get(routes::results::list),
-        )
-        .route("/v1/messages/{id}", get(routes::results::get_message))
-        .route("/v1/requests", get(routes::results::list_requests))
-        .route("/v1/requests/{id}", get(routes::results::get_request))
-        .route("/v1/stats", get(routes::results::stats))
-        .route(
-            "/v1/webhook",
-            put(routes::webhook::put)
-                .get(routes::webhook::get)
-                .delete(routes::webhook::delete),
-        )
-        .route("/v1/webhook/deliveries", get(routes::webhook::deliveries))
+    let (api, document) = api_routes().split_for_parts();
+    let document = std::sync::Arc::new(document);
+    api
         // After every route: it is set on each route registered before it.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .route_layer(axum::middleware::from_fn(track))
+        .route(rns_service::health::LIVE_PATH, get(|| async { "ok" }))
+        .route(rns_service::health::READY_PATH, get(ready))
         .route("/metrics", get(|| async { rns_service::metrics::render() }))
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new(openapi::DOCS_PATH)
+                .url(openapi::DOCUMENT_PATH, (*document).clone()),
+        )
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The OpenAPI document of [`app`]'s API.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+/// Every `/v1` route with its OpenAPI entry.
+fn api_routes() -> OpenApiRouter<AppState> {
+    use routes::*;
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(utoipa_axum::routes!(customers::create, customers::list))
+        .routes(utoipa_axum::routes!(points::top_up))
+        .routes(utoipa_axum::routes!(customers::carriers))
+        .routes(utoipa_axum::routes!(customers::set_rate))
+        .routes(utoipa_axum::routes!(points::account))
+        .routes(utoipa_axum::routes!(points::ledger))
+        .routes(utoipa_axum::routes!(routing::get))
+        .routes(utoipa_axum::routes!(routing::report))
+        .routes(utoipa_axum::routes!(routing::put))
+        .routes(utoipa_axum::routes!(
+            sender_numbers::register,
+            sender_numbers::list
+        ))
+        .routes(utoipa_axum::routes!(sender_numbers::delete))
+        .routes(utoipa_axum::routes!(contacts::create, contacts::list))
+        .merge(
+            OpenApiRouter::new()
+                .routes(utoipa_axum::routes!(contacts::import))
+                .layer(DefaultBodyLimit::max(contacts::MAX_IMPORT_BYTES)),
+        )
+        .routes(utoipa_axum::routes!(
+            contacts::get,
+            contacts::update,
+            contacts::delete
+        ))
+        .routes(utoipa_axum::routes!(groups::create, groups::list))
+        .routes(utoipa_axum::routes!(
+            groups::get,
+            groups::rename,
+            groups::delete
+        ))
+        .routes(utoipa_axum::routes!(
+            groups::add_members,
+            groups::list_members
+        ))
+        .routes(utoipa_axum::routes!(groups::remove_member))
+        .routes(utoipa_axum::routes!(opt_outs::record, opt_outs::list))
+        .routes(utoipa_axum::routes!(opt_outs::remove))
+        .routes(utoipa_axum::routes!(inbound::list))
+        .routes(utoipa_axum::routes!(templates::create, templates::list))
+        .routes(utoipa_axum::routes!(
+            templates::get,
+            templates::replace,
+            templates::delete
+        ))
+        .routes(utoipa_axum::routes!(schedules::list))
+        .routes(utoipa_axum::routes!(schedules::get, schedules::cancel))
+        .routes(utoipa_axum::routes!(messages::send, results::list))
+        .routes(utoipa_axum::routes!(results::get_message))
+        .routes(utoipa_axum::routes!(results::list_requests))
+        .routes(utoipa_axum::routes!(results::get_request))
+        .routes(utoipa_axum::routes!(results::stats))
+        .routes(utoipa_axum::routes!(
+            webhook::put,
+            webhook::get,
+            webhook::delete
+        ))
+        .routes(utoipa_axum::routes!(webhook::deliveries))
 }
 
 /// Counts every request by route, method and status, and times it.

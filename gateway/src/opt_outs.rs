@@ -26,7 +26,7 @@ const CHECK_CHUNK: usize = 1_000;
 const ALLOCATION_ATTEMPTS: usize = 32;
 
 /// One recorded opt-out.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct OptOut {
     pub recipient: String,
     pub opted_out_at_ms: u64,

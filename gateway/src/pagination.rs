@@ -11,11 +11,15 @@ pub const MAX_LIMIT: usize = 1_000;
 /// `limit` and `cursor` of a list request. `limit` is read as text and parsed here,
 /// so this struct can be `#[serde(flatten)]`ed into a list's own query (flattened
 /// query values all arrive as strings).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Where the page starts: the `next_cursor` of the page before.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Items on the page, 1 to 1,000 (50 when absent).
     #[serde(default)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
 

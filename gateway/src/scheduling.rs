@@ -22,7 +22,7 @@ const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
 pub const MIN_EVERY_SECONDS: u64 = 1;
 pub const DEFAULT_TIMEZONE: &str = "Asia/Seoul";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecurrenceInput {
     #[serde(default)]

@@ -185,7 +185,7 @@ pub fn unavailable(error: impl Into<crate::error::BoxError>) -> ApiError {
 }
 
 /// The API's view of a schedule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScheduleView {
     pub id: String,
     pub state: ScheduleState,
@@ -206,7 +206,7 @@ pub struct ScheduleView {
 }
 
 /// How a recurring schedule fires.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecurrenceView {
     pub cron: Option<String>,
     pub every_seconds: Option<u64>,
@@ -215,7 +215,7 @@ pub struct RecurrenceView {
 }
 
 /// A firing that could not be sent.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FailureView {
     pub at: String,
     pub reason: String,

@@ -72,7 +72,7 @@ fn is_private(address: IpAddr) -> bool {
 }
 
 /// A page of attempts, newest first.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct AttemptPage {
     pub items: Vec<serde_json::Value>,
     pub next_cursor: Option<String>,

@@ -192,7 +192,7 @@ fn script(body: &str) -> Script {
 }
 
 /// A customer's points right now.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Account {
     /// Available to spend.
     pub balance: i64,
@@ -248,7 +248,7 @@ pub struct Settlement {
 }
 
 /// A page of ledger entries, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LedgerPage {
     pub items: Vec<LedgerEntry>,
     pub next_cursor: Option<String>,

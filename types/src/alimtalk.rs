@@ -14,7 +14,7 @@ pub const MAX_BUTTONS: usize = 5;
 const MAX_TEMPLATE_CODE_LENGTH: usize = 64;
 const MAX_URL_LENGTH: usize = 1_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlimTalk {
     /// The template code Kakao approved.
@@ -31,7 +31,7 @@ pub struct AlimTalk {
     pub buttons: Vec<Button>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ButtonKind {
     /// 배송조회: opens the delivery tracking of the parcel named in the body.
@@ -48,7 +48,7 @@ pub enum ButtonKind {
     AddChannel,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Button {
     pub kind: ButtonKind,

@@ -16,7 +16,18 @@ pub const CARRIER_RATES_KEY: &str = "carrier_rates";
 
 /// A channel is a family of message types that share carriers and routing weights.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
@@ -54,6 +65,8 @@ impl fmt::Display for Channel {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CarrierId(String);
+
+crate::string_schema!(CarrierId, "A carrier: 1-32 characters of `[a-z0-9_]`");
 
 impl CarrierId {
     pub fn parse(value: &str) -> Result<Self, InvalidId> {
@@ -145,7 +158,7 @@ impl CarrierCatalog {
 }
 
 /// Whether a carrier takes traffic, as its circuit breaker decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CircuitState {
     /// Healthy: traffic flows.

@@ -12,7 +12,7 @@ pub const SMS_MAX_BYTES: usize = 90;
 pub const LMS_MAX_BYTES: usize = 2_000;
 pub const SUBJECT_MAX_BYTES: usize = 40;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageType {
     Sms,

@@ -11,6 +11,33 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// Why a string is not a valid id.
+/// The OpenAPI schema of a type that travels as a string (`#[serde(try_from =
+/// "String", into = "String")]`): a string, described.
+#[macro_export]
+macro_rules! string_schema {
+    ($type:ty, $description:literal) => {
+        impl utoipa::PartialSchema for $type {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some($description))
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $type {}
+    };
+}
+
+string_schema!(
+    CustomerId,
+    "A customer's id: lowercase letters, digits and `-`"
+);
+string_schema!(RequestId, "A send request's id (a ULID)");
+string_schema!(
+    MessageId,
+    "A message's id: its request's id, `-`, and its position in the request"
+);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind}: {reason}")]
 pub struct InvalidId {

@@ -22,6 +22,11 @@ pub struct InvalidPhoneNumber {
 #[serde(try_from = "String", into = "String")]
 pub struct PhoneNumber(String);
 
+crate::string_schema!(
+    PhoneNumber,
+    "A Korean phone number: national digits, `-` and spaces allowed on input (`010-1234-5678`)"
+);
+
 const MAX_INPUT_LENGTH: usize = 32;
 
 impl PhoneNumber {

@@ -44,7 +44,7 @@ impl Prices {
 }
 
 /// What changed a balance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LedgerKind {
     /// The operator added points.
@@ -62,7 +62,7 @@ pub enum LedgerKind {
 }
 
 /// One change of a customer's points, with the account as it was right after.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
     /// Unique per customer and increasing (the Redis stream id).
     #[serde(default)]

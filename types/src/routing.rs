@@ -17,7 +17,7 @@ use crate::carrier::{CarrierCatalog, CarrierId, Channel};
 pub const MAX_TOTAL_WEIGHT: u32 = 10_000;
 
 /// A validated set of weights for one channel, ordered by carrier id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Weights(BTreeMap<CarrierId, u32>);
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::RequestId;
 
 /// Where a schedule stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleState {
     /// Waiting for its (first) firing.

@@ -15,7 +15,7 @@ pub const MAX_VARIABLE_NAME_CHARACTERS: usize = 32;
 pub const MAX_VARIABLE_VALUE_CHARACTERS: usize = 500;
 
 /// A stored template.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Template {
     pub id: String,
     pub channel: Channel,

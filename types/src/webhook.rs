@@ -15,7 +15,7 @@ use crate::ids::CustomerId;
 use crate::wire::MessageEvent;
 
 /// Which events a customer's webhook receives.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WebhookEvents {
     /// Only final states: delivered, failed, blocked.

@@ -35,7 +35,7 @@ pub const MAX_IMPORT_BYTES: usize = 16 << 20;
 const IMPORT_CHUNK: usize = 1_000;
 const MAX_GROUPS_PER_CONTACT: usize = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContact {
     number: String,
@@ -47,7 +47,7 @@ pub struct NewContact {
     fields: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactChange {
     number: Option<String>,
@@ -56,7 +56,8 @@ pub struct ContactChange {
     fields: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ContactsQuery {
     #[serde(default)]
@@ -64,6 +65,7 @@ pub struct ContactsQuery {
     #[serde(default)]
     group_id: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
@@ -141,6 +143,14 @@ async fn stored_contact(
         .ok_or(ApiError::NotFound("contact"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/contacts",
+    tag = "contacts",
+    request_body = NewContact,
+    responses((status = 201, description = "Created", body = Contact), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn create(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -176,6 +186,14 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/contacts/{id}",
+    tag = "contacts",
+    params(("id" = String, Path, description = "the contact")),
+    responses((status = 200, description = "OK", body = Contact), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn get(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -187,6 +205,15 @@ pub async fn get(
     Ok(Json(stored_contact(&state, &customer, &id).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/contacts/{id}",
+    tag = "contacts",
+    params(("id" = String, Path, description = "the contact")),
+    request_body = ContactChange,
+    responses((status = 200, description = "OK", body = Contact), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn update(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -226,6 +253,14 @@ pub async fn update(
     Ok(Json(stored_contact(&state, &customer, &id).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/contacts/{id}",
+    tag = "contacts",
+    params(("id" = String, Path, description = "the contact")),
+    responses((status = 204, description = "Done; no body"), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn delete(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -237,6 +272,14 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/contacts",
+    tag = "contacts",
+    params(ContactsQuery, PageQuery),
+    responses((status = 200, description = "OK", body = Page<Contact>), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -264,7 +307,8 @@ pub async fn list(
     Ok(Json(page))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     #[serde(default)]
@@ -272,7 +316,7 @@ pub struct ImportQuery {
 }
 
 /// What an import did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     /// Rows read, the header not counted.
     rows: usize,
@@ -283,7 +327,7 @@ pub struct ImportReport {
 }
 
 /// One row of an import that was not imported.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct RowError {
     /// 1-based, counting the header as row 1, as a spreadsheet shows it.
     row: usize,
@@ -294,6 +338,15 @@ struct RowError {
 /// row naming `number` and optionally `memo`; every other column is a field. Rows are
 /// upserted by number; every row that cannot be imported is reported with its row
 /// number and why, and the others are imported.
+#[utoipa::path(
+    post,
+    path = "/v1/contacts/import",
+    tag = "contacts",
+    params(ImportQuery),
+    request_body(content = String, content_type = "text/csv", description = "`name,number` rows, with a header row"),
+    responses((status = 200, description = "OK", body = ImportReport), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn import(
     Customer(customer): Customer,
     State(state): State<AppState>,

@@ -19,22 +19,24 @@ use crate::AppState;
 
 const MAX_NAME_LENGTH: usize = 200;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomer {
     id: String,
     name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CustomersQuery {
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
 /// A page of customers, in id order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomerPage {
     items: Vec<CustomerSummary>,
     /// The last id of this page; `null` on the last page.
@@ -42,7 +44,7 @@ pub struct CustomerPage {
 }
 
 /// What the operator's list shows of a customer (never its key).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomerSummary {
     id: CustomerId,
     name: String,
@@ -51,6 +53,14 @@ pub struct CustomerSummary {
 }
 
 /// `GET /v1/admin/customers`: every customer, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/customers",
+    tag = "customers",
+    params(CustomersQuery, PageQuery),
+    responses((status = 200, description = "OK", body = CustomerPage), crate::openapi::Errors),
+    security(("admin_key" = [])),
+)]
 pub async fn list(
     _admin: Admin,
     State(state): State<AppState>,
@@ -76,6 +86,14 @@ pub async fn list(
     Ok(Json(CustomerPage { items, next_cursor }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/customers",
+    tag = "customers",
+    request_body = CreateCustomer,
+    responses((status = 201, description = "Created", body = CreatedCustomer), crate::openapi::Errors),
+    security(("admin_key" = [])),
+)]
 pub async fn create(
     _admin: Admin,
     State(state): State<AppState>,
@@ -113,7 +131,7 @@ pub async fn create(
 
 /// A customer just created, with its API key: shown this once (only its hash is
 /// stored).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedCustomer {
     id: CustomerId,
     name: String,
@@ -128,7 +146,7 @@ fn new_api_key() -> String {
 }
 
 /// One carrier as the operator sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CarrierView {
     id: rns_types::CarrierId,
     channel: rns_types::Channel,
@@ -142,7 +160,7 @@ pub struct CarrierView {
 }
 
 /// `GET /v1/carriers`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CarrierList {
     items: Vec<CarrierView>,
 }
@@ -150,6 +168,13 @@ pub struct CarrierList {
 /// `GET /v1/carriers`: every carrier of the catalogue with its channel and circuit
 /// state as the carrier workers last published it (`closed` when never published),
 /// and the rate the operator set for it.
+#[utoipa::path(
+    get,
+    path = "/v1/carriers",
+    tag = "carriers",
+    responses((status = 200, description = "OK", body = CarrierList), crate::openapi::Errors),
+    security(("admin_key" = [])),
+)]
 pub async fn carriers(
     _admin: Admin,
     State(state): State<AppState>,
@@ -178,7 +203,7 @@ pub async fn carriers(
 }
 
 /// `PUT /v1/admin/carriers/{id}/rate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRate {
     /// Submits per second, or `null` to return to the configured rate; required, so
@@ -194,7 +219,7 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u
 }
 
 /// The rate the operator set for a carrier (`null`: the configured one applies).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CarrierRate {
     id: rns_types::CarrierId,
     rate_per_second: Option<u32>,
@@ -202,6 +227,15 @@ pub struct CarrierRate {
 
 /// Sets a carrier's send rate for every carriers process; the next slot of its
 /// budget uses it.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/carriers/{id}/rate",
+    tag = "carriers",
+    params(("id" = String, Path, description = "the carrier")),
+    request_body = SetRate,
+    responses((status = 200, description = "OK", body = CarrierRate), crate::openapi::Errors),
+    security(("admin_key" = [])),
+)]
 pub async fn set_rate(
     _admin: Admin,
     State(state): State<AppState>,

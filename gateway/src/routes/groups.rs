@@ -18,13 +18,13 @@ const MAX_NAME_CHARACTERS: usize = 100;
 /// Contacts added to a group in one call.
 pub const MAX_MEMBERS_PER_CALL: usize = 10_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupBody {
     name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Members {
     contact_ids: Vec<String>,
@@ -42,7 +42,7 @@ fn name(raw: &str) -> Result<String, ApiError> {
 }
 
 /// A group as the API shows it: with how many contacts it holds.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupView {
     #[serde(flatten)]
     group: GroupRecord,
@@ -54,7 +54,7 @@ fn view(group: GroupRecord, members: u64) -> GroupView {
 }
 
 /// What adding members did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MembersAdded {
     /// Contacts that were not members yet.
     added: u64,
@@ -78,6 +78,14 @@ async fn existing(
         .ok_or(ApiError::NotFound("group"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/groups",
+    tag = "groups",
+    request_body = GroupBody,
+    responses((status = 201, description = "Created", body = GroupView), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn create(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -102,6 +110,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(group, 0))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/groups",
+    tag = "groups",
+    params(PageQuery),
+    responses((status = 200, description = "OK", body = Page<GroupView>), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -120,6 +136,14 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/groups/{id}",
+    tag = "groups",
+    params(("id" = String, Path, description = "the group")),
+    responses((status = 200, description = "OK", body = GroupView), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn get(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -129,6 +153,15 @@ pub async fn get(
     Ok(Json(view(group, members)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/groups/{id}",
+    tag = "groups",
+    params(("id" = String, Path, description = "the group")),
+    request_body = GroupBody,
+    responses((status = 200, description = "OK", body = GroupView), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn rename(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -144,6 +177,14 @@ pub async fn rename(
     Ok(Json(view(group, members)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/groups/{id}",
+    tag = "groups",
+    params(("id" = String, Path, description = "the group")),
+    responses((status = 204, description = "Done; no body"), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn delete(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -155,6 +196,15 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/groups/{id}/members",
+    tag = "groups",
+    params(("id" = String, Path, description = "the group")),
+    request_body = Members,
+    responses((status = 200, description = "OK", body = MembersAdded), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn add_members(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -193,6 +243,14 @@ pub async fn add_members(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/groups/{id}/members",
+    tag = "groups",
+    params(("id" = String, Path, description = "the group"), PageQuery),
+    responses((status = 200, description = "OK", body = Page<Contact>), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn list_members(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -209,6 +267,14 @@ pub async fn list_members(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/groups/{id}/members/{contact_id}",
+    tag = "groups",
+    params(("id" = String, Path, description = "the group"), ("contact_id" = String, Path, description = "the contact")),
+    responses((status = 204, description = "Done; no body"), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn remove_member(
     Customer(customer): Customer,
     State(state): State<AppState>,

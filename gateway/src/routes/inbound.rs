@@ -10,13 +10,23 @@ use crate::inbound::{is_cursor, InboundPage};
 use crate::pagination::PageQuery;
 use crate::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InboundQuery {
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/inbound-messages",
+    tag = "inbound messages",
+    params(InboundQuery, PageQuery),
+    responses((status = 200, description = "OK", body = InboundPage), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,

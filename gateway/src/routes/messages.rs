@@ -48,7 +48,7 @@ pub const MAX_IMAGES: usize = 3;
 /// The largest image carriers take in an MMS.
 pub const MAX_IMAGE_BYTES: usize = 300 * 1024;
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessages {
     #[serde(default)]
@@ -103,7 +103,7 @@ pub struct SendMessages {
     expires_at: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecipientInput {
     to: String,
@@ -111,14 +111,14 @@ pub struct RecipientInput {
     variables: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageInput {
     /// The JPEG, base64-encoded.
     data: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FallbackInput {
     text: String,
@@ -127,7 +127,7 @@ pub struct FallbackInput {
 }
 
 /// A group member that cannot be texted, reported instead of sent to.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 struct Skipped {
     contact_id: String,
     number: String,
@@ -154,6 +154,14 @@ struct ValidSend {
     weights: Option<Weights>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/messages",
+    tag = "messages",
+    request_body = SendMessages,
+    responses((status = 202, description = "Accepted: JetStream holds the send", body = SendAnswer), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn send(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -670,7 +678,7 @@ async fn accept(
 }
 
 /// The 202 body of a send.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum SendAnswer {
     /// Sent as it is: now, or once later.
@@ -684,7 +692,7 @@ pub enum SendAnswer {
 }
 
 /// A request sent as it is, and its messages.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Sent {
     request_id: RequestId,
     channel: Channel,
@@ -702,7 +710,7 @@ pub struct Sent {
 }
 
 /// A request sent once later: its schedule.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Scheduled {
     schedule_id: String,
     state: ScheduleState,

@@ -19,7 +19,7 @@ use crate::pagination::PageQuery;
 use crate::sending::opt_out_number_of;
 use crate::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordOptOut {
     #[serde(default)]
@@ -29,11 +29,13 @@ pub struct RecordOptOut {
     recipient: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OptOutsQuery {
     sender_number: String,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
@@ -78,14 +80,14 @@ async fn own_sender(
 }
 
 /// An opt-out just recorded.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecordedOptOut {
     sender_number: PhoneNumber,
     recipient: PhoneNumber,
 }
 
 /// A page of one sender number's opt-outs, with the 080 line that records them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OptOutPage {
     sender_number: PhoneNumber,
     opt_out_number: PhoneNumber,
@@ -93,6 +95,14 @@ pub struct OptOutPage {
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/opt-outs",
+    tag = "opt-outs",
+    request_body = RecordOptOut,
+    responses((status = 201, description = "Created", body = RecordedOptOut), crate::openapi::Errors),
+    security((), ("api_key" = [])),
+)]
 pub async fn record(
     MaybeCustomer(caller): MaybeCustomer,
     State(state): State<AppState>,
@@ -141,6 +151,14 @@ pub async fn record(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/opt-outs",
+    tag = "opt-outs",
+    params(OptOutsQuery, PageQuery),
+    responses((status = 200, description = "OK", body = OptOutPage), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -164,6 +182,14 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/opt-outs/{sender_number}/{recipient}",
+    tag = "opt-outs",
+    params(("sender_number" = String, Path, description = "the opt-out line"), ("recipient" = String, Path, description = "the recipient")),
+    responses((status = 204, description = "Done; no body"), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn remove(
     Customer(customer): Customer,
     State(state): State<AppState>,

@@ -19,6 +19,13 @@ use crate::AppState;
 const MAX_TOP_UP: u64 = 1_000_000_000_000;
 const MAX_REASON_LENGTH: usize = 200;
 
+#[utoipa::path(
+    get,
+    path = "/v1/points",
+    tag = "points",
+    responses((status = 200, description = "OK", body = Account), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn account(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -26,7 +33,8 @@ pub async fn account(
     Ok(Json(state.points().account(&customer).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerQuery {
     /// Only entries of this kind (`top_up`, `reserve`, `settle`, `refund`, `release`).
@@ -36,9 +44,18 @@ pub struct LedgerQuery {
     #[serde(default)]
     request_id: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/points/ledger",
+    tag = "points",
+    params(LedgerQuery, PageQuery),
+    responses((status = 200, description = "OK", body = LedgerPage), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn ledger(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -75,13 +92,13 @@ pub async fn ledger(
 }
 
 /// A customer's balance after a top-up.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ToppedUp {
     customer_id: CustomerId,
     balance: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopUp {
     amount: u64,
@@ -89,6 +106,15 @@ pub struct TopUp {
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/customers/{id}/points",
+    tag = "customers",
+    params(("id" = String, Path, description = "the customer")),
+    request_body = TopUp,
+    responses((status = 200, description = "OK", body = ToppedUp), crate::openapi::Errors),
+    security(("admin_key" = [])),
+)]
 pub async fn top_up(
     _admin: Admin,
     State(state): State<AppState>,

@@ -25,7 +25,8 @@ use crate::AppState;
 /// Most contacts whose memo matched a text search that widen it to their numbers.
 const MOST_MEMO_NUMBERS: usize = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
@@ -51,6 +52,7 @@ pub struct ListQuery {
     #[serde(default)]
     until: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: crate::pagination::PageQuery,
 }
 
@@ -96,6 +98,14 @@ fn time(field: &str, value: Option<String>) -> Result<Option<u64>, ApiError> {
 
 /// `GET /v1/messages`: the caller's messages, newest first, every filter combinable,
 /// cursor pagination (see [`rns_analytics::listing`]).
+#[utoipa::path(
+    get,
+    path = "/v1/messages",
+    tag = "messages",
+    params(ListQuery, crate::pagination::PageQuery),
+    responses((status = 200, description = "OK", body = rns_analytics::listing::MessagePage), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -163,6 +173,14 @@ pub async fn list(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/messages/{id}",
+    tag = "messages",
+    params(("id" = String, Path, description = "the message")),
+    responses((status = 200, description = "OK", body = rns_analytics::queries::MessageView), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn get_message(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -177,6 +195,14 @@ pub async fn get_message(
     Ok(Json(message))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}",
+    tag = "messages",
+    params(("id" = String, Path, description = "the request")),
+    responses((status = 200, description = "OK", body = rns_analytics::requests::RequestView), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn get_request(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -191,7 +217,8 @@ pub async fn get_request(
     Ok(Json(summary))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RequestsQuery {
     #[serde(default)]
@@ -199,11 +226,20 @@ pub struct RequestsQuery {
     #[serde(default)]
     until: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
 /// `GET /v1/requests?since=&until=&cursor=&limit=`: the caller's requests, newest
 /// first, each with its totals and points.
+#[utoipa::path(
+    get,
+    path = "/v1/requests",
+    tag = "messages",
+    params(RequestsQuery, PageQuery),
+    responses((status = 200, description = "OK", body = rns_analytics::requests::RequestPage), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn list_requests(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -227,7 +263,8 @@ pub async fn list_requests(
     Ok(Json(page))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
     #[serde(default)]
@@ -252,6 +289,14 @@ const DEFAULT_TIMEZONE: &str = "Asia/Seoul";
 /// state; over the whole range with the actual split of first choices against the
 /// target weights, and per bucket. The last 24 hours in hours by default; buckets
 /// start in `timezone` (Asia/Seoul by default).
+#[utoipa::path(
+    get,
+    path = "/v1/stats",
+    tag = "statistics",
+    params(StatsQuery),
+    responses((status = 200, description = "OK", body = StatisticsView), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn stats(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -341,7 +386,7 @@ pub async fn stats(
 }
 
 /// `GET /v1/stats`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatisticsView {
     since: String,
     until: String,
@@ -353,7 +398,7 @@ pub struct StatisticsView {
 }
 
 /// One carrier's numbers, with its channel and (in the totals) its share.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CarrierStatistics {
     #[serde(flatten)]
     numbers: CarrierNumbers,
@@ -363,7 +408,7 @@ pub struct CarrierStatistics {
 }
 
 /// The numbers of one bucket.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BucketStatistics {
     start: String,
     carriers: Vec<CarrierStatistics>,
@@ -371,7 +416,7 @@ pub struct BucketStatistics {
 
 /// A carrier's share of its channel's first choices against its target weight's
 /// share; none before anything was routed (or without weights).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Share {
     actual: Option<f64>,
     target: Option<f64>,

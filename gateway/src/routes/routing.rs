@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Customer};
 use crate::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutRouting {
     weights: BTreeMap<String, u32>,
@@ -26,7 +26,7 @@ pub struct PutRouting {
 }
 
 /// A channel's routing as just set.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChannelRoutingSet {
     channel: Channel,
     weights: Weights,
@@ -34,7 +34,7 @@ pub struct ChannelRoutingSet {
 }
 
 /// A channel's routing: its weights (equal ones by `default`) and failover order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChannelRouting {
     weights: Option<Weights>,
     default: bool,
@@ -45,23 +45,36 @@ pub struct ChannelRouting {
 type CarrierCounts = BTreeMap<String, u64>;
 
 /// One channel of the routing report.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChannelReport {
     target: Option<Weights>,
+    #[schema(value_type = BTreeMap<String, u64>)]
     first_choice: CarrierCounts,
+    #[schema(value_type = BTreeMap<String, u64>)]
     delivered: CarrierCounts,
+    #[schema(value_type = BTreeMap<String, u64>)]
     failed_over: CarrierCounts,
+    #[schema(value_type = BTreeMap<String, u64>)]
     fell_back: CarrierCounts,
 }
 
 /// The routing report over `[from, to)`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RoutingReport {
     from: String,
     to: String,
     channels: BTreeMap<String, ChannelReport>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/routing/{channel}",
+    tag = "routing",
+    params(("channel" = String, Path, description = "`sms` or `alimtalk`")),
+    request_body = PutRouting,
+    responses((status = 200, description = "OK", body = ChannelRoutingSet), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn put(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -96,6 +109,13 @@ pub async fn put(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/routing",
+    tag = "routing",
+    responses((status = 200, description = "OK", body = std::collections::BTreeMap<String, ChannelRouting>), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn get(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -115,7 +135,8 @@ pub async fn get(
     Ok(Json(channels))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportRange {
     from: Option<String>,
@@ -138,6 +159,14 @@ fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
 /// `GET /v1/routing/report?from=&to=`: per channel, the target weights, the split
 /// of first choices (what routing did) and of deliveries (what failover made of it),
 /// over `[from, to)`; the last 24 hours by default.
+#[utoipa::path(
+    get,
+    path = "/v1/routing/report",
+    tag = "routing",
+    params(ReportRange),
+    responses((status = 200, description = "OK", body = RoutingReport), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn report(
     Customer(customer): Customer,
     State(state): State<AppState>,

@@ -22,22 +22,32 @@ use crate::pagination::PageQuery;
 use crate::sending::{change_book, unavailable, ScheduleView};
 use crate::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulesQuery {
     #[serde(default)]
     state: Option<ScheduleState>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
 /// A page of schedules, in id (creation) order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SchedulePage {
     items: Vec<ScheduleView>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/schedules",
+    tag = "schedules",
+    params(SchedulesQuery, PageQuery),
+    responses((status = 200, description = "OK", body = SchedulePage), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -66,6 +76,14 @@ pub async fn list(
     Ok(Json(SchedulePage { items, next_cursor }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/schedules/{id}",
+    tag = "schedules",
+    params(("id" = String, Path, description = "the schedule")),
+    responses((status = 200, description = "OK", body = ScheduleView), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn get(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -86,6 +104,14 @@ pub async fn get(
 
 /// `DELETE /v1/schedules/{id}`: a cancelled schedule never fires again; a one-time
 /// schedule's points come back. A one-time schedule that already fired is 409.
+#[utoipa::path(
+    delete,
+    path = "/v1/schedules/{id}",
+    tag = "schedules",
+    params(("id" = String, Path, description = "the schedule")),
+    responses((status = 200, description = "OK", body = ScheduleView), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn cancel(
     Customer(customer): Customer,
     State(state): State<AppState>,

@@ -18,12 +18,20 @@ use crate::AppState;
 /// Registered sender numbers per customer; carriers cap caller-id lists similarly.
 const MAX_SENDER_NUMBERS: usize = 1_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterSenderNumber {
     number: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sender-numbers",
+    tag = "sender numbers",
+    request_body = RegisterSenderNumber,
+    responses((status = 201, description = "Created", body = SenderNumberItem), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn register(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -60,28 +68,38 @@ pub async fn register(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SenderNumbersQuery {
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
 /// A page of a customer's sender numbers, in number order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SenderNumberPage {
     items: Vec<SenderNumberItem>,
     /// The last number of this page; `null` on the last page.
     next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SenderNumberItem {
     number: PhoneNumber,
     /// The 080 line whose calls and texts opt recipients out of this number.
     opt_out_number: PhoneNumber,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/sender-numbers",
+    tag = "sender numbers",
+    params(SenderNumbersQuery, PageQuery),
+    responses((status = 200, description = "OK", body = SenderNumberPage), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -122,6 +140,14 @@ pub async fn list(
     Ok(Json(SenderNumberPage { items, next_cursor }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/sender-numbers/{number}",
+    tag = "sender numbers",
+    params(("number" = String, Path, description = "the sender number")),
+    responses((status = 204, description = "Done; no body"), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn delete(
     Customer(customer): Customer,
     State(state): State<AppState>,

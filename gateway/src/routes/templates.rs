@@ -24,7 +24,7 @@ use crate::AppState;
 pub const MAX_TEMPLATES: usize = 200;
 const MAX_NAME_CHARACTERS: usize = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
     /// Required when creating; when replacing, it must stay the same if given.
@@ -38,12 +38,14 @@ pub struct TemplateBody {
     alimtalk: Option<AlimTalk>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TemplatesQuery {
     #[serde(default)]
     channel: Option<Channel>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
@@ -115,7 +117,7 @@ fn name(raw: &str) -> Result<String, ApiError> {
 }
 
 /// A template as the API shows it, with the variables its text names.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TemplateView {
     #[serde(flatten)]
     template: Template,
@@ -132,7 +134,7 @@ impl TemplateView {
 }
 
 /// A page of templates, in id (creation) order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TemplatePage {
     items: Vec<TemplateView>,
     next_cursor: Option<String>,
@@ -150,6 +152,14 @@ async fn change_book(
         .map_err(|error| ApiError::unavailable("templates", error))?
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/templates",
+    tag = "templates",
+    request_body = TemplateBody,
+    responses((status = 201, description = "Created", body = TemplateView), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn create(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -192,6 +202,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(TemplateView::of(&template))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/templates",
+    tag = "templates",
+    params(TemplatesQuery, PageQuery),
+    responses((status = 200, description = "OK", body = TemplatePage), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -224,6 +242,14 @@ pub async fn list(
     Ok(Json(TemplatePage { items, next_cursor }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/templates/{id}",
+    tag = "templates",
+    params(("id" = String, Path, description = "the template")),
+    responses((status = 200, description = "OK", body = TemplateView), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn get(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -235,6 +261,15 @@ pub async fn get(
     Ok(Json(TemplateView::of(&template)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/templates/{id}",
+    tag = "templates",
+    params(("id" = String, Path, description = "the template")),
+    request_body = TemplateBody,
+    responses((status = 200, description = "OK", body = TemplateView), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn replace(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -279,6 +314,14 @@ pub async fn replace(
     Ok(Json(TemplateView::of(&book.templates[&id])))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/templates/{id}",
+    tag = "templates",
+    params(("id" = String, Path, description = "the template")),
+    responses((status = 204, description = "Done; no body"), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn delete(
     Customer(customer): Customer,
     State(state): State<AppState>,

@@ -16,7 +16,7 @@ use crate::pagination::PageQuery;
 use crate::webhooks::{check_url, AttemptPage, SECRET_LENGTHS};
 use crate::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutWebhook {
     url: String,
@@ -26,7 +26,7 @@ pub struct PutWebhook {
 }
 
 /// A webhook as the API shows it: never its secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhookView {
     url: String,
     events: WebhookEvents,
@@ -41,6 +41,14 @@ fn view(config: &WebhookConfig) -> WebhookView {
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/webhook",
+    tag = "webhook",
+    request_body = PutWebhook,
+    responses((status = 200, description = "OK", body = WebhookView), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn put(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -70,6 +78,13 @@ pub async fn put(
     Ok(Json(view(&config)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/webhook",
+    tag = "webhook",
+    responses((status = 200, description = "OK", body = WebhookView), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn get(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -82,6 +97,13 @@ pub async fn get(
     Ok(Json(view(&config)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/webhook",
+    tag = "webhook",
+    responses((status = 204, description = "Done; no body"), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn delete(
     Customer(customer): Customer,
     State(state): State<AppState>,
@@ -96,6 +118,14 @@ pub async fn delete(
 /// `GET /v1/webhook/deliveries?cursor=&limit=`: attempts, newest first, each with its
 /// delivery id, attempt number, outcome (`delivered`, `failed` with the next attempt's
 /// time, `abandoned`), the receiver's status or the error, and how long it took.
+#[utoipa::path(
+    get,
+    path = "/v1/webhook/deliveries",
+    tag = "webhook",
+    params(PageQuery),
+    responses((status = 200, description = "OK", body = AttemptPage), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
 pub async fn deliveries(
     Customer(customer): Customer,
     State(state): State<AppState>,
