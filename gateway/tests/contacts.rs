@@ -202,7 +202,8 @@ async fn another_customers_contacts_and_groups_are_404() {
             Some(json!({"contact_ids": [contact]})),
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_contacts", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains(contact));
     // The same number is a separate contact for each customer.
     create_contact(&api, &rival, json!({"number": "01011112222"})).await;

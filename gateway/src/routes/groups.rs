@@ -221,10 +221,7 @@ pub async fn add_members(
         ));
     }
     if let Some(bad) = body.contact_ids.iter().find(|contact| !is_id(contact)) {
-        return Err(ApiError::NotFoundNamed {
-            what: "contact",
-            id: bad.chars().take(40).collect(),
-        });
+        return Err(unknown_contacts(&bad.chars().take(40).collect::<String>()));
     }
     match state
         .contacts()
@@ -236,11 +233,17 @@ pub async fn add_members(
             Ok(Json(MembersAdded { added, members }))
         }
         AddOutcome::GroupNotFound => Err(ApiError::NotFound("group")),
-        AddOutcome::UnknownContacts(missing) => Err(ApiError::NotFoundNamed {
-            what: "contact",
-            id: missing.join(", "),
-        }),
+        AddOutcome::UnknownContacts(missing) => Err(unknown_contacts(&missing.join(", "))),
     }
+}
+
+/// Contact ids in a body that are not the caller's contacts: the body is wrong (422),
+/// the group it names exists (a 404 would say it did not).
+fn unknown_contacts(ids: &str) -> ApiError {
+    ApiError::invalid(
+        "unknown_contacts",
+        format!("not one of your contacts: {ids}"),
+    )
 }
 
 #[utoipa::path(
