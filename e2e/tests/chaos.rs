@@ -25,10 +25,6 @@ async fn under_kills_and_outages_nothing_accepted_is_lost_or_delivered_twice() {
 /// sessions for a while, one answers slower than the submit timeout, one throttles,
 /// and one is killed and started again — besides the kills of every service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "alone on 2026-12-03 it passed 19 of 26 runs; each failure led to a fix (issue 15's \
-            note), the last one (a settlement lost when a later message took its reference) \
-            at the end of that day, not yet proven by repeated runs. Run it with \
-            cargo nextest run -p rns-e2e --test chaos --run-ignored all, or ./scripts/chaos --smpp"]
 async fn over_smpp_under_kills_and_smsc_faults_nothing_accepted_is_lost_or_sent_twice() {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
