@@ -14,9 +14,9 @@
 //! (default 40) with its parameters varied; the table gives p50, p95 and max in ms.
 use std::time::{Duration, Instant};
 
-use rns_analytics::listing::{ListCursor, MessageFilter};
-use rns_analytics::stats::Bucket;
-use rns_analytics::ResultQueries;
+use rns_results::listing::{ListCursor, MessageFilter};
+use rns_results::stats::Bucket;
+use rns_results::ResultQueries;
 use rns_service::ClickHouseSettings;
 use rns_testkit::ClickHouseServer;
 use rns_types::{CustomerId, MessageId, RequestId};

@@ -11,4 +11,6 @@ pub enum AnalyticsError {
     Http(String),
     #[error("topology: {0}")]
     Topology(#[from] rns_nats::TopologyError),
+    #[error("results: {0}")]
+    Results(#[from] rns_results::ResultsError),
 }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::AnalyticsError;
 use crate::rows::{EventRow, MessageRow};
-use crate::schema::{EVENTS_TABLE, MESSAGES_TABLE};
+use rns_results::schema::{EVENTS_TABLE, MESSAGES_TABLE};
 
 /// How batches are formed.
 #[derive(Debug, Clone, Copy)]

@@ -1,24 +1,18 @@
-//! RNS analytics: the RESULTS stream into ClickHouse, and the queries over it.
+//! RNS analytics: the RESULTS stream into ClickHouse, and status webhooks.
 //!
-//! The service ([`run`]) ensures the schema, then ingests RESULTS in batches
-//! ([`ingest`]), drops expired days ([`retention`]) and delivers status webhooks
-//! ([`webhooks`]): everything that follows results. The gateway uses [`queries::ResultQueries`] as a library to answer
-//! result queries, so every read of ClickHouse lives in this crate next to the schema
-//! it depends on.
+//! The service ([`run`]) ensures the schema (`rns_results::schema`), then ingests
+//! RESULTS in batches ([`ingest`]), drops expired days ([`retention`]), mirrors the
+//! routing targets ([`targets`]) and delivers status webhooks ([`webhooks`]):
+//! everything that follows results. The queries over what it writes live in
+//! `rns_results`, next to the schema, which is all the gateway links.
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod ingest;
-pub mod listing;
-pub mod queries;
-pub mod requests;
 pub mod retention;
 pub mod rows;
-pub mod schema;
-pub mod stats;
 pub mod targets;
 pub mod webhooks;
-pub mod window;
 
 use std::time::Duration;
 
@@ -32,7 +26,6 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 pub use error::AnalyticsError;
-pub use queries::ResultQueries;
 
 /// `[analytics]` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -91,28 +84,7 @@ impl rns_service::process::ServiceSettings for Settings {
     }
 }
 
-/// A ClickHouse client for `settings`, with the options ClickHouse 18.16 needs:
-/// no RowBinaryWithNamesAndTypes validation and no HTTP compression.
-pub fn clickhouse_client(settings: &ClickHouseSettings) -> clickhouse::Client {
-    clickhouse::Client::default()
-        .with_url(&settings.url)
-        .with_user(&settings.user)
-        .with_password(&settings.password)
-        .with_database(&settings.database)
-        .with_validation(false)
-}
-
-/// Creates or updates the schema on the server of `settings`, then returns a client
-/// of its database.
-pub async fn prepare(settings: &ClickHouseSettings) -> Result<clickhouse::Client, AnalyticsError> {
-    let server = clickhouse::Client::default()
-        .with_url(&settings.url)
-        .with_user(&settings.user)
-        .with_password(&settings.password)
-        .with_validation(false);
-    schema::ensure(&server, &settings.database).await?;
-    Ok(clickhouse_client(settings))
-}
+pub use rns_results::{clickhouse_client, prepare};
 
 /// Ensures the schema, then ingests RESULTS until `shutdown`.
 pub async fn run(

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::AnalyticsError;
-use crate::schema::DAILY_TABLES;
+use rns_results::schema::DAILY_TABLES;
 
 /// How often the analytics service looks for expired days.
 pub const CHECK_EVERY: Duration = Duration::from_secs(60 * 60);

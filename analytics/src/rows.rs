@@ -1,7 +1,7 @@
 //! Row types of the ClickHouse tables and their conversion from wire messages.
 //!
 //! Enum columns travel as their `Int8` codes (RowBinary); the codes are defined next to
-//! the enum text in [`crate::schema`] and tested against a real server.
+//! the enum text in [`rns_results::schema`] and tested against a real server.
 use clickhouse::Row;
 use rns_types::wire::{EventKind, MessageEvent, MessageRecord, MessageStatus};
 use rns_types::{Channel, CustomerId, MessageType};

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::AnalyticsError;
 use crate::rows::channel_code;
-use crate::schema::ROUTING_TARGETS_TABLE;
+use rns_results::schema::ROUTING_TARGETS_TABLE;
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize)]
 pub struct TargetRow {

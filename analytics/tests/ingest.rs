@@ -4,8 +4,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rns_analytics::{AnalyticsSettings, ResultQueries, Settings};
+use rns_analytics::{AnalyticsSettings, Settings};
 use rns_nats::{publish_all, Outbound};
+use rns_results::ResultQueries;
 use rns_service::{ClickHouseSettings, NatsSettings, Readiness};
 use rns_testkit::{ClickHouseServer, NatsServer};
 use rns_types::subjects::{message_ids, result_subject};
@@ -126,7 +127,7 @@ async fn wait_for_total(
     customer: &CustomerId,
     request: RequestId,
     total: u64,
-) -> rns_analytics::requests::RequestView {
+) -> rns_results::requests::RequestView {
     for _ in 0..200 {
         if let Ok(Some(summary)) = queries.request_summary(customer, &request).await {
             if summary.total == total {
@@ -297,7 +298,7 @@ async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
         ..Default::default()
     };
     let client = rns_analytics::clickhouse_client(&settings);
-    rns_analytics::schema::ensure(&client, "rns").await.unwrap();
+    rns_results::schema::ensure(&client, "rns").await.unwrap();
     // The statistics views of the versions before: one did not count fallbacks, the
     // next not what receipts say.
     clickhouse
@@ -316,7 +317,7 @@ async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
              GROUP BY customer_id, start, carrier",
         )
         .await;
-    rns_analytics::schema::ensure(&client, "rns").await.unwrap();
+    rns_results::schema::ensure(&client, "rns").await.unwrap();
     let statistics_columns = clickhouse
         .query("SELECT name FROM system.columns WHERE database = 'rns' AND table = 'carrier_minutes' AND name IN ('undeliverable', 'unknown', 'expired', 'submit_latency_ms') ORDER BY name FORMAT TabSeparated")
         .await;
@@ -370,7 +371,7 @@ async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
 
 #[tokio::test]
 async fn message_lists_filter_and_page_without_gaps_or_repeats_while_results_arrive() {
-    use rns_analytics::listing::{ListCursor, MessageFilter};
+    use rns_results::listing::{ListCursor, MessageFilter};
 
     let harness = start().await;
     let customer = CustomerId::parse("acme").unwrap();

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use rns_analytics::rows::{EventRow, MessageRow};
-use rns_analytics::stats::Bucket;
-use rns_analytics::ResultQueries;
+use rns_results::stats::Bucket;
+use rns_results::ResultQueries;
 use rns_service::ClickHouseSettings;
 use rns_testkit::ClickHouseServer;
 use rns_types::wire::{EventKind, MessageEvent, MessageRecord, Points};
@@ -218,7 +218,7 @@ async fn requests_list_newest_first_across_days_with_totals_and_points() {
 
 #[tokio::test]
 async fn message_pages_reach_back_across_days_without_gaps_or_repeats() {
-    use rns_analytics::listing::{ListCursor, MessageFilter};
+    use rns_results::listing::{ListCursor, MessageFilter};
     let store = store().await;
     let now = rns_types::time::now_milliseconds();
     let mut expected = Vec::new();

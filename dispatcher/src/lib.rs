@@ -28,7 +28,7 @@ pub mod plan;
 pub mod positions;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
@@ -96,28 +96,23 @@ impl rns_service::process::ServiceSettings for Settings {
     }
 }
 
-/// Schedules by canonical weights; bounded, since weights change rarely.
-#[derive(Debug, Default)]
-struct Schedules(Mutex<HashMap<String, Arc<Schedule>>>);
+/// Schedules by canonical weights; bounded (the least used dropped when full), since
+/// weights change rarely.
+#[derive(Debug)]
+struct Schedules(moka::sync::Cache<String, Arc<Schedule>>);
 
-const MAX_CACHED_SCHEDULES: usize = 4_096;
+const MAX_CACHED_SCHEDULES: u64 = 4_096;
+
+impl Default for Schedules {
+    fn default() -> Self {
+        Self(moka::sync::Cache::new(MAX_CACHED_SCHEDULES))
+    }
+}
 
 impl Schedules {
     fn get(&self, weights: &Weights) -> Arc<Schedule> {
-        let key = weights.canonical();
-        let mut cache = self
-            .0
-            .lock()
-            .expect("schedule cache lock is never poisoned");
-        if let Some(schedule) = cache.get(&key) {
-            return schedule.clone();
-        }
-        if cache.len() >= MAX_CACHED_SCHEDULES {
-            cache.clear();
-        }
-        let schedule = Arc::new(Schedule::new(weights));
-        cache.insert(key, schedule.clone());
-        schedule
+        self.0
+            .get_with(weights.canonical(), || Arc::new(Schedule::new(weights)))
     }
 }
 

@@ -173,8 +173,8 @@ impl From<std::io::Error> for ApiError {
     }
 }
 
-impl From<rns_analytics::AnalyticsError> for ApiError {
-    fn from(error: rns_analytics::AnalyticsError) -> Self {
+impl From<rns_results::ResultsError> for ApiError {
+    fn from(error: rns_results::ResultsError) -> Self {
         ApiError::unavailable("the results store", error)
     }
 }

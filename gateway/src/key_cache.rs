@@ -3,51 +3,46 @@
 //!
 //! Only keys that were found are remembered (an unknown key is looked up every
 //! time), each for `ttl`: a key removed from the bucket stops working within that
-//! time on every gateway. The cache is bounded; when full it starts over.
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! time on every gateway. The cache is bounded; when full, the keys used least are
+//! dropped (moka's TinyLFU), never all of them at once.
+use std::time::Duration;
 
 use rns_types::CustomerId;
 
 #[derive(Debug)]
 pub struct KeyCache {
-    ttl: Duration,
-    capacity: usize,
-    entries: Mutex<HashMap<String, (CustomerId, Instant)>>,
+    entries: moka::sync::Cache<String, CustomerId>,
 }
 
 impl KeyCache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    pub fn new(ttl: Duration, capacity: u64) -> Self {
         Self {
-            ttl,
-            capacity: capacity.max(1),
-            entries: Mutex::new(HashMap::new()),
+            entries: moka::sync::Cache::builder()
+                .max_capacity(capacity.max(1))
+                .time_to_live(ttl)
+                .build(),
         }
     }
 
     /// The customer of the key with this hash, if it was found less than `ttl` ago.
-    pub fn get(&self, key_hash: &str, now: Instant) -> Option<CustomerId> {
-        let entries = self
-            .entries
-            .lock()
-            .expect("key cache lock is never poisoned");
-        entries
-            .get(key_hash)
-            .filter(|(_, checked_at)| now.saturating_duration_since(*checked_at) < self.ttl)
-            .map(|(customer, _)| customer.clone())
+    pub fn get(&self, key_hash: &str) -> Option<CustomerId> {
+        self.entries.get(key_hash)
     }
 
-    /// Remembers that the key with this hash belongs to `customer`, as of `now`.
-    pub fn insert(&self, key_hash: String, customer: CustomerId, now: Instant) {
-        let mut entries = self
-            .entries
-            .lock()
-            .expect("key cache lock is never poisoned");
-        if entries.len() >= self.capacity && !entries.contains_key(&key_hash) {
-            entries.clear();
-        }
-        entries.insert(key_hash, (customer, now));
+    /// Remembers that the key with this hash belongs to `customer`, from now.
+    pub fn insert(&self, key_hash: String, customer: CustomerId) {
+        self.entries.insert(key_hash, customer);
+    }
+
+    /// Keys remembered now (after pending evictions are applied).
+    pub fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -59,34 +54,32 @@ mod tests {
         CustomerId::parse("acme").unwrap()
     }
 
-    #[test]
-    fn a_key_is_remembered_for_its_ttl_and_no_longer() {
-        let cache = KeyCache::new(Duration::from_secs(30), 10);
-        let now = Instant::now();
-        assert_eq!(cache.get("hash", now), None);
-        cache.insert("hash".into(), acme(), now);
-        assert_eq!(
-            cache.get("hash", now + Duration::from_secs(29)),
-            Some(acme())
+    #[tokio::test]
+    async fn a_key_is_remembered_for_its_ttl_and_no_longer() {
+        let cache = KeyCache::new(Duration::from_millis(300), 10);
+        assert_eq!(cache.get("hash"), None);
+        cache.insert("hash".into(), acme());
+        assert_eq!(cache.get("hash"), Some(acme()));
+        assert_eq!(cache.get("other"), None);
+        let forgotten =
+            rns_testkit::wait_until("the key is forgotten", Duration::from_secs(5), || async {
+                cache.get("hash").is_none()
+            })
+            .await;
+        assert!(
+            forgotten >= Duration::from_millis(250),
+            "forgotten after {forgotten:?}, before its ttl"
         );
-        assert_eq!(cache.get("hash", now + Duration::from_secs(30)), None);
-        assert_eq!(cache.get("other", now), None);
     }
 
     #[test]
-    fn a_full_cache_starts_over_instead_of_growing() {
-        let cache = KeyCache::new(Duration::from_secs(30), 2);
-        let now = Instant::now();
-        cache.insert("a".into(), acme(), now);
-        cache.insert("b".into(), acme(), now);
-        cache.insert("a".into(), acme(), now);
-        assert_eq!(
-            cache.get("b", now),
-            Some(acme()),
-            "refreshing a key keeps the rest"
-        );
-        cache.insert("c".into(), acme(), now);
-        assert_eq!(cache.get("a", now), None);
-        assert_eq!(cache.get("c", now), Some(acme()));
+    fn a_full_cache_drops_some_keys_not_all() {
+        let cache = KeyCache::new(Duration::from_secs(30), 100);
+        for index in 0..1_000 {
+            cache.insert(format!("key-{index}"), acme());
+        }
+        let kept = cache.len();
+        assert!(kept <= 100, "{kept} keys kept, over the capacity");
+        assert!(kept >= 50, "only {kept} keys kept: the cache started over");
     }
 }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use redis::aio::ConnectionManager;
-use rns_analytics::ResultQueries;
 use rns_nats::{CustomerDirectory, HealthStore};
+use rns_results::ResultQueries;
 use rns_types::CarrierCatalog;
 
 use crate::idempotency::IdempotencyStore;
@@ -80,7 +80,7 @@ impl AppState {
             carrier_rates: carrier_rates::CarrierRates::new(redis.clone()),
             idempotency: IdempotencyStore::new(redis.clone()),
             catalog: catalog(settings),
-            results: ResultQueries::new(rns_analytics::clickhouse_client(&settings.clickhouse)),
+            results: ResultQueries::new(rns_results::clickhouse_client(&settings.clickhouse)),
             points: points.clone(),
             reservations: gathering::PointsReserver::start(points),
             contacts: contacts::ContactStore::new(redis.clone()),
@@ -132,15 +132,12 @@ impl AppState {
         &self,
         key_hash: &str,
     ) -> Result<Option<rns_types::CustomerId>, rns_nats::DirectoryError> {
-        let now = std::time::Instant::now();
-        if let Some(customer) = self.0.keys.get(key_hash, now) {
+        if let Some(customer) = self.0.keys.get(key_hash) {
             return Ok(Some(customer));
         }
         let customer = self.0.directory.customer_for_key(key_hash).await?;
         if let Some(customer) = &customer {
-            self.0
-                .keys
-                .insert(key_hash.to_owned(), customer.clone(), now);
+            self.0.keys.insert(key_hash.to_owned(), customer.clone());
         }
         Ok(customer)
     }

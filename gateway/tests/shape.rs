@@ -67,3 +67,26 @@ fn no_route_answers_json_built_by_hand() {
         "route modules building JSON by hand instead of answering a type:\n{found}"
     );
 }
+
+/// The gateway links the results queries (`rns-results`), never the analytics
+/// service: no ingest and no webhook delivery in its build.
+#[test]
+fn the_gateway_links_no_ingest_or_webhook_delivery() {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(["tree", "--locked", "-p", "rns-gateway", "-e", "normal"])
+        .args(["--prefix", "none", "--format", "{p}"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree runs");
+    let tree = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(tree.contains("rns-results"), "the tree was read: {tree}");
+    assert!(
+        !tree.contains("rns-analytics"),
+        "the gateway links the analytics service:\n{tree}"
+    );
+}

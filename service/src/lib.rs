@@ -31,6 +31,6 @@ pub type Allocator = mimalloc::MiMalloc;
 /// The allocator value for `#[global_allocator] static ALLOCATOR: Allocator = ALLOCATOR;`.
 pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;
 pub use settings::{
-    load_settings, ClickHouseSettings, LogSettings, NatsSettings, RedisSettings, Secret,
-    SecretError, SettingsError,
+    load_settings, load_settings_from, parse_command_line, ClickHouseSettings, ConfigArguments,
+    LogSettings, NatsSettings, RedisSettings, Secret, SecretError, SettingsError,
 };

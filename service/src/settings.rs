@@ -20,11 +20,56 @@ use serde::Deserialize;
 #[error("invalid configuration: {0}")]
 pub struct SettingsError(#[from] Box<figment::Error>);
 
+/// What every RNS service takes on its command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArguments {
+    /// A TOML configuration file; repeat it to overlay several, later ones winning.
+    /// Without it: the files in $RNS_CONFIG (separated by `:`), else ./rns.toml when it
+    /// exists. `RNS_` environment variables (`__` between nested keys) override them.
+    #[arg(long = "config", value_name = "PATH")]
+    pub config: Vec<PathBuf>,
+}
+
+/// The command line of a service that takes nothing but its configuration.
+#[derive(Debug, clap::Parser)]
+#[command(
+    version,
+    about = "An RNS service: reads its settings and runs until SIGTERM or SIGINT"
+)]
+struct ServiceCommandLine {
+    #[command(flatten)]
+    config: ConfigArguments,
+}
+
+/// Parses the command line as `P`, named after the running binary in `--help`
+/// (exits with usage on a wrong or missing argument, or with the help asked for).
+pub fn parse_command_line<P: clap::Parser>() -> P {
+    let binary = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|path| {
+            path.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "rns".to_owned());
+    let matches = P::command().bin_name(binary).get_matches();
+    P::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
+
 /// Loads `T` from the configuration files named on the command line (`--config`), in
 /// `$RNS_CONFIG`, or `rns.toml`, overlaid with `RNS_` environment variables.
 pub fn load_settings<T: DeserializeOwned>() -> Result<T, SettingsError> {
+    let command_line: ServiceCommandLine = parse_command_line();
+    load_settings_from(&command_line.config)
+}
+
+/// Loads `T` from the files `arguments` name (or `$RNS_CONFIG`, or `rns.toml`),
+/// overlaid with `RNS_` environment variables.
+pub fn load_settings_from<T: DeserializeOwned>(
+    arguments: &ConfigArguments,
+) -> Result<T, SettingsError> {
     let mut figment = Figment::new();
-    for path in config_paths(std::env::args().skip(1), std::env::var_os("RNS_CONFIG")) {
+    for path in config_paths(&arguments.config, std::env::var_os("RNS_CONFIG")) {
         figment = figment.merge(Toml::file_exact(path));
     }
     figment
@@ -33,22 +78,11 @@ pub fn load_settings<T: DeserializeOwned>() -> Result<T, SettingsError> {
         .map_err(|error| SettingsError(Box::new(error)))
 }
 
-/// The configuration files, in the order they are merged.
-fn config_paths(
-    arguments: impl IntoIterator<Item = String>,
-    environment: Option<std::ffi::OsString>,
-) -> Vec<PathBuf> {
-    let mut arguments = arguments.into_iter();
-    let mut paths = Vec::new();
-    while let Some(argument) = arguments.next() {
-        if argument == "--config" {
-            paths.extend(arguments.next().map(PathBuf::from));
-        } else if let Some(path) = argument.strip_prefix("--config=") {
-            paths.push(PathBuf::from(path));
-        }
-    }
-    if !paths.is_empty() {
-        return paths;
+/// The configuration files, in the order they are merged: those `given`, else those
+/// of `environment`, else `rns.toml` when it exists.
+fn config_paths(given: &[PathBuf], environment: Option<std::ffi::OsString>) -> Vec<PathBuf> {
+    if !given.is_empty() {
+        return given.to_vec();
     }
     if let Some(variable) = environment {
         return std::env::split_paths(&variable)
@@ -159,7 +193,8 @@ mod tests {
                 "[nats]\nurl = \"nats://file:1\"\nreplicas = 3\n",
             )?;
             jail.set_env("RNS_NATS__URL", "nats://env:2");
-            let sample: Sample = load_settings().map_err(|error| error.to_string())?;
+            let sample: Sample = load_settings_from(&ConfigArguments::default())
+                .map_err(|error| error.to_string())?;
             assert_eq!(sample.nats.url, "nats://env:2");
             assert_eq!(sample.nats.topology.replicas, 3);
             assert_eq!(sample.redis.url, "redis://127.0.0.1:6379/");
@@ -255,29 +290,31 @@ mod secret_tests {
 #[cfg(test)]
 mod config_path_tests {
     use super::*;
-
-    fn arguments(list: &[&str]) -> Vec<String> {
-        list.iter().map(|argument| (*argument).to_owned()).collect()
-    }
+    use clap::Parser;
 
     #[test]
     fn every_config_argument_counts_else_the_variables_paths_in_order() {
+        let command_line = ServiceCommandLine::try_parse_from([
+            "rns-gateway",
+            "--config",
+            "a.toml",
+            "--config=b.toml",
+        ])
+        .unwrap();
         assert_eq!(
-            config_paths(
-                arguments(&["--config", "a.toml", "--config=b.toml"]),
-                Some("c.toml".into())
-            ),
+            config_paths(&command_line.config.config, Some("c.toml".into())),
             [PathBuf::from("a.toml"), PathBuf::from("b.toml")]
         );
         assert_eq!(
-            config_paths(
-                arguments(&["--verbose"]),
-                Some("rns.toml:deploy/smpp/carriers.toml".into())
-            ),
+            config_paths(&[], Some("rns.toml:deploy/smpp/carriers.toml".into())),
             [
                 PathBuf::from("rns.toml"),
                 PathBuf::from("deploy/smpp/carriers.toml")
             ]
+        );
+        assert!(
+            ServiceCommandLine::try_parse_from(["rns-gateway", "--verbose"]).is_err(),
+            "an unknown argument is refused, not ignored"
         );
     }
 

@@ -109,36 +109,37 @@ pub fn delivery_id(result_id: &str) -> String {
 
 /// The `X-RNS-Signature` value for `body` sent at `unix_seconds`.
 pub fn signature(secret: &str, unix_seconds: u64, body: &[u8]) -> String {
+    let digest = mac(secret, unix_seconds, body).finalize().into_bytes();
+    format!("t={unix_seconds},v1={}", hex::encode(digest))
+}
+
+/// Whether `header` is a valid signature of `body` with `secret` (what a receiver
+/// does; the time check is the receiver's own). The digest is compared in constant
+/// time (`Mac::verify_slice`).
+pub fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
+    let mut seconds = None;
+    let mut digest = None;
+    for part in header.split(',') {
+        if let Some(value) = part.strip_prefix("t=") {
+            seconds = value.parse::<u64>().ok();
+        } else if let Some(value) = part.strip_prefix("v1=") {
+            digest = hex::decode(value).ok();
+        }
+    }
+    match (seconds, digest) {
+        (Some(seconds), Some(digest)) => mac(secret, seconds, body).verify_slice(&digest).is_ok(),
+        _ => false,
+    }
+}
+
+/// The HMAC-SHA256 of `<unix_seconds>.<body>` under `secret`.
+fn mac(secret: &str, unix_seconds: u64, body: &[u8]) -> Hmac<Sha256> {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(unix_seconds.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("t={unix_seconds},v1={hex}")
-}
-
-/// Whether `header` is a valid signature of `body` with `secret` (what a receiver
-/// does; the time check is the receiver's own).
-pub fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
-    let Some(seconds) = header
-        .split(',')
-        .find_map(|part| part.strip_prefix("t="))
-        .and_then(|value| value.parse::<u64>().ok())
-    else {
-        return false;
-    };
-    let expected = signature(secret, seconds, body);
-    // Compared whole; both sides are ASCII of known shape.
-    expected.len() == header.len()
-        && expected
-            .bytes()
-            .zip(header.bytes())
-            .fold(0_u8, |difference, (left, right)| {
-                difference | (left ^ right)
-            })
-            == 0
+    mac
 }
 
 #[cfg(test)]
@@ -156,6 +157,9 @@ mod tests {
         let replayed = header.replace("t=1795564800", "t=1795564801");
         assert!(!verify("s3cret", &replayed, br#"{"events":[]}"#));
         assert!(!verify("s3cret", "garbage", b""));
+        let truncated = &header[..header.len() - 2];
+        assert!(!verify("s3cret", truncated, br#"{"events":[]}"#));
+        assert!(!verify("s3cret", "t=1795564800", br#"{"events":[]}"#));
     }
 
     #[test]

@@ -1,28 +1,27 @@
 //! `rns-carrier-simulator --carrier <name> --listen <address>`: one simulated carrier.
-use anyhow::Context;
 use rns_carriers::simulator::{app, Knobs, Simulator};
 use rns_service::{settings::LogSettings, shutdown, telemetry};
 
 #[global_allocator]
 static ALLOCATOR: rns_service::Allocator = rns_service::ALLOCATOR;
 
+/// One simulated carrier: takes submits over HTTP, answers and reports as its knobs
+/// say (`PUT /v1/knobs`).
+#[derive(Debug, clap::Parser)]
+#[command(version)]
+struct CommandLine {
+    /// The carrier it plays (`kt`, `skt`, ...).
+    #[arg(long)]
+    carrier: String,
+    /// The address it listens on, `host:port`.
+    #[arg(long)]
+    listen: String,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let CommandLine { carrier, listen } = rns_service::parse_command_line();
     telemetry::init(&LogSettings::default());
-    let mut carrier = None;
-    let mut listen = None;
-    let mut arguments = std::env::args().skip(1);
-    while let Some(argument) = arguments.next() {
-        match argument.as_str() {
-            "--carrier" => carrier = arguments.next(),
-            "--listen" => listen = arguments.next(),
-            other => anyhow::bail!(
-                "unknown argument {other:?}; usage: --carrier <name> --listen <address>"
-            ),
-        }
-    }
-    let carrier = carrier.context("--carrier <name> is required")?;
-    let listen = listen.context("--listen <address> is required")?;
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     tracing::info!(carrier, address = %listener.local_addr()?, "carrier simulator listening");
     let shutdown = shutdown::on_signal();

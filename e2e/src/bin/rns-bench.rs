@@ -6,31 +6,33 @@
 //! by side against one SMSC ([`rns_e2e::kannel`]).
 use rns_e2e::bench::{self, BenchPlan};
 
+/// The RNS benchmark: every scenario against a fresh system on this machine, or RNS
+/// and Kannel side by side.
+#[derive(Debug, clap::Parser)]
+#[command(version)]
+struct CommandLine {
+    /// A few seconds per scenario instead of the full run.
+    #[arg(long)]
+    short: bool,
+    /// One scenario only.
+    #[arg(long, value_parser = ["bulk", "single", "mixed", "priority", "backlog"])]
+    only: Option<String>,
+    /// Where to write the JSON report.
+    #[arg(long, value_name = "PATH")]
+    json: Option<String>,
+    /// SMPP throughput of RNS and of Kannel against one SMSC instead.
+    #[arg(long, conflicts_with_all = ["only", "json"])]
+    against_kannel: bool,
+}
+
 #[tokio::main]
 async fn main() {
-    let mut short = false;
-    let mut json_path = None;
-    let mut only = None;
-    let mut against_kannel = false;
-    let mut arguments = std::env::args().skip(1);
-    while let Some(argument) = arguments.next() {
-        match argument.as_str() {
-            "--short" => short = true,
-            "--against-kannel" => against_kannel = true,
-            "--json" => json_path = Some(arguments.next().expect("--json takes a path")),
-            "--only" => {
-                only = Some(
-                    arguments
-                        .next()
-                        .expect("--only takes bulk, single, mixed, priority or backlog"),
-                )
-            }
-            other => {
-                eprintln!("unknown argument {other:?}; usage: rns-bench [--short] [--only bulk|single|mixed|priority|backlog] [--json PATH] | --against-kannel [--short]");
-                std::process::exit(2);
-            }
-        }
-    }
+    let CommandLine {
+        short,
+        only,
+        json: json_path,
+        against_kannel,
+    } = rns_service::parse_command_line();
     if against_kannel {
         let (requests, clients) = if short { (2_000, 32) } else { (50_000, 128) };
         let sides = rns_e2e::kannel::run(requests, clients).await;
@@ -43,10 +45,6 @@ async fn main() {
         BenchPlan::full()
     };
     if let Some(only) = only {
-        if !plan.scenarios.contains(&only.as_str()) {
-            eprintln!("unknown scenario {only:?}; one of bulk, single, mixed, priority, backlog");
-            std::process::exit(2);
-        }
         plan.scenarios.retain(|scenario| *scenario == only);
     }
     let report = bench::run(plan).await;

@@ -3,34 +3,39 @@
 //! lost or delivered twice.
 use rns_e2e::chaos::{self, ChaosPlan};
 
+/// The RNS chaos scenario: services killed, carriers failing and a node restarted
+/// under load; exits non-zero when a message was lost or delivered twice.
+#[derive(Debug, clap::Parser)]
+#[command(version)]
+struct CommandLine {
+    /// The short scenario (about a minute) instead of the full one.
+    #[arg(long)]
+    short: bool,
+    /// The SMS carriers speak SMPP to local SMSCs.
+    #[arg(long)]
+    smpp: bool,
+    /// Messages to send instead of the scenario's own number.
+    #[arg(long, value_name = "N")]
+    messages: Option<usize>,
+    /// The seed of the fault schedule (default: now, in seconds).
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+}
+
 #[tokio::main]
 async fn main() {
-    let mut short = false;
-    let mut smpp = false;
-    let mut messages = None;
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(1);
-    let mut arguments = std::env::args().skip(1);
-    while let Some(argument) = arguments.next() {
-        let mut number = |name: &str| -> u64 {
-            arguments
-                .next()
-                .and_then(|value| value.parse().ok())
-                .unwrap_or_else(|| panic!("{name} takes a number"))
-        };
-        match argument.as_str() {
-            "--short" => short = true,
-            "--smpp" => smpp = true,
-            "--messages" => messages = Some(number("--messages") as usize),
-            "--seed" => seed = number("--seed"),
-            other => {
-                eprintln!("unknown argument {other:?}; usage: rns-chaos [--short] [--smpp] [--messages N] [--seed S]");
-                std::process::exit(2);
-            }
-        }
-    }
+    let CommandLine {
+        short,
+        smpp,
+        messages,
+        seed,
+    } = rns_service::parse_command_line();
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_secs())
+            .unwrap_or(1)
+    });
     let mut plan = if short {
         ChaosPlan::short(seed)
     } else {

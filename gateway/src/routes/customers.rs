@@ -191,7 +191,7 @@ pub async fn carriers(
                 id: entry.id.clone(),
                 channel: entry.channel,
                 circuit: record.map_or(rns_types::CircuitState::Closed, |record| record.state),
-                since: record.map(|record| rns_analytics::queries::rfc3339(record.since_ms)),
+                since: record.map(|record| rns_results::queries::rfc3339(record.since_ms)),
                 reason: record
                     .map(|record| record.reason.clone())
                     .filter(|reason| !reason.is_empty()),

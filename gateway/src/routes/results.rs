@@ -1,4 +1,4 @@
-//! Reading what was sent, from ClickHouse through [`rns_analytics::ResultQueries`],
+//! Reading what was sent, from ClickHouse through [`rns_results::ResultQueries`],
 //! always scoped to the caller: another customer's ids are 404, exactly like ids that
 //! never existed, and lists never show another customer's rows.
 //!
@@ -11,7 +11,7 @@
 //!   percentiles and the split against the target weights, in total and by bucket.
 use axum::extract::{Path, State};
 use axum::Json;
-use rns_analytics::stats::{Bucket, CarrierNumbers};
+use rns_results::stats::{Bucket, CarrierNumbers};
 use rns_types::wire::MessageStatus;
 use rns_types::{Channel, MessageId, PhoneNumber, RequestId};
 use serde::{Deserialize, Serialize};
@@ -97,21 +97,21 @@ fn time(field: &str, value: Option<String>) -> Result<Option<u64>, ApiError> {
 }
 
 /// `GET /v1/messages`: the caller's messages, newest first, every filter combinable,
-/// cursor pagination (see [`rns_analytics::listing`]).
+/// cursor pagination (see [`rns_results::listing`]).
 #[utoipa::path(
     get,
     path = "/v1/messages",
     tag = "messages",
     params(ListQuery, crate::pagination::PageQuery),
-    responses((status = 200, description = "OK", body = rns_analytics::listing::MessagePage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = rns_results::listing::MessagePage), crate::openapi::Errors),
     security(("api_key" = [])),
 )]
 pub async fn list(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<rns_analytics::listing::MessagePage>, ApiError> {
-    use rns_analytics::listing::{ListCursor, MessageFilter};
+) -> Result<Json<rns_results::listing::MessagePage>, ApiError> {
+    use rns_results::listing::{ListCursor, MessageFilter};
     let limit = query.page.limit()?;
     let cursor = query
         .page
@@ -178,14 +178,14 @@ pub async fn list(
     path = "/v1/messages/{id}",
     tag = "messages",
     params(("id" = String, Path, description = "the message")),
-    responses((status = 200, description = "OK", body = rns_analytics::queries::MessageView), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = rns_results::queries::MessageView), crate::openapi::Errors),
     security(("api_key" = [])),
 )]
 pub async fn get_message(
     Customer(customer): Customer,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<rns_analytics::queries::MessageView>, ApiError> {
+) -> Result<Json<rns_results::queries::MessageView>, ApiError> {
     let message_id = MessageId::parse(&id).map_err(|_| ApiError::NotFound("message"))?;
     let message = state
         .results()
@@ -200,14 +200,14 @@ pub async fn get_message(
     path = "/v1/requests/{id}",
     tag = "messages",
     params(("id" = String, Path, description = "the request")),
-    responses((status = 200, description = "OK", body = rns_analytics::requests::RequestView), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = rns_results::requests::RequestView), crate::openapi::Errors),
     security(("api_key" = [])),
 )]
 pub async fn get_request(
     Customer(customer): Customer,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<rns_analytics::requests::RequestView>, ApiError> {
+) -> Result<Json<rns_results::requests::RequestView>, ApiError> {
     let request_id = RequestId::parse(&id).map_err(|_| ApiError::NotFound("request"))?;
     let summary = state
         .results()
@@ -237,14 +237,14 @@ pub struct RequestsQuery {
     path = "/v1/requests",
     tag = "messages",
     params(RequestsQuery, PageQuery),
-    responses((status = 200, description = "OK", body = rns_analytics::requests::RequestPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = rns_results::requests::RequestPage), crate::openapi::Errors),
     security(("api_key" = [])),
 )]
 pub async fn list_requests(
     Customer(customer): Customer,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<RequestsQuery>,
-) -> Result<Json<rns_analytics::requests::RequestPage>, ApiError> {
+) -> Result<Json<rns_results::requests::RequestPage>, ApiError> {
     let limit = query.page.limit()?;
     let cursor = query
         .page

@@ -195,7 +195,7 @@ pub async fn report(
     let mut channels = BTreeMap::new();
     for channel in Channel::ALL {
         let carriers: Vec<_> = state.catalog().carriers_of(channel).collect();
-        let column = |pick: fn(&rns_analytics::queries::CarrierSplit) -> u64| -> CarrierCounts {
+        let column = |pick: fn(&rns_results::queries::CarrierSplit) -> u64| -> CarrierCounts {
             carriers
                 .iter()
                 .map(|carrier| {
@@ -219,8 +219,8 @@ pub async fn report(
         );
     }
     Ok(Json(RoutingReport {
-        from: rns_analytics::queries::rfc3339(since as u64 * 1_000),
-        to: rns_analytics::queries::rfc3339(until as u64 * 1_000),
+        from: rns_results::queries::rfc3339(since as u64 * 1_000),
+        to: rns_results::queries::rfc3339(until as u64 * 1_000),
         channels,
     }))
 }

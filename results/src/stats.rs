@@ -14,7 +14,7 @@ use clickhouse::Row;
 use rns_types::CustomerId;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AnalyticsError;
+use crate::error::ResultsError;
 use crate::schema::{CARRIER_HOURS_TABLE, CARRIER_MINUTES_TABLE, LATENCY_FUNCTION, LATENCY_LEVELS};
 
 /// How wide a bucket is.
@@ -193,7 +193,7 @@ pub async fn statistics(
     until_seconds: u32,
     bucket: Bucket,
     timezone: &str,
-) -> Result<Statistics, AnalyticsError> {
+) -> Result<Statistics, ResultsError> {
     // Totals and buckets at once: each merges the same rows its own way.
     let (totals, rows) = tokio::try_join!(
         numbers(
@@ -240,7 +240,7 @@ async fn numbers(
     bucket: Bucket,
     bucketed: bool,
     timezone: &str,
-) -> Result<Vec<NumbersRow>, AnalyticsError> {
+) -> Result<Vec<NumbersRow>, ResultsError> {
     let start = if bucketed {
         bucket.start_expression()
     } else {

@@ -13,7 +13,7 @@ use clickhouse::Row;
 use rns_types::{CustomerId, RequestId};
 use serde::{Deserialize, Serialize};
 
-use crate::error::AnalyticsError;
+use crate::error::ResultsError;
 use crate::queries::rfc3339;
 use crate::window::{windows, Window};
 
@@ -75,7 +75,7 @@ pub async fn list_requests(
     until_ms: Option<u64>,
     cursor: Option<&RequestId>,
     limit: usize,
-) -> Result<RequestPage, AnalyticsError> {
+) -> Result<RequestPage, ResultsError> {
     let top_ms = cursor.map(RequestId::made_at_ms);
     let now_ms = rns_types::time::now_milliseconds();
     let mut heads = Vec::new();
@@ -102,7 +102,7 @@ pub async fn request(
     client: &clickhouse::Client,
     customer: &CustomerId,
     request: &RequestId,
-) -> Result<Option<RequestView>, AnalyticsError> {
+) -> Result<Option<RequestView>, ResultsError> {
     let at = request.made_at_ms();
     let window = Window::between(at, at + 1);
     let heads = heads_in(client, customer, None, &window, Some(request), 1).await?;
@@ -120,7 +120,7 @@ async fn heads_in(
     window: &Window,
     only: Option<&RequestId>,
     rows: usize,
-) -> Result<Vec<RequestHead>, AnalyticsError> {
+) -> Result<Vec<RequestHead>, ResultsError> {
     let (window_text, window_values) = window.conditions("accepted_at");
     let mut conditions = format!("customer_id = ?{window_text}");
     let mut values = vec![customer.to_string()];
@@ -158,7 +158,7 @@ async fn with_counts(
     client: &clickhouse::Client,
     customer: &CustomerId,
     heads: Vec<RequestHead>,
-) -> Result<Vec<RequestView>, AnalyticsError> {
+) -> Result<Vec<RequestView>, ResultsError> {
     if heads.is_empty() {
         return Ok(Vec::new());
     }

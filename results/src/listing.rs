@@ -16,7 +16,7 @@ use rns_types::wire::MessageStatus;
 use rns_types::{CustomerId, MessageId, RequestId};
 use serde::{Deserialize, Serialize};
 
-use crate::error::AnalyticsError;
+use crate::error::ResultsError;
 use crate::queries::rfc3339;
 use crate::window::{day_floor, windows, Window};
 
@@ -113,7 +113,7 @@ pub async fn list_messages(
     filter: &MessageFilter,
     cursor: Option<&ListCursor>,
     limit: usize,
-) -> Result<MessagePage, AnalyticsError> {
+) -> Result<MessagePage, ResultsError> {
     let top_ms = cursor.map(|cursor| cursor.0.request_id().made_at_ms());
     let now_ms = rns_types::time::now_milliseconds();
     // A request's messages were all made in its id's millisecond.
@@ -164,7 +164,7 @@ async fn page_in(
     cursor: Option<&ListCursor>,
     window: &Window,
     rows: usize,
-) -> Result<Vec<ListedRow>, AnalyticsError> {
+) -> Result<Vec<ListedRow>, ResultsError> {
     // Conditions on both tables: the customer, the window, the cursor.
     let scope = |day_column: &str| {
         let (window_text, window_values) = window.conditions(day_column);
@@ -300,7 +300,7 @@ async fn current_states(
     client: &clickhouse::Client,
     customer: &CustomerId,
     rows: &[ListedRow],
-) -> Result<HashMap<String, (String, String)>, AnalyticsError> {
+) -> Result<HashMap<String, (String, String)>, ResultsError> {
     if rows.is_empty() {
         return Ok(HashMap::new());
     }

@@ -10,7 +10,7 @@ use clickhouse::Row;
 use rns_types::{CustomerId, MessageId, RequestId};
 use serde::{Deserialize, Serialize};
 
-use crate::error::AnalyticsError;
+use crate::error::ResultsError;
 use crate::window::day_floor;
 
 /// One event of a message's timeline.
@@ -126,7 +126,7 @@ impl ResultQueries {
         &self,
         customer: &CustomerId,
         message: &MessageId,
-    ) -> Result<Option<MessageView>, AnalyticsError> {
+    ) -> Result<Option<MessageView>, ResultsError> {
         let made_at_ms = message.request_id().made_at_ms();
         let request = message.request_id().to_string();
         let message_text = message.to_string();
@@ -245,7 +245,7 @@ impl ResultQueries {
         customer: &CustomerId,
         since_seconds: u32,
         until_seconds: u32,
-    ) -> Result<Vec<CarrierSplit>, AnalyticsError> {
+    ) -> Result<Vec<CarrierSplit>, ResultsError> {
         let splits = self
             .client
             .query(
@@ -279,7 +279,7 @@ impl ResultQueries {
         filter: &crate::listing::MessageFilter,
         cursor: Option<&crate::listing::ListCursor>,
         limit: usize,
-    ) -> Result<crate::listing::MessagePage, AnalyticsError> {
+    ) -> Result<crate::listing::MessagePage, ResultsError> {
         crate::listing::list_messages(&self.client, customer, filter, cursor, limit).await
     }
 
@@ -288,7 +288,7 @@ impl ResultQueries {
         &self,
         customer: &CustomerId,
         request: &RequestId,
-    ) -> Result<Option<crate::requests::RequestView>, AnalyticsError> {
+    ) -> Result<Option<crate::requests::RequestView>, ResultsError> {
         crate::requests::request(&self.client, customer, request).await
     }
 
@@ -300,7 +300,7 @@ impl ResultQueries {
         until_ms: Option<u64>,
         cursor: Option<&RequestId>,
         limit: usize,
-    ) -> Result<crate::requests::RequestPage, AnalyticsError> {
+    ) -> Result<crate::requests::RequestPage, ResultsError> {
         crate::requests::list_requests(&self.client, customer, since_ms, until_ms, cursor, limit)
             .await
     }
@@ -313,7 +313,7 @@ impl ResultQueries {
         until_seconds: u32,
         bucket: crate::stats::Bucket,
         timezone: &str,
-    ) -> Result<crate::stats::Statistics, AnalyticsError> {
+    ) -> Result<crate::stats::Statistics, ResultsError> {
         crate::stats::statistics(
             &self.client,
             customer,

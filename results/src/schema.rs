@@ -21,12 +21,12 @@
 //! the insert) is counted twice there, never in lists or timelines.
 //!
 //! - `routing_targets`: every customer's target share per channel and carrier, the
-//!   latest by `revision` (the profile's revision in its bucket) (mirrored from the customer profiles, see
-//!   [`crate::targets`]).
+//!   latest by `revision` (the profile's revision in its bucket), mirrored from the
+//!   customer profiles by the analytics service (`rns_analytics::targets`).
 //!
 //! Every table but `routing_targets` is partitioned by day, so retention drops
 //! whole days.
-use crate::error::AnalyticsError;
+use crate::error::ResultsError;
 
 pub const MESSAGES_TABLE: &str = "messages";
 pub const EVENTS_TABLE: &str = "events";
@@ -227,7 +227,7 @@ const ADDED_COLUMNS: [(&str, &str, &str); 16] = [
 
 /// Creates the database and tables that are missing, and adds the columns tables
 /// created by an earlier version lack (18.16 has no `ADD COLUMN IF NOT EXISTS`).
-pub async fn ensure(client: &clickhouse::Client, database: &str) -> Result<(), AnalyticsError> {
+pub async fn ensure(client: &clickhouse::Client, database: &str) -> Result<(), ResultsError> {
     for statement in statements(database) {
         client.query(&statement).execute().await?;
     }
