@@ -8,11 +8,13 @@
 //! and redelivered later: nothing is lost, and the re-inserted rows collapse in the
 //! `ReplacingMergeTree`s. A message that cannot be decoded is terminated and logged,
 //! since no retry could make it readable.
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
+use rns_types::trace::TraceContext;
 use rns_types::wire::ResultBatch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -98,9 +100,13 @@ async fn flush(client: &clickhouse::Client, batch: &[Message]) -> Result<(), Ana
     let mut message_rows = Vec::new();
     let mut event_rows = Vec::new();
     let mut decoded = Vec::with_capacity(batch.len());
+    let mut traces: HashMap<TraceContext, usize> = HashMap::new();
     for message in batch {
         match serde_json::from_slice::<ResultBatch>(&message.payload) {
             Ok(result) => {
+                for trace in result.events.iter().filter_map(|event| event.trace) {
+                    *traces.entry(trace).or_default() += 1;
+                }
                 message_rows.extend(
                     result
                         .messages
@@ -133,7 +139,17 @@ async fn flush(client: &clickhouse::Client, batch: &[Message]) -> Result<(), Ana
         events = event_rows.len(),
         "batch inserted"
     );
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        log_traces(&traces);
+    }
     Ok(())
+}
+
+/// One line per trace of the batch's events: the last step of a message's path.
+fn log_traces(traces: &HashMap<TraceContext, usize>) {
+    for (trace, events) in traces {
+        tracing::debug!(trace_id = trace.trace_id(), events, "events recorded");
+    }
 }
 
 async fn insert_rows<T>(

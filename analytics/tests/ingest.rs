@@ -103,6 +103,7 @@ fn batch(
             attempt,
             detail: String::new(),
             points: Default::default(),
+            trace: None,
         };
         result.events.push(event(EventKind::Routed, 0));
         if let Some(kind) = final_kind {

@@ -83,6 +83,7 @@ async fn write_request(store: &Store, customer: &str, at_ms: u64, fates: &[Fate]
                     attempt: u16::from(kind != EventKind::Routed),
                     detail: String::new(),
                     points,
+                    trace: None,
                 },
             )
         };

@@ -469,6 +469,7 @@ impl Failover {
             attempt,
             detail,
             points: Default::default(),
+            trace: job.trace,
         };
         let mut outbound = Vec::with_capacity(2);
         let events = match &next {
@@ -600,6 +601,7 @@ impl Failover {
                 job.carrier
             ),
             points: Default::default(),
+            trace: job.trace,
         };
         let outbound = [
             self.result(
@@ -652,6 +654,7 @@ impl Failover {
             attempt,
             detail,
             points: job.settlement(kind == EventKind::Unknown),
+            trace: job.trace,
         };
         let outbound = self.result(
             job,

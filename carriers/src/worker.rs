@@ -462,6 +462,9 @@ impl Worker {
             ));
         }
         futures::future::try_join_all(records).await?;
+        for (job, outcome) in jobs.iter().zip(outcomes) {
+            self.log_recorded(job, ATTEMPT, outcome);
+        }
         let awaited = jobs
             .iter()
             .zip(outcomes)
@@ -482,6 +485,18 @@ impl Worker {
             self.failover.split(&again, ATTEMPT).await?;
         }
         Ok(())
+    }
+
+    /// The line that follows a message through this carrier (by its trace id).
+    fn log_recorded(&self, job: &CarrierJob, attempt: u16, outcome: &SubmitOutcome) {
+        tracing::debug!(
+            trace_id = job.trace.map(|trace| trace.trace_id()).unwrap_or_default(),
+            carrier = %self.carrier,
+            message = %job.message_id,
+            attempt,
+            outcome = outcome.label(),
+            "outcome recorded"
+        );
     }
 
     /// Submits one job (its images loaded first) in a slot of the carrier's rate
@@ -877,6 +892,7 @@ impl Worker {
                 self.events(job, attempt, outcome),
             )
             .await?;
+        self.log_recorded(job, attempt, outcome);
         if let SubmitOutcome::Accepted {
             carrier_reference,
             earlier_parts,
@@ -1066,6 +1082,7 @@ impl Worker {
             attempt,
             detail,
             points: Default::default(),
+            trace: job.trace,
         };
         match outcome {
             SubmitOutcome::Accepted {

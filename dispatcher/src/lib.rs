@@ -157,6 +157,7 @@ impl Dispatcher {
         publish_all(&self.jetstream, messages, self.publish_window).await?;
         count_routed(&plan.jobs);
         tracing::debug!(
+            trace_id = request.trace.map(|trace| trace.trace_id()).unwrap_or_default(),
             customer = %request.customer_id,
             request = %request.request_id,
             recipients = plan.jobs.len(),
@@ -219,6 +220,14 @@ impl Dispatcher {
             recipients = jobs.len(),
             "gathered requests dispatched"
         );
+        for request in requests {
+            tracing::debug!(
+                trace_id = request.trace.map(|trace| trace.trace_id()).unwrap_or_default(),
+                request = %request.request_id,
+                first = %first.request_id,
+                "request dispatched with others"
+            );
+        }
         Ok(())
     }
 

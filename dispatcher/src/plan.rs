@@ -44,6 +44,7 @@ pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64)
                 attempt: 0,
                 detail: String::new(),
                 points: Points::default(),
+                trace: request.trace,
             },
             None => blocked_event(request, message_id, now_ms),
         }
@@ -79,6 +80,7 @@ pub fn plan(request: &SendRequest, schedule: &Schedule, start: u64, now_ms: u64)
                 expires_at_ms: request
                     .valid_for_ms
                     .map(|valid_for_ms| request.accepted_at_ms.saturating_add(valid_for_ms)),
+                trace: request.trace,
             }
         })
         .collect();
@@ -104,6 +106,7 @@ pub fn fail_all(request: &SendRequest, reason: &str, now_ms: u64) -> Vec<ResultB
                     reserved: recipient.points,
                     spent: 0,
                 },
+                trace: request.trace,
             },
             None => blocked_event(request, message_id, now_ms),
         }
@@ -125,6 +128,7 @@ fn blocked_event(request: &SendRequest, message_id: MessageId, now_ms: u64) -> M
         attempt: 0,
         detail: "the recipient opted out of this sender number".to_owned(),
         points: Points::default(),
+        trace: request.trace,
     }
 }
 

@@ -116,6 +116,8 @@ pub struct SystemOptions {
     /// The SMS carriers speak SMPP, each to an SMSC of its own: KT and LG U+ to
     /// node-smpp's, SKT to smpp34's ([`SMPP_CARRIERS`]).
     pub smpp: bool,
+    /// The services' log filter (`[log] filter`).
+    pub log_filter: String,
 }
 
 /// With [`SystemOptions::smpp`]: which SMSC each SMS carrier binds to.
@@ -134,6 +136,7 @@ impl Default for SystemOptions {
             nats_nodes: 1,
             receipt_deadline_seconds: 3_600,
             smpp: false,
+            log_filter: "info".to_owned(),
         }
     }
 }
@@ -316,7 +319,7 @@ concurrency = 8
 
 [log]
 format = "json"
-filter = "info"
+filter = "{log_filter}"
 
 {carriers}"#,
             nats = std::iter::once(&self.nats)
@@ -334,6 +337,7 @@ filter = "info"
             receipts = self.receipts_port,
             receipt_deadline = options.receipt_deadline_seconds,
             analytics = health(Service::Analytics),
+            log_filter = options.log_filter,
         );
         std::fs::write(&self.config, config).expect("rns.toml can be written");
     }

@@ -24,6 +24,7 @@ pub mod schedule;
 pub mod subjects;
 pub mod template;
 pub mod time;
+pub mod trace;
 pub mod webhook;
 pub mod wire;
 

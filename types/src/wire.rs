@@ -88,6 +88,9 @@ pub struct SendRequest {
     /// `expired` and is refunded. None: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_for_ms: Option<u64>,
+    /// The request's trace (see [`crate::trace`]); its jobs and events carry it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 /// One recipient of a request, with what was filled in for them. Reads the earlier
@@ -203,6 +206,7 @@ impl SendRequest {
             weights: None,
             priority: Priority::Normal,
             valid_for_ms: None,
+            trace: None,
         }
     }
 
@@ -291,6 +295,9 @@ pub struct CarrierJob {
     /// `expired`, refunded, unless a submit may already have reached a carrier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at_ms: Option<u64>,
+    /// The trace of the request it came from (see [`crate::trace`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 /// What one `carrier.<name>` message holds.
@@ -636,6 +643,9 @@ pub struct MessageEvent {
     /// On a final event: the points it settles.
     #[serde(default, skip_serializing_if = "Points::is_none")]
     pub points: Points,
+    /// The trace of the message's request (see [`crate::trace`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 fn is_zero_milliseconds(value: &u64) -> bool {
@@ -704,6 +714,7 @@ mod tests {
             attempt,
             detail: String::new(),
             points: Points::default(),
+            trace: None,
         }
     }
 
@@ -752,6 +763,7 @@ mod tests {
             weights: None,
             priority: Priority::Normal,
             valid_for_ms: None,
+            trace: None,
         };
         let json = serde_json::to_string(&request).unwrap();
         assert_eq!(
@@ -792,6 +804,7 @@ mod tests {
             ambiguous_since_ms: None,
             priority: Priority::Normal,
             expires_at_ms: None,
+            trace: None,
         }
     }
 

@@ -964,6 +964,7 @@ impl Receipts {
             attempt: settlement.attempt,
             detail: settlement.detail.clone(),
             points: job.settlement(charged),
+            trace: job.trace,
         };
         self.results
             .record(

@@ -56,6 +56,7 @@ pub fn sms_job(to: &str, text: &str, points: u32) -> CarrierJob {
         ambiguous_since_ms: None,
         priority: Priority::Normal,
         expires_at_ms: None,
+        trace: None,
     }
 }
 

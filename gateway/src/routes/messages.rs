@@ -26,6 +26,7 @@ use base64::Engine;
 use rns_types::alimtalk::AlimTalk;
 use rns_types::routing::Weights;
 use rns_types::schedule::ScheduleState;
+use rns_types::trace::{TraceContext, TRACEPARENT};
 use rns_types::wire::SendRequest;
 use rns_types::{Channel, CustomerId, MessageType, PhoneNumber, Priority, RequestId};
 use serde::{Deserialize, Serialize};
@@ -158,8 +159,18 @@ struct ValidSend {
     post,
     path = "/v1/messages",
     tag = "messages",
+    params(
+        ("traceparent" = Option<String>, Header, description = "A W3C trace context to continue: the send's messages are logged under its trace id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeating a send with the same key and body answers the first answer, sending nothing again"),
+    ),
     request_body = SendMessages,
-    responses((status = 202, description = "Accepted: JetStream holds the send", body = SendAnswer), crate::openapi::Errors),
+    responses(
+        (status = 202, description = "Accepted: JetStream holds the send", body = SendAnswer, headers(
+            ("traceparent" = String, description = "The send's trace context (the caller's trace under a new span, or a new trace): grep its trace id in the services' logs"),
+            ("idempotent-replayed" = String, description = "`true` when this is the first answer to the same key, replayed"),
+        )),
+        crate::openapi::Errors,
+    ),
     security(("api_key" = [])),
 )]
 pub async fn send(
@@ -174,10 +185,25 @@ pub async fn send(
         (key, idempotency::body_hash(&body))
     });
     let valid = validate(&state, &customer, body).await?;
+    // The caller's trace goes on under a span of ours; without one, a trace starts.
+    let trace = headers
+        .get(TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(TraceContext::parse)
+        .map_or_else(TraceContext::generate, |context| context.child());
+    let traced = [(TRACEPARENT, trace.to_string())];
     let Some((key, body_hash)) = keyed else {
         // A fresh id is never published again: the send may share a SEND message.
-        let response = accept(&state, &customer, valid, RequestId::generate(), false).await?;
-        return Ok((StatusCode::ACCEPTED, Json(response)).into_response());
+        let response = accept(
+            &state,
+            &customer,
+            valid,
+            RequestId::generate(),
+            false,
+            trace,
+        )
+        .await?;
+        return Ok((StatusCode::ACCEPTED, traced, Json(response)).into_response());
     };
     let store = state.idempotency();
     match store.claim(&customer, &key, &body_hash).await? {
@@ -192,12 +218,12 @@ pub async fn send(
             "this Idempotency-Key was used with a different request body",
         )),
         Claim::Send(request_id) => {
-            match accept(&state, &customer, valid, request_id, true).await {
+            match accept(&state, &customer, valid, request_id, true, trace).await {
                 Ok(response) => {
                     store
                         .complete(&customer, &key, &body_hash, request_id, &response)
                         .await?;
-                    Ok((StatusCode::ACCEPTED, Json(response)).into_response())
+                    Ok((StatusCode::ACCEPTED, traced, Json(response)).into_response())
                 }
                 // After an outage the send may have been stored before it failed, so
                 // the claim stays: a retry goes out under the same request id, which
@@ -614,6 +640,7 @@ async fn accept(
     valid: ValidSend,
     request_id: RequestId,
     keyed: bool,
+    trace: TraceContext,
 ) -> Result<SendAnswer, ApiError> {
     let images = store_images(state, customer, &valid.images).await?;
     let composed = valid.composed;
@@ -642,6 +669,7 @@ async fn accept(
             .flatten(),
         priority: valid.priority,
         valid_for_ms: valid.valid_for_ms,
+        trace: Some(trace),
     };
     let request = match valid.when {
         When::Now => {
@@ -673,7 +701,7 @@ async fn accept(
     };
     metrics::counter!("rns_gateway_messages_accepted_total", "channel" => request.channel.to_string())
         .increment(request.recipients.len() as u64);
-    tracing::debug!(customer = %customer, request = %request.request_id, recipients = request.recipients.len(), "send accepted");
+    tracing::debug!(trace_id = %trace.trace_id(), customer = %customer, request = %request.request_id, recipients = request.recipients.len(), "send accepted");
     Ok(SendAnswer::Sent(sent(None, &request, valid.skipped)))
 }
 
