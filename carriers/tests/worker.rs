@@ -636,9 +636,16 @@ async fn an_outcome_jetstream_cannot_take_yet_costs_the_job_no_delivery() {
         readiness.is_ready()
     })
     .await;
-    // The outcome will find no stream to take it (gone before the job is even
-    // queued, so however slowly the worker runs, nothing is recorded before).
-    harness.jetstream.delete_stream("RESULTS").await.unwrap();
+    // The outcome will find no stream to take it (before the job is even queued, so
+    // however slowly the worker runs, nothing is recorded before). RESULTS stops
+    // listening on its subjects rather than being deleted: deleted, it came back
+    // without its consumers for a moment, and an interest stream drops what it takes
+    // while nobody is interested (the outcome was recorded and gone, a flaky test).
+    let mut results = harness.jetstream.get_stream("RESULTS").await.unwrap();
+    let listening = results.info().await.unwrap().config.clone();
+    let mut deaf = listening.clone();
+    deaf.subjects = vec!["results_unavailable.>".to_owned()];
+    harness.jetstream.update_stream(deaf).await.unwrap();
     let sent = job("01055556666");
     enqueue(&harness.jetstream, &sent).await;
     wait_until("KT has it", Duration::from_secs(10), || async {
@@ -651,7 +658,7 @@ async fn an_outcome_jetstream_cannot_take_yet_costs_the_job_no_delivery() {
         || async { rns_service::metrics::render().contains("rns_carrier_store_retries_total") },
     )
     .await;
-    ensure_topology(&harness.jetstream, &settings).await;
+    harness.jetstream.update_stream(listening).await.unwrap();
     // The worker's next try comes after its back-off (up to 4 s).
     wait_until("the outcome recorded", Duration::from_secs(30), || async {
         finals(&events(&harness.jetstream).await, &sent).len() == 1
