@@ -73,15 +73,7 @@ async fn a_deadline_that_finds_its_receipt_stored_but_unread_takes_it_first() {
         .await_receipt(&job, 1, "kt-ref-1", &[])
         .await
         .unwrap();
-    let receipt = ReceiptNotice::Receipt {
-        receipt: CarrierReceipt {
-            carrier_reference: "kt-ref-1".into(),
-            state: ReceiptState::Delivered,
-            detail: Some("stat:DELIVRD".into()),
-            handset: Some("01012345678".into()),
-        },
-        received_at_ms: rns_types::time::now_milliseconds(),
-    };
+    let receipt = delivered("kt-ref-1", "01012345678");
     publish_all(
         jetstream,
         [Outbound {
@@ -209,17 +201,11 @@ async fn a_deadline_fired_as_a_later_message_takes_its_reference_leaves_its_sett
         .await_receipt(&earlier, 1, "0000000295", &[])
         .await
         .unwrap();
-    let delivered = ReceiptNotice::Receipt {
-        receipt: CarrierReceipt {
-            carrier_reference: "0000000295".into(),
-            state: ReceiptState::Delivered,
-            detail: Some("stat:DELIVRD".into()),
-            handset: Some("01012340010".into()),
-        },
-        received_at_ms: rns_types::time::now_milliseconds(),
-    };
     assert_eq!(
-        receipts.take(&kt, delivered, false).await.unwrap(),
+        receipts
+            .take(&kt, delivered("0000000295", "01012340010"), false)
+            .await
+            .unwrap(),
         Handled::Settled
     );
     let due = fire_deadline(jetstream, &earlier).await;
@@ -251,6 +237,19 @@ async fn a_deadline_fired_as_a_later_message_takes_its_reference_leaves_its_sett
         [EventKind::Delivered],
         "settled once, by its receipt"
     );
+}
+
+/// A `DELIVRD` receipt of the message `reference` sent to `handset`, received now.
+fn delivered(reference: &str, handset: &str) -> ReceiptNotice {
+    ReceiptNotice::Receipt {
+        receipt: CarrierReceipt {
+            carrier_reference: reference.into(),
+            state: ReceiptState::Delivered,
+            detail: Some("stat:DELIVRD".into()),
+            handset: Some(handset.into()),
+        },
+        received_at_ms: rns_types::time::now_milliseconds(),
+    }
 }
 
 /// Does what the server does when `job`'s receipt deadline is due: stores the notice
