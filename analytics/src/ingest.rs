@@ -74,13 +74,13 @@ pub async fn run(
                 Ok(None) | Err(_) => break,
             }
         }
-        metrics::histogram!("rns_analytics_batch_size").record(batch.len() as f64);
+        metrics::histogram!(crate::metric_names::ANALYTICS_BATCH_SIZE).record(batch.len() as f64);
         let started = Instant::now();
         let flushed = flush(&client, &batch).await;
-        metrics::histogram!("rns_analytics_insert_duration_seconds")
+        metrics::histogram!(crate::metric_names::ANALYTICS_INSERT_DURATION_SECONDS)
             .record(started.elapsed().as_secs_f64());
         if let Err(error) = flushed {
-            metrics::counter!("rns_analytics_insert_failures_total").increment(1);
+            metrics::counter!(crate::metric_names::ANALYTICS_INSERT_FAILURES_TOTAL).increment(1);
             tracing::warn!(%error, messages = batch.len(), "insert failed; batch will be redelivered");
             for message in &batch {
                 let _ = message
@@ -168,7 +168,7 @@ where
         insert.write(row).await?;
     }
     insert.end().await?;
-    metrics::counter!("rns_analytics_rows_inserted_total", "table" => table.to_owned())
+    metrics::counter!(crate::metric_names::ANALYTICS_ROWS_INSERTED_TOTAL, "table" => table.to_owned())
         .increment(rows.len() as u64);
     Ok(())
 }

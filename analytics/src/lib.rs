@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod ingest;
+pub mod metric_names;
 pub mod retention;
 pub mod rows;
 pub mod targets;

@@ -319,9 +319,9 @@ impl Worker {
                 (outcome, status, error, next)
             }
         };
-        metrics::counter!("rns_webhook_attempts_total", "outcome" => outcome_name(outcome))
+        metrics::counter!(crate::metric_names::WEBHOOK_ATTEMPTS_TOTAL, "outcome" => outcome_name(outcome))
             .increment(1);
-        metrics::histogram!("rns_webhook_attempt_duration_seconds")
+        metrics::histogram!(crate::metric_names::WEBHOOK_ATTEMPT_DURATION_SECONDS)
             .record(duration_ms as f64 / 1_000.0);
         let record = AttemptRecord {
             delivery_id: delivery.id.clone(),

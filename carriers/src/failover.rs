@@ -542,7 +542,7 @@ impl Failover {
             Some(_) => "failed_over",
             None => "failed",
         };
-        metrics::counter!("rns_failovers_total", "from" => job.carrier.to_string(), "outcome" => outcome)
+        metrics::counter!(crate::metric_names::FAILOVERS_TOTAL, "from" => job.carrier.to_string(), "outcome" => outcome)
             .increment(1);
         match next {
             Some(next)
@@ -612,7 +612,7 @@ impl Failover {
             Outbound::carrier_job(&staying),
         ];
         publish_all(&self.jetstream, outbound, 2).await?;
-        metrics::counter!("rns_failovers_total", "from" => job.carrier.to_string(), "outcome" => "stayed")
+        metrics::counter!(crate::metric_names::FAILOVERS_TOTAL, "from" => job.carrier.to_string(), "outcome" => "stayed")
             .increment(1);
         tracing::info!(message = %job.message_id, carrier = %job.carrier, %reason, "outcome unknown; asking the same carrier again");
         Ok(())
@@ -662,7 +662,7 @@ impl Failover {
             vec![event],
         );
         publish_all(&self.jetstream, [outbound], 1).await?;
-        metrics::counter!("rns_failovers_total", "from" => job.carrier.to_string(), "outcome" => kind.as_str())
+        metrics::counter!(crate::metric_names::FAILOVERS_TOTAL, "from" => job.carrier.to_string(), "outcome" => kind.as_str())
             .increment(1);
         Ok(())
     }
@@ -770,7 +770,7 @@ impl Failover {
                         continue;
                     }
                     tracing::warn!(%stream, sequence, "a job left at MaxDeliver had no advisory; moving it on");
-                    metrics::counter!("rns_failover_swept_total", "stream" => stream.clone())
+                    metrics::counter!(crate::metric_names::FAILOVER_SWEPT_TOTAL, "stream" => stream.clone())
                         .increment(1);
                     if let Err(error) = self.exhausted(stream, sequence, deliveries).await {
                         tracing::warn!(%stream, sequence, %error, "moving a job left at MaxDeliver failed; the next sweep tries again");

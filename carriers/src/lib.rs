@@ -12,6 +12,7 @@ pub mod circuit;
 pub mod failover;
 pub mod http;
 pub mod images;
+pub mod metric_names;
 pub mod outcome;
 pub mod pacing;
 pub mod receipts;

@@ -95,7 +95,8 @@ async fn publish_round(
     jetstream: async_nats::jetstream::Context,
     outcomes: Vec<Outcome>,
 ) -> Vec<Result<(), PublishFailed>> {
-    metrics::histogram!("rns_carrier_results_gathered").record(outcomes.len() as f64);
+    metrics::histogram!(crate::metric_names::CARRIER_RESULTS_GATHERED)
+        .record(outcomes.len() as f64);
     let mut answers = vec![Ok(()); outcomes.len()];
     let publishes = group(outcomes).into_iter().map(|(outbound, positions)| {
         let jetstream = &jetstream;

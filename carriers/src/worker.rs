@@ -532,9 +532,9 @@ impl Worker {
             let started = Instant::now();
             let outcome = self.submitter.submit(request.clone()).await;
             let carrier = self.carrier.to_string();
-            metrics::histogram!("rns_carrier_submit_duration_seconds", "carrier" => carrier.clone())
+            metrics::histogram!(crate::metric_names::CARRIER_SUBMIT_DURATION_SECONDS, "carrier" => carrier.clone())
                 .record(started.elapsed().as_secs_f64());
-            metrics::counter!("rns_carrier_submits_total", "carrier" => carrier, "outcome" => outcome.label())
+            metrics::counter!(crate::metric_names::CARRIER_SUBMITS_TOTAL, "carrier" => carrier, "outcome" => outcome.label())
                 .increment(1);
             self.observe(&outcome).await;
             let SubmitOutcome::Throttled { retry_after, .. } = &outcome else {
@@ -612,7 +612,7 @@ impl Worker {
     /// Counts and logs a turn given without the shared budget (Redis was away).
     fn note_pacing(&self, turn: Result<(), crate::pacing::PacingFailed>) {
         if let Err(error) = turn {
-            metrics::counter!("rns_carrier_pacing_failures_total", "carrier" => self.carrier.to_string())
+            metrics::counter!(crate::metric_names::CARRIER_PACING_FAILURES_TOTAL, "carrier" => self.carrier.to_string())
                 .increment(1);
             tracing::warn!(carrier = %self.carrier, %error, "submitting unpaced");
         }
@@ -815,7 +815,7 @@ impl Worker {
                 Err(error) => error,
             };
             failures += 1;
-            metrics::counter!("rns_carrier_store_retries_total", "carrier" => self.carrier.to_string())
+            metrics::counter!(crate::metric_names::CARRIER_STORE_RETRIES_TOTAL, "carrier" => self.carrier.to_string())
                 .increment(1);
             tracing::warn!(carrier = %self.carrier, %error, failures, "{what} failed; trying again with the job in hand");
             if shutdown.is_cancelled() {
@@ -1018,7 +1018,7 @@ impl Worker {
             } else {
                 "unhealthy"
             };
-            metrics::counter!("rns_carrier_probes_total", "carrier" => self.carrier.to_string(), "outcome" => outcome)
+            metrics::counter!(crate::metric_names::CARRIER_PROBES_TOTAL, "carrier" => self.carrier.to_string(), "outcome" => outcome)
                 .increment(1);
             self.record(&observation).await;
         }
@@ -1059,7 +1059,7 @@ impl Worker {
                 reason: breaker.reason().to_owned(),
             }
         };
-        metrics::gauge!("rns_carrier_circuit_state", "carrier" => self.carrier.to_string()).set(
+        metrics::gauge!(crate::metric_names::CARRIER_CIRCUIT_STATE, "carrier" => self.carrier.to_string()).set(
             match record.state {
                 CircuitState::Closed => 0.0,
                 CircuitState::Open => 1.0,

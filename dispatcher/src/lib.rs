@@ -24,6 +24,7 @@
 
 pub mod error;
 pub mod firing;
+pub mod metric_names;
 pub mod plan;
 pub mod positions;
 
@@ -301,14 +302,15 @@ impl Dispatcher {
             }
         }
         .await;
-        metrics::histogram!("rns_dispatch_duration_seconds")
+        metrics::histogram!(crate::metric_names::DISPATCH_DURATION_SECONDS)
             .record(started.elapsed().as_secs_f64());
         let label = match &outcome {
             Ok(()) => "dispatched",
             Err(error) if error.disposition() == Disposition::Terminate => "dropped",
             Err(_) => "retried",
         };
-        metrics::counter!("rns_dispatcher_requests_total", "outcome" => label).increment(requests);
+        metrics::counter!(crate::metric_names::DISPATCHER_REQUESTS_TOTAL, "outcome" => label)
+            .increment(requests);
         let acknowledgement = match outcome {
             Ok(()) => message.ack().await,
             Err(error) => match error.disposition() {
@@ -335,7 +337,7 @@ fn count_routed(jobs: &[rns_types::wire::CarrierJob]) {
         *routed.entry(job.carrier.as_str()).or_default() += 1;
     }
     for (carrier, count) in routed {
-        metrics::counter!("rns_dispatcher_messages_routed_total", "carrier" => carrier.to_owned())
+        metrics::counter!(crate::metric_names::DISPATCHER_MESSAGES_ROUTED_TOTAL, "carrier" => carrier.to_owned())
             .increment(count);
     }
 }

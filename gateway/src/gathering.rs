@@ -189,7 +189,7 @@ pub fn messages(sends: Vec<PendingSend>) -> Vec<(Outbound, Vec<usize>)> {
 
 /// Counts a SEND message published now by the requests it holds.
 fn record_held(requests: usize) {
-    metrics::histogram!("rns_gateway_send_message_size").record(requests as f64);
+    metrics::histogram!(crate::metric_names::GATEWAY_SEND_MESSAGE_SIZE).record(requests as f64);
 }
 
 async fn publish_round(

@@ -184,14 +184,14 @@ async fn read(state: &AppState, shutdown: &CancellationToken) -> Result<(), ApiE
                     Ok(inbound) => inbound,
                     Err(error) => {
                         tracing::error!(subject = %message.subject, %error, "undecodable message from a handset; dropping it");
-                        metrics::counter!("rns_inbound_messages_total", "outcome" => "undecodable").increment(1);
+                        metrics::counter!(crate::metric_names::INBOUND_MESSAGES_TOTAL, "outcome" => "undecodable").increment(1);
                         let _ = message.ack_with(AckKind::Term).await;
                         return;
                     }
                 };
                 match record(&state, inbound).await {
                     Ok(outcome) => {
-                        metrics::counter!("rns_inbound_messages_total", "outcome" => outcome).increment(1);
+                        metrics::counter!(crate::metric_names::INBOUND_MESSAGES_TOTAL, "outcome" => outcome).increment(1);
                         if let Err(error) = message.ack().await {
                             tracing::warn!(%error, "acknowledging a message from a handset failed; it will be recorded again");
                         }

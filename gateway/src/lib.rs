@@ -15,6 +15,7 @@ pub mod gathering;
 pub mod idempotency;
 pub mod inbound;
 pub mod key_cache;
+pub mod metric_names;
 pub mod openapi;
 pub mod opt_outs;
 pub mod pagination;
@@ -179,10 +180,9 @@ async fn track(
     let method = request.method().to_string();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    metrics::histogram!("rns_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
+    metrics::histogram!(crate::metric_names::HTTP_REQUEST_DURATION_SECONDS, "route" => route.clone(), "method" => method.clone())
         .record(started.elapsed().as_secs_f64());
-    metrics::counter!(
-        "rns_http_requests_total",
+    metrics::counter!(crate::metric_names::HTTP_REQUESTS_TOTAL,
         "route" => route,
         "method" => method,
         "status" => response.status().as_u16().to_string()

@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod journal;
+pub mod metric_names;
 pub mod recover;
 pub mod settle;
 pub mod store;

@@ -115,11 +115,10 @@ async fn settle_messages(store: &PointsStore, messages: &[Message]) {
     let mut failed = None;
     for (customer, settlements) in by_customer {
         match store.settle(&customer, settlements).await {
-            Ok(settled) => {
-                metrics::counter!("rns_points_settled_messages_total").increment(settled)
-            }
+            Ok(settled) => metrics::counter!(crate::metric_names::POINTS_SETTLED_MESSAGES_TOTAL)
+                .increment(settled),
             Err(error) => {
-                metrics::counter!("rns_points_settle_failures_total").increment(1);
+                metrics::counter!(crate::metric_names::POINTS_SETTLE_FAILURES_TOTAL).increment(1);
                 failed = Some(error);
                 break;
             }

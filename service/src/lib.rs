@@ -14,6 +14,7 @@
 
 pub mod gather;
 pub mod health;
+pub mod metric_names;
 pub mod metrics;
 pub mod process;
 pub mod settings;

@@ -77,11 +77,11 @@ pub async fn watch_consumers(
             };
             if let Some(info) = info.await {
                 let labels = [("stream", stream.clone()), ("consumer", consumer.clone())];
-                metrics::gauge!("rns_consumer_pending_messages", &labels)
+                metrics::gauge!(crate::metric_names::CONSUMER_PENDING_MESSAGES, &labels)
                     .set(info.num_pending as f64);
-                metrics::gauge!("rns_consumer_ack_pending_messages", &labels)
+                metrics::gauge!(crate::metric_names::CONSUMER_ACK_PENDING_MESSAGES, &labels)
                     .set(info.num_ack_pending as f64);
-                metrics::gauge!("rns_consumer_redelivered_messages", &labels)
+                metrics::gauge!(crate::metric_names::CONSUMER_REDELIVERED_MESSAGES, &labels)
                     .set(info.num_redelivered as f64);
             }
         }

@@ -230,7 +230,7 @@ pub async fn store(
         })
         .collect();
     publish_all(jetstream, outbound, 256).await?;
-    metrics::counter!("rns_receipts_received_total", "carrier" => carrier.to_string())
+    metrics::counter!(crate::metric_names::RECEIPTS_RECEIVED_TOTAL, "carrier" => carrier.to_string())
         .increment(count as u64);
     Ok(())
 }

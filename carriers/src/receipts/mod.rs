@@ -321,7 +321,7 @@ impl Receipts {
                             tracing::debug!(carrier = %job.carrier, %key, message = %job.message_id, "correlated before another message took its reference; nothing to do");
                             return Ok(());
                         }
-                        metrics::counter!("rns_receipts_total", "carrier" => job.carrier.to_string(), "outcome" => "never_correlated").increment(1);
+                        metrics::counter!(crate::metric_names::RECEIPTS_TOTAL, "carrier" => job.carrier.to_string(), "outcome" => "never_correlated").increment(1);
                         let detail = format!(
                             "{}: accepted it, but gave its id to another message before its receipt could be awaited",
                             job.carrier
@@ -343,7 +343,7 @@ impl Receipts {
                     match self.receive(stored, carrier_reference, &receipt, received_at_ms) {
                         Step::Settle(_, settlement) => {
                             if let Written::Done = self.settle(&key, revision, &settlement).await? {
-                                metrics::counter!("rns_receipts_total", "carrier" => job.carrier.to_string(), "outcome" => "early_settled").increment(1);
+                                metrics::counter!(crate::metric_names::RECEIPTS_TOTAL, "carrier" => job.carrier.to_string(), "outcome" => "early_settled").increment(1);
                                 return self
                                     .link_parts(&job.carrier, carrier_reference, &earlier_parts)
                                     .await;
@@ -409,7 +409,7 @@ impl Receipts {
                 at_ms: rns_types::time::now_milliseconds(),
             };
             if let Written::Done = self.settle(key, read.revision, &settlement).await? {
-                metrics::counter!("rns_receipts_total", "carrier" => settlement.job.carrier.to_string(), "outcome" => "reference_reused").increment(1);
+                metrics::counter!(crate::metric_names::RECEIPTS_TOTAL, "carrier" => settlement.job.carrier.to_string(), "outcome" => "reference_reused").increment(1);
                 tracing::warn!(carrier = %settlement.job.carrier, %key, message = %settlement.job.message_id, "the carrier gave a reference still awaiting its receipt to another message; the earlier message ends unknown");
             }
             return Ok(Written::Lost);
@@ -617,7 +617,7 @@ impl Receipts {
         };
         match taken {
             Ok(handled) => {
-                metrics::counter!("rns_receipts_total", "carrier" => carrier.to_string(), "outcome" => handled.label()).increment(1);
+                metrics::counter!(crate::metric_names::RECEIPTS_TOTAL, "carrier" => carrier.to_string(), "outcome" => handled.label()).increment(1);
                 if let Err(error) = message.ack().await {
                     tracing::warn!(%carrier, %error, "acknowledging a receipt failed; it will be read again");
                 }

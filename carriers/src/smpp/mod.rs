@@ -552,7 +552,7 @@ async fn keep_session(
         match bind(&session, role).await {
             Ok((client, events)) => {
                 tracing::info!(%carrier, session = index, role = role_name, url = %session.url, "SMPP session bound");
-                metrics::counter!("rns_smpp_binds_total", "carrier" => carrier.to_string(), "outcome" => "bound").increment(1);
+                metrics::counter!(crate::metric_names::SMPP_BINDS_TOTAL, "carrier" => carrier.to_string(), "outcome" => "bound").increment(1);
                 delay = Duration::from_millis(500);
                 publish(Some(client.clone()));
                 serve(&session, &client, events, &shutdown).await;
@@ -569,7 +569,7 @@ async fn keep_session(
                 let _ = client.close().await;
             }
             Err(reason) => {
-                metrics::counter!("rns_smpp_binds_total", "carrier" => carrier.to_string(), "outcome" => "failed").increment(1);
+                metrics::counter!(crate::metric_names::SMPP_BINDS_TOTAL, "carrier" => carrier.to_string(), "outcome" => "failed").increment(1);
                 tracing::warn!(%carrier, session = index, %reason, retry_in = ?delay, "SMPP bind failed");
             }
         }
@@ -719,7 +719,7 @@ async fn take_delivery(session: &SessionSettings, delivered: Delivered) -> Comma
             };
             match publish_all(&session.jetstream, [stored], 1).await {
                 Ok(()) => {
-                    metrics::counter!("rns_smpp_mobile_originated_total", "carrier" => carrier.to_string())
+                    metrics::counter!(crate::metric_names::SMPP_MOBILE_ORIGINATED_TOTAL, "carrier" => carrier.to_string())
                         .increment(1);
                     CommandStatus::EsmeRok
                 }

@@ -699,7 +699,7 @@ async fn accept(
             });
         }
     };
-    metrics::counter!("rns_gateway_messages_accepted_total", "channel" => request.channel.to_string())
+    metrics::counter!(crate::metric_names::GATEWAY_MESSAGES_ACCEPTED_TOTAL, "channel" => request.channel.to_string())
         .increment(request.recipients.len() as u64);
     tracing::debug!(trace_id = %trace.trace_id(), customer = %customer, request = %request.request_id, recipients = request.recipients.len(), "send accepted");
     Ok(SendAnswer::Sent(sent(None, &request, valid.skipped)))

@@ -1,0 +1,7 @@
+//! Every metric points records, named once: the names are the contract with the
+//! dashboards (`deploy/grafana/`) and the README's table of metrics.
+
+/// `rns_points_settle_failures_total` (counter).
+pub const POINTS_SETTLE_FAILURES_TOTAL: &str = "rns_points_settle_failures_total";
+/// `rns_points_settled_messages_total` (counter).
+pub const POINTS_SETTLED_MESSAGES_TOTAL: &str = "rns_points_settled_messages_total";
