@@ -100,12 +100,16 @@ async fn flush(client: &clickhouse::Client, batch: &[Message]) -> Result<(), Ana
     let mut message_rows = Vec::new();
     let mut event_rows = Vec::new();
     let mut decoded = Vec::with_capacity(batch.len());
+    // Traces are counted only when their lines are logged: not on the busy path.
+    let follow = tracing::enabled!(tracing::Level::DEBUG);
     let mut traces: HashMap<TraceContext, usize> = HashMap::new();
     for message in batch {
         match serde_json::from_slice::<ResultBatch>(&message.payload) {
             Ok(result) => {
-                for trace in result.events.iter().filter_map(|event| event.trace) {
-                    *traces.entry(trace).or_default() += 1;
+                if follow {
+                    for trace in result.events.iter().filter_map(|event| event.trace) {
+                        *traces.entry(trace).or_default() += 1;
+                    }
                 }
                 message_rows.extend(
                     result
@@ -139,7 +143,7 @@ async fn flush(client: &clickhouse::Client, batch: &[Message]) -> Result<(), Ana
         events = event_rows.len(),
         "batch inserted"
     );
-    if tracing::enabled!(tracing::Level::DEBUG) {
+    if follow {
         log_traces(&traces);
     }
     Ok(())
