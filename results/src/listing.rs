@@ -8,7 +8,8 @@
 //! looked for in growing request id windows (see [`crate::window`]). Message fields
 //! filter the `messages` table; the current status and carrier come from `events`
 //! (the status of the event with the highest ordinal, the carrier of the latest event
-//! that names one). Written for ClickHouse 18.16 (no CTEs, `ANY LEFT JOIN … USING`).
+//! that names one). Written for ClickHouse 18.16 (no CTEs, `ANY LEFT JOIN … USING`) and
+//! current releases (which want every joined subquery named).
 use std::collections::{BTreeSet, HashMap};
 
 use clickhouse::Row;
@@ -264,12 +265,12 @@ async fn page_in(
     }
     let statement = format!(
         "SELECT {columns}, if(e_status = '', 'queued', e_status) AS status, e_carrier AS carrier
-         FROM ({messages}) ANY LEFT JOIN (
+         FROM ({messages}) AS listed ANY LEFT JOIN (
              SELECT message_id, toString(argMax(status, ordinal)) AS e_status,
                     argMaxIf(carrier, ordinal, carrier != '') AS e_carrier
              FROM events WHERE {event_scope}
              GROUP BY message_id
-         ) USING message_id
+         ) AS states USING message_id
          WHERE {outer}
          ORDER BY message_id DESC
          LIMIT ?",

@@ -1,4 +1,8 @@
-//! A clickhouse-server (Debian's 18.16 or any later release) on spare ports.
+//! ClickHouse on a spare port: Debian's clickhouse-server (18.16), or a current
+//! release (26.x, PyPI `chdb-core` in-process behind `testkit/clickhouse/current.py`,
+//! which speaks the part of the HTTP interface the `clickhouse` crate uses), so the
+//! schema and every query are proven on both what runs here and what operators deploy.
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -8,24 +12,45 @@ use crate::process::{require_program, spare_port, wait_until, ChildProcess};
 
 const INSTALL: &str = "apt-get install -y clickhouse-server clickhouse-client";
 const SERVER_BINARY: &str = "/usr/sbin/clickhouse-server";
+const CURRENT_INSTALL: &str = "python3 -m pip install chdb-core (./scripts/lib.sh does it)";
 
-/// A ClickHouse server with its own config, data and logs in a temporary directory.
+/// Which ClickHouse a fixture runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClickHouseRelease {
+    /// Debian's clickhouse-server, 18.16: the oldest release RNS supports.
+    Debian,
+    /// ClickHouse 26.x in-process (PyPI `chdb-core`): what operators deploy today.
+    Current,
+}
+
+/// A ClickHouse with its own config, data and logs in a temporary directory.
 #[derive(Debug)]
 pub struct ClickHouseServer {
+    release: ClickHouseRelease,
     process: ChildProcess,
     http_port: u16,
     directory: TempDir,
 }
 
 impl ClickHouseServer {
+    /// Debian's clickhouse-server.
     pub async fn start() -> Self {
-        require_program(SERVER_BINARY, INSTALL);
+        Self::start_release(ClickHouseRelease::Debian).await
+    }
+
+    pub async fn start_release(release: ClickHouseRelease) -> Self {
         let directory = tempfile::tempdir().expect("temporary directory");
         let http_port = spare_port();
-        let tcp_port = spare_port();
-        write_config(&directory, http_port, tcp_port);
-        let process = Self::spawn(&directory);
+        match release {
+            ClickHouseRelease::Debian => {
+                require_program(SERVER_BINARY, INSTALL);
+                write_config(&directory, http_port, spare_port());
+            }
+            ClickHouseRelease::Current => require_chdb(),
+        }
+        let process = Self::spawn(release, &directory, http_port);
         let server = Self {
+            release,
             process,
             http_port,
             directory,
@@ -34,13 +59,31 @@ impl ClickHouseServer {
         server
     }
 
-    fn spawn(directory: &TempDir) -> ChildProcess {
-        let mut command = Command::new(SERVER_BINARY);
-        command.arg(format!(
-            "--config-file={}",
-            directory.path().join("config.xml").display()
-        ));
-        ChildProcess::spawn("clickhouse-server", command, directory.path())
+    pub fn release(&self) -> ClickHouseRelease {
+        self.release
+    }
+
+    fn spawn(release: ClickHouseRelease, directory: &TempDir, http_port: u16) -> ChildProcess {
+        match release {
+            ClickHouseRelease::Debian => {
+                let mut command = Command::new(SERVER_BINARY);
+                command.arg(format!(
+                    "--config-file={}",
+                    directory.path().join("config.xml").display()
+                ));
+                ChildProcess::spawn("clickhouse-server", command, directory.path())
+            }
+            ClickHouseRelease::Current => {
+                let data = directory.path().join("data");
+                std::fs::create_dir_all(&data).expect("the data directory can be made");
+                let mut command = Command::new("python3");
+                command
+                    .arg(current_script())
+                    .arg(format!("--port={http_port}"))
+                    .arg(format!("--path={}", data.display()));
+                ChildProcess::spawn("clickhouse-current", command, directory.path())
+            }
+        }
     }
 
     async fn wait_ready(&self) {
@@ -68,7 +111,7 @@ impl ClickHouseServer {
 
     /// Starts the server again after [`ClickHouseServer::stop`].
     pub async fn resume(&mut self) {
-        self.process = Self::spawn(&self.directory);
+        self.process = Self::spawn(self.release, &self.directory, self.http_port);
         self.wait_ready().await;
     }
 
@@ -90,6 +133,22 @@ impl ClickHouseServer {
     }
 }
 
+/// `testkit/clickhouse/current.py` of this workspace.
+fn current_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clickhouse/current.py")
+}
+
+fn require_chdb() {
+    let found = Command::new("python3")
+        .args(["-c", "import chdb"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    assert!(
+        found,
+        "a current ClickHouse (PyPI chdb-core) is needed: {CURRENT_INSTALL}"
+    );
+}
+
 /// The development configuration of `deploy/clickhouse/`, with this server's paths and ports.
 const CONFIG_TEMPLATE: &str = include_str!("../../deploy/clickhouse/config.xml.template");
 const USERS: &str = include_str!("../../deploy/clickhouse/users.xml");
@@ -101,4 +160,23 @@ fn write_config(directory: &TempDir, http_port: u16, tcp_port: u16) {
         .replace("@TCP_PORT@", &tcp_port.to_string());
     std::fs::write(directory.path().join("config.xml"), config).expect("config.xml can be written");
     std::fs::write(directory.path().join("users.xml"), USERS).expect("users.xml can be written");
+}
+
+/// Makes `async fn name(release: ClickHouseRelease)` a test on each release:
+/// `name::debian_18_16` and `name::current` (a test binary with this needs tokio).
+#[macro_export]
+macro_rules! on_every_clickhouse_release {
+    ($($test:ident),+ $(,)?) => {$(
+        mod $test {
+            #[tokio::test]
+            async fn debian_18_16() {
+                super::$test($crate::ClickHouseRelease::Debian).await
+            }
+
+            #[tokio::test]
+            async fn current() {
+                super::$test($crate::ClickHouseRelease::Current).await
+            }
+        }
+    )+};
 }

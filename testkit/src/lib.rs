@@ -12,7 +12,7 @@ mod process;
 mod redis;
 mod smsc;
 
-pub use clickhouse::ClickHouseServer;
+pub use clickhouse::{ClickHouseRelease, ClickHouseServer};
 pub use nats::NatsServer;
 pub use process::{require_program, spare_port, wait_until, ChildProcess};
 pub use redis::RedisServer;
