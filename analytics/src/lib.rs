@@ -10,6 +10,7 @@
 pub mod error;
 pub mod ingest;
 pub mod metric_names;
+pub mod receivers;
 pub mod retention;
 pub mod rows;
 pub mod targets;

@@ -40,6 +40,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::AnalyticsError;
+use crate::receivers::{check_literal_host, ReceiverResolver};
 
 /// Most bytes of RESULTS messages pulled at once: a message carries up to a few
 /// hundred outcomes, so a count alone does not bound memory.
@@ -61,6 +62,12 @@ pub struct WebhookSettings {
     pub in_flight_per_customer: usize,
     /// How long a delivery waits when its customer's slots are all taken.
     pub busy_delay_seconds: u64,
+    /// Deliver to loopback, private and link-local addresses too (development and
+    /// tests only: see [`crate::receivers`]).
+    pub allow_private: bool,
+    /// Receiver names answered without DNS, e.g. `{ "hooks.example" = "203.0.113.9" }`
+    /// (split-horizon setups, tests); their addresses are checked like any other.
+    pub hosts: std::collections::BTreeMap<String, std::net::IpAddr>,
 }
 
 impl Default for WebhookSettings {
@@ -73,6 +80,8 @@ impl Default for WebhookSettings {
             concurrency: 64,
             in_flight_per_customer: 4,
             busy_delay_seconds: 2,
+            allow_private: false,
+            hosts: Default::default(),
         }
     }
 }
@@ -221,11 +230,7 @@ async fn deliver(
         .map_err(|error| AnalyticsError::Redis(error.to_string()))?;
     let worker = Worker {
         configs: Configs::watch(jetstream, shutdown.clone()).await?,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.timeout_milliseconds))
-            .user_agent(concat!("rns-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| AnalyticsError::Http(error.to_string()))?,
+        http: receiver_client(settings).map_err(|error| AnalyticsError::Http(error.to_string()))?,
         redis,
         in_flight: InFlight::default(),
         settings: settings.clone(),
@@ -262,6 +267,21 @@ async fn deliver(
         })
         .await;
     Ok(())
+}
+
+/// The HTTP client deliveries go through: it resolves receivers' names through
+/// [`ReceiverResolver`] (only public addresses, unless `allow_private`) and follows
+/// no redirects (see [`crate::receivers`]).
+pub fn receiver_client(settings: &WebhookSettings) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(settings.timeout_milliseconds))
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(ReceiverResolver {
+            hosts: settings.hosts.clone(),
+            allow_private: settings.allow_private,
+        }))
+        .user_agent(concat!("rns-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 impl Worker {
@@ -392,6 +412,8 @@ impl Worker {
             "events": delivery.events.iter().map(event_json).collect::<Vec<_>>(),
         }))
         .expect("a webhook body serialises");
+        check_literal_host(&config.url, self.settings.allow_private)
+            .map_err(|refused| (None, format!("not delivered: {refused}")))?;
         let signed = signature(&config.secret, now_ms / 1_000, &body);
         let response = self
             .http
@@ -407,6 +429,11 @@ impl Worker {
         let status = response.status();
         if status.is_success() {
             Ok(())
+        } else if status.is_redirection() {
+            Err((
+                Some(status.as_u16()),
+                format!("the receiver answered {status}; redirects are not followed"),
+            ))
         } else {
             Err((
                 Some(status.as_u16()),
@@ -516,7 +543,7 @@ fn event_json(event: &MessageEvent) -> serde_json::Value {
 }
 
 /// A client error without the URL, which may carry credentials in its query.
-fn without_url(error: &reqwest::Error) -> String {
+pub fn without_url(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -524,7 +551,14 @@ fn without_url(error: &reqwest::Error) -> String {
     } else {
         "the request failed"
     };
-    match std::error::Error::source(error) {
+    // The innermost cause says most (a refused address, a reset connection).
+    let mut cause = std::error::Error::source(error);
+    let mut innermost = None;
+    while let Some(source) = cause {
+        innermost = Some(source);
+        cause = source.source();
+    }
+    match innermost {
         Some(source) => format!("{kind}: {source}"),
         None => kind.to_owned(),
     }

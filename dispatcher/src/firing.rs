@@ -119,25 +119,29 @@ impl Firings {
         reason: String,
     ) -> Result<(), DispatchError> {
         tracing::warn!(customer = %customer, schedule, %reason, "scheduled firing not sent");
-        self.change(customer, schedule, |record| {
-            if due.sequence <= record.last_sequence {
-                return false;
-            }
-            record.last_sequence = due.sequence;
-            record.failed_fires += 1;
-            record.failures.push(FailedFiring {
-                at_ms: due.fired_at_ms,
-                reason: reason.clone(),
-            });
-            let excess = record.failures.len().saturating_sub(KEPT_FAILURES);
-            record.failures.drain(..excess);
-            record.next_fire_at_ms = due.next_fire_at_ms;
-            if record.state == ScheduleState::Scheduled {
-                record.state = ScheduleState::Running;
-            }
-            true
-        })
-        .await?;
+        let record = self
+            .change(customer, schedule, |record| {
+                if due.sequence <= record.last_sequence {
+                    return false;
+                }
+                record.last_sequence = due.sequence;
+                record.failed_fires += 1;
+                record.failures.push(FailedFiring {
+                    at_ms: due.fired_at_ms,
+                    reason: reason.clone(),
+                });
+                let excess = record.failures.len().saturating_sub(KEPT_FAILURES);
+                record.failures.drain(..excess);
+                record.next_fire_at_ms = due.next_fire_at_ms;
+                if record.state == ScheduleState::Scheduled {
+                    record.state = ScheduleState::Running;
+                }
+                true
+            })
+            .await?;
+        if record.is_some_and(|record| record.firings_exhausted()) {
+            self.finish_schedule(customer, schedule).await?;
+        }
         Ok(())
     }
 
@@ -185,7 +189,7 @@ impl Firings {
             return Ok(None);
         }
         let now_ms = rns_types::time::now_milliseconds();
-        if recurrence.until_ms.is_some_and(|until| now_ms > until) {
+        if recurrence.until_ms.is_some_and(|until| now_ms > until) || record.firings_exhausted() {
             self.finish_schedule(&customer, &schedule).await?;
             return Ok(None);
         }
@@ -279,7 +283,7 @@ impl Firings {
             (Some(until), Some(next)) => next > until,
             _ => false,
         };
-        if firing.recurring && past_until {
+        if firing.recurring && (past_until || record.firings_exhausted()) {
             self.finish_schedule(&firing.customer, &firing.schedule)
                 .await?;
         }

@@ -118,6 +118,11 @@ pub struct SystemOptions {
     pub smpp: bool,
     /// The services' log filter (`[log] filter`).
     pub log_filter: String,
+    /// Webhooks may be delivered to private addresses such as the tests' receivers
+    /// on 127.0.0.1 (`allow_private` of the gateway and the webhook worker).
+    pub private_webhooks: bool,
+    /// Webhook receiver names answered without DNS (`[webhooks] hosts`).
+    pub webhook_hosts: Vec<(String, std::net::IpAddr)>,
 }
 
 /// With [`SystemOptions::smpp`]: which SMSC each SMS carrier binds to.
@@ -137,6 +142,8 @@ impl Default for SystemOptions {
             receipt_deadline_seconds: 3_600,
             smpp: false,
             log_filter: "info".to_owned(),
+            private_webhooks: true,
+            webhook_hosts: Vec::new(),
         }
     }
 }
@@ -297,7 +304,8 @@ database = "rns"
 [gateway]
 listen = "127.0.0.1:{gateway}"
 admin_key = "{ADMIN_KEY}"
-allow_private_webhooks = true
+allow_private_webhooks = {private_webhooks}
+min_recurrence_seconds = 1
 
 [dispatcher]
 health_listen = "127.0.0.1:{dispatcher}"
@@ -313,6 +321,8 @@ health_listen = "127.0.0.1:{analytics}"
 batch_linger_milliseconds = 100
 
 [webhooks]
+allow_private = {private_webhooks}
+hosts = {{ {webhook_hosts} }}
 retry_delays_seconds = [1, 1, 2]
 timeout_milliseconds = 2000
 concurrency = 8
@@ -338,6 +348,13 @@ filter = "{log_filter}"
             receipt_deadline = options.receipt_deadline_seconds,
             analytics = health(Service::Analytics),
             log_filter = options.log_filter,
+            private_webhooks = options.private_webhooks,
+            webhook_hosts = options
+                .webhook_hosts
+                .iter()
+                .map(|(name, address)| format!("\"{name}\" = \"{address}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
         std::fs::write(&self.config, config).expect("rns.toml can be written");
     }

@@ -242,6 +242,32 @@ async fn a_recurring_schedule_fires_each_interval_until_its_end_and_pays_per_fir
         .call(Method::GET, "/v1/schedules?state=done", &key, None)
         .await;
     assert_eq!(listed["items"][0]["id"], json!(id));
+
+    // A count ends a recurrence too: three firings (failed ones count: the points
+    // are spent now), then done.
+    let counted = schedule(
+        &system,
+        &key,
+        json!({"from": "0212345678", "to": ["01012340003"], "text": "세 번",
+               "recurrence": {"every": "1s", "count": 3}}),
+    )
+    .await;
+    let counted_id = counted["schedule_id"].as_str().unwrap().to_owned();
+    assert_eq!(counted["recurrence"]["count"], json!(3), "{counted}");
+    let record = wait_for_schedule(
+        &system,
+        &key,
+        &counted_id,
+        Duration::from_secs(15),
+        |record| record["state"] == "done",
+    )
+    .await;
+    assert_eq!(record["state"], "done", "{record}");
+    assert_eq!(
+        record["fires"].as_u64().unwrap() + record["failed_fires"].as_u64().unwrap(),
+        3,
+        "{record}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,9 @@
 //! Status webhooks with the real binaries and a real HTTP receiver: settings are
 //! validated; every final state arrives signed; a receiver that fails gets the same
 //! delivery again until it answers; retries survive the webhook worker (the analytics
-//! process) being killed; a receiver that hangs does not hold up another customer's.
+//! process) being killed; a receiver that hangs does not hold up another customer's;
+//! a receiver whose name resolves to loopback gets nothing (server-side request
+//! forgery refused at delivery).
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use reqwest::Method;
-use rns_e2e::{Service, System};
+use rns_e2e::{Service, System, SystemOptions};
+use rns_testkit::wait_until;
 use serde_json::{json, Value};
 
 const SECRET: &str = "a-secret-of-24-characters";
@@ -316,5 +319,67 @@ async fn a_hanging_receiver_does_not_hold_up_another_customers_webhooks() {
             .iter()
             .any(|post| post.path == "/hang/slow"),
         "the slow customer's receiver was being tried meanwhile"
+    );
+}
+
+/// The reproduction of issue 17: a URL naming a host that resolves to 127.0.0.1 was
+/// accepted and its deliveries arrived on loopback. Now it is refused at each
+/// delivery (the attempt says why) and the receiver gets nothing; a literal
+/// loopback address is refused when it is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_name_resolving_to_loopback_gets_no_delivery() {
+    let system = System::start_with(SystemOptions {
+        private_webhooks: false,
+        webhook_hosts: vec![("receiver.test".to_owned(), "127.0.0.1".parse().unwrap())],
+        ..SystemOptions::default()
+    })
+    .await;
+    let key = system.customer_with_points("acme", 100).await;
+    let (receiver, base) = Receiver::start().await;
+    let port = base.rsplit(':').next().unwrap();
+
+    let (status, refused) = system
+        .call(
+            Method::PUT,
+            "/v1/webhook",
+            &key,
+            Some(json!({"url": format!("{base}/ok/acme"), "secret": SECRET})),
+        )
+        .await;
+    assert_eq!(status, 422, "a literal loopback address: {refused}");
+    set_webhook(
+        &system,
+        &key,
+        &format!("http://receiver.test:{port}/ok/acme"),
+    )
+    .await;
+    send(&system, &key, &["01012345678"]).await;
+
+    let attempts = || async {
+        let (_, attempts) = system
+            .call(Method::GET, "/v1/webhook/deliveries", &key, None)
+            .await;
+        attempts["items"].as_array().cloned().unwrap_or_default()
+    };
+    wait_until(
+        "the refused attempt recorded",
+        Duration::from_secs(30),
+        || async { !attempts().await.is_empty() },
+    )
+    .await;
+    let attempt = attempts().await[0].clone();
+    assert_eq!(attempt["outcome"], json!("failed"), "{attempt}");
+    assert!(
+        attempt["error"]
+            .as_str()
+            .unwrap()
+            .contains("resolves to 127.0.0.1, which is not a public address"),
+        "{attempt}"
+    );
+    assert!(attempt["status"].is_null(), "no answer: {attempt}");
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached loopback: {:?}",
+        receiver.received()
     );
 }

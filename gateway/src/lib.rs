@@ -54,6 +54,9 @@ pub struct GatewaySettings {
     pub max_recipients: usize,
     /// Whether webhook URLs may name loopback and private addresses (development).
     pub allow_private_webhooks: bool,
+    /// The shortest interval between a recurring send's firings (60 s; tests that
+    /// watch firings lower it).
+    pub min_recurrence_seconds: u64,
 }
 
 impl Default for GatewaySettings {
@@ -63,6 +66,8 @@ impl Default for GatewaySettings {
             admin_key: String::new(),
             max_recipients: 10_000,
             allow_private_webhooks: false,
+            min_recurrence_seconds: crate::scheduling::RecurrenceLimits::default()
+                .min_interval_seconds,
         }
     }
 }

@@ -43,6 +43,7 @@ struct Inner {
     admin_key_hash: Option<String>,
     max_recipients: usize,
     allow_private_webhooks: bool,
+    recurrence_limits: crate::scheduling::RecurrenceLimits,
     /// Cancels the customers bucket's follower when the state is dropped.
     _following: tokio_util::sync::DropGuard,
 }
@@ -101,6 +102,9 @@ impl AppState {
             allow_private_webhooks: settings.gateway.allow_private_webhooks,
             admin_key_hash: (!admin_key.is_empty()).then(|| extract::hash_api_key(admin_key)),
             max_recipients: settings.gateway.max_recipients,
+            recurrence_limits: crate::scheduling::RecurrenceLimits {
+                min_interval_seconds: settings.gateway.min_recurrence_seconds.max(1),
+            },
             _following: following.drop_guard(),
         })))
     }
@@ -221,6 +225,10 @@ impl AppState {
 
     pub fn allow_private_webhooks(&self) -> bool {
         self.0.allow_private_webhooks
+    }
+
+    pub fn recurrence_limits(&self) -> crate::scheduling::RecurrenceLimits {
+        self.0.recurrence_limits
     }
 }
 

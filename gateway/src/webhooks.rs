@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use async_nats::jetstream::kv;
 use redis::aio::ConnectionManager;
+use rns_types::network::is_public_address;
 use rns_types::webhook::{attempts_key, AttemptRecord, WebhookConfig};
 use rns_types::CustomerId;
 
@@ -19,10 +20,10 @@ pub const MAX_URL_LENGTH: usize = 2_000;
 pub const SECRET_LENGTHS: std::ops::RangeInclusive<usize> = 16..=256;
 
 /// A webhook URL after its checks: `http` or `https`, a host, no fragment, and, unless
-/// `allow_private` (development, tests), not an address of this machine or its
-/// private network given literally, so a customer cannot aim the worker at
-/// internal services. (A name that resolves to such an address is not caught
-/// here; production runs the worker where it can reach only the internet.)
+/// `allow_private` (development, tests), no address given literally that is not
+/// public ([`is_public_address`]) and no name of this machine. A name is checked
+/// where it matters, at every delivery, on the addresses it then resolves to
+/// (`rns_analytics::receivers`).
 pub fn check_url(text: &str, allow_private: bool) -> Result<String, String> {
     if text.len() > MAX_URL_LENGTH {
         return Err(format!("url must be at most {MAX_URL_LENGTH} characters"));
@@ -40,35 +41,13 @@ pub fn check_url(text: &str, allow_private: bool) -> Result<String, String> {
             let domain = domain.to_ascii_lowercase();
             domain == "localhost" || domain.ends_with(".localhost") || domain.ends_with(".internal")
         }
-        Some(url::Host::Ipv4(address)) => is_private(IpAddr::V4(address)),
-        Some(url::Host::Ipv6(address)) => is_private(IpAddr::V6(address)),
+        Some(url::Host::Ipv4(address)) => !is_public_address(IpAddr::V4(address)),
+        Some(url::Host::Ipv6(address)) => !is_public_address(IpAddr::V6(address)),
     };
     if private && !allow_private {
         return Err("url must not point at a loopback, private or link-local address".to_owned());
     }
     Ok(url.to_string())
-}
-
-fn is_private(address: IpAddr) -> bool {
-    match address {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
-        }
-    }
 }
 
 /// A page of attempts, newest first.

@@ -23,6 +23,40 @@ async fn template(api: &Api, key: &str, body: Value) -> String {
     created["id"].as_str().unwrap().to_owned()
 }
 
+/// `base` with `extra`'s fields added.
+fn with_fields(base: &Value, extra: Value) -> Value {
+    let mut body = base.clone();
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    body
+}
+
+/// Sends `body` and checks it is refused with 422 `code`, saying `expected`.
+async fn refused(api: &Api, key: &str, body: Value, code: &str, expected: &str) {
+    let (status, answer) = send(api, key, body.clone()).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{body} → {answer}"
+    );
+    assert_eq!(error_code(&answer), code, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains(expected), "{body} → {message}");
+}
+
+/// The customer's first sender number's opt-out line as an advertisement prints it.
+async fn printed_opt_out_line(api: &Api, key: &str) -> String {
+    let (_, senders) = api
+        .call(Method::GET, "/v1/sender-numbers", Some(key), None)
+        .await;
+    let line = senders["items"][0]["opt_out_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    format!("{}-{}-{}", &line[..3], &line[3..6], &line[6..])
+}
+
 fn jpeg(size: usize) -> String {
     let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
     bytes.resize(size, 0x42);
@@ -487,14 +521,7 @@ async fn opted_out_recipients_are_blocked_and_not_charged() {
 async fn advertisements_follow_the_law() {
     let api = Api::start().await;
     let key = api.customer("acme").await;
-    let (_, senders) = api
-        .call(Method::GET, "/v1/sender-numbers", Some(&key), None)
-        .await;
-    let line = senders["items"][0]["opt_out_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let printed = format!("{}-{}-{}", &line[..3], &line[3..6], &line[6..]);
+    let printed = printed_opt_out_line(&api, &key).await;
     for text in [
         "세일 안내".to_owned(),
         "(광고) 세일 안내".to_owned(),
@@ -697,13 +724,7 @@ async fn schedules_are_checked_listed_per_customer_and_cancelled_with_their_poin
     let api = Api::start().await;
     let key = api.customer("acme").await;
     let base = json!({"from": "0212345678", "to": ["01011111111"], "text": "예약"});
-    let with = |extra: Value| {
-        let mut body = base.clone();
-        body.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        body
-    };
+    let with = |extra: Value| with_fields(&base, extra);
     for (extra, expected) in [
         (
             json!({"scheduled_at": "2020-01-01T00:00:00Z"}),
@@ -730,15 +751,7 @@ async fn schedules_are_checked_listed_per_customer_and_cancelled_with_their_poin
             "not both",
         ),
     ] {
-        let (status, answer) = send(&api, &key, with(extra.clone())).await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{extra} → {answer}"
-        );
-        assert_eq!(error_code(&answer), "invalid_schedule");
-        let message = answer["error"]["message"].as_str().unwrap();
-        assert!(message.contains(expected), "{extra} → {message}");
+        refused(&api, &key, with(extra), "invalid_schedule", expected).await;
     }
 
     let (_, before) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
@@ -899,4 +912,67 @@ async fn request_list_and_statistics_queries_are_checked_before_anything_is_quer
             "{path} → {answer}"
         );
     }
+}
+
+/// Issue 17's reproduction: `"recurrence":{"every":"1s"}` without an end was
+/// accepted (it would charge every second), and an advertisement whose every cron
+/// firing falls at night was accepted and could never send.
+#[tokio::test]
+async fn recurrences_that_would_run_away_or_never_send_are_refused() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let base = json!({"from": "0212345678", "to": ["01011111111"], "text": "반복"});
+    let with = |extra: Value| with_fields(&base, extra);
+    for (extra, expected) in [
+        (json!({"recurrence": {"every": "1s"}}), "between 60 seconds"),
+        (
+            json!({"recurrence": {"every": "1s", "count": 3}}),
+            "between 60 seconds",
+        ),
+        (
+            json!({"recurrence": {"cron": "*/10 * * * * *", "count": 3}}),
+            "more than once a minute",
+        ),
+        (json!({"recurrence": {"every": "5m"}}), "needs an end"),
+        (
+            json!({"recurrence": {"cron": "0 */15 9-18 * * MON-FRI"}}),
+            "needs an end",
+        ),
+        (
+            json!({"recurrence": {"every": "1h", "count": 0}}),
+            "count must be 1",
+        ),
+    ] {
+        refused(&api, &key, with(extra), "invalid_schedule", expected).await;
+    }
+    let (status, counted) = send(
+        &api,
+        &key,
+        with(json!({"recurrence": {"every": "5m", "count": 12}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{counted}");
+    assert_eq!(counted["recurrence"]["count"], json!(12), "{counted}");
+
+    let printed = printed_opt_out_line(&api, &key).await;
+    let advertisement = |cron: &str| {
+        json!({"from": "0212345678", "to": ["01011111111"],
+               "text": format!("(광고) 세일 무료수신거부 {printed}"), "advertisement": true,
+               "recurrence": {"cron": cron, "timezone": "Asia/Seoul"}})
+    };
+    let (status, answer) = send(&api, &key, advertisement("0 0 22 * * *")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(error_code(&answer), "advertisement_rules");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains(
+            "every firing of this recurring advertisement falls between 21:00 and 08:00 KST"
+        ),
+        "{answer}"
+    );
+    let (status, answer) = send(&api, &key, advertisement("0 0 10 * * *")).await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "a daytime advertisement: {answer}"
+    );
 }

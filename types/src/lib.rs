@@ -15,6 +15,7 @@ pub mod content;
 pub mod customer;
 pub mod ids;
 pub mod inbound;
+pub mod network;
 pub mod phone;
 pub mod points;
 pub mod priority;

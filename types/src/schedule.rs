@@ -54,6 +54,9 @@ pub struct Recurrence {
     /// No firing after this time (epoch milliseconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_ms: Option<u64>,
+    /// No firing after this many (sent or failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
 }
 
 impl Recurrence {
@@ -113,6 +116,14 @@ pub struct ScheduleRecord {
 }
 
 impl ScheduleRecord {
+    /// A recurrence with a `count` has fired (sent or failed) that many times.
+    pub fn firings_exhausted(&self) -> bool {
+        self.recurrence
+            .as_ref()
+            .and_then(|recurrence| recurrence.count)
+            .is_some_and(|count| self.fires + self.failed_fires >= u64::from(count))
+    }
+
     /// A schedule just made, `scheduled`, of `recipients` costing `points` a firing,
     /// not fired yet; its time or recurrence is set by the caller.
     pub fn new(id: String, created_at_ms: u64, recipients: usize, points: u64) -> Self {

@@ -46,6 +46,8 @@ pub struct RecurrenceView {
     pub every_seconds: Option<u64>,
     pub timezone: String,
     pub until: Option<String>,
+    /// How many times it fires at most (sent or failed).
+    pub count: Option<u32>,
 }
 
 /// A firing that could not be sent.
@@ -72,6 +74,7 @@ impl ScheduleView {
                 every_seconds: recurrence.every_seconds,
                 timezone: recurrence.timezone.clone(),
                 until: time(recurrence.until_ms),
+                count: recurrence.count,
             }),
             next_fire_at: time(record.next_fire_at_ms),
             recipients: record.recipients,

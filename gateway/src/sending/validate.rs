@@ -108,6 +108,7 @@ pub async fn validate(
         body.scheduled_at.as_deref(),
         body.recurrence.as_ref(),
         now_ms,
+        state.recurrence_limits(),
     )?;
     let valid_for_ms = scheduling::validity(
         body.valid_for,
@@ -128,8 +129,12 @@ pub async fn validate(
         }
         check_advertisement(&texts, &line)?;
         // Without consent, an advertisement due between 21:00 and 08:00 KST waits for
-        // 08:00 (a recurring one is checked at each firing).
+        // 08:00 (a recurring one is checked at each firing, and refused now if every
+        // firing falls at night).
         if !body.night_consent {
+            if let When::Recurring(recurrence) = &when {
+                scheduling::check_advertisement_firings(recurrence, now_ms)?;
+            }
             when = match when {
                 When::Now => {
                     advertisement_hold_until(now_ms).map_or(When::Now, |at_ms| When::Once { at_ms })
