@@ -30,6 +30,12 @@ pub enum ApiError {
     InsufficientPoints { needed: u64, balance: i64 },
     #[error("{0}")]
     Conflict(String),
+    /// Over a rate limit (429 with `Retry-After`).
+    #[error("too many requests for {what}; try again in {retry_after_seconds} s")]
+    TooManyRequests {
+        what: &'static str,
+        retry_after_seconds: u64,
+    },
     /// A store or service the request needs did not answer (503); the cause is
     /// kept as its source.
     #[error("{what} is unavailable: {source}")]
@@ -92,6 +98,7 @@ impl ApiError {
                 (StatusCode::PAYMENT_REQUIRED, "insufficient_points")
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
@@ -109,11 +116,18 @@ impl IntoResponse for ApiError {
                 message: self.to_string(),
             },
         });
+        let retry_after = match &self {
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } => Some(*retry_after_seconds),
+            _ => (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
+        };
         let mut response = (status, body).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(seconds),
             );
         }
         response

@@ -19,6 +19,7 @@ pub mod metric_names;
 pub mod openapi;
 pub mod opt_outs;
 pub mod pagination;
+pub mod rate_limit;
 pub mod routes;
 pub mod scheduling;
 pub mod sending;
@@ -153,6 +154,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(groups::remove_member))
         .routes(utoipa_axum::routes!(opt_outs::record, opt_outs::list))
         .routes(utoipa_axum::routes!(opt_outs::remove))
+        .routes(utoipa_axum::routes!(opt_out_lines::record))
+        .routes(utoipa_axum::routes!(opt_out_lines::issue_key))
         .routes(utoipa_axum::routes!(inbound::list))
         .routes(utoipa_axum::routes!(templates::create, templates::list))
         .routes(utoipa_axum::routes!(

@@ -6,6 +6,10 @@
 //! the customer, records an opt-out; a send skips opted-out recipients and reports
 //! them as `blocked`, never charging them.
 //!
+//! The 080 line's provider calls `POST /v1/opt-out-lines/{line}/opt-outs` with that
+//! line's own key, which the operator issues (and reissues) through the admin API:
+//! only its SHA-256 is kept, at `rns:opt-out-line:<line>:key`.
+//!
 //! The opt-outs themselves are in Redis (with AOF), per customer and sender:
 //! `rns:c:<customer>:opt-outs:<sender>` is a sorted set of recipients (paged by
 //! number) and `rns:c:<customer>:opt-out-times:<sender>` a hash of when each opted out.
@@ -48,6 +52,10 @@ impl std::fmt::Debug for OptOutStore {
 
 fn unavailable(error: impl Into<crate::error::BoxError>) -> ApiError {
     ApiError::unavailable("opt-out lines", error)
+}
+
+fn line_key(line: &PhoneNumber) -> String {
+    format!("rns:opt-out-line:{line}:key")
 }
 
 fn set_key(customer: &CustomerId, sender: &PhoneNumber) -> String {
@@ -105,6 +113,32 @@ impl OptOutStore {
         if let Err(error) = self.lines.purge(line.as_str()).await {
             tracing::warn!(%line, %error, "freeing an unused opt-out number failed");
         }
+    }
+
+    /// Issues a new key for the 080 line, replacing any earlier one; returns it (it
+    /// is kept only as its hash).
+    pub async fn issue_line_key(&self, line: &PhoneNumber) -> Result<String, ApiError> {
+        let mut bytes = [0u8; 24];
+        rand::rng().fill(&mut bytes);
+        let key = format!("rns_line_{}", hex::encode(bytes));
+        let _: () = redis::cmd("SET")
+            .arg(line_key(line))
+            .arg(crate::extract::hash_api_key(&key))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|error| ApiError::unavailable("opt-out lines", error))?;
+        Ok(key)
+    }
+
+    /// Whether `key` is the 080 line's current key (a line without one has none).
+    pub async fn line_key_matches(&self, line: &PhoneNumber, key: &str) -> Result<bool, ApiError> {
+        let stored: Option<String> = redis::cmd("GET")
+            .arg(line_key(line))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|error| ApiError::unavailable("opt-out lines", error))?;
+        // Digests are compared, so the time taken tells nothing of the key's prefix.
+        Ok(stored.is_some_and(|hash| hash == crate::extract::hash_api_key(key)))
     }
 
     /// The customer and sender number an opt-out (080) number serves.

@@ -44,6 +44,7 @@ struct Inner {
     max_recipients: usize,
     allow_private_webhooks: bool,
     recurrence_limits: crate::scheduling::RecurrenceLimits,
+    rate_limits: crate::rate_limit::RateLimiter,
     /// Cancels the customers bucket's follower when the state is dropped.
     _following: tokio_util::sync::DropGuard,
 }
@@ -85,6 +86,7 @@ impl AppState {
             points: points.clone(),
             reservations: gathering::PointsReserver::start(points),
             contacts: contacts::ContactStore::new(redis.clone()),
+            rate_limits: crate::rate_limit::RateLimiter::new(redis.clone()),
             opt_outs: opt_outs::OptOutStore::open(&jetstream, redis.clone()).await?,
             inbound: inbound::InboundStore::new(redis.clone()),
             images: jetstream
@@ -225,6 +227,10 @@ impl AppState {
 
     pub fn allow_private_webhooks(&self) -> bool {
         self.0.allow_private_webhooks
+    }
+
+    pub fn rate_limits(&self) -> &crate::rate_limit::RateLimiter {
+        &self.0.rate_limits
     }
 
     pub fn recurrence_limits(&self) -> crate::scheduling::RecurrenceLimits {

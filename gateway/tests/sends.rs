@@ -409,7 +409,11 @@ async fn opted_out_recipients_are_blocked_and_not_charged() {
         .unwrap()
         .to_owned();
 
-    // The carrier's 080 line calls without a key; the customer with its key.
+    // Issue 17's reproduction: anyone who knew the 080 number could opt out any
+    // recipient without a key. Now the line calls with its own key, which the
+    // operator issues; the customer records with its API key.
+    let line_opt_out = format!("/v1/opt-out-lines/{line}/opt-outs");
+    let recipient = json!({"recipient": "010-9999-0001"});
     let (status, answer) = api
         .call(
             Method::POST,
@@ -418,7 +422,62 @@ async fn opted_out_recipients_are_blocked_and_not_charged() {
             Some(json!({"opt_out_number": line, "recipient": "010-9999-0001"})),
         )
         .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no key: {answer}");
+    let (status, answer) = api
+        .call(Method::POST, &line_opt_out, None, Some(recipient.clone()))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no line key: {answer}");
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            &line_opt_out,
+            Some(&key),
+            Some(recipient.clone()),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a customer key is not the line's: {answer}"
+    );
+    let (status, issued) = api
+        .call(
+            Method::POST,
+            &format!("/v1/admin/opt-out-lines/{line}/key"),
+            Some(common::ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let line_key = issued["key"].as_str().unwrap().to_owned();
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            &line_opt_out,
+            Some(&line_key),
+            Some(recipient.clone()),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["sender_number"], json!("0212345678"), "{answer}");
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/opt-out-lines/0800000001/opt-outs",
+            Some(&line_key),
+            Some(recipient.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "another line's key");
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/admin/opt-out-lines/0800000001/key",
+            Some(common::ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a line nobody holds");
     let (status, _) = post(
         &api,
         &key,
@@ -432,15 +491,6 @@ async fn opted_out_recipients_are_blocked_and_not_charged() {
             Method::POST,
             "/v1/opt-outs",
             None,
-            Some(json!({"opt_out_number": "0800000001", "recipient": "01099990001"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "unknown opt-out number");
-    let (status, _) = api
-        .call(
-            Method::POST,
-            "/v1/opt-outs",
-            None,
             Some(json!({"sender_number": "0212345678", "recipient": "01099990001"})),
         )
         .await;
@@ -449,7 +499,7 @@ async fn opted_out_recipients_are_blocked_and_not_charged() {
         &api,
         &key,
         "/v1/opt-outs",
-        json!({"opt_out_number": line, "recipient": "nope"}),
+        json!({"sender_number": "0212345678", "recipient": "nope"}),
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -975,4 +1025,48 @@ async fn recurrences_that_would_run_away_or_never_send_are_refused() {
         StatusCode::ACCEPTED,
         "a daytime advertisement: {answer}"
     );
+}
+
+/// An 080 line is rate limited across replicas (before its key is checked, so
+/// guessing keys is slow too): a burst beyond it is 429 with `Retry-After`.
+#[tokio::test]
+async fn an_opt_out_line_is_rate_limited() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let line = printed_opt_out_line(&api, &key).await.replace('-', "");
+    let path = format!("/v1/opt-out-lines/{line}/opt-outs");
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for attempt in 0..40 {
+        let (status, headers, _) = api
+            .call_with_headers(
+                Method::POST,
+                &path,
+                Some("rns_line_guess"),
+                &[("content-type", "application/json")],
+                Some(json!({"recipient": format!("0109999{attempt:04}")}).to_string()),
+            )
+            .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = headers
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+        }
+        statuses.push(status);
+    }
+    let limited = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::UNAUTHORIZED)
+        .count();
+    assert!(
+        (18..=25).contains(&refused),
+        "about the burst of 20 checked: {statuses:?}"
+    );
+    assert_eq!(limited + refused, 40, "{statuses:?}");
+    assert_eq!(retry_after.as_deref(), Some("1"), "{statuses:?}");
 }

@@ -4,6 +4,7 @@ pub mod customers;
 pub mod groups;
 pub mod inbound;
 pub mod messages;
+pub mod opt_out_lines;
 pub mod opt_outs;
 pub mod points;
 pub mod results;

@@ -1,12 +1,10 @@
 //! Opt-outs: `POST /v1/opt-outs` records one, `GET /v1/opt-outs?sender_number=` lists
 //! them, `DELETE /v1/opt-outs/{sender_number}/{recipient}` removes one.
 //!
-//! `POST` works two ways. With the customer's key: `{"sender_number","recipient"}`.
-//! Without any key, as the carrier's 080 line calls it: `{"opt_out_number",
-//! "recipient"}`, where the opt-out number identifies the customer and sender. An
-//! unknown opt-out number, or a sender number that is not the caller's, is 404.
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
+//! `POST` takes the customer's key and `{"sender_number","recipient"}`; a sender
+//! number that is not the caller's is 404. The 080 line's provider records opt-outs
+//! with the line's own key instead ([`super::opt_out_lines`]).
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use rns_types::{CustomerId, PhoneNumber};
@@ -22,10 +20,7 @@ use crate::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordOptOut {
-    #[serde(default)]
-    sender_number: Option<String>,
-    #[serde(default)]
-    opt_out_number: Option<String>,
+    sender_number: String,
     recipient: String,
 }
 
@@ -37,28 +32,6 @@ pub struct OptOutsQuery {
     #[serde(flatten)]
     #[param(ignore)]
     page: PageQuery,
-}
-
-/// The caller, if an `Authorization` header is present (and then it must be valid).
-#[derive(Debug)]
-pub struct MaybeCustomer(Option<CustomerId>);
-
-impl FromRequestParts<AppState> for MaybeCustomer {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        if !parts
-            .headers
-            .contains_key(axum::http::header::AUTHORIZATION)
-        {
-            return Ok(Self(None));
-        }
-        let Customer(customer) = Customer::from_request_parts(parts, state).await?;
-        Ok(Self(Some(customer)))
-    }
 }
 
 /// The caller's registered sender number, or 404.
@@ -101,42 +74,16 @@ pub struct OptOutPage {
     tag = "opt-outs",
     request_body = RecordOptOut,
     responses((status = 201, description = "Created", body = RecordedOptOut), crate::openapi::Errors),
-    security((), ("api_key" = [])),
+    security(("api_key" = [])),
 )]
 pub async fn record(
-    MaybeCustomer(caller): MaybeCustomer,
+    Customer(customer): Customer,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RecordOptOut>,
 ) -> Result<(StatusCode, Json<RecordedOptOut>), ApiError> {
     let recipient = PhoneNumber::parse_mobile(&body.recipient)
         .map_err(|error| ApiError::invalid("invalid_recipient", error.to_string()))?;
-    let (customer, sender) = match (caller, &body.sender_number, &body.opt_out_number) {
-        (Some(customer), Some(sender), None) => {
-            let sender = own_sender(&state, &customer, sender).await?;
-            (customer, sender)
-        }
-        (_, None, Some(line)) => {
-            let line =
-                PhoneNumber::parse(line).map_err(|_| ApiError::NotFound("opt-out number"))?;
-            let (customer, sender) = state
-                .opt_outs()
-                .line(&line)
-                .await?
-                .ok_or(ApiError::NotFound("opt-out number"))?;
-            (customer, sender)
-        }
-        (None, Some(_), None) => {
-            return Err(ApiError::Unauthorized(
-                "recording by sender_number needs the customer's API key; the 080 line sends opt_out_number",
-            ))
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                "invalid_body",
-                "give exactly one of sender_number (with an API key) or opt_out_number",
-            ))
-        }
-    };
+    let sender = own_sender(&state, &customer, &body.sender_number).await?;
     state
         .opt_outs()
         .record(&customer, &sender, &recipient)
