@@ -306,6 +306,7 @@ listen = "127.0.0.1:{gateway}"
 admin_key = "{ADMIN_KEY}"
 allow_private_webhooks = {private_webhooks}
 min_recurrence_seconds = 1
+requests_per_second = 100000
 
 [dispatcher]
 health_listen = "127.0.0.1:{dispatcher}"

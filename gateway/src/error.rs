@@ -36,6 +36,13 @@ pub enum ApiError {
         what: &'static str,
         retry_after_seconds: u64,
     },
+    /// The customer's daily cap of messages would be passed (429 until the day ends).
+    #[error("this send would pass the daily cap of {cap} messages ({sent} sent today, Korean time); it resets at midnight KST")]
+    DailyCapReached {
+        cap: u64,
+        sent: u64,
+        retry_after_seconds: u64,
+    },
     /// A store or service the request needs did not answer (503); the cause is
     /// kept as its source.
     #[error("{what} is unavailable: {source}")]
@@ -99,6 +106,9 @@ impl ApiError {
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::DailyCapReached { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "daily_cap_reached")
+            }
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
@@ -118,6 +128,10 @@ impl IntoResponse for ApiError {
         });
         let retry_after = match &self {
             ApiError::TooManyRequests {
+                retry_after_seconds,
+                ..
+            }
+            | ApiError::DailyCapReached {
                 retry_after_seconds,
                 ..
             } => Some(*retry_after_seconds),

@@ -82,6 +82,15 @@ impl FromRequestParts<AppState> for Customer {
             .customer_for_key(&hash_api_key(token))
             .await?
             .ok_or(ApiError::Unauthorized("unknown API key"))?;
+        let limits = state.profile(&customer).await?.limits;
+        state
+            .rate_limits()
+            .take(
+                &format!("rns:rate:customer:{customer}"),
+                state.request_rate(&limits),
+                "this customer",
+            )
+            .await?;
         Ok(Self(customer))
     }
 }

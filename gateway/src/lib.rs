@@ -58,6 +58,11 @@ pub struct GatewaySettings {
     /// The shortest interval between a recurring send's firings (60 s; tests that
     /// watch firings lower it).
     pub min_recurrence_seconds: u64,
+    /// API requests per second a customer may make over every replica, unless the
+    /// operator set its own (`PUT /v1/admin/customers/{id}/limits`).
+    pub requests_per_second: u32,
+    /// Requests at once above that rate; 0 is twice the rate.
+    pub request_burst: u32,
 }
 
 impl Default for GatewaySettings {
@@ -69,6 +74,8 @@ impl Default for GatewaySettings {
             allow_private_webhooks: false,
             min_recurrence_seconds: crate::scheduling::RecurrenceLimits::default()
                 .min_interval_seconds,
+            requests_per_second: 200,
+            request_burst: 0,
         }
     }
 }
@@ -120,6 +127,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(points::top_up))
         .routes(utoipa_axum::routes!(customers::carriers))
         .routes(utoipa_axum::routes!(customers::set_rate))
+        .routes(utoipa_axum::routes!(customers::set_limits))
         .routes(utoipa_axum::routes!(points::account))
         .routes(utoipa_axum::routes!(points::ledger))
         .routes(utoipa_axum::routes!(routing::get))

@@ -42,10 +42,24 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {taken, wait}
 ";
 
+/// Adds `ARGV[1]` messages to the day's count `KEYS[1]` unless that passes the cap
+/// `ARGV[2]`; answers the count before, and whether they were added.
+const COUNT_DAY: &str = r"
+local before = tonumber(redis.call('GET', KEYS[1]) or '0')
+local adding = tonumber(ARGV[1])
+if before + adding > tonumber(ARGV[2]) then
+  return {before, 0}
+end
+redis.call('INCRBY', KEYS[1], adding)
+redis.call('EXPIRE', KEYS[1], 172800)
+return {before, 1}
+";
+
 #[derive(Clone)]
 pub struct RateLimiter {
     connection: ConnectionManager,
     script: redis::Script,
+    day_script: redis::Script,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -61,6 +75,7 @@ impl RateLimiter {
         Self {
             connection,
             script: redis::Script::new(TAKE),
+            day_script: redis::Script::new(COUNT_DAY),
         }
     }
 
@@ -84,4 +99,37 @@ impl RateLimiter {
             retry_after_seconds: wait_ms.div_ceil(1_000).max(1),
         })
     }
+
+    /// Counts `messages` against `customer`'s cap of messages per Korean day, or
+    /// answers 429 (`daily_cap_reached`) until the day ends, counting nothing.
+    pub async fn count_day(
+        &self,
+        customer: &rns_types::CustomerId,
+        messages: u64,
+        cap: u64,
+    ) -> Result<(), ApiError> {
+        let now_ms = rns_types::time::now_milliseconds();
+        let korean_ms = now_ms + KOREA_OFFSET_MS;
+        let day = korean_ms / DAY_MS;
+        let (before, added): (u64, u8) = self
+            .day_script
+            .key(format!("rns:c:{customer}:messages-on:{day}"))
+            .arg(messages)
+            .arg(cap)
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(|error| ApiError::unavailable("daily caps", error))?;
+        if added == 1 {
+            return Ok(());
+        }
+        Err(ApiError::DailyCapReached {
+            cap,
+            sent: before,
+            retry_after_seconds: ((day + 1) * DAY_MS - korean_ms).div_ceil(1_000),
+        })
+    }
 }
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
+/// Korea is UTC+9 all year.
+const KOREA_OFFSET_MS: u64 = 9 * 60 * 60 * 1_000;

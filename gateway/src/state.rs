@@ -45,6 +45,8 @@ struct Inner {
     allow_private_webhooks: bool,
     recurrence_limits: crate::scheduling::RecurrenceLimits,
     rate_limits: crate::rate_limit::RateLimiter,
+    /// A customer's request rate unless the operator set its own.
+    default_limits: rns_types::customer::CustomerLimits,
     /// Cancels the customers bucket's follower when the state is dropped.
     _following: tokio_util::sync::DropGuard,
 }
@@ -87,6 +89,12 @@ impl AppState {
             reservations: gathering::PointsReserver::start(points),
             contacts: contacts::ContactStore::new(redis.clone()),
             rate_limits: crate::rate_limit::RateLimiter::new(redis.clone()),
+            default_limits: rns_types::customer::CustomerLimits {
+                requests_per_second: Some(settings.gateway.requests_per_second.max(1)),
+                burst: (settings.gateway.request_burst > 0)
+                    .then_some(settings.gateway.request_burst),
+                daily_messages: None,
+            },
             opt_outs: opt_outs::OptOutStore::open(&jetstream, redis.clone()).await?,
             inbound: inbound::InboundStore::new(redis.clone()),
             images: jetstream
@@ -231,6 +239,25 @@ impl AppState {
 
     pub fn rate_limits(&self) -> &crate::rate_limit::RateLimiter {
         &self.0.rate_limits
+    }
+
+    /// The request rate of a customer with `limits`: its own, else the gateway's.
+    pub fn request_rate(
+        &self,
+        limits: &rns_types::customer::CustomerLimits,
+    ) -> crate::rate_limit::Rate {
+        let per_second = limits
+            .requests_per_second
+            .or(self.0.default_limits.requests_per_second)
+            .unwrap_or(1);
+        let burst = limits
+            .burst
+            .or(self.0.default_limits.burst)
+            .unwrap_or(per_second.saturating_mul(2));
+        crate::rate_limit::Rate {
+            per_second: f64::from(per_second),
+            burst: f64::from(burst.max(1)),
+        }
     }
 
     pub fn recurrence_limits(&self) -> crate::scheduling::RecurrenceLimits {

@@ -810,3 +810,102 @@ async fn the_operator_lists_customers_a_page_at_a_time() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// Issue 17: per-customer limits. The operator sets a customer's request rate (a
+/// token bucket shared by every replica: 429 with `Retry-After` beyond it) and a
+/// daily cap of messages (429 `daily_cap_reached` until midnight KST); another
+/// customer is unaffected; bad limits are 422, an unknown customer 404.
+#[tokio::test]
+async fn the_operator_limits_a_customers_rate_and_daily_messages() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let other = api.customer("other").await;
+    let limits = |body: Value| async {
+        let body = body;
+        api.call(
+            Method::PUT,
+            "/v1/admin/customers/acme/limits",
+            Some(ADMIN_KEY),
+            Some(body),
+        )
+        .await
+    };
+    let (status, set) = limits(json!({"requests_per_second": 1, "burst": 3})).await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    assert_eq!(
+        (
+            set["effective_requests_per_second"].as_f64(),
+            set["effective_burst"].as_f64()
+        ),
+        (Some(1.0), Some(3.0)),
+        "{set}"
+    );
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let (status, headers, _) = api
+            .call_with_headers(Method::GET, "/v1/points", Some(&key), &[], None)
+            .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = headers
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+        }
+        statuses.push(status);
+    }
+    let passed = statuses.iter().filter(|status| status.is_success()).count();
+    assert!(
+        (3..=4).contains(&passed),
+        "the burst of 3 (and a refill): {statuses:?}"
+    );
+    assert_eq!(retry_after.as_deref(), Some("1"), "{statuses:?}");
+    let (status, _) = api
+        .call(Method::GET, "/v1/points", Some(&other), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "another customer has its own bucket"
+    );
+
+    let (status, set) = limits(json!({"daily_messages": 3})).await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    assert_eq!(
+        set["requests_per_second"],
+        Value::Null,
+        "back to the default rate"
+    );
+    let send = |to: Value| {
+        api.call(
+            Method::POST,
+            "/v1/messages",
+            Some(&key),
+            Some(json!({"from": "0212345678", "to": to, "text": "cap"})),
+        )
+    };
+    let (status, answer) = send(json!(["01011110001", "01011110002"])).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) = send(json!(["01011110003", "01011110004"])).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    assert_eq!(error_code(&answer), "daily_cap_reached");
+    let (status, answer) = send(json!(["01011110005"])).await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "the last one under the cap: {answer}"
+    );
+
+    let (status, answer) = limits(json!({"requests_per_second": 0})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(error_code(&answer), "invalid_limits");
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            "/v1/admin/customers/nobody/limits",
+            Some(ADMIN_KEY),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -31,6 +31,30 @@ pub struct CustomerProfile {
     /// stop messages from that sender, and advertisements must print it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub opt_out_numbers: BTreeMap<PhoneNumber, PhoneNumber>,
+    /// The operator's limits for this customer; unset ones are the gateway's defaults.
+    #[serde(default, skip_serializing_if = "CustomerLimits::is_default")]
+    pub limits: CustomerLimits,
+}
+
+/// How much a customer may ask of RNS, set by the operator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerLimits {
+    /// API requests per second over every gateway replica (the gateway's
+    /// `requests_per_second` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<u32>,
+    /// Requests at once above that rate (twice the rate when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Messages accepted per day (Korean time); none when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_messages: Option<u64>,
+}
+
+impl CustomerLimits {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl CustomerProfile {
@@ -43,6 +67,7 @@ impl CustomerProfile {
             failover: BTreeMap::new(),
             sender_numbers: BTreeSet::new(),
             opt_out_numbers: BTreeMap::new(),
+            limits: CustomerLimits::default(),
         }
     }
 

@@ -267,3 +267,94 @@ pub async fn set_rate(
         rate_per_second: body.per_second,
     }))
 }
+
+/// Most requests per second the operator may give one customer.
+pub const MAX_REQUESTS_PER_SECOND: u32 = 100_000;
+
+/// A customer's limits as the operator sets them; `null` (or absent) is the default.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetLimits {
+    #[serde(default)]
+    requests_per_second: Option<u32>,
+    #[serde(default)]
+    burst: Option<u32>,
+    #[serde(default)]
+    daily_messages: Option<u64>,
+}
+
+/// A customer's limits: what the operator set, and what applies.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Limits {
+    id: CustomerId,
+    /// `null`: the gateway's default.
+    requests_per_second: Option<u32>,
+    /// `null`: twice the rate.
+    burst: Option<u32>,
+    /// `null`: no cap.
+    daily_messages: Option<u64>,
+    /// The request rate in force, per second.
+    effective_requests_per_second: f64,
+    /// The burst in force.
+    effective_burst: f64,
+}
+
+/// Sets a customer's request rate, burst and daily cap of messages; effective on
+/// every gateway replica at once (the rate's bucket is shared in Redis).
+#[utoipa::path(
+    put,
+    path = "/v1/admin/customers/{id}/limits",
+    tag = "customers",
+    params(("id" = String, Path, description = "the customer")),
+    request_body = SetLimits,
+    responses((status = 200, description = "OK", body = Limits), crate::openapi::Errors),
+    security(("admin_key" = [])),
+)]
+pub async fn set_limits(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetLimits>,
+) -> Result<Json<Limits>, ApiError> {
+    let customer = CustomerId::parse(&id).map_err(|_| ApiError::NotFoundNamed {
+        what: "customer",
+        id: id.chars().take(40).collect(),
+    })?;
+    let within =
+        |value: Option<u64>, most: u64| value.is_none_or(|value| (1..=most).contains(&value));
+    if !within(
+        body.requests_per_second.map(u64::from),
+        MAX_REQUESTS_PER_SECOND.into(),
+    ) || !within(
+        body.burst.map(u64::from),
+        2 * u64::from(MAX_REQUESTS_PER_SECOND),
+    ) || !within(body.daily_messages, 1_000_000_000)
+    {
+        return Err(ApiError::invalid(
+            "invalid_limits",
+            format!("requests_per_second must be 1 to {MAX_REQUESTS_PER_SECOND}, burst 1 to twice that, daily_messages 1 to 1,000,000,000, or null for the default"),
+        ));
+    }
+    let limits = rns_types::customer::CustomerLimits {
+        requests_per_second: body.requests_per_second,
+        burst: body.burst,
+        daily_messages: body.daily_messages,
+    };
+    state
+        .directory()
+        .update(&customer, |profile| {
+            profile.limits = limits;
+            Ok::<(), ApiError>(())
+        })
+        .await??;
+    tracing::info!(customer = %customer, ?limits, "customer limits set");
+    let rate = state.request_rate(&limits);
+    Ok(Json(Limits {
+        id: customer,
+        requests_per_second: limits.requests_per_second,
+        burst: limits.burst,
+        daily_messages: limits.daily_messages,
+        effective_requests_per_second: rate.per_second,
+        effective_burst: rate.burst,
+    }))
+}

@@ -75,6 +75,13 @@ pub async fn accept(
         valid_for_ms: valid.valid_for_ms,
         trace: Some(trace),
     };
+    // A daily cap counts what is sent now or once later, when it is accepted.
+    if let (Some(cap), false) = (valid.daily_cap, matches!(valid.when, When::Recurring(_))) {
+        state
+            .rate_limits()
+            .count_day(customer, request.message_count() as u64, cap)
+            .await?;
+    }
     let request = match valid.when {
         When::Now => {
             publish_paid(state, &request, Publication::Now { keyed }).await?;

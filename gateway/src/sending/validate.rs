@@ -37,6 +37,8 @@ pub struct ValidSend {
     pub(super) held: bool,
     /// The customer's weights for the channel now, for a send dispatched now.
     pub(super) weights: Option<Weights>,
+    /// The customer's cap of messages per Korean day, if the operator set one.
+    pub(super) daily_cap: Option<u64>,
 }
 
 /// Every check a send must pass before anything is published.
@@ -169,5 +171,6 @@ pub async fn validate(
         held: when != requested,
         when,
         weights,
+        daily_cap: profile.limits.daily_messages,
     })
 }
