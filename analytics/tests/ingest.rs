@@ -491,6 +491,7 @@ async fn routing_targets_follow_customer_profiles_into_clickhouse(release: Click
         .create(
             &rns_types::CustomerProfile::new(customer.clone(), "Acme".into(), 1),
             "hash",
+            &rns_types::api_key::ApiKeyRecord::parse(b"acme").unwrap(),
         )
         .await
         .unwrap();

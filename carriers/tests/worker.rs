@@ -122,7 +122,11 @@ async fn prepare(
     let directory = CustomerDirectory::open(&jetstream).await.unwrap();
     let customer = CustomerId::parse("acme").unwrap();
     directory
-        .create(&CustomerProfile::new(customer, "Acme".into(), 0), "hash")
+        .create(
+            &CustomerProfile::new(customer, "Acme".into(), 0),
+            "hash",
+            &rns_types::api_key::ApiKeyRecord::parse(b"acme").unwrap(),
+        )
         .await
         .unwrap();
     let harness = Harness {

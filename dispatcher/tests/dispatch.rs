@@ -79,7 +79,11 @@ async fn customer_with_weights(
     let customer = CustomerId::parse(id).unwrap();
     let profile = CustomerProfile::new(customer.clone(), id.into(), 0);
     directory
-        .create(&profile, &format!("hash-{id}"))
+        .create(
+            &profile,
+            &format!("hash-{id}"),
+            &rns_types::api_key::ApiKeyRecord::parse(id.as_bytes()).unwrap(),
+        )
         .await
         .unwrap();
     set_weights(directory, &customer, weights).await;

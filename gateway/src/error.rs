@@ -12,6 +12,9 @@ use serde::Serialize;
 pub enum ApiError {
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// The key is valid but may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("this route does not take that method")]
@@ -89,6 +92,7 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) | ApiError::NotFoundNamed { .. } => {
                 (StatusCode::NOT_FOUND, "not_found")
             }

@@ -9,6 +9,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::Json;
+use rns_types::api_key::Scope;
 use rns_types::CustomerId;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -66,7 +67,9 @@ pub fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
         ))
 }
 
-/// The authenticated customer.
+/// The authenticated customer: its key exists, holds the scope the request needs
+/// ([`crate::api_keys::required_scope`]: 403 otherwise), and the customer is within
+/// its request rate (429 otherwise).
 #[derive(Debug, Clone)]
 pub struct Customer(pub CustomerId);
 
@@ -78,10 +81,26 @@ impl FromRequestParts<AppState> for Customer {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts)?;
-        let customer = state
-            .customer_for_key(&hash_api_key(token))
+        let key = state
+            .key(&hash_api_key(token))
             .await?
             .ok_or(ApiError::Unauthorized("unknown API key"))?;
+        let path = parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .map_or_else(|| parts.uri.path(), axum::extract::MatchedPath::as_str);
+        let needed = crate::api_keys::required_scope(&parts.method, path);
+        if !key.scopes.contains(&needed) {
+            return Err(ApiError::Forbidden(format!(
+                "this key may not {} (it lacks the {needed} scope)",
+                match needed {
+                    Scope::Send => "send",
+                    Scope::Read => "read",
+                    Scope::Manage => "change anything",
+                }
+            )));
+        }
+        let customer = key.customer;
         let limits = state.profile(&customer).await?.limits;
         state
             .rate_limits()
@@ -91,6 +110,7 @@ impl FromRequestParts<AppState> for Customer {
                 "this customer",
             )
             .await?;
+        state.key_usage().touch(&customer, &key.id);
         Ok(Self(customer))
     }
 }

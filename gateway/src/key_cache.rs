@@ -2,16 +2,18 @@
 //! authenticate without a round trip to the `api_keys` bucket.
 //!
 //! Only keys that were found are remembered (an unknown key is looked up every
-//! time), each for `ttl`: a key removed from the bucket stops working within that
-//! time on every gateway. The cache is bounded; when full, the keys used least are
+//! time), each for `ttl`, and each is forgotten the moment its entry in the bucket
+//! changes ([`KeyCache::forget`], called by the gateway's watch of the bucket), so a
+//! revoked key stops working on every gateway at once; the ttl bounds it if the
+//! watch is interrupted. The cache is bounded; when full, the keys used least are
 //! dropped (moka's TinyLFU), never all of them at once.
 use std::time::Duration;
 
-use rns_types::CustomerId;
+use rns_types::api_key::ApiKeyRecord;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct KeyCache {
-    entries: moka::sync::Cache<String, CustomerId>,
+    entries: moka::sync::Cache<String, ApiKeyRecord>,
 }
 
 impl KeyCache {
@@ -24,14 +26,19 @@ impl KeyCache {
         }
     }
 
-    /// The customer of the key with this hash, if it was found less than `ttl` ago.
-    pub fn get(&self, key_hash: &str) -> Option<CustomerId> {
+    /// The key with this hash, if it was found less than `ttl` ago.
+    pub fn get(&self, key_hash: &str) -> Option<ApiKeyRecord> {
         self.entries.get(key_hash)
     }
 
-    /// Remembers that the key with this hash belongs to `customer`, from now.
-    pub fn insert(&self, key_hash: String, customer: CustomerId) {
-        self.entries.insert(key_hash, customer);
+    /// Remembers the key with this hash, from now.
+    pub fn insert(&self, key_hash: String, key: ApiKeyRecord) {
+        self.entries.insert(key_hash, key);
+    }
+
+    /// Forgets the key with this hash (its stored entry changed).
+    pub fn forget(&self, key_hash: &str) {
+        self.entries.invalidate(key_hash);
     }
 }
 
@@ -39,8 +46,8 @@ impl KeyCache {
 mod tests {
     use super::*;
 
-    fn acme() -> CustomerId {
-        CustomerId::parse("acme").unwrap()
+    fn acme() -> ApiKeyRecord {
+        ApiKeyRecord::parse(b"acme").unwrap()
     }
 
     #[tokio::test]
@@ -50,6 +57,9 @@ mod tests {
         cache.insert("hash".into(), acme());
         assert_eq!(cache.get("hash"), Some(acme()));
         assert_eq!(cache.get("other"), None);
+        cache.insert("revoked".into(), acme());
+        cache.forget("revoked");
+        assert_eq!(cache.get("revoked"), None, "forgotten at once");
         let forgotten =
             rns_testkit::wait_until("the key is forgotten", Duration::from_secs(5), || async {
                 cache.get("hash").is_none()

@@ -6,6 +6,7 @@
 //! writes only that customer's data; admin routes take the operator's key.
 #![forbid(unsafe_code)]
 
+pub mod api_keys;
 pub mod carrier_rates;
 pub mod compose;
 pub mod contacts;
@@ -128,6 +129,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(customers::carriers))
         .routes(utoipa_axum::routes!(customers::set_rate))
         .routes(utoipa_axum::routes!(customers::set_limits))
+        .routes(utoipa_axum::routes!(api_keys::create, api_keys::list))
+        .routes(utoipa_axum::routes!(api_keys::rotate))
+        .routes(utoipa_axum::routes!(api_keys::delete))
         .routes(utoipa_axum::routes!(points::account))
         .routes(utoipa_axum::routes!(points::ledger))
         .routes(utoipa_axum::routes!(routing::get))

@@ -45,6 +45,7 @@ struct Inner {
     allow_private_webhooks: bool,
     recurrence_limits: crate::scheduling::RecurrenceLimits,
     rate_limits: crate::rate_limit::RateLimiter,
+    key_usage: crate::api_keys::KeyUsage,
     /// A customer's request rate unless the operator set its own.
     default_limits: rns_types::customer::CustomerLimits,
     /// Cancels the customers bucket's follower when the state is dropped.
@@ -74,12 +75,23 @@ impl AppState {
         let redis =
             ConnectionManager::new(redis::Client::open(settings.redis.url.as_str())?).await?;
         let points = rns_points::PointsStore::with_connection(redis.clone());
+        // A key whose stored entry changes (revoked, rotated) is forgotten at once.
+        let keys = key_cache::KeyCache::new(std::time::Duration::from_secs(30), 100_000);
+        let watched = keys.clone();
+        rns_nats::follow_bucket(
+            &jetstream,
+            rns_types::subjects::API_KEYS_BUCKET,
+            following.clone(),
+            move |key_hash, _, _| watched.forget(key_hash),
+        )
+        .await
+        .map_err(|error| ApiError::unavailable("the api_keys bucket", error))?;
         Ok(Self(Arc::new(Inner {
             client,
             jetstream: jetstream.clone(),
             sends: gathering::SendPublisher::start(jetstream.clone()),
             directory,
-            keys: key_cache::KeyCache::new(std::time::Duration::from_secs(30), 100_000),
+            keys,
             health,
             carrier_rates: carrier_rates::CarrierRates::new(redis.clone()),
             idempotency: IdempotencyStore::new(redis.clone()),
@@ -89,6 +101,7 @@ impl AppState {
             reservations: gathering::PointsReserver::start(points),
             contacts: contacts::ContactStore::new(redis.clone()),
             rate_limits: crate::rate_limit::RateLimiter::new(redis.clone()),
+            key_usage: crate::api_keys::KeyUsage::new(redis.clone()),
             default_limits: rns_types::customer::CustomerLimits {
                 requests_per_second: Some(settings.gateway.requests_per_second.max(1)),
                 burst: (settings.gateway.request_burst > 0)
@@ -140,20 +153,30 @@ impl AppState {
         &self.0.directory
     }
 
-    /// The customer owning the API key with this hash: remembered for 30 s once
-    /// found (see [`key_cache`]), else looked up in the `api_keys` bucket.
-    pub async fn customer_for_key(
+    /// The API key with this hash: remembered for 30 s once found, and forgotten the
+    /// moment its stored entry changes (see [`key_cache`]); else looked up in the
+    /// `api_keys` bucket.
+    pub async fn key(
         &self,
         key_hash: &str,
-    ) -> Result<Option<rns_types::CustomerId>, rns_nats::DirectoryError> {
-        if let Some(customer) = self.0.keys.get(key_hash) {
-            return Ok(Some(customer));
+    ) -> Result<Option<rns_types::api_key::ApiKeyRecord>, rns_nats::DirectoryError> {
+        if let Some(key) = self.0.keys.get(key_hash) {
+            return Ok(Some(key));
         }
-        let customer = self.0.directory.customer_for_key(key_hash).await?;
-        if let Some(customer) = &customer {
-            self.0.keys.insert(key_hash.to_owned(), customer.clone());
+        let key = self.0.directory.key(key_hash).await?;
+        if let Some(key) = &key {
+            self.0.keys.insert(key_hash.to_owned(), key.clone());
         }
-        Ok(customer)
+        Ok(key)
+    }
+
+    /// Forgets a cached key at once (it was revoked through this replica).
+    pub fn forget_key(&self, key_hash: &str) {
+        self.0.keys.forget(key_hash);
+    }
+
+    pub fn key_usage(&self) -> &crate::api_keys::KeyUsage {
+        &self.0.key_usage
     }
 
     /// The caller's profile; a customer deleted since its key was checked is 401.

@@ -60,7 +60,10 @@ async fn customers_are_validated_unique_and_get_a_working_key() {
         assert_eq!(error_code(&reply), "invalid_customer_id");
     }
     let key = api.customer("acme").await;
-    assert!(key.starts_with("rns_") && key.len() == 68, "{key}");
+    assert!(
+        key.starts_with("rns_") && key.len() == 61 && rns_types::api_key::key_id(&key).is_some(),
+        "{key}"
+    );
     let (status, reply) = api
         .call(
             Method::POST,
@@ -869,13 +872,19 @@ async fn the_operator_limits_a_customers_rate_and_daily_messages() {
         "another customer has its own bucket"
     );
 
-    let (status, set) = limits(json!({"daily_messages": 3})).await;
+    let (status, set) = limits(json!({"requests_per_second": 100000, "daily_messages": 3})).await;
     assert_eq!(status, StatusCode::OK, "{set}");
-    assert_eq!(
-        set["requests_per_second"],
-        Value::Null,
-        "back to the default rate"
-    );
+    assert_eq!(set["daily_messages"], json!(3), "{set}");
+    // The bucket refills at the new rate from where the old one left it.
+    rns_testkit::wait_until(
+        "the bucket refilled",
+        std::time::Duration::from_secs(5),
+        || async {
+            let (status, _) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
+            status == StatusCode::OK
+        },
+    )
+    .await;
     let send = |to: Value| {
         api.call(
             Method::POST,
@@ -896,6 +905,16 @@ async fn the_operator_limits_a_customers_rate_and_daily_messages() {
         "the last one under the cap: {answer}"
     );
 
+    let (status, set) = limits(json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    assert_eq!(
+        (
+            &set["requests_per_second"],
+            set["effective_requests_per_second"].as_f64()
+        ),
+        (&Value::Null, Some(200.0)),
+        "back to the default: {set}"
+    );
     let (status, answer) = limits(json!({"requests_per_second": 0})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(error_code(&answer), "invalid_limits");
@@ -908,4 +927,162 @@ async fn the_operator_limits_a_customers_rate_and_daily_messages() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Issue 17: several named keys per customer with scopes, shown once, listed with
+/// their last use, rotated and revoked — a revoked key stops working at once, and a
+/// key lacking the scope a route needs is 403.
+#[tokio::test]
+async fn keys_are_named_scoped_rotated_and_revoked() {
+    let api = Api::start().await;
+    let owner = api.customer("acme").await;
+    let create = |name: &str, scopes: Value| {
+        api.call(
+            Method::POST,
+            "/v1/api-keys",
+            Some(&owner),
+            Some(json!({"name": name, "scopes": scopes})),
+        )
+    };
+    let (status, reader) = create("reports", json!(["read"])).await;
+    assert_eq!(status, StatusCode::CREATED, "{reader}");
+    let reader_key = reader["key"].as_str().unwrap().to_owned();
+    let reader_id = reader["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        rns_types::api_key::key_id(&reader_key),
+        Some(reader_id.as_str())
+    );
+    let (status, sender) = create("app", json!(["send"])).await;
+    assert_eq!(status, StatusCode::CREATED, "{sender}");
+    let sender_key = sender["key"].as_str().unwrap().to_owned();
+
+    // Each does what its scopes allow, and nothing else.
+    let (status, answer) = send_one(&api, &sender_key).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let (status, answer) = send_one(&api, &reader_key).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(error_code(&answer), "forbidden");
+    let (status, _) = api
+        .call(Method::GET, "/v1/points", Some(&reader_key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api
+        .call(Method::GET, "/v1/points", Some(&sender_key), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "send does not read");
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/contacts",
+            Some(&reader_key),
+            Some(json!({"number": "01012345678"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "read does not manage");
+    let (status, _) = create("x", json!([])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "no scopes");
+    let (status, _) = create("x", json!(["admin"])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an unknown scope");
+
+    // Listed without the keys themselves, with the last use noted.
+    let (status, listed) = api
+        .call(Method::GET, "/v1/api-keys", Some(&owner), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "the first key, reports and app: {listed}");
+    assert!(
+        !listed.to_string().contains(&reader_key),
+        "no key is shown again"
+    );
+    let reports = items
+        .iter()
+        .find(|item| item["id"] == json!(reader_id))
+        .unwrap();
+    assert_eq!(reports["scopes"], json!(["read"]));
+    rns_testkit::wait_until(
+        "the reader's use noted",
+        std::time::Duration::from_secs(5),
+        || async {
+            let (_, listed) = api
+                .call(Method::GET, "/v1/api-keys", Some(&owner), None)
+                .await;
+            listed["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|item| item["id"] == json!(reader_id) && item["last_used_at"].is_string())
+        },
+    )
+    .await;
+
+    // Rotated: a new key of the same name and scopes; the old one stops at once.
+    let (status, rotated) = api
+        .call(
+            Method::POST,
+            &format!("/v1/api-keys/{reader_id}/rotate"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rotated}");
+    assert_eq!(
+        (&rotated["name"], &rotated["scopes"]),
+        (&json!("reports"), &json!(["read"]))
+    );
+    let rotated_key = rotated["key"].as_str().unwrap().to_owned();
+    let (status, _) = api
+        .call(Method::GET, "/v1/points", Some(&reader_key), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the rotated-out key");
+    let (status, _) = api
+        .call(Method::GET, "/v1/points", Some(&rotated_key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Revoked: it stops working even though it was just used (and cached).
+    let sender_id = sender["id"].as_str().unwrap();
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/v1/api-keys/{sender_id}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = send_one(&api, &sender_key).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked");
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/v1/api-keys/{sender_id}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "already revoked");
+    // Another customer cannot touch these keys.
+    let rival = api.customer("rival").await;
+    let rotated_id = rotated["id"].as_str().unwrap();
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            &format!("/v1/api-keys/{rotated_id}"),
+            Some(&rival),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Sends one SMS with `key`.
+async fn send_one(api: &Api, key: &str) -> (StatusCode, Value) {
+    api.call(
+        Method::POST,
+        "/v1/messages",
+        Some(key),
+        Some(json!({"from": "0212345678", "to": ["01012345678"], "text": "scoped"})),
+    )
+    .await
 }

@@ -1,7 +1,8 @@
 //! The customer directory: profiles and API keys in NATS KV.
 //!
 //! `customers/<customer id>` holds a [`CustomerProfile`] and `api_keys/<sha256 hex>`
-//! the id of the customer that owns the key; the key itself is never stored. Updates
+//! an [`ApiKeyRecord`]: the customer that owns the key, its id, name and scopes; the
+//! key itself is never stored. Updates
 //! are compare-and-set on the key's revision, retried on conflict, so two gateways
 //! changing one customer at once never lose either change.
 //!
@@ -17,6 +18,7 @@ use std::sync::{Arc, RwLock};
 use async_nats::jetstream::context::Context;
 use async_nats::jetstream::kv;
 use bytes::Bytes;
+use rns_types::api_key::ApiKeyRecord;
 use rns_types::subjects::{API_KEYS_BUCKET, CUSTOMERS_BUCKET};
 use rns_types::{CustomerId, CustomerProfile};
 use tokio_util::sync::CancellationToken;
@@ -132,11 +134,13 @@ impl CustomerDirectory {
         })
     }
 
-    /// Stores a new customer and its API key hash; fails if the id is taken.
+    /// Stores a new customer and its first API key (already listed in the profile);
+    /// fails if the id is taken.
     pub async fn create(
         &self,
         profile: &CustomerProfile,
         api_key_hash: &str,
+        key: &ApiKeyRecord,
     ) -> Result<(), DirectoryError> {
         match self.profiles.create(profile.id.as_str(), profile).await {
             Ok(revision) => self.remember(profile, revision),
@@ -145,11 +149,26 @@ impl CustomerDirectory {
             }
             Err(error) => return Err(error.into()),
         }
+        self.put_key(api_key_hash, key).await
+    }
+
+    /// Stores the key with this hash.
+    pub async fn put_key(
+        &self,
+        api_key_hash: &str,
+        key: &ApiKeyRecord,
+    ) -> Result<(), DirectoryError> {
+        let value = serde_json::to_vec(key).expect("a key record serialises");
         self.api_keys
-            .put(api_key_hash, Bytes::from(profile.id.to_string()))
+            .put(api_key_hash, Bytes::from(value))
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    /// Removes the key with this hash: it stops working.
+    pub async fn delete_key(&self, api_key_hash: &str) -> Result<(), DirectoryError> {
+        self.api_keys.purge(api_key_hash).await.map_err(unavailable)
     }
 
     /// Up to `limit` profiles after customer `after`, in id order, and whether more
@@ -223,20 +242,16 @@ impl CustomerDirectory {
         }
     }
 
-    /// The customer owning the API key with this hash.
-    pub async fn customer_for_key(
-        &self,
-        api_key_hash: &str,
-    ) -> Result<Option<CustomerId>, DirectoryError> {
+    /// The API key with this hash.
+    pub async fn key(&self, api_key_hash: &str) -> Result<Option<ApiKeyRecord>, DirectoryError> {
         let Some(value) = self.api_keys.get(api_key_hash).await.map_err(unavailable)? else {
             return Ok(None);
         };
-        let text = String::from_utf8_lossy(&value);
-        CustomerId::parse(&text)
+        ApiKeyRecord::parse(&value)
             .map(Some)
-            .map_err(|error| DirectoryError::Corrupt {
-                customer: text.into_owned(),
-                reason: error.to_string(),
+            .ok_or_else(|| DirectoryError::Corrupt {
+                customer: format!("api key {}", &api_key_hash[..api_key_hash.len().min(12)]),
+                reason: "unreadable key record".to_owned(),
             })
     }
 }

@@ -52,6 +52,7 @@ async fn a_replicated_directory_reads_its_own_writes_follows_others_and_reads_fr
         .create(
             &CustomerProfile::new(acme.clone(), "Acme".into(), 0),
             "hash",
+            &rns_types::api_key::ApiKeyRecord::parse(b"acme").unwrap(),
         )
         .await
         .unwrap();

@@ -31,6 +31,9 @@ pub struct CustomerProfile {
     /// stop messages from that sender, and advertisements must print it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub opt_out_numbers: BTreeMap<PhoneNumber, PhoneNumber>,
+    /// The customer's API keys by id (their hashes, names and scopes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub api_keys: BTreeMap<String, crate::api_key::ApiKeyEntry>,
     /// The operator's limits for this customer; unset ones are the gateway's defaults.
     #[serde(default, skip_serializing_if = "CustomerLimits::is_default")]
     pub limits: CustomerLimits,
@@ -67,6 +70,7 @@ impl CustomerProfile {
             failover: BTreeMap::new(),
             sender_numbers: BTreeSet::new(),
             opt_out_numbers: BTreeMap::new(),
+            api_keys: BTreeMap::new(),
             limits: CustomerLimits::default(),
         }
     }

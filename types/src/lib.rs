@@ -10,6 +10,7 @@
 
 pub mod advertising;
 pub mod alimtalk;
+pub mod api_key;
 pub mod carrier;
 pub mod content;
 pub mod customer;

@@ -26,6 +26,7 @@ pub async fn prepare(
         .create(
             &CustomerProfile::new(CustomerId::parse("acme").unwrap(), "Acme".into(), 0),
             "hash",
+            &rns_types::api_key::ApiKeyRecord::parse(b"acme").unwrap(),
         )
         .await
         .unwrap();

@@ -7,13 +7,14 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use rand::RngCore;
+use rns_types::api_key::Scope;
 use rns_types::{CustomerId, CustomerProfile};
 use serde::{Deserialize, Serialize};
 
+use crate::api_keys::new_key;
 use crate::carrier_rates::MAX_RATE_PER_SECOND;
 use crate::error::ApiError;
-use crate::extract::{hash_api_key, Admin, ApiJson, ApiQuery};
+use crate::extract::{Admin, ApiJson, ApiQuery};
 use crate::pagination::PageQuery;
 use crate::AppState;
 
@@ -108,16 +109,21 @@ pub async fn create(
             "name must be 1 to 200 characters",
         ));
     }
-    let api_key = new_api_key();
-    let profile = CustomerProfile::new(
+    // The first key may do everything; the customer makes narrower ones.
+    let issued = new_key(&id, "first key", Scope::ALL.into_iter().collect());
+    let mut profile = CustomerProfile::new(
         id.clone(),
         name.to_owned(),
         rns_types::time::now_milliseconds(),
     );
+    profile
+        .api_keys
+        .insert(issued.record.id.clone(), issued.entry.clone());
     state
         .directory()
-        .create(&profile, &hash_api_key(&api_key))
+        .create(&profile, &issued.entry.hash, &issued.record)
         .await?;
+    let api_key = issued.key;
     tracing::info!(customer = %id, "customer created");
     Ok((
         StatusCode::CREATED,
@@ -136,13 +142,6 @@ pub struct CreatedCustomer {
     id: CustomerId,
     name: String,
     api_key: String,
-}
-
-/// `rns_` and 32 random bytes in hex.
-fn new_api_key() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("rns_{}", hex::encode(bytes))
 }
 
 /// One carrier as the operator sees it.

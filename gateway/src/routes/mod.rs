@@ -1,4 +1,5 @@
 //! The customer API, one module per resource.
+pub mod api_keys;
 pub mod contacts;
 pub mod customers;
 pub mod groups;
