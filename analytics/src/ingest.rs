@@ -107,7 +107,7 @@ async fn flush(client: &clickhouse::Client, batch: &[Message]) -> Result<(), Ana
         match serde_json::from_slice::<ResultBatch>(&message.payload) {
             Ok(result) => {
                 if follow {
-                    for trace in result.events.iter().filter_map(|event| event.trace) {
+                    for trace in result.event_traces().flatten() {
                         *traces.entry(trace).or_default() += 1;
                     }
                 }

@@ -669,11 +669,12 @@ impl Failover {
 
     /// The RESULTS publish of one event of `job`'s message.
     fn result(&self, job: &CarrierJob, message_id: String, events: Vec<MessageEvent>) -> Outbound {
-        let result = ResultBatch {
+        let mut result = ResultBatch {
             customer_id: job.customer_id.clone(),
             messages: Vec::new(),
             events,
         };
+        result.share_traces();
         Outbound {
             subject: result_subject(&job.customer_id),
             message_id,

@@ -156,11 +156,12 @@ fn message(customer: &CustomerId, outcomes: Vec<(usize, Outcome)>) -> (Outbound,
         events.extend(outcome.events);
         positions.push(position);
     }
-    let batch = ResultBatch {
+    let mut batch = ResultBatch {
         customer_id: customer.clone(),
         messages: Vec::new(),
         events,
     };
+    batch.share_traces();
     let outbound = Outbound {
         subject: result_subject(customer),
         message_id,

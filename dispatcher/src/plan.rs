@@ -9,8 +9,8 @@ use rns_nats::Outbound;
 use rns_types::routing::Schedule;
 use rns_types::subjects::{carrier_lane_subject, message_ids, result_subject};
 use rns_types::wire::{
-    CarrierJob, EventKind, JsonArray, MessageEvent, MessageRecord, Points, Recipient, ResultBatch,
-    SendRequest,
+    restore_traces, CarrierJob, EventKind, JsonArray, MessageEvent, MessageRecord, Points,
+    Recipient, ResultBatch, SendRequest,
 };
 use rns_types::{CarrierId, CustomerId, MessageId, Priority, RequestId};
 
@@ -185,6 +185,7 @@ fn result_batches(
             });
             batch.events.push(event(index as u32, message_id));
         }
+        batch.share_traces();
         batches.push(batch);
     }
     batches
@@ -230,6 +231,8 @@ pub fn merge_results(results: Vec<ResultBatch>) -> Vec<ResultBatch> {
         messages.extend(batch.messages);
         events.extend(batch.events);
     }
+    // Regrouped into new chunks, each must carry its traces anew.
+    restore_traces(&mut events);
     let chunks = messages
         .len()
         .max(events.len())
@@ -237,10 +240,14 @@ pub fn merge_results(results: Vec<ResultBatch>) -> Vec<ResultBatch> {
     let mut messages = messages.into_iter();
     let mut events = events.into_iter();
     (0..chunks)
-        .map(|_| ResultBatch {
-            customer_id: customer_id.clone(),
-            messages: messages.by_ref().take(RECORDS_PER_RESULT).collect(),
-            events: events.by_ref().take(RECORDS_PER_RESULT).collect(),
+        .map(|_| {
+            let mut batch = ResultBatch {
+                customer_id: customer_id.clone(),
+                messages: messages.by_ref().take(RECORDS_PER_RESULT).collect(),
+                events: events.by_ref().take(RECORDS_PER_RESULT).collect(),
+            };
+            batch.share_traces();
+            batch
         })
         .collect()
 }

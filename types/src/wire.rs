@@ -690,6 +690,11 @@ pub struct MessageRecord {
 }
 
 /// A batch of records and events of one customer, bound for ClickHouse.
+///
+/// Events of one trace in a row carry it once ([`ResultBatch::share_traces`]): the
+/// first has it, those after it that share it leave it out, and a reader gives each
+/// event the last trace before it ([`ResultBatch::event_traces`]). A bulk request's
+/// events all share one trace, so this keeps RESULTS as small as it was without.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResultBatch {
     pub customer_id: CustomerId,
@@ -697,6 +702,51 @@ pub struct ResultBatch {
     pub messages: Vec<MessageRecord>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<MessageEvent>,
+}
+
+impl ResultBatch {
+    /// Leaves out each event's trace that the event before it already gave.
+    pub fn share_traces(&mut self) {
+        share_traces(&mut self.events);
+    }
+
+    /// Each event's trace: its own, else the last one before it.
+    pub fn event_traces(&self) -> impl Iterator<Item = Option<crate::trace::TraceContext>> + '_ {
+        let mut last = None;
+        self.events.iter().map(move |event| {
+            if event.trace.is_some() {
+                last = event.trace;
+            }
+            last
+        })
+    }
+}
+
+/// Leaves out each event's trace that the event before it already gave (see
+/// [`ResultBatch`]).
+pub fn share_traces(events: &mut [MessageEvent]) {
+    let mut last = None;
+    for event in events {
+        if event.trace.is_some() {
+            if event.trace == last {
+                event.trace = None;
+            } else {
+                last = event.trace;
+            }
+        }
+    }
+}
+
+/// Gives each event without a trace the last one before it: the inverse of
+/// [`share_traces`], before events are regrouped.
+pub fn restore_traces(events: &mut [MessageEvent]) {
+    let mut last = None;
+    for event in events {
+        match event.trace {
+            Some(trace) => last = Some(trace),
+            None => event.trace = last,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -853,5 +903,43 @@ mod tests {
         assert_eq!(decoded.into_jobs(), batch);
         assert!(CarrierPayload::decode(b"[{}]").is_err());
         assert!(CarrierPayload::decode(b"").is_err());
+    }
+
+    #[test]
+    fn events_of_one_trace_in_a_row_carry_it_once_and_read_back_whole() {
+        let first = crate::trace::TraceContext::generate();
+        let second = crate::trace::TraceContext::generate();
+        let traced = |trace| MessageEvent {
+            trace: Some(trace),
+            ..event(EventKind::Routed, 1, 0)
+        };
+        let mut batch = ResultBatch {
+            customer_id: CustomerId::parse("acme").unwrap(),
+            messages: Vec::new(),
+            events: vec![
+                traced(first),
+                traced(first),
+                traced(second),
+                traced(second),
+                traced(first),
+            ],
+        };
+        let whole: Vec<_> = batch.events.iter().map(|event| event.trace).collect();
+        batch.share_traces();
+        let carried: Vec<_> = batch
+            .events
+            .iter()
+            .map(|event| event.trace.is_some())
+            .collect();
+        assert_eq!(carried, [true, false, true, false, true]);
+        let encoded = serde_json::to_vec(&batch).unwrap();
+        let decoded: ResultBatch = serde_json::from_slice(&encoded).unwrap();
+        assert_eq!(decoded.event_traces().collect::<Vec<_>>(), whole);
+        let mut events = decoded.events;
+        restore_traces(&mut events);
+        assert_eq!(
+            events.iter().map(|event| event.trace).collect::<Vec<_>>(),
+            whole
+        );
     }
 }
