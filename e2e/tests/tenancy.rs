@@ -24,6 +24,7 @@ struct Owned {
     schedule: String,
     sender_number: String,
     recipient: String,
+    blocklisted: String,
     api_key: String,
 }
 
@@ -54,6 +55,7 @@ impl Owned {
                     &self.sender_number
                 }
                 (_, "recipient") => &self.recipient,
+                ("blocklist", "number") => &self.blocklisted,
                 ("routing", "channel") => return None,
                 _ => panic!(
                     "{path}: the tenancy test does not know what {{{parameter}}} after /{resource}/ names; teach Owned::fill"
@@ -156,6 +158,13 @@ async fn acme_resources(system: &System, acme: &str) -> Owned {
         json!({"from": "0311112222", "to": ["01012340003"], "text": "later", "scheduled_at": in_an_hour}),
     )
     .await;
+    created(
+        system,
+        acme,
+        "/v1/blocklist",
+        json!({"number": "01077770000"}),
+    )
+    .await;
     let key = created(
         system,
         acme,
@@ -172,6 +181,7 @@ async fn acme_resources(system: &System, acme: &str) -> Owned {
         schedule: scheduled["schedule_id"].as_str().unwrap().to_owned(),
         sender_number: "0311112222".to_owned(),
         recipient: "01099990000".to_owned(),
+        blocklisted: "01077770000".to_owned(),
         api_key: key["id"].as_str().unwrap().to_owned(),
     }
 }

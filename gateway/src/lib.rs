@@ -10,6 +10,7 @@ pub mod api_keys;
 pub mod carrier_rates;
 pub mod compose;
 pub mod contacts;
+pub mod csv_rows;
 pub mod error;
 pub mod extract;
 pub mod gathering;
@@ -166,6 +167,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(groups::remove_member))
         .routes(utoipa_axum::routes!(opt_outs::record, opt_outs::list))
         .routes(utoipa_axum::routes!(opt_outs::remove))
+        .routes(utoipa_axum::routes!(blocklist::add, blocklist::list))
+        .routes(utoipa_axum::routes!(blocklist::import))
+        .routes(utoipa_axum::routes!(blocklist::remove))
         .routes(utoipa_axum::routes!(opt_out_lines::record))
         .routes(utoipa_axum::routes!(opt_out_lines::issue_key))
         .routes(utoipa_axum::routes!(inbound::list))

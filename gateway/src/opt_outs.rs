@@ -170,21 +170,10 @@ impl OptOutStore {
         sender: &PhoneNumber,
         recipient: &PhoneNumber,
     ) -> Result<(), ApiError> {
-        let _: () = redis::pipe()
-            .atomic()
-            .cmd("ZADD")
-            .arg(set_key(customer, sender))
-            .arg(0)
-            .arg(recipient.as_str())
-            .ignore()
-            .cmd("HSETNX")
-            .arg(times_key(customer, sender))
-            .arg(recipient.as_str())
-            .arg(rns_types::time::now_milliseconds())
-            .ignore()
-            .query_async(&mut self.connection())
-            .await?;
-        Ok(())
+        NumberSet::opt_outs(customer, sender)
+            .add(&mut self.connection(), std::slice::from_ref(recipient))
+            .await
+            .map(|_| ())
     }
 
     /// Removes an opt-out (the recipient opted back in); false if there was none.
@@ -194,43 +183,9 @@ impl OptOutStore {
         sender: &PhoneNumber,
         recipient: &PhoneNumber,
     ) -> Result<bool, ApiError> {
-        let (removed, _): (i64, i64) = redis::pipe()
-            .atomic()
-            .cmd("ZREM")
-            .arg(set_key(customer, sender))
-            .arg(recipient.as_str())
-            .cmd("HDEL")
-            .arg(times_key(customer, sender))
-            .arg(recipient.as_str())
-            .query_async(&mut self.connection())
-            .await?;
-        Ok(removed == 1)
-    }
-
-    /// Which of `recipients` opted out of `sender`.
-    pub async fn opted_out(
-        &self,
-        customer: &CustomerId,
-        sender: &PhoneNumber,
-        recipients: &[PhoneNumber],
-    ) -> Result<HashSet<PhoneNumber>, ApiError> {
-        let key = set_key(customer, sender);
-        let mut blocked = HashSet::new();
-        for chunk in recipients.chunks(CHECK_CHUNK) {
-            let scores: Vec<Option<f64>> = redis::cmd("ZMSCORE")
-                .arg(&key)
-                .arg(chunk.iter().map(PhoneNumber::as_str).collect::<Vec<_>>())
-                .query_async(&mut self.connection())
-                .await?;
-            blocked.extend(
-                chunk
-                    .iter()
-                    .zip(scores)
-                    .filter(|(_, score)| score.is_some())
-                    .map(|(recipient, _)| recipient.clone()),
-            );
-        }
-        Ok(blocked)
+        NumberSet::opt_outs(customer, sender)
+            .remove(&mut self.connection(), recipient)
+            .await
     }
 
     /// Opt-outs of `sender` by recipient number, after `cursor`.
@@ -241,36 +196,192 @@ impl OptOutStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<OptOut>, ApiError> {
+        let page = NumberSet::opt_outs(customer, sender)
+            .page(&mut self.connection(), cursor, limit)
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|(recipient, opted_out_at_ms)| OptOut {
+                    recipient,
+                    opted_out_at_ms,
+                })
+                .collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// Which of `recipients` a send from `sender` must not reach: those who opted
+    /// out of it and those on the customer's blocklist (one round trip per thousand).
+    pub async fn blocked(
+        &self,
+        customer: &CustomerId,
+        sender: &PhoneNumber,
+        recipients: &[PhoneNumber],
+    ) -> Result<HashSet<PhoneNumber>, ApiError> {
+        let opted_out = NumberSet::opt_outs(customer, sender);
+        let blocklist = NumberSet::blocklist(customer);
+        let mut blocked = HashSet::new();
+        for chunk in recipients.chunks(CHECK_CHUNK) {
+            let numbers: Vec<&str> = chunk.iter().map(PhoneNumber::as_str).collect();
+            let (opted, listed): (Vec<Option<f64>>, Vec<Option<f64>>) = redis::pipe()
+                .cmd("ZMSCORE")
+                .arg(&opted_out.members)
+                .arg(&numbers)
+                .cmd("ZMSCORE")
+                .arg(&blocklist.members)
+                .arg(&numbers)
+                .query_async(&mut self.connection())
+                .await?;
+            blocked.extend(
+                chunk
+                    .iter()
+                    .zip(opted.into_iter().zip(listed))
+                    .filter(|(_, (opted, listed))| opted.is_some() || listed.is_some())
+                    .map(|(number, _)| number.clone()),
+            );
+        }
+        Ok(blocked)
+    }
+
+    /// Adds numbers to the customer's blocklist; how many were not on it yet.
+    pub async fn block(
+        &self,
+        customer: &CustomerId,
+        numbers: &[PhoneNumber],
+    ) -> Result<usize, ApiError> {
+        NumberSet::blocklist(customer)
+            .add(&mut self.connection(), numbers)
+            .await
+    }
+
+    /// Takes a number off the customer's blocklist; false if it was not on it.
+    pub async fn unblock(
+        &self,
+        customer: &CustomerId,
+        number: &PhoneNumber,
+    ) -> Result<bool, ApiError> {
+        NumberSet::blocklist(customer)
+            .remove(&mut self.connection(), number)
+            .await
+    }
+
+    /// The customer's blocklist by number, after `cursor`: (number, added at ms).
+    pub async fn blocklist(
+        &self,
+        customer: &CustomerId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<(String, u64)>, ApiError> {
+        NumberSet::blocklist(customer)
+            .page(&mut self.connection(), cursor, limit)
+            .await
+    }
+}
+
+/// Numbers with the time each was added, paged by number: one sender's opt-outs
+/// (`rns:c:<customer>:opt-outs:<sender>`), or a customer's blocklist
+/// (`rns:c:<customer>:blocklist`). A sorted set of the numbers (all score 0, so
+/// ordered and paged by number) and a hash of when each was added.
+struct NumberSet {
+    members: String,
+    times: String,
+}
+
+impl NumberSet {
+    fn opt_outs(customer: &CustomerId, sender: &PhoneNumber) -> Self {
+        Self {
+            members: set_key(customer, sender),
+            times: times_key(customer, sender),
+        }
+    }
+
+    fn blocklist(customer: &CustomerId) -> Self {
+        Self {
+            members: format!("rns:c:{customer}:blocklist"),
+            times: format!("rns:c:{customer}:blocklist-times"),
+        }
+    }
+
+    /// Adds `numbers`; how many were new.
+    async fn add(
+        &self,
+        connection: &mut ConnectionManager,
+        numbers: &[PhoneNumber],
+    ) -> Result<usize, ApiError> {
+        let now_ms = rns_types::time::now_milliseconds();
+        let mut added = 0;
+        for chunk in numbers.chunks(CHECK_CHUNK) {
+            let mut pipe = redis::pipe();
+            pipe.atomic().cmd("ZADD").arg(&self.members);
+            for number in chunk {
+                pipe.arg(0).arg(number.as_str());
+            }
+            for number in chunk {
+                pipe.cmd("HSETNX")
+                    .arg(&self.times)
+                    .arg(number.as_str())
+                    .arg(now_ms)
+                    .ignore();
+            }
+            let (new,): (usize,) = pipe.query_async(connection).await?;
+            added += new;
+        }
+        Ok(added)
+    }
+
+    async fn remove(
+        &self,
+        connection: &mut ConnectionManager,
+        number: &PhoneNumber,
+    ) -> Result<bool, ApiError> {
+        let (removed, _): (i64, i64) = redis::pipe()
+            .atomic()
+            .cmd("ZREM")
+            .arg(&self.members)
+            .arg(number.as_str())
+            .cmd("HDEL")
+            .arg(&self.times)
+            .arg(number.as_str())
+            .query_async(connection)
+            .await?;
+        Ok(removed == 1)
+    }
+
+    async fn page(
+        &self,
+        connection: &mut ConnectionManager,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<(String, u64)>, ApiError> {
         let start = cursor.map_or_else(|| "-".to_owned(), |cursor| format!("({cursor}"));
-        let mut recipients: Vec<String> = redis::cmd("ZRANGEBYLEX")
-            .arg(set_key(customer, sender))
+        let mut numbers: Vec<String> = redis::cmd("ZRANGEBYLEX")
+            .arg(&self.members)
             .arg(start)
             .arg("+")
             .arg("LIMIT")
             .arg(0)
             .arg(limit + 1)
-            .query_async(&mut self.connection())
+            .query_async(connection)
             .await?;
-        let next_cursor = (recipients.len() > limit).then(|| {
-            recipients.truncate(limit);
-            recipients.last().cloned().unwrap_or_default()
+        let next_cursor = (numbers.len() > limit).then(|| {
+            numbers.truncate(limit);
+            numbers.last().cloned().unwrap_or_default()
         });
-        let times: Vec<Option<u64>> = if recipients.is_empty() {
+        let times: Vec<Option<u64>> = if numbers.is_empty() {
             Vec::new()
         } else {
             redis::cmd("HMGET")
-                .arg(times_key(customer, sender))
-                .arg(&recipients)
-                .query_async(&mut self.connection())
+                .arg(&self.times)
+                .arg(&numbers)
+                .query_async(connection)
                 .await?
         };
-        let items = recipients
+        let items = numbers
             .into_iter()
             .zip(times)
-            .map(|(recipient, at)| OptOut {
-                recipient,
-                opted_out_at_ms: at.unwrap_or_default(),
-            })
+            .map(|(number, at)| (number, at.unwrap_or_default()))
             .collect();
         Ok(Page { items, next_cursor })
     }

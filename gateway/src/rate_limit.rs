@@ -2,6 +2,15 @@
 //! taken from in one script with Redis' own clock, so replicas whose clocks differ
 //! still share one bucket. A caller over its rate is answered 429 with
 //! `Retry-After` ([`ApiError::TooManyRequests`]).
+//!
+//! A replica takes tokens a few at a time ([`Rate::lease`]: a twentieth of a second's
+//! worth, at most an eighth of the burst) and spends them locally, so a busy
+//! customer costs one Redis call per lease rather than per request. Tokens taken
+//! are gone from the shared bucket, so every replica together never passes the
+//! rate; tokens a replica holds are spent later (or dropped when the rate changes).
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
 use redis::aio::ConnectionManager;
 
 use crate::error::ApiError;
@@ -13,8 +22,16 @@ pub struct Rate {
     pub burst: f64,
 }
 
-/// Takes `ARGV[3]` tokens from the bucket `KEYS[1]` refilled at `ARGV[1]` per second
-/// up to `ARGV[2]`; answers `{1, 0}` when taken, else `{0, milliseconds to wait}`.
+impl Rate {
+    /// How many tokens a replica takes from the shared bucket at once.
+    pub fn lease(self) -> u32 {
+        (self.per_second / 20.0).min(self.burst / 8.0).max(1.0) as u32
+    }
+}
+
+/// Takes up to `ARGV[3]` tokens from the bucket `KEYS[1]` refilled at `ARGV[1]` per
+/// second up to `ARGV[2]`; answers `{tokens taken, 0}`, or `{0, milliseconds until
+/// one is there}`.
 const TAKE: &str = r"
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -29,13 +46,13 @@ if tokens == nil or at == nil then
   at = now
 end
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
-local taken = 0
+local taken = math.min(cost, math.floor(tokens))
 local wait = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  taken = 1
+if taken >= 1 then
+  tokens = tokens - taken
 else
-  wait = math.ceil((cost - tokens) * 1000 / rate)
+  taken = 0
+  wait = math.ceil((1 - tokens) * 1000 / rate)
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
@@ -55,11 +72,34 @@ redis.call('EXPIRE', KEYS[1], 172800)
 return {before, 1}
 ";
 
+/// The tokens a replica holds of one bucket, and the lease in flight: requests that
+/// find none wait for one lease instead of each taking its own.
+#[derive(Debug, Default)]
+struct Held {
+    tokens: AtomicU32,
+    /// Requests waiting for the lease in flight: the next lease takes enough for
+    /// them too, so a burst costs one round trip, not one per lease.
+    waiting: AtomicU32,
+    leasing: tokio::sync::Mutex<()>,
+}
+
+impl Held {
+    fn spend(&self) -> bool {
+        self.tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tokens| {
+                tokens.checked_sub(1)
+            })
+            .is_ok()
+    }
+}
+
 #[derive(Clone)]
 pub struct RateLimiter {
     connection: ConnectionManager,
     script: redis::Script,
     day_script: redis::Script,
+    /// Tokens this replica holds, by bucket.
+    held: moka::sync::Cache<String, Arc<Held>>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -76,22 +116,43 @@ impl RateLimiter {
             connection,
             script: redis::Script::new(TAKE),
             day_script: redis::Script::new(COUNT_DAY),
+            held: moka::sync::Cache::new(100_000),
         }
     }
 
-    /// Takes one token from `bucket` (a Redis key) at `rate`, or answers how long to
-    /// wait as 429 naming `what` is limited.
+    /// Takes one token from `bucket` (a Redis key) at `rate` — one this replica
+    /// holds, else a lease from the shared bucket — or answers how long to wait as
+    /// 429 naming `what` is limited.
     pub async fn take(&self, bucket: &str, rate: Rate, what: &'static str) -> Result<(), ApiError> {
-        let (taken, wait_ms): (u8, u64) = self
+        // Held per rate: tokens leased under a rate the operator has since changed are
+        // dropped, not spent under the new one.
+        let held = self.held.get_with(
+            format!("{bucket}@{}/{}", rate.per_second, rate.burst),
+            || Arc::new(Held::default()),
+        );
+        if held.spend() {
+            return Ok(());
+        }
+        held.waiting.fetch_add(1, Ordering::AcqRel);
+        let leasing = held.leasing.lock().await;
+        let waiting = held.waiting.fetch_sub(1, Ordering::AcqRel);
+        if held.spend() {
+            return Ok(());
+        }
+        let wanted = rate.lease().max(waiting).min(rate.burst.max(1.0) as u32);
+        let (taken, wait_ms): (u32, u64) = self
             .script
             .key(bucket)
             .arg(rate.per_second)
             .arg(rate.burst)
-            .arg(1)
+            .arg(wanted)
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(|error| ApiError::unavailable("rate limits", error))?;
-        if taken == 1 {
+        if taken >= 1 {
+            // One for this request, the rest for the next ones.
+            held.tokens.fetch_add(taken - 1, Ordering::AcqRel);
+            drop(leasing);
             return Ok(());
         }
         Err(ApiError::TooManyRequests {
@@ -133,3 +194,18 @@ impl RateLimiter {
 const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
 /// Korea is UTC+9 all year.
 const KOREA_OFFSET_MS: u64 = 9 * 60 * 60 * 1_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_a_twentieth_of_a_second_and_at_most_an_eighth_of_the_burst() {
+        let rate = |per_second: f64, burst: f64| Rate { per_second, burst }.lease();
+        assert_eq!(rate(200.0, 400.0), 10);
+        assert_eq!(rate(100_000.0, 200_000.0), 5_000);
+        assert_eq!(rate(1_000.0, 16.0), 2, "a small burst bounds it");
+        assert_eq!(rate(5.0, 20.0), 1, "slow rates take one at a time");
+        assert_eq!(rate(1.0, 3.0), 1);
+    }
+}

@@ -1070,3 +1070,134 @@ async fn an_opt_out_line_is_rate_limited() {
     assert_eq!(limited + refused, 40, "{statuses:?}");
     assert_eq!(retry_after.as_deref(), Some("1"), "{statuses:?}");
 }
+
+/// Issue 17: a customer-wide blocklist (numbers this customer never sends to, from any
+/// sender), added one at a time or from CSV with per-row errors, listed, removed;
+/// blocklisted recipients are reported as blocked and not charged.
+#[tokio::test]
+async fn blocklisted_recipients_are_blocked_from_every_sender_and_not_charged() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let (status, added) = post(
+        &api,
+        &key,
+        "/v1/blocklist",
+        json!({"number": "010-7777-0001"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(added["number"], json!("01077770001"));
+    let (status, _) = post(
+        &api,
+        &key,
+        "/v1/blocklist",
+        json!({"number": "02-123-4567"}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a landline is no recipient"
+    );
+
+    let csv = "name,number\nA,010-7777-0002\nB,not a number\nC,01077770001\nD,010-7777-0003\n";
+    let (status, _, report) = api
+        .call_with_headers(
+            Method::POST,
+            "/v1/blocklist/import",
+            Some(&key),
+            &[("content-type", "text/csv")],
+            Some(csv.to_owned()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        (
+            &report["rows"],
+            &report["added"],
+            &report["already"],
+            &report["failed"]
+        ),
+        (&json!(4), &json!(2), &json!(1), &json!(1)),
+        "{report}"
+    );
+    assert_eq!(report["errors"][0]["row"], json!(3), "{report}");
+    let (status, _, _) = api
+        .call_with_headers(
+            Method::POST,
+            "/v1/blocklist/import",
+            Some(&key),
+            &[("content-type", "application/json")],
+            Some("{}".to_owned()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let (status, page) = api
+        .call(Method::GET, "/v1/blocklist?limit=2", Some(&key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"][0]["number"], json!("01077770001"));
+    assert_eq!(page["next_cursor"], json!("01077770002"));
+    let (_, rest) = api
+        .call(
+            Method::GET,
+            "/v1/blocklist?limit=2&cursor=01077770002",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(rest["items"][0]["number"], json!("01077770003"), "{rest}");
+
+    let (_, before) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
+    let (status, answer) = send(
+        &api,
+        &key,
+        json!({"from": "0212345678", "to": ["01077770001", "01077770003", "01011112222"], "text": "차단"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(
+        answer["blocked"],
+        json!(["01077770001", "01077770003"]),
+        "{answer}"
+    );
+    assert_eq!(answer["recipients"], json!(1), "{answer}");
+    let (_, after) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
+    assert_eq!(
+        before["balance"].as_i64().unwrap() - after["balance"].as_i64().unwrap(),
+        1,
+        "one recipient charged: {before} → {after}"
+    );
+
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            "/v1/blocklist/01077770001",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api
+        .call(
+            Method::DELETE,
+            "/v1/blocklist/01077770001",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let rival = api.customer("rival").await;
+    let (status, answer) = send(
+        &api,
+        &rival,
+        json!({"from": "0212345678", "to": ["01077770003"], "text": "남의 차단"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert!(
+        answer.get("blocked").is_none(),
+        "another customer's list: {answer}"
+    );
+}

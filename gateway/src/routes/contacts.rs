@@ -21,6 +21,7 @@ use crate::contacts::{
     check_field, is_id, new_id, Contact, ContactRecord, GroupsChange, Page, PutMode, PutOutcome,
     Query,
 };
+use crate::csv_rows::{require_csv, CsvTable, RowError};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Customer};
 use crate::pagination::PageQuery;
@@ -29,7 +30,6 @@ use crate::AppState;
 pub const MAX_MEMO_CHARACTERS: usize = 500;
 pub const MAX_FIELDS: usize = 20;
 /// Most rows of one CSV import.
-pub const MAX_IMPORT_ROWS: usize = 100_000;
 /// The largest CSV import body.
 pub const MAX_IMPORT_BYTES: usize = 16 << 20;
 const IMPORT_CHUNK: usize = 1_000;
@@ -326,14 +326,6 @@ pub struct ImportReport {
     errors: Vec<RowError>,
 }
 
-/// One row of an import that was not imported.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-struct RowError {
-    /// 1-based, counting the header as row 1, as a spreadsheet shows it.
-    row: usize,
-    error: String,
-}
-
 /// `POST /v1/contacts/import`: a CSV body (`content-type: text/csv`) with a header
 /// row naming `number` and optionally `memo`; every other column is a field. Rows are
 /// upserted by number; every row that cannot be imported is reported with its row
@@ -354,15 +346,7 @@ pub async fn import(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ImportReport>, ApiError> {
-    let content_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    if !content_type.starts_with("text/csv") {
-        return Err(ApiError::UnsupportedMediaType(
-            "an import body must be text/csv".to_owned(),
-        ));
-    }
+    require_csv(&headers)?;
     let group_ids = match query.group_id {
         Some(group) => {
             if !is_id(&group) || state.contacts().group(&customer, &group).await?.is_none() {
@@ -414,19 +398,14 @@ struct ParsedCsv {
 }
 
 fn parse_csv(body: &[u8], now_ms: u64) -> Result<ParsedCsv, ApiError> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
-    let header = reader
-        .headers()
-        .map_err(|error| ApiError::invalid("invalid_csv", format!("header row: {error}")))?
-        .clone();
-    let columns: Vec<String> = header.iter().map(|name| name.trim().to_owned()).collect();
-    let Some(number_column) = columns.iter().position(|name| name == "number") else {
-        return Err(ApiError::invalid(
-            "invalid_csv",
-            "the header row must name a 'number' column",
-        ));
-    };
+    let table = CsvTable::read(body)?;
+    let number_column = table.column("number")?;
+    let row_count = table.row_count();
+    let CsvTable {
+        columns,
+        rows,
+        errors,
+    } = table;
     let memo_column = columns.iter().position(|name| name == "memo");
     for (index, name) in columns.iter().enumerate() {
         if index != number_column && Some(index) != memo_column && !is_variable_name(name) {
@@ -437,40 +416,11 @@ fn parse_csv(body: &[u8], now_ms: u64) -> Result<ParsedCsv, ApiError> {
         }
     }
     let mut parsed = ParsedCsv {
-        row_count: 0,
+        row_count,
         rows: Vec::new(),
-        errors: Vec::new(),
+        errors,
     };
-    for (offset, record) in reader.records().enumerate() {
-        let row = offset + 2;
-        parsed.row_count += 1;
-        if parsed.row_count > MAX_IMPORT_ROWS {
-            return Err(ApiError::invalid(
-                "too_many_rows",
-                format!("an import may have at most {MAX_IMPORT_ROWS} rows"),
-            ));
-        }
-        let record = match record {
-            Ok(record) if record.len() == columns.len() => record,
-            Ok(record) => {
-                parsed.errors.push(RowError {
-                    row,
-                    error: format!(
-                        "has {} columns; the header has {}",
-                        record.len(),
-                        columns.len()
-                    ),
-                });
-                continue;
-            }
-            Err(error) => {
-                parsed.errors.push(RowError {
-                    row,
-                    error: error.to_string(),
-                });
-                continue;
-            }
-        };
+    for (row, record) in rows {
         let number = match normalise_contact_number(&record[number_column]) {
             Ok(number) => number,
             Err(error) => {
@@ -514,6 +464,7 @@ fn parse_csv(body: &[u8], now_ms: u64) -> Result<ParsedCsv, ApiError> {
             },
         ));
     }
+    parsed.errors.sort_by_key(|error| error.row);
     Ok(parsed)
 }
 

@@ -1,5 +1,6 @@
 //! The customer API, one module per resource.
 pub mod api_keys;
+pub mod blocklist;
 pub mod contacts;
 pub mod customers;
 pub mod groups;

@@ -66,7 +66,8 @@ pub async fn validate(
         .iter()
         .map(|addressee| addressee.number.clone())
         .collect();
-    let blocked = state.opt_outs().opted_out(customer, &from, &all).await?;
+    // Opted out of this sender, or on the customer's blocklist: never sent to.
+    let blocked = state.opt_outs().blocked(customer, &from, &all).await?;
     // Explicit recipients who are contacts lend their fields to variables.
     let uses_variables = draft.text.contains("#{")
         || draft
