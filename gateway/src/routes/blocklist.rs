@@ -77,7 +77,10 @@ pub async fn add(
     ApiJson(body): ApiJson<BlockNumber>,
 ) -> Result<(StatusCode, Json<Blocked>), ApiError> {
     let number = number(&body.number)?;
-    state.opt_outs().block(&customer, std::slice::from_ref(&number)).await?;
+    state
+        .opt_outs()
+        .block(&customer, std::slice::from_ref(&number))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(Blocked {
