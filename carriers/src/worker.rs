@@ -632,6 +632,9 @@ impl Worker {
         }
     }
 
+    /// Jobs of a redelivered batch whose receipts are asked about at once.
+    const RESUMES_AT_ONCE: usize = 16;
+
     /// Splits a redelivered batch: each job goes on alone with attempt 1's outcome
     /// unknown — but at a carrier that cannot recognise a repeat, a job that was
     /// accepted is left to its receipt, what the earlier delivery left undone of
@@ -640,11 +643,19 @@ impl Worker {
     async fn split_redelivered(&self, jobs: &[CarrierJob]) -> Result<(), SettleError> {
         let unrepeatable = !self.submitter.recognises_repeats();
         let mut unsettled = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            if unrepeatable && self.receipts.resume(job).await? {
-                continue;
+        if unrepeatable {
+            // The jobs' receipts are independent: asked about together (a few
+            // reads each), in order, so a long batch does not outlast its ack wait.
+            for chunk in jobs.chunks(Self::RESUMES_AT_ONCE) {
+                let resumed = join_all(chunk.iter().map(|job| self.receipts.resume(job))).await;
+                for (job, resumed) in chunk.iter().zip(resumed) {
+                    if !resumed? {
+                        unsettled.push(job.clone());
+                    }
+                }
             }
-            unsettled.push(job.clone());
+        } else {
+            unsettled.extend(jobs.iter().cloned());
         }
         tracing::info!(
             carrier = %self.carrier,

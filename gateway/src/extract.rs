@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 use crate::error::ApiError;
 use crate::AppState;
 
-/// A JSON request body, rejected in the API's error format.
+/// A JSON request body, rejected in the API's error format. Every body is a JSON
+/// object: serde would also read a struct from an array of its fields in order
+/// (`[null, null]`), which no client means and the API's document does not allow.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -25,8 +27,34 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(request, state).await?;
+        let Json(ObjectOnly(value)) = Json::<ObjectOnly<T>>::from_request(request, state).await?;
         Ok(Self(value))
+    }
+}
+
+/// `T`, read only from a JSON object.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = ObjectOnly<T>;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ObjectOnly)
+            }
+        }
+
+        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
     }
 }
 

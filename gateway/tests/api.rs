@@ -915,6 +915,13 @@ async fn the_operator_limits_a_customers_rate_and_daily_messages() {
         (&Value::Null, Some(200.0)),
         "back to the default: {set}"
     );
+    let (status, answer) = limits(json!([null, null])).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a body is an object: {answer}"
+    );
+    assert_eq!(error_code(&answer), "invalid_body");
     let (status, answer) = limits(json!({"requests_per_second": 0})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(error_code(&answer), "invalid_limits");
