@@ -150,6 +150,16 @@ async fn acme_resources(system: &System, acme: &str) -> Owned {
         json!({"from": "0311112222", "to": ["01012340002"], "text": "tenancy"}),
     )
     .await;
+    // Its results are in ClickHouse before anyone asks for them by id.
+    let request = sent["request_id"].as_str().unwrap();
+    system
+        .wait_for_request(
+            acme,
+            request,
+            std::time::Duration::from_secs(30),
+            |summary| summary["total"] == json!(1),
+        )
+        .await;
     let in_an_hour = rns_types::time::rfc3339(rns_types::time::now_milliseconds() + 3_600_000);
     let scheduled = created(
         system,
@@ -225,6 +235,7 @@ async fn every_customer_route_refuses_another_customers_ids_and_a_key_without_it
         "/v1/templates/{id}",
         "/v1/schedules/{id}",
         "/v1/requests/{id}",
+        "/v1/messages/{id}",
     ] {
         let filled = owned.fill(path).unwrap();
         let (status, answer) = system.call(Method::GET, &filled, &acme, None).await;
