@@ -129,7 +129,11 @@ impl FromRequestParts<AppState> for Customer {
             )));
         }
         let customer = key.customer;
-        let limits = state.profile(&customer).await?.limits;
+        let limits = state
+            .directory()
+            .profile_part(&customer, |profile| profile.limits)
+            .await?
+            .ok_or(ApiError::Unauthorized("customer no longer exists"))?;
         state
             .rate_limits()
             .take(

@@ -83,10 +83,20 @@ impl Replica {
 
     /// `None` if `customer` was never seen; `Some(None)` if it was deleted.
     fn get(&self, customer: &str) -> Option<Option<CustomerProfile>> {
+        self.read(customer, CustomerProfile::clone)
+    }
+
+    /// `part` of the kept profile, without copying the rest: `None` if `customer`
+    /// was never seen; `Some(None)` if it was deleted.
+    fn read<T>(
+        &self,
+        customer: &str,
+        part: impl FnOnce(&CustomerProfile) -> T,
+    ) -> Option<Option<T>> {
         let profiles = self.0.read().expect("replica lock is never poisoned");
         profiles
             .get(customer)
-            .map(|(_, profile)| profile.as_deref().cloned())
+            .map(|(_, profile)| profile.as_deref().map(part))
     }
 }
 
@@ -212,6 +222,24 @@ impl CustomerDirectory {
             }
             None => Ok(None),
         }
+    }
+
+    /// `part` of the customer's profile: read from the followed copy without copying
+    /// the rest of the profile (a request's hot path reads one field), else as
+    /// [`CustomerDirectory::profile`].
+    pub async fn profile_part<T>(
+        &self,
+        customer: &CustomerId,
+        part: impl Fn(&CustomerProfile) -> T,
+    ) -> Result<Option<T>, DirectoryError> {
+        if let Some(kept) = self
+            .replica
+            .as_ref()
+            .and_then(|replica| replica.read(customer.as_str(), &part))
+        {
+            return Ok(kept);
+        }
+        Ok(self.profile(customer).await?.as_ref().map(part))
     }
 
     /// Applies `change` to the customer's profile atomically and returns the result.

@@ -1,6 +1,6 @@
 //! The customer directory against a real nats-server: a replicated directory reads
-//! its own writes at once, follows writes made elsewhere, and serves reads from
-//! memory.
+//! its own writes at once, follows writes made elsewhere, and serves reads (whole
+//! profiles or one part) from memory.
 use std::time::Duration;
 
 use rns_nats::{CustomerDirectory, Topology, TopologySettings};
@@ -76,9 +76,22 @@ async fn a_replicated_directory_reads_its_own_writes_follows_others_and_reads_fr
     }
     assert_eq!(seen, ["0212345678", "0311112222"]);
 
+    // One part of a profile reads the same, from the copy or from the bucket.
+    let count = |profile: &CustomerProfile| profile.sender_numbers.len();
+    assert_eq!(
+        replicated.profile_part(&acme, count).await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(elsewhere.profile_part(&acme, count).await.unwrap(), Some(2));
+    assert_eq!(replicated.profile_part(&nobody, count).await.unwrap(), None);
+
     // Reads come from memory: they go on while the server is down.
     server.kill();
     assert_eq!(sender_numbers(&replicated, &acme).await.len(), 2);
+    assert_eq!(
+        replicated.profile_part(&acme, count).await.unwrap(),
+        Some(2)
+    );
     // (A directory that reads the bucket cannot, failing or waiting for the server.)
     let unfollowed = tokio::time::timeout(Duration::from_secs(1), elsewhere.profile(&acme)).await;
     assert!(!matches!(unfollowed, Ok(Ok(Some(_)))));
