@@ -39,8 +39,13 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<SenderNumberItem>), ApiError> {
     let number = PhoneNumber::parse(&body.number)
         .map_err(|error| ApiError::invalid("invalid_number", error.to_string()))?;
+    // The number and its opt-out line go into the profile in one change: a second
+    // change right after could read a copy of the profile from before the first
+    // (a lagging replica in a cluster) and not find the number.
+    let allocated = state.opt_outs().allocate_line(&customer, &number).await?;
     let registered = number.clone();
-    state
+    let line = allocated.clone();
+    let changed = state
         .directory()
         .update(&customer, move |profile| {
             if profile.sender_numbers.contains(&registered) {
@@ -55,10 +60,27 @@ pub async fn register(
                 ));
             }
             profile.sender_numbers.insert(registered.clone());
+            profile
+                .opt_out_numbers
+                .entry(registered.clone())
+                .or_insert_with(|| line.clone());
             Ok(())
         })
-        .await??;
-    let opt_out_number = opt_out_number_of(&state, &customer, &number).await?;
+        .await;
+    let opt_out_number = match changed {
+        Ok(Ok(profile)) => profile.opt_out_numbers[&number].clone(),
+        Ok(Err(error)) => {
+            state.opt_outs().free_line(&allocated).await;
+            return Err(error);
+        }
+        Err(error) => {
+            state.opt_outs().free_line(&allocated).await;
+            return Err(error.into());
+        }
+    };
+    if opt_out_number != allocated {
+        state.opt_outs().free_line(&allocated).await;
+    }
     Ok((
         StatusCode::CREATED,
         Json(SenderNumberItem {
