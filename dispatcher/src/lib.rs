@@ -42,7 +42,7 @@ use rns_types::subjects::{
     SEND_STREAM,
 };
 use rns_types::wire::{SendPayload, SendRequest};
-use rns_types::CarrierCatalog;
+use rns_types::{CarrierCatalog, CustomerId};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -129,8 +129,32 @@ struct Dispatcher {
     firings: firing::Firings,
 }
 
+/// The failure of every message of a suspended customer's request.
+const SUSPENDED: &str = "cancelled: the customer is suspended by the operator";
+
 impl Dispatcher {
+    /// Whether the operator suspended `customer`: its requests are cancelled and
+    /// refunded rather than routed (see the gateway's `routes::suspension`).
+    async fn is_suspended(&self, customer: &CustomerId) -> Result<bool, DispatchError> {
+        Ok(self
+            .directory
+            .profile_part(customer, |profile| profile.suspension.is_some())
+            .await?
+            .unwrap_or(false))
+    }
+
+    /// Fails every message of `request` for `reason` (refunded when settled).
+    async fn fail(&self, request: &SendRequest, reason: &str) -> Result<(), DispatchError> {
+        tracing::warn!(customer = %request.customer_id, request = %request.request_id, %reason, "failing request");
+        let results = plan::fail_all(request, reason, rns_types::time::now_milliseconds());
+        let messages = plan::outbound(request, &[], &results, self.job_batch);
+        Ok(publish_all(&self.jetstream, messages, self.publish_window).await?)
+    }
+
     async fn dispatch(&self, request: &SendRequest) -> Result<(), DispatchError> {
+        if self.is_suspended(&request.customer_id).await? {
+            return self.fail(request, SUSPENDED).await;
+        }
         let now_ms = rns_types::time::now_milliseconds();
         let weights = match self.accepted_weights(request) {
             Some(weights) => Some(weights),
@@ -145,10 +169,7 @@ impl Dispatcher {
                 "no carrier serves the {} channel for this customer",
                 request.channel
             );
-            tracing::warn!(customer = %request.customer_id, request = %request.request_id, %reason, "failing request");
-            let results = plan::fail_all(request, &reason, now_ms);
-            let messages = plan::outbound(request, &[], &results, self.job_batch);
-            return Ok(publish_all(&self.jetstream, messages, self.publish_window).await?);
+            return self.fail(request, &reason).await;
         };
         let reservation = self.positions.reserve(request, &weights).await?;
         let schedule = self.schedules.get(&reservation.weights);
@@ -179,6 +200,12 @@ impl Dispatcher {
         let Some(first) = requests.first() else {
             return Ok(());
         };
+        if self.is_suspended(&first.customer_id).await? {
+            for request in requests {
+                self.dispatch(request).await?;
+            }
+            return Ok(());
+        }
         let mut together: Vec<(&SendRequest, Weights)> = Vec::with_capacity(requests.len());
         for request in requests {
             match self.accepted_weights(request) {
@@ -377,7 +404,8 @@ pub async fn run(
         jetstream: jetstream.clone(),
     };
     let dispatcher = Dispatcher {
-        directory: CustomerDirectory::open(&jetstream).await?,
+        // Followed into memory: every request asks whether its customer is suspended.
+        directory: CustomerDirectory::replicated(&jetstream, shutdown.clone()).await?,
         positions: Positions::connect(&settings.redis.url).await?,
         jetstream: jetstream.clone(),
         catalog,

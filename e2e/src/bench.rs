@@ -543,7 +543,11 @@ async fn scenario(
     };
     let customer = format!("bench-{name}");
     let key = system
-        .customer_with_points(&customer, messages as u64 * 2)
+        .customer_with_sender(
+            &customer,
+            &crate::sender_for(&customer),
+            messages as u64 * 2,
+        )
         .await;
     if name == "mixed" {
         system
@@ -560,6 +564,7 @@ async fn scenario(
             recipients,
             concurrency,
             priority: "normal",
+            from: crate::sender_for(&customer),
         },
     )
     .await;
@@ -624,7 +629,11 @@ async fn priority(system: &System, plan: &BenchPlan) -> PriorityReport {
     let mut keys = Vec::new();
     for customer in ["bench-priority-bulk", "bench-priority-high"] {
         let key = system
-            .customer_with_points(customer, plan.priority_campaign as u64 * 2)
+            .customer_with_sender(
+                customer,
+                &crate::sender_for(customer),
+                plan.priority_campaign as u64 * 2,
+            )
             .await;
         system
             .set_sms_weights(&key, json!({"kt": 1, "skt": 0, "lgu": 0}))
@@ -639,6 +648,7 @@ async fn priority(system: &System, plan: &BenchPlan) -> PriorityReport {
             recipients: 1_000,
             concurrency: 2,
             priority: "bulk",
+            from: crate::sender_for("bench-priority-bulk"),
         },
     )
     .await;
@@ -651,7 +661,7 @@ async fn priority(system: &System, plan: &BenchPlan) -> PriorityReport {
                 reqwest::Method::POST,
                 "/v1/messages",
                 &keys[1],
-                Some(json!({"from": "0212345678", "to": [to], "text": "인증번호 123456", "priority": "high"})),
+                Some(json!({"from": crate::sender_for("bench-priority-high"), "to": [to], "text": "인증번호 123456", "priority": "high"})),
             )
             .await;
         assert_eq!(status, 202, "{reply}");
@@ -710,7 +720,11 @@ async fn priority(system: &System, plan: &BenchPlan) -> PriorityReport {
 async fn backlog(system: &mut System, plan: &BenchPlan) -> BacklogReport {
     let messages = plan.backlog_messages;
     let key = system
-        .customer_with_points("bench-backlog", messages as u64 * 2)
+        .customer_with_sender(
+            "bench-backlog",
+            &crate::sender_for("bench-backlog"),
+            messages as u64 * 2,
+        )
         .await;
     let memory_before_mb = resident_memory(system);
     system.terminate(Service::Carriers, Duration::from_secs(15));
@@ -723,6 +737,7 @@ async fn backlog(system: &mut System, plan: &BenchPlan) -> BacklogReport {
             recipients: plan.bulk_recipients,
             concurrency: plan.bulk_concurrency,
             priority: "normal",
+            from: crate::sender_for("bench-backlog"),
         },
     )
     .await;
@@ -810,6 +825,8 @@ struct Submission {
     recipients: usize,
     concurrency: usize,
     priority: &'static str,
+    /// The customer's sender number.
+    from: String,
 }
 
 /// Makes every request of `submission`, retrying what the gateway could not take now;
@@ -820,6 +837,7 @@ async fn submit_all(system: &System, key: &str, submission: Submission) -> Vec<f
         recipients,
         concurrency,
         priority,
+        from,
     } = submission;
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(messages / recipients + 1)));
     let client = reqwest::Client::builder()
@@ -835,13 +853,13 @@ async fn submit_all(system: &System, key: &str, submission: Submission) -> Vec<f
             let gateway = &gateway;
             let key = &key;
             let latencies = &latencies;
+            let from = &from;
             async move {
                 let first = request * recipients;
                 let to: Vec<String> = (first..(first + recipients).min(messages))
                     .map(|number| format!("010{number:08}"))
                     .collect();
-                let body =
-                    json!({"from": "0212345678", "to": to, "text": "bench", "priority": priority});
+                let body = json!({"from": from, "to": to, "text": "bench", "priority": priority});
                 let took = until_taken("the gateway", || {
                     client
                         .post(format!("{gateway}/v1/messages"))

@@ -21,6 +21,8 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 pub const ADMIN_KEY: &str = "e2e-admin-key";
+
+pub use rns_testkit::sender_for;
 /// Each carrier's receipt token is its id followed by this.
 const RECEIPT_TOKEN_SUFFIX: &str = "-e2e-receipts";
 
@@ -665,7 +667,8 @@ filter = "{log_filter}"
         (status, body)
     }
 
-    /// Creates a customer with sender number 02-1234-5678 and returns its API key.
+    /// Creates a customer with verified sender number 02-1234-5678 and returns its API
+    /// key.
     pub async fn customer(&self, id: &str) -> String {
         self.customer_with_points(id, 1_000_000_000).await
     }
@@ -683,9 +686,48 @@ filter = "{log_filter}"
         assert_eq!(status, 200, "{body}");
     }
 
-    /// Creates customer `id` with sender number 02-1234-5678 and `points`; returns its
-    /// API key.
+    /// Creates customer `id` with a verified sender number and `points`; returns its
+    /// API key. The number is 02-1234-5678, or [`sender_for`] `id` once another
+    /// customer of the run verified that one.
     pub async fn customer_with_points(&self, id: &str, points: u64) -> String {
+        let key = self.bare_customer(id).await;
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/sender-numbers",
+                &key,
+                Some(json!({"number": "02-1234-5678"})),
+            )
+            .await;
+        let sender = match status {
+            201 => "02-1234-5678".to_owned(),
+            409 => sender_for(id),
+            _ => panic!("registering 02-1234-5678: {status} {body}"),
+        };
+        if status == 409 {
+            self.register_sender(&key, &sender).await;
+        }
+        self.approve_sender(id, &sender).await;
+        if points > 0 {
+            self.top_up(id, points).await;
+        }
+        key
+    }
+
+    /// Creates customer `id` with `sender` registered and verified by the operator (a
+    /// number one customer verified is refused to every other) and `points`; returns
+    /// its API key.
+    pub async fn customer_with_sender(&self, id: &str, sender: &str, points: u64) -> String {
+        let key = self.bare_customer(id).await;
+        self.verified_sender(id, &key, sender).await;
+        if points > 0 {
+            self.top_up(id, points).await;
+        }
+        key
+    }
+
+    /// Creates customer `id` without sender numbers or points; returns its API key.
+    pub async fn bare_customer(&self, id: &str) -> String {
         let (status, body) = self
             .call(
                 reqwest::Method::POST,
@@ -695,20 +737,39 @@ filter = "{log_filter}"
             )
             .await;
         assert_eq!(status, 201, "{body}");
-        let key = body["api_key"].as_str().expect("api key").to_owned();
+        body["api_key"].as_str().expect("api key").to_owned()
+    }
+
+    /// Registers `sender` for customer `id` and verifies it as the operator does.
+    pub async fn verified_sender(&self, id: &str, key: &str, sender: &str) {
+        self.register_sender(key, sender).await;
+        self.approve_sender(id, sender).await;
+    }
+
+    /// Registers `sender` (pending) with the customer's `key`.
+    pub async fn register_sender(&self, key: &str, sender: &str) {
         let (status, body) = self
             .call(
                 reqwest::Method::POST,
                 "/v1/sender-numbers",
-                &key,
-                Some(json!({"number": "02-1234-5678"})),
+                key,
+                Some(json!({"number": sender})),
             )
             .await;
         assert_eq!(status, 201, "{body}");
-        if points > 0 {
-            self.top_up(id, points).await;
-        }
-        key
+    }
+
+    /// Verifies customer `id`'s `sender` as the operator does.
+    pub async fn approve_sender(&self, id: &str, sender: &str) {
+        let (status, body) = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/v1/admin/customers/{id}/sender-numbers/{sender}"),
+                ADMIN_KEY,
+                Some(json!({"status": "verified", "reason": "registration papers checked"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
     }
 
     /// Sends `text` from 02-1234-5678 to `recipients` numbers (010-0000-0000 on),

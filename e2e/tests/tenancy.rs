@@ -74,6 +74,8 @@ fn body_for(method: &Method, path: &str, owned: &Owned) -> Option<Value> {
         ("PATCH", "/v1/groups/{id}") => json!({"name": "renamed"}),
         ("POST", "/v1/groups/{id}/members") => json!({"contact_ids": [owned.contact]}),
         ("PUT", "/v1/templates/{id}") => json!({"name": "replaced", "text": "안녕하세요"}),
+        ("POST", "/v1/sender-numbers/{number}/verification") => json!({"code": "000000"}),
+        ("POST", "/v1/sender-numbers/{number}/verification-code") => return None,
         (_, _) if *method == Method::GET || *method == Method::DELETE => return None,
         (_, _) if path.ends_with("/rotate") => return None,
         _ => panic!("{method} {path}: the tenancy test has no body for it; add one to body_for"),
@@ -129,13 +131,7 @@ async fn acme_resources(system: &System, acme: &str) -> Owned {
         json!({"channel": "sms", "name": "hello", "text": "안녕하세요"}),
     )
     .await;
-    created(
-        system,
-        acme,
-        "/v1/sender-numbers",
-        json!({"number": "031-111-2222"}),
-    )
-    .await;
+    system.verified_sender("acme", acme, "031-111-2222").await;
     created(
         system,
         acme,
@@ -200,7 +196,10 @@ async fn acme_resources(system: &System, acme: &str) -> Owned {
 async fn every_customer_route_refuses_another_customers_ids_and_a_key_without_its_scope() {
     let system = System::start().await;
     let acme = system.customer("acme").await;
-    let rival = system.customer("rival").await;
+    // A number one customer verified is refused to every other: rival has its own.
+    let rival = system
+        .customer_with_sender("rival", "02-9999-0000", 1_000_000_000)
+        .await;
     let owned = acme_resources(&system, &acme).await;
     let routes = customer_routes(&system).await;
 

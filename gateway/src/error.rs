@@ -15,6 +15,9 @@ pub enum ApiError {
     /// The key is valid but may not do this (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The operator suspended the customer: it may read, nothing else (403).
+    #[error("this customer is suspended by the operator: it may read its records but not change or send anything; contact the operator")]
+    Suspended,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("this route does not take that method")]
@@ -93,6 +96,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Suspended => (StatusCode::FORBIDDEN, "customer_suspended"),
             ApiError::NotFound(_) | ApiError::NotFoundNamed { .. } => {
                 (StatusCode::NOT_FOUND, "not_found")
             }

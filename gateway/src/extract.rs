@@ -96,8 +96,9 @@ pub fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
 }
 
 /// The authenticated customer: its key exists, holds the scope the request needs
-/// ([`crate::api_keys::required_scope`]: 403 otherwise), and the customer is within
-/// its request rate (429 otherwise).
+/// ([`crate::api_keys::required_scope`]: 403 otherwise), the customer is not
+/// suspended unless the request only reads (403 `customer_suspended`), and it is
+/// within its request rate (429 otherwise).
 #[derive(Debug, Clone)]
 pub struct Customer(pub CustomerId);
 
@@ -129,11 +130,16 @@ impl FromRequestParts<AppState> for Customer {
             )));
         }
         let customer = key.customer;
-        let limits = state
+        let (limits, suspended) = state
             .directory()
-            .profile_part(&customer, |profile| profile.limits)
+            .profile_part(&customer, |profile| {
+                (profile.limits, profile.suspension.is_some())
+            })
             .await?
             .ok_or(ApiError::Unauthorized("customer no longer exists"))?;
+        if suspended && parts.method != axum::http::Method::GET {
+            return Err(ApiError::Suspended);
+        }
         state
             .rate_limits()
             .take(

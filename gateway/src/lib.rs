@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api_keys;
+pub mod audit;
 pub mod carrier_rates;
 pub mod compose;
 pub mod contacts;
@@ -24,8 +25,10 @@ pub mod pagination;
 pub mod rate_limit;
 pub mod routes;
 pub mod scheduling;
+pub mod sender_numbers;
 pub mod sending;
 pub mod state;
+pub mod suspension;
 pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -92,6 +95,7 @@ pub struct Settings {
     pub carriers: Option<CarrierCatalog>,
     pub gateway: GatewaySettings,
     pub points: rns_points::PointsSettings,
+    pub sender_numbers: sender_numbers::SenderNumberSettings,
     pub log: LogSettings,
 }
 
@@ -103,6 +107,10 @@ pub fn app(state: AppState) -> Router {
     api
         // After every route: it is set on each route registered before it.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
         .route_layer(axum::middleware::from_fn(track))
         .route(rns_service::health::LIVE_PATH, get(|| async { "ok" }))
         .route(rns_service::health::READY_PATH, get(ready))
@@ -130,6 +138,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(customers::carriers))
         .routes(utoipa_axum::routes!(customers::set_rate))
         .routes(utoipa_axum::routes!(customers::set_limits))
+        .routes(utoipa_axum::routes!(
+            suspension::suspend,
+            suspension::resume
+        ))
+        .routes(utoipa_axum::routes!(audit::list))
         .routes(utoipa_axum::routes!(api_keys::create, api_keys::list))
         .routes(utoipa_axum::routes!(api_keys::rotate))
         .routes(utoipa_axum::routes!(api_keys::delete))
@@ -143,6 +156,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
             sender_numbers::list
         ))
         .routes(utoipa_axum::routes!(sender_numbers::delete))
+        .routes(utoipa_axum::routes!(sender_numbers::send_new_code))
+        .routes(utoipa_axum::routes!(sender_numbers::verify))
+        .routes(utoipa_axum::routes!(sender_number_reviews::list))
+        .routes(utoipa_axum::routes!(sender_number_reviews::decide))
         .routes(utoipa_axum::routes!(contacts::create, contacts::list))
         .merge(
             OpenApiRouter::new()

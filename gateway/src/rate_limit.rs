@@ -169,12 +169,10 @@ impl RateLimiter {
         messages: u64,
         cap: u64,
     ) -> Result<(), ApiError> {
-        let now_ms = rns_types::time::now_milliseconds();
-        let korean_ms = now_ms + KOREA_OFFSET_MS;
-        let day = korean_ms / DAY_MS;
+        let day = rns_types::time::korean_day(rns_types::time::now_milliseconds());
         let (before, added): (u64, u8) = self
             .day_script
-            .key(format!("rns:c:{customer}:messages-on:{day}"))
+            .key(format!("rns:c:{customer}:messages-on:{}", day.number))
             .arg(messages)
             .arg(cap)
             .invoke_async(&mut self.connection.clone())
@@ -186,14 +184,10 @@ impl RateLimiter {
         Err(ApiError::DailyCapReached {
             cap,
             sent: before,
-            retry_after_seconds: ((day + 1) * DAY_MS - korean_ms).div_ceil(1_000),
+            retry_after_seconds: day.milliseconds_left.div_ceil(1_000),
         })
     }
 }
-
-const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
-/// Korea is UTC+9 all year.
-const KOREA_OFFSET_MS: u64 = 9 * 60 * 60 * 1_000;
 
 #[cfg(test)]
 mod tests {

@@ -40,6 +40,7 @@ struct Inner {
     schedules: rns_nats::Documents<rns_types::schedule::ScheduleBook>,
     prices: rns_types::points::Prices,
     webhooks: webhooks::WebhookStore,
+    sender_numbers: crate::sender_numbers::SenderNumberStore,
     admin_key_hash: Option<String>,
     max_recipients: usize,
     allow_private_webhooks: bool,
@@ -86,7 +87,7 @@ impl AppState {
         )
         .await
         .map_err(|error| ApiError::unavailable("the api_keys bucket", error))?;
-        Ok(Self(Arc::new(Inner {
+        let state = Self(Arc::new(Inner {
             client,
             jetstream: jetstream.clone(),
             sends: gathering::SendPublisher::start(jetstream.clone()),
@@ -121,6 +122,12 @@ impl AppState {
                 .await
                 .map_err(|error| ApiError::unavailable("schedules", error))?,
             prices: settings.points.prices,
+            sender_numbers: crate::sender_numbers::SenderNumberStore::open(
+                &jetstream,
+                redis.clone(),
+                settings.sender_numbers.clone(),
+            )
+            .await?,
             webhooks: webhooks::WebhookStore::open(&jetstream, redis).await?,
             allow_private_webhooks: settings.gateway.allow_private_webhooks,
             admin_key_hash: (!admin_key.is_empty()).then(|| extract::hash_api_key(admin_key)),
@@ -129,7 +136,9 @@ impl AppState {
                 min_interval_seconds: settings.gateway.min_recurrence_seconds.max(1),
             },
             _following: following.drop_guard(),
-        })))
+        }));
+        crate::sender_numbers::ensure_system_customer(&state).await?;
+        Ok(state)
     }
 
     /// Whether the NATS connection is up (readiness).
@@ -250,6 +259,10 @@ impl AppState {
 
     pub fn max_recipients(&self) -> usize {
         self.0.max_recipients
+    }
+
+    pub fn sender_numbers(&self) -> &crate::sender_numbers::SenderNumberStore {
+        &self.0.sender_numbers
     }
 
     pub fn webhooks(&self) -> &webhooks::WebhookStore {

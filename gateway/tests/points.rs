@@ -102,7 +102,7 @@ async fn a_send_reserves_its_price_and_a_short_balance_is_a_402_that_sends_nothi
             Method::POST,
             "/v1/messages",
             Some(&poor),
-            Some(json!({"from": "0212345678", "to": ["01011110000"], "text": "x".repeat(100)})),
+            Some(json!({"from": rns_testkit::sender_for("poor"), "to": ["01011110000"], "text": "x".repeat(100)})),
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -115,7 +115,7 @@ async fn a_send_reserves_its_price_and_a_short_balance_is_a_402_that_sends_nothi
             Method::POST,
             "/v1/messages",
             Some(&poor),
-            Some(json!({"from": "0212345678", "to": too_many, "text": "x".repeat(100)})),
+            Some(json!({"from": rns_testkit::sender_for("poor"), "to": too_many, "text": "x".repeat(100)})),
         )
         .await;
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{body}");

@@ -1192,7 +1192,7 @@ async fn blocklisted_recipients_are_blocked_from_every_sender_and_not_charged() 
     let (status, answer) = send(
         &api,
         &rival,
-        json!({"from": "0212345678", "to": ["01077770003"], "text": "남의 차단"}),
+        json!({"from": rns_testkit::sender_for("rival"), "to": ["01077770003"], "text": "남의 차단"}),
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");

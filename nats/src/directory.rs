@@ -162,6 +162,19 @@ impl CustomerDirectory {
         self.put_key(api_key_hash, key).await
     }
 
+    /// Stores `profile` unless its customer exists (then nothing changes): the
+    /// operator's own customer, which no key reaches until the operator issues one.
+    pub async fn ensure_profile(&self, profile: &CustomerProfile) -> Result<(), DirectoryError> {
+        match self.profiles.create(profile.id.as_str(), profile).await {
+            Ok(revision) => {
+                self.remember(profile, revision);
+                Ok(())
+            }
+            Err(DocumentError::AlreadyExists { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Stores the key with this hash.
     pub async fn put_key(
         &self,

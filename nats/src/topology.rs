@@ -10,6 +10,7 @@
 //! | `RECEIPTS` | stream | `receipt.<carrier>.<reference>` (receipts), `receipt.<carrier>.deadline.<message>.<hop>` (due deadlines), `receipt_deadline.<carrier>.<message>.<hop>` (schedules) | work queue, schedules | consumer `receipts` (`receipt.>` only) |
 //! | `INBOUND` | stream | `inbound.<carrier>` (messages from handsets) | work queue | consumer `inbound` (gateway) |
 //! | `LEDGER` | stream | `ledger.<customer>` | limits (kept) | operators, rebuilds |
+//! | `AUDIT` | stream | `audit.customer.<customer>`, `audit.operator` | limits (kept) | gateway (`GET /v1/admin/audit`) |
 //! | `ADVISORIES` | stream | `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>` | work queue | consumer `failover` |
 //! | `customers` | KV bucket | customer id | history 5 | gateway, dispatcher |
 //! | `api_keys` | KV bucket | sha256 of the key | history 1 | gateway |
@@ -20,6 +21,7 @@
 //! | `schedules` | KV bucket | customer id | history 5 | gateway, dispatcher |
 //! | `opt_out_lines` | KV bucket | 080 number | history 1 | gateway |
 //! | `webhooks` | KV bucket | customer id | history 5 | gateway, webhook worker (analytics) |
+//! | `sender_owners` | KV bucket | sender number | history 1 | gateway |
 //! | `mms_images` | object store | `<customer>/<sha256>` | 200 days | gateway, carriers |
 //!
 //! Every stream is bounded in bytes and refuses new messages when full
@@ -38,15 +40,15 @@ use async_nats::jetstream::stream::{
 };
 use rns_types::subjects::{
     carrier_lane_consumer, carrier_lane_subject, carrier_stream, ADVISORIES_STREAM,
-    ANALYTICS_CONSUMER, API_KEYS_BUCKET, CARRIER_HEALTH_BUCKET, CUSTOMERS_BUCKET,
-    DISPATCHER_CONSUMER, DUE_CONSUMER, DUE_SUBJECTS, FAILOVER_CONSUMER, FAILURE_REASONS_BUCKET,
-    INBOUND_CONSUMER, INBOUND_STREAM, INBOUND_SUBJECTS, LEDGER_STREAM, LEDGER_SUBJECTS,
-    MAX_DELIVERIES_ADVISORIES, MMS_IMAGES_BUCKET, OPT_OUT_LINES_BUCKET, POINTS_CONSUMER,
-    RECEIPTS_STREAM, RECEIPT_CONSUMER, RECEIPT_CORRELATIONS_BUCKET, RECEIPT_DEADLINE_SUBJECTS,
-    RECEIPT_SUBJECTS, RESULTS_STREAM, RESULTS_SUBJECTS, SCHEDULES_BUCKET, SCHEDULES_STREAM,
-    SCHEDULE_SUBJECTS, SEND_STREAM, SEND_SUBJECTS, TEMPLATES_BUCKET, WEBHOOKS_BUCKET,
-    WEBHOOKS_STREAM, WEBHOOK_CONSUMER, WEBHOOK_RETRY_CONSUMER, WEBHOOK_RETRY_SUBJECTS,
-    WEBHOOK_SUBJECTS,
+    ANALYTICS_CONSUMER, API_KEYS_BUCKET, AUDIT_STREAM, AUDIT_SUBJECTS, CARRIER_HEALTH_BUCKET,
+    CUSTOMERS_BUCKET, DISPATCHER_CONSUMER, DUE_CONSUMER, DUE_SUBJECTS, FAILOVER_CONSUMER,
+    FAILURE_REASONS_BUCKET, INBOUND_CONSUMER, INBOUND_STREAM, INBOUND_SUBJECTS, LEDGER_STREAM,
+    LEDGER_SUBJECTS, MAX_DELIVERIES_ADVISORIES, MMS_IMAGES_BUCKET, OPT_OUT_LINES_BUCKET,
+    POINTS_CONSUMER, RECEIPTS_STREAM, RECEIPT_CONSUMER, RECEIPT_CORRELATIONS_BUCKET,
+    RECEIPT_DEADLINE_SUBJECTS, RECEIPT_SUBJECTS, RESULTS_STREAM, RESULTS_SUBJECTS,
+    SCHEDULES_BUCKET, SCHEDULES_STREAM, SCHEDULE_SUBJECTS, SENDER_OWNERS_BUCKET, SEND_STREAM,
+    SEND_SUBJECTS, TEMPLATES_BUCKET, WEBHOOKS_BUCKET, WEBHOOKS_STREAM, WEBHOOK_CONSUMER,
+    WEBHOOK_RETRY_CONSUMER, WEBHOOK_RETRY_SUBJECTS, WEBHOOK_SUBJECTS,
 };
 use rns_types::{CarrierCatalog, CarrierId, Priority};
 use serde::Deserialize;
@@ -65,6 +67,8 @@ pub struct TopologySettings {
     pub results_max_bytes: i64,
     /// Upper bound of the `LEDGER` stream; when full the oldest entries go.
     pub ledger_max_bytes: i64,
+    /// Upper bound of the `AUDIT` stream; when full the oldest entries go.
+    pub audit_max_bytes: i64,
     /// Upper bound of the `SCHEDULES` stream (held and scheduled sends).
     pub schedules_max_bytes: i64,
     /// Upper bound of the MMS image store.
@@ -102,6 +106,7 @@ impl Default for TopologySettings {
             carrier_max_bytes: 4 << 30,
             results_max_bytes: 4 << 30,
             ledger_max_bytes: 1 << 30,
+            audit_max_bytes: 256 << 20,
             images_max_bytes: 1 << 30,
             schedules_max_bytes: 1 << 30,
             webhooks_max_bytes: 1 << 30,
@@ -319,6 +324,17 @@ impl Topology {
                     settings.ledger_max_bytes,
                 )
             },
+            StreamConfig {
+                // The record of who changed what: like the ledger, the oldest
+                // entries make room and a change is never refused for the log.
+                discard: DiscardPolicy::Old,
+                ..base(
+                    AUDIT_STREAM,
+                    vec![AUDIT_SUBJECTS.to_owned()],
+                    RetentionPolicy::Limits,
+                    settings.audit_max_bytes,
+                )
+            },
         ];
         for carrier in &self.carriers {
             streams.push(base(
@@ -361,6 +377,7 @@ impl Topology {
             bucket(SCHEDULES_BUCKET, 5),
             bucket(OPT_OUT_LINES_BUCKET, 1),
             bucket(WEBHOOKS_BUCKET, 5),
+            bucket(SENDER_OWNERS_BUCKET, 1),
         ]
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rns_nats::{CustomerDirectory, Topology, TopologySettings};
 use rns_testkit::NatsServer;
+use rns_types::sender_number::SenderNumber;
 use rns_types::{CustomerId, CustomerProfile, PhoneNumber};
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +16,7 @@ async fn sender_numbers(directory: &CustomerDirectory, customer: &CustomerId) ->
         .unwrap()
         .expect("the customer exists")
         .sender_numbers
-        .iter()
+        .keys()
         .map(|number| number.to_string())
         .collect()
 }
@@ -24,7 +25,8 @@ async fn register(directory: &CustomerDirectory, customer: &CustomerId, number: 
     let number = PhoneNumber::parse(number).unwrap();
     directory
         .update(customer, |profile| {
-            profile.sender_numbers.insert(number.clone());
+            let registered = SenderNumber::registered(&number, 0);
+            profile.sender_numbers.insert(number.clone(), registered);
             Ok::<(), ()>(())
         })
         .await

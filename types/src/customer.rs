@@ -1,9 +1,9 @@
 //! A customer's configuration, as stored in the `customers` KV bucket.
 //!
 //! One JSON document per customer holds everything the send path checks: routing
-//! weights per channel and registered sender numbers. Keeping it in one key makes a
+//! weights per channel and sender numbers. Keeping it in one key makes a
 //! send's checks one read, and every change a compare-and-set on that key's revision.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +11,7 @@ use crate::carrier::{CarrierCatalog, CarrierId, Channel};
 use crate::ids::CustomerId;
 use crate::phone::PhoneNumber;
 use crate::routing::Weights;
+use crate::sender_number::SenderNumbers;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerProfile {
@@ -25,8 +26,12 @@ pub struct CustomerProfile {
     /// carriers by descending weight.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub failover: BTreeMap<Channel, Vec<CarrierId>>,
-    #[serde(default)]
-    pub sender_numbers: BTreeSet<PhoneNumber>,
+    /// Sender numbers with their verification (see [`crate::sender_number`]).
+    #[serde(
+        default,
+        deserialize_with = "crate::sender_number::deserialize_sender_numbers"
+    )]
+    pub sender_numbers: SenderNumbers,
     /// The opt-out (080) number of each sender number: recipients call or text it to
     /// stop messages from that sender, and advertisements must print it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -37,6 +42,18 @@ pub struct CustomerProfile {
     /// The operator's limits for this customer; unset ones are the gateway's defaults.
     #[serde(default, skip_serializing_if = "CustomerLimits::is_default")]
     pub limits: CustomerLimits,
+    /// Set while the operator suspended the customer: it may read, not change or
+    /// send, and what it queued is cancelled and refunded when the dispatcher
+    /// reaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspension: Option<Suspension>,
+}
+
+/// Why and since when the operator suspended a customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspension {
+    pub reason: String,
+    pub since_ms: u64,
 }
 
 /// How much a customer may ask of RNS, set by the operator.
@@ -68,11 +85,19 @@ impl CustomerProfile {
             created_at_ms,
             routing: BTreeMap::new(),
             failover: BTreeMap::new(),
-            sender_numbers: BTreeSet::new(),
+            sender_numbers: SenderNumbers::new(),
             opt_out_numbers: BTreeMap::new(),
             api_keys: BTreeMap::new(),
             limits: CustomerLimits::default(),
+            suspension: None,
         }
+    }
+
+    /// Whether `number` is one of the customer's verified sender numbers.
+    pub fn may_send_from(&self, number: &PhoneNumber) -> bool {
+        self.sender_numbers
+            .get(number)
+            .is_some_and(|sender| sender.can_send())
     }
 
     /// The weights that apply to `channel`: the customer's own, else equal weights.

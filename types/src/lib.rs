@@ -11,6 +11,7 @@
 pub mod advertising;
 pub mod alimtalk;
 pub mod api_key;
+pub mod audit;
 pub mod carrier;
 pub mod content;
 pub mod customer;
@@ -23,6 +24,7 @@ pub mod priority;
 pub mod receipt;
 pub mod routing;
 pub mod schedule;
+pub mod sender_number;
 pub mod subjects;
 pub mod template;
 pub mod time;

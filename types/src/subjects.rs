@@ -75,6 +75,9 @@ pub fn inbound_subject(carrier: &crate::CarrierId) -> String {
 
 /// Every change of every customer's points, `ledger.<customer>`: the durable copy of
 /// the balances kept in Redis.
+/// The audit log ([`crate::audit`]): `audit.customer.<id>` and `audit.operator`.
+pub const AUDIT_STREAM: &str = "AUDIT";
+pub const AUDIT_SUBJECTS: &str = "audit.>";
 pub const LEDGER_STREAM: &str = "LEDGER";
 pub const LEDGER_SUBJECTS: &str = "ledger.>";
 
@@ -95,6 +98,10 @@ pub const FAILURE_REASONS_BUCKET: &str = "failure_reasons";
 /// Opt-out (080) numbers to the sender number they serve: `<080 number>` →
 /// `<customer> <sender number>`. Created once per number, so no two senders share one.
 pub const OPT_OUT_LINES_BUCKET: &str = "opt_out_lines";
+/// Sender numbers to the customer holding them (verified or suspended there):
+/// `<number>` → `<customer>`. Creating the key is the claim, so no two customers
+/// hold one number.
+pub const SENDER_OWNERS_BUCKET: &str = "sender_owners";
 /// MMS images, `<customer>/<sha256 of the JPEG>`: each stored once, however many
 /// requests and recipients use it (object store stream `OBJ_mms_images`).
 pub const MMS_IMAGES_BUCKET: &str = "mms_images";

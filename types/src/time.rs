@@ -31,9 +31,43 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
     u64::try_from(parsed.timestamp_millis()).ok()
 }
 
+/// A day in Korea (UTC+9 all year, no summer time): the day's number since the
+/// epoch and the milliseconds left until its midnight. Daily caps count per such day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KoreanDay {
+    pub number: u64,
+    pub milliseconds_left: u64,
+}
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
+const KOREA_OFFSET_MS: u64 = 9 * 60 * 60 * 1_000;
+
+/// The Korean day `milliseconds` since the epoch falls on.
+pub fn korean_day(milliseconds: u64) -> KoreanDay {
+    let korean = milliseconds + KOREA_OFFSET_MS;
+    KoreanDay {
+        number: korean / DAY_MS,
+        milliseconds_left: DAY_MS - korean % DAY_MS,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_korean_day_ends_at_midnight_kst() {
+        // 2026-11-24T23:00:00Z is 08:00 on the 25th in Korea: 16 hours left.
+        let day = korean_day(1_795_561_200_000);
+        assert_eq!(day.milliseconds_left, 16 * 60 * 60 * 1_000);
+        // 14:59:59.999Z is the last millisecond of that Korean day.
+        let last = korean_day(1_795_561_200_000 + day.milliseconds_left - 1);
+        assert_eq!((last.number, last.milliseconds_left), (day.number, 1));
+        assert_eq!(
+            korean_day(1_795_561_200_000 + day.milliseconds_left).number,
+            day.number + 1
+        );
+    }
 
     #[test]
     fn times_print_in_utc() {

@@ -264,7 +264,10 @@ pub async fn run(plan: ChaosPlan) -> ChaosReport {
         json!({"kt": 0, "skt": 7, "lgu": 3}),
     ];
     for index in 0..plan.customers {
-        let key = system.customer(&format!("chaos-{index}")).await;
+        let customer = format!("chaos-{index}");
+        let key = system
+            .customer_with_sender(&customer, &crate::sender_for(&customer), 1_000_000_000)
+            .await;
         system
             .set_sms_weights(&key, weights[index % weights.len()].clone())
             .await;
@@ -329,7 +332,7 @@ async fn calm_traffic(system: &System, keys: &[String], per_customer: usize) -> 
             let to: Vec<String> = (0..100)
                 .map(|number| format!("0109{customer:01}{index:02}{number:04}"))
                 .collect();
-            let body = json!({"from": "0212345678", "to": to, "text": format!("calm {index}")});
+            let body = json!({"from": crate::sender_for(&format!("chaos-{customer}")), "to": to, "text": format!("calm {index}")});
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
                 let (status, reply) = system
@@ -544,8 +547,9 @@ async fn generate_load(
                 let recipients: Vec<String> = (first..first + plan.recipients_per_request)
                     .map(|number| format!("010{number:08}"))
                     .collect();
-                let body = json!({"from": "0212345678", "to": recipients, "text": format!("chaos {request}")});
-                let key = &keys[request % keys.len()];
+                let customer = request % keys.len();
+                let body = json!({"from": crate::sender_for(&format!("chaos-{customer}")), "to": recipients, "text": format!("chaos {request}")});
+                let key = &keys[customer];
                 let deadline = Instant::now() + Duration::from_secs(300);
                 while Instant::now() < deadline {
                     let response = client

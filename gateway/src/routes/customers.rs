@@ -1,6 +1,7 @@
 //! Operator routes. `POST /v1/admin/customers`: the operator creates a customer and
 //! receives its API key, shown this once; only the key's SHA-256 is stored.
-//! `GET /v1/admin/customers`: every customer, a page at a time.
+//! `GET /v1/admin/customers`: every customer, a page at a time; `?q=` searches ids
+//! and names, `?suspended=true` finds the suspended.
 //! `GET /v1/carriers`: the carriers, their circuit states and the rates the operator
 //! set. `PUT /v1/admin/carriers/{id}/rate`: the operator sets (or with `null` clears)
 //! a carrier's send rate at run time, shared by every carriers process.
@@ -31,10 +32,17 @@ pub struct CreateCustomer {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CustomersQuery {
+    /// Only customers whose id or name contains this (any case).
+    q: Option<String>,
+    /// Only suspended (`true`) or active (`false`) customers.
+    suspended: Option<bool>,
     #[serde(flatten)]
     #[param(ignore)]
     page: PageQuery,
 }
+
+/// Customers read per directory page while searching.
+const CUSTOMERS_PER_SCAN: usize = 100;
 
 /// A page of customers, in id order.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -51,9 +59,12 @@ pub struct CustomerSummary {
     name: String,
     created_at: String,
     sender_numbers: usize,
+    /// Set while the operator suspended the customer.
+    suspension: Option<crate::suspension::SuspensionView>,
 }
 
-/// `GET /v1/admin/customers`: every customer, a page at a time.
+/// `GET /v1/admin/customers`: every customer (or those matching `q` and
+/// `suspended`), a page at a time.
 #[utoipa::path(
     get,
     path = "/v1/admin/customers",
@@ -71,15 +82,41 @@ pub async fn list(
     let after = query
         .page
         .cursor_as(|cursor| CustomerId::parse(cursor).ok())?;
-    let (profiles, more) = state.directory().list(after.as_ref(), limit).await?;
-    let next_cursor = more
-        .then(|| profiles.last().map(|profile| profile.id.to_string()))
-        .flatten();
-    let items = profiles
+    let needle = query.q.as_deref().map(str::to_lowercase);
+    let wanted = |profile: &CustomerProfile| {
+        needle.as_deref().is_none_or(|needle| {
+            profile.id.as_str().contains(needle) || profile.name.to_lowercase().contains(needle)
+        }) && query
+            .suspended
+            .is_none_or(|suspended| profile.suspension.is_some() == suspended)
+    };
+    // Pages of the directory until a page of matches (and one more) is found.
+    let mut found: Vec<CustomerProfile> = Vec::with_capacity(limit + 1);
+    let mut scanned_to = after;
+    loop {
+        let (profiles, more) = state
+            .directory()
+            .list(scanned_to.as_ref(), CUSTOMERS_PER_SCAN)
+            .await?;
+        scanned_to = profiles.last().map(|profile| profile.id.clone());
+        found.extend(profiles.into_iter().filter(|profile| wanted(profile)));
+        if !more || found.len() > limit {
+            break;
+        }
+    }
+    let next_cursor = (found.len() > limit).then(|| {
+        found.truncate(limit);
+        found
+            .last()
+            .map(|profile| profile.id.to_string())
+            .unwrap_or_default()
+    });
+    let items = found
         .into_iter()
         .map(|profile| CustomerSummary {
             created_at: rns_types::time::rfc3339(profile.created_at_ms),
             sender_numbers: profile.sender_numbers.len(),
+            suspension: profile.suspension.as_ref().map(Into::into),
             id: profile.id,
             name: profile.name,
         })

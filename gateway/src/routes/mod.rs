@@ -1,5 +1,6 @@
 //! The customer API, one module per resource.
 pub mod api_keys;
+pub mod audit;
 pub mod blocklist;
 pub mod contacts;
 pub mod customers;
@@ -12,6 +13,8 @@ pub mod points;
 pub mod results;
 pub mod routing;
 pub mod schedules;
+pub mod sender_number_reviews;
 pub mod sender_numbers;
+pub mod suspension;
 pub mod templates;
 pub mod webhook;

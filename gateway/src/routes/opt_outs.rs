@@ -45,7 +45,7 @@ async fn own_sender(
         .profile(customer)
         .await?
         .sender_numbers
-        .contains(&sender)
+        .contains_key(&sender)
     {
         return Err(ApiError::NotFound("sender number"));
     }

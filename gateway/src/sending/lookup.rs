@@ -22,7 +22,7 @@ pub async fn opt_out_number_of(
     let profile = state
         .directory()
         .update(customer, |profile| {
-            if !profile.sender_numbers.contains(sender) {
+            if !profile.sender_numbers.contains_key(sender) {
                 return Err(ApiError::NotFound("sender number"));
             }
             profile

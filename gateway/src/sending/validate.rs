@@ -54,11 +54,23 @@ pub async fn validate(
     let audience = audience(state, customer, &mut body).await?;
     let profile = state.profile(customer).await?;
     let weights = profile.weights(draft.channel, state.catalog());
-    if !profile.sender_numbers.contains(&from) {
-        return Err(ApiError::invalid(
-            "unknown_sender_number",
-            format!("{from} is not a registered sender number; register it with POST /v1/sender-numbers"),
-        ));
+    match profile.sender_numbers.get(&from) {
+        None => {
+            return Err(ApiError::invalid(
+                "unknown_sender_number",
+                format!("{from} is not a registered sender number; register it with POST /v1/sender-numbers"),
+            ))
+        }
+        Some(sender) if !sender.can_send() => {
+            return Err(ApiError::invalid(
+                "unverified_sender_number",
+                format!(
+                    "{from} is {}: only a verified sender number sends (see GET /v1/sender-numbers)",
+                    sender.status.as_str()
+                ),
+            ))
+        }
+        Some(_) => {}
     }
     let mut audience = audience;
     let all: Vec<PhoneNumber> = audience

@@ -33,9 +33,14 @@ impl Drop for Api {
 
 impl Api {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with the test's changes to the settings.
+    pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> Self {
         let server = NatsServer::start().await;
         let redis = RedisServer::start().await;
-        let settings = Settings {
+        let mut settings = Settings {
             nats: NatsSettings {
                 url: server.url(),
                 ..Default::default()
@@ -48,6 +53,7 @@ impl Api {
             },
             ..Default::default()
         };
+        configure(&mut settings);
         let client = server.client().await;
         let jetstream = async_nats::jetstream::new(client.clone());
         let carriers = CarrierCatalog::korean_default()
@@ -132,13 +138,34 @@ impl Api {
         &mut self.server
     }
 
-    /// Creates a customer with a registered sender number; returns its API key.
+    /// Creates a customer with a verified sender number (see
+    /// [`Gateway::customer_with_points`]); returns its API key.
     pub async fn customer(&self, id: &str) -> String {
         self.customer_with_points(id, 1_000_000).await
     }
 
-    /// Creates a customer with a registered sender number and `points`.
+    /// Creates a customer with a verified sender number and `points`. The number is
+    /// 02-1234-5678, or `rns_testkit::sender_for(id)` once another customer of the
+    /// test verified that one.
     pub async fn customer_with_points(&self, id: &str, points: u64) -> String {
+        let key = self.bare_customer(id).await;
+        let sender = match self.register_sender(&key, "02-1234-5678").await {
+            StatusCode::CREATED => "02-1234-5678".to_owned(),
+            _ => {
+                let own = rns_testkit::sender_for(id);
+                assert_eq!(self.register_sender(&key, &own).await, StatusCode::CREATED);
+                own
+            }
+        };
+        self.approve_sender(id, &sender).await;
+        if points > 0 {
+            self.top_up(id, points).await;
+        }
+        key
+    }
+
+    /// Creates customer `id` without sender numbers or points; returns its API key.
+    pub async fn bare_customer(&self, id: &str) -> String {
         let (status, body) = self
             .call(
                 Method::POST,
@@ -148,20 +175,38 @@ impl Api {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        let key = body["api_key"].as_str().unwrap().to_owned();
-        let (status, _) = self
+        body["api_key"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers `sender` (pending) with the customer's `key`; a 409 means another
+    /// customer holds it.
+    pub async fn register_sender(&self, key: &str, sender: &str) -> StatusCode {
+        let (status, body) = self
             .call(
                 Method::POST,
                 "/v1/sender-numbers",
-                Some(&key),
-                Some(json!({"number": "02-1234-5678"})),
+                Some(key),
+                Some(json!({"number": sender})),
             )
             .await;
-        assert_eq!(status, StatusCode::CREATED);
-        if points > 0 {
-            self.top_up(id, points).await;
-        }
-        key
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::CONFLICT,
+            "{status} {body}"
+        );
+        status
+    }
+
+    /// Verifies customer `id`'s `sender` as the operator does.
+    pub async fn approve_sender(&self, id: &str, sender: &str) {
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                &format!("/v1/admin/customers/{id}/sender-numbers/{sender}"),
+                Some(ADMIN_KEY),
+                Some(json!({"status": "verified", "reason": "registration papers checked"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
 
     /// Adds `amount` points to customer `id`.
