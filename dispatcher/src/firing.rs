@@ -6,8 +6,9 @@
 //! `running` by compare-and-set (so it races safely with a cancel) and is sent as the
 //! request whose points were reserved when it was scheduled; a recurring firing
 //! becomes a new request whose id is derived from the schedule and the firing's
-//! stream sequence (the same on every redelivery), pays for itself at firing time, and
-//! is recorded as a failed firing, with the reason, when it cannot be paid or is an
+//! stream sequence (the same on every redelivery), counts against the customer's
+//! daily cap and pays for itself at firing time, and is recorded as a failed firing,
+//! with the reason, when it would pass the cap, cannot be paid or is an
 //! advertisement due at night without consent. After dispatch the record counts the
 //! firing once and stores the next firing time; the last firing before `until`
 //! finishes the schedule and purges it.
@@ -47,6 +48,7 @@ pub struct Due {
 pub struct Firings {
     pub schedules: Documents<ScheduleBook>,
     pub points: PointsStore,
+    pub caps: rns_points::DailyCaps,
     pub jetstream: async_nats::jetstream::Context,
 }
 
@@ -145,11 +147,13 @@ impl Firings {
         Ok(())
     }
 
-    /// What to dispatch for a due send, if anything.
+    /// What to dispatch for a due send, if anything. A recurring firing counts
+    /// against the customer's `daily_cap` of messages when it has one.
     pub async fn prepare(
         &self,
         request: SendRequest,
         due: Due,
+        daily_cap: Option<u64>,
     ) -> Result<Option<(SendRequest, Option<Firing>)>, DispatchError> {
         let Some(schedule) = request.schedule_id.clone() else {
             // A held send without a schedule record: send it as it is.
@@ -208,6 +212,21 @@ impl Firings {
             weights: None,
             ..request
         };
+        if let Some(cap) = daily_cap {
+            let messages = firing_request.message_count() as u64;
+            let once = firing_request.request_id.to_string();
+            if let rns_points::DayCount::Over { cap, sent, .. } = self
+                .caps
+                .count(&customer, messages, cap, Some(&once))
+                .await?
+            {
+                let reason = format!(
+                    "this firing's {messages} messages would pass the daily cap of {cap} ({sent} sent today, Korean time)"
+                );
+                self.fail(&customer, &schedule, due, reason).await?;
+                return Ok(None);
+            }
+        }
         let needed = firing_request.points();
         match self
             .points

@@ -297,7 +297,15 @@ impl Dispatcher {
                 .and_then(|headers| headers.get("Nats-Schedule-Next"))
                 .and_then(|value| rns_types::time::parse_rfc3339(value.as_str())),
         };
-        let Some((mut request, firing)) = self.firings.prepare(request, due).await? else {
+        let daily_cap = self
+            .directory
+            .profile_part(&request.customer_id, |profile| {
+                profile.limits.daily_messages
+            })
+            .await?
+            .flatten();
+        let Some((mut request, firing)) = self.firings.prepare(request, due, daily_cap).await?
+        else {
             return Ok(());
         };
         // Routed by the weights of its time.
@@ -400,6 +408,7 @@ pub async fn run(
         schedules: rns_nats::Documents::open(&jetstream, rns_types::subjects::SCHEDULES_BUCKET)
             .await
             .map_err(|error| DispatchError::Nats(error.to_string()))?,
+        caps: rns_points::DailyCaps::new(points.connection()),
         points: points.clone(),
         jetstream: jetstream.clone(),
     };

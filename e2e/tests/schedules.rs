@@ -298,3 +298,57 @@ async fn a_schedule_due_while_every_service_is_down_fires_when_they_return() {
         .await;
     assert_eq!(summary["by_status"], json!({"delivered": 1}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recurring_schedules_firings_count_against_the_daily_cap() {
+    let system = System::start().await;
+    let key = system.customer_with_points("acme", 100).await;
+    let (status, limits) = system
+        .call(
+            Method::PUT,
+            "/v1/admin/customers/acme/limits",
+            rns_e2e::ADMIN_KEY,
+            Some(json!({"daily_messages": 5})),
+        )
+        .await;
+    assert_eq!(status, 200, "{limits}");
+    // Two messages a firing, three firings: the third would make six of five.
+    let answer = schedule(
+        &system,
+        &key,
+        json!({"from": "0212345678", "to": ["01012340005", "01012340006"], "text": "매초",
+               "recurrence": {"every": "1s", "count": 3}}),
+    )
+    .await;
+    let id = answer["schedule_id"].as_str().unwrap().to_owned();
+    let record = wait_for_schedule(&system, &key, &id, Duration::from_secs(15), |record| {
+        record["state"] == "done"
+    })
+    .await;
+    assert_eq!(
+        (record["fires"].as_u64(), record["failed_fires"].as_u64()),
+        (Some(2), Some(1)),
+        "{record}"
+    );
+    let reason = record["failures"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("daily cap of 5"), "{record}");
+    // The day's count includes the firings: a send now of two passes it too.
+    let (status, refused) = system
+        .call(
+            Method::POST,
+            "/v1/messages",
+            &key,
+            Some(
+                json!({"from": "0212345678", "to": ["01012340007", "01012340008"], "text": "지금"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 429, "{refused}");
+    assert_eq!(refused["error"]["code"], json!("daily_cap_reached"));
+    // Only the paid firings were charged.
+    rns_testkit::wait_until("the firings settle", Duration::from_secs(20), || async {
+        let account = points(&system, &key).await;
+        account["reserved"] == json!(0) && account["spent"] == json!(4)
+    })
+    .await;
+}

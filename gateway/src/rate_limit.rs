@@ -59,19 +59,6 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {taken, wait}
 ";
 
-/// Adds `ARGV[1]` messages to the day's count `KEYS[1]` unless that passes the cap
-/// `ARGV[2]`; answers the count before, and whether they were added.
-const COUNT_DAY: &str = r"
-local before = tonumber(redis.call('GET', KEYS[1]) or '0')
-local adding = tonumber(ARGV[1])
-if before + adding > tonumber(ARGV[2]) then
-  return {before, 0}
-end
-redis.call('INCRBY', KEYS[1], adding)
-redis.call('EXPIRE', KEYS[1], 172800)
-return {before, 1}
-";
-
 /// The tokens a replica holds of one bucket, and the lease in flight: requests that
 /// find none wait for one lease instead of each taking its own.
 #[derive(Debug, Default)]
@@ -97,7 +84,7 @@ impl Held {
 pub struct RateLimiter {
     connection: ConnectionManager,
     script: redis::Script,
-    day_script: redis::Script,
+    daily: rns_points::DailyCaps,
     /// Tokens this replica holds, by bucket.
     held: moka::sync::Cache<String, Arc<Held>>,
 }
@@ -113,9 +100,9 @@ impl std::fmt::Debug for RateLimiter {
 impl RateLimiter {
     pub fn new(connection: ConnectionManager) -> Self {
         Self {
+            daily: rns_points::DailyCaps::new(connection.clone()),
             connection,
             script: redis::Script::new(TAKE),
-            day_script: redis::Script::new(COUNT_DAY),
             held: moka::sync::Cache::new(100_000),
         }
     }
@@ -169,23 +156,19 @@ impl RateLimiter {
         messages: u64,
         cap: u64,
     ) -> Result<(), ApiError> {
-        let day = rns_types::time::korean_day(rns_types::time::now_milliseconds());
-        let (before, added): (u64, u8) = self
-            .day_script
-            .key(format!("rns:c:{customer}:messages-on:{}", day.number))
-            .arg(messages)
-            .arg(cap)
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(|error| ApiError::unavailable("daily caps", error))?;
-        if added == 1 {
-            return Ok(());
+        match self.daily.count(customer, messages, cap, None).await {
+            Ok(rns_points::DayCount::Counted) => Ok(()),
+            Ok(rns_points::DayCount::Over {
+                cap,
+                sent,
+                retry_after_seconds,
+            }) => Err(ApiError::DailyCapReached {
+                cap,
+                sent,
+                retry_after_seconds,
+            }),
+            Err(error) => Err(ApiError::unavailable("daily caps", error)),
         }
-        Err(ApiError::DailyCapReached {
-            cap,
-            sent: before,
-            retry_after_seconds: day.milliseconds_left.div_ceil(1_000),
-        })
     }
 }
 

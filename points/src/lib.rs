@@ -9,8 +9,10 @@
 //!   never charged.
 //! - [`journal`]: copies ledger entries into the durable JetStream `LEDGER` stream.
 //! - [`recover`]: rebuilds accounts Redis lost from that stream.
+//! - [`daily`]: the operator's daily caps of messages per customer.
 #![forbid(unsafe_code)]
 
+pub mod daily;
 pub mod error;
 pub mod journal;
 pub mod metric_names;
@@ -21,6 +23,7 @@ pub mod store;
 use rns_types::points::Prices;
 use serde::Deserialize;
 
+pub use daily::{DailyCaps, DayCount};
 pub use error::PointsError;
 pub use store::{Account, LedgerPage, PointsStore, Reservation, ReservationRequest, Settlement};
 

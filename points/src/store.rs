@@ -310,7 +310,8 @@ impl PointsStore {
         }
     }
 
-    pub(crate) fn connection(&self) -> ConnectionManager {
+    /// The store's connection, for other stores on the same Redis.
+    pub fn connection(&self) -> ConnectionManager {
         self.connection.clone()
     }
 

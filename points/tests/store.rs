@@ -481,3 +481,38 @@ async fn a_once_reservation_refused_or_released_may_be_taken_again() {
     assert_eq!((account.balance, account.reserved), (7, 3));
     assert_balances(&store, &acme).await;
 }
+
+#[tokio::test]
+async fn a_daily_cap_counts_until_it_would_pass_and_a_firing_counts_once() {
+    let redis = RedisServer::start().await;
+    let store = PointsStore::connect(&redis.url()).await.unwrap();
+    let caps = rns_points::DailyCaps::new(store.connection());
+    let acme = customer("acme");
+    let counted = rns_points::DayCount::Counted;
+    assert_eq!(caps.count(&acme, 3, 5, None).await.unwrap(), counted);
+    // A redelivered firing is counted once.
+    assert_eq!(
+        caps.count(&acme, 2, 5, Some("firing-1")).await.unwrap(),
+        counted
+    );
+    assert_eq!(
+        caps.count(&acme, 2, 5, Some("firing-1")).await.unwrap(),
+        counted
+    );
+    match caps.count(&acme, 1, 5, None).await.unwrap() {
+        rns_points::DayCount::Over {
+            cap,
+            sent,
+            retry_after_seconds,
+        } => {
+            assert_eq!((cap, sent), (5, 5));
+            assert!((1..=86_400).contains(&retry_after_seconds));
+        }
+        other => panic!("a sixth message passed the cap: {other:?}"),
+    }
+    // Another customer has its own day.
+    assert_eq!(
+        caps.count(&customer("beta"), 5, 5, None).await.unwrap(),
+        counted
+    );
+}
