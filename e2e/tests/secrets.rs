@@ -137,7 +137,41 @@ async fn no_service_logs_a_secret_through_a_whole_scenario() {
     )
     .await;
 
+    // A person signs up and in: their password and session cookie stay unlogged.
+    const PASSWORD: &str = "correct horse battery staple";
+    let (status, person) = system
+        .call(
+            Method::POST,
+            "/v1/auth/signup",
+            "",
+            Some(
+                json!({"email": "kim@example.com", "password": PASSWORD, "name": "김",
+                        "phone": "010-4444-0002", "company": "민수 마트"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{person}");
+    let csrf = person["csrf_token"].as_str().unwrap().to_owned();
+    let signed_in = reqwest::Client::new()
+        .post(format!("{}/v1/auth/signin", system.gateway_url()))
+        .json(&json!({"email": "kim@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let session = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("rns_session=")
+        .to_owned();
+
     let secrets = [
+        ("a console password", PASSWORD),
+        ("a session cookie", session.as_str()),
+        ("a CSRF token", csrf.as_str()),
         ("the first API key", first_key.as_str()),
         ("a named API key", named_key.as_str()),
         ("a rotated API key", rotated_key.as_str()),

@@ -26,6 +26,7 @@ struct Owned {
     recipient: String,
     blocklisted: String,
     api_key: String,
+    person: String,
 }
 
 impl Owned {
@@ -51,6 +52,7 @@ impl Owned {
                 ("requests", "id") => &self.request,
                 ("schedules", "id") => &self.schedule,
                 ("api-keys", "id") => &self.api_key,
+                ("members", "id") => &self.person,
                 ("sender-numbers", "number") | ("opt-outs", "sender_number") => {
                     &self.sender_number
                 }
@@ -178,7 +180,26 @@ async fn acme_resources(system: &System, acme: &str) -> Owned {
         json!({"name": "spare", "scopes": ["read"]}),
     )
     .await;
+    // A person of acme's: invited, and signed up with the invitation.
+    let invitation = created(
+        system,
+        acme,
+        "/v1/members/invitations",
+        json!({"email": "member@acme.example", "role": "member"}),
+    )
+    .await;
+    let (status, person) = system
+        .call(
+            Method::POST,
+            "/v1/auth/signup",
+            "",
+            Some(json!({"email": "member@acme.example", "password": "correct horse battery",
+                        "name": "member", "phone": "010-4444-0001", "invitation": invitation["token"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{person}");
     Owned {
+        person: person["person"]["id"].as_str().unwrap().to_owned(),
         contact: contact["id"].as_str().unwrap().to_owned(),
         group: group["id"].as_str().unwrap().to_owned(),
         template: template["id"].as_str().unwrap().to_owned(),

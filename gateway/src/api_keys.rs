@@ -25,6 +25,12 @@ pub const MAX_KEYS_PER_CUSTOMER: usize = 20;
 /// Longest key name.
 pub const MAX_NAME_LENGTH: usize = 100;
 
+/// Whether a change on `path` is for owners only when made by a person: API keys
+/// and people.
+pub fn owners_only(method: &Method, path: &str) -> bool {
+    *method != Method::GET && (path.starts_with("/v1/api-keys") || path.starts_with("/v1/members"))
+}
+
 /// What a request to `path` (the route's pattern) with `method` needs of its key:
 /// reading is `read`, sending `send`, every other change `manage`. Decided here for
 /// every route at once, so a new route cannot be left unchecked.

@@ -2,9 +2,9 @@
 //!
 //! [`record`] is a layer around every route: a request that changes something
 //! (not a `GET`) on an audited route — every `/v1/admin/…` route, and the
-//! customer's own keys, webhook, routing and sender numbers — is written to the
+//! customer's own keys, people, webhook, routing and sender numbers — is written to the
 //! `AUDIT` stream once it was answered, with who made it (the operator, or the key
-//! by its id), the route, the path and the status. The actor is found before the
+//! by its id, or the person signed in), the route, the path and the status. The actor is found before the
 //! request runs, so a key that revokes itself is still named. A request without a
 //! valid key is not an action of anyone's and is not recorded.
 //!
@@ -25,9 +25,10 @@ use crate::AppState;
 
 /// Whether a change on `route` is recorded.
 pub fn is_audited(method: &Method, route: &str) -> bool {
-    const AUDITED: [&str; 5] = [
+    const AUDITED: [&str; 6] = [
         "/v1/admin/",
         "/v1/api-keys",
+        "/v1/members",
         "/v1/webhook",
         "/v1/routing",
         "/v1/sender-numbers",
@@ -36,8 +37,22 @@ pub fn is_audited(method: &Method, route: &str) -> bool {
 }
 
 /// Who the request's key is, and the customer a customer's key belongs to.
-async fn actor_of(state: &AppState, token: Option<String>) -> Option<(Actor, Option<CustomerId>)> {
-    let hash = crate::extract::hash_api_key(&token?);
+async fn actor_of(
+    state: &AppState,
+    token: Option<String>,
+    session: Option<String>,
+) -> Option<(Actor, Option<CustomerId>)> {
+    let Some(token) = token else {
+        let session = state.accounts().session(&session?).await.ok()??;
+        let person = state.accounts().person(&session.person).await.ok()??;
+        return Some((
+            Actor::Person {
+                person_id: person.id,
+            },
+            Some(person.customer),
+        ));
+    };
+    let hash = crate::extract::hash_api_key(&token);
     if state.admin_key_hash() == Some(hash.as_str()) {
         return Some((Actor::Operator, None));
     }
@@ -74,7 +89,9 @@ pub async fn record(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(|token| token.trim().to_owned());
-    let actor = actor_of(&state, token).await;
+    let session = crate::extract::cookie(request.headers(), crate::accounts::SESSION_COOKIE)
+        .map(str::to_owned);
+    let actor = actor_of(&state, token, session).await;
     let response = next.run(request).await;
     let Some((actor, key_customer)) = actor else {
         return response;

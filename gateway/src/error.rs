@@ -12,6 +12,10 @@ use serde::Serialize;
 pub enum ApiError {
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// Signing in with an unknown email or a wrong password (401; which of the two
+    /// is not told).
+    #[error("the email or the password is wrong")]
+    WrongCredentials,
     /// The key is valid but may not do this (403).
     #[error("{0}")]
     Forbidden(String),
@@ -95,6 +99,7 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::WrongCredentials => (StatusCode::UNAUTHORIZED, "wrong_credentials"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Suspended => (StatusCode::FORBIDDEN, "customer_suspended"),
             ApiError::NotFound(_) | ApiError::NotFoundNamed { .. } => {

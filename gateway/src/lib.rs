@@ -6,6 +6,7 @@
 //! writes only that customer's data; admin routes take the operator's key.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod carrier_rates;
@@ -29,6 +30,7 @@ pub mod sender_numbers;
 pub mod sending;
 pub mod state;
 pub mod suspension;
+pub mod verification_codes;
 pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -95,7 +97,7 @@ pub struct Settings {
     pub carriers: Option<CarrierCatalog>,
     pub gateway: GatewaySettings,
     pub points: rns_points::PointsSettings,
-    pub sender_numbers: sender_numbers::SenderNumberSettings,
+    pub verification: verification_codes::VerificationSettings,
     pub log: LogSettings,
 }
 
@@ -143,6 +145,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
             suspension::resume
         ))
         .routes(utoipa_axum::routes!(audit::list))
+        .routes(utoipa_axum::routes!(auth::signup))
+        .routes(utoipa_axum::routes!(auth::signin))
+        .routes(utoipa_axum::routes!(auth::signout))
+        .routes(utoipa_axum::routes!(auth::session))
+        .routes(utoipa_axum::routes!(auth::verify_phone))
+        .routes(utoipa_axum::routes!(auth::send_phone_code))
+        .routes(utoipa_axum::routes!(members::list))
+        .routes(utoipa_axum::routes!(members::invite))
+        .routes(utoipa_axum::routes!(members::remove))
         .routes(utoipa_axum::routes!(api_keys::create, api_keys::list))
         .routes(utoipa_axum::routes!(api_keys::rotate))
         .routes(utoipa_axum::routes!(api_keys::delete))
@@ -255,9 +266,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     tracing::info!(address = %listener.local_addr()?, "gateway listening");
     let inbound = tokio::spawn(inbound::run(state.clone(), shutdown.clone()));
     let serving = shutdown.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { serving.cancelled().await })
-        .await?;
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { serving.cancelled().await })
+    .await?;
     // The messages from handsets in hand are recorded before the connection goes.
     shutdown.cancel();
     if let Err(error) = inbound.await {

@@ -13,7 +13,7 @@
 //! vendored into the binary (nothing from a CDN at run time).
 use std::collections::BTreeMap;
 
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
@@ -67,6 +67,14 @@ impl Modify for Keys {
                 SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
             );
         }
+        // The console's session (every `api_key` route takes it too, with the
+        // session's CSRF token in `X-CSRF-Token` on a change).
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::accounts::SESSION_COOKIE,
+            ))),
+        );
     }
 }
 

@@ -1,5 +1,5 @@
-//! Sender-number verification: which customer holds a number, and the codes that
-//! prove a mobile number is the customer's (see [`rns_types::sender_number`]).
+//! Sender numbers: which customer holds a number, and the changes of a number's
+//! status (see [`rns_types::sender_number`]).
 //!
 //! **Holding.** The `sender_owners` KV bucket maps a number to the one customer that
 //! verified it; creating the key is the claim, so two customers verifying one number
@@ -9,58 +9,17 @@
 //! minute — never sooner, since a claim is written before its customer's profile
 //! says `verified`.
 //!
-//! **Codes.** A mobile number is verified by a six-digit code RNS texts to it from
-//! the operator's system number ([`SenderNumberSettings`]), as an ordinary
-//! high-priority send of the system customer: routed, failed over and recorded like
-//! every other message, and charged to no one. Only the code's SHA-256 is kept, at
-//! `rns:sender-code:<customer>:<number>` with its wrong attempts, expiring with the
-//! code. A number gets at most one code a minute and five a Korean day, whoever
-//! asks, so RNS cannot be used to flood a phone with codes.
+//! A mobile number is verified by a code texted to it
+//! ([`crate::verification_codes`]); any other by the operator.
 use async_nats::jetstream::kv;
 use bytes::Bytes;
-use rand::Rng;
-use redis::aio::ConnectionManager;
 use rns_types::sender_number::{SenderNumber, SenderNumberStatus, VerificationMethod};
 use rns_types::subjects::SENDER_OWNERS_BUCKET;
-use rns_types::wire::{Recipient, SendRequest};
-use rns_types::{CustomerId, PhoneNumber, Priority, RequestId};
-use serde::{Deserialize, Serialize};
+use rns_types::{CustomerId, PhoneNumber};
+use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::sending::{publish_paid, Publication};
 use crate::AppState;
-
-/// How sender numbers are verified (`[sender_numbers]` in the configuration).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct SenderNumberSettings {
-    /// The operator's own customer, created at start if missing, whose sends carry
-    /// the verification codes.
-    pub system_customer: String,
-    /// The operator's number the codes come from: verified for the system customer.
-    pub system_number: String,
-    /// How long a code may be entered.
-    pub code_ttl_seconds: u64,
-    /// Wrong entries before a code is void.
-    pub max_attempts: u32,
-    /// The shortest time between two codes to one number.
-    pub resend_seconds: u64,
-    /// Codes one number may receive per Korean day.
-    pub codes_per_day: u32,
-}
-
-impl Default for SenderNumberSettings {
-    fn default() -> Self {
-        Self {
-            system_customer: "rns".to_owned(),
-            system_number: "1899-0000".to_owned(),
-            code_ttl_seconds: 300,
-            max_attempts: 5,
-            resend_seconds: 60,
-            codes_per_day: 5,
-        }
-    }
-}
 
 /// A sender number as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -119,43 +78,9 @@ impl SenderNumberView {
 const STALE_CLAIM_SECONDS: i64 = 60;
 const CLAIM_ATTEMPTS: usize = 8;
 
-/// Checks a code against `KEYS[1]` (`hash`, `attempts`): `{0}` right (the code is
-/// used up), `{1, attempts left}` wrong, `{2}` no code, `{3}` too many attempts.
-const CHECK: &str = r"
-local stored = redis.call('HMGET', KEYS[1], 'hash', 'attempts')
-if not stored[1] then return {2} end
-local attempts = tonumber(stored[2]) or 0
-local allowed = tonumber(ARGV[2])
-if attempts >= allowed then return {3} end
-if stored[1] == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return {0}
-end
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return {1, allowed - attempts - 1}
-";
-
-/// What became of an entered code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeCheck {
-    Right,
-    Wrong {
-        attempts_left: u32,
-    },
-    /// None was sent, or it expired.
-    Missing,
-    /// Too many wrong entries: it is void.
-    Exhausted,
-}
-
 #[derive(Clone)]
 pub struct SenderNumberStore {
     owners: kv::Store,
-    connection: ConnectionManager,
-    check: redis::Script,
-    settings: SenderNumberSettings,
-    system_customer: CustomerId,
-    system_number: PhoneNumber,
 }
 
 impl std::fmt::Debug for SenderNumberStore {
@@ -170,48 +95,14 @@ fn unavailable(error: impl Into<crate::error::BoxError>) -> ApiError {
     ApiError::unavailable("sender numbers", error)
 }
 
-fn code_key(customer: &CustomerId, number: &PhoneNumber) -> String {
-    format!("rns:sender-code:{customer}:{number}")
-}
-
-fn code_hash(customer: &CustomerId, number: &PhoneNumber, code: &str) -> String {
-    crate::extract::hash_api_key(&format!("{customer}:{number}:{code}"))
-}
-
 impl SenderNumberStore {
-    pub async fn open(
-        jetstream: &async_nats::jetstream::Context,
-        connection: ConnectionManager,
-        settings: SenderNumberSettings,
-    ) -> Result<Self, ApiError> {
-        let system_customer = CustomerId::parse(&settings.system_customer).map_err(|error| {
-            ApiError::unavailable("sender numbers (system_customer)", error.to_string())
-        })?;
-        let system_number = PhoneNumber::parse(&settings.system_number)
-            .map_err(|error| ApiError::unavailable("sender numbers (system_number)", error))?;
+    pub async fn open(jetstream: &async_nats::jetstream::Context) -> Result<Self, ApiError> {
         Ok(Self {
             owners: jetstream
                 .get_key_value(SENDER_OWNERS_BUCKET)
                 .await
                 .map_err(unavailable)?,
-            connection,
-            check: redis::Script::new(CHECK),
-            settings,
-            system_customer,
-            system_number,
         })
-    }
-
-    pub fn settings(&self) -> &SenderNumberSettings {
-        &self.settings
-    }
-
-    pub fn system_customer(&self) -> &CustomerId {
-        &self.system_customer
-    }
-
-    pub fn system_number(&self) -> &PhoneNumber {
-        &self.system_number
     }
 
     /// The customer other than `customer` that holds `number`, if any.
@@ -296,97 +187,6 @@ impl SenderNumberStore {
             .map_err(unavailable)?
             .filter(|entry| entry.operation == kv::Operation::Put))
     }
-
-    /// Makes a new code for `number` of `customer` (replacing any earlier one) and
-    /// returns it; 429 when the number had a code under a minute ago or its five
-    /// today.
-    pub async fn new_code(
-        &self,
-        customer: &CustomerId,
-        number: &PhoneNumber,
-    ) -> Result<String, ApiError> {
-        let mut connection = self.connection.clone();
-        let cooling: Option<String> = redis::cmd("SET")
-            .arg(format!("rns:sender-code-sent:{number}"))
-            .arg(1)
-            .arg("NX")
-            .arg("EX")
-            .arg(self.settings.resend_seconds.max(1))
-            .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
-        if cooling.is_none() {
-            let left: i64 = redis::cmd("TTL")
-                .arg(format!("rns:sender-code-sent:{number}"))
-                .query_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
-            return Err(ApiError::TooManyRequests {
-                what: "verification codes to this number",
-                retry_after_seconds: left.max(1) as u64,
-            });
-        }
-        let day = rns_types::time::korean_day(rns_types::time::now_milliseconds());
-        let day_key = format!("rns:sender-codes-on:{}:{number}", day.number);
-        let (sent_today, _): (u32, ()) = redis::pipe()
-            .cmd("INCR")
-            .arg(&day_key)
-            .cmd("EXPIRE")
-            .arg(&day_key)
-            .arg(2 * 24 * 60 * 60)
-            .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
-        if sent_today > self.settings.codes_per_day {
-            return Err(ApiError::TooManyRequests {
-                what: "verification codes to this number today",
-                retry_after_seconds: day.milliseconds_left.div_ceil(1_000),
-            });
-        }
-        let code = format!("{:06}", rand::rng().random_range(0..1_000_000));
-        let key = code_key(customer, number);
-        let _: () = redis::pipe()
-            .cmd("DEL")
-            .arg(&key)
-            .cmd("HSET")
-            .arg(&key)
-            .arg("hash")
-            .arg(code_hash(customer, number, &code))
-            .arg("attempts")
-            .arg(0)
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(self.settings.code_ttl_seconds.max(1))
-            .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
-        Ok(code)
-    }
-
-    /// Checks an entered code; a right one is used up.
-    pub async fn check_code(
-        &self,
-        customer: &CustomerId,
-        number: &PhoneNumber,
-        code: &str,
-    ) -> Result<CodeCheck, ApiError> {
-        let answer: Vec<u32> = self
-            .check
-            .key(code_key(customer, number))
-            .arg(code_hash(customer, number, code.trim()))
-            .arg(self.settings.max_attempts.max(1))
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(match answer.as_slice() {
-            [0] => CodeCheck::Right,
-            [1, left] => CodeCheck::Wrong {
-                attempts_left: *left,
-            },
-            [3] => CodeCheck::Exhausted,
-            _ => CodeCheck::Missing,
-        })
-    }
 }
 
 fn taken(number: &PhoneNumber) -> ApiError {
@@ -429,75 +229,6 @@ async fn still_held(
 fn time_since(entry: &kv::Entry) -> i64 {
     let now = (rns_types::time::now_milliseconds() / 1_000) as i64;
     now - entry.created.unix_timestamp()
-}
-
-/// Texts a new code for `number` to it from the operator's system number; returns
-/// when the code expires (milliseconds since the epoch).
-pub async fn send_code(
-    state: &AppState,
-    customer: &CustomerId,
-    number: &PhoneNumber,
-) -> Result<u64, ApiError> {
-    let store = state.sender_numbers();
-    let code = store.new_code(customer, number).await?;
-    let ttl_seconds = store.settings().code_ttl_seconds.max(1);
-    let text = format!(
-        "[RNS] 발신번호 인증번호는 {code} 입니다. {}분 안에 입력하세요.",
-        ttl_seconds.div_ceil(60)
-    );
-    let mut request = SendRequest::sms(
-        RequestId::generate(),
-        store.system_customer().clone(),
-        store.system_number().clone(),
-        text,
-        vec![Recipient::new(number.clone(), 0)],
-    );
-    // The operator's own message: charged to no one, first in every lane, useless
-    // once the code expired.
-    request.prices = rns_types::points::Prices {
-        sms: 0,
-        lms: 0,
-        mms: 0,
-        alimtalk: 0,
-    };
-    request.priority = Priority::High;
-    request.valid_for_ms = Some(ttl_seconds * 1_000);
-    publish_paid(state, &request, Publication::Now { keyed: false }).await?;
-    tracing::info!(%customer, %number, request = %request.request_id, "sender number verification code sent");
-    Ok(request.accepted_at_ms + ttl_seconds * 1_000)
-}
-
-/// Creates the operator's system customer if it is missing, with its system number
-/// verified (and claimed), so verification codes have a sender.
-pub async fn ensure_system_customer(state: &AppState) -> Result<(), ApiError> {
-    let store = state.sender_numbers();
-    let customer = store.system_customer().clone();
-    let number = store.system_number().clone();
-    let now_ms = rns_types::time::now_milliseconds();
-    let profile =
-        rns_types::CustomerProfile::new(customer.clone(), "RNS (operator)".to_owned(), now_ms);
-    state.directory().ensure_profile(&profile).await?;
-    store.claim(state, &customer, &number).await?;
-    state
-        .directory()
-        .update(&customer, |profile| {
-            let sender = profile
-                .sender_numbers
-                .entry(number.clone())
-                .or_insert_with(|| {
-                    SenderNumber::verified(&number, now_ms, "the operator's system number")
-                });
-            if !sender.can_send() {
-                sender.decide(
-                    rns_types::sender_number::SenderNumberStatus::Verified,
-                    now_ms,
-                    Some("the operator's system number".to_owned()),
-                );
-            }
-            Ok::<(), ApiError>(())
-        })
-        .await??;
-    Ok(())
 }
 
 /// Moves `customer`'s `number` to `status` for `reason`, if `allowed` accepts the
@@ -567,4 +298,39 @@ pub async fn view_of(
         .ok_or(ApiError::NotFound("sender number"))?;
     let line = opt_out_line(state, profile, number).await?;
     Ok(SenderNumberView::new(number, sender, line))
+}
+
+/// Creates the operator's system customer if it is missing, with its system number
+/// verified (and claimed), so verification codes have a sender.
+pub async fn ensure_system_customer(state: &AppState) -> Result<(), ApiError> {
+    let customer = state.codes().system_customer().clone();
+    let number = state.codes().system_number().clone();
+    let now_ms = rns_types::time::now_milliseconds();
+    let profile =
+        rns_types::CustomerProfile::new(customer.clone(), "RNS (operator)".to_owned(), now_ms);
+    state.directory().ensure_profile(&profile).await?;
+    state
+        .sender_numbers()
+        .claim(state, &customer, &number)
+        .await?;
+    state
+        .directory()
+        .update(&customer, |profile| {
+            let sender = profile
+                .sender_numbers
+                .entry(number.clone())
+                .or_insert_with(|| {
+                    SenderNumber::verified(&number, now_ms, "the operator's system number")
+                });
+            if !sender.can_send() {
+                sender.decide(
+                    rns_types::sender_number::SenderNumberStatus::Verified,
+                    now_ms,
+                    Some("the operator's system number".to_owned()),
+                );
+            }
+            Ok::<(), ApiError>(())
+        })
+        .await??;
+    Ok(())
 }

@@ -41,6 +41,8 @@ struct Inner {
     prices: rns_types::points::Prices,
     webhooks: webhooks::WebhookStore,
     sender_numbers: crate::sender_numbers::SenderNumberStore,
+    codes: crate::verification_codes::VerificationCodes,
+    accounts: crate::accounts::Accounts,
     admin_key_hash: Option<String>,
     max_recipients: usize,
     allow_private_webhooks: bool,
@@ -122,12 +124,12 @@ impl AppState {
                 .await
                 .map_err(|error| ApiError::unavailable("schedules", error))?,
             prices: settings.points.prices,
-            sender_numbers: crate::sender_numbers::SenderNumberStore::open(
-                &jetstream,
+            sender_numbers: crate::sender_numbers::SenderNumberStore::open(&jetstream).await?,
+            accounts: crate::accounts::Accounts::open(&jetstream, redis.clone()).await?,
+            codes: crate::verification_codes::VerificationCodes::new(
                 redis.clone(),
-                settings.sender_numbers.clone(),
-            )
-            .await?,
+                settings.verification.clone(),
+            )?,
             webhooks: webhooks::WebhookStore::open(&jetstream, redis).await?,
             allow_private_webhooks: settings.gateway.allow_private_webhooks,
             admin_key_hash: (!admin_key.is_empty()).then(|| extract::hash_api_key(admin_key)),
@@ -263,6 +265,14 @@ impl AppState {
 
     pub fn sender_numbers(&self) -> &crate::sender_numbers::SenderNumberStore {
         &self.0.sender_numbers
+    }
+
+    pub fn accounts(&self) -> &crate::accounts::Accounts {
+        &self.0.accounts
+    }
+
+    pub fn codes(&self) -> &crate::verification_codes::VerificationCodes {
+        &self.0.codes
     }
 
     pub fn webhooks(&self) -> &webhooks::WebhookStore {

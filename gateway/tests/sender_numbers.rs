@@ -124,9 +124,9 @@ async fn a_mobile_number_sends_only_after_the_code_texted_to_it_is_entered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codes_are_rate_limited_void_after_five_wrong_entries_and_expire() {
     let api = Api::start_with(|settings| {
-        settings.sender_numbers.code_ttl_seconds = 2;
-        settings.sender_numbers.resend_seconds = 1;
-        settings.sender_numbers.codes_per_day = 3;
+        settings.verification.code_ttl_seconds = 2;
+        settings.verification.resend_seconds = 1;
+        settings.verification.codes_per_day = 3;
     })
     .await;
     let acme = api.bare_customer("acme").await;

@@ -162,6 +162,21 @@ impl CustomerDirectory {
         self.put_key(api_key_hash, key).await
     }
 
+    /// Stores a new customer without an API key (one that signed up in the
+    /// console); fails if the id is taken.
+    pub async fn create_profile(&self, profile: &CustomerProfile) -> Result<(), DirectoryError> {
+        match self.profiles.create(profile.id.as_str(), profile).await {
+            Ok(revision) => {
+                self.remember(profile, revision);
+                Ok(())
+            }
+            Err(DocumentError::AlreadyExists { .. }) => {
+                Err(DirectoryError::AlreadyExists(profile.id.clone()))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Stores `profile` unless its customer exists (then nothing changes): the
     /// operator's own customer, which no key reaches until the operator issues one.
     pub async fn ensure_profile(&self, profile: &CustomerProfile) -> Result<(), DirectoryError> {

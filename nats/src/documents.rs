@@ -114,6 +114,11 @@ impl<T: Serialize + DeserializeOwned> Documents<T> {
         Ok(Some((document, entry.revision)))
     }
 
+    /// Removes the document at `key`, and its history.
+    pub async fn purge(&self, key: &str) -> Result<(), DocumentError> {
+        self.store.purge(key).await.map_err(unavailable)
+    }
+
     /// Applies `change` to the document at `key` atomically and returns the result.
     /// A missing document is `initial()` if given, else [`DocumentError::NotFound`].
     /// `change` may run more than once when another writer wins a race.

@@ -22,6 +22,8 @@
 //! | `opt_out_lines` | KV bucket | 080 number | history 1 | gateway |
 //! | `webhooks` | KV bucket | customer id | history 5 | gateway, webhook worker (analytics) |
 //! | `sender_owners` | KV bucket | sender number | history 1 | gateway |
+//! | `people` | KV bucket | person id | history 5 | gateway |
+//! | `person_emails` | KV bucket | sha256 of the email | history 1 | gateway |
 //! | `mms_images` | object store | `<customer>/<sha256>` | 200 days | gateway, carriers |
 //!
 //! Every stream is bounded in bytes and refuses new messages when full
@@ -44,11 +46,11 @@ use rns_types::subjects::{
     CUSTOMERS_BUCKET, DISPATCHER_CONSUMER, DUE_CONSUMER, DUE_SUBJECTS, FAILOVER_CONSUMER,
     FAILURE_REASONS_BUCKET, INBOUND_CONSUMER, INBOUND_STREAM, INBOUND_SUBJECTS, LEDGER_STREAM,
     LEDGER_SUBJECTS, MAX_DELIVERIES_ADVISORIES, MMS_IMAGES_BUCKET, OPT_OUT_LINES_BUCKET,
-    POINTS_CONSUMER, RECEIPTS_STREAM, RECEIPT_CONSUMER, RECEIPT_CORRELATIONS_BUCKET,
-    RECEIPT_DEADLINE_SUBJECTS, RECEIPT_SUBJECTS, RESULTS_STREAM, RESULTS_SUBJECTS,
-    SCHEDULES_BUCKET, SCHEDULES_STREAM, SCHEDULE_SUBJECTS, SENDER_OWNERS_BUCKET, SEND_STREAM,
-    SEND_SUBJECTS, TEMPLATES_BUCKET, WEBHOOKS_BUCKET, WEBHOOKS_STREAM, WEBHOOK_CONSUMER,
-    WEBHOOK_RETRY_CONSUMER, WEBHOOK_RETRY_SUBJECTS, WEBHOOK_SUBJECTS,
+    PEOPLE_BUCKET, PERSON_EMAILS_BUCKET, POINTS_CONSUMER, RECEIPTS_STREAM, RECEIPT_CONSUMER,
+    RECEIPT_CORRELATIONS_BUCKET, RECEIPT_DEADLINE_SUBJECTS, RECEIPT_SUBJECTS, RESULTS_STREAM,
+    RESULTS_SUBJECTS, SCHEDULES_BUCKET, SCHEDULES_STREAM, SCHEDULE_SUBJECTS, SENDER_OWNERS_BUCKET,
+    SEND_STREAM, SEND_SUBJECTS, TEMPLATES_BUCKET, WEBHOOKS_BUCKET, WEBHOOKS_STREAM,
+    WEBHOOK_CONSUMER, WEBHOOK_RETRY_CONSUMER, WEBHOOK_RETRY_SUBJECTS, WEBHOOK_SUBJECTS,
 };
 use rns_types::{CarrierCatalog, CarrierId, Priority};
 use serde::Deserialize;
@@ -378,6 +380,8 @@ impl Topology {
             bucket(OPT_OUT_LINES_BUCKET, 1),
             bucket(WEBHOOKS_BUCKET, 5),
             bucket(SENDER_OWNERS_BUCKET, 1),
+            bucket(PEOPLE_BUCKET, 5),
+            bucket(PERSON_EMAILS_BUCKET, 1),
         ]
     }
 

@@ -15,6 +15,8 @@ pub enum Actor {
     Operator,
     /// A customer's API key, by its id (`rns_<id>_…`).
     Key { key_id: String },
+    /// A person signed in to the console, by their id.
+    Person { person_id: String },
 }
 
 /// One action.

@@ -8,6 +8,7 @@
 //! names of every subject, stream, consumer and bucket ([`subjects`]).
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod advertising;
 pub mod alimtalk;
 pub mod api_key;

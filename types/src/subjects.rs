@@ -102,6 +102,10 @@ pub const OPT_OUT_LINES_BUCKET: &str = "opt_out_lines";
 /// `<number>` → `<customer>`. Creating the key is the claim, so no two customers
 /// hold one number.
 pub const SENDER_OWNERS_BUCKET: &str = "sender_owners";
+/// People who use the console (`rns_types::account::Person`), by id.
+pub const PEOPLE_BUCKET: &str = "people";
+/// The SHA-256 of a person's email to their id: creating the key takes the email.
+pub const PERSON_EMAILS_BUCKET: &str = "person_emails";
 /// MMS images, `<customer>/<sha256 of the JPEG>`: each stored once, however many
 /// requests and recipients use it (object store stream `OBJ_mms_images`).
 pub const MMS_IMAGES_BUCKET: &str = "mms_images";

@@ -1,11 +1,13 @@
 //! The customer API, one module per resource.
 pub mod api_keys;
 pub mod audit;
+pub mod auth;
 pub mod blocklist;
 pub mod contacts;
 pub mod customers;
 pub mod groups;
 pub mod inbound;
+pub mod members;
 pub mod messages;
 pub mod opt_out_lines;
 pub mod opt_outs;

@@ -20,9 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Customer};
 use crate::pagination::PageQuery;
-use crate::sender_numbers::{
-    change_status, opt_out_line, send_code, view_of, CodeCheck, SenderNumberView,
-};
+use crate::sender_numbers::{change_status, opt_out_line, view_of, SenderNumberView};
+use crate::verification_codes::{refusal, send_code, CodeCheck, Purpose};
 use crate::AppState;
 
 /// Registered sender numbers per customer; carriers cap caller-id lists similarly.
@@ -111,7 +110,7 @@ pub async fn register(
     if sender.method == VerificationMethod::SmsCode {
         // The registration stands even if no code could be sent now: the customer
         // asks for one again, within the limits.
-        match send_code(&state, &customer, &number).await {
+        match send_code(&state, &holder(&customer), &number, Purpose::SenderNumber).await {
             Ok(expires_ms) => view.code_expires_at = Some(rns_types::time::rfc3339(expires_ms)),
             Err(error) => {
                 tracing::warn!(%customer, %number, %error, "no verification code sent at registration");
@@ -122,6 +121,11 @@ pub async fn register(
         }
     }
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Who a sender number's codes are for.
+fn holder(customer: &rns_types::CustomerId) -> String {
+    format!("customer:{customer}")
 }
 
 /// When the code just texted expires.
@@ -183,7 +187,7 @@ pub async fn send_new_code(
     Path(number): Path<String>,
 ) -> Result<(StatusCode, Json<CodeSent>), ApiError> {
     let number = pending_by_code(&state, &customer, &number).await?;
-    let expires_ms = send_code(&state, &customer, &number).await?;
+    let expires_ms = send_code(&state, &holder(&customer), &number, Purpose::SenderNumber).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(CodeSent {
@@ -221,31 +225,12 @@ pub async fn verify(
 ) -> Result<Json<SenderNumberView>, ApiError> {
     let number = pending_by_code(&state, &customer, &number).await?;
     match state
-        .sender_numbers()
-        .check_code(&customer, &number, &body.code)
+        .codes()
+        .check_code(&holder(&customer), &number, &body.code)
         .await?
     {
         CodeCheck::Right => {}
-        CodeCheck::Wrong { attempts_left } => {
-            return Err(ApiError::invalid(
-                "wrong_code",
-                format!("the code is wrong; {attempts_left} attempts left"),
-            ))
-        }
-        CodeCheck::Missing => {
-            return Err(ApiError::invalid(
-                "no_code",
-                format!(
-                "no code is waiting for {number} (none was sent, or it expired); ask for a new one"
-            ),
-            ))
-        }
-        CodeCheck::Exhausted => {
-            return Err(ApiError::invalid(
-                "too_many_attempts",
-                "too many wrong codes: this code is void; ask for a new one",
-            ))
-        }
+        refused => return Err(refusal(refused, &number)),
     }
     let profile = change_status(
         &state,
