@@ -93,6 +93,33 @@ ensure_current_clickhouse() {
   fi
 }
 
+# The web console (console/): its npm packages (again only when the lockfile
+# changed), then its build, console/dist, which the gateway serves (and a release
+# build embeds).
+ensure_console() {
+  local directory
+  directory="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/console"
+  if ! cmp -s "$directory/package-lock.json" "$directory/node_modules/.rns-installed-lock"; then
+    log "installing the console's npm packages"
+    npm ci --prefix "$directory" --no-audit --no-fund --silent
+    cp "$directory/package-lock.json" "$directory/node_modules/.rns-installed-lock"
+  fi
+  log "building the console"
+  npm run --prefix "$directory" --silent build >/dev/null
+}
+
+# What the console's browser tests drive: Debian's Chromium, and a Korean font so
+# the screenshots show Hangul.
+ensure_browser() {
+  local missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  fc-list 2>/dev/null | grep -qi "noto sans cjk" || missing+=(fonts-noto-cjk)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} (apt)"
+    apt_install "${missing[@]}"
+  fi
+}
+
 ensure_dependencies() {
   ensure_nats_server
   ensure_debian_packages

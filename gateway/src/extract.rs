@@ -289,6 +289,31 @@ pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a 
         .filter(|value| !value.is_empty())
 }
 
+/// The operator or a customer: for what both may read (the carriers' health).
+#[derive(Debug, Clone)]
+pub enum Viewer {
+    Operator,
+    Customer(CustomerId),
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let is_admin = bearer_token(parts)
+            .ok()
+            .is_some_and(|token| state.admin_key_hash() == Some(hash_api_key(token).as_str()));
+        if is_admin {
+            return Ok(Self::Operator);
+        }
+        let Customer(customer) = Customer::from_request_parts(parts, state).await?;
+        Ok(Self::Customer(customer))
+    }
+}
+
 /// The operator, holder of the admin key.
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;

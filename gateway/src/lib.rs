@@ -11,6 +11,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod carrier_rates;
 pub mod compose;
+pub mod console;
 pub mod contacts;
 pub mod csv_rows;
 pub mod error;
@@ -121,6 +122,7 @@ pub fn app(state: AppState) -> Router {
             utoipa_swagger_ui::SwaggerUi::new(openapi::DOCS_PATH)
                 .url(openapi::DOCUMENT_PATH, (*document).clone()),
         )
+        .merge(console::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

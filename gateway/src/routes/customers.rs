@@ -2,8 +2,8 @@
 //! receives its API key, shown this once; only the key's SHA-256 is stored.
 //! `GET /v1/admin/customers`: every customer, a page at a time; `?q=` searches ids
 //! and names, `?suspended=true` finds the suspended.
-//! `GET /v1/carriers`: the carriers, their circuit states and the rates the operator
-//! set. `PUT /v1/admin/carriers/{id}/rate`: the operator sets (or with `null` clears)
+//! `GET /v1/carriers` (the operator, or any customer key that may read): the
+//! carriers, their circuit states and the rates the operator set. `PUT /v1/admin/carriers/{id}/rate`: the operator sets (or with `null` clears)
 //! a carrier's send rate at run time, shared by every carriers process.
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::api_keys::new_key;
 use crate::carrier_rates::MAX_RATE_PER_SECOND;
 use crate::error::ApiError;
-use crate::extract::{Admin, ApiJson, ApiQuery};
+use crate::extract::{Admin, ApiJson, ApiQuery, Viewer};
 use crate::pagination::PageQuery;
 use crate::AppState;
 
@@ -209,10 +209,10 @@ pub struct CarrierList {
     path = "/v1/carriers",
     tag = "carriers",
     responses((status = 200, description = "OK", body = CarrierList), crate::openapi::Errors),
-    security(("admin_key" = [])),
+    security(("admin_key" = []), ("api_key" = [])),
 )]
 pub async fn carriers(
-    _admin: Admin,
+    _viewer: Viewer,
     State(state): State<AppState>,
 ) -> Result<Json<CarrierList>, ApiError> {
     let records = state.health().read_all().await?;

@@ -1,0 +1,89 @@
+// The console's frame: who is signed in (GET /v1/auth/session), and the page the
+// address's hash names. Signed out, only sign-in and sign-up; signed in with an
+// unproved phone, only its verification.
+import { useEffect, useState } from "preact/hooks";
+import { api, useCsrfToken, type Schemas } from "./api/client";
+import { language, setLanguage, t } from "./i18n";
+import { Home } from "./pages/home";
+import { SignIn, SignUp } from "./pages/enter";
+import { VerifyPhone } from "./pages/verify_phone";
+
+export type Session = Schemas["SessionView"];
+
+function useHash(): string {
+  const [hash, setHash] = useState(location.hash);
+  useEffect(() => {
+    const changed = () => setHash(location.hash);
+    addEventListener("hashchange", changed);
+    return () => removeEventListener("hashchange", changed);
+  }, []);
+  return hash;
+}
+
+export function App() {
+  const [session, setSession] = useState<Session | null | undefined>(undefined);
+  const hash = useHash();
+  document.documentElement.lang = language.value;
+  document.title = t("title");
+
+  useEffect(() => {
+    api.GET("/v1/auth/session").then(({ data }) => signedIn(data ?? null));
+  }, []);
+
+  function signedIn(next: Session | null) {
+    useCsrfToken(next?.csrf_token ?? null);
+    setSession(next);
+  }
+
+  async function signOut() {
+    await api.POST("/v1/auth/signout");
+    signedIn(null);
+    location.hash = "#/signin";
+  }
+
+  let page;
+  if (session === undefined) {
+    page = <p>{t("loading")}</p>;
+  } else if (session === null) {
+    page = hash === "#/signup" ? <SignUp onEntered={signedIn} /> : <SignIn onEntered={signedIn} />;
+  } else if (!session.person.phone_verified) {
+    page = <VerifyPhone session={session} onVerified={signedIn} />;
+  } else {
+    page = <Home session={session} />;
+  }
+
+  return (
+    <>
+      <a class="skip" href="#main">
+        {t("skip")}
+      </a>
+      <header class="top">
+        <span class="brand">RNS</span>
+        {session?.person.phone_verified && (
+          <nav aria-label="console">
+            <a href="#/" aria-current={hash === "" || hash === "#/" ? "page" : undefined}>
+              {t("home")}
+            </a>
+          </nav>
+        )}
+        <span class="grow" />
+        {session && <span class="who">{session.person.name} · {session.customer.name}</span>}
+        <button
+          type="button"
+          class="link"
+          onClick={() => setLanguage(language.value === "ko" ? "en" : "ko")}
+        >
+          {t("language")}
+        </button>
+        {session && (
+          <button type="button" class="link" onClick={signOut}>
+            {t("signOut")}
+          </button>
+        )}
+      </header>
+      <main id="main" tabIndex={-1}>
+        {page}
+      </main>
+    </>
+  );
+}

@@ -1,0 +1,154 @@
+// The console in a real browser (Debian's Chromium, driven by playwright-core), as
+// a new person uses it: sign up, prove the phone with the code RNS texted (read
+// where RNS recorded it, in ClickHouse), see the home page, switch to English, sign
+// out, and sign in again with the keyboard alone. Every page gets a screenshot and
+// an axe-core check that finds no serious or critical violation.
+//
+// Run by the end-to-end test `e2e/tests/console.rs`, which starts RNS and passes:
+//   RNS_URL         the gateway, e.g. http://127.0.0.1:8080
+//   CLICKHOUSE_URL  the ClickHouse HTTP interface RNS records into
+//   SCREENSHOTS     the directory for the screenshots
+// Exits 0 when every step passed; else prints the failure and exits 1.
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const RNS = process.env.RNS_URL;
+const CLICKHOUSE = process.env.CLICKHOUSE_URL;
+const SCREENSHOTS = process.env.SCREENSHOTS ?? "test-results";
+const PHONE = "01055550101";
+const EMAIL = "minsu@example.com";
+const PASSWORD = "correct horse battery";
+
+if (!RNS || !CLICKHOUSE) {
+  console.error("RNS_URL and CLICKHOUSE_URL must be set");
+  process.exit(2);
+}
+mkdirSync(SCREENSHOTS, { recursive: true });
+
+function check(condition, what) {
+  if (!condition) throw new Error(what);
+}
+
+/** The code in the latest text RNS recorded for `phone`, waiting for it. */
+async function textedCode(phone) {
+  const query =
+    `SELECT text FROM rns.messages WHERE customer_id = 'rns' AND to_number = '${phone}' ` +
+    `ORDER BY accepted_at_ms DESC LIMIT 1 FORMAT TabSeparated`;
+  for (let attempt = 0; attempt < 150; attempt++) {
+    const answer = await fetch(`${CLICKHOUSE}/?query=${encodeURIComponent(query)}`);
+    const text = (await answer.text()).trim();
+    const code = text.match(/\b(\d{6})\b/);
+    if (answer.ok && code) return code[1];
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`no code was recorded for ${phone}`);
+}
+
+/** Screenshot and accessibility check of the page as it is. */
+async function examine(page, name) {
+  await page.screenshot({ path: `${SCREENSHOTS}/${name}.png`, fullPage: true });
+  await page.addScriptTag({ content: AXE });
+  const results = await page.evaluate(async () => await window.axe.run(document));
+  const serious = results.violations.filter((violation) =>
+    ["serious", "critical"].includes(violation.impact),
+  );
+  check(
+    serious.length === 0,
+    `${name}: accessibility violations: ` +
+      serious.map((violation) => `${violation.id} (${violation.nodes.length}): ${violation.help}`).join("; "),
+  );
+  console.log(`ok: ${name} (screenshot, axe: ${results.violations.length} minor)`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+let failed = false;
+try {
+  // bypassCSP: the console forbids inline scripts, and axe-core is injected as one.
+  const context = await browser.newContext({
+    locale: "ko-KR",
+    viewport: { width: 1200, height: 800 },
+    bypassCSP: true,
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  // What the page itself reports, for a failure's diagnosis.
+  page.on("console", (message) => console.error(`page console ${message.type()}: ${message.text()}`));
+  page.on("pageerror", (error) => console.error(`page error: ${error}`));
+  page.on("response", (response) => {
+    if (response.status() >= 400) console.error(`page request ${response.status()}: ${response.url()}`);
+  });
+  globalThis.lastPage = page;
+
+  // A newcomer opens RNS and lands on the console's sign-in page, in Korean.
+  await page.goto(RNS);
+  check(new URL(page.url()).pathname === "/console/", `landed on ${page.url()}`);
+  await page.getByRole("heading", { name: "로그인" }).waitFor();
+  await examine(page, "01-sign-in");
+
+  await page.getByRole("link", { name: "회원가입" }).click();
+  await page.getByRole("heading", { name: "회원가입" }).waitFor();
+  await page.getByLabel("이메일").fill(EMAIL);
+  await page.getByLabel("비밀번호").fill(PASSWORD);
+  await page.getByLabel("이름", { exact: true }).fill("김민수");
+  await page.getByLabel("휴대폰 번호").fill("010-5555-0101");
+  await page.getByLabel("회사 이름").fill("민수 마트");
+  await examine(page, "02-sign-up");
+  await page.getByRole("button", { name: "회원가입" }).click();
+
+  await page.getByRole("heading", { name: "휴대폰 인증" }).waitFor();
+  await examine(page, "03-verify-phone");
+  await page.getByLabel("인증번호").fill("000000" === (await textedCode(PHONE)) ? "111111" : "000000");
+  await page.getByRole("button", { name: "인증하기" }).click();
+  await page.getByRole("alert").waitFor();
+  check((await page.getByRole("alert").textContent()).includes("wrong"), "a wrong code is refused");
+  await page.getByLabel("인증번호").fill(await textedCode(PHONE));
+  await page.getByRole("button", { name: "인증하기" }).click();
+
+  await page.getByRole("heading", { name: "민수 마트" }).waitFor();
+  await page.getByText("통신사 상태").waitFor();
+  await examine(page, "04-home");
+  check((await page.getByText("KT", { exact: true }).count()) >= 1, "the carriers are listed");
+
+  await page.getByRole("button", { name: "English" }).click();
+  await page.getByRole("heading", { name: "Carriers" }).waitFor();
+  check((await page.evaluate(() => document.documentElement.lang)) === "en", "the page says it is English");
+  await examine(page, "05-home-english");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+
+  // Signing in again with the keyboard alone: Tab to the email field, type, Tab to
+  // the password, type, Enter.
+  const focused = () => page.evaluate(() => document.activeElement?.id ?? "");
+  for (let tabs = 0; (await focused()) !== "field-email"; tabs++) {
+    check(tabs < 10, "the email field is reachable by Tab");
+    await page.keyboard.press("Tab");
+  }
+  await page.keyboard.type(EMAIL);
+  await page.keyboard.press("Tab");
+  check((await focused()) === "field-password", "Tab leads from the email to the password");
+  await page.keyboard.type(PASSWORD);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "민수 마트" }).waitFor();
+  console.log("ok: signed in again with the keyboard alone");
+} catch (error) {
+  failed = true;
+  console.error(`FAILED: ${error.stack ?? error}`);
+  await globalThis.lastPage?.screenshot({ path: `${SCREENSHOTS}/failure.png`, fullPage: true }).catch(() => {});
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
