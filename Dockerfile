@@ -6,10 +6,19 @@
 # Configuration comes from RNS_* environment variables (see rns.toml); the image
 # carries rns.toml's defaults as /etc/rns/rns.toml.
 
+# --- the web console (console/, embedded in rns-gateway) ----------------------
+FROM node:20-bookworm AS console
+WORKDIR /console
+COPY console/package.json console/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY console/ ./
+RUN npm run build
+
 # --- build -------------------------------------------------------------------
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
+COPY --from=console /console/dist console/dist
 # Cache mounts keep the registry and build directory between builds (BuildKit).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

@@ -4,7 +4,9 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, useCsrfToken, type Schemas } from "./api/client";
 import { language, setLanguage, t } from "./i18n";
+import { ApiKeys } from "./pages/api_keys";
 import { Home } from "./pages/home";
+import { SenderNumbers } from "./pages/sender_numbers";
 import { SignIn, SignUp } from "./pages/enter";
 import { VerifyPhone } from "./pages/verify_phone";
 
@@ -48,9 +50,14 @@ export function App() {
     page = hash === "#/signup" ? <SignUp onEntered={signedIn} /> : <SignIn onEntered={signedIn} />;
   } else if (!session.person.phone_verified) {
     page = <VerifyPhone session={session} onVerified={signedIn} />;
+  } else if (hash === "#/sender-numbers") {
+    page = <SenderNumbers />;
+  } else if (hash === "#/api-keys" && session.person.role === "owner") {
+    page = <ApiKeys />;
   } else {
     page = <Home session={session} />;
   }
+  const current = (target: string) => (hash === target ? "page" : undefined);
 
   return (
     <>
@@ -64,6 +71,14 @@ export function App() {
             <a href="#/" aria-current={hash === "" || hash === "#/" ? "page" : undefined}>
               {t("home")}
             </a>
+            <a href="#/sender-numbers" aria-current={current("#/sender-numbers")}>
+              {t("senderNumbers")}
+            </a>
+            {session.person.role === "owner" && (
+              <a href="#/api-keys" aria-current={current("#/api-keys")}>
+                {t("apiKeys")}
+              </a>
+            )}
           </nav>
         )}
         <span class="grow" />

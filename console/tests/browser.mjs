@@ -123,6 +123,28 @@ try {
   await examine(page, "04-home");
   check((await page.getByText("KT", { exact: true }).count()) >= 1, "the carriers are listed");
 
+  // A mobile sender number, verified with the code texted to it.
+  await page.getByRole("link", { name: "발신번호" }).click();
+  await page.getByRole("heading", { name: "발신번호 등록" }).waitFor();
+  await page.getByLabel("발신번호", { exact: true }).fill("010-5555-0202");
+  await page.getByRole("button", { name: "등록" }).click();
+  await page.getByRole("status").waitFor();
+  await page.getByRole("cell", { name: "인증 대기" }).waitFor();
+  await page.getByLabel("인증번호").fill(await textedCode("01055550202"));
+  await page.getByRole("button", { name: "인증하기" }).click();
+  await page.getByRole("cell", { name: "인증됨" }).waitFor();
+  await examine(page, "06-sender-numbers");
+
+  // An API key, shown once.
+  await page.getByRole("link", { name: "API 키" }).click();
+  await page.getByLabel("키 이름").fill("shop server");
+  await page.getByRole("button", { name: "키 발급" }).click();
+  const key = await page.getByTestId("new-key").textContent();
+  check(/^rns_[0-9a-f]{8}_[0-9a-f]{48}$/.test(key), `a key is shown once: ${key}`);
+  await page.getByRole("cell", { name: /shop server/ }).waitFor();
+  await examine(page, "07-api-keys");
+  await page.getByRole("link", { name: "홈" }).click();
+
   await page.getByRole("button", { name: "English" }).click();
   await page.getByRole("heading", { name: "Carriers" }).waitFor();
   check((await page.evaluate(() => document.documentElement.lang)) === "en", "the page says it is English");

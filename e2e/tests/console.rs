@@ -1,7 +1,7 @@
 //! The web console in a real browser, against the real binaries: Debian's Chromium
 //! driven by playwright-core runs `console/tests/browser.mjs` (sign up, prove the
-//! phone with the texted code, the home page, English, sign out, sign in by
-//! keyboard; a screenshot and an axe-core check of every page). Screenshots are kept
+//! phone with the texted code, the home page, a mobile sender number verified by its
+//! code, an API key shown once, English, sign out, sign in by keyboard; a screenshot and an axe-core check of every page). Screenshots are kept
 //! in `target/console-screenshots/`.
 use std::path::PathBuf;
 use std::process::Command;

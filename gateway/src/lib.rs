@@ -105,7 +105,8 @@ pub struct Settings {
 /// The whole HTTP API, and its OpenAPI document at [`openapi::DOCUMENT_PATH`]
 /// (every API route is registered through `routes!`, with its document entry).
 pub fn app(state: AppState) -> Router {
-    let (api, document) = api_routes().split_for_parts();
+    let (api, mut document) = api_routes().split_for_parts();
+    openapi::name_operations(&mut document);
     let document = std::sync::Arc::new(document);
     api
         // After every route: it is set on each route registered before it.
@@ -130,7 +131,9 @@ pub fn app(state: AppState) -> Router {
 
 /// The OpenAPI document of [`app`]'s API.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    let mut document = api_routes().split_for_parts().1;
+    openapi::name_operations(&mut document);
+    document
 }
 
 /// Every `/v1` route with its OpenAPI entry.

@@ -108,3 +108,37 @@ impl utoipa::IntoResponses for Errors {
         .collect()
     }
 }
+
+/// Names every operation after its method and path (`get_sender_numbers`,
+/// `post_sender_numbers_by_number_verification`): the handlers' own names repeat
+/// across modules (`list`, `create`), and clients generated from the document key
+/// operations by these names, so each must be unique.
+pub fn name_operations(document: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in document.paths.paths.iter_mut() {
+        let words: Vec<String> = path
+            .split('/')
+            .filter(|segment| !segment.is_empty() && *segment != "v1")
+            .map(|segment| {
+                match segment
+                    .strip_prefix('{')
+                    .and_then(|rest| rest.strip_suffix('}'))
+                {
+                    Some(parameter) => format!("by_{parameter}"),
+                    None => segment.replace('-', "_"),
+                }
+            })
+            .collect();
+        let name = words.join("_");
+        for (method, operation) in [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ] {
+            if let Some(operation) = operation {
+                operation.operation_id = Some(format!("{method}_{name}"));
+            }
+        }
+    }
+}

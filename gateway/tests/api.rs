@@ -524,11 +524,21 @@ async fn a_failover_order_is_validated_and_defaults_to_descending_weight() {
 }
 
 #[tokio::test]
-async fn carrier_states_are_for_the_operator_only() {
+async fn carrier_states_are_for_the_operator_and_customers_that_may_read() {
     let api = Api::start().await;
     let key = api.customer("acme").await;
-    let (status, _) = api
+    let (status, reply) = api
         .call(Method::GET, "/v1/carriers", Some(&key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["items"].as_array().unwrap().len(), 5);
+    let (status, _) = api
+        .call(
+            Method::GET,
+            "/v1/carriers",
+            Some("rns_00000000_nonsense"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, reply) = api

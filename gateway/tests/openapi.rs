@@ -142,3 +142,28 @@ async fn the_docs_page_is_served_with_its_assets() {
         assert_eq!(status, StatusCode::OK, "{asset}");
     }
 }
+
+/// Clients generated from the document key operations by their ids: one each.
+#[test]
+fn every_operation_has_its_own_id() {
+    let document: Value =
+        serde_json::from_str(&rns_gateway::openapi_document().to_json().unwrap()).unwrap();
+    let mut seen = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(!id.is_empty(), "{method} {path} has no operationId");
+            assert!(
+                seen.insert(id.clone()),
+                "{method} {path}: operationId {id} is taken"
+            );
+        }
+    }
+    assert!(
+        seen.contains("post_sender_numbers_by_number_verification"),
+        "{seen:?}"
+    );
+}
