@@ -485,7 +485,9 @@ async fn throttling_and_undeliverable(implementation: SmscImplementation) {
         .smsc
         .set_knobs(r#"{"throttle_rate": 0.5, "undeliverable_rate": 1.0}"#)
         .await;
-    let jobs: Vec<CarrierJob> = (0..8)
+    // Sixteen, so that none throttled (one chance in 65,536) does not fail the test:
+    // eight once went through unthrottled (one chance in 256).
+    let jobs: Vec<CarrierJob> = (0..16)
         .map(|index| job(&format!("010{index:08}"), "hello"))
         .collect();
     for job in &jobs {

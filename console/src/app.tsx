@@ -6,16 +6,19 @@ import { api, useCsrfToken, type Schemas } from "./api/client";
 import { language, setLanguage, t } from "./i18n";
 import { ApiKeys } from "./pages/api_keys";
 import { Home } from "./pages/home";
+import { Members } from "./pages/members";
 import { SenderNumbers } from "./pages/sender_numbers";
 import { SignIn, SignUp } from "./pages/enter";
 import { VerifyPhone } from "./pages/verify_phone";
 
 export type Session = Schemas["SessionView"];
 
+/** The page the address names after `#`, without its `?` part. */
 function useHash(): string {
-  const [hash, setHash] = useState(location.hash);
+  const page = () => location.hash.split("?")[0] ?? "";
+  const [hash, setHash] = useState(page());
   useEffect(() => {
-    const changed = () => setHash(location.hash);
+    const changed = () => setHash(page());
     addEventListener("hashchange", changed);
     return () => removeEventListener("hashchange", changed);
   }, []);
@@ -54,6 +57,8 @@ export function App() {
     page = <SenderNumbers />;
   } else if (hash === "#/api-keys" && session.person.role === "owner") {
     page = <ApiKeys />;
+  } else if (hash === "#/members") {
+    page = <Members session={session} />;
   } else {
     page = <Home session={session} />;
   }
@@ -79,6 +84,9 @@ export function App() {
                 {t("apiKeys")}
               </a>
             )}
+            <a href="#/members" aria-current={current("#/members")}>
+              {t("members")}
+            </a>
           </nav>
         )}
         <span class="grow" />

@@ -143,6 +143,14 @@ try {
   check(/^rns_[0-9a-f]{8}_[0-9a-f]{48}$/.test(key), `a key is shown once: ${key}`);
   await page.getByRole("cell", { name: /shop server/ }).waitFor();
   await examine(page, "07-api-keys");
+
+  // Someone new is invited: the link is shown once.
+  await page.getByRole("link", { name: "구성원" }).click();
+  await page.getByLabel("이메일").fill("lee@example.com");
+  await page.getByRole("button", { name: "초대하기" }).click();
+  const invitationLink = await page.getByTestId("invitation-link").textContent();
+  check(invitationLink.includes("#/signup?invitation="), `an invitation link: ${invitationLink}`);
+  await examine(page, "08-members");
   await page.getByRole("link", { name: "홈" }).click();
 
   await page.getByRole("button", { name: "English" }).click();
@@ -166,6 +174,26 @@ try {
   await page.keyboard.press("Enter");
   await page.getByRole("heading", { name: "민수 마트" }).waitFor();
   console.log("ok: signed in again with the keyboard alone");
+
+  // The invited person, in a browser of their own, joins the company as a member.
+  const other = await browser.newContext({ locale: "ko-KR", bypassCSP: true });
+  const invitee = await other.newPage();
+  invitee.setDefaultTimeout(15_000);
+  await invitee.goto(invitationLink);
+  await invitee.getByRole("heading", { name: "회원가입" }).waitFor();
+  check((await invitee.getByLabel("회사 이름").count()) === 0, "an invitee names no company");
+  await invitee.getByLabel("이메일").fill("lee@example.com");
+  await invitee.getByLabel("비밀번호").fill(PASSWORD);
+  await invitee.getByLabel("이름", { exact: true }).fill("이서연");
+  await invitee.getByLabel("휴대폰 번호").fill("010-5555-0303");
+  await invitee.getByRole("button", { name: "회원가입" }).click();
+  await invitee.getByRole("heading", { name: "휴대폰 인증" }).waitFor();
+  await invitee.getByLabel("인증번호").fill(await textedCode("01055550303"));
+  await invitee.getByRole("button", { name: "인증하기" }).click();
+  await invitee.getByRole("heading", { name: "민수 마트" }).waitFor();
+  check((await invitee.getByRole("link", { name: "API 키" }).count()) === 0, "a member has no API keys page");
+  console.log("ok: an invited member joined the company");
+  await other.close();
 } catch (error) {
   failed = true;
   console.error(`FAILED: ${error.stack ?? error}`);

@@ -1,7 +1,8 @@
 //! The web console in a real browser, against the real binaries: Debian's Chromium
 //! driven by playwright-core runs `console/tests/browser.mjs` (sign up, prove the
 //! phone with the texted code, the home page, a mobile sender number verified by its
-//! code, an API key shown once, English, sign out, sign in by keyboard; a screenshot and an axe-core check of every page). Screenshots are kept
+//! code, an API key shown once, an invitation link, English, sign out, sign in by
+//! keyboard, and the invited person joining as a member; a screenshot and an axe-core check of every page). Screenshots are kept
 //! in `target/console-screenshots/`.
 use std::path::PathBuf;
 use std::process::Command;
@@ -58,4 +59,5 @@ async fn a_newcomer_signs_up_verifies_their_phone_and_finds_home_in_a_real_brows
         );
     }
     assert!(said.contains("keyboard alone"), "{said}");
+    assert!(said.contains("an invited member joined"), "{said}");
 }

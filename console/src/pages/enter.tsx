@@ -6,9 +6,15 @@ import { Field } from "./field";
 
 type Entered = (session: Schemas["SessionView"]) => void;
 
+/** The invitation the address carries (`#/signup?invitation=…`), if any. */
+function invitation(): string | null {
+  return new URLSearchParams(location.hash.split("?")[1] ?? "").get("invitation");
+}
+
 export function SignUp({ onEntered }: { onEntered: Entered }) {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const invited = invitation();
 
   async function submit(event: Event) {
     event.preventDefault();
@@ -20,7 +26,7 @@ export function SignUp({ onEntered }: { onEntered: Entered }) {
         password: String(form.get("password")),
         name: String(form.get("name")),
         phone: String(form.get("phone")),
-        company: String(form.get("company")),
+        ...(invited ? { invitation: invited } : { company: String(form.get("company")) }),
       },
     });
     setBusy(false);
@@ -46,7 +52,7 @@ export function SignUp({ onEntered }: { onEntered: Entered }) {
       />
       <Field name="name" label={t("name")} autocomplete="name" />
       <Field name="phone" label={t("phone")} type="tel" autocomplete="tel" placeholder="010-1234-5678" />
-      <Field name="company" label={t("company")} autocomplete="organization" />
+      {invited ? <p>{t("invited")}</p> : <Field name="company" label={t("company")} autocomplete="organization" />}
       {error && (
         <p class="error" role="alert">
           {error}
