@@ -111,16 +111,19 @@ pub async fn record(
     response
 }
 
+/// Publishes `entry` under an id of its own (`audit:<ulid>`), like every publish of
+/// RNS, so a publish repeated by the client is stored once.
 async fn write(state: &AppState, entry: &AuditEntry) -> Result<(), ApiError> {
-    let payload = serde_json::to_vec(entry).expect("an audit entry serialises");
-    state
-        .jetstream()
-        .publish(audit_subject(entry.customer.as_ref()), payload.into())
+    let outbound = rns_nats::Outbound {
+        subject: audit_subject(entry.customer.as_ref()),
+        message_id: format!("audit:{}", ulid::Ulid::new()),
+        payload: serde_json::to_vec(entry)
+            .expect("an audit entry serialises")
+            .into(),
+    };
+    rns_nats::publish_all(state.jetstream(), [outbound], 1)
         .await
-        .map_err(|error| ApiError::unavailable("the audit log", error))?
-        .await
-        .map_err(|error| ApiError::unavailable("the audit log", error))?;
-    Ok(())
+        .map_err(|error| ApiError::unavailable("the audit log", error))
 }
 
 /// Where a read of the log starts.

@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { t } from "../i18n";
 import { Field } from "./field";
+import { Messages } from "./messages";
 
 const SCOPES = ["send", "read", "manage"] as const;
 
@@ -65,11 +66,7 @@ export function ApiKeys() {
         </fieldset>
         <button type="submit">{t("issueKey")}</button>
       </form>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Messages error={error} />
       {shown && (
         <section class="card shown" role="status" aria-labelledby="shown-title">
           <h2 id="shown-title">{t("keyShownOnce")}</h2>

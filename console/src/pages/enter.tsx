@@ -3,6 +3,7 @@ import { useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { t } from "../i18n";
 import { Field } from "./field";
+import { Messages } from "./messages";
 
 type Entered = (session: Schemas["SessionView"]) => void;
 
@@ -53,11 +54,7 @@ export function SignUp({ onEntered }: { onEntered: Entered }) {
       <Field name="name" label={t("name")} autocomplete="name" />
       <Field name="phone" label={t("phone")} type="tel" autocomplete="tel" placeholder="010-1234-5678" />
       {invited ? <p>{t("invited")}</p> : <Field name="company" label={t("company")} autocomplete="organization" />}
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Messages error={error} />
       <button type="submit" disabled={busy}>
         {t("signUp")}
       </button>
@@ -93,11 +90,7 @@ export function SignIn({ onEntered }: { onEntered: Entered }) {
       <h1 id="signin-title">{t("signIn")}</h1>
       <Field name="email" label={t("email")} type="email" autocomplete="email" />
       <Field name="password" label={t("password")} type="password" autocomplete="current-password" />
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Messages error={error} />
       <button type="submit" disabled={busy}>
         {t("signIn")}
       </button>

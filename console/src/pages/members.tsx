@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { t } from "../i18n";
 import { Field } from "./field";
+import { Messages } from "./messages";
 
 export function Members({ session }: { session: Schemas["SessionView"] }) {
   const [people, setPeople] = useState<Schemas["MemberView"][] | null>(null);
@@ -56,11 +57,7 @@ export function Members({ session }: { session: Schemas["SessionView"] }) {
         </fieldset>
         <button type="submit">{t("invite")}</button>
       </form>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
+      <Messages error={error} />
       {link && (
         <section class="card shown" role="status" aria-labelledby="link-title">
           <h2 id="link-title">{t("invitationLink")}</h2>

@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { t, type Word } from "../i18n";
 import { Field } from "./field";
+import { Messages } from "./messages";
 
 type SenderNumber = Schemas["SenderNumberView"];
 
@@ -63,12 +64,7 @@ export function SenderNumbers() {
         <Field name="number" label={t("senderNumber")} type="tel" placeholder="02-1234-5678" />
         <button type="submit">{t("register")}</button>
       </form>
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
-      {notice && <p role="status">{notice}</p>}
+      <Messages error={error} notice={notice} />
       <section class="card" aria-labelledby="numbers-title">
         <h2 id="numbers-title">{t("registeredNumbers")}</h2>
         {numbers === null ? (

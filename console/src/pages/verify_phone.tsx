@@ -3,6 +3,7 @@ import { useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { t } from "../i18n";
 import { Field } from "./field";
+import { Messages } from "./messages";
 
 export function VerifyPhone({
   session,
@@ -35,12 +36,7 @@ export function VerifyPhone({
       <h1 id="verify-title">{t("verifyTitle")}</h1>
       <p>{t("verifyHelp", { phone: session.person.phone })}</p>
       <Field name="code" label={t("code")} autocomplete="one-time-code" inputMode="numeric" pattern="[0-9]{6}" />
-      {error && (
-        <p class="error" role="alert">
-          {error}
-        </p>
-      )}
-      {notice && <p role="status">{notice}</p>}
+      <Messages error={error} notice={notice} />
       <button type="submit">{t("verify")}</button>
       <button type="button" class="secondary" onClick={resend}>
         {t("resend")}
