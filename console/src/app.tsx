@@ -7,6 +7,7 @@ import { language, setLanguage, t } from "./i18n";
 import { ApiKeys } from "./pages/api_keys";
 import { Home } from "./pages/home";
 import { Members } from "./pages/members";
+import { Points } from "./pages/points";
 import { SenderNumbers } from "./pages/sender_numbers";
 import { SignIn, SignUp } from "./pages/enter";
 import { VerifyPhone } from "./pages/verify_phone";
@@ -57,6 +58,8 @@ export function App() {
     page = <SenderNumbers />;
   } else if (hash === "#/api-keys" && session.person.role === "owner") {
     page = <ApiKeys />;
+  } else if (hash === "#/points") {
+    page = <Points />;
   } else if (hash === "#/members") {
     page = <Members session={session} />;
   } else {
@@ -84,6 +87,9 @@ export function App() {
                 {t("apiKeys")}
               </a>
             )}
+            <a href="#/points" aria-current={current("#/points")}>
+              {t("points")}
+            </a>
             <a href="#/members" aria-current={current("#/members")}>
               {t("members")}
             </a>

@@ -17,13 +17,14 @@ const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 const RNS = process.env.RNS_URL;
 const CLICKHOUSE = process.env.CLICKHOUSE_URL;
+const ADMIN_KEY = process.env.ADMIN_KEY;
 const SCREENSHOTS = process.env.SCREENSHOTS ?? "test-results";
 const PHONE = "01055550101";
 const EMAIL = "minsu@example.com";
 const PASSWORD = "correct horse battery";
 
-if (!RNS || !CLICKHOUSE) {
-  console.error("RNS_URL and CLICKHOUSE_URL must be set");
+if (!RNS || !CLICKHOUSE || !ADMIN_KEY) {
+  console.error("RNS_URL, CLICKHOUSE_URL and ADMIN_KEY must be set");
   process.exit(2);
 }
 mkdirSync(SCREENSHOTS, { recursive: true });
@@ -151,6 +152,20 @@ try {
   const invitationLink = await page.getByTestId("invitation-link").textContent();
   check(invitationLink.includes("#/signup?invitation="), `an invitation link: ${invitationLink}`);
   await examine(page, "08-members");
+
+  // The operator tops the company up; its points page shows the balance and the entry.
+  const customer = await page.evaluate(async () => (await (await fetch("/v1/auth/session")).json()).customer.id);
+  const topUp = await fetch(`${RNS}/v1/admin/customers/${customer}/points`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ amount: 1500, reason: "first top-up" }),
+  });
+  check(topUp.ok, `the operator's top-up: ${topUp.status}`);
+  await page.getByRole("link", { name: "포인트" }).click();
+  await page.getByRole("heading", { name: "포인트 내역" }).waitFor();
+  await page.getByRole("cell", { name: "충전" }).waitFor();
+  check((await page.getByText("1,500").count()) >= 2, "the balance and the entry say 1,500");
+  await examine(page, "09-points");
   await page.getByRole("link", { name: "홈" }).click();
 
   await page.getByRole("button", { name: "English" }).click();

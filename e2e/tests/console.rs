@@ -1,7 +1,8 @@
 //! The web console in a real browser, against the real binaries: Debian's Chromium
 //! driven by playwright-core runs `console/tests/browser.mjs` (sign up, prove the
 //! phone with the texted code, the home page, a mobile sender number verified by its
-//! code, an API key shown once, an invitation link, English, sign out, sign in by
+//! code, an API key shown once, an invitation link, the points moving after the
+//! operator's top-up, English, sign out, sign in by
 //! keyboard, and the invited person joining as a member; a screenshot and an axe-core check of every page). Screenshots are kept
 //! in `target/console-screenshots/`.
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ async fn a_newcomer_signs_up_verifies_their_phone_and_finds_home_in_a_real_brows
             .current_dir(console_directory())
             .env("RNS_URL", url)
             .env("CLICKHOUSE_URL", clickhouse)
+            .env("ADMIN_KEY", rns_e2e::ADMIN_KEY)
             .env("SCREENSHOTS", screenshots)
             .output()
             .expect("node runs")
