@@ -313,6 +313,14 @@ pub async fn ensure_system_customer(state: &AppState) -> Result<(), ApiError> {
         .sender_numbers()
         .claim(state, &customer, &number)
         .await?;
+    // Written only when it is not so already: every gateway start comes here.
+    let verified = state
+        .directory()
+        .profile_part(&customer, |profile| profile.may_send_from(&number))
+        .await?;
+    if verified == Some(true) {
+        return Ok(());
+    }
     state
         .directory()
         .update(&customer, |profile| {
