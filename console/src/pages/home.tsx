@@ -2,7 +2,9 @@
 // the most recent requests — four calls to the same API every client uses.
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
-import { language, t, type Word } from "../i18n";
+import { numbers, times } from "../format";
+import { t, type Word } from "../i18n";
+import { Tile } from "./tile";
 
 type Loaded = {
   stats: Schemas["StatisticsView"];
@@ -59,12 +61,8 @@ export function Home({ session }: { session: Schemas["SessionView"] }) {
   );
   const finished = totals.delivered + totals.failed;
   const rate = finished === 0 ? "–" : `${((100 * totals.delivered) / finished).toFixed(1)}%`;
-  const number = new Intl.NumberFormat(language.value === "ko" ? "ko-KR" : "en-US");
-  const time = new Intl.DateTimeFormat(language.value === "ko" ? "ko-KR" : "en-US", {
-    dateStyle: "short",
-    timeStyle: "medium",
-    timeZone: "Asia/Seoul",
-  });
+  const number = numbers();
+  const time = times();
 
   return (
     <>
@@ -113,14 +111,5 @@ export function Home({ session }: { session: Schemas["SessionView"] }) {
         )}
       </section>
     </>
-  );
-}
-
-function Tile({ label, value }: { label: string; value: string }) {
-  return (
-    <div class="tile">
-      <span class="label">{label}</span>
-      <span class="value">{value}</span>
-    </div>
   );
 }

@@ -2,7 +2,9 @@
 // page at a time (every top-up, reservation, settlement, refund and release).
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
-import { language, t, type Word } from "../i18n";
+import { numbers, times } from "../format";
+import { t, type Word } from "../i18n";
+import { Tile } from "./tile";
 import { Messages } from "./messages";
 
 export function Points() {
@@ -25,12 +27,8 @@ export function Points() {
     more(null);
   }, []);
 
-  const number = new Intl.NumberFormat(language.value === "ko" ? "ko-KR" : "en-US");
-  const time = new Intl.DateTimeFormat(language.value === "ko" ? "ko-KR" : "en-US", {
-    dateStyle: "short",
-    timeStyle: "medium",
-    timeZone: "Asia/Seoul",
-  });
+  const number = numbers();
+  const time = times();
 
   return (
     <>
@@ -39,10 +37,7 @@ export function Points() {
       {account && (
         <section class="tiles" aria-label={t("points")}>
           {(["balance", "reserved", "spent", "topped_up"] as const).map((part) => (
-            <div class="tile" key={part}>
-              <span class="label">{t(`points_${part}` as Word)}</span>
-              <span class="value">{number.format(account[part])}</span>
-            </div>
+            <Tile key={part} label={t(`points_${part}` as Word)} value={number.format(account[part])} />
           ))}
         </section>
       )}
