@@ -11,7 +11,7 @@
 //! so the new ratio starts at the beginning of its own cycle.
 use redis::aio::ConnectionManager;
 use redis::Script;
-use rns_types::routing::Weights;
+use rns_types::routing::{position_counter_key, Weights};
 use rns_types::wire::SendRequest;
 
 use crate::error::DispatchError;
@@ -89,18 +89,18 @@ impl Positions {
         let mut invocation = self.script.prepare_invoke();
         invocation.arg(RESERVATION_SECONDS);
         for (request, weights) in requests {
-            let canonical = weights.canonical();
             invocation
-                .key(format!(
-                    "rns:route:{}:{}:{canonical}",
-                    request.customer_id, request.channel
+                .key(position_counter_key(
+                    &request.customer_id,
+                    request.channel,
+                    weights,
                 ))
                 .key(format!(
                     "rns:route-request:{}:{}",
                     request.request_id, request.channel
                 ))
                 .arg(request.recipients.len())
-                .arg(canonical);
+                .arg(weights.canonical());
         }
         let mut connection = self.connection.clone();
         let stored: Vec<String> = invocation.invoke_async(&mut connection).await?;

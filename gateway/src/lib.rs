@@ -26,6 +26,7 @@ pub mod opt_outs;
 pub mod pagination;
 pub mod rate_limit;
 pub mod routes;
+pub mod routing_positions;
 pub mod scheduling;
 pub mod sender_numbers;
 pub mod sending;
@@ -167,6 +168,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(routing::get))
         .routes(utoipa_axum::routes!(routing::report))
         .routes(utoipa_axum::routes!(routing::put))
+        .routes(utoipa_axum::routes!(routing::preview))
         .routes(utoipa_axum::routes!(
             sender_numbers::register,
             sender_numbers::list
@@ -215,6 +217,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(schedules::list))
         .routes(utoipa_axum::routes!(schedules::get, schedules::cancel))
         .routes(utoipa_axum::routes!(messages::send, results::list))
+        .routes(utoipa_axum::routes!(messages::preview_send))
         .routes(utoipa_axum::routes!(results::get_message))
         .routes(utoipa_axum::routes!(results::list_requests))
         .routes(utoipa_axum::routes!(results::get_request))

@@ -28,6 +28,7 @@ struct Inner {
     keys: key_cache::KeyCache,
     health: HealthStore,
     carrier_rates: carrier_rates::CarrierRates,
+    routing_positions: crate::routing_positions::RoutingPositions,
     idempotency: IdempotencyStore,
     catalog: CarrierCatalog,
     results: ResultQueries,
@@ -97,6 +98,7 @@ impl AppState {
             keys,
             health,
             carrier_rates: carrier_rates::CarrierRates::new(redis.clone()),
+            routing_positions: crate::routing_positions::RoutingPositions::new(redis.clone()),
             idempotency: IdempotencyStore::new(redis.clone()),
             catalog: catalog(settings),
             results: ResultQueries::new(rns_results::clickhouse_client(&settings.clickhouse)),
@@ -212,6 +214,10 @@ impl AppState {
 
     pub fn carrier_rates(&self) -> &carrier_rates::CarrierRates {
         &self.0.carrier_rates
+    }
+
+    pub fn routing_positions(&self) -> &crate::routing_positions::RoutingPositions {
+        &self.0.routing_positions
     }
 
     pub fn catalog(&self) -> &CarrierCatalog {

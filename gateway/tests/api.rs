@@ -1112,3 +1112,61 @@ async fn send_one(api: &Api, key: &str) -> (StatusCode, Value) {
     )
     .await
 }
+
+#[tokio::test]
+async fn a_routing_preview_shows_the_next_carriers_from_where_the_counter_stands() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let weights = json!({"weights": {"kt": 50, "skt": 30, "lgu": 20}});
+    let (status, preview) = api
+        .call(
+            Method::POST,
+            "/v1/routing/sms/preview",
+            Some(&key),
+            Some(weights.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["cycle_length"], 10);
+    let next: Vec<String> = serde_json::from_value(preview["next"].clone()).unwrap();
+    assert_eq!(next.len(), 20);
+    let count = |carrier: &str| next.iter().filter(|chosen| *chosen == carrier).count();
+    assert_eq!((count("kt"), count("skt"), count("lgu")), (10, 6, 4));
+    let (_, routing) = api.call(Method::GET, "/v1/routing", Some(&key), None).await;
+    assert_eq!(routing["sms"]["default"], true, "a preview changes nothing");
+
+    // Three messages later (the dispatcher's counter for these weights at 3), the
+    // preview starts three places on.
+    let mut redis = redis::Client::open(api.redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("rns:route:acme:sms:kt=50,lgu=20,skt=30")
+        .arg(3)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let (_, later) = api
+        .call(
+            Method::POST,
+            "/v1/routing/sms/preview",
+            Some(&key),
+            Some(weights),
+        )
+        .await;
+    let later: Vec<String> = serde_json::from_value(later["next"].clone()).unwrap();
+    assert_eq!(later[..17], next[3..]);
+
+    let (status, answer) = api
+        .call(
+            Method::POST,
+            "/v1/routing/sms/preview",
+            Some(&key),
+            Some(json!({"weights": {"kt": 0}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(error_code(&answer), "invalid_weights");
+}

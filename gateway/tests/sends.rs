@@ -1201,3 +1201,130 @@ async fn blocklisted_recipients_are_blocked_from_every_sender_and_not_charged() 
         "another customer's list: {answer}"
     );
 }
+
+#[tokio::test]
+async fn a_preview_says_what_a_send_would_do_and_sends_nothing() {
+    let api = Api::start().await;
+    let key = api.customer_with_points("acme", 2).await;
+    let (_, group) = post(&api, &key, "/v1/groups", json!({"name": "VIP"})).await;
+    let group = group["id"].as_str().unwrap().to_owned();
+    for (number, name) in [
+        ("010-1000-0001", "민수"),
+        ("010-1000-0002", "서연"),
+        ("02-555-1234", "본사"),
+    ] {
+        let contact = json!({"number": number, "group_ids": [group], "fields": {"name": name}});
+        let (status, _) = post(&api, &key, "/v1/contacts", contact).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let body = json!({
+        "from": "0212345678",
+        "to": ["010-1000-0002"],
+        "groups": [group],
+        "text": "#{name}님 안녕하세요",
+    });
+    let (status, preview) = post(&api, &key, "/v1/messages/preview", body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(
+        preview["recipients"], 2,
+        "one number named twice counts once"
+    );
+    assert_eq!(preview["skipped"][0]["number"], "025551234");
+    assert_eq!(preview["type"], "sms");
+    assert_eq!(preview["first"][0]["to"], "01010000002");
+    assert_eq!(preview["first"][0]["text"], "서연님 안녕하세요");
+    assert_eq!(preview["first"][1]["text"], "민수님 안녕하세요");
+    assert_eq!(preview["bytes"], 17, "Hangul is two bytes in EUC-KR");
+    assert_eq!(
+        (
+            preview["sms_max_bytes"].as_u64(),
+            preview["lms_max_bytes"].as_u64()
+        ),
+        (Some(90), Some(2000))
+    );
+    assert_eq!(
+        (preview["points"].as_u64(), preview["balance"].as_i64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(preview["enough_points"], true);
+    assert_eq!(preview["when"], "now");
+    assert!(
+        api.queued_sends().await.is_empty(),
+        "a preview sends nothing"
+    );
+
+    // The send of the same body does what the preview said.
+    let (status, sent) = send(&api, &key, body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    assert_eq!(
+        (sent["points"].as_u64(), sent["recipients"].as_u64()),
+        (Some(2), Some(2))
+    );
+
+    // Written, not addressed yet: the text is measured; long, it is an LMS the
+    // balance (now spent) does not cover.
+    let long = "가".repeat(46);
+    let (status, preview) = post(
+        &api,
+        &key,
+        "/v1/messages/preview",
+        json!({"from": "0212345678", "text": long, "to": ["010-1000-0003"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(
+        (preview["bytes"].as_u64(), preview["type"].as_str()),
+        (Some(92), Some("lms"))
+    );
+    assert_eq!(
+        (preview["points"].as_u64(), preview["balance"].as_i64()),
+        (Some(3), Some(0))
+    );
+    assert_eq!(preview["enough_points"], false);
+    let (status, preview) = post(
+        &api,
+        &key,
+        "/v1/messages/preview",
+        json!({"from": "0212345678", "text": "hello"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(
+        (preview["recipients"].as_u64(), preview["bytes"].as_u64()),
+        (Some(0), Some(5))
+    );
+
+    // A recurring send shows its next firings: 09:00 in Seoul is 00:00 UTC.
+    let (_, preview) = post(
+        &api,
+        &key,
+        "/v1/messages/preview",
+        json!({"from": "0212345678", "text": "daily", "to": ["010-1000-0003"],
+               "recurrence": {"cron": "0 0 9 * * *", "timezone": "Asia/Seoul"}}),
+    )
+    .await;
+    assert_eq!(preview["when"], "recurring", "{preview}");
+    let firings = preview["next_firings"].as_array().unwrap();
+    assert_eq!(firings.len(), 5);
+    assert!(
+        firings
+            .iter()
+            .all(|at| at.as_str().unwrap().ends_with("T00:00:00.000Z")),
+        "{preview}"
+    );
+
+    // What a send refuses, a preview refuses alike.
+    let (status, answer) = post(
+        &api,
+        &key,
+        "/v1/messages/preview",
+        json!({"from": "0299998888", "text": "hi", "to": ["010-1000-0003"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(&answer), "unknown_sender_number");
+    assert!(
+        api.queued_sends().await.len() == 1,
+        "only the send was queued"
+    );
+}

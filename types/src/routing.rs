@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::carrier::{CarrierCatalog, CarrierId, Channel};
+use crate::CustomerId;
 
 /// The largest allowed sum of weights: a cycle never exceeds this many slots.
 pub const MAX_TOTAL_WEIGHT: u32 = 10_000;
@@ -142,6 +143,14 @@ impl Weights {
             .collect();
         parts.join(",")
     }
+}
+
+/// The Redis key of the counter that hands out a (customer, channel, weights)'s
+/// routing positions: a weight change keys a new counter, so a new ratio starts at
+/// the beginning of its own cycle. The dispatcher advances it; the gateway reads it
+/// to preview the next messages' carriers.
+pub fn position_counter_key(customer: &CustomerId, channel: Channel, weights: &Weights) -> String {
+    format!("rns:route:{customer}:{channel}:{}", weights.canonical())
 }
 
 /// The cycle of carriers defined by a set of weights.

@@ -3,6 +3,8 @@
 //! `Idempotency-Key` header a repeated request answered with the first one's answer,
 //! sending nothing (see [`crate::idempotency`]).
 //!
+//! `POST /v1/messages/preview`: what the same body would do, doing nothing.
+//!
 //! Reading what was sent is [`super::results`].
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +16,7 @@ use rns_types::RequestId;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Customer};
 use crate::idempotency::{self, Claim};
-use crate::sending::{accept, validate, SendAnswer, SendMessages};
+use crate::sending::{accept, preview, validate, Purpose, SendAnswer, SendMessages, SendPreview};
 use crate::AppState;
 
 #[utoipa::path(
@@ -46,7 +48,7 @@ pub async fn send(
         let body = serde_json::to_vec(&body).expect("a send body serialises");
         (key, idempotency::body_hash(&body))
     });
-    let valid = validate(&state, &customer, body).await?;
+    let valid = validate(&state, &customer, body, Purpose::Send).await?;
     // The caller's trace goes on under a span of ours; without one, a trace starts.
     let trace = headers
         .get(TRACEPARENT)
@@ -98,4 +100,25 @@ pub async fn send(
             }
         }
     }
+}
+
+/// `POST /v1/messages/preview`: what sending this body would do — type, EUC-KR bytes,
+/// the first recipients' filled messages, recipient count, points against the
+/// balance, when it would go — checked as a send is, but nothing is reserved, stored
+/// or sent. A body without recipients yet is previewed too.
+#[utoipa::path(
+    post,
+    path = "/v1/messages/preview",
+    tag = "messages",
+    request_body = SendMessages,
+    responses((status = 200, description = "What the send would do", body = SendPreview), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
+pub async fn preview_send(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SendMessages>,
+) -> Result<Json<SendPreview>, ApiError> {
+    let valid = validate(&state, &customer, body, Purpose::Preview).await?;
+    Ok(Json(preview(&state, &customer, valid).await?))
 }

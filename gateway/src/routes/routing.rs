@@ -5,11 +5,13 @@
 //! carrier. An optional `failover` order (carriers of the channel, each once) says
 //! where a failing message goes next; without it, the other carriers by weight. A
 //! stored change applies to the next message the dispatcher routes.
+//! `POST /v1/routing/{channel}/preview` shows which carriers the next messages would
+//! go to under some weights, changing nothing.
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use rns_types::routing::{validate_failover, Weights};
+use rns_types::routing::{validate_failover, Schedule, Weights};
 use rns_types::{CarrierId, Channel};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +68,24 @@ pub struct RoutingReport {
     channels: BTreeMap<String, ChannelReport>,
 }
 
+/// A channel's routing as asked: the channel, its weights, its failover order.
+fn validate(
+    state: &AppState,
+    channel: &str,
+    body: PutRouting,
+) -> Result<(Channel, Weights, Option<Vec<CarrierId>>), ApiError> {
+    let channel = Channel::parse(channel).ok_or(ApiError::NotFound("channel"))?;
+    let weights = Weights::validate(&body.weights, channel, state.catalog())
+        .map_err(|error| ApiError::invalid("invalid_weights", error.to_string()))?;
+    let failover = body
+        .failover
+        .as_deref()
+        .map(|order| validate_failover(order, channel, state.catalog()))
+        .transpose()
+        .map_err(|error| ApiError::invalid("invalid_failover", error.to_string()))?;
+    Ok((channel, weights, failover))
+}
+
 #[utoipa::path(
     put,
     path = "/v1/routing/{channel}",
@@ -81,15 +101,7 @@ pub async fn put(
     Path(channel): Path<String>,
     ApiJson(body): ApiJson<PutRouting>,
 ) -> Result<Json<ChannelRoutingSet>, ApiError> {
-    let channel = Channel::parse(&channel).ok_or(ApiError::NotFound("channel"))?;
-    let weights = Weights::validate(&body.weights, channel, state.catalog())
-        .map_err(|error| ApiError::invalid("invalid_weights", error.to_string()))?;
-    let failover = body
-        .failover
-        .as_deref()
-        .map(|order| validate_failover(order, channel, state.catalog()))
-        .transpose()
-        .map_err(|error| ApiError::invalid("invalid_failover", error.to_string()))?;
+    let (channel, weights, failover) = validate(&state, &channel, body)?;
     let profile = state
         .directory()
         .update(&customer, |profile| {
@@ -105,6 +117,55 @@ pub async fn put(
     Ok(Json(ChannelRoutingSet {
         channel,
         failover: profile.failover_order(channel, state.catalog()),
+        weights,
+    }))
+}
+
+/// How many next messages a routing preview shows.
+pub const PREVIEWED_MESSAGES: u64 = 20;
+
+/// Which carriers a channel's next messages would go to under some weights.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RoutingPreview {
+    channel: Channel,
+    weights: Weights,
+    /// The carriers of the next messages, in order, while every carrier is healthy
+    /// (an open circuit's share goes to the others until it closes).
+    next: Vec<CarrierId>,
+    /// After this many messages the pattern repeats.
+    cycle_length: usize,
+}
+
+/// `POST /v1/routing/{channel}/preview`: the carriers the next messages of the channel
+/// would go to under these weights, from where their counter stands (a ratio never
+/// used starts its cycle from the beginning). Nothing is changed.
+#[utoipa::path(
+    post,
+    path = "/v1/routing/{channel}/preview",
+    tag = "routing",
+    params(("channel" = String, Path, description = "`sms` or `alimtalk`")),
+    request_body = PutRouting,
+    responses((status = 200, description = "OK", body = RoutingPreview), crate::openapi::Errors),
+    security(("api_key" = [])),
+)]
+pub async fn preview(
+    Customer(customer): Customer,
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    ApiJson(body): ApiJson<PutRouting>,
+) -> Result<Json<RoutingPreview>, ApiError> {
+    let (channel, weights, _) = validate(&state, &channel, body)?;
+    let start = state
+        .routing_positions()
+        .next(&customer, channel, &weights)
+        .await?;
+    let schedule = Schedule::new(&weights);
+    Ok(Json(RoutingPreview {
+        channel,
+        next: (start..start + PREVIEWED_MESSAGES)
+            .map(|position| schedule.carrier_at(position).clone())
+            .collect(),
+        cycle_length: schedule.cycle_length(),
         weights,
     }))
 }

@@ -120,12 +120,6 @@ pub(super) async fn audience(
         }
     }
     let total = audience.addressees.len();
-    if total == 0 {
-        return Err(ApiError::invalid(
-            "no_recipients",
-            "the send has no recipients: name some in 'to', 'recipients' or non-empty 'groups'",
-        ));
-    }
     if total > max {
         return Err(ApiError::invalid(
             "too_many_recipients",

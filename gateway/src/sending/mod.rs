@@ -14,6 +14,8 @@
 //!    schedule ([`schedule_book`]); the 202 body ([`answer`]) only once JetStream
 //!    acknowledged it, so a 202 means durable.
 //!
+//! [`preview`] answers what a send would do, from the same checks, doing nothing.
+//!
 //! [`lookup`] holds what other routes look up too (a sender number's opt-out line,
 //! a template by id).
 //!
@@ -24,6 +26,7 @@ pub mod audience;
 pub mod content;
 pub mod input;
 pub mod lookup;
+pub mod preview;
 pub mod publish;
 pub mod schedule_book;
 pub mod validate;
@@ -32,9 +35,10 @@ pub use accept::accept;
 pub use answer::{Scheduled, SendAnswer, Sent, Skipped};
 pub use input::{FallbackInput, ImageInput, RecipientInput, SendMessages};
 pub use lookup::{find_template, opt_out_number_of};
+pub use preview::{preview, PreviewedMessage, SendPreview};
 pub use publish::{ensure_schedule_room, publish_paid, Publication};
 pub use schedule_book::{
     change_book, create_once, create_recurring, unavailable, FailureView, RecurrenceView,
     ScheduleView,
 };
-pub use validate::{validate, ValidSend};
+pub use validate::{validate, Purpose, ValidSend};

@@ -41,17 +41,34 @@ pub struct ValidSend {
     pub(super) daily_cap: Option<u64>,
 }
 
+/// What a send is checked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// To be sent: it needs someone to send to.
+    Send,
+    /// To be looked at while it is written ([`super::preview`]): no recipients yet is
+    /// no error.
+    Preview,
+}
+
 /// Every check a send must pass before anything is published.
 pub async fn validate(
     state: &AppState,
     customer: &CustomerId,
     mut body: SendMessages,
+    purpose: Purpose,
 ) -> Result<ValidSend, ApiError> {
     let from = PhoneNumber::parse(&body.from)
         .map_err(|error| ApiError::invalid("invalid_sender", error.to_string()))?;
     let (draft, alimtalk) = draft(state, customer, &mut body).await?;
     let images = images(&body.images)?;
     let audience = audience(state, customer, &mut body).await?;
+    if audience.addressees.is_empty() && purpose == Purpose::Send {
+        return Err(ApiError::invalid(
+            "no_recipients",
+            "the send has no recipients: name some in 'to', 'recipients' or non-empty 'groups'",
+        ));
+    }
     let profile = state.profile(customer).await?;
     let weights = profile.weights(draft.channel, state.catalog());
     match profile.sender_numbers.get(&from) {

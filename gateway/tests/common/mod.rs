@@ -18,7 +18,7 @@ pub const ADMIN_KEY: &str = "test-admin-key";
 
 pub struct Api {
     server: NatsServer,
-    _redis: RedisServer,
+    redis: RedisServer,
     router: Router,
     jetstream: async_nats::jetstream::Context,
     /// Stops the gateway's reader of messages from handsets.
@@ -70,7 +70,7 @@ impl Api {
         tokio::spawn(rns_gateway::inbound::run(state.clone(), shutdown.clone()));
         Self {
             server,
-            _redis: redis,
+            redis,
             router: app(state),
             jetstream,
             shutdown,
@@ -127,6 +127,11 @@ impl Api {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, headers, value)
+    }
+
+    /// The Redis the gateway uses, for what a test plays the dispatcher's part in.
+    pub fn redis_url(&self) -> String {
+        self.redis.url()
     }
 
     pub fn jetstream(&self) -> &async_nats::jetstream::Context {
