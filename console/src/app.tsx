@@ -5,9 +5,14 @@ import { useEffect, useState } from "preact/hooks";
 import { api, useCsrfToken, type Schemas } from "./api/client";
 import { language, setLanguage, t } from "./i18n";
 import { ApiKeys } from "./pages/api_keys";
+import { Contacts } from "./pages/contacts";
 import { Home } from "./pages/home";
 import { Members } from "./pages/members";
 import { Points } from "./pages/points";
+import { Results } from "./pages/results";
+import { Routing } from "./pages/routing";
+import { Schedules } from "./pages/schedules";
+import { Send } from "./pages/send";
 import { SenderNumbers } from "./pages/sender_numbers";
 import { SignIn, SignUp } from "./pages/enter";
 import { VerifyPhone } from "./pages/verify_phone";
@@ -54,6 +59,16 @@ export function App() {
     page = hash === "#/signup" ? <SignUp onEntered={signedIn} /> : <SignIn onEntered={signedIn} />;
   } else if (!session.person.phone_verified) {
     page = <VerifyPhone session={session} onVerified={signedIn} />;
+  } else if (hash === "#/send") {
+    page = <Send />;
+  } else if (hash === "#/results") {
+    page = <Results />;
+  } else if (hash === "#/contacts") {
+    page = <Contacts />;
+  } else if (hash === "#/schedules") {
+    page = <Schedules />;
+  } else if (hash === "#/routing") {
+    page = <Routing />;
   } else if (hash === "#/sender-numbers") {
     page = <SenderNumbers />;
   } else if (hash === "#/api-keys" && session.person.role === "owner") {
@@ -79,6 +94,11 @@ export function App() {
             <a href="#/" aria-current={hash === "" || hash === "#/" ? "page" : undefined}>
               {t("home")}
             </a>
+            {(["send", "results", "contacts", "schedules", "routing"] as const).map((target) => (
+              <a key={target} href={`#/${target}`} aria-current={current(`#/${target}`)}>
+                {t(target)}
+              </a>
+            ))}
             <a href="#/sender-numbers" aria-current={current("#/sender-numbers")}>
               {t("senderNumbers")}
             </a>

@@ -166,6 +166,83 @@ try {
   await page.getByRole("cell", { name: "충전" }).waitFor();
   check((await page.getByText("1,500").count()) >= 2, "the balance and the entry say 1,500");
   await examine(page, "09-points");
+
+  // Contacts from a CSV file into a new group: the progress bar fills, and the row
+  // that is no phone number is reported by its row in the file.
+  await page.getByRole("link", { name: "주소록" }).click();
+  await page.getByLabel("새 그룹 이름").fill("VIP 고객");
+  await page.getByRole("button", { name: "그룹 만들기" }).click();
+  await page.getByRole("status").filter({ hasText: "VIP 고객" }).waitFor();
+  const csv = "number,name,memo\n010-5555-1001,김하나,\n010-5555-1002,이두리,단골\nnot-a-number,박오류,\n";
+  await page.getByLabel("CSV 파일").setInputFiles({ name: "contacts.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
+  await page.getByRole("button", { name: "가져오기", exact: true }).click();
+  await page.getByRole("status").filter({ hasText: "가져오기 완료" }).waitFor();
+  const bar = page.getByLabel("가져오는 중");
+  check((await bar.getAttribute("value")) === "3" && (await bar.getAttribute("max")) === "3", "the progress bar is full");
+  const rowError = page.getByRole("table", { name: "가져오지 못한 행" }).getByRole("row").nth(1);
+  check((await rowError.getByRole("cell").first().textContent()) === "4", "the bad row is row 4 of the file");
+  await page.getByRole("cell", { name: "이두리" }).waitFor();
+  check((await page.getByRole("cell", { name: "01055551001", exact: true }).count()) === 1, "the imported contacts are listed");
+  await examine(page, "10-contacts");
+
+  // A first message to the group, each name filled in: the preview shows the count,
+  // the bytes and the first recipients' texts before anything is sent.
+  await page.getByRole("link", { name: "메시지 보내기" }).click();
+  await page.getByRole("heading", { name: "메시지 보내기" }).waitFor();
+  await page.getByLabel("VIP 고객 (2)").check();
+  await page.getByLabel("내용", { exact: true }).fill("#{name}님, 주문하신 상품이 발송되었습니다.");
+  await page.getByTestId("preview-summary").filter({ hasText: "수신자 2명" }).waitFor();
+  await page.getByRole("cell", { name: "김하나님, 주문하신 상품이 발송되었습니다." }).waitFor();
+  check(/^\d+ \/ 90 바이트 · SMS$/.test(await page.getByTestId("bytes").textContent()), "the bytes are counted");
+  await examine(page, "11-send");
+  await page.getByRole("button", { name: "보내기", exact: true }).click();
+  await page.getByTestId("sent").waitFor();
+  await page.getByRole("link", { name: "결과 보기" }).click();
+
+  // The results arrive by themselves: both delivered, the request's summary charted,
+  // a message's timeline.
+  await page.getByRole("cell", { name: "성공", exact: true }).nth(1).waitFor({ timeout: 60_000 });
+  await page.getByTestId("request-summary").waitFor();
+  await page.getByRole("button", { name: "01055551002" }).click();
+  await page.getByTestId("timeline").getByText("이두리님").waitFor();
+  await examine(page, "12-results");
+
+  // The points moved: two SMS spent.
+  await page.getByRole("link", { name: "포인트" }).click();
+  await page.getByRole("heading", { name: "포인트 내역" }).waitFor();
+  await page.getByText("1,498").first().waitFor();
+  console.log("ok: the points moved by the send");
+
+  // A new ratio, previewed before it is saved.
+  await page.getByRole("link", { name: "통신사 비율" }).click();
+  const sms = page.getByRole("region", { name: "문자 (SMS/LMS/MMS)" });
+  await sms.getByLabel("KT", { exact: true }).fill("50");
+  await sms.getByLabel("SKT", { exact: true }).fill("30");
+  await sms.getByLabel("LGU", { exact: true }).fill("20");
+  await page.getByTestId("preview-counts-sms").filter({ hasText: "KT 10 · " }).waitFor();
+  const counts = await page.getByTestId("preview-counts-sms").textContent();
+  check(counts.includes("SKT 6") && counts.includes("LGU 4"), `the next 20 split 10/6/4: ${counts}`);
+  await sms.getByRole("button", { name: /저장/ }).click();
+  await page.getByRole("status").filter({ hasText: "비율을 저장했습니다" }).waitFor();
+  await examine(page, "13-routing");
+
+  // A recurring send, scheduled and cancelled.
+  await page.getByRole("link", { name: "메시지 보내기" }).click();
+  await page.getByLabel("수신번호 (줄마다 또는 쉼표로 구분)").fill("010-5555-1001");
+  await page.getByLabel("내용", { exact: true }).fill("매일 아침 알림");
+  await page.getByLabel("반복", { exact: true }).check();
+  await page.getByLabel("시각", { exact: true }).fill("09:30");
+  await page.getByTestId("next-firings").getByRole("listitem").nth(4).waitFor();
+  await page.getByRole("button", { name: "예약하기" }).click();
+  await page.getByTestId("sent").filter({ hasText: "반복 발송을 예약했습니다" }).waitFor();
+  await page.getByRole("link", { name: "예약 발송" }).first().click();
+  await page.getByRole("cell", { name: "0 30 9 * * *" }).waitFor();
+  await examine(page, "14-schedules");
+  await page.getByRole("button", { name: /예약 취소/ }).click();
+  await page.getByRole("status").filter({ hasText: "예약을 취소했습니다" }).waitFor();
+  check((await page.getByRole("cell", { name: "0 30 9 * * *" }).count()) === 0, "the cancelled schedule is gone from the waiting ones");
+  console.log("ok: a recurring send was scheduled and cancelled");
+
   await page.getByRole("link", { name: "홈" }).click();
 
   await page.getByRole("button", { name: "English" }).click();

@@ -1,10 +1,14 @@
 //! The web console in a real browser, against the real binaries: Debian's Chromium
-//! driven by playwright-core runs `console/tests/browser.mjs` (sign up, prove the
+//! driven by playwright-core runs `console/tests/browser.mjs` — sign up, prove the
 //! phone with the texted code, the home page, a mobile sender number verified by its
-//! code, an API key shown once, an invitation link, the points moving after the
-//! operator's top-up, English, sign out, sign in by
-//! keyboard, and the invited person joining as a member; a screenshot and an axe-core check of every page). Screenshots are kept
-//! in `target/console-screenshots/`.
+//! code, an API key shown once, an invitation link, the operator's top-up on the
+//! points page, contacts imported from CSV into a group (progress bar, the bad row
+//! reported), a first message to the group with each name filled in (previewed, then
+//! its results arriving, delivered, with a timeline), the points it spent, a new ratio
+//! previewed and saved, a recurring send scheduled and cancelled, English, sign out,
+//! sign in by keyboard, and the invited person joining as a member; a screenshot and
+//! an axe-core check of every page. Screenshots are kept in
+//! `target/console-screenshots/`.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -54,6 +58,11 @@ async fn a_newcomer_signs_up_verifies_their_phone_and_finds_home_in_a_real_brows
         "03-verify-phone",
         "04-home",
         "05-home-english",
+        "10-contacts",
+        "11-send",
+        "12-results",
+        "13-routing",
+        "14-schedules",
     ] {
         assert!(
             said.contains(&format!("ok: {page}")),
@@ -62,4 +71,6 @@ async fn a_newcomer_signs_up_verifies_their_phone_and_finds_home_in_a_real_brows
     }
     assert!(said.contains("keyboard alone"), "{said}");
     assert!(said.contains("an invited member joined"), "{said}");
+    assert!(said.contains("the points moved by the send"), "{said}");
+    assert!(said.contains("scheduled and cancelled"), "{said}");
 }
