@@ -7,12 +7,16 @@ import { language, setLanguage, t } from "./i18n";
 import { ApiKeys } from "./pages/api_keys";
 import { Contacts } from "./pages/contacts";
 import { Home } from "./pages/home";
+import { Blocklist } from "./pages/blocklist";
 import { Members } from "./pages/members";
+import { Operator } from "./pages/operator";
 import { Points } from "./pages/points";
 import { Results } from "./pages/results";
 import { Routing } from "./pages/routing";
 import { Schedules } from "./pages/schedules";
 import { Send } from "./pages/send";
+import { Templates } from "./pages/templates";
+import { Webhook } from "./pages/webhook";
 import { SenderNumbers } from "./pages/sender_numbers";
 import { SignIn, SignUp } from "./pages/enter";
 import { VerifyPhone } from "./pages/verify_phone";
@@ -53,7 +57,9 @@ export function App() {
   }
 
   let page;
-  if (session === undefined) {
+  if (hash.startsWith("#/operator")) {
+    page = <Operator page={hash.slice("#/operator/".length)} />;
+  } else if (session === undefined) {
     page = <p>{t("loading")}</p>;
   } else if (session === null) {
     page = hash === "#/signup" ? <SignUp onEntered={signedIn} /> : <SignIn onEntered={signedIn} />;
@@ -69,6 +75,12 @@ export function App() {
     page = <Schedules />;
   } else if (hash === "#/routing") {
     page = <Routing />;
+  } else if (hash === "#/templates") {
+    page = <Templates />;
+  } else if (hash === "#/blocklist") {
+    page = <Blocklist />;
+  } else if (hash === "#/webhook") {
+    page = <Webhook />;
   } else if (hash === "#/sender-numbers") {
     page = <SenderNumbers />;
   } else if (hash === "#/api-keys" && session.person.role === "owner") {
@@ -94,7 +106,7 @@ export function App() {
             <a href="#/" aria-current={hash === "" || hash === "#/" ? "page" : undefined}>
               {t("home")}
             </a>
-            {(["send", "results", "contacts", "schedules", "routing"] as const).map((target) => (
+            {(["send", "results", "contacts", "templates", "schedules", "routing"] as const).map((target) => (
               <a key={target} href={`#/${target}`} aria-current={current(`#/${target}`)}>
                 {t(target)}
               </a>
@@ -109,6 +121,12 @@ export function App() {
             )}
             <a href="#/points" aria-current={current("#/points")}>
               {t("points")}
+            </a>
+            <a href="#/blocklist" aria-current={current("#/blocklist")}>
+              {t("blocklist")}
+            </a>
+            <a href="#/webhook" aria-current={current("#/webhook")}>
+              {t("webhook")}
             </a>
             <a href="#/members" aria-current={current("#/members")}>
               {t("members")}
@@ -133,6 +151,9 @@ export function App() {
       <main id="main" tabIndex={-1}>
         {page}
       </main>
+      <footer class="bottom">
+        <a href="#/operator">{t("operator")}</a>
+      </footer>
     </>
   );
 }

@@ -36,3 +36,46 @@ export function csvParts(text: string, size: number): CsvPart[] {
   }
   return parts;
 }
+
+/** One row's fields: commas separate them, quotes may hold commas and `""` quotes. */
+export function csvFields(row: string): string[] {
+  const fields: string[] = [];
+  let field = "";
+  let quoted = false;
+  for (let index = 0; index < row.length; index++) {
+    const character = row[index];
+    if (quoted) {
+      if (character === '"' && row[index + 1] === '"') {
+        field += '"';
+        index++;
+      } else if (character === '"') quoted = false;
+      else field += character;
+    } else if (character === '"') quoted = true;
+    else if (character === ",") {
+      fields.push(field.trim());
+      field = "";
+    } else field += character;
+  }
+  fields.push(field.trim());
+  return fields;
+}
+
+/**
+ * Recipients with their own variables from CSV text whose header names `number`
+ * and the variables: `number,name` then `010-1234-5678,김민수`.
+ */
+export function recipientsFromCsv(text: string): { to: string; variables: Record<string, string> }[] {
+  const [header, ...rows] = csvRows(text.trim());
+  if (!header) return [];
+  const names = csvFields(header);
+  const number = names.findIndex((name) => name.toLowerCase() === "number");
+  if (number < 0) return [];
+  return rows.map((row) => {
+    const fields = csvFields(row);
+    const variables: Record<string, string> = {};
+    names.forEach((name, index) => {
+      if (index !== number && name) variables[name] = fields[index] ?? "";
+    });
+    return { to: fields[number] ?? "", variables };
+  });
+}

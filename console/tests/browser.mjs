@@ -243,6 +243,49 @@ try {
   check((await page.getByRole("cell", { name: "0 30 9 * * *" }).count()) === 0, "the cancelled schedule is gone from the waiting ones");
   console.log("ok: a recurring send was scheduled and cancelled");
 
+  // A template, kept for the send page's picker.
+  await page.getByRole("link", { name: "템플릿" }).click();
+  await page.getByLabel("템플릿 이름").fill("배송 안내");
+  await page.getByLabel("내용", { exact: true }).fill("#{name}님, 배송이 시작되었습니다.");
+  await page.getByRole("button", { name: "저장", exact: true }).click();
+  await page.getByRole("cell", { name: "배송 안내", exact: true }).waitFor();
+  check((await page.getByRole("cell", { name: "name", exact: true }).count()) === 1, "the template's variable is named");
+  await examine(page, "15-templates");
+
+  // A number on the blocklist, and the opt-outs of the sender number.
+  await page.getByRole("link", { name: "수신거부" }).click();
+  await page.getByLabel("수신번호").first().fill("010-5555-1009");
+  await page.getByRole("button", { name: "수신거부 추가" }).click();
+  await page.getByRole("cell", { name: "01055551009", exact: true }).waitFor();
+  await examine(page, "16-blocklist");
+
+  // The webhook: its signing secret is made in the browser and shown once.
+  await page.getByRole("link", { name: "웹훅" }).click();
+  await page.getByLabel("받을 주소 (URL)").fill("https://hooks.example.com/rns");
+  await page.getByRole("button", { name: "저장", exact: true }).click();
+  const secret = await page.getByTestId("webhook-secret").textContent();
+  check(/^[0-9a-f]{64}$/.test(secret), `a secret is shown once: ${secret}`);
+  await examine(page, "17-webhook");
+
+  // The operator, with the operator key, finds the company, tops it up and sees the
+  // queues and carriers.
+  await page.getByRole("link", { name: "운영자" }).click();
+  await page.getByLabel("운영자 키").fill(ADMIN_KEY);
+  await page.getByRole("button", { name: "들어가기" }).click();
+  await page.getByRole("cell", { name: "민수 마트", exact: true }).waitFor();
+  await page.getByLabel(`충전 ${customer}`).fill("100");
+  await page.getByRole("button", { name: `충전 ${customer}` }).click();
+  await page.getByRole("status").filter({ hasText: "100포인트를 충전했습니다" }).waitFor();
+  await examine(page, "18-operator-customers");
+  await page.getByRole("link", { name: "대기열" }).click();
+  await page.getByRole("cell", { name: "SEND", exact: true }).waitFor();
+  await examine(page, "19-operator-queues");
+  await page.getByRole("link", { name: "통신사", exact: true }).click();
+  await page.getByRole("cell", { name: "KT", exact: true }).waitFor();
+  await examine(page, "20-operator-carriers");
+  await page.getByRole("button", { name: "운영자 나가기" }).click();
+  console.log("ok: the operator topped the company up and saw the queues");
+
   await page.getByRole("link", { name: "홈" }).click();
 
   await page.getByRole("button", { name: "English" }).click();

@@ -5,7 +5,9 @@
 //! points page, contacts imported from CSV into a group (progress bar, the bad row
 //! reported), a first message to the group with each name filled in (previewed, then
 //! its results arriving, delivered, with a timeline), the points it spent, a new ratio
-//! previewed and saved, a recurring send scheduled and cancelled, English, sign out,
+//! previewed and saved, a recurring send scheduled and cancelled, a template, a
+//! blocklisted number, the webhook's secret shown once, the operator's pages entered
+//! with the operator key (a top-up, the queues, the carriers), English, sign out,
 //! sign in by keyboard, and the invited person joining as a member; a screenshot and
 //! an axe-core check of every page. Screenshots are kept in
 //! `target/console-screenshots/`.
@@ -63,6 +65,12 @@ async fn a_newcomer_signs_up_verifies_their_phone_and_finds_home_in_a_real_brows
         "12-results",
         "13-routing",
         "14-schedules",
+        "15-templates",
+        "16-blocklist",
+        "17-webhook",
+        "18-operator-customers",
+        "19-operator-queues",
+        "20-operator-carriers",
     ] {
         assert!(
             said.contains(&format!("ok: {page}")),
@@ -73,4 +81,8 @@ async fn a_newcomer_signs_up_verifies_their_phone_and_finds_home_in_a_real_brows
     assert!(said.contains("an invited member joined"), "{said}");
     assert!(said.contains("the points moved by the send"), "{said}");
     assert!(said.contains("scheduled and cancelled"), "{said}");
+    assert!(
+        said.contains("the operator topped the company up"),
+        "{said}"
+    );
 }

@@ -169,6 +169,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(routing::report))
         .routes(utoipa_axum::routes!(routing::put))
         .routes(utoipa_axum::routes!(routing::preview))
+        .routes(utoipa_axum::routes!(queues::list))
         .routes(utoipa_axum::routes!(
             sender_numbers::register,
             sender_numbers::list

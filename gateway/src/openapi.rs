@@ -50,6 +50,7 @@ pub const DOCS_PATH: &str = "/v1/docs";
         (name = "webhook", description = "Status events pushed to the customer"),
         (name = "customers", description = "Operator: customers and their points"),
         (name = "carriers", description = "Operator: carriers and their rates"),
+        (name = "queues", description = "Operator: each stream's backlog and lag"),
     )
 )]
 pub struct ApiDoc;

@@ -29,6 +29,8 @@ struct Inner {
     health: HealthStore,
     carrier_rates: carrier_rates::CarrierRates,
     routing_positions: crate::routing_positions::RoutingPositions,
+    /// Every stream of the topology, and whether its oldest message's age is a lag.
+    streams: Vec<(String, bool)>,
     idempotency: IdempotencyStore,
     catalog: CarrierCatalog,
     results: ResultQueries,
@@ -99,6 +101,11 @@ impl AppState {
             health,
             carrier_rates: carrier_rates::CarrierRates::new(redis.clone()),
             routing_positions: crate::routing_positions::RoutingPositions::new(redis.clone()),
+            streams: rns_nats::Topology::for_catalog(
+                settings.nats.topology.clone(),
+                &catalog(settings),
+            )
+            .stream_names(),
             idempotency: IdempotencyStore::new(redis.clone()),
             catalog: catalog(settings),
             results: ResultQueries::new(rns_results::clickhouse_client(&settings.clickhouse)),
@@ -214,6 +221,12 @@ impl AppState {
 
     pub fn carrier_rates(&self) -> &carrier_rates::CarrierRates {
         &self.0.carrier_rates
+    }
+
+    /// Every stream of the topology, and whether its oldest message's age is a lag
+    /// ([`rns_nats::Topology::stream_names`]).
+    pub fn streams(&self) -> &[(String, bool)] {
+        &self.0.streams
     }
 
     pub fn routing_positions(&self) -> &crate::routing_positions::RoutingPositions {

@@ -53,8 +53,18 @@ pub fn check_url(text: &str, allow_private: bool) -> Result<String, String> {
 /// A page of attempts, newest first.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct AttemptPage {
-    pub items: Vec<serde_json::Value>,
+    pub items: Vec<AttemptView>,
     pub next_cursor: Option<String>,
+}
+
+/// One delivery attempt, with its times written out.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    #[serde(flatten)]
+    pub record: AttemptRecord,
+    pub at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
 }
 
 /// The webhook settings and attempt records of every customer.
@@ -129,12 +139,11 @@ impl WebhookStore {
             let Ok(record) = serde_json::from_str::<AttemptRecord>(&text) else {
                 continue;
             };
-            let mut item = serde_json::to_value(&record).expect("an attempt serialises");
-            item["at"] = rns_types::time::rfc3339(record.at_ms).into();
-            if let Some(next) = record.next_attempt_at_ms {
-                item["next_attempt_at"] = rns_types::time::rfc3339(next).into();
-            }
-            items.push(item);
+            items.push(AttemptView {
+                at: rns_types::time::rfc3339(record.at_ms),
+                next_attempt_at: record.next_attempt_at_ms.map(rns_types::time::rfc3339),
+                record,
+            });
             ids.push(entry.id);
         }
         let next_cursor = (items.len() > limit).then(|| {

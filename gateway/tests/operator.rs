@@ -1,5 +1,5 @@
-//! The operator's tools: finding customers, suspending and resuming one, and the
-//! audit log of every admin and key action.
+//! The operator's tools: finding customers, suspending and resuming one, the audit
+//! log of every admin and key action, and each queue's backlog and lag.
 mod common;
 
 use axum::http::{Method, StatusCode};
@@ -272,4 +272,80 @@ async fn admin_and_key_actions_are_in_the_audit_log_with_who_and_when() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let later = rns_types::time::rfc3339(rns_types::time::now_milliseconds() + 60_000);
     assert!(actions(&audit(&api, &format!("since={later}")).await).is_empty());
+}
+
+#[tokio::test]
+async fn the_operator_sees_each_queue_with_its_backlog_and_lag() {
+    let api = Api::start().await;
+    let key = api.customer("acme").await;
+    let (status, _) = api
+        .call(Method::GET, "/v1/admin/queues", Some(&key), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a customer key is no operator's"
+    );
+
+    let queue = |queues: &Value, name: &str| -> Value {
+        queues["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|queue| queue["stream"] == name)
+            .unwrap_or_else(|| panic!("{name} is listed: {queues}"))
+            .clone()
+    };
+    let (status, before) = api
+        .call(Method::GET, "/v1/admin/queues", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    let carriers = ["KT", "SKT", "LGU"].map(|carrier| format!("CARRIER_{carrier}"));
+    for stream in ["SEND", "SCHEDULES", "RESULTS"]
+        .into_iter()
+        .chain(carriers.iter().map(String::as_str))
+    {
+        queue(&before, stream);
+    }
+    let send = queue(&before, "SEND");
+    assert_eq!(
+        (send["messages"].as_u64(), send["lag_seconds"].as_u64()),
+        (Some(0), None)
+    );
+
+    // Nothing dispatches here: a send waits in SEND, and a schedule in SCHEDULES,
+    // whose oldest message is a future firing, not a lag.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    for body in [
+        json!({"from": "0212345678", "to": ["010-1000-0001"], "text": "now"}),
+        json!({"from": "0212345678", "to": ["010-1000-0001"], "text": "later",
+               "scheduled_at": tomorrow}),
+    ] {
+        let (status, answer) = api
+            .call(Method::POST, "/v1/messages", Some(&key), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    }
+    let (_, after) = api
+        .call(Method::GET, "/v1/admin/queues", Some(ADMIN_KEY), None)
+        .await;
+    let send = queue(&after, "SEND");
+    assert_eq!(send["messages"], 1, "{after}");
+    assert!(
+        send["lag_seconds"].as_u64().is_some() && send["oldest_at"].is_string(),
+        "{send}"
+    );
+    let schedules = queue(&after, "SCHEDULES");
+    assert!(schedules["messages"].as_u64().unwrap() >= 1, "{schedules}");
+    assert_eq!(schedules["lag_seconds"], Value::Null, "{schedules}");
+    let audit = queue(&after, "AUDIT");
+    assert!(
+        audit["messages"].as_u64().unwrap() >= 1,
+        "the top-up is audited: {audit}"
+    );
+    assert_eq!(
+        audit["lag_seconds"],
+        Value::Null,
+        "a record is no queue: {audit}"
+    );
 }

@@ -233,6 +233,21 @@ impl Topology {
         Ok(())
     }
 
+    /// Every stream's name, and whether its oldest message waits to be consumed, so
+    /// that its age is a lag: not in a record kept by limits (the ledger, the audit
+    /// log), nor in a stream of schedules (whose oldest is a future firing). In the
+    /// order they are declared.
+    pub fn stream_names(&self) -> Vec<(String, bool)> {
+        self.streams()
+            .into_iter()
+            .map(|stream| {
+                let waits =
+                    stream.retention != RetentionPolicy::Limits && !stream.allow_message_schedules;
+                (stream.name, waits)
+            })
+            .collect()
+    }
+
     fn streams(&self) -> Vec<StreamConfig> {
         let settings = &self.settings;
         let base = |name: &str, subjects: Vec<String>, retention, max_bytes| StreamConfig {

@@ -54,7 +54,7 @@ pub struct PendingDelivery {
 }
 
 /// How an attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AttemptOutcome {
     /// The receiver answered 2xx.
@@ -66,7 +66,7 @@ pub enum AttemptOutcome {
 }
 
 /// One attempt, as `GET /v1/webhook/deliveries` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttemptRecord {
     pub delivery_id: String,
     pub attempt: u32,

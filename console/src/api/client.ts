@@ -37,3 +37,26 @@ export function messageOf(error: unknown): string {
   }
   return String(error);
 }
+
+let operatorKey: string | null = null;
+
+/** Remembers the operator key for this tab (in memory only: a reload forgets it). */
+export function useOperatorKey(key: string | null) {
+  operatorKey = key;
+}
+
+export function hasOperatorKey(): boolean {
+  return operatorKey !== null;
+}
+
+/**
+ * The operator's client: the same API with the operator key as the bearer, and
+ * without the session cookie, so an operator's call is never a customer's.
+ */
+export const operatorApi = createClient<paths>({ baseUrl: "", credentials: "omit" });
+operatorApi.use({
+  onRequest({ request }) {
+    if (operatorKey) request.headers.set("Authorization", `Bearer ${operatorKey}`);
+    return request;
+  },
+});

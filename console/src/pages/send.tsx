@@ -6,6 +6,7 @@
 // the API's own, none copied here.
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
+import { recipientsFromCsv } from "../csv";
 import { numbers, times } from "../format";
 import { t, type Word } from "../i18n";
 import { Messages } from "./messages";
@@ -53,6 +54,7 @@ export function Send() {
   const [templateId, setTemplateId] = useState("");
   const [fallback, setFallback] = useState("");
   const [to, setTo] = useState("");
+  const [personal, setPersonal] = useState("");
   const [chosenGroups, setChosenGroups] = useState<string[]>([]);
   const [images, setImages] = useState<string[]>([]);
   const [advertisement, setAdvertisement] = useState(false);
@@ -92,6 +94,7 @@ export function Send() {
       from,
       channel,
       to: typedNumbers(to),
+      recipients: recipientsFromCsv(personal),
       groups: chosenGroups,
       advertisement,
       ...(priority ? { priority } : {}),
@@ -270,6 +273,20 @@ export function Send() {
           <div class="field">
             <label for="send-to">{t("typedNumbers")}</label>
             <textarea id="send-to" rows={3} value={to} onInput={(event) => setTo(event.currentTarget.value)} />
+          </div>
+          <div class="field">
+            <label for="send-personal">{t("personalRecipients")}</label>
+            <textarea
+              id="send-personal"
+              rows={3}
+              value={personal}
+              placeholder={"number,name\n010-1234-5678,김민수"}
+              aria-describedby="send-personal-hint"
+              onInput={(event) => setPersonal(event.currentTarget.value)}
+            />
+            <small id="send-personal-hint" class="hint">
+              {t("personalHelp")}
+            </small>
           </div>
           <fieldset>
             <legend>{t("groups")}</legend>

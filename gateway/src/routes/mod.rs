@@ -12,6 +12,7 @@ pub mod messages;
 pub mod opt_out_lines;
 pub mod opt_outs;
 pub mod points;
+pub mod queues;
 pub mod results;
 pub mod routing;
 pub mod schedules;

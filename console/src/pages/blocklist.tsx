@@ -1,0 +1,189 @@
+// Who is never sent to: the company's blocklist (from every sender number, added or
+// removed here or imported from CSV) and each sender number's opt-outs (recorded by
+// its free 080 line, or here when a recipient asked another way).
+import { useEffect, useState } from "preact/hooks";
+import { api, messageOf, type Schemas } from "../api/client";
+import { times } from "../format";
+import { t } from "../i18n";
+import { Messages } from "./messages";
+
+export function Blocklist() {
+  const [blocked, setBlocked] = useState<Schemas["Blocked"][] | null>(null);
+  const [blockedCursor, setBlockedCursor] = useState<string | null>(null);
+  const [senders, setSenders] = useState<string[]>([]);
+  const [sender, setSender] = useState("");
+  const [optOuts, setOptOuts] = useState<Schemas["OptOutPage"] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+
+  async function loadBlocked(after: string | null) {
+    const { data, error } = await api.GET("/v1/blocklist", {
+      params: { query: { limit: 50, ...(after ? { cursor: after } : {}) } },
+    });
+    if (!data) return setError(messageOf(error));
+    setBlocked((shown) => (after && shown ? [...shown, ...data.items] : data.items));
+    setBlockedCursor(data.next_cursor ?? null);
+  }
+
+  async function loadOptOuts() {
+    if (!sender) return setOptOuts(null);
+    const { data, error } = await api.GET("/v1/opt-outs", { params: { query: { sender_number: sender, limit: 100 } } });
+    if (data) setOptOuts(data);
+    else setError(messageOf(error));
+  }
+
+  useEffect(() => {
+    loadBlocked(null);
+    api.GET("/v1/sender-numbers", { params: { query: { limit: 1000 } } }).then(({ data }) => {
+      const numbers = (data?.items ?? []).map((number) => number.number);
+      setSenders(numbers);
+      setSender((current) => current || numbers[0] || "");
+    });
+  }, []);
+  useEffect(() => {
+    loadOptOuts();
+  }, [sender]);
+
+  function said(message: string) {
+    setError(null);
+    setNotice(message);
+  }
+
+  async function block(event: Event) {
+    event.preventDefault();
+    const form = event.currentTarget as HTMLFormElement;
+    const number = String(new FormData(form).get("block-number"));
+    const { error } = await api.POST("/v1/blocklist", { body: { number } });
+    if (error) return setError(messageOf(error));
+    form.reset();
+    said(t("numberBlocked", { number }));
+    loadBlocked(null);
+  }
+
+  async function unblock(number: string) {
+    const { error } = await api.DELETE("/v1/blocklist/{number}", { params: { path: { number } } });
+    if (error) return setError(messageOf(error));
+    said(t("numberUnblocked", { number }));
+    loadBlocked(null);
+  }
+
+  async function recordOptOut(event: Event) {
+    event.preventDefault();
+    const form = event.currentTarget as HTMLFormElement;
+    const recipient = String(new FormData(form).get("opt-out-number"));
+    const { error } = await api.POST("/v1/opt-outs", { body: { sender_number: sender, recipient } });
+    if (error) return setError(messageOf(error));
+    form.reset();
+    said(t("optOutRecorded", { number: recipient }));
+    loadOptOuts();
+  }
+
+  async function withdraw(recipient: string) {
+    const { error } = await api.DELETE("/v1/opt-outs/{sender_number}/{recipient}", {
+      params: { path: { sender_number: sender, recipient } },
+    });
+    if (error) return setError(messageOf(error));
+    said(t("optOutWithdrawn", { number: recipient }));
+    loadOptOuts();
+  }
+
+  const clock = times();
+
+  return (
+    <>
+      <h1>{t("blocklist")}</h1>
+      <Messages error={error} notice={notice} />
+      <section class="card" aria-labelledby="blocklist-title">
+        <h2 id="blocklist-title">{t("blocklistTitle")}</h2>
+        <p class="hint">{t("blocklistHelp")}</p>
+        <form class="inline" onSubmit={block}>
+          <label for="block-number">{t("recipientNumber")}</label>
+          <input id="block-number" name="block-number" type="tel" required />
+          <button type="submit">{t("block")}</button>
+        </form>
+        {blocked === null ? (
+          <p>{t("loading")}</p>
+        ) : blocked.length === 0 ? (
+          <p>{t("none")}</p>
+        ) : (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">{t("recipientNumber")}</th>
+                <th scope="col">{t("addedAt")}</th>
+                <th scope="col">{t("actions")}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {blocked.map((entry) => (
+                <tr key={entry.number}>
+                  <td>{entry.number}</td>
+                  <td>{clock.format(new Date(entry.added_at))}</td>
+                  <td>
+                    <button type="button" class="secondary" onClick={() => unblock(entry.number)}>
+                      {t("unblock")}
+                      <span class="visually-hidden"> {entry.number}</span>
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+        {blockedCursor && (
+          <button type="button" class="secondary" onClick={() => loadBlocked(blockedCursor)}>
+            {t("more")}
+          </button>
+        )}
+      </section>
+
+      <section class="card" aria-labelledby="opt-outs-title">
+        <h2 id="opt-outs-title">{t("optOuts")}</h2>
+        <div class="field">
+          <label for="opt-out-sender">{t("senderNumber")}</label>
+          <select id="opt-out-sender" value={sender} onChange={(event) => setSender(event.currentTarget.value)}>
+            {senders.map((number) => (
+              <option key={number} value={number}>
+                {number}
+              </option>
+            ))}
+          </select>
+        </div>
+        {optOuts && <p class="hint">{t("optOutLine", { line: optOuts.opt_out_number })}</p>}
+        <form class="inline" onSubmit={recordOptOut}>
+          <label for="opt-out-number">{t("recipientNumber")}</label>
+          <input id="opt-out-number" name="opt-out-number" type="tel" required />
+          <button type="submit" disabled={!sender}>
+            {t("recordOptOut")}
+          </button>
+        </form>
+        {optOuts && optOuts.items.length === 0 && <p>{t("none")}</p>}
+        {optOuts && optOuts.items.length > 0 && (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">{t("recipientNumber")}</th>
+                <th scope="col">{t("addedAt")}</th>
+                <th scope="col">{t("actions")}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {optOuts.items.map((optOut) => (
+                <tr key={optOut.recipient}>
+                  <td>{optOut.recipient}</td>
+                  <td>{clock.format(new Date(optOut.opted_out_at_ms))}</td>
+                  <td>
+                    <button type="button" class="secondary" onClick={() => withdraw(optOut.recipient)}>
+                      {t("withdrawOptOut")}
+                      <span class="visually-hidden"> {optOut.recipient}</span>
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+    </>
+  );
+}
