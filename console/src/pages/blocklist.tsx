@@ -5,25 +5,18 @@ import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { times } from "../format";
 import { t } from "../i18n";
+import { Listing, usePages } from "./listing";
 import { Messages } from "./messages";
 
 export function Blocklist() {
-  const [blocked, setBlocked] = useState<Schemas["Blocked"][] | null>(null);
-  const [blockedCursor, setBlockedCursor] = useState<string | null>(null);
   const [senders, setSenders] = useState<string[]>([]);
   const [sender, setSender] = useState("");
   const [optOuts, setOptOuts] = useState<Schemas["OptOutPage"] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-
-  async function loadBlocked(after: string | null) {
-    const { data, error } = await api.GET("/v1/blocklist", {
-      params: { query: { limit: 50, ...(after ? { cursor: after } : {}) } },
-    });
-    if (!data) return setError(messageOf(error));
-    setBlocked((shown) => (after && shown ? [...shown, ...data.items] : data.items));
-    setBlockedCursor(data.next_cursor ?? null);
-  }
+  const blocked = usePages((after) =>
+    api.GET("/v1/blocklist", { params: { query: { limit: 50, ...(after ? { cursor: after } : {}) } } }),
+  );
 
   async function loadOptOuts() {
     if (!sender) return setOptOuts(null);
@@ -33,7 +26,6 @@ export function Blocklist() {
   }
 
   useEffect(() => {
-    loadBlocked(null);
     api.GET("/v1/sender-numbers", { params: { query: { limit: 1000 } } }).then(({ data }) => {
       const numbers = (data?.items ?? []).map((number) => number.number);
       setSenders(numbers);
@@ -57,14 +49,14 @@ export function Blocklist() {
     if (error) return setError(messageOf(error));
     form.reset();
     said(t("numberBlocked", { number }));
-    loadBlocked(null);
+    blocked.reload();
   }
 
   async function unblock(number: string) {
     const { error } = await api.DELETE("/v1/blocklist/{number}", { params: { path: { number } } });
     if (error) return setError(messageOf(error));
     said(t("numberUnblocked", { number }));
-    loadBlocked(null);
+    blocked.reload();
   }
 
   async function recordOptOut(event: Event) {
@@ -92,7 +84,7 @@ export function Blocklist() {
   return (
     <>
       <h1>{t("blocklist")}</h1>
-      <Messages error={error} notice={notice} />
+      <Messages error={error ?? blocked.error} notice={notice} />
       <section class="card" aria-labelledby="blocklist-title">
         <h2 id="blocklist-title">{t("blocklistTitle")}</h2>
         <p class="hint">{t("blocklistHelp")}</p>
@@ -101,40 +93,20 @@ export function Blocklist() {
           <input id="block-number" name="block-number" type="tel" required />
           <button type="submit">{t("block")}</button>
         </form>
-        {blocked === null ? (
-          <p>{t("loading")}</p>
-        ) : blocked.length === 0 ? (
-          <p>{t("none")}</p>
-        ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("recipientNumber")}</th>
-                <th scope="col">{t("addedAt")}</th>
-                <th scope="col">{t("actions")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {blocked.map((entry) => (
-                <tr key={entry.number}>
-                  <td>{entry.number}</td>
-                  <td>{clock.format(new Date(entry.added_at))}</td>
-                  <td>
-                    <button type="button" class="secondary" onClick={() => unblock(entry.number)}>
-                      {t("unblock")}
-                      <span class="visually-hidden"> {entry.number}</span>
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
-        {blockedCursor && (
-          <button type="button" class="secondary" onClick={() => loadBlocked(blockedCursor)}>
-            {t("more")}
-          </button>
-        )}
+        <Listing items={blocked.items} more={blocked.more} columns={[t("recipientNumber"), t("addedAt"), t("actions")]}>
+          {(entry) => (
+            <tr key={entry.number}>
+              <td>{entry.number}</td>
+              <td>{clock.format(new Date(entry.added_at))}</td>
+              <td>
+                <button type="button" class="secondary" onClick={() => unblock(entry.number)}>
+                  {t("unblock")}
+                  <span class="visually-hidden"> {entry.number}</span>
+                </button>
+              </td>
+            </tr>
+          )}
+        </Listing>
       </section>
 
       <section class="card" aria-labelledby="opt-outs-title">
@@ -157,32 +129,20 @@ export function Blocklist() {
             {t("recordOptOut")}
           </button>
         </form>
-        {optOuts && optOuts.items.length === 0 && <p>{t("none")}</p>}
-        {optOuts && optOuts.items.length > 0 && (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("recipientNumber")}</th>
-                <th scope="col">{t("addedAt")}</th>
-                <th scope="col">{t("actions")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {optOuts.items.map((optOut) => (
-                <tr key={optOut.recipient}>
-                  <td>{optOut.recipient}</td>
-                  <td>{clock.format(new Date(optOut.opted_out_at_ms))}</td>
-                  <td>
-                    <button type="button" class="secondary" onClick={() => withdraw(optOut.recipient)}>
-                      {t("withdrawOptOut")}
-                      <span class="visually-hidden"> {optOut.recipient}</span>
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <Listing items={optOuts?.items ?? null} columns={[t("recipientNumber"), t("addedAt"), t("actions")]}>
+          {(optOut) => (
+            <tr key={optOut.recipient}>
+              <td>{optOut.recipient}</td>
+              <td>{clock.format(new Date(optOut.opted_out_at_ms))}</td>
+              <td>
+                <button type="button" class="secondary" onClick={() => withdraw(optOut.recipient)}>
+                  {t("withdrawOptOut")}
+                  <span class="visually-hidden"> {optOut.recipient}</span>
+                </button>
+              </td>
+            </tr>
+          )}
+        </Listing>
       </section>
     </>
   );

@@ -8,6 +8,7 @@ import { csvParts } from "../csv";
 import { numbers } from "../format";
 import { t } from "../i18n";
 import { Field } from "./field";
+import { Listing, usePages } from "./listing";
 import { Messages } from "./messages";
 
 type Contact = Schemas["Contact"];
@@ -22,8 +23,6 @@ export function Contacts() {
   const [groups, setGroups] = useState<Group[]>([]);
   const [group, setGroup] = useState<string>("");
   const [query, setQuery] = useState("");
-  const [contacts, setContacts] = useState<Contact[] | null>(null);
-  const [cursor, setCursor] = useState<string | null>(null);
   const [editing, setEditing] = useState<Contact | null>(null);
   const [progress, setProgress] = useState<Progress | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -35,34 +34,30 @@ export function Contacts() {
     else setError(messageOf(error));
   }
 
-  async function loadContacts(after: string | null) {
-    const { data, error } = await api.GET("/v1/contacts", {
-      params: {
-        query: {
-          limit: 50,
-          ...(query ? { q: query } : {}),
-          ...(group ? { group_id: group } : {}),
-          ...(after ? { cursor: after } : {}),
+  const contacts = usePages(
+    (after) =>
+      api.GET("/v1/contacts", {
+        params: {
+          query: {
+            limit: 50,
+            ...(query ? { q: query } : {}),
+            ...(group ? { group_id: group } : {}),
+            ...(after ? { cursor: after } : {}),
+          },
         },
-      },
-    });
-    if (!data) return setError(messageOf(error));
-    setContacts((shown) => (after && shown ? [...shown, ...data.items] : data.items));
-    setCursor(data.next_cursor ?? null);
-  }
+      }),
+    [group, query],
+  );
 
   useEffect(() => {
     loadGroups();
   }, []);
-  useEffect(() => {
-    loadContacts(null);
-  }, [group, query]);
 
   function done(message: string) {
     setError(null);
     setNotice(message);
     loadGroups();
-    loadContacts(null);
+    contacts.reload();
   }
 
   async function createGroup(event: Event) {
@@ -155,7 +150,7 @@ export function Contacts() {
   return (
     <>
       <h1>{t("contacts")}</h1>
-      <Messages error={error} notice={notice} />
+      <Messages error={error ?? contacts.error} notice={notice} />
       <section class="card" aria-labelledby="groups-title">
         <h2 id="groups-title">{t("groups")}</h2>
         <div class="field">
@@ -268,55 +263,33 @@ export function Contacts() {
             </button>
           </form>
         )}
-        {contacts === null ? (
-          <p>{t("loading")}</p>
-        ) : contacts.length === 0 ? (
-          <p>{t("none")}</p>
-        ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("recipientNumber")}</th>
-                <th scope="col">{t("name")}</th>
-                <th scope="col">{t("fields")}</th>
-                <th scope="col">{t("memo")}</th>
-                <th scope="col">{t("actions")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {contacts.map((contact) => (
-                <tr key={contact.id}>
-                  <td>{contact.number}</td>
-                  <td>{contact.fields?.name ?? ""}</td>
-                  <td>
-                    <small>
-                      {Object.entries(contact.fields ?? {})
-                        .filter(([name]) => name !== "name")
-                        .map(([name, value]) => `${name}=${value}`)
-                        .join(", ")}
-                    </small>
-                  </td>
-                  <td>{contact.memo ?? ""}</td>
-                  <td>
-                    <button type="button" class="secondary" onClick={() => setEditing(contact)}>
-                      {t("edit")}
-                      <span class="visually-hidden"> {contact.number}</span>
-                    </button>
-                    <button type="button" class="danger" onClick={() => remove(contact)}>
-                      {t("delete")}
-                      <span class="visually-hidden"> {contact.number}</span>
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
-        {cursor && (
-          <button type="button" class="secondary" onClick={() => loadContacts(cursor)}>
-            {t("more")}
-          </button>
-        )}
+        <Listing items={contacts.items} more={contacts.more} columns={[t("recipientNumber"), t("name"), t("fields"), t("memo"), t("actions")]}>
+          {(contact) => (
+            <tr key={contact.id}>
+              <td>{contact.number}</td>
+              <td>{contact.fields?.name ?? ""}</td>
+              <td>
+                <small>
+                  {Object.entries(contact.fields ?? {})
+                    .filter(([name]) => name !== "name")
+                    .map(([name, value]) => `${name}=${value}`)
+                    .join(", ")}
+                </small>
+              </td>
+              <td>{contact.memo ?? ""}</td>
+              <td>
+                <button type="button" class="secondary" onClick={() => setEditing(contact)}>
+                  {t("edit")}
+                  <span class="visually-hidden"> {contact.number}</span>
+                </button>
+                <button type="button" class="danger" onClick={() => remove(contact)}>
+                  {t("delete")}
+                  <span class="visually-hidden"> {contact.number}</span>
+                </button>
+              </td>
+            </tr>
+          )}
+        </Listing>
       </section>
     </>
   );

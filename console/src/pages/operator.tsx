@@ -6,6 +6,7 @@ import { useEffect, useState } from "preact/hooks";
 import { hasOperatorKey, messageOf, operatorApi, useOperatorKey, type Schemas } from "../api/client";
 import { numbers, times } from "../format";
 import { t, type Word } from "../i18n";
+import { Listing, usePages } from "./listing";
 import { Messages } from "./messages";
 
 export const OPERATOR_PAGES = ["customers", "reviews", "carriers", "queues"] as const;
@@ -41,35 +42,28 @@ function OperatorSignIn({ onEntered }: { onEntered: () => void }) {
 }
 
 function Customers() {
-  const [customers, setCustomers] = useState<Schemas["CustomerSummary"][] | null>(null);
-  const [cursor, setCursor] = useState<string | null>(null);
   const [search, setSearch] = useState({ q: "", suspended: false });
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-
-  async function load(after: string | null) {
-    const { data, error } = await operatorApi.GET("/v1/admin/customers", {
-      params: {
-        query: {
-          limit: 50,
-          ...(search.q ? { q: search.q } : {}),
-          ...(search.suspended ? { suspended: true } : {}),
-          ...(after ? { cursor: after } : {}),
+  const customers = usePages(
+    (after) =>
+      operatorApi.GET("/v1/admin/customers", {
+        params: {
+          query: {
+            limit: 50,
+            ...(search.q ? { q: search.q } : {}),
+            ...(search.suspended ? { suspended: true } : {}),
+            ...(after ? { cursor: after } : {}),
+          },
         },
-      },
-    });
-    if (!data) return setError(messageOf(error));
-    setCustomers((shown) => (after && shown ? [...shown, ...data.items] : data.items));
-    setCursor(data.next_cursor ?? null);
-  }
-  useEffect(() => {
-    load(null);
-  }, [search]);
+      }),
+    [search],
+  );
 
   function said(message: string) {
     setError(null);
     setNotice(message);
-    load(null);
+    customers.reload();
   }
 
   async function topUp(customer: string, event: Event) {
@@ -108,7 +102,7 @@ function Customers() {
   return (
     <>
       <h1>{t("customers")}</h1>
-      <Messages error={error} notice={notice} />
+      <Messages error={error ?? customers.error} notice={notice} />
       <form
         class="card inline"
         role="search"
@@ -129,96 +123,66 @@ function Customers() {
       </form>
       <section class="card" aria-labelledby="customers-title">
         <h2 id="customers-title">{t("customers")}</h2>
-        {customers === null ? (
-          <p>{t("loading")}</p>
-        ) : customers.length === 0 ? (
-          <p>{t("none")}</p>
-        ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("customerId")}</th>
-                <th scope="col">{t("company")}</th>
-                <th scope="col">{t("senderNumbers")}</th>
-                <th scope="col">{t("status")}</th>
-                <th scope="col">{t("topUp")}</th>
-                <th scope="col">{t("actions")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {customers.map((customer) => (
-                <tr key={customer.id}>
-                  <td>
-                    <code>{customer.id}</code>
-                    <br />
-                    <small>{clock.format(new Date(customer.created_at))}</small>
-                  </td>
-                  <td>{customer.name}</td>
-                  <td>{customer.sender_numbers}</td>
-                  <td class={customer.suspension ? "status-suspended" : undefined}>
-                    {customer.suspension ? `${t("suspended")} · ${customer.suspension.reason}` : t("active")}
-                  </td>
-                  <td>
-                    <form class="inline" onSubmit={(event) => topUp(customer.id, event)}>
-                      <label class="visually-hidden" for={`amount-${customer.id}`}>
-                        {t("topUp")} {customer.id}
-                      </label>
-                      <input id={`amount-${customer.id}`} name="amount" type="number" min={1} required />
-                      <button type="submit" class="secondary">
-                        {t("topUp")}
-                        <span class="visually-hidden"> {customer.id}</span>
-                      </button>
-                    </form>
-                  </td>
-                  <td>
-                    {customer.suspension ? (
-                      <button type="button" class="secondary" onClick={() => resume(customer.id)}>
-                        {t("resume")}
-                        <span class="visually-hidden"> {customer.id}</span>
-                      </button>
-                    ) : (
-                      <form class="inline" onSubmit={(event) => suspend(customer.id, event)}>
-                        <label class="visually-hidden" for={`reason-${customer.id}`}>
-                          {t("reason")} {customer.id}
-                        </label>
-                        <input id={`reason-${customer.id}`} name="reason" placeholder={t("reason")} required />
-                        <button type="submit" class="danger">
-                          {t("suspend")}
-                          <span class="visually-hidden"> {customer.id}</span>
-                        </button>
-                      </form>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
-        {cursor && (
-          <button type="button" class="secondary" onClick={() => load(cursor)}>
-            {t("more")}
-          </button>
-        )}
+        <Listing items={customers.items} more={customers.more} columns={[t("customerId"), t("company"), t("senderNumbers"), t("status"), t("topUp"), t("actions")]}>
+          {(customer) => (
+            <tr key={customer.id}>
+              <td>
+                <code>{customer.id}</code>
+                <br />
+                <small>{clock.format(new Date(customer.created_at))}</small>
+              </td>
+              <td>{customer.name}</td>
+              <td>{customer.sender_numbers}</td>
+              <td class={customer.suspension ? "status-suspended" : undefined}>
+                {customer.suspension ? `${t("suspended")} · ${customer.suspension.reason}` : t("active")}
+              </td>
+              <td>
+                <form class="inline" onSubmit={(event) => topUp(customer.id, event)}>
+                  <label class="visually-hidden" for={`amount-${customer.id}`}>
+                    {t("topUp")} {customer.id}
+                  </label>
+                  <input id={`amount-${customer.id}`} name="amount" type="number" min={1} required />
+                  <button type="submit" class="secondary">
+                    {t("topUp")}
+                    <span class="visually-hidden"> {customer.id}</span>
+                  </button>
+                </form>
+              </td>
+              <td>
+                {customer.suspension ? (
+                  <button type="button" class="secondary" onClick={() => resume(customer.id)}>
+                    {t("resume")}
+                    <span class="visually-hidden"> {customer.id}</span>
+                  </button>
+                ) : (
+                  <form class="inline" onSubmit={(event) => suspend(customer.id, event)}>
+                    <label class="visually-hidden" for={`reason-${customer.id}`}>
+                      {t("reason")} {customer.id}
+                    </label>
+                    <input id={`reason-${customer.id}`} name="reason" placeholder={t("reason")} required />
+                    <button type="submit" class="danger">
+                      {t("suspend")}
+                      <span class="visually-hidden"> {customer.id}</span>
+                    </button>
+                  </form>
+                )}
+              </td>
+            </tr>
+          )}
+        </Listing>
       </section>
     </>
   );
 }
 
 function Reviews() {
-  const [numbers, setNumbers] = useState<Schemas["ReviewedNumber"][] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-
-  async function load() {
-    const { data, error } = await operatorApi.GET("/v1/admin/sender-numbers", {
-      params: { query: { status: "pending", limit: 200 } },
-    });
-    if (data) setNumbers(data.items);
-    else setError(messageOf(error));
-  }
-  useEffect(() => {
-    load();
-  }, []);
+  const numbers = usePages((after) =>
+    operatorApi.GET("/v1/admin/sender-numbers", {
+      params: { query: { status: "pending", limit: 200, ...(after ? { cursor: after } : {}) } },
+    }),
+  );
 
   async function decide(number: Schemas["ReviewedNumber"], status: "verified" | "rejected", event: Event) {
     event.preventDefault();
@@ -232,50 +196,35 @@ function Reviews() {
     if (error) return setError(messageOf(error));
     setError(null);
     setNotice(t("numberReviewed", { number: number.number }));
-    load();
+    numbers.reload();
   }
 
   return (
     <>
       <h1>{t("reviews")}</h1>
-      <Messages error={error} notice={notice} />
+      <Messages error={error ?? numbers.error} notice={notice} />
       <section class="card" aria-labelledby="reviews-title">
         <h2 id="reviews-title">{t("status_pending" as Word)}</h2>
-        {numbers === null ? (
-          <p>{t("loading")}</p>
-        ) : numbers.length === 0 ? (
-          <p>{t("none")}</p>
-        ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("customer")}</th>
-                <th scope="col">{t("senderNumber")}</th>
-                <th scope="col">{t("actions")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {numbers.map((number) => (
-                <tr key={`${number.customer}/${number.number}`}>
-                  <td>
-                    <code>{number.customer}</code>
-                  </td>
-                  <td>{number.number}</td>
-                  <td>
-                    <form class="inline" onSubmit={(event) => decide(number, "verified", event)}>
-                      <label for={`reason-${number.customer}-${number.number}`}>{t("reason")}</label>
-                      <input id={`reason-${number.customer}-${number.number}`} name="reason" class="wide" required />
-                      <button type="submit">{t("approve")}</button>
-                      <button type="button" class="danger" onClick={(event) => decide(number, "rejected", event)}>
-                        {t("reject")}
-                      </button>
-                    </form>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <Listing items={numbers.items} more={numbers.more} columns={[t("customer"), t("senderNumber"), t("actions")]}>
+          {(number) => (
+            <tr key={`${number.customer}/${number.number}`}>
+              <td>
+                <code>{number.customer}</code>
+              </td>
+              <td>{number.number}</td>
+              <td>
+                <form class="inline" onSubmit={(event) => decide(number, "verified", event)}>
+                  <label for={`reason-${number.customer}-${number.number}`}>{t("reason")}</label>
+                  <input id={`reason-${number.customer}-${number.number}`} name="reason" class="wide" required />
+                  <button type="submit">{t("approve")}</button>
+                  <button type="button" class="danger" onClick={(event) => decide(number, "rejected", event)}>
+                    {t("reject")}
+                  </button>
+                </form>
+              </td>
+            </tr>
+          )}
+        </Listing>
       </section>
     </>
   );
@@ -315,52 +264,38 @@ function Carriers() {
       <Messages error={error} notice={notice} />
       <section class="card" aria-labelledby="carriers-title">
         <h2 id="carriers-title">{t("carriers")}</h2>
-        {carriers === null ? (
-          <p>{t("loading")}</p>
-        ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("carrier")}</th>
-                <th scope="col">{t("channel")}</th>
-                <th scope="col">{t("circuit")}</th>
-                <th scope="col">{t("ratePerSecond")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {carriers.map((carrier) => (
-                <tr key={carrier.id}>
-                  <td>{carrier.id.toUpperCase()}</td>
-                  <td>{t(`channel_${carrier.channel}` as Word)}</td>
-                  <td class={`circuit-${carrier.circuit}`}>
-                    {t(`circuit_${carrier.circuit}` as Word)}
-                    {carrier.since ? ` · ${clock.format(new Date(carrier.since))}` : ""}
-                    {carrier.reason ? ` · ${carrier.reason}` : ""}
-                  </td>
-                  <td>
-                    <form class="inline" onSubmit={(event) => setRate(carrier.id, event)}>
-                      <label class="visually-hidden" for={`rate-${carrier.id}`}>
-                        {t("ratePerSecond")} {carrier.id}
-                      </label>
-                      <input
-                        id={`rate-${carrier.id}`}
-                        name="rate"
-                        type="number"
-                        min={1}
-                        placeholder={t("configuredRate")}
-                        defaultValue={carrier.rate_per_second?.toString() ?? ""}
-                      />
-                      <button type="submit" class="secondary">
-                        {t("setRate")}
-                        <span class="visually-hidden"> {carrier.id}</span>
-                      </button>
-                    </form>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <Listing items={carriers} columns={[t("carrier"), t("channel"), t("circuit"), t("ratePerSecond")]}>
+          {(carrier) => (
+            <tr key={carrier.id}>
+              <td>{carrier.id.toUpperCase()}</td>
+              <td>{t(`channel_${carrier.channel}` as Word)}</td>
+              <td class={`circuit-${carrier.circuit}`}>
+                {t(`circuit_${carrier.circuit}` as Word)}
+                {carrier.since ? ` · ${clock.format(new Date(carrier.since))}` : ""}
+                {carrier.reason ? ` · ${carrier.reason}` : ""}
+              </td>
+              <td>
+                <form class="inline" onSubmit={(event) => setRate(carrier.id, event)}>
+                  <label class="visually-hidden" for={`rate-${carrier.id}`}>
+                    {t("ratePerSecond")} {carrier.id}
+                  </label>
+                  <input
+                    id={`rate-${carrier.id}`}
+                    name="rate"
+                    type="number"
+                    min={1}
+                    placeholder={t("configuredRate")}
+                    defaultValue={carrier.rate_per_second?.toString() ?? ""}
+                  />
+                  <button type="submit" class="secondary">
+                    {t("setRate")}
+                    <span class="visually-hidden"> {carrier.id}</span>
+                  </button>
+                </form>
+              </td>
+            </tr>
+          )}
+        </Listing>
       </section>
     </>
   );
@@ -389,38 +324,23 @@ function Queues() {
       <Messages error={error} />
       <section class="card" aria-labelledby="queues-title">
         <h2 id="queues-title">{t("queues")}</h2>
-        {queues === null ? (
-          <p>{t("loading")}</p>
-        ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("stream")}</th>
-                <th scope="col">{t("waiting")}</th>
-                <th scope="col">{t("oldest")}</th>
-                <th scope="col">{t("lag")}</th>
-                <th scope="col">{t("consumers")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {queues.map((queue) => (
-                <tr key={queue.stream}>
-                  <td>
-                    <code>{queue.stream}</code>
-                  </td>
-                  <td>{number.format(queue.messages)}</td>
-                  <td>{queue.oldest_at ? clock.format(new Date(queue.oldest_at)) : ""}</td>
-                  <td>{queue.lag_seconds === null || queue.lag_seconds === undefined ? "" : `${number.format(queue.lag_seconds)} s`}</td>
-                  <td>
-                    {queue.consumers
-                      .map((consumer) => `${consumer.name}: ${number.format(consumer.pending)} / ${number.format(consumer.ack_pending)}`)
-                      .join(", ")}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <Listing items={queues} columns={[t("stream"), t("waiting"), t("oldest"), t("lag"), t("consumers")]}>
+          {(queue) => (
+            <tr key={queue.stream}>
+              <td>
+                <code>{queue.stream}</code>
+              </td>
+              <td>{number.format(queue.messages)}</td>
+              <td>{queue.oldest_at ? clock.format(new Date(queue.oldest_at)) : ""}</td>
+              <td>{queue.lag_seconds === null || queue.lag_seconds === undefined ? "" : `${number.format(queue.lag_seconds)} s`}</td>
+              <td>
+                {queue.consumers
+                  .map((consumer) => `${consumer.name}: ${number.format(consumer.pending)} / ${number.format(consumer.ack_pending)}`)
+                  .join(", ")}
+              </td>
+            </tr>
+          )}
+        </Listing>
       </section>
     </>
   );

@@ -4,6 +4,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { t, type Word } from "../i18n";
+import { Listing } from "./listing";
 import { Messages } from "./messages";
 
 type Template = Schemas["TemplateView"];
@@ -192,43 +193,26 @@ export function Templates() {
       </form>
       <section class="card" aria-labelledby="templates-title">
         <h2 id="templates-title">{t("templateList")}</h2>
-        {templates === null ? (
-          <p>{t("loading")}</p>
-        ) : templates.length === 0 ? (
-          <p>{t("none")}</p>
-        ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("templateName")}</th>
-                <th scope="col">{t("channel")}</th>
-                <th scope="col">{t("text")}</th>
-                <th scope="col">{t("variables")}</th>
-                <th scope="col">{t("actions")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {templates.map((template) => (
-                <tr key={template.id}>
-                  <td>{template.name}</td>
-                  <td>{t(`channel_${template.channel}` as Word)}</td>
-                  <td class="message-text">{template.text}</td>
-                  <td>{template.variables.join(", ")}</td>
-                  <td>
-                    <button type="button" class="secondary" onClick={() => edit(template)}>
-                      {t("edit")}
-                      <span class="visually-hidden"> {template.name}</span>
-                    </button>
-                    <button type="button" class="danger" onClick={() => remove(template)}>
-                      {t("delete")}
-                      <span class="visually-hidden"> {template.name}</span>
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <Listing items={templates} columns={[t("templateName"), t("channel"), t("text"), t("variables"), t("actions")]}>
+          {(template) => (
+            <tr key={template.id}>
+              <td>{template.name}</td>
+              <td>{t(`channel_${template.channel}` as Word)}</td>
+              <td class="message-text">{template.text}</td>
+              <td>{template.variables.join(", ")}</td>
+              <td>
+                <button type="button" class="secondary" onClick={() => edit(template)}>
+                  {t("edit")}
+                  <span class="visually-hidden"> {template.name}</span>
+                </button>
+                <button type="button" class="danger" onClick={() => remove(template)}>
+                  {t("delete")}
+                  <span class="visually-hidden"> {template.name}</span>
+                </button>
+              </td>
+            </tr>
+          )}
+        </Listing>
       </section>
     </>
   );

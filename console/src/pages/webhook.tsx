@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { times } from "../format";
 import { t, type Word } from "../i18n";
+import { Listing, usePages } from "./listing";
 import { Messages } from "./messages";
 
 /** A random secret of 32 bytes, as 64 hex digits. */
@@ -15,16 +16,18 @@ function newSecret(): string {
 
 export function Webhook() {
   const [webhook, setWebhook] = useState<Schemas["WebhookView"] | null | undefined>(undefined);
-  const [attempts, setAttempts] = useState<Schemas["AttemptView"][]>([]);
   const [secret, setSecret] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
 
+  const attempts = usePages((after) =>
+    api.GET("/v1/webhook/deliveries", { params: { query: { limit: 20, ...(after ? { cursor: after } : {}) } } }),
+  );
+
   async function load() {
     const current = await api.GET("/v1/webhook");
     setWebhook(current.data ?? null);
-    const recent = await api.GET("/v1/webhook/deliveries", { params: { query: { limit: 20 } } });
-    setAttempts(recent.data?.items ?? []);
+    attempts.reload();
   }
   useEffect(() => {
     load();
@@ -96,34 +99,18 @@ export function Webhook() {
       )}
       <section class="card" aria-labelledby="attempts-title">
         <h2 id="attempts-title">{t("recentDeliveries")}</h2>
-        {attempts.length === 0 ? (
-          <p>{t("none")}</p>
-        ) : (
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t("when")}</th>
-                <th scope="col">{t("outcome")}</th>
-                <th scope="col">{t("httpStatus")}</th>
-                <th scope="col">{t("eventsCount")}</th>
-                <th scope="col">{t("duration")}</th>
-                <th scope="col">{t("nextAttempt")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {attempts.map((attempt) => (
-                <tr key={`${attempt.delivery_id}-${attempt.attempt}`}>
-                  <td>{clock.format(new Date(attempt.at))}</td>
-                  <td>{t(`outcome_${attempt.outcome}` as Word)}</td>
-                  <td>{attempt.status ?? attempt.error ?? ""}</td>
-                  <td>{attempt.events}</td>
-                  <td>{attempt.duration_ms} ms</td>
-                  <td>{attempt.next_attempt_at ? clock.format(new Date(attempt.next_attempt_at)) : ""}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <Listing items={attempts.items} more={attempts.more} columns={[t("when"), t("outcome"), t("httpStatus"), t("eventsCount"), t("duration"), t("nextAttempt")]}>
+          {(attempt) => (
+            <tr key={`${attempt.delivery_id}-${attempt.attempt}`}>
+              <td>{clock.format(new Date(attempt.at))}</td>
+              <td>{t(`outcome_${attempt.outcome}` as Word)}</td>
+              <td>{attempt.status ?? attempt.error ?? ""}</td>
+              <td>{attempt.events}</td>
+              <td>{attempt.duration_ms} ms</td>
+              <td>{attempt.next_attempt_at ? clock.format(new Date(attempt.next_attempt_at)) : ""}</td>
+            </tr>
+          )}
+        </Listing>
       </section>
     </>
   );
