@@ -322,7 +322,7 @@ export function Results() {
           <ol class="timeline">
             {opened.events.map((event, index) => (
               <li key={index}>
-                <time dateTime={event.at}>{clock.format(new Date(event.at))}</time> — {event.kind}
+                <time dateTime={event.at}>{clock.format(new Date(event.at))}</time> — {wordFor(`event_${event.kind}`) ?? event.kind}
                 {event.carrier ? ` · ${event.carrier.toUpperCase()}` : ""}
                 {event.detail ? ` · ${event.detail}` : ""}
               </li>
