@@ -237,8 +237,31 @@ async fn main() {
     }
     measure("requests, a page anywhere in 30 days (cursor)", durations);
 
+    // One request's summary, as the console's results page shows it.
+    let mut durations = Vec::new();
+    for index in 0..runs {
+        let request = request_at(index);
+        let began = Instant::now();
+        let summary = queries.request_summary(&big, &request).await.unwrap();
+        durations.push(began.elapsed());
+        assert_eq!(summary.expect("the request is found").total, PER_REQUEST);
+    }
+    measure("request summary by id", durations);
+
     // Statistics.
     let seconds = |milliseconds: u64| (milliseconds / 1_000) as u32;
+    // The routing report (what routing and failover did per carrier) over a day.
+    let mut durations = Vec::new();
+    for _ in 0..runs {
+        let began = Instant::now();
+        let splits = queries
+            .carrier_split(&big, seconds(now_ms - DAY_MS), seconds(now_ms))
+            .await
+            .unwrap();
+        durations.push(began.elapsed());
+        assert_eq!(splits.len(), 3);
+    }
+    measure("routing report, last 24 h", durations);
     for (name, span, bucket) in [
         ("stats, last 24 h by hour", DAY_MS, Bucket::Hour),
         ("stats, last 24 h by minute", DAY_MS, Bucket::Minute),

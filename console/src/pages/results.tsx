@@ -37,12 +37,23 @@ function korean(value: string): string | undefined {
   return value ? `${value}:00+09:00` : undefined;
 }
 
+/** How far back a text search without a start looks (see BENCHMARKS.md, "Result queries"). */
+const TEXT_SEARCH_DEFAULT_MILLISECONDS = 24 * 60 * 60 * 1000;
+
 function query(filters: Filters, request: string) {
+  // A substring search over a customer's whole history reads every text it has; a
+  // day's takes tens of milliseconds. Without a start, the console searches the last
+  // day (one request's messages are few, so searched whole).
+  const since = filters.since
+    ? korean(filters.since)
+    : filters.text && !request
+      ? new Date(Date.now() - TEXT_SEARCH_DEFAULT_MILLISECONDS).toISOString()
+      : undefined;
   return {
     ...(filters.status ? { status: filters.status } : {}),
     ...(filters.carrier ? { carrier: filters.carrier } : {}),
     ...(filters.type ? { type: filters.type } : {}),
-    ...(filters.since ? { since: korean(filters.since) } : {}),
+    ...(since ? { since } : {}),
     ...(filters.until ? { until: korean(filters.until) } : {}),
     ...(filters.text ? { text: filters.text } : {}),
     ...(filters.to_number ? { to_number: filters.to_number } : {}),
@@ -258,7 +269,10 @@ export function Results() {
           </div>
           <div class="field">
             <label for="filter-text">{t("text")}</label>
-            <input id="filter-text" name="filter-text" defaultValue={filters.text} />
+            <input id="filter-text" name="filter-text" defaultValue={filters.text} aria-describedby="filter-text-hint" />
+            <small id="filter-text-hint" class="hint">
+              {t("textSearchHelp")}
+            </small>
           </div>
           <div class="field">
             <label for="filter-to_number">{t("recipientNumber")}</label>
