@@ -444,6 +444,20 @@ async fn a_message_timeline_and_the_carrier_split_read_back(release: ClickHouseR
         })
         .collect();
     assert_eq!(numbers, [("kt", 1, 1), ("lgu", 1, 0), ("skt", 1, 0)]);
+
+    // A batch inserted twice (its acknowledgement lost) changes nothing.
+    store
+        .client
+        .query("INSERT INTO events SELECT * FROM events WHERE customer_id = 'acme'")
+        .execute()
+        .await
+        .unwrap();
+    let again = store
+        .queries
+        .carrier_split(&acme, since, until)
+        .await
+        .unwrap();
+    assert_eq!(again, split, "duplicate events count once");
 }
 
 on_every_clickhouse_release!(

@@ -239,7 +239,11 @@ impl ResultQueries {
     }
 
     /// How the customer's traffic split between carriers in `[since, until)`, as
-    /// first choices and as deliveries; duplicate rows count once.
+    /// first choices and as deliveries; duplicate rows count once. Only the four kinds
+    /// counted are read, and duplicates are found by a hash of the message id (64
+    /// bits: a collision among a day's million events has odds of one in 10^7) rather
+    /// than the id itself: a day of a large customer's events is counted 1.7 times as
+    /// fast (see BENCHMARKS.md, "The console's pages").
     pub async fn carrier_split(
         &self,
         customer: &CustomerId,
@@ -255,10 +259,11 @@ impl ResultQueries {
                         countIf(kind = 'failed_over') AS failed_over,
                         countIf(kind = 'fell_back') AS fell_back
                  FROM (
-                     SELECT message_id, ordinal, kind, any(carrier) AS carrier, any(hop) AS hop
+                     SELECT kind, any(carrier) AS carrier, any(hop) AS hop
                      FROM events
                      WHERE customer_id = ? AND at >= toDateTime(?) AND at < toDateTime(?)
-                     GROUP BY message_id, ordinal, kind
+                       AND kind IN ('routed', 'delivered', 'failed_over', 'fell_back')
+                     GROUP BY cityHash64(message_id), ordinal, kind
                  )
                  WHERE carrier != ''
                  GROUP BY carrier
