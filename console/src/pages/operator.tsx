@@ -231,18 +231,9 @@ function Reviews() {
 }
 
 function Carriers() {
-  const [carriers, setCarriers] = useState<Schemas["CarrierView"][] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-
-  async function load() {
-    const { data, error } = await operatorApi.GET("/v1/carriers");
-    if (data) setCarriers(data.items);
-    else setError(messageOf(error));
-  }
-  useEffect(() => {
-    load();
-  }, []);
+  const carriers = usePages(() => operatorApi.GET("/v1/carriers"));
 
   async function setRate(carrier: string, event: Event) {
     event.preventDefault();
@@ -254,17 +245,17 @@ function Carriers() {
     if (error) return setError(messageOf(error));
     setError(null);
     setNotice(t("rateSet", { carrier: carrier.toUpperCase() }));
-    load();
+    carriers.reload();
   }
 
   const clock = times();
   return (
     <>
       <h1>{t("carrier")}</h1>
-      <Messages error={error} notice={notice} />
+      <Messages error={error ?? carriers.error} notice={notice} />
       <section class="card" aria-labelledby="carriers-title">
         <h2 id="carriers-title">{t("carriers")}</h2>
-        <Listing items={carriers} columns={[t("carrier"), t("channel"), t("circuit"), t("ratePerSecond")]}>
+        <Listing items={carriers.items} columns={[t("carrier"), t("channel"), t("circuit"), t("ratePerSecond")]}>
           {(carrier) => (
             <tr key={carrier.id}>
               <td>{carrier.id.toUpperCase()}</td>
@@ -302,17 +293,9 @@ function Carriers() {
 }
 
 function Queues() {
-  const [queues, setQueues] = useState<Schemas["QueueView"][] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  async function load() {
-    const { data, error } = await operatorApi.GET("/v1/admin/queues");
-    if (data) setQueues(data.items);
-    else setError(messageOf(error));
-  }
+  const queues = usePages(() => operatorApi.GET("/v1/admin/queues"));
   useEffect(() => {
-    load();
-    const timer = setInterval(load, 5_000);
+    const timer = setInterval(queues.reload, 5_000);
     return () => clearInterval(timer);
   }, []);
 
@@ -321,10 +304,10 @@ function Queues() {
   return (
     <>
       <h1>{t("queues")}</h1>
-      <Messages error={error} />
+      <Messages error={queues.error} />
       <section class="card" aria-labelledby="queues-title">
         <h2 id="queues-title">{t("queues")}</h2>
-        <Listing items={queues} columns={[t("stream"), t("waiting"), t("oldest"), t("lag"), t("consumers")]}>
+        <Listing items={queues.items} columns={[t("stream"), t("waiting"), t("oldest"), t("lag"), t("consumers")]}>
           {(queue) => (
             <tr key={queue.stream}>
               <td>

@@ -9,6 +9,7 @@ import { api, messageOf, type Schemas } from "../api/client";
 import { recipientsFromCsv } from "../csv";
 import { numbers, times } from "../format";
 import { t, type Word } from "../i18n";
+import { ChannelChoice } from "./channel_choice";
 import { Messages } from "./messages";
 
 type Body = Schemas["SendMessages"];
@@ -170,24 +171,14 @@ export function Send() {
       <form class="send" onSubmit={submit}>
         <section class="card" aria-labelledby="content-title">
           <h2 id="content-title">{t("content")}</h2>
-          <fieldset>
-            <legend>{t("channel")}</legend>
-            {(["sms", "alimtalk"] as const).map((each) => (
-              <label class="check" key={each}>
-                <input
-                  type="radio"
-                  name="channel"
-                  value={each}
-                  checked={channel === each}
-                  onChange={() => {
-                    setChannel(each);
-                    setTemplateId("");
-                  }}
-                />{" "}
-                {t(`channel_${each}` as Word)}
-              </label>
-            ))}
-          </fieldset>
+          <ChannelChoice
+            name="channel"
+            channel={channel}
+            onChange={(each) => {
+              setChannel(each);
+              setTemplateId("");
+            }}
+          />
           <div class="field">
             <label for="send-from">{t("senderNumber")}</label>
             <select id="send-from" value={from} onChange={(event) => setFrom(event.currentTarget.value)}>

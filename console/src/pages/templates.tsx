@@ -4,6 +4,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { t, type Word } from "../i18n";
+import { ChannelChoice } from "./channel_choice";
 import { Listing } from "./listing";
 import { Messages } from "./messages";
 
@@ -84,21 +85,7 @@ export function Templates() {
       <Messages error={error} notice={notice} />
       <form class="card" onSubmit={save} key={editing?.id ?? "new"} aria-labelledby="template-form-title">
         <h2 id="template-form-title">{editing ? t("editTemplate") : t("newTemplate")}</h2>
-        <fieldset>
-          <legend>{t("channel")}</legend>
-          {(["sms", "alimtalk"] as const).map((each) => (
-            <label class="check" key={each}>
-              <input
-                type="radio"
-                name="template-channel"
-                checked={channel === each}
-                disabled={editing !== null}
-                onChange={() => setChannel(each)}
-              />{" "}
-              {t(`channel_${each}` as Word)}
-            </label>
-          ))}
-        </fieldset>
+        <ChannelChoice name="template-channel" channel={channel} onChange={setChannel} disabled={editing !== null} />
         <div class="field">
           <label for="template-name">{t("templateName")}</label>
           <input id="template-name" name="template-name" required maxLength={100} defaultValue={editing?.name ?? ""} />
