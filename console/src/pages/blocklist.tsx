@@ -7,6 +7,7 @@ import { times } from "../format";
 import { t } from "../i18n";
 import { Listing, usePages } from "./listing";
 import { Messages } from "./messages";
+import { NamedButton } from "./named_button";
 
 export function Blocklist() {
   const [senders, setSenders] = useState<string[]>([]);
@@ -99,10 +100,7 @@ export function Blocklist() {
               <td>{entry.number}</td>
               <td>{clock.format(new Date(entry.added_at))}</td>
               <td>
-                <button type="button" class="secondary" onClick={() => unblock(entry.number)}>
-                  {t("unblock")}
-                  <span class="visually-hidden"> {entry.number}</span>
-                </button>
+                <NamedButton label={t("unblock")} name={entry.number} kind="secondary" onClick={() => unblock(entry.number)} />
               </td>
             </tr>
           )}
@@ -135,10 +133,7 @@ export function Blocklist() {
               <td>{optOut.recipient}</td>
               <td>{clock.format(new Date(optOut.opted_out_at_ms))}</td>
               <td>
-                <button type="button" class="secondary" onClick={() => withdraw(optOut.recipient)}>
-                  {t("withdrawOptOut")}
-                  <span class="visually-hidden"> {optOut.recipient}</span>
-                </button>
+                <NamedButton label={t("withdrawOptOut")} name={optOut.recipient} kind="secondary" onClick={() => withdraw(optOut.recipient)} />
               </td>
             </tr>
           )}

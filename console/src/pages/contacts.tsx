@@ -10,6 +10,7 @@ import { t } from "../i18n";
 import { Field } from "./field";
 import { Listing, usePages } from "./listing";
 import { Messages } from "./messages";
+import { NamedButton } from "./named_button";
 
 type Contact = Schemas["Contact"];
 type Group = Schemas["GroupView"];
@@ -278,14 +279,8 @@ export function Contacts() {
               </td>
               <td>{contact.memo ?? ""}</td>
               <td>
-                <button type="button" class="secondary" onClick={() => setEditing(contact)}>
-                  {t("edit")}
-                  <span class="visually-hidden"> {contact.number}</span>
-                </button>
-                <button type="button" class="danger" onClick={() => remove(contact)}>
-                  {t("delete")}
-                  <span class="visually-hidden"> {contact.number}</span>
-                </button>
+                <NamedButton label={t("edit")} name={contact.number} kind="secondary" onClick={() => setEditing(contact)} />
+                <NamedButton label={t("delete")} name={contact.number} kind="danger" onClick={() => remove(contact)} />
               </td>
             </tr>
           )}

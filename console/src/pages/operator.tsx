@@ -8,6 +8,7 @@ import { numbers, times } from "../format";
 import { t, type Word } from "../i18n";
 import { Listing, usePages } from "./listing";
 import { Messages } from "./messages";
+import { NamedButton } from "./named_button";
 
 export const OPERATOR_PAGES = ["customers", "reviews", "carriers", "queues"] as const;
 type OperatorPage = (typeof OPERATOR_PAGES)[number];
@@ -142,28 +143,19 @@ function Customers() {
                     {t("topUp")} {customer.id}
                   </label>
                   <input id={`amount-${customer.id}`} name="amount" type="number" min={1} required />
-                  <button type="submit" class="secondary">
-                    {t("topUp")}
-                    <span class="visually-hidden"> {customer.id}</span>
-                  </button>
+                  <NamedButton label={t("topUp")} name={customer.id} kind="secondary" type="submit" />
                 </form>
               </td>
               <td>
                 {customer.suspension ? (
-                  <button type="button" class="secondary" onClick={() => resume(customer.id)}>
-                    {t("resume")}
-                    <span class="visually-hidden"> {customer.id}</span>
-                  </button>
+                  <NamedButton label={t("resume")} name={customer.id} kind="secondary" onClick={() => resume(customer.id)} />
                 ) : (
                   <form class="inline" onSubmit={(event) => suspend(customer.id, event)}>
                     <label class="visually-hidden" for={`reason-${customer.id}`}>
                       {t("reason")} {customer.id}
                     </label>
                     <input id={`reason-${customer.id}`} name="reason" placeholder={t("reason")} required />
-                    <button type="submit" class="danger">
-                      {t("suspend")}
-                      <span class="visually-hidden"> {customer.id}</span>
-                    </button>
+                    <NamedButton label={t("suspend")} name={customer.id} kind="danger" type="submit" />
                   </form>
                 )}
               </td>
@@ -278,10 +270,7 @@ function Carriers() {
                     placeholder={t("configuredRate")}
                     defaultValue={carrier.rate_per_second?.toString() ?? ""}
                   />
-                  <button type="submit" class="secondary">
-                    {t("setRate")}
-                    <span class="visually-hidden"> {carrier.id}</span>
-                  </button>
+                  <NamedButton label={t("setRate")} name={carrier.id} kind="secondary" type="submit" />
                 </form>
               </td>
             </tr>

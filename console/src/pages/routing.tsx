@@ -7,6 +7,7 @@ import { api, messageOf, type Schemas } from "../api/client";
 import { t, type Word } from "../i18n";
 import { BarChart } from "./chart";
 import { Messages } from "./messages";
+import { NamedButton } from "./named_button";
 
 type Channel = Schemas["Channel"];
 
@@ -117,14 +118,8 @@ function ChannelRouting({
             {failover.map((carrier, index) => (
               <li key={carrier}>
                 {carrier.toUpperCase()}{" "}
-                <button type="button" class="link" disabled={index === 0} onClick={() => move(index, -1)}>
-                  {t("moveUp")}
-                  <span class="visually-hidden"> {carrier}</span>
-                </button>
-                <button type="button" class="link" disabled={index === failover.length - 1} onClick={() => move(index, 1)}>
-                  {t("moveDown")}
-                  <span class="visually-hidden"> {carrier}</span>
-                </button>
+                <NamedButton label={t("moveUp")} name={carrier} kind="link" disabled={index === 0} onClick={() => move(index, -1)} />
+                <NamedButton label={t("moveDown")} name={carrier} kind="link" disabled={index === failover.length - 1} onClick={() => move(index, 1)} />
               </li>
             ))}
           </ol>

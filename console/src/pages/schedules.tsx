@@ -7,6 +7,7 @@ import { numbers, times } from "../format";
 import { t, type Word } from "../i18n";
 import { Listing, usePages } from "./listing";
 import { Messages } from "./messages";
+import { NamedButton } from "./named_button";
 
 type Schedule = Schemas["ScheduleView"];
 
@@ -75,10 +76,7 @@ export function Schedules() {
               <td>{t(`schedule_${schedule.state}` as Word)}</td>
               <td>
                 {schedule.state === "scheduled" || schedule.state === "running" ? (
-                  <button type="button" class="danger" onClick={() => cancel(schedule)}>
-                    {t("cancelSchedule")}
-                    <span class="visually-hidden"> {at(schedule.next_fire_at ?? schedule.scheduled_at)}</span>
-                  </button>
+                  <NamedButton label={t("cancelSchedule")} name={at(schedule.next_fire_at ?? schedule.scheduled_at)} kind="danger" onClick={() => cancel(schedule)} />
                 ) : (
                   at(schedule.cancelled_at)
                 )}

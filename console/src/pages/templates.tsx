@@ -7,6 +7,7 @@ import { t, type Word } from "../i18n";
 import { ChannelChoice } from "./channel_choice";
 import { Listing } from "./listing";
 import { Messages } from "./messages";
+import { NamedButton } from "./named_button";
 
 type Template = Schemas["TemplateView"];
 type Button = Schemas["Button"];
@@ -151,14 +152,12 @@ export function Templates() {
                   value={button.url_mobile ?? ""}
                   onInput={(event) => changeButton(index, { url_mobile: event.currentTarget.value || null })}
                 />
-                <button
-                  type="button"
-                  class="link"
+                <NamedButton
+                  label={t("delete")}
+                  name={button.name}
+                  kind="link"
                   onClick={() => setButtons((shown) => shown.filter((_, at) => at !== index))}
-                >
-                  {t("delete")}
-                  <span class="visually-hidden"> {button.name}</span>
-                </button>
+                />
               </div>
             ))}
             <button
@@ -188,14 +187,8 @@ export function Templates() {
               <td class="message-text">{template.text}</td>
               <td>{template.variables.join(", ")}</td>
               <td>
-                <button type="button" class="secondary" onClick={() => edit(template)}>
-                  {t("edit")}
-                  <span class="visually-hidden"> {template.name}</span>
-                </button>
-                <button type="button" class="danger" onClick={() => remove(template)}>
-                  {t("delete")}
-                  <span class="visually-hidden"> {template.name}</span>
-                </button>
+                <NamedButton label={t("edit")} name={template.name} kind="secondary" onClick={() => edit(template)} />
+                <NamedButton label={t("delete")} name={template.name} kind="danger" onClick={() => remove(template)} />
               </td>
             </tr>
           )}
