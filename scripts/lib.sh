@@ -54,6 +54,15 @@ ensure_debian_packages() {
   fi
 }
 
+# Kannel 1.4.5, the peer the benchmark measures RNS against: bearerbox, smsbox, and
+# (kannel-extras) the fake SMSC fakesmsc.
+ensure_kannel() {
+  if ! command -v bearerbox >/dev/null 2>&1 || [ ! -x /usr/lib/kannel/test/fakesmsc ]; then
+    log "installing Kannel (apt kannel kannel-extras)"
+    apt_install kannel kannel-extras
+  fi
+}
+
 SMPP34_VERSION="1.5.0"
 
 # The SMSCs the SMPP tests bind to (testkit/smsc): node-smpp's server, from npm, and

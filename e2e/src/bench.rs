@@ -13,10 +13,14 @@
 //!    latency, CPU seconds per 1,000 messages and peak memory per service, and the
 //!    ratio of delivered msg/s to the relay ceiling; every accepted message must
 //!    reach a final state, or the run fails;
-//! 4. **priority**: KT alone at a rate the operator set (`priority_rate`), a bulk
+//! 4. **kannel**: Kannel 1.4.5 ([`crate::kannel`]: `bearerbox` with its file store,
+//!    `smsbox`, three `fakesmsc`) given the single scenario's requests (same count,
+//!    concurrency, text and load generator), right after it on the same machine;
+//!    reports both side by side with the CPU every process spent per request;
+//! 5. **priority**: KT alone at a rate the operator set (`priority_rate`), a bulk
 //!    campaign waiting on it, and one-recipient `high` sends made one after another
 //!    meanwhile; reports the accept → submitted latency of each lane;
-//! 5. **backlog**: memory with millions of messages waiting (see [`backlog`]).
+//! 6. **backlog**: memory with millions of messages waiting (see [`backlog`]).
 use std::collections::BTreeMap;
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -31,7 +35,7 @@ use tokio::sync::Mutex;
 use crate::{Service, System, SystemOptions};
 
 /// Every scenario a run knows.
-pub const SCENARIOS: [&str; 5] = ["bulk", "single", "mixed", "priority", "backlog"];
+pub const SCENARIOS: [&str; 6] = ["bulk", "single", "kannel", "mixed", "priority", "backlog"];
 
 /// How much load each part of a run puts on the system.
 #[derive(Debug, Clone)]
@@ -173,9 +177,29 @@ pub struct ScenarioReport {
     pub final_latency_ms: Percentiles,
     /// Accepted messages without a final state when the settle timeout ran out.
     pub lost: usize,
+    /// CPU seconds per 1,000 messages of every process (the services, nats-server,
+    /// Redis, ClickHouse, the simulators, and the harness as [`LOAD_GENERATOR`]).
     pub cpu_seconds_per_thousand: BTreeMap<&'static str, f64>,
     pub peak_memory_mb: BTreeMap<&'static str, f64>,
     pub relay_ratio: f64,
+}
+
+/// What Kannel did with the single scenario's requests.
+#[derive(Debug, Clone)]
+pub struct PeerReport {
+    pub name: &'static str,
+    pub requests: usize,
+    pub clients: usize,
+    pub accepted_per_second: f64,
+    /// Requests divided by the time from the first until bearerbox had handed every
+    /// one to a fake SMSC.
+    pub delivered_per_second: f64,
+    pub accept_latency_ms: Percentiles,
+    /// Requests taken but not handed to an SMSC when the settle timeout ran out.
+    pub lost: usize,
+    /// CPU seconds per 1,000 requests of `bearerbox`, `smsbox`, `fakesmsc` and the
+    /// [`LOAD_GENERATOR`].
+    pub cpu_seconds_per_thousand: BTreeMap<&'static str, f64>,
 }
 
 /// What the backlog scenario saw: each service's resident memory (MB) before,
@@ -200,6 +224,7 @@ pub struct BenchReport {
     pub publish_ceiling: f64,
     pub relay_ceiling: f64,
     pub scenarios: Vec<ScenarioReport>,
+    pub peer: Option<PeerReport>,
     pub priority: Option<PriorityReport>,
     pub backlog: Option<BacklogReport>,
 }
@@ -222,6 +247,7 @@ pub struct PriorityReport {
 impl BenchReport {
     pub fn passed(&self) -> bool {
         self.scenarios.iter().all(|scenario| scenario.lost == 0)
+            && self.peer.as_ref().is_none_or(|peer| peer.lost == 0)
             && self
                 .priority
                 .as_ref()
@@ -243,6 +269,17 @@ impl BenchReport {
                 "peak_memory_mb": scenario.peak_memory_mb,
                 "delivered_to_relay_ceiling": round(scenario.relay_ratio * 100.0) / 100.0,
             })).collect::<Vec<_>>(),
+            "peer": self.peer.as_ref().map(|peer| json!({
+                "name": peer.name,
+                "requests": peer.requests,
+                "clients": peer.clients,
+                "accepted_per_second": peer.accepted_per_second.round(),
+                "delivered_per_second": peer.delivered_per_second.round(),
+                "accept_latency_ms": peer.accept_latency_ms.json(),
+                "lost": peer.lost,
+                "cpu_seconds_per_thousand": peer.cpu_seconds_per_thousand,
+                "single_delivered_to_peer": self.single_to_peer().map(|ratio| round(ratio * 100.0) / 100.0),
+            })),
             "priority": self.priority.as_ref().map(|priority| json!({
                 "rate_per_second": priority.rate_per_second,
                 "campaign": priority.campaign,
@@ -290,6 +327,9 @@ impl BenchReport {
                 per_service(&scenario.peak_memory_mb, 0),
             ));
         }
+        if let Some(peer) = &self.peer {
+            text.push_str(&self.side_by_side(peer));
+        }
         if let Some(priority) = &self.priority {
             text.push_str(&format!(
                 "\nPriority: KT held to {}/s, a bulk campaign of {} waiting there, {} high sends meanwhile ({} campaign messages still waiting after the last)\n\n\
@@ -323,6 +363,79 @@ impl BenchReport {
     }
 }
 
+impl BenchReport {
+    /// RNS's single requests delivered per second divided by Kannel's.
+    pub fn single_to_peer(&self) -> Option<f64> {
+        let single = self
+            .scenarios
+            .iter()
+            .find(|scenario| scenario.name == "single")?;
+        let peer = self.peer.as_ref()?;
+        Some(single.delivered_per_second / peer.delivered_per_second)
+    }
+
+    /// RNS's single scenario and Kannel's run of the same requests, with the CPU each
+    /// process spent per request.
+    fn side_by_side(&self, peer: &PeerReport) -> String {
+        let mut text = format!(
+            "\nSingle requests side by side ({} requests, {} clients, the same load generator):\n\n\
+             | gateway | accepted req/s | delivered msg/s | accept p50/p99 ms | lost | CPU µs per request, every process but the load generator | load generator µs |\n|---|---:|---:|---|---:|---|---:|\n",
+            peer.requests, peer.clients
+        );
+        let mut row = |name: &str,
+                       accepted: f64,
+                       delivered: f64,
+                       latency: &Percentiles,
+                       lost: usize,
+                       cpu: &BTreeMap<&'static str, f64>| {
+            let (load, system): (Vec<_>, Vec<_>) = cpu
+                .iter()
+                .partition(|(process, _)| **process == LOAD_GENERATOR);
+            let total: f64 = system.iter().map(|(_, seconds)| **seconds * 1_000.0).sum();
+            let parts: Vec<String> = system
+                .iter()
+                .map(|(process, seconds)| format!("{process} {:.0}", **seconds * 1_000.0))
+                .collect();
+            let load: f64 = load.iter().map(|(_, seconds)| **seconds * 1_000.0).sum();
+            text.push_str(&format!(
+                "| {name} | {accepted:.0} | {delivered:.0} | {:.1} / {:.1} | {lost} | **{total:.0}**: {} | {load:.0} |\n",
+                latency.p50,
+                latency.p99,
+                parts.join(", ")
+            ));
+        };
+        if let Some(single) = self
+            .scenarios
+            .iter()
+            .find(|scenario| scenario.name == "single")
+        {
+            row(
+                "RNS",
+                single.accepted_per_second,
+                single.delivered_per_second,
+                &single.accept_latency_ms,
+                single.lost,
+                &single.cpu_seconds_per_thousand,
+            );
+        }
+        row(
+            peer.name,
+            peer.accepted_per_second,
+            peer.delivered_per_second,
+            &peer.accept_latency_ms,
+            peer.lost,
+            &peer.cpu_seconds_per_thousand,
+        );
+        if let Some(ratio) = self.single_to_peer() {
+            text.push_str(&format!(
+                "\nRNS ÷ {}: {ratio:.2} × its delivered msg/s\n",
+                peer.name
+            ));
+        }
+        text
+    }
+}
+
 /// `a / b / c / d`: a value per service, in [`Service::ALL`] order.
 fn per_service_line(values: &BTreeMap<&'static str, f64>, precision: usize) -> String {
     Service::ALL
@@ -350,7 +463,14 @@ pub async fn run(plan: BenchPlan) -> BenchReport {
     let mut scenarios = Vec::new();
     let mut backlog_report = None;
     let mut priority_report = None;
+    let mut peer_report = None;
     for name in plan.scenarios.clone() {
+        if name == "kannel" {
+            let report = kannel_peer(&plan).await;
+            eprintln!("bench: {report:?}");
+            peer_report = Some(report);
+            continue;
+        }
         if name == "priority" {
             let report = priority(&system, &plan).await;
             eprintln!("bench: {report:?}");
@@ -371,6 +491,7 @@ pub async fn run(plan: BenchPlan) -> BenchReport {
         publish_ceiling,
         relay_ceiling,
         scenarios,
+        peer: peer_report,
         priority: priority_report,
         backlog: backlog_report,
     }
@@ -476,18 +597,48 @@ async fn publish_pipelined(
     }
 }
 
-/// CPU seconds used so far by each service (user + system, from /proc).
-fn cpu_seconds(system: &System) -> BTreeMap<&'static str, f64> {
-    Service::ALL
+/// What the harness process is called in CPU accounts: it runs the load generator
+/// (and polls ClickHouse meanwhile).
+pub(crate) const LOAD_GENERATOR: &str = "load generator";
+
+/// Every process of the system, and the harness itself.
+fn every_process(system: &System) -> Vec<(&'static str, u32)> {
+    let mut processes = system.processes();
+    processes.push((LOAD_GENERATOR, std::process::id()));
+    processes
+}
+
+/// CPU seconds used so far (user + system, from /proc) by each name of `processes`,
+/// summed over the processes of that name.
+pub(crate) fn cpu_seconds(processes: &[(&'static str, u32)]) -> BTreeMap<&'static str, f64> {
+    let mut seconds = BTreeMap::new();
+    for (name, pid) in processes {
+        if let Some(used) = process_cpu_seconds(*pid) {
+            *seconds.entry(*name).or_default() += used;
+        }
+    }
+    seconds
+}
+
+fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// CPU seconds per 1,000 messages of each name between two readings.
+pub(crate) fn cpu_per_thousand(
+    before: &BTreeMap<&'static str, f64>,
+    after: &BTreeMap<&'static str, f64>,
+    messages: usize,
+) -> BTreeMap<&'static str, f64> {
+    after
         .iter()
-        .filter_map(|service| {
-            let pid = system.pid(*service)?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // Fields after the command name, which is in parentheses.
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            let ticks: f64 =
-                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-            Some((service.binary(), ticks / 100.0))
+        .map(|(name, after)| {
+            let before = before.get(name).copied().unwrap_or(0.0);
+            (*name, (after - before) * 1_000.0 / messages.max(1) as f64)
         })
         .collect()
 }
@@ -554,7 +705,7 @@ async fn scenario(
             .set_knobs("kt", json!({"transient_failure_rate": 0.2}))
             .await;
     }
-    let cpu_before = cpu_seconds(system);
+    let cpu_before = cpu_seconds(&every_process(system));
     let started = Instant::now();
     let accept_latencies = submit_all(
         system,
@@ -586,7 +737,7 @@ async fn scenario(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let delivered_after = started.elapsed();
-    let cpu_after = cpu_seconds(system);
+    let cpu_after = cpu_seconds(&every_process(system));
     if name == "mixed" {
         system
             .set_knobs("kt", json!({"transient_failure_rate": 0.0}))
@@ -608,15 +759,50 @@ async fn scenario(
         accept_latency_ms: Percentiles::of(accept_latencies),
         final_latency_ms: Percentiles::parse(&quantiles),
         lost: messages.saturating_sub(final_count),
-        cpu_seconds_per_thousand: cpu_after
-            .iter()
-            .map(|(service, after)| {
-                let before = cpu_before.get(service).copied().unwrap_or(0.0);
-                (*service, (after - before) * 1_000.0 / messages as f64)
-            })
-            .collect(),
+        cpu_seconds_per_thousand: cpu_per_thousand(&cpu_before, &cpu_after, messages),
         peak_memory_mb: peak_memory(system),
         relay_ratio: delivered_per_second / relay_ceiling,
+    }
+}
+
+/// Kannel given the single scenario's requests (see the module's header): its rate
+/// runs from the first request until bearerbox's status page counts every one sent
+/// to a fake SMSC.
+async fn kannel_peer(plan: &BenchPlan) -> PeerReport {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let kannel = crate::kannel::Kannel::start_with_fake_smscs(directory.path(), 3).await;
+    let (requests, clients) = (plan.single_requests, plan.single_concurrency);
+    let http = load_client(clients);
+    let sendsms = kannel.sendsms_url();
+    let mut processes = kannel.processes();
+    processes.push((LOAD_GENERATOR, std::process::id()));
+    let sent_before = kannel.sent(&http).await;
+    let cpu_before = cpu_seconds(&processes);
+    let started = Instant::now();
+    let accept_latencies = drive("Kannel", requests, clients, |index| {
+        crate::kannel::sendsms_request(&http, &sendsms, &format!("010{index:08}"), SINGLE_TEXT)
+    })
+    .await;
+    let accepted_after = started.elapsed();
+    let target = sent_before + requests as u64;
+    let deadline = Instant::now() + plan.settle_timeout;
+    let mut sent = kannel.sent(&http).await;
+    while sent < target && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sent = kannel.sent(&http).await;
+    }
+    let delivered_after = started.elapsed();
+    let cpu_after = cpu_seconds(&processes);
+    PeerReport {
+        name: "Kannel 1.4.5",
+        requests,
+        clients,
+        accepted_per_second: requests as f64 / accepted_after.as_secs_f64(),
+        delivered_per_second: sent.saturating_sub(sent_before).min(requests as u64) as f64
+            / delivered_after.as_secs_f64(),
+        accept_latency_ms: Percentiles::of(accept_latencies),
+        lost: target.saturating_sub(sent) as usize,
+        cpu_seconds_per_thousand: cpu_per_thousand(&cpu_before, &cpu_after, requests),
     }
 }
 
@@ -795,9 +981,6 @@ async fn backlog(system: &mut System, plan: &BenchPlan) -> BacklogReport {
     }
 }
 
-/// Sends `messages` messages in requests of `recipients`, `concurrency` at a time,
-/// retrying a request the gateway could not take (5xx, 429) until it is accepted;
-/// returns each request's accept latency in milliseconds.
 /// The jobs waiting in a carrier queue: a batch message counts each of its jobs.
 async fn jobs_in(stream: &jetstream::stream::Stream) -> u64 {
     let Ok(info) = stream.get_info().await else {
@@ -839,34 +1022,59 @@ async fn submit_all(system: &System, key: &str, submission: Submission) -> Vec<f
         priority,
         from,
     } = submission;
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(messages / recipients + 1)));
-    let client = reqwest::Client::builder()
+    let client = load_client(concurrency);
+    let url = format!("{}/v1/messages", system.gateway_url());
+    let text = if recipients == 1 {
+        SINGLE_TEXT
+    } else {
+        "bench"
+    };
+    drive(
+        "the gateway",
+        messages.div_ceil(recipients),
+        concurrency,
+        |request| {
+            let first = request * recipients;
+            let to: Vec<String> = (first..(first + recipients).min(messages))
+                .map(|number| format!("010{number:08}"))
+                .collect();
+            client
+                .post(&url)
+                .bearer_auth(key)
+                .json(&json!({"from": from, "to": to, "text": text, "priority": priority}))
+        },
+    )
+    .await
+}
+
+/// The text of every single request, to RNS and to Kannel alike: a verification code.
+pub(crate) const SINGLE_TEXT: &str = "[RNS] 인증번호는 123456 입니다.";
+
+/// The load generator's HTTP client: a connection kept per concurrent client.
+pub(crate) fn load_client(concurrency: usize) -> reqwest::Client {
+    reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .timeout(Duration::from_secs(60))
         .build()
-        .expect("an HTTP client");
-    let gateway = system.gateway_url();
-    let requests = messages.div_ceil(recipients);
+        .expect("an HTTP client")
+}
+
+/// The load generator: makes `requests` requests, `concurrency` at a time (the
+/// request of index `i` built by `request(i)`), each until `gateway` took it
+/// ([`until_taken`]); returns each request's milliseconds until it was taken.
+pub(crate) async fn drive(
+    gateway: &str,
+    requests: usize,
+    concurrency: usize,
+    request: impl Fn(usize) -> reqwest::RequestBuilder,
+) -> Vec<f64> {
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(requests)));
     futures::stream::iter(0..requests)
-        .for_each_concurrent(concurrency, |request| {
-            let client = &client;
-            let gateway = &gateway;
-            let key = &key;
+        .for_each_concurrent(concurrency, |index| {
             let latencies = &latencies;
-            let from = &from;
+            let request = &request;
             async move {
-                let first = request * recipients;
-                let to: Vec<String> = (first..(first + recipients).min(messages))
-                    .map(|number| format!("010{number:08}"))
-                    .collect();
-                let body = json!({"from": from, "to": to, "text": "bench", "priority": priority});
-                let took = until_taken("the gateway", || {
-                    client
-                        .post(format!("{gateway}/v1/messages"))
-                        .bearer_auth(key)
-                        .json(&body)
-                })
-                .await;
+                let took = until_taken(gateway, || request(index)).await;
                 latencies.lock().await.push(took);
             }
         })

@@ -1,5 +1,10 @@
-//! SMPP throughput side by side with Kannel, in one run on one machine (`./scripts/bench
-//! --smpp`): the same single-recipient HTTP requests, from the same number of
+//! Kannel 1.4.5, the gateway many operators run instead of RNS, as the benchmark's
+//! peer: [`Kannel`] runs `bearerbox` (with its crash-safe file store) and `smsbox`,
+//! delivering to an SMPP SMSC or to its own fake SMSCs (`fakesmsc`). The main
+//! benchmark gives it the single scenario's requests ([`crate::bench`]).
+//!
+//! [`run`]: SMPP throughput side by side, in one run on one machine (`./scripts/bench
+//! --against-kannel`): the same single-recipient HTTP requests, from the same number of
 //! concurrent clients, go to RNS (`POST /v1/messages`, its SMS carrier KT over SMPP)
 //! and to Kannel (`bearerbox` with an `smsc = smpp` group, `smsbox`'s
 //! `GET /cgi-bin/sendsms`), both binding to the same node-smpp SMSC with two sessions
@@ -10,18 +15,15 @@
 //! points); Kannel (`dlr-mask=3`) calls its `dlr-url` for each (a `GET /healthz`).
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use rns_testkit::{
     require_program, spare_port, wait_until, ChildProcess, SmscServer, SMSC_PASSWORD,
     SMSC_SYSTEM_ID,
 };
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
 
-use crate::bench::until_taken;
+use crate::bench::{drive, load_client};
 use crate::{System, SystemOptions};
 
 const TEXT: &str = "안녕하세요, RNS 벤치마크입니다.";
@@ -74,11 +76,7 @@ pub async fn run(requests: usize, clients: usize) -> Vec<SideReport> {
         .await;
     system.set_sms_weights(&key, json!({"kt": 1})).await;
     let smsc = system.smsc("kt");
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("an HTTP client");
+    let http = load_client(clients);
 
     let gateway = system.gateway_url();
     let rns = measure(smsc, "RNS", requests, clients, |index| {
@@ -90,21 +88,12 @@ pub async fn run(requests: usize, clients: usize) -> Vec<SideReport> {
     eprintln!("bench: {rns:?}");
 
     let directory = tempfile::tempdir().expect("a temporary directory");
-    let kannel = Kannel::start(directory.path(), smsc).await;
-    let sendsms = format!("http://127.0.0.1:{}/cgi-bin/sendsms", kannel.sendsms_port);
+    let kannel = Kannel::start_smpp(directory.path(), smsc).await;
+    let sendsms = kannel.sendsms_url();
     let delivery_report = format!("{gateway}/healthz");
     let kannel_side = measure(smsc, "Kannel 1.4.5", requests, clients, |index| {
-        http.get(&sendsms).query(&[
-            ("username", "bench"),
-            ("password", "bench"),
-            ("from", "0212345678"),
-            ("to", recipient(index).as_str()),
-            ("text", TEXT),
-            ("charset", "UTF-8"),
-            ("coding", "2"),
-            ("dlr-mask", "3"),
-            ("dlr-url", delivery_report.as_str()),
-        ])
+        sendsms_request(&http, &sendsms, &recipient(index), TEXT)
+            .query(&[("dlr-mask", "3"), ("dlr-url", delivery_report.as_str())])
     })
     .await;
     eprintln!("bench: {kannel_side:?}");
@@ -113,6 +102,25 @@ pub async fn run(requests: usize, clients: usize) -> Vec<SideReport> {
 
 fn recipient(index: usize) -> String {
     format!("010{index:08}")
+}
+
+/// smsbox's `GET /cgi-bin/sendsms` of `text` (UTF-8, sent as UCS-2) to `to`, from the
+/// bench's sender number.
+pub(crate) fn sendsms_request(
+    http: &reqwest::Client,
+    sendsms: &str,
+    to: &str,
+    text: &str,
+) -> reqwest::RequestBuilder {
+    http.get(sendsms).query(&[
+        ("username", "bench"),
+        ("password", "bench"),
+        ("from", "0212345678"),
+        ("to", to),
+        ("text", text),
+        ("charset", "UTF-8"),
+        ("coding", "2"),
+    ])
 }
 
 async fn accepted(smsc: &SmscServer) -> u64 {
@@ -130,18 +138,8 @@ async fn measure(
     request: impl Fn(usize) -> reqwest::RequestBuilder,
 ) -> SideReport {
     let before = accepted(smsc).await;
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(requests)));
     let started = Instant::now();
-    futures::stream::iter(0..requests)
-        .for_each_concurrent(clients, |index| {
-            let latencies = &latencies;
-            let request = &request;
-            async move {
-                let took = until_taken(gateway, || request(index)).await;
-                latencies.lock().await.push(took);
-            }
-        })
-        .await;
+    let mut latencies = drive(gateway, requests, clients, request).await;
     let target = before + requests as u64;
     wait_until(
         &format!("the SMSC taking {gateway}'s submits"),
@@ -150,7 +148,6 @@ async fn measure(
     )
     .await;
     let seconds = started.elapsed().as_secs_f64();
-    let mut latencies = latencies.lock().await.clone();
     latencies.sort_by(f64::total_cmp);
     let quantile = |q: f64| {
         latencies
@@ -169,15 +166,23 @@ async fn measure(
     }
 }
 
-/// Kannel's bearerbox and smsbox, bound to an SMSC.
-struct Kannel {
-    _bearerbox: ChildProcess,
-    _smsbox: ChildProcess,
+/// Kannel's bearerbox (with its crash-safe file store) and smsbox, and the fake SMSCs
+/// it delivers to, if any.
+pub(crate) struct Kannel {
+    processes: Vec<ChildProcess>,
+    admin_port: u16,
     sendsms_port: u16,
 }
 
+/// Where `fakesmsc` is (Debian's `kannel-extras`).
+const FAKESMSC: &str = "/usr/lib/kannel/test/fakesmsc";
+const KANNEL_EXTRAS_INSTALL: &str = "apt-get install -y kannel kannel-extras";
+
 impl Kannel {
-    async fn start(directory: &Path, smsc: &SmscServer) -> Self {
+    /// bearerbox and smsbox, with `smsc_groups` (the `group = smsc` sections) in their
+    /// configuration; answers once both listen.
+    async fn start(directory: &Path, smsc_groups: &str) -> Self {
+        require_program("bearerbox", KANNEL_INSTALL);
         let (admin, smsbox, sendsms) = (spare_port(), spare_port(), spare_port());
         let config = directory.join("kannel.conf");
         let directory_text = directory.display();
@@ -195,19 +200,7 @@ store-type = file
 store-location = "{directory_text}/kannel.store"
 dlr-storage = internal
 
-group = smsc
-smsc = smpp
-smsc-id = kt
-host = 127.0.0.1
-port = {smpp}
-transceiver-mode = true
-smsc-username = "{SMSC_SYSTEM_ID}"
-smsc-password = "{SMSC_PASSWORD}"
-system-type = ""
-instances = 2
-max-pending-submits = 32
-enquire-link-interval = 30
-
+{smsc_groups}
 group = smsbox
 bearerbox-host = 127.0.0.1
 bearerbox-port = {smsbox}
@@ -224,12 +217,10 @@ concatenation = true
 group = sms-service
 keyword = default
 text = "ok"
-"#,
-                smpp = smsc.smpp_port(),
+"#
             ),
         )
         .expect("kannel.conf can be written");
-        let binds_before = binds(smsc).await;
         let mut command = Command::new("bearerbox");
         command.arg(&config);
         let bearerbox = ChildProcess::spawn("bearerbox", command, directory);
@@ -243,29 +234,161 @@ text = "ok"
         let mut command = Command::new("smsbox");
         command.arg(&config);
         let smsbox_process = ChildProcess::spawn("smsbox", command, directory);
+        let kannel = Self {
+            processes: vec![bearerbox, smsbox_process],
+            admin_port: admin,
+            sendsms_port: sendsms,
+        };
         let http = reqwest::Client::new();
-        let status = format!("http://127.0.0.1:{admin}/status.txt?password=bench");
-        wait_until("Kannel's SMPP binds", Duration::from_secs(30), || async {
-            binds(smsc).await >= binds_before + 2
-        })
-        .await;
         wait_until("Kannel's sendsms", Duration::from_secs(30), || async {
-            let bearerbox_up = http.get(&status).send().await.is_ok();
+            let bearerbox_up = http.get(kannel.status_url()).send().await.is_ok();
             let smsbox_up = tokio::net::TcpStream::connect(("127.0.0.1", sendsms))
                 .await
                 .is_ok();
             bearerbox_up && smsbox_up
         })
         .await;
-        Self {
-            _bearerbox: bearerbox,
-            _smsbox: smsbox_process,
-            sendsms_port: sendsms,
-        }
+        kannel
     }
+
+    /// Bound to `smsc` over SMPP: two transceiver sessions of window 32.
+    async fn start_smpp(directory: &Path, smsc: &SmscServer) -> Self {
+        let groups = format!(
+            r#"group = smsc
+smsc = smpp
+smsc-id = kt
+host = 127.0.0.1
+port = {smpp}
+transceiver-mode = true
+smsc-username = "{SMSC_SYSTEM_ID}"
+smsc-password = "{SMSC_PASSWORD}"
+system-type = ""
+instances = 2
+max-pending-submits = 32
+enquire-link-interval = 30
+"#,
+            smpp = smsc.smpp_port(),
+        );
+        let binds_before = binds(smsc).await;
+        let kannel = Self::start(directory, &groups).await;
+        wait_until("Kannel's SMPP binds", Duration::from_secs(30), || async {
+            binds(smsc).await >= binds_before + 2
+        })
+        .await;
+        kannel
+    }
+
+    /// Delivering to `count` of Kannel's own fake SMSCs (`smsc = fake`, each a
+    /// `fakesmsc` process that takes every message at once), weighted alike.
+    pub(crate) async fn start_with_fake_smscs(directory: &Path, count: usize) -> Self {
+        require_program(FAKESMSC, KANNEL_EXTRAS_INSTALL);
+        let ports: Vec<u16> = (0..count).map(|_| spare_port()).collect();
+        let groups: String = ports
+            .iter()
+            .enumerate()
+            .map(|(index, port)| {
+                format!("group = smsc\nsmsc = fake\nsmsc-id = fake{index}\nport = {port}\nconnect-allow-ip = 127.0.0.1\n\n")
+            })
+            .collect();
+        let mut kannel = Self::start(directory, &groups).await;
+        for (index, port) in ports.iter().enumerate() {
+            let mut command = Command::new(FAKESMSC);
+            // No messages of its own (-m 0), no line per message it takes (-v 1).
+            command.args([
+                "-v",
+                "1",
+                "-H",
+                "127.0.0.1",
+                "-r",
+                &port.to_string(),
+                "-m",
+                "0",
+                "1 2 text nop",
+            ]);
+            kannel.processes.push(ChildProcess::spawn(
+                &format!("fakesmsc-{index}"),
+                command,
+                directory,
+            ));
+        }
+        let http = reqwest::Client::new();
+        wait_until(
+            "Kannel's fake SMSCs online",
+            Duration::from_secs(30),
+            || async {
+                let status = http.get(kannel.status_url()).send().await;
+                let text = match status {
+                    Ok(response) => response.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                text.matches("(online").count() >= count
+            },
+        )
+        .await;
+        kannel
+    }
+
+    fn status_url(&self) -> String {
+        format!(
+            "http://127.0.0.1:{}/status.txt?password=bench",
+            self.admin_port
+        )
+    }
+
+    /// smsbox's `GET /cgi-bin/sendsms`.
+    pub(crate) fn sendsms_url(&self) -> String {
+        format!("http://127.0.0.1:{}/cgi-bin/sendsms", self.sendsms_port)
+    }
+
+    /// Messages bearerbox has handed to an SMSC so far (its status page's `sent`).
+    pub(crate) async fn sent(&self, http: &reqwest::Client) -> u64 {
+        let Ok(response) = http.get(self.status_url()).send().await else {
+            return 0;
+        };
+        let text = response.text().await.unwrap_or_default();
+        sent_count(&text).unwrap_or(0)
+    }
+
+    /// Kannel's processes by name (`bearerbox`, `smsbox`, `fakesmsc`), for CPU accounts.
+    pub(crate) fn processes(&self) -> Vec<(&'static str, u32)> {
+        self.processes
+            .iter()
+            .enumerate()
+            .map(|(index, process)| {
+                let name = match index {
+                    0 => "bearerbox",
+                    1 => "smsbox",
+                    _ => "fakesmsc",
+                };
+                (name, process.id())
+            })
+            .collect()
+    }
+}
+
+/// The `sent` count of bearerbox's `status.txt` (`SMS: received 0 (0 queued), sent 3
+/// (0 queued), store size 0`).
+fn sent_count(status: &str) -> Option<u64> {
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("SMS: received"))?;
+    let after = line.split_once("sent ")?.1;
+    after.split_whitespace().next()?.parse().ok()
 }
 
 async fn binds(smsc: &SmscServer) -> u64 {
     let counts: Value = serde_json::from_str(&smsc.counts().await).expect("counts are JSON");
     counts["binds"].as_u64().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sent_count;
+
+    #[test]
+    fn the_sent_count_is_read_off_bearerbox_status() {
+        let status = "Status: running, uptime 0d 0h 0m 4s\n\nWDP: received 0 (0 queued), sent 0 (0 queued)\n\nSMS: received 7 (0 queued), sent 1234 (5 queued), store size 5\nSMS: inbound (0.00,0.00,0.00) msg/sec\n";
+        assert_eq!(sent_count(status), Some(1234));
+        assert_eq!(sent_count("Status: running"), None);
+    }
 }

@@ -480,6 +480,33 @@ filter = "{log_filter}"
         self.services.get(&service).map(ChildProcess::id)
     }
 
+    /// Every process of the system, each named by what it is (a service's binary,
+    /// `nats-server`, `redis-server`, `clickhouse`, `simulators`, `smscs`; several
+    /// processes may share a name): what the benchmark sums CPU over.
+    pub fn processes(&self) -> Vec<(&'static str, u32)> {
+        let services = self
+            .services
+            .iter()
+            .map(|(service, process)| (service.binary(), process.id()));
+        let nodes = std::iter::once(&self.nats)
+            .chain(&self.nats_peers)
+            .map(|node| ("nats-server", node.pid()));
+        let simulators = self
+            .simulators
+            .values()
+            .map(|(process, _)| ("simulators", process.id()));
+        let smscs = self.smscs.values().map(|smsc| ("smscs", smsc.pid()));
+        services
+            .chain(nodes)
+            .chain([
+                ("redis-server", self.redis.pid()),
+                ("clickhouse", self.clickhouse.pid()),
+            ])
+            .chain(simulators)
+            .chain(smscs)
+            .collect()
+    }
+
     pub fn kill(&mut self, service: Service) {
         if let Some(mut process) = self.services.remove(&service) {
             process.kill();

@@ -1,5 +1,6 @@
 //! The benchmark harness at small counts, so `./scripts/bench` keeps working: every
-//! scenario runs (the backlog scenario with 20,000 messages), loses nothing, and reports numbers that are numbers.
+//! scenario runs (the backlog scenario with 20,000 messages), Kannel takes the single
+//! scenario's requests too, nothing is lost, and the numbers are numbers.
 use rns_e2e::bench::{self, BenchPlan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,12 +22,52 @@ async fn the_short_benchmark_runs_every_scenario_and_loses_nothing() {
             scenario.final_latency_ms.p99 >= scenario.final_latency_ms.p50,
             "{scenario:?}"
         );
-        assert_eq!(scenario.cpu_seconds_per_thousand.len(), 4, "{scenario:?}");
+        // Every process is accounted: the four services, the servers, the simulators
+        // and the load generator.
+        for process in [
+            "rns-gateway",
+            "rns-dispatcher",
+            "rns-carriers",
+            "rns-analytics",
+            "nats-server",
+            "redis-server",
+            "clickhouse",
+            "simulators",
+            "load generator",
+        ] {
+            assert!(
+                scenario.cpu_seconds_per_thousand.contains_key(process),
+                "{process}: {scenario:?}"
+            );
+        }
         assert!(scenario
             .peak_memory_mb
             .values()
             .all(|megabytes| *megabytes > 1.0));
     }
+    let peer = report
+        .peer
+        .as_ref()
+        .expect("Kannel took the single requests");
+    assert_eq!(peer.lost, 0, "{peer:?}");
+    assert_eq!(peer.requests, BenchPlan::short().single_requests);
+    assert!(peer.delivered_per_second > 0.0, "{peer:?}");
+    assert!(
+        peer.accept_latency_ms.p99 >= peer.accept_latency_ms.p50,
+        "{peer:?}"
+    );
+    for process in ["bearerbox", "smsbox", "fakesmsc", "load generator"] {
+        assert!(
+            peer.cpu_seconds_per_thousand.contains_key(process),
+            "{process} is accounted: {peer:?}"
+        );
+    }
+    assert!(
+        peer.cpu_seconds_per_thousand.values().sum::<f64>() > 0.0,
+        "Kannel did the work: {peer:?}"
+    );
+    assert!(report.single_to_peer().is_some_and(|ratio| ratio > 0.0));
+    assert!(report.table().contains("Single requests side by side"));
     let priority = report.priority.as_ref().expect("the priority scenario ran");
     assert_eq!(priority.lost, 0, "{priority:?}");
     assert!(
@@ -48,6 +89,7 @@ async fn the_short_benchmark_runs_every_scenario_and_loses_nothing() {
     assert_eq!(backlog.memory_draining_mb.len(), 4, "{backlog:?}");
     let json = report.json();
     assert_eq!(json["scenarios"].as_array().unwrap().len(), 3);
+    assert_eq!(json["peer"]["lost"], 0);
     assert!(json["backlog"]["waiting"].as_u64().unwrap() >= 20_000);
     assert!(json["priority"]["high_submit_latency_ms"]["p99"].is_number());
 }

@@ -33,6 +33,11 @@ pub struct ClickHouseServer {
 }
 
 impl ClickHouseServer {
+    /// The server's process id (for the benchmark's CPU accounting).
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
     /// Debian's clickhouse-server.
     pub async fn start() -> Self {
         Self::start_release(ClickHouseRelease::Debian).await

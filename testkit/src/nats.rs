@@ -30,6 +30,11 @@ struct ClusterNode {
 }
 
 impl NatsServer {
+    /// The server's process id (for the benchmark's CPU accounting).
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
     pub async fn start() -> Self {
         require_program("nats-server", INSTALL);
         let directory = tempfile::tempdir().expect("temporary directory");

@@ -10,12 +10,17 @@ const INSTALL: &str = "apt-get install -y redis-server";
 
 #[derive(Debug)]
 pub struct RedisServer {
-    _process: ChildProcess,
+    process: ChildProcess,
     port: u16,
     _directory: TempDir,
 }
 
 impl RedisServer {
+    /// The server's process id (for the benchmark's CPU accounting).
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
     pub async fn start() -> Self {
         require_program("redis-server", INSTALL);
         let directory = tempfile::tempdir().expect("temporary directory");
@@ -40,7 +45,7 @@ impl RedisServer {
         })
         .await;
         Self {
-            _process: process,
+            process,
             port,
             _directory: directory,
         }

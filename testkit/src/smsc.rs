@@ -79,6 +79,11 @@ fn smsc_command(implementation: SmscImplementation) -> Command {
 }
 
 impl SmscServer {
+    /// The SMSC's process id (for the benchmark's CPU accounting).
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
     /// node-smpp's SMSC.
     pub async fn start() -> Self {
         Self::start_with(SmscImplementation::NodeSmpp).await

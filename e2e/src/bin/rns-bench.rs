@@ -1,4 +1,4 @@
-//! `rns-bench [--short] [--only SCENARIO] [--json PATH]`: the benchmark of
+//! `rns-bench [--short] [--only SCENARIO,…] [--json PATH]`: the benchmark of
 //! `./scripts/bench`. Prints a Markdown table, writes the JSON report when asked, and exits non-zero when an
 //! accepted message never reached a final state.
 //!
@@ -14,9 +14,9 @@ struct CommandLine {
     /// A few seconds per scenario instead of the full run.
     #[arg(long)]
     short: bool,
-    /// One scenario only.
-    #[arg(long, value_parser = ["bulk", "single", "mixed", "priority", "backlog"])]
-    only: Option<String>,
+    /// These scenarios only (comma-separated, e.g. `single,kannel`).
+    #[arg(long, value_delimiter = ',', value_parser = bench::SCENARIOS)]
+    only: Vec<String>,
     /// Where to write the JSON report.
     #[arg(long, value_name = "PATH")]
     json: Option<String>,
@@ -44,8 +44,9 @@ async fn main() {
     } else {
         BenchPlan::full()
     };
-    if let Some(only) = only {
-        plan.scenarios.retain(|scenario| *scenario == only);
+    if !only.is_empty() {
+        plan.scenarios
+            .retain(|scenario| only.iter().any(|name| name == scenario));
     }
     let report = bench::run(plan).await;
     println!("{}", report.table());
