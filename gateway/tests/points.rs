@@ -38,7 +38,8 @@ async fn a_send_reserves_its_price_and_a_short_balance_is_a_402_that_sends_nothi
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ledger["items"][0]["kind"], "reserve");
     assert_eq!(ledger["items"][0]["amount"], 6);
-    assert!(ledger["items"][0]["request_id"].is_string());
+    assert!(ledger["items"][0]["requests"][0]["request_id"].is_string());
+    assert_eq!(ledger["items"][0]["requests"][0]["amount"], 6);
     assert_eq!(ledger["items"][1]["amount"], 2);
     let cursor = ledger["next_cursor"].as_str().unwrap();
     let (_, older) = api
@@ -70,7 +71,9 @@ async fn a_send_reserves_its_price_and_a_short_balance_is_a_402_that_sends_nothi
         .map(|entry| &entry["kind"])
         .collect();
     assert_eq!(kinds, [&json!("reserve"), &json!("reserve")]);
-    let request = reserves["items"][1]["request_id"].as_str().unwrap();
+    let request = reserves["items"][1]["requests"][0]["request_id"]
+        .as_str()
+        .unwrap();
     let (_, of_request) = api
         .call(
             Method::GET,

@@ -1,7 +1,8 @@
 //! Rebuilding balances that Redis lost, from the JetStream `LEDGER` stream.
 //!
 //! Every ledger entry carries the account as it was right after the change, and
-//! every reservation, settlement, refund and release names its request, so a
+//! every reservation, settlement, refund and release lists its requests with each
+//! one's share, so a
 //! customer's full history in `ledger.<customer>` gives back both the account and
 //! what is still reserved per request. [`restore_lost_accounts`] runs when the
 //! dispatcher starts and then every [`CHECK_INTERVAL`]: every customer that has
@@ -71,13 +72,13 @@ pub fn replay(entries: impl IntoIterator<Item = LedgerEntry>) -> Replayed {
     let mut replayed = Replayed::default();
     for entry in ordered.values() {
         let amount = i64::try_from(entry.amount).unwrap_or(i64::MAX);
-        if let Some(request) = entry.request_id {
-            let hold = replayed.holds.entry(request).or_insert(0);
+        for share in &entry.requests {
+            let amount = i64::try_from(share.amount).unwrap_or(i64::MAX);
+            let returned = i64::try_from(share.returned).unwrap_or(i64::MAX);
+            let hold = replayed.holds.entry(share.request_id).or_insert(0);
             match entry.kind {
                 LedgerKind::Reserve => *hold += amount,
-                LedgerKind::Settle => {
-                    *hold -= amount + i64::try_from(entry.returned.unwrap_or(0)).unwrap_or(0)
-                }
+                LedgerKind::Settle => *hold -= amount + returned,
                 LedgerKind::Refund | LedgerKind::Release => *hold -= amount,
                 LedgerKind::TopUp => {}
             }
@@ -208,6 +209,7 @@ pub async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rns_types::points::RequestShare;
 
     fn entry(id: &str, kind: LedgerKind, amount: u64, request: Option<RequestId>) -> LedgerEntry {
         LedgerEntry {
@@ -219,7 +221,14 @@ mod tests {
             balance: 0,
             reserved: 0,
             spent: 0,
-            request_id: request,
+            requests: request
+                .map(|request_id| RequestShare {
+                    request_id,
+                    amount,
+                    returned: 0,
+                })
+                .into_iter()
+                .collect(),
             message_id: None,
             messages: None,
             returned: None,
@@ -235,6 +244,7 @@ mod tests {
         (last.balance, last.reserved, last.spent) = (92, 3, 5);
         let mut settle = entry("15-0", LedgerKind::Settle, 2, Some(done));
         settle.returned = Some(1);
+        settle.requests[0].returned = 1;
         let entries = vec![
             last,
             entry("1-0", LedgerKind::TopUp, 100, None),
@@ -256,5 +266,28 @@ mod tests {
         assert_eq!(replayed.account.topped_up, 100);
         assert_eq!(replayed.holds.len(), 1, "the settled request holds nothing");
         assert_eq!(replayed.holds[&open], 3);
+    }
+
+    #[test]
+    fn replay_takes_each_requests_share_of_an_entry_of_a_gathered_round() {
+        let [first, second, third] = [(); 3].map(|()| RequestId::generate());
+        let share = |request_id, amount, returned| RequestShare {
+            request_id,
+            amount,
+            returned,
+        };
+        let mut reserve = entry("10-0", LedgerKind::Reserve, 9, None);
+        reserve.requests = vec![share(first, 2, 0), share(second, 3, 0), share(third, 4, 0)];
+        // The first delivered with a point returned, the second half delivered.
+        let mut settle = entry("11-0", LedgerKind::Settle, 2, None);
+        settle.returned = Some(1);
+        settle.requests = vec![share(first, 1, 1), share(second, 1, 0)];
+        let refund = entry("12-0", LedgerKind::Refund, 1, Some(second));
+        let replayed = replay([reserve, settle, refund]);
+        assert_eq!(
+            replayed.holds,
+            BTreeMap::from([(second, 1), (third, 4)]),
+            "the first is settled, the second holds 3 - 1 - 1, the third all of its 4"
+        );
     }
 }

@@ -59,7 +59,8 @@ return account_value('balance')
 ";
 
 /// Reservations of several requests, of any customers, each all or nothing, in
-/// order. KEYS: journal, then per request its account, ledger, hold and once-marker.
+/// order; one ledger entry per customer lists the requests it reserved, each with its
+/// amount. KEYS: journal, then per request its account, ledger, hold and once-marker.
 /// ARGV: now, ledger max, journal max, then per request its customer, amount,
 /// request id and `1` if it is reserved at most once per request whatever happens
 /// to its hold later (the marker is set when it is reserved, kept two days, and
@@ -71,6 +72,9 @@ local NOW, LEDGER_MAX, JOURNAL_MAX = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local JOURNAL = KEYS[1]
 local CUSTOMER, ACCOUNT, LEDGER
 EMIT
+-- What each customer reserved in this call, for its one entry; customers in the
+-- order first seen.
+local rounds, order = {}, {}
 local function reserve(hold, marker, amount, request, once)
   if redis.call('EXISTS', hold) == 1 then return 1, 0 end
   if once and redis.call('EXISTS', marker) == 1 then return 1, 0 end
@@ -81,7 +85,14 @@ local function reserve(hold, marker, amount, request, once)
     redis.call('HINCRBY', ACCOUNT, 'balance', -amount)
     redis.call('HINCRBY', ACCOUNT, 'reserved', amount)
     redis.call('HSET', hold, 'remaining', amount)
-    emit({kind = 'reserve', amount = amount, request_id = request})
+    local round = rounds[CUSTOMER]
+    if not round then
+      round = {account = ACCOUNT, ledger = LEDGER, amount = 0, requests = {}}
+      rounds[CUSTOMER] = round
+      order[#order + 1] = CUSTOMER
+    end
+    round.amount = round.amount + amount
+    round.requests[#round.requests + 1] = {request_id = request, amount = amount}
   end
   return 1, 0
 end
@@ -92,6 +103,11 @@ for i = 0, (#KEYS - 1) / 4 - 1 do
   local reserved, balance = reserve(KEYS[key + 3], KEYS[key + 4], tonumber(ARGV[arg + 2]), ARGV[arg + 3], ARGV[arg + 4] == '1')
   answers[2 * i + 1] = reserved
   answers[2 * i + 2] = balance
+end
+for _, customer in ipairs(order) do
+  local round = rounds[customer]
+  CUSTOMER, ACCOUNT, LEDGER = customer, round.account, round.ledger
+  emit({kind = 'reserve', amount = round.amount, requests = round.requests})
 end
 return answers
 ";
@@ -104,7 +120,7 @@ redis.call('DEL', KEYS[4], KEYS[5], KEYS[6])
 if remaining <= 0 then return 0 end
 redis.call('HINCRBY', ACCOUNT, 'reserved', -remaining)
 redis.call('HINCRBY', ACCOUNT, 'balance', remaining)
-emit({kind = 'release', amount = remaining, request_id = ARGV[5], reason = ARGV[6]})
+emit({kind = 'release', amount = remaining, requests = {{request_id = ARGV[5], amount = remaining}}, reason = ARGV[6]})
 return remaining
 ";
 
@@ -114,12 +130,16 @@ return remaining
 /// spent, failure reason (empty when delivered). Returns how many messages were
 /// settled. Per message it costs one `SETBIT`; the hold and the account change once
 /// per request, and before each ledger entry, so every entry is stamped with the
-/// account as it is then.
+/// account as it is then. The delivered messages of every request settle in one
+/// `settle` entry listing each request's spent and returned points; each failed
+/// message's refund is an entry of its own.
 const SETTLE: &str = r"
 local current, hold, bits, exists, remaining, changed = nil, nil, nil, false, 0, false
 local count, spent_total, returned_total = 0, 0, 0
 local pending_taken, pending_spent = 0, 0
 local settled = 0
+-- The one settle entry: each request's share, and the totals.
+local shares, settle_amount, settle_returned, settle_messages = {}, 0, 0, 0
 -- The account changes of the messages settled since the last call, summed: one
 -- HINCRBY per field instead of one per message.
 local function apply()
@@ -140,12 +160,12 @@ local function flush()
     end
   end
   if current and count > 0 then
-    local entry = {kind = 'settle', amount = spent_total, request_id = current, messages = count}
-    if returned_total > 0 then
-      entry.returned = returned_total
-      entry.reason = 'returned ' .. returned_total .. ' points reserved for a fallback'
-    end
-    emit(entry)
+    local share = {request_id = current, amount = spent_total}
+    if returned_total > 0 then share.returned = returned_total end
+    shares[#shares + 1] = share
+    settle_amount = settle_amount + spent_total
+    settle_returned = settle_returned + returned_total
+    settle_messages = settle_messages + count
   end
   count, spent_total, returned_total, changed = 0, 0, 0, false
 end
@@ -176,11 +196,19 @@ for i = 5, #ARGV, 7 do
       returned_total = returned_total + taken - spent
     elseif taken > 0 then
       apply()
-      emit({kind = 'refund', amount = taken, request_id = request, message_id = ARGV[i + 3], reason = ARGV[i + 6]})
+      emit({kind = 'refund', amount = taken, requests = {{request_id = request, amount = taken}}, message_id = ARGV[i + 3], reason = ARGV[i + 6]})
     end
   end
 end
 flush()
+if #shares > 0 then
+  local entry = {kind = 'settle', amount = settle_amount, requests = shares, messages = settle_messages}
+  if settle_returned > 0 then
+    entry.returned = settle_returned
+    entry.reason = 'returned ' .. settle_returned .. ' points reserved for a fallback'
+  end
+  emit(entry)
+end
 return settled
 ";
 
@@ -569,7 +597,8 @@ const LEDGER_READ: usize = 256;
 /// than its limit and still a `next_cursor`, where the reading stopped.
 const LEDGER_SCANNED: usize = 10_000;
 
-/// Which ledger entries a page shows: all, or those of one kind, or of one request.
+/// Which ledger entries a page shows: all, or those of one kind, or those that cover
+/// one request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LedgerFilter {
     pub kind: Option<LedgerKind>,
@@ -586,7 +615,7 @@ impl LedgerFilter {
             && self
                 .request_id
                 .as_ref()
-                .is_none_or(|request| entry.request_id.as_ref() == Some(request))
+                .is_none_or(|request| entry.covers(request))
     }
 }
 

@@ -79,6 +79,7 @@ async fn reservations_of_several_customers_in_one_call_each_stand_alone_in_order
     store.top_up(&acme, 10, "test").await.unwrap();
     store.top_up(&beta, 2, "test").await.unwrap();
     let repeated = RequestId::generate();
+    let second = RequestId::generate();
     let asked = |customer: &CustomerId, request: RequestId, amount: u64| {
         ReservationRequest::new(customer, &request, amount)
     };
@@ -86,7 +87,7 @@ async fn reservations_of_several_customers_in_one_call_each_stand_alone_in_order
         .reserve_all(&[
             asked(&acme, repeated, 5),
             asked(&beta, RequestId::generate(), 3),
-            asked(&acme, RequestId::generate(), 5),
+            asked(&acme, second, 5),
             asked(&acme, RequestId::generate(), 1),
             asked(&acme, repeated, 5),
         ])
@@ -110,6 +111,48 @@ async fn reservations_of_several_customers_in_one_call_each_stand_alone_in_order
     assert_balances(&store, &acme).await;
     assert_balances(&store, &beta).await;
     assert!(store.reserve_all(&[]).await.unwrap().is_empty());
+
+    // One entry for what acme reserved in the call, listing both requests.
+    let page = store
+        .ledger(&acme, None, 10, &LedgerFilter::default())
+        .await
+        .unwrap();
+    let reserves: Vec<&LedgerEntry> = page
+        .items
+        .iter()
+        .filter(|entry| entry.kind == LedgerKind::Reserve)
+        .collect();
+    assert_eq!(reserves.len(), 1, "{page:?}");
+    let shares: Vec<(RequestId, u64)> = reserves[0]
+        .requests
+        .iter()
+        .map(|share| (share.request_id, share.amount))
+        .collect();
+    assert_eq!(shares, [(repeated, 5), (second, 5)]);
+    assert_eq!((reserves[0].amount, reserves[0].reserved), (10, 10));
+    // Settling both in one call: one settle entry with each request's share, found
+    // by either request.
+    let settled = store
+        .settle(
+            &acme,
+            vec![delivered(&repeated, 0, 5), delivered(&second, 0, 5)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled, 2);
+    let of_second = LedgerFilter {
+        kind: Some(LedgerKind::Settle),
+        request_id: Some(second),
+    };
+    let page = store.ledger(&acme, None, 10, &of_second).await.unwrap();
+    assert_eq!(page.items.len(), 1, "{page:?}");
+    let settle = &page.items[0];
+    assert_eq!(
+        (settle.amount, settle.messages, settle.spent),
+        (10, Some(2), 10)
+    );
+    assert!(settle.covers(&repeated) && settle.covers(&second));
+    assert_balances(&store, &acme).await;
 }
 
 #[tokio::test]
@@ -203,9 +246,7 @@ async fn settling_spends_refunds_and_happens_once_per_message() {
     let page = store.ledger(&acme, None, 50, &of_request).await.unwrap();
     assert!(!page.items.is_empty());
     assert!(
-        page.items
-            .iter()
-            .all(|entry| entry.request_id.as_ref() == Some(&request)),
+        page.items.iter().all(|entry| entry.covers(&request)),
         "{page:?}"
     );
     assert!(page

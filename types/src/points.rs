@@ -49,10 +49,12 @@ impl Prices {
 pub enum LedgerKind {
     /// The operator added points.
     TopUp,
-    /// A request was accepted: its messages' prices moved from balance to reserved.
+    /// Requests were accepted: their messages' prices moved from balance to reserved
+    /// (one entry for the requests of a customer reserved together).
     Reserve,
-    /// Messages of a request were delivered: their price moved from reserved to spent
-    /// (any excess reserved for a fallback returned to the balance).
+    /// Messages of requests were delivered: their price moved from reserved to spent
+    /// (any excess reserved for a fallback returned to the balance; one entry for the
+    /// messages of a customer settled together).
     Settle,
     /// A message finally failed: its reservation returned to the balance.
     Refund,
@@ -61,8 +63,30 @@ pub enum LedgerKind {
     Release,
 }
 
-/// One change of a customer's points, with the account as it was right after.
+/// One request's part of a [`LedgerEntry`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RequestShare {
+    pub request_id: RequestId,
+    /// The points of the entry's `amount` that were this request's.
+    pub amount: u64,
+    /// Of a settlement: the points of this request returned to the balance.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub returned: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// One change of a customer's points, with the account as it was right after.
+///
+/// A reservation or settlement of several requests at once (the gateway gathers
+/// concurrent sends, the settlement a batch of final events) is one entry whose
+/// `requests` lists each request with its share, so `GET /v1/points/ledger?request_id=`
+/// finds every entry a request is in, and a lost Redis is rebuilt exactly from the
+/// entries ([`LedgerEntry::requests`] sum to `amount`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(from = "StoredLedgerEntry")]
 pub struct LedgerEntry {
     /// Unique per customer and increasing (the Redis stream id).
     #[serde(default)]
@@ -75,8 +99,11 @@ pub struct LedgerEntry {
     pub balance: i64,
     pub reserved: i64,
     pub spent: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<RequestId>,
+    /// The requests this change covers, each with its share of `amount` (none for a
+    /// top-up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<RequestShare>,
+    /// The message a [`LedgerKind::Refund`] is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<MessageId>,
     /// Messages settled by a [`LedgerKind::Settle`] entry.
@@ -88,6 +115,71 @@ pub struct LedgerEntry {
     pub returned: Option<u64>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+}
+
+impl LedgerEntry {
+    /// Whether this change covers `request`.
+    pub fn covers(&self, request: &RequestId) -> bool {
+        self.requests
+            .iter()
+            .any(|share| share.request_id == *request)
+    }
+}
+
+/// A ledger entry as stored: entries written before requests were gathered into one
+/// entry name their one request in `request_id` (the whole `amount` and `returned`
+/// were its own). Read into [`LedgerEntry::requests`].
+#[derive(Deserialize)]
+struct StoredLedgerEntry {
+    #[serde(default)]
+    id: String,
+    customer_id: CustomerId,
+    at_ms: u64,
+    kind: LedgerKind,
+    amount: u64,
+    balance: i64,
+    reserved: i64,
+    spent: i64,
+    #[serde(default)]
+    requests: Vec<RequestShare>,
+    #[serde(default)]
+    request_id: Option<RequestId>,
+    #[serde(default)]
+    message_id: Option<MessageId>,
+    #[serde(default)]
+    messages: Option<u64>,
+    #[serde(default)]
+    returned: Option<u64>,
+    #[serde(default)]
+    reason: String,
+}
+
+impl From<StoredLedgerEntry> for LedgerEntry {
+    fn from(stored: StoredLedgerEntry) -> Self {
+        let mut requests = stored.requests;
+        if let (true, Some(request_id)) = (requests.is_empty(), stored.request_id) {
+            requests.push(RequestShare {
+                request_id,
+                amount: stored.amount,
+                returned: stored.returned.unwrap_or(0),
+            });
+        }
+        Self {
+            id: stored.id,
+            customer_id: stored.customer_id,
+            at_ms: stored.at_ms,
+            kind: stored.kind,
+            amount: stored.amount,
+            balance: stored.balance,
+            reserved: stored.reserved,
+            spent: stored.spent,
+            requests,
+            message_id: stored.message_id,
+            messages: stored.messages,
+            returned: stored.returned,
+            reason: stored.reason,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -109,5 +201,47 @@ mod tests {
         let entry: LedgerEntry = serde_json::from_str(json).unwrap();
         assert_eq!(entry.kind, LedgerKind::Refund);
         assert_eq!(entry.message_id.unwrap().index(), 4);
+    }
+
+    #[test]
+    fn an_entry_of_a_gathered_round_lists_each_request_with_its_share() {
+        let first = RequestId::generate();
+        let second = RequestId::generate();
+        let json = format!(
+            r#"{{"id":"2-0","customer_id":"acme","at_ms":5,"kind":"settle","amount":4,"balance":10,"reserved":0,"spent":4,"messages":4,"returned":2,"requests":[{{"request_id":"{first}","amount":1,"returned":2}},{{"request_id":"{second}","amount":3}}]}}"#
+        );
+        let entry: LedgerEntry = serde_json::from_str(&json).unwrap();
+        assert_eq!(entry.requests.len(), 2);
+        assert_eq!(
+            (entry.requests[0].amount, entry.requests[0].returned),
+            (1, 2)
+        );
+        assert_eq!(
+            (entry.requests[1].amount, entry.requests[1].returned),
+            (3, 0)
+        );
+        assert!(entry.covers(&first) && entry.covers(&second));
+        assert!(!entry.covers(&RequestId::generate()));
+        // Written back as read.
+        let again: LedgerEntry =
+            serde_json::from_str(&serde_json::to_string(&entry).unwrap()).unwrap();
+        assert_eq!(again, entry);
+    }
+
+    #[test]
+    fn an_entry_written_before_rounds_were_gathered_reads_as_one_share() {
+        let request = RequestId::generate();
+        let json = format!(
+            r#"{{"id":"1-0","customer_id":"acme","at_ms":5,"kind":"settle","amount":3,"balance":10,"reserved":0,"spent":3,"request_id":"{request}","messages":3,"returned":1}}"#
+        );
+        let entry: LedgerEntry = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            entry.requests,
+            [RequestShare {
+                request_id: request,
+                amount: 3,
+                returned: 1
+            }]
+        );
     }
 }

@@ -43,12 +43,26 @@ export function Points() {
               <td>{number.format(entry.amount)}</td>
               <td>{number.format(entry.balance)}</td>
               <td>
-                <small>{entry.request_id ?? ""}</small>
+                <RequestsOf requests={entry.requests ?? []} />
               </td>
             </tr>
           )}
         </Listing>
       </section>
     </>
+  );
+}
+
+/** The requests a ledger entry covers: one by its id; several (reserved or settled
+ * together) by the first and how many more, every id in the title. */
+function RequestsOf({ requests }: { requests: { request_id: string }[] }) {
+  const [first, ...rest] = requests;
+  if (!first) return null;
+  const ids = requests.map((share) => share.request_id);
+  return (
+    <small title={ids.join("\n")}>
+      {first.request_id}
+      {rest.length > 0 ? ` +${rest.length}` : ""}
+    </small>
   );
 }

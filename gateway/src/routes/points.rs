@@ -40,7 +40,8 @@ pub struct LedgerQuery {
     /// Only entries of this kind (`top_up`, `reserve`, `settle`, `refund`, `release`).
     #[serde(default)]
     kind: Option<String>,
-    /// Only entries of this request.
+    /// Only entries that cover this request (an entry of several requests reserved
+    /// or settled together lists each in `requests`).
     #[serde(default)]
     request_id: Option<String>,
     #[serde(flatten)]
