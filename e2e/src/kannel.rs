@@ -169,7 +169,8 @@ async fn measure(
 /// Kannel's bearerbox (with its crash-safe file store) and smsbox, and the fake SMSCs
 /// it delivers to, if any.
 pub(crate) struct Kannel {
-    processes: Vec<ChildProcess>,
+    /// Each process with what it is (`bearerbox`, `smsbox`, `fakesmsc`).
+    processes: Vec<(&'static str, ChildProcess)>,
     admin_port: u16,
     sendsms_port: u16,
 }
@@ -235,7 +236,7 @@ text = "ok"
         command.arg(&config);
         let smsbox_process = ChildProcess::spawn("smsbox", command, directory);
         let kannel = Self {
-            processes: vec![bearerbox, smsbox_process],
+            processes: vec![("bearerbox", bearerbox), ("smsbox", smsbox_process)],
             admin_port: admin,
             sendsms_port: sendsms,
         };
@@ -305,10 +306,9 @@ enquire-link-interval = 30
                 "0",
                 "1 2 text nop",
             ]);
-            kannel.processes.push(ChildProcess::spawn(
-                &format!("fakesmsc-{index}"),
-                command,
-                directory,
+            kannel.processes.push((
+                "fakesmsc",
+                ChildProcess::spawn(&format!("fakesmsc-{index}"), command, directory),
             ));
         }
         let http = reqwest::Client::new();
@@ -353,15 +353,7 @@ enquire-link-interval = 30
     pub(crate) fn processes(&self) -> Vec<(&'static str, u32)> {
         self.processes
             .iter()
-            .enumerate()
-            .map(|(index, process)| {
-                let name = match index {
-                    0 => "bearerbox",
-                    1 => "smsbox",
-                    _ => "fakesmsc",
-                };
-                (name, process.id())
-            })
+            .map(|(name, process)| (*name, process.id()))
             .collect()
     }
 }
