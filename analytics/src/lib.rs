@@ -41,7 +41,9 @@ pub struct AnalyticsSettings {
     /// message holds up to a few hundred outcomes, so a count alone does not bound
     /// memory.
     pub batch_max_bytes: usize,
-    /// Longest wait for a batch to fill, in milliseconds.
+    /// Longest wait for a batch to fill, in milliseconds. Every insert is a new part
+    /// in each table ClickHouse later merges, so this, not the rows, sets most of
+    /// ClickHouse's work: a result is visible this much later at most.
     pub batch_linger_milliseconds: u64,
     /// Delay before a batch that failed to insert is redelivered, in milliseconds.
     pub retry_delay_milliseconds: u64,
@@ -56,7 +58,7 @@ impl Default for AnalyticsSettings {
             health_listen: "127.0.0.1:8083".to_owned(),
             batch_size: 5_000,
             batch_max_bytes: 16 << 20,
-            batch_linger_milliseconds: 200,
+            batch_linger_milliseconds: 500,
             retry_delay_milliseconds: 2_000,
             retention_days: 400,
         }

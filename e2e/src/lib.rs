@@ -115,6 +115,9 @@ pub struct SystemOptions {
     pub nats_nodes: usize,
     /// How long a receipt is awaited (and an unanswered submit asked again).
     pub receipt_deadline_seconds: u64,
+    /// How long analytics lets a batch fill before inserting it (`[analytics]
+    /// batch_linger_milliseconds`): short in tests, so results show soon.
+    pub analytics_linger_milliseconds: u64,
     /// The SMS carriers speak SMPP, each to an SMSC of its own: KT and LG U+ to
     /// node-smpp's, SKT to smpp34's ([`SMPP_CARRIERS`]).
     pub smpp: bool,
@@ -142,6 +145,7 @@ impl Default for SystemOptions {
             carrier_batch_size: 32,
             nats_nodes: 1,
             receipt_deadline_seconds: 3_600,
+            analytics_linger_milliseconds: 100,
             smpp: false,
             log_filter: "info".to_owned(),
             private_webhooks: true,
@@ -321,7 +325,7 @@ retry_backoff_milliseconds = [100, 200, 400]
 
 [analytics]
 health_listen = "127.0.0.1:{analytics}"
-batch_linger_milliseconds = 100
+batch_linger_milliseconds = {analytics_linger}
 
 [webhooks]
 allow_private = {private_webhooks}
@@ -350,6 +354,7 @@ filter = "{log_filter}"
             receipts = self.receipts_port,
             receipt_deadline = options.receipt_deadline_seconds,
             analytics = health(Service::Analytics),
+            analytics_linger = options.analytics_linger_milliseconds,
             log_filter = options.log_filter,
             private_webhooks = options.private_webhooks,
             webhook_hosts = options

@@ -3,6 +3,19 @@
 //! scenario's requests too, nothing is lost, and the numbers are numbers.
 use rns_e2e::bench::{self, BenchPlan};
 
+#[test]
+fn the_benchmark_runs_analytics_as_deployed() {
+    let deployed = rns_analytics::AnalyticsSettings::default().batch_linger_milliseconds;
+    assert_eq!(bench::PRODUCTION_ANALYTICS_LINGER_MILLISECONDS, deployed);
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../rns.toml"))
+        .expect("rns.toml");
+    assert!(
+        example.contains(&format!("batch_linger_milliseconds = {deployed} ")),
+        "rns.toml shows the default linger"
+    );
+    assert_eq!(BenchPlan::full().analytics_linger_milliseconds, deployed);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_short_benchmark_runs_every_scenario_and_loses_nothing() {
     let report = bench::run(BenchPlan::short()).await;
