@@ -4,7 +4,8 @@
 //! The journal is a Redis stream read through the consumer group `jetstream`: entries
 //! are acknowledged and deleted only after JetStream acknowledged them, and entries a
 //! crashed copier had claimed are claimed again after [`CLAIM_IDLE`]. Each batch
-//! becomes one JetStream message per customer (a JSON array), published with a
+//! becomes one JetStream message per customer (a JSON array of at most
+//! [`MESSAGE_MAX_BYTES`], more messages when its entries are larger), published with a
 //! `Nats-Msg-Id` naming its first and last entry; a reader de-duplicates by entry id.
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -27,6 +28,10 @@ const GROUP: &str = "jetstream";
 const BATCH: usize = 1_000;
 /// How long the copier waits when the journal is empty.
 const IDLE_PAUSE: Duration = Duration::from_millis(200);
+/// Most bytes of entries in one `LEDGER` message, well below the server's payload
+/// limit (1 MiB by default): an entry lists up to
+/// [`crate::store::LEDGER_ENTRY_MAX_REQUESTS`] requests, a few kilobytes.
+pub const MESSAGE_MAX_BYTES: usize = 256 * 1024;
 /// A claimed entry idle this long belongs to a copier that died; take it over.
 pub const CLAIM_IDLE: Duration = Duration::from_secs(30);
 
@@ -152,19 +157,102 @@ fn batches(entries: &[StreamId]) -> Result<Vec<Outbound>, PointsError> {
         let Ok(customer) = CustomerId::parse(&customer) else {
             continue;
         };
-        let first = entries
-            .first()
-            .map(|entry| entry.id.as_str())
-            .unwrap_or_default();
-        let last = entries
-            .last()
-            .map(|entry| entry.id.as_str())
-            .unwrap_or_default();
-        outbound.push(Outbound {
-            subject: ledger_subject(&customer),
-            message_id: format!("ledger:{customer}:{first}:{last}"),
-            payload: Bytes::from(serde_json::to_vec(&entries)?),
-        });
+        for (first, last, payload) in in_messages(&entries, MESSAGE_MAX_BYTES)? {
+            outbound.push(Outbound {
+                subject: ledger_subject(&customer),
+                message_id: format!("ledger:{customer}:{first}:{last}"),
+                payload,
+            });
+        }
     }
     Ok(outbound)
+}
+
+/// `entries` in order as JSON arrays of at most `max_bytes` each (an entry larger
+/// than that alone), each with the ids of its first and last entry.
+fn in_messages(
+    entries: &[LedgerEntry],
+    max_bytes: usize,
+) -> Result<Vec<(String, String, Bytes)>, PointsError> {
+    let mut messages = Vec::new();
+    let mut start = 0;
+    let mut payload = vec![b'['];
+    for (index, entry) in entries.iter().enumerate() {
+        let encoded = serde_json::to_vec(entry)?;
+        // The closing bracket, and the comma before this entry if it is not the first.
+        if index > start && payload.len() + 1 + encoded.len() + 1 > max_bytes {
+            payload.push(b']');
+            messages.push((
+                entries[start].id.clone(),
+                entries[index - 1].id.clone(),
+                Bytes::from(std::mem::replace(&mut payload, vec![b'['])),
+            ));
+            start = index;
+        }
+        if index > start {
+            payload.push(b',');
+        }
+        payload.extend_from_slice(&encoded);
+    }
+    if start < entries.len() {
+        payload.push(b']');
+        messages.push((
+            entries[start].id.clone(),
+            entries[entries.len() - 1].id.clone(),
+            Bytes::from(payload),
+        ));
+    }
+    Ok(messages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rns_types::points::{LedgerKind, RequestShare};
+    use rns_types::RequestId;
+
+    fn entry(id: usize, requests: usize) -> LedgerEntry {
+        LedgerEntry {
+            id: format!("{id}-0"),
+            customer_id: CustomerId::parse("acme").unwrap(),
+            at_ms: 1,
+            kind: LedgerKind::Settle,
+            amount: requests as u64,
+            balance: 0,
+            reserved: 0,
+            spent: 0,
+            requests: (0..requests)
+                .map(|_| RequestShare {
+                    request_id: RequestId::generate(),
+                    amount: 1,
+                    returned: 0,
+                })
+                .collect(),
+            message_id: None,
+            messages: None,
+            returned: None,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn entries_go_in_messages_of_bounded_bytes_in_order_and_none_is_left_out() {
+        let entries: Vec<LedgerEntry> = (1..=40).map(|id| entry(id, 50)).collect();
+        let limit = 16 * 1024;
+        let messages = in_messages(&entries, limit).unwrap();
+        assert!(messages.len() > 1, "{} messages", messages.len());
+        let mut read = Vec::new();
+        for (first, last, payload) in &messages {
+            assert!(payload.len() <= limit, "{} bytes", payload.len());
+            let batch: Vec<LedgerEntry> = serde_json::from_slice(payload).unwrap();
+            assert_eq!(&batch[0].id, first);
+            assert_eq!(&batch[batch.len() - 1].id, last);
+            read.extend(batch);
+        }
+        assert_eq!(read, entries);
+        // One entry beyond the limit still goes, alone.
+        let messages = in_messages(&entries[..2], 100).unwrap();
+        assert_eq!(messages.len(), 2);
+        assert!(in_messages(&[], limit).unwrap().is_empty());
+    }
 }

@@ -28,10 +28,16 @@ pub const JOURNAL_MAX_ENTRIES: u64 = 10_000_000;
 /// The Redis stream [`crate::journal`] drains into JetStream.
 pub const JOURNAL_KEY: &str = "rns:points:journal";
 
+/// Most requests one ledger entry lists: a reservation or settlement of more is
+/// written as several entries, so an entry stays a few kilobytes.
+pub const LEDGER_ENTRY_MAX_REQUESTS: usize = 100;
+
 /// Shared by every script: `emit(entry)` stamps the entry with the account after the
-/// change and appends it to the ledger and the journal. Expects `CUSTOMER`, `NOW`,
+/// change and appends it to the ledger and the journal; `MAX_SHARES` is
+/// [`LEDGER_ENTRY_MAX_REQUESTS`]. Expects `CUSTOMER`, `NOW`,
 /// `ACCOUNT`, `LEDGER`, `JOURNAL`, `LEDGER_MAX` and `JOURNAL_MAX` to be set.
 const EMIT: &str = r"
+local MAX_SHARES = 100
 local function account_value(field)
   return tonumber(redis.call('HGET', ACCOUNT, field) or '0')
 end
@@ -93,6 +99,10 @@ local function reserve(hold, marker, amount, request, once)
     end
     round.amount = round.amount + amount
     round.requests[#round.requests + 1] = {request_id = request, amount = amount}
+    if #round.requests >= MAX_SHARES then
+      emit({kind = 'reserve', amount = round.amount, requests = round.requests})
+      round.amount, round.requests = 0, {}
+    end
   end
   return 1, 0
 end
@@ -106,8 +116,10 @@ for i = 0, (#KEYS - 1) / 4 - 1 do
 end
 for _, customer in ipairs(order) do
   local round = rounds[customer]
-  CUSTOMER, ACCOUNT, LEDGER = customer, round.account, round.ledger
-  emit({kind = 'reserve', amount = round.amount, requests = round.requests})
+  if #round.requests > 0 then
+    CUSTOMER, ACCOUNT, LEDGER = customer, round.account, round.ledger
+    emit({kind = 'reserve', amount = round.amount, requests = round.requests})
+  end
 end
 return answers
 ";
@@ -130,16 +142,26 @@ return remaining
 /// spent, failure reason (empty when delivered). Returns how many messages were
 /// settled. Per message it costs one `SETBIT`; the hold and the account change once
 /// per request, and before each ledger entry, so every entry is stamped with the
-/// account as it is then. The delivered messages of every request settle in one
-/// `settle` entry listing each request's spent and returned points; each failed
-/// message's refund is an entry of its own.
+/// account as it is then. The delivered messages settle in `settle` entries listing
+/// each request's spent and returned points (one per `MAX_SHARES` requests); each
+/// failed message's refund is an entry of its own.
 const SETTLE: &str = r"
 local current, hold, bits, exists, remaining, changed = nil, nil, nil, false, 0, false
 local count, spent_total, returned_total = 0, 0, 0
 local pending_taken, pending_spent = 0, 0
 local settled = 0
--- The one settle entry: each request's share, and the totals.
+-- The settle entry being gathered: each request's share, and the totals.
 local shares, settle_amount, settle_returned, settle_messages = {}, 0, 0, 0
+local function emit_settle()
+  if #shares == 0 then return end
+  local entry = {kind = 'settle', amount = settle_amount, requests = shares, messages = settle_messages}
+  if settle_returned > 0 then
+    entry.returned = settle_returned
+    entry.reason = 'returned ' .. settle_returned .. ' points reserved for a fallback'
+  end
+  emit(entry)
+  shares, settle_amount, settle_returned, settle_messages = {}, 0, 0, 0
+end
 -- The account changes of the messages settled since the last call, summed: one
 -- HINCRBY per field instead of one per message.
 local function apply()
@@ -166,6 +188,7 @@ local function flush()
     settle_amount = settle_amount + spent_total
     settle_returned = settle_returned + returned_total
     settle_messages = settle_messages + count
+    if #shares >= MAX_SHARES then emit_settle() end
   end
   count, spent_total, returned_total, changed = 0, 0, 0, false
 end
@@ -201,14 +224,7 @@ for i = 5, #ARGV, 7 do
   end
 end
 flush()
-if #shares > 0 then
-  local entry = {kind = 'settle', amount = settle_amount, requests = shares, messages = settle_messages}
-  if settle_returned > 0 then
-    entry.returned = settle_returned
-    entry.reason = 'returned ' .. settle_returned .. ' points reserved for a fallback'
-  end
-  emit(entry)
-end
+emit_settle()
 return settled
 ";
 
@@ -644,5 +660,10 @@ mod tests {
         assert!(!is_ledger_cursor("+"));
         assert!(!is_ledger_cursor("1-0 COUNT 5"));
         assert!(!is_ledger_cursor("-1"));
+    }
+
+    #[test]
+    fn the_scripts_cap_an_entry_at_the_declared_number_of_requests() {
+        assert!(EMIT.contains(&format!("local MAX_SHARES = {LEDGER_ENTRY_MAX_REQUESTS}\n")));
     }
 }

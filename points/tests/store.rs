@@ -6,7 +6,10 @@ use futures::StreamExt;
 use proptest::prelude::*;
 use rns_nats::Topology;
 use rns_points::journal;
-use rns_points::store::{LedgerFilter, PointsStore, Reservation, ReservationRequest, Settlement};
+use rns_points::store::{
+    LedgerFilter, PointsStore, Reservation, ReservationRequest, Settlement,
+    LEDGER_ENTRY_MAX_REQUESTS,
+};
 use rns_testkit::{NatsServer, RedisServer};
 use rns_types::points::{LedgerEntry, LedgerKind};
 use rns_types::subjects::LEDGER_STREAM;
@@ -153,6 +156,62 @@ async fn reservations_of_several_customers_in_one_call_each_stand_alone_in_order
     );
     assert!(settle.covers(&repeated) && settle.covers(&second));
     assert_balances(&store, &acme).await;
+}
+
+#[tokio::test]
+async fn an_entry_lists_at_most_its_cap_of_requests_and_the_entries_cover_every_one() {
+    let redis = RedisServer::start().await;
+    let store = PointsStore::connect(&redis.url()).await.unwrap();
+    let acme = customer("acme");
+    store.top_up(&acme, 1_000, "test").await.unwrap();
+    let requests: Vec<RequestId> = (0..250).map(|_| RequestId::generate()).collect();
+    let asked: Vec<ReservationRequest> = requests
+        .iter()
+        .map(|request| ReservationRequest::new(&acme, request, 2))
+        .collect();
+    let answers = store.reserve_all(&asked).await.unwrap();
+    assert!(answers
+        .iter()
+        .all(|answer| *answer == Reservation::Reserved));
+    let settlements: Vec<Settlement> = requests
+        .iter()
+        .map(|request| delivered(request, 0, 2))
+        .collect();
+    assert_eq!(store.settle(&acme, settlements).await.unwrap(), 250);
+    let page = store
+        .ledger(&acme, None, 20, &LedgerFilter::default())
+        .await
+        .unwrap();
+    for kind in [LedgerKind::Reserve, LedgerKind::Settle] {
+        let entries: Vec<&LedgerEntry> = page
+            .items
+            .iter()
+            .filter(|entry| entry.kind == kind)
+            .collect();
+        let sizes: Vec<usize> = entries.iter().map(|entry| entry.requests.len()).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 250, "{kind:?}: {sizes:?}");
+        assert!(
+            sizes.iter().all(|size| *size <= LEDGER_ENTRY_MAX_REQUESTS),
+            "{kind:?}: {sizes:?}"
+        );
+        assert_eq!(
+            entries.iter().map(|entry| entry.amount).sum::<u64>(),
+            500,
+            "{kind:?}"
+        );
+        for entry in &entries {
+            let shares: u64 = entry.requests.iter().map(|share| share.amount).sum();
+            assert_eq!(shares, entry.amount, "{entry:?}");
+        }
+        assert!(requests
+            .iter()
+            .all(|request| entries.iter().any(|entry| entry.covers(request))));
+    }
+    let account = store.account(&acme).await.unwrap();
+    assert_eq!(
+        (account.balance, account.reserved, account.spent),
+        (500, 0, 500)
+    );
 }
 
 #[tokio::test]
