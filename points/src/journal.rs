@@ -211,28 +211,19 @@ mod tests {
     use rns_types::points::{LedgerKind, RequestShare};
     use rns_types::RequestId;
 
+    /// A settlement of `requests` requests, a point each.
     fn entry(id: usize, requests: usize) -> LedgerEntry {
-        LedgerEntry {
-            id: format!("{id}-0"),
-            customer_id: CustomerId::parse("acme").unwrap(),
-            at_ms: 1,
-            kind: LedgerKind::Settle,
-            amount: requests as u64,
-            balance: 0,
-            reserved: 0,
-            spent: 0,
-            requests: (0..requests)
-                .map(|_| RequestShare {
-                    request_id: RequestId::generate(),
-                    amount: 1,
-                    returned: 0,
-                })
-                .collect(),
-            message_id: None,
-            messages: None,
-            returned: None,
-            reason: String::new(),
-        }
+        let mut entry =
+            crate::recover::tests::entry(&format!("{id}-0"), LedgerKind::Settle, 1, None);
+        entry.requests = (0..requests)
+            .map(|_| RequestShare {
+                request_id: RequestId::generate(),
+                amount: 1,
+                returned: 0,
+            })
+            .collect();
+        entry.amount = requests as u64;
+        entry
     }
 
     #[test]

@@ -207,11 +207,17 @@ pub async fn watch(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rns_types::points::RequestShare;
 
-    fn entry(id: &str, kind: LedgerKind, amount: u64, request: Option<RequestId>) -> LedgerEntry {
+    /// An entry of acme's with a zero account, covering `request` (all of `amount`).
+    pub(crate) fn entry(
+        id: &str,
+        kind: LedgerKind,
+        amount: u64,
+        request: Option<RequestId>,
+    ) -> LedgerEntry {
         LedgerEntry {
             id: id.into(),
             customer_id: CustomerId::parse("acme").unwrap(),
