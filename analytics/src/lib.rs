@@ -76,6 +76,7 @@ pub struct Settings {
     pub carriers: Option<CarrierCatalog>,
     pub analytics: AnalyticsSettings,
     pub log: LogSettings,
+    pub runtime: rns_service::RuntimeSettings,
 }
 
 impl rns_service::process::ServiceSettings for Settings {
@@ -85,6 +86,10 @@ impl rns_service::process::ServiceSettings for Settings {
 
     fn log(&self) -> &LogSettings {
         &self.log
+    }
+
+    fn runtime(&self) -> &rns_service::RuntimeSettings {
+        &self.runtime
     }
 }
 

@@ -174,6 +174,7 @@ pub struct Settings {
     pub carriers: Option<Vec<CarrierSettings>>,
     pub carrier_workers: WorkerSettings,
     pub log: LogSettings,
+    pub runtime: rns_service::RuntimeSettings,
 }
 
 impl rns_service::process::ServiceSettings for Settings {
@@ -183,6 +184,10 @@ impl rns_service::process::ServiceSettings for Settings {
 
     fn log(&self) -> &LogSettings {
         &self.log
+    }
+
+    fn runtime(&self) -> &rns_service::RuntimeSettings {
+        &self.runtime
     }
 }
 

@@ -85,6 +85,7 @@ pub struct Settings {
     pub carriers: Option<CarrierCatalog>,
     pub dispatcher: DispatcherSettings,
     pub log: LogSettings,
+    pub runtime: rns_service::RuntimeSettings,
 }
 
 impl rns_service::process::ServiceSettings for Settings {
@@ -94,6 +95,10 @@ impl rns_service::process::ServiceSettings for Settings {
 
     fn log(&self) -> &LogSettings {
         &self.log
+    }
+
+    fn runtime(&self) -> &rns_service::RuntimeSettings {
+        &self.runtime
     }
 }
 

@@ -3,7 +3,6 @@
 #[global_allocator]
 static ALLOCATOR: rns_service::Allocator = rns_service::ALLOCATOR;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    rns_service::process::run(rns_dispatcher::run).await
+fn main() -> anyhow::Result<()> {
+    rns_service::process::run(rns_dispatcher::run)
 }

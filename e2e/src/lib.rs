@@ -128,7 +128,14 @@ pub struct SystemOptions {
     pub private_webhooks: bool,
     /// Webhook receiver names answered without DNS (`[webhooks] hosts`).
     pub webhook_hosts: Vec<(String, std::net::IpAddr)>,
+    /// Each service's async workers (`[runtime] worker_threads`): every service
+    /// shares this host, so [`SINGLE_HOST_WORKER_THREADS`] as `rns.toml` deploys it.
+    pub worker_threads: usize,
 }
+
+/// `[runtime] worker_threads` when every service shares one host: `rns.toml`'s
+/// (`e2e/tests/bench.rs` holds the two equal).
+pub const SINGLE_HOST_WORKER_THREADS: usize = 1;
 
 /// With [`SystemOptions::smpp`]: which SMSC each SMS carrier binds to.
 pub const SMPP_CARRIERS: [(&str, SmscImplementation); 3] = [
@@ -150,6 +157,7 @@ impl Default for SystemOptions {
             log_filter: "info".to_owned(),
             private_webhooks: true,
             webhook_hosts: Vec::new(),
+            worker_threads: SINGLE_HOST_WORKER_THREADS,
         }
     }
 }
@@ -338,6 +346,9 @@ concurrency = 8
 format = "json"
 filter = "{log_filter}"
 
+[runtime]
+worker_threads = {worker_threads}
+
 {carriers}"#,
             nats = std::iter::once(&self.nats)
                 .chain(&self.nats_peers)
@@ -356,6 +367,7 @@ filter = "{log_filter}"
             analytics = health(Service::Analytics),
             analytics_linger = options.analytics_linger_milliseconds,
             log_filter = options.log_filter,
+            worker_threads = options.worker_threads,
             private_webhooks = options.private_webhooks,
             webhook_hosts = options
                 .webhook_hosts

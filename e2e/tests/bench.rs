@@ -16,6 +16,26 @@ fn the_benchmark_runs_analytics_as_deployed() {
     assert_eq!(BenchPlan::full().analytics_linger_milliseconds, deployed);
 }
 
+#[test]
+fn the_benchmark_sizes_runtimes_as_rns_toml_does() {
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../rns.toml"))
+        .expect("rns.toml");
+    let section = example
+        .split("\n[runtime]\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .expect("rns.toml has a [runtime] section");
+    let expected = format!("worker_threads = {}", rns_e2e::SINGLE_HOST_WORKER_THREADS);
+    assert!(
+        section.lines().any(|line| line.trim() == expected),
+        "rns.toml's [runtime] says {expected}: {section}"
+    );
+    assert_eq!(
+        rns_e2e::SystemOptions::default().worker_threads,
+        rns_e2e::SINGLE_HOST_WORKER_THREADS
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_short_benchmark_runs_every_scenario_and_loses_nothing() {
     let report = bench::run(BenchPlan::short()).await;

@@ -101,6 +101,7 @@ pub struct Settings {
     pub points: rns_points::PointsSettings,
     pub verification: verification_codes::VerificationSettings,
     pub log: LogSettings,
+    pub runtime: rns_service::RuntimeSettings,
 }
 
 /// The whole HTTP API, and its OpenAPI document at [`openapi::DOCUMENT_PATH`]

@@ -1,6 +1,8 @@
 //! The `rns-gateway` process: the customer HTTP API. `rns-gateway openapi` prints
 //! the API's OpenAPI document instead (for clients built from it).
-use rns_service::{load_settings_from, parse_command_line, shutdown, telemetry, ConfigArguments};
+use rns_service::{
+    load_settings_from, parse_command_line, runtime, shutdown, telemetry, ConfigArguments,
+};
 
 #[global_allocator]
 static ALLOCATOR: rns_service::Allocator = rns_service::ALLOCATOR;
@@ -21,8 +23,7 @@ enum Command {
     Openapi,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let command_line: CommandLine = parse_command_line();
     if let Some(Command::Openapi) = command_line.command {
         let document = rns_gateway::openapi_document().to_pretty_json()?;
@@ -30,6 +31,10 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let settings: rns_gateway::Settings = load_settings_from(&command_line.config)?;
+    runtime::build(&settings.runtime)?.block_on(serve(settings))
+}
+
+async fn serve(settings: rns_gateway::Settings) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
     let shutdown = shutdown::on_signal();
     let work = rns_gateway::run(settings, shutdown.clone());

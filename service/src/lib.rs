@@ -8,6 +8,7 @@
 //!   of their own.
 //! - [`metrics`]: the Prometheus recorder and JetStream consumer lag gauges.
 //! - [`process`]: the `main` of every background service.
+//! - [`runtime`]: the tokio runtime, sized by `[runtime] worker_threads`.
 //! - [`shutdown`]: one cancellation token, cancelled on SIGTERM or SIGINT, that every
 //!   task of a service watches so shutdown follows one ordered path.
 #![forbid(unsafe_code)]
@@ -17,11 +18,13 @@ pub mod health;
 pub mod metric_names;
 pub mod metrics;
 pub mod process;
+pub mod runtime;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use health::Readiness;
+pub use runtime::RuntimeSettings;
 
 /// The memory allocator of every RNS process (each `main` names it as its
 /// `#[global_allocator]`). The services allocate and free many small, short-lived

@@ -1,6 +1,6 @@
-//! The one `main` every background service shares: settings, telemetry, the health
-//! endpoint bound *before* any work starts, the work itself, and the ordered
-//! shutdown after SIGTERM.
+//! The one `main` every background service shares: settings, the runtime they size,
+//! telemetry, the health endpoint bound *before* any work starts, the work itself,
+//! and the ordered shutdown after SIGTERM.
 //!
 //! The health endpoint is bound first so that a port already taken ends the process
 //! with an error a supervisor sees, instead of a service that works but can never
@@ -10,7 +10,9 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use crate::{health, load_settings, shutdown, telemetry, LogSettings, Readiness};
+use crate::{
+    health, load_settings, runtime, shutdown, telemetry, LogSettings, Readiness, RuntimeSettings,
+};
 
 /// What a background service tells [`run`] about its settings.
 pub trait ServiceSettings: DeserializeOwned {
@@ -18,11 +20,14 @@ pub trait ServiceSettings: DeserializeOwned {
     fn health_listen(&self) -> &str;
     /// How it logs.
     fn log(&self) -> &LogSettings;
+    /// Its runtime's size.
+    fn runtime(&self) -> &RuntimeSettings;
 }
 
-/// Loads `S`, starts logging and the health endpoint, then runs `work` until it ends
-/// or, after SIGTERM or SIGINT, until the grace period is over.
-pub async fn run<S, W, F, E>(work: W) -> anyhow::Result<()>
+/// Loads `S`, builds the runtime it asks for, starts logging and the health endpoint,
+/// then runs `work` until it ends or, after SIGTERM or SIGINT, until the grace period
+/// is over.
+pub fn run<S, W, F, E>(work: W) -> anyhow::Result<()>
 where
     S: ServiceSettings,
     W: FnOnce(S, Readiness, CancellationToken) -> F,
@@ -30,6 +35,16 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     let settings: S = load_settings()?;
+    runtime::build(settings.runtime())?.block_on(serve(settings, work))
+}
+
+async fn serve<S, W, F, E>(settings: S, work: W) -> anyhow::Result<()>
+where
+    S: ServiceSettings,
+    W: FnOnce(S, Readiness, CancellationToken) -> F,
+    F: Future<Output = Result<(), E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
     telemetry::init(settings.log());
     let listener = health::bind(settings.health_listen()).await?;
     let shutdown = shutdown::on_signal();
