@@ -78,32 +78,48 @@ local NOW, LEDGER_MAX, JOURNAL_MAX = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local JOURNAL = KEYS[1]
 local CUSTOMER, ACCOUNT, LEDGER
 EMIT
--- What each customer reserved in this call, for its one entry; customers in the
--- order first seen.
+-- Per customer in this call: its balance as the call changed it, the points it
+-- reserved that its account does not show yet, and the requests of its next entry;
+-- customers in the order first seen. A request costs one HSETNX: the account is
+-- read once and changed once per entry.
 local rounds, order = {}, {}
+local function round_of()
+  local round = rounds[CUSTOMER]
+  if not round then
+    round = {account = ACCOUNT, ledger = LEDGER, balance = account_value('balance'), pending = 0, amount = 0, requests = {}}
+    rounds[CUSTOMER] = round
+    order[#order + 1] = CUSTOMER
+  end
+  return round
+end
+-- The account takes what the round reserved, then the round's entry is written
+-- (stamped with the account as it is now).
+local function emit_round(round)
+  redis.call('HINCRBY', ACCOUNT, 'balance', -round.pending)
+  redis.call('HINCRBY', ACCOUNT, 'reserved', round.pending)
+  round.pending = 0
+  emit({kind = 'reserve', amount = round.amount, requests = round.requests})
+  round.amount, round.requests = 0, {}
+end
 local function reserve(hold, marker, amount, request, once)
-  if redis.call('EXISTS', hold) == 1 then return 1, 0 end
   if once and redis.call('EXISTS', marker) == 1 then return 1, 0 end
-  local balance = account_value('balance')
-  if balance < amount then return 0, balance end
-  if once then redis.call('SET', marker, 1, 'EX', 172800) end
+  local round = round_of()
+  if round.balance < amount then
+    if redis.call('EXISTS', hold) == 1 then return 1, 0 end
+    return 0, round.balance
+  end
   if amount > 0 then
-    redis.call('HINCRBY', ACCOUNT, 'balance', -amount)
-    redis.call('HINCRBY', ACCOUNT, 'reserved', amount)
-    redis.call('HSET', hold, 'remaining', amount)
-    local round = rounds[CUSTOMER]
-    if not round then
-      round = {account = ACCOUNT, ledger = LEDGER, amount = 0, requests = {}}
-      rounds[CUSTOMER] = round
-      order[#order + 1] = CUSTOMER
-    end
+    -- A hold already there was reserved by an earlier attempt of the request.
+    if redis.call('HSETNX', hold, 'remaining', amount) == 0 then return 1, 0 end
+    round.balance = round.balance - amount
+    round.pending = round.pending + amount
     round.amount = round.amount + amount
     round.requests[#round.requests + 1] = {request_id = request, amount = amount}
-    if #round.requests >= MAX_SHARES then
-      emit({kind = 'reserve', amount = round.amount, requests = round.requests})
-      round.amount, round.requests = 0, {}
-    end
+    if #round.requests >= MAX_SHARES then emit_round(round) end
+  elseif redis.call('EXISTS', hold) == 1 then
+    return 1, 0
   end
+  if once then redis.call('SET', marker, 1, 'EX', 172800) end
   return 1, 0
 end
 local answers = {}
@@ -118,7 +134,7 @@ for _, customer in ipairs(order) do
   local round = rounds[customer]
   if #round.requests > 0 then
     CUSTOMER, ACCOUNT, LEDGER = customer, round.account, round.ledger
-    emit({kind = 'reserve', amount = round.amount, requests = round.requests})
+    emit_round(round)
   end
 end
 return answers
@@ -140,9 +156,9 @@ return remaining
 /// ARGV: customer, now, ledger max, journal max, then per message (sorted by
 /// request): request number (1-based), request, message index, message id, reserved,
 /// spent, failure reason (empty when delivered). Returns how many messages were
-/// settled. Per message it costs one `SETBIT`; the hold and the account change once
-/// per request, and before each ledger entry, so every entry is stamped with the
-/// account as it is then. The delivered messages settle in `settle` entries listing
+/// settled. Per message it costs one `SETBIT`, per request one read and one change of
+/// its hold; the account changes only before each ledger entry (and at the end), so
+/// every entry is stamped with the account as it is then. The delivered messages settle in `settle` entries listing
 /// each request's spent and returned points (one per `MAX_SHARES` requests); each
 /// failed message's refund is an entry of its own.
 const SETTLE: &str = r"
@@ -150,20 +166,8 @@ local current, hold, bits, exists, remaining, changed = nil, nil, nil, false, 0,
 local count, spent_total, returned_total = 0, 0, 0
 local pending_taken, pending_spent = 0, 0
 local settled = 0
--- The settle entry being gathered: each request's share, and the totals.
-local shares, settle_amount, settle_returned, settle_messages = {}, 0, 0, 0
-local function emit_settle()
-  if #shares == 0 then return end
-  local entry = {kind = 'settle', amount = settle_amount, requests = shares, messages = settle_messages}
-  if settle_returned > 0 then
-    entry.returned = settle_returned
-    entry.reason = 'returned ' .. settle_returned .. ' points reserved for a fallback'
-  end
-  emit(entry)
-  shares, settle_amount, settle_returned, settle_messages = {}, 0, 0, 0
-end
--- The account changes of the messages settled since the last call, summed: one
--- HINCRBY per field instead of one per message.
+-- The account changes of the messages settled since the account last changed,
+-- summed: one HINCRBY per field before each entry instead of one per message.
 local function apply()
   if pending_taken > 0 then redis.call('HINCRBY', ACCOUNT, 'reserved', -pending_taken) end
   if pending_spent > 0 then redis.call('HINCRBY', ACCOUNT, 'spent', pending_spent) end
@@ -172,8 +176,20 @@ local function apply()
   end
   pending_taken, pending_spent = 0, 0
 end
-local function flush()
+-- The settle entry being gathered: each request's share, and the totals.
+local shares, settle_amount, settle_returned, settle_messages = {}, 0, 0, 0
+local function emit_settle()
+  if #shares == 0 then return end
   apply()
+  local entry = {kind = 'settle', amount = settle_amount, requests = shares, messages = settle_messages}
+  if settle_returned > 0 then
+    entry.returned = settle_returned
+    entry.reason = 'returned ' .. settle_returned .. ' points reserved for a fallback'
+  end
+  emit(entry)
+  shares, settle_amount, settle_returned, settle_messages = {}, 0, 0, 0
+end
+local function flush()
   if changed then
     if remaining <= 0 then
       redis.call('DEL', hold, bits)
@@ -199,9 +215,10 @@ for i = 5, #ARGV, 7 do
     current = request
     hold = KEYS[2 + 2 * tonumber(ARGV[i])]
     bits = KEYS[3 + 2 * tonumber(ARGV[i])]
-    exists = redis.call('EXISTS', hold) == 1
-    remaining = 0
-    if exists then remaining = tonumber(redis.call('HGET', hold, 'remaining') or '0') end
+    -- A hold always has its 'remaining' field: none means no hold.
+    local stored = redis.call('HGET', hold, 'remaining')
+    exists = stored ~= false
+    remaining = tonumber(stored or '0')
   end
   if exists and redis.call('SETBIT', bits, ARGV[i + 2], 1) == 0 then
     local taken = math.min(tonumber(ARGV[i + 4]), remaining)
@@ -225,6 +242,7 @@ for i = 5, #ARGV, 7 do
 end
 flush()
 emit_settle()
+apply()
 return settled
 ";
 

@@ -155,6 +155,8 @@ async fn reservations_of_several_customers_in_one_call_each_stand_alone_in_order
         (10, Some(2), 10)
     );
     assert!(settle.covers(&repeated) && settle.covers(&second));
+    // Stamped with the account after the settlement.
+    assert_eq!((settle.balance, settle.reserved), (0, 0));
     assert_balances(&store, &acme).await;
 }
 
@@ -206,6 +208,23 @@ async fn an_entry_lists_at_most_its_cap_of_requests_and_the_entries_cover_every_
         assert!(requests
             .iter()
             .all(|request| entries.iter().any(|entry| entry.covers(request))));
+    }
+    // Each entry, oldest first, is stamped with the account as its change left it
+    // (the scripts change the account once per entry, not per request).
+    let (mut balance, mut reserved, mut spent) = (1_000_i64, 0_i64, 0_i64);
+    for entry in page.items.iter().rev() {
+        let amount = entry.amount as i64;
+        match entry.kind {
+            LedgerKind::TopUp => continue,
+            LedgerKind::Reserve => (balance, reserved) = (balance - amount, reserved + amount),
+            LedgerKind::Settle => (reserved, spent) = (reserved - amount, spent + amount),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            (entry.balance, entry.reserved, entry.spent),
+            (balance, reserved, spent),
+            "{entry:?}"
+        );
     }
     let account = store.account(&acme).await.unwrap();
     assert_eq!(
