@@ -197,8 +197,9 @@ impl Dispatcher {
     /// each accepted now): those routed by the weights they carry are planned
     /// together, their records published together and each carrier's jobs of all of
     /// them batched together, under ids named after the first request
-    /// ([`plan::Origin::Gathered`]). Each plan comes from its own reservation, so a
-    /// redelivered message plans the same jobs into the same batches. Any other
+    /// ([`plan::Origin::Gathered`]). Their positions come from the message's
+    /// reservation ([`Positions::reserve_gathered`]), so a redelivered message plans
+    /// the same jobs into the same batches. Any other
     /// request (no weights, or weights naming a carrier this dispatcher lacks) is
     /// dispatched on its own, as if it had come alone.
     async fn dispatch_gathered(&self, requests: &[SendRequest]) -> Result<(), DispatchError> {
@@ -228,7 +229,10 @@ impl Dispatcher {
             .iter()
             .map(|(request, weights)| (*request, weights))
             .collect();
-        let reservations = self.positions.reserve_all(&asked).await?;
+        let reservations = self
+            .positions
+            .reserve_gathered(&first.request_id, &asked)
+            .await?;
         let mut jobs = Vec::with_capacity(together.len());
         let mut results = Vec::with_capacity(together.len());
         for ((request, _), reservation) in together.iter().zip(reservations) {

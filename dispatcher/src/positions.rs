@@ -2,23 +2,29 @@
 //! dispatcher instances and restarts.
 //!
 //! Each (customer, channel, weights) has a counter. A request of `n` recipients
-//! reserves `n` consecutive positions with one atomic script call (the requests of a
-//! gathered SEND message reserve theirs in one call), and message `i` goes to
-//! `schedule[start + i]`. The reservation is remembered per request for a day,
-//! so a redelivered request gets the same positions, routes every message to the same
+//! reserves `n` consecutive positions with one atomic script call, and message `i`
+//! goes to `schedule[start + i]`. The reservation is remembered for a day, so a
+//! redelivered request gets the same positions, routes every message to the same
 //! carrier as before, and republishes under the same `Nats-Msg-Id`s (which JetStream
 //! drops) instead of advancing the counter twice. A weight change keys a new counter,
 //! so the new ratio starts at the beginning of its own cycle.
+//!
+//! The requests of a gathered SEND message ([`Positions::reserve_gathered`]) reserve
+//! one run of positions per channel and weights they were accepted with, remembered
+//! under the message's first request: the requests follow each other in it in the
+//! order of the message, which a redelivery repeats. A busy customer's requests cost
+//! Redis three commands and one remembered key per SEND message, not per request.
 use redis::aio::ConnectionManager;
 use redis::Script;
 use rns_types::routing::{position_counter_key, Weights};
 use rns_types::wire::SendRequest;
+use rns_types::{Channel, RequestId};
 
 use crate::error::DispatchError;
 
-/// KEYS: per request, its counter and its reservation. ARGV: the seconds a
-/// reservation is kept, then per request its recipient count and canonical weights.
-/// Returns each request's reservation, `<start>|<weights>`.
+/// KEYS: per run of positions (a request's, or a gathered message's run), its counter
+/// and its reservation. ARGV: the seconds a reservation is kept, then per run its
+/// length and canonical weights. Returns each run's reservation, `<start>|<weights>`.
 const RESERVE_SCRIPT: &str = r"
 local reservations = {}
 for i = 1, #KEYS / 2 do
@@ -77,38 +83,91 @@ impl Positions {
         request: &SendRequest,
         weights: &Weights,
     ) -> Result<Reservation, DispatchError> {
-        let mut reserved = self.reserve_all(&[(request, weights)]).await?;
+        let run = Run {
+            counter: position_counter_key(&request.customer_id, request.channel, weights),
+            reservation: format!(
+                "rns:route-request:{}:{}",
+                request.request_id, request.channel
+            ),
+            length: request.recipients.len(),
+            weights,
+        };
+        let mut reserved = self.reserve_runs(&[run]).await?;
         Ok(reserved.remove(0))
     }
 
-    /// [`Positions::reserve`] for each request, in one call to Redis.
-    pub async fn reserve_all(
+    /// The positions of the requests of one gathered SEND message whose first request
+    /// is `first`, each given with its weights around open circuits: one run per
+    /// channel and weights the requests were accepted with, in order of first
+    /// appearance, routed by the weights given with the run's first request; each
+    /// request's positions follow those of the requests before it in its run. The
+    /// same message gets the same answers every time.
+    pub async fn reserve_gathered(
         &self,
+        first: &RequestId,
         requests: &[(&SendRequest, &Weights)],
     ) -> Result<Vec<Reservation>, DispatchError> {
+        // Per request: its run, and where in the run its positions start.
+        let mut placed: Vec<(usize, u64)> = Vec::with_capacity(requests.len());
+        let mut keys: Vec<(Channel, Option<String>)> = Vec::new();
+        let mut runs: Vec<Run<'_>> = Vec::new();
+        for (request, weights) in requests {
+            let key = (
+                request.channel,
+                request.weights.as_ref().map(Weights::canonical),
+            );
+            let run = match keys.iter().position(|known| *known == key) {
+                Some(run) => run,
+                None => {
+                    runs.push(Run {
+                        counter: position_counter_key(
+                            &request.customer_id,
+                            request.channel,
+                            weights,
+                        ),
+                        reservation: format!(
+                            "rns:route-gathered:{first}:{}:{}",
+                            request.channel,
+                            keys.len()
+                        ),
+                        length: 0,
+                        weights,
+                    });
+                    keys.push(key);
+                    runs.len() - 1
+                }
+            };
+            placed.push((run, runs[run].length as u64));
+            runs[run].length += request.recipients.len();
+        }
+        let reserved = self.reserve_runs(&runs).await?;
+        Ok(placed
+            .into_iter()
+            .map(|(run, offset)| Reservation {
+                start: reserved[run].start + offset,
+                weights: reserved[run].weights.clone(),
+            })
+            .collect())
+    }
+
+    /// Reserves each run's positions, or reads back those reserved before.
+    async fn reserve_runs(&self, runs: &[Run<'_>]) -> Result<Vec<Reservation>, DispatchError> {
         let mut invocation = self.script.prepare_invoke();
         invocation.arg(RESERVATION_SECONDS);
-        for (request, weights) in requests {
+        for run in runs {
             invocation
-                .key(position_counter_key(
-                    &request.customer_id,
-                    request.channel,
-                    weights,
-                ))
-                .key(format!(
-                    "rns:route-request:{}:{}",
-                    request.request_id, request.channel
-                ))
-                .arg(request.recipients.len())
-                .arg(weights.canonical());
+                .key(&run.counter)
+                .key(&run.reservation)
+                .arg(run.length)
+                .arg(run.weights.canonical());
         }
         let mut connection = self.connection.clone();
         let stored: Vec<String> = invocation.invoke_async(&mut connection).await?;
-        if stored.len() != requests.len() {
+        if stored.len() != runs.len() {
             return Err(unreadable(format!(
-                "{} reservations for {} requests",
+                "{} reservations for {} runs",
                 stored.len(),
-                requests.len()
+                runs.len()
             )));
         }
         stored
@@ -126,6 +185,14 @@ impl Positions {
             })
             .collect()
     }
+}
+
+/// Consecutive positions under one counter, remembered under `reservation`.
+struct Run<'a> {
+    counter: String,
+    reservation: String,
+    length: usize,
+    weights: &'a Weights,
 }
 
 fn unreadable(detail: String) -> DispatchError {

@@ -9,14 +9,14 @@ use rns_nats::{publish_all, CustomerDirectory, Outbound, Topology};
 use rns_service::{NatsSettings, Readiness, RedisSettings};
 use rns_testkit::{NatsServer, RedisServer};
 use rns_types::routing::Weights;
-use rns_types::subjects::{message_ids, send_subject};
+use rns_types::subjects::{message_ids, send_subject, DISPATCHER_CONSUMER, SEND_STREAM};
 use rns_types::wire::{CarrierPayload, Recipient, ResultBatch, SendRequest};
 use rns_types::{CarrierCatalog, Channel, CustomerId, CustomerProfile, PhoneNumber, RequestId};
 use tokio_util::sync::CancellationToken;
 
 struct Harness {
     _nats: NatsServer,
-    _redis: RedisServer,
+    redis: RedisServer,
     jetstream: async_nats::jetstream::Context,
     directory: CustomerDirectory,
     shutdown: CancellationToken,
@@ -64,11 +64,23 @@ async fn start_with(dispatcher: DispatcherSettings) -> Harness {
     ));
     Harness {
         _nats: nats,
-        _redis: redis,
+        redis,
         jetstream,
         directory,
         shutdown,
     }
+}
+
+/// How many keys Redis holds under `pattern` (routing reservations, say).
+async fn redis_keys(harness: &Harness, pattern: &str) -> usize {
+    let client = redis::Client::open(harness.redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    keys.len()
 }
 
 async fn customer_with_weights(
@@ -414,6 +426,9 @@ async fn gathered_requests_split_exactly_share_batches_and_route_identically_whe
     // One RESULTS message of records for the 99, one for the lone request.
     let results = stored(&harness.jetstream, "RESULTS").await;
     assert_eq!(results, (2, 100));
+    // The 99 reserved their positions as one run, remembered once.
+    assert_eq!(redis_keys(&harness, "rns:route-gathered:*").await, 1);
+    assert_eq!(redis_keys(&harness, "rns:route-request:*").await, 1);
 
     // The same message delivered again (as after a crash before its ack).
     publish_all(&harness.jetstream, [gathered("second-delivery")], 1)
@@ -423,4 +438,60 @@ async fn gathered_requests_split_exactly_share_batches_and_route_identically_whe
     assert_eq!(queued(&harness.jetstream).await, counts);
     assert_eq!(carrier_messages(&harness.jetstream).await, 4);
     assert_eq!(stored(&harness.jetstream, "RESULTS").await, results);
+}
+
+#[tokio::test]
+async fn gathered_requests_accepted_with_different_weights_each_keep_their_split() {
+    let harness = start().await;
+    let customer = acme_fifty_thirty_twenty(&harness).await;
+    let catalog = CarrierCatalog::korean_default();
+    let fifty_thirty_twenty = sms_weights(&FIFTY_THIRTY_TWENTY, &catalog);
+    // The customer's weights changed while the gateway gathered: the later requests
+    // were accepted with KT alone.
+    let kt_only = sms_weights(&[("kt", 100)], &catalog);
+    let requests: Vec<SendRequest> = (0..100)
+        .map(|index| SendRequest {
+            weights: Some(if index % 5 < 3 {
+                fifty_thirty_twenty.clone()
+            } else {
+                kt_only.clone()
+            }),
+            ..request(&customer, 1)
+        })
+        .collect();
+    let gathered = |id: &str| Outbound {
+        subject: send_subject(&customer),
+        message_id: id.to_owned(),
+        payload: Bytes::from(serde_json::to_vec(&requests).unwrap()),
+    };
+    let first_id = message_ids::gathered_sends(&requests[0].request_id);
+    publish_all(&harness.jetstream, [gathered(&first_id)], 1)
+        .await
+        .unwrap();
+    let counts = wait_for_queued(&harness.jetstream, 100).await;
+    // 60 split 50/30/20 (30/18/12), 40 to KT.
+    assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (70, 18, 12));
+    assert_eq!(redis_keys(&harness, "rns:route-gathered:*").await, 2);
+    assert_eq!(redis_keys(&harness, "rns:route-request:*").await, 0);
+
+    // Delivered again: once the dispatcher took it, the same routes, nothing new.
+    publish_all(&harness.jetstream, [gathered("second-delivery")], 1)
+        .await
+        .unwrap();
+    rns_testkit::wait_until(
+        "the second delivery dispatched",
+        Duration::from_secs(10),
+        || async {
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer = harness
+                .jetstream
+                .get_consumer_from_stream(DISPATCHER_CONSUMER, SEND_STREAM)
+                .await
+                .unwrap();
+            let info = consumer.info().await.unwrap();
+            info.delivered.stream_sequence == 2 && info.num_ack_pending == 0
+        },
+    )
+    .await;
+    assert_eq!(queued(&harness.jetstream).await, counts);
+    assert_eq!(redis_keys(&harness, "rns:route-gathered:*").await, 2);
 }
