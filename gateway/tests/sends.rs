@@ -1328,3 +1328,48 @@ async fn a_preview_says_what_a_send_would_do_and_sends_nothing() {
         "only the send was queued"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_each_get_their_own_blocked_recipients() {
+    let api = Api::start().await;
+    let acme = api.customer("acme").await;
+    let rival = api.customer("rival").await;
+    // acme blocks the even numbers; rival blocks nobody.
+    for index in (0..20).step_by(2) {
+        let number = format!("0107777{index:04}");
+        let (status, added) = post(&api, &acme, "/v1/blocklist", json!({ "number": number })).await;
+        assert_eq!(status, StatusCode::CREATED, "{added}");
+    }
+    // Forty sends at once, whose lookups share rounds: each answer names exactly its
+    // own blocked recipient, if any.
+    let sends = (0..40).map(|index| {
+        let (key, from) = if index % 4 < 2 {
+            (acme.clone(), "0212345678".to_owned())
+        } else {
+            (rival.clone(), rns_testkit::sender_for("rival"))
+        };
+        let number = format!("0107777{:04}", index % 20);
+        let api = &api;
+        async move {
+            let (status, answer) = send(
+                api,
+                &key,
+                json!({"from": from, "to": [number.clone(), "01011112222"], "text": "동시"}),
+            )
+            .await;
+            (index, number, status, answer)
+        }
+    });
+    for (index, number, status, answer) in futures::future::join_all(sends).await {
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        // acme's send to an even number; rival's sends to the same numbers go out.
+        let blocked_by_acme = index % 4 < 2 && (index % 20) % 2 == 0;
+        if blocked_by_acme {
+            assert_eq!(answer["blocked"], json!([number]), "send {index}: {answer}");
+            assert_eq!(answer["recipients"], json!(1), "send {index}: {answer}");
+        } else {
+            assert!(answer.get("blocked").is_none(), "send {index}: {answer}");
+            assert_eq!(answer["recipients"], json!(2), "send {index}: {answer}");
+        }
+    }
+}
