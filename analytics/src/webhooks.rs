@@ -33,7 +33,7 @@ use rns_types::webhook::{
     attempts_key, delivery_id, signature, AttemptOutcome, AttemptRecord, PendingDelivery,
     WebhookConfig, ATTEMPTS_KEPT,
 };
-use rns_types::wire::{MessageEvent, ResultBatch};
+use rns_types::wire::{MessageEvent, ResultEvents};
 use rns_types::CustomerId;
 use serde::Deserialize;
 use serde_json::json;
@@ -286,6 +286,17 @@ pub fn receiver_client(settings: &WebhookSettings) -> Result<reqwest::Client, re
 
 impl Worker {
     async fn handle(&self, message: Message) {
+        // The results of a customer without a webhook are not even read.
+        if let Some(customer) = message
+            .subject
+            .strip_prefix("result.")
+            .and_then(|customer| CustomerId::parse(customer).ok())
+        {
+            if self.configs.get(&customer).is_none() {
+                let _ = message.ack().await;
+                return;
+            }
+        }
         let Some(delivery) = self.delivery_of(&message) else {
             tracing::error!(subject = %message.subject, "unreadable webhook source; dropping it");
             let _ = message.ack_with(AckKind::Term).await;
@@ -374,7 +385,7 @@ impl Worker {
     /// The delivery a RESULTS message (a first attempt) or a due retry carries.
     fn delivery_of(&self, message: &Message) -> Option<PendingDelivery> {
         if message.subject.starts_with("result.") {
-            let batch: ResultBatch = serde_json::from_slice(&message.payload).ok()?;
+            let batch: ResultEvents = serde_json::from_slice(&message.payload).ok()?;
             let source = message
                 .headers
                 .as_ref()

@@ -12,7 +12,7 @@ use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
 use rns_nats::Topology;
 use rns_types::subjects::{POINTS_CONSUMER, RESULTS_STREAM};
-use rns_types::wire::{EventKind, ResultBatch};
+use rns_types::wire::{EventKind, ResultEvents};
 use rns_types::CustomerId;
 use tokio_util::sync::CancellationToken;
 
@@ -26,8 +26,8 @@ pub const BATCH: usize = 512;
 /// hundred outcomes, so the count alone does not bound memory).
 pub const BATCH_BYTES: usize = 4 << 20;
 
-/// The settlements in one RESULTS message, by customer.
-pub fn settlements_of(batch: &ResultBatch) -> Vec<Settlement> {
+/// The settlements in one RESULTS message (read without its message records).
+pub fn settlements_of(batch: &ResultEvents) -> Vec<Settlement> {
     batch
         .events
         .iter()
@@ -97,7 +97,7 @@ pub async fn settle_until(
 async fn settle_messages(store: &PointsStore, messages: &[Message]) {
     let mut by_customer: HashMap<CustomerId, Vec<Settlement>> = HashMap::new();
     for message in messages {
-        match serde_json::from_slice::<ResultBatch>(&message.payload) {
+        match serde_json::from_slice::<ResultEvents>(&message.payload) {
             Ok(batch) => {
                 let settlements = settlements_of(&batch);
                 if !settlements.is_empty() {

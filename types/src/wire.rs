@@ -722,6 +722,16 @@ impl ResultBatch {
     }
 }
 
+/// The events of a [`ResultBatch`] without its message records: what a reader that
+/// acts on events alone (points, webhooks) decodes. The records — each with its
+/// text, numbers and ids to parse — are skipped unread.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ResultEvents {
+    pub customer_id: CustomerId,
+    #[serde(default)]
+    pub events: Vec<MessageEvent>,
+}
+
 /// Leaves out each event's trace that the event before it already gave (see
 /// [`ResultBatch`]).
 pub fn share_traces(events: &mut [MessageEvent]) {
@@ -941,5 +951,28 @@ mod tests {
             events.iter().map(|event| event.trace).collect::<Vec<_>>(),
             whole
         );
+    }
+
+    #[test]
+    fn the_events_of_a_batch_are_read_without_its_records() {
+        let event = event(EventKind::Delivered, 1, 1);
+        let batch = ResultBatch {
+            customer_id: CustomerId::parse("acme").unwrap(),
+            messages: Vec::new(),
+            events: vec![event.clone()],
+        };
+        let mut json: serde_json::Value = serde_json::to_value(&batch).unwrap();
+        // A record that would not even parse as one: skipped unread.
+        json["messages"] =
+            serde_json::json!([{"message_id": "x", "to": "not a number", "text": "안녕"}]);
+        let encoded = serde_json::to_vec(&json).unwrap();
+        assert!(serde_json::from_slice::<ResultBatch>(&encoded).is_err());
+        let events: ResultEvents = serde_json::from_slice(&encoded).unwrap();
+        assert_eq!(events.customer_id, batch.customer_id);
+        assert_eq!(events.events, [event]);
+        // A batch of records alone has no events.
+        let records_only = br#"{"customer_id":"acme","messages":[]}"#;
+        let events: ResultEvents = serde_json::from_slice(records_only).unwrap();
+        assert!(events.events.is_empty());
     }
 }
