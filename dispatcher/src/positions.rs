@@ -13,7 +13,9 @@
 //! one run of positions per channel and weights they were accepted with, remembered
 //! under the message's first request: the requests follow each other in it in the
 //! order of the message, which a redelivery repeats. A busy customer's requests cost
-//! Redis three commands and one remembered key per SEND message, not per request.
+//! Redis three commands and one remembered key per SEND message, not per request. A
+//! message whose requests a dispatcher older than this reserved one by one (and
+//! that is redelivered after an upgrade) gets those reservations back.
 use redis::aio::ConnectionManager;
 use redis::Script;
 use rns_types::routing::{position_counter_key, Weights};
@@ -22,19 +24,27 @@ use rns_types::{Channel, RequestId};
 
 use crate::error::DispatchError;
 
-/// KEYS: per run of positions (a request's, or a gathered message's run), its counter
-/// and its reservation. ARGV: the seconds a reservation is kept, then per run its
-/// length and canonical weights. Returns each run's reservation, `<start>|<weights>`.
+/// KEYS: per run of positions (a request's, or a gathered message's run), its
+/// counter, its reservation and the reservation whose presence says the run's
+/// requests were reserved one by one before (the run's first request's, for a
+/// gathered run reserved by a dispatcher older than gathered runs; the reservation
+/// itself otherwise). ARGV: the seconds a reservation is kept, then per run its length
+/// and canonical weights. Returns each run's reservation, `<start>|<weights>`, or an
+/// empty string when its requests were reserved one by one.
 const RESERVE_SCRIPT: &str = r"
 local reservations = {}
-for i = 1, #KEYS / 2 do
-  local counter, reservation = KEYS[2 * i - 1], KEYS[2 * i]
+for i = 1, #KEYS / 3 do
+  local counter, reservation, earlier = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local count, weights = ARGV[2 * i], ARGV[2 * i + 1]
   local stored = redis.call('GET', reservation)
   if not stored then
-    local finish = redis.call('INCRBY', counter, count)
-    stored = tostring(finish - tonumber(count)) .. '|' .. weights
-    redis.call('SET', reservation, stored, 'EX', ARGV[1])
+    if earlier ~= reservation and redis.call('EXISTS', earlier) == 1 then
+      stored = ''
+    else
+      local finish = redis.call('INCRBY', counter, count)
+      stored = tostring(finish - tonumber(count)) .. '|' .. weights
+      redis.call('SET', reservation, stored, 'EX', ARGV[1])
+    end
   end
   reservations[i] = stored
 end
@@ -83,17 +93,10 @@ impl Positions {
         request: &SendRequest,
         weights: &Weights,
     ) -> Result<Reservation, DispatchError> {
-        let run = Run {
-            counter: position_counter_key(&request.customer_id, request.channel, weights),
-            reservation: format!(
-                "rns:route-request:{}:{}",
-                request.request_id, request.channel
-            ),
-            length: request.recipients.len(),
-            weights,
-        };
-        let mut reserved = self.reserve_runs(&[run]).await?;
-        Ok(reserved.remove(0))
+        let mut reserved = self.reserve_runs(&[Run::request(request, weights)]).await?;
+        reserved
+            .remove(0)
+            .ok_or_else(|| unreadable("a request's reservation answered empty".to_owned()))
     }
 
     /// The positions of the requests of one gathered SEND message whose first request
@@ -130,6 +133,7 @@ impl Positions {
                             request.channel,
                             keys.len()
                         ),
+                        earlier: Some(request_reservation_key(request)),
                         length: 0,
                         weights,
                     });
@@ -141,23 +145,51 @@ impl Positions {
             runs[run].length += request.recipients.len();
         }
         let reserved = self.reserve_runs(&runs).await?;
-        Ok(placed
+        // A run whose requests an older dispatcher reserved one by one (the message
+        // is redelivered after an upgrade) gets those reservations back.
+        let mut alone: Vec<Run<'_>> = Vec::new();
+        let mut alone_index: Vec<Option<usize>> = vec![None; requests.len()];
+        for (index, ((request, weights), (run, _))) in requests.iter().zip(&placed).enumerate() {
+            if reserved[*run].is_none() {
+                alone_index[index] = Some(alone.len());
+                alone.push(Run::request(request, weights));
+            }
+        }
+        let earlier = if alone.is_empty() {
+            Vec::new()
+        } else {
+            self.reserve_runs(&alone).await?
+        };
+        placed
             .into_iter()
-            .map(|(run, offset)| Reservation {
-                start: reserved[run].start + offset,
-                weights: reserved[run].weights.clone(),
+            .zip(alone_index)
+            .map(|((run, offset), alone)| {
+                let reservation = match alone {
+                    Some(index) => earlier[index].clone(),
+                    None => reserved[run].as_ref().map(|reservation| Reservation {
+                        start: reservation.start + offset,
+                        weights: reservation.weights.clone(),
+                    }),
+                };
+                reservation
+                    .ok_or_else(|| unreadable("a request's reservation answered empty".to_owned()))
             })
-            .collect())
+            .collect()
     }
 
-    /// Reserves each run's positions, or reads back those reserved before.
-    async fn reserve_runs(&self, runs: &[Run<'_>]) -> Result<Vec<Reservation>, DispatchError> {
+    /// Reserves each run's positions, or reads back those reserved before; `None` for
+    /// a run whose requests were reserved one by one before.
+    async fn reserve_runs(
+        &self,
+        runs: &[Run<'_>],
+    ) -> Result<Vec<Option<Reservation>>, DispatchError> {
         let mut invocation = self.script.prepare_invoke();
         invocation.arg(RESERVATION_SECONDS);
         for run in runs {
             invocation
                 .key(&run.counter)
                 .key(&run.reservation)
+                .key(run.earlier.as_ref().unwrap_or(&run.reservation))
                 .arg(run.length)
                 .arg(run.weights.canonical());
         }
@@ -173,6 +205,9 @@ impl Positions {
         stored
             .into_iter()
             .map(|stored| {
+                if stored.is_empty() {
+                    return Ok(None);
+                }
                 stored
                     .split_once('|')
                     .and_then(|(start, weights)| {
@@ -181,18 +216,43 @@ impl Positions {
                             weights: Weights::from_canonical(weights)?,
                         })
                     })
+                    .map(Some)
                     .ok_or_else(|| unreadable(stored))
             })
             .collect()
     }
 }
 
+/// Where one request's own reservation is remembered.
+fn request_reservation_key(request: &SendRequest) -> String {
+    format!(
+        "rns:route-request:{}:{}",
+        request.request_id, request.channel
+    )
+}
+
 /// Consecutive positions under one counter, remembered under `reservation`.
 struct Run<'a> {
     counter: String,
     reservation: String,
+    /// The reservation whose presence says the run's requests were reserved one by
+    /// one before (see [`RESERVE_SCRIPT`]).
+    earlier: Option<String>,
     length: usize,
     weights: &'a Weights,
+}
+
+impl<'a> Run<'a> {
+    /// One request's own run.
+    fn request(request: &SendRequest, weights: &'a Weights) -> Self {
+        Self {
+            counter: position_counter_key(&request.customer_id, request.channel, weights),
+            reservation: request_reservation_key(request),
+            earlier: None,
+            length: request.recipients.len(),
+            weights,
+        }
+    }
 }
 
 fn unreadable(detail: String) -> DispatchError {

@@ -495,3 +495,42 @@ async fn gathered_requests_accepted_with_different_weights_each_keep_their_split
     assert_eq!(queued(&harness.jetstream).await, counts);
     assert_eq!(redis_keys(&harness, "rns:route-gathered:*").await, 2);
 }
+
+#[tokio::test]
+async fn a_gathered_message_reserved_request_by_request_before_routes_as_it_was() {
+    let harness = start().await;
+    let customer = acme_fifty_thirty_twenty(&harness).await;
+    let catalog = CarrierCatalog::korean_default();
+    let weights = sms_weights(&FIFTY_THIRTY_TWENTY, &catalog);
+    let requests: Vec<SendRequest> = (0..20)
+        .map(|_| SendRequest {
+            weights: Some(weights.clone()),
+            ..request(&customer, 1)
+        })
+        .collect();
+    // An older dispatcher reserved each request on its own, all on KT, and died
+    // before acknowledging the message.
+    let kt_only = sms_weights(&[("kt", 100)], &catalog);
+    let client = redis::Client::open(harness.redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    for request in &requests {
+        let _: () = redis::cmd("SET")
+            .arg(format!("rns:route-request:{}:sms", request.request_id))
+            .arg(format!("0|{}", kt_only.canonical()))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    }
+    let gathered = Outbound {
+        subject: send_subject(&customer),
+        message_id: message_ids::gathered_sends(&requests[0].request_id),
+        payload: Bytes::from(serde_json::to_vec(&requests).unwrap()),
+    };
+    publish_all(&harness.jetstream, [gathered], 1)
+        .await
+        .unwrap();
+    let counts = wait_for_queued(&harness.jetstream, 20).await;
+    // Routed as the first dispatch reserved them, not split anew.
+    assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (20, 0, 0));
+    assert_eq!(redis_keys(&harness, "rns:route-gathered:*").await, 0);
+}
