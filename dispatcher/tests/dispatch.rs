@@ -71,6 +71,20 @@ async fn start_with(dispatcher: DispatcherSettings) -> Harness {
     }
 }
 
+/// Publishes `requests` (one customer's) as the gateway gathers them into one SEND
+/// message, under `id`, else the first request's gathered id (as the gateway names it).
+async fn publish_gathered(harness: &Harness, requests: &[SendRequest], id: Option<&str>) {
+    let message = Outbound {
+        subject: send_subject(&requests[0].customer_id),
+        message_id: id.map_or_else(
+            || message_ids::gathered_sends(&requests[0].request_id),
+            str::to_owned,
+        ),
+        payload: Bytes::from(serde_json::to_vec(requests).unwrap()),
+    };
+    publish_all(&harness.jetstream, [message], 1).await.unwrap();
+}
+
 /// How many keys Redis holds under `pattern` (routing reservations, say).
 async fn redis_keys(harness: &Harness, pattern: &str) -> usize {
     let client = redis::Client::open(harness.redis.url()).unwrap();
@@ -410,15 +424,7 @@ async fn gathered_requests_split_exactly_share_batches_and_route_identically_whe
         })
         .collect();
     requests[40].weights = None;
-    let gathered = |id: &str| Outbound {
-        subject: send_subject(&customer),
-        message_id: id.to_owned(),
-        payload: Bytes::from(serde_json::to_vec(&requests).unwrap()),
-    };
-    let first_id = message_ids::gathered_sends(&requests[0].request_id);
-    publish_all(&harness.jetstream, [gathered(&first_id)], 1)
-        .await
-        .unwrap();
+    publish_gathered(&harness, &requests, None).await;
     let counts = wait_for_queued(&harness.jetstream, 100).await;
     assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (50, 30, 20));
     // One batch per carrier for the 99, and the lone request's job.
@@ -431,9 +437,7 @@ async fn gathered_requests_split_exactly_share_batches_and_route_identically_whe
     assert_eq!(redis_keys(&harness, "rns:route-request:*").await, 1);
 
     // The same message delivered again (as after a crash before its ack).
-    publish_all(&harness.jetstream, [gathered("second-delivery")], 1)
-        .await
-        .unwrap();
+    publish_gathered(&harness, &requests, Some("second-delivery")).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(queued(&harness.jetstream).await, counts);
     assert_eq!(carrier_messages(&harness.jetstream).await, 4);
@@ -459,15 +463,7 @@ async fn gathered_requests_accepted_with_different_weights_each_keep_their_split
             ..request(&customer, 1)
         })
         .collect();
-    let gathered = |id: &str| Outbound {
-        subject: send_subject(&customer),
-        message_id: id.to_owned(),
-        payload: Bytes::from(serde_json::to_vec(&requests).unwrap()),
-    };
-    let first_id = message_ids::gathered_sends(&requests[0].request_id);
-    publish_all(&harness.jetstream, [gathered(&first_id)], 1)
-        .await
-        .unwrap();
+    publish_gathered(&harness, &requests, None).await;
     let counts = wait_for_queued(&harness.jetstream, 100).await;
     // 60 split 50/30/20 (30/18/12), 40 to KT.
     assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (70, 18, 12));
@@ -475,9 +471,7 @@ async fn gathered_requests_accepted_with_different_weights_each_keep_their_split
     assert_eq!(redis_keys(&harness, "rns:route-request:*").await, 0);
 
     // Delivered again: once the dispatcher took it, the same routes, nothing new.
-    publish_all(&harness.jetstream, [gathered("second-delivery")], 1)
-        .await
-        .unwrap();
+    publish_gathered(&harness, &requests, Some("second-delivery")).await;
     rns_testkit::wait_until(
         "the second delivery dispatched",
         Duration::from_secs(10),
@@ -521,14 +515,7 @@ async fn a_gathered_message_reserved_request_by_request_before_routes_as_it_was(
             .await
             .unwrap();
     }
-    let gathered = Outbound {
-        subject: send_subject(&customer),
-        message_id: message_ids::gathered_sends(&requests[0].request_id),
-        payload: Bytes::from(serde_json::to_vec(&requests).unwrap()),
-    };
-    publish_all(&harness.jetstream, [gathered], 1)
-        .await
-        .unwrap();
+    publish_gathered(&harness, &requests, None).await;
     let counts = wait_for_queued(&harness.jetstream, 20).await;
     // Routed as the first dispatch reserved them, not split anew.
     assert_eq!((counts["kt"], counts["skt"], counts["lgu"]), (20, 0, 0));
