@@ -85,6 +85,25 @@ async fn publish_gathered(harness: &Harness, requests: &[SendRequest], id: Optio
     publish_all(&harness.jetstream, [message], 1).await.unwrap();
 }
 
+/// Waits until the dispatcher took and acknowledged every SEND message up to stream
+/// sequence `sequence`.
+async fn wait_until_dispatched(harness: &Harness, sequence: u64) {
+    rns_testkit::wait_until(
+        "the SEND messages dispatched",
+        Duration::from_secs(10),
+        || async {
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer = harness
+                .jetstream
+                .get_consumer_from_stream(DISPATCHER_CONSUMER, SEND_STREAM)
+                .await
+                .unwrap();
+            let info = consumer.info().await.unwrap();
+            info.delivered.stream_sequence >= sequence && info.num_ack_pending == 0
+        },
+    )
+    .await;
+}
+
 /// How many keys Redis holds under `pattern` (routing reservations, say).
 async fn redis_keys(harness: &Harness, pattern: &str) -> usize {
     let client = redis::Client::open(harness.redis.url()).unwrap();
@@ -438,7 +457,7 @@ async fn gathered_requests_split_exactly_share_batches_and_route_identically_whe
 
     // The same message delivered again (as after a crash before its ack).
     publish_gathered(&harness, &requests, Some("second-delivery")).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until_dispatched(&harness, 2).await;
     assert_eq!(queued(&harness.jetstream).await, counts);
     assert_eq!(carrier_messages(&harness.jetstream).await, 4);
     assert_eq!(stored(&harness.jetstream, "RESULTS").await, results);
@@ -472,20 +491,7 @@ async fn gathered_requests_accepted_with_different_weights_each_keep_their_split
 
     // Delivered again: once the dispatcher took it, the same routes, nothing new.
     publish_gathered(&harness, &requests, Some("second-delivery")).await;
-    rns_testkit::wait_until(
-        "the second delivery dispatched",
-        Duration::from_secs(10),
-        || async {
-            let mut consumer: async_nats::jetstream::consumer::PullConsumer = harness
-                .jetstream
-                .get_consumer_from_stream(DISPATCHER_CONSUMER, SEND_STREAM)
-                .await
-                .unwrap();
-            let info = consumer.info().await.unwrap();
-            info.delivered.stream_sequence == 2 && info.num_ack_pending == 0
-        },
-    )
-    .await;
+    wait_until_dispatched(&harness, 2).await;
     assert_eq!(queued(&harness.jetstream).await, counts);
     assert_eq!(redis_keys(&harness, "rns:route-gathered:*").await, 2);
 }
