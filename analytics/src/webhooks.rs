@@ -106,6 +106,14 @@ impl WebhookSettings {
 struct Configs(Arc<RwLock<HashMap<String, WebhookConfig>>>);
 
 impl Configs {
+    /// Whether `customer` has a webhook (without copying it).
+    fn has(&self, customer: &CustomerId) -> bool {
+        self.0
+            .read()
+            .expect("the webhook lock is never poisoned")
+            .contains_key(customer.as_str())
+    }
+
     fn get(&self, customer: &CustomerId) -> Option<WebhookConfig> {
         self.0
             .read()
@@ -292,7 +300,7 @@ impl Worker {
             .strip_prefix("result.")
             .and_then(|customer| CustomerId::parse(customer).ok())
         {
-            if self.configs.get(&customer).is_none() {
+            if !self.configs.has(&customer) {
                 let _ = message.ack().await;
                 return;
             }
