@@ -104,7 +104,7 @@ async fn flush(client: &clickhouse::Client, batch: &[Message]) -> Result<(), Ana
     let follow = tracing::enabled!(tracing::Level::DEBUG);
     let mut traces: HashMap<TraceContext, usize> = HashMap::new();
     for message in batch {
-        match serde_json::from_slice::<ResultBatch>(&message.payload) {
+        match ResultBatch::decode(&message.payload) {
             Ok(result) => {
                 if follow {
                     for trace in result.event_traces().flatten() {

@@ -29,6 +29,22 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::AnalyticsError;
 
+/// `rns-analytics results-json`: reads one RESULTS payload (compact or JSON,
+/// `rns_types::compact`) from `input` and writes it to `output` as JSON, for reading
+/// RESULTS with the nats CLI (`nats stream view RESULTS --translate 'rns-analytics
+/// results-json'`).
+pub fn results_json(
+    mut input: impl std::io::Read,
+    mut output: impl std::io::Write,
+) -> anyhow::Result<()> {
+    let mut payload = Vec::new();
+    input.read_to_end(&mut payload)?;
+    let batch = rns_types::wire::ResultBatch::decode(&payload)?;
+    serde_json::to_writer_pretty(&mut output, &batch)?;
+    writeln!(output)?;
+    Ok(())
+}
+
 /// `[analytics]` settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -181,4 +197,35 @@ pub async fn run(
         tracing::error!(%error, "the webhook worker panicked");
     }
     result
+}
+
+#[cfg(test)]
+mod results_json_tests {
+    use rns_types::wire::{EventKind, MessageEvent, ResultBatch};
+    use rns_types::{CustomerId, RequestId};
+
+    #[test]
+    fn a_compact_payload_prints_as_the_json_of_its_batch() {
+        let batch = ResultBatch {
+            customer_id: CustomerId::parse("acme").unwrap(),
+            messages: Vec::new(),
+            events: vec![MessageEvent {
+                message_id: RequestId::generate().message_id(3),
+                at_ms: 1_700_000_000_000,
+                accepted_at_ms: 1_699_999_999_000,
+                kind: EventKind::Delivered,
+                carrier: None,
+                hop: 1,
+                attempt: 1,
+                detail: "ok".to_owned(),
+                points: Default::default(),
+                trace: None,
+            }],
+        };
+        let mut printed = Vec::new();
+        super::results_json(batch.encode().as_slice(), &mut printed).unwrap();
+        let printed: serde_json::Value = serde_json::from_slice(&printed).unwrap();
+        assert_eq!(printed, serde_json::to_value(&batch).unwrap());
+        assert!(super::results_json(&b"\0\x09"[..], &mut Vec::new()).is_err());
+    }
 }

@@ -393,7 +393,7 @@ impl Worker {
     /// The delivery a RESULTS message (a first attempt) or a due retry carries.
     fn delivery_of(&self, message: &Message) -> Option<PendingDelivery> {
         if message.subject.starts_with("result.") {
-            let batch: ResultEvents = serde_json::from_slice(&message.payload).ok()?;
+            let batch = ResultEvents::decode(&message.payload).ok()?;
             let source = message
                 .headers
                 .as_ref()

@@ -115,11 +115,27 @@ fn batch(
     result
 }
 
+/// Publishes `result` as the services do, in the compact encoding.
 async fn publish(jetstream: &async_nats::jetstream::Context, result: &ResultBatch, id: &str) {
+    publish_payload(jetstream, &result.customer_id, id, result.encode()).await;
+}
+
+/// Publishes `result` as JSON, as services before the compact encoding did.
+async fn publish_json(jetstream: &async_nats::jetstream::Context, result: &ResultBatch, id: &str) {
+    let json = serde_json::to_vec(result).unwrap();
+    publish_payload(jetstream, &result.customer_id, id, json).await;
+}
+
+async fn publish_payload(
+    jetstream: &async_nats::jetstream::Context,
+    customer: &CustomerId,
+    id: &str,
+    payload: Vec<u8>,
+) {
     let outbound = Outbound {
-        subject: result_subject(&result.customer_id),
+        subject: result_subject(customer),
         message_id: id.to_owned(),
-        payload: Bytes::from(serde_json::to_vec(result).unwrap()),
+        payload: Bytes::from(payload),
     };
     publish_all(jetstream, vec![outbound], 1).await.unwrap();
 }
@@ -146,7 +162,8 @@ async fn results_become_queryable_and_duplicates_change_nothing(release: ClickHo
     let customer = CustomerId::parse("acme").unwrap();
     let request = RequestId::generate();
     let routed = batch(&customer, request, 3, None);
-    publish(
+    // The records in JSON, as stored before an upgrade; the outcomes compact.
+    publish_json(
         &harness.jetstream,
         &routed,
         &message_ids::accepted_records(&request, 0),

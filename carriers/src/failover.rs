@@ -678,7 +678,7 @@ impl Failover {
         Outbound {
             subject: result_subject(&job.customer_id),
             message_id,
-            payload: Bytes::from(serde_json::to_vec(&result).expect("a result batch serialises")),
+            payload: Bytes::from(result.encode()),
         }
     }
 

@@ -165,7 +165,7 @@ fn message(customer: &CustomerId, outcomes: Vec<(usize, Outcome)>) -> (Outbound,
     let outbound = Outbound {
         subject: result_subject(customer),
         message_id,
-        payload: Bytes::from(serde_json::to_vec(&batch).expect("a result batch serialises")),
+        payload: Bytes::from(batch.encode()),
     };
     (outbound, positions)
 }

@@ -287,7 +287,7 @@ pub fn publishes(
         messages.push(Outbound {
             subject: result_subject(customer),
             message_id: origin.records(chunk),
-            payload: Bytes::from(serde_json::to_vec(batch).expect("a result batch serialises")),
+            payload: Bytes::from(batch.encode()),
         });
     }
     let single = Outbound::carrier_job;

@@ -414,7 +414,7 @@ async fn stored(jetstream: &async_nats::jetstream::Context, stream: &str) -> (u6
     let mut records = 0;
     for sequence in state.first_sequence..state.first_sequence + state.messages {
         let message = stream.get_raw_message(sequence).await.unwrap();
-        if let Ok(batch) = serde_json::from_slice::<ResultBatch>(&message.payload) {
+        if let Ok(batch) = ResultBatch::decode(&message.payload) {
             records += batch.messages.len();
         }
     }

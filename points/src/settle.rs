@@ -97,7 +97,7 @@ pub async fn settle_until(
 async fn settle_messages(store: &PointsStore, messages: &[Message]) {
     let mut by_customer: HashMap<CustomerId, Vec<Settlement>> = HashMap::new();
     for message in messages {
-        match serde_json::from_slice::<ResultEvents>(&message.payload) {
+        match ResultEvents::decode(&message.payload) {
             Ok(batch) => {
                 let settlements = settlements_of(&batch);
                 if !settlements.is_empty() {

@@ -134,6 +134,16 @@ impl RequestId {
         Self(ulid::Ulid::from_parts(at_ms, random))
     }
 
+    /// The id's 128 bits, for binary encodings ([`crate::compact`]).
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.to_bytes()
+    }
+
+    /// The id of 128 bits from [`RequestId::to_bytes`]; every value is a ULID.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(ulid::Ulid::from_bytes(bytes))
+    }
+
     /// The lowest id of a request made at `at_ms`: every id made at or after that
     /// time sorts at or above it, every id made before sorts below.
     pub fn first_at(at_ms: u64) -> Self {

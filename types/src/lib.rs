@@ -4,6 +4,7 @@
 //! or KV key ([`ids`]), normalised phone numbers ([`phone`]), message content and its
 //! SMS/LMS classification ([`content`]), the carrier catalogue and routing weights
 //! ([`carrier`], [`routing`]), the JSON messages on every stream ([`wire`]) and the
+//! compact encoding of RESULTS ([`compact`]), the
 //! prepaid points ([`points`]), AlimTalk content ([`alimtalk`]), delivery receipts ([`receipt`]) and the
 //! names of every subject, stream, consumer and bucket ([`subjects`]).
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@ pub mod alimtalk;
 pub mod api_key;
 pub mod audit;
 pub mod carrier;
+pub mod compact;
 pub mod content;
 pub mod customer;
 pub mod ids;

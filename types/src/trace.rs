@@ -72,6 +72,21 @@ impl TraceContext {
         }
     }
 
+    /// Its parts (trace id, span id, sampled), for binary encodings ([`crate::compact`]).
+    pub(crate) fn parts(&self) -> (u128, u64, bool) {
+        (self.trace_id, self.span_id, self.sampled)
+    }
+
+    /// A context of [`TraceContext::parts`]; none when an id is zero, as
+    /// [`TraceContext::parse`] would refuse it.
+    pub(crate) fn from_parts((trace_id, span_id, sampled): (u128, u64, bool)) -> Option<Self> {
+        (trace_id != 0 && span_id != 0).then_some(Self {
+            trace_id,
+            span_id,
+            sampled,
+        })
+    }
+
     /// The trace id, 32 lower-case hex digits: what to grep the logs for.
     pub fn trace_id(&self) -> String {
         format!("{:032x}", self.trace_id)

@@ -705,6 +705,16 @@ pub struct ResultBatch {
 }
 
 impl ResultBatch {
+    /// The RESULTS payload of the batch, in the compact encoding ([`crate::compact`]).
+    pub fn encode(&self) -> Vec<u8> {
+        crate::compact::encode_results(self)
+    }
+
+    /// A RESULTS payload, compact or JSON ([`crate::compact`]).
+    pub fn decode(payload: &[u8]) -> Result<Self, crate::compact::DecodeError> {
+        crate::compact::decode_results(payload)
+    }
+
     /// Leaves out each event's trace that the event before it already gave.
     pub fn share_traces(&mut self) {
         share_traces(&mut self.events);
@@ -730,6 +740,14 @@ pub struct ResultEvents {
     pub customer_id: CustomerId,
     #[serde(default)]
     pub events: Vec<MessageEvent>,
+}
+
+impl ResultEvents {
+    /// The events of a RESULTS payload, compact or JSON, its records left unread
+    /// ([`crate::compact`]).
+    pub fn decode(payload: &[u8]) -> Result<Self, crate::compact::DecodeError> {
+        crate::compact::decode_result_events(payload)
+    }
 }
 
 /// Leaves out each event's trace that the event before it already gave (see

@@ -71,7 +71,7 @@ pub async fn recorded_events(jetstream: &async_nats::jetstream::Context) -> Vec<
     let mut events = Vec::new();
     for sequence in state.first_sequence..state.first_sequence + state.messages {
         let message = stream.get_raw_message(sequence).await.unwrap();
-        let batch: ResultBatch = serde_json::from_slice(&message.payload).unwrap();
+        let batch = ResultBatch::decode(&message.payload).unwrap();
         events.extend(batch.events);
     }
     events
