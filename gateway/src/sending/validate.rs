@@ -69,21 +69,34 @@ pub async fn validate(
             "the send has no recipients: name some in 'to', 'recipients' or non-empty 'groups'",
         ));
     }
-    let profile = state.profile(customer).await?;
-    let weights = profile.weights(draft.channel, state.catalog());
-    match profile.sender_numbers.get(&from) {
+    // The parts a send needs, read without copying the whole profile.
+    let (weights, sender, daily_cap) = state
+        .directory()
+        .profile_part(customer, |profile| {
+            (
+                profile.weights(draft.channel, state.catalog()),
+                profile
+                    .sender_numbers
+                    .get(&from)
+                    .map(|sender| (sender.can_send(), sender.status)),
+                profile.limits.daily_messages,
+            )
+        })
+        .await?
+        .ok_or(ApiError::Unauthorized("customer no longer exists"))?;
+    match sender {
         None => {
             return Err(ApiError::invalid(
                 "unknown_sender_number",
                 format!("{from} is not a registered sender number; register it with POST /v1/sender-numbers"),
             ))
         }
-        Some(sender) if !sender.can_send() => {
+        Some((false, status)) => {
             return Err(ApiError::invalid(
                 "unverified_sender_number",
                 format!(
                     "{from} is {}: only a verified sender number sends (see GET /v1/sender-numbers)",
-                    sender.status.as_str()
+                    status.as_str()
                 ),
             ))
         }
@@ -201,6 +214,6 @@ pub async fn validate(
         held: when != requested,
         when,
         weights,
-        daily_cap: profile.limits.daily_messages,
+        daily_cap,
     })
 }
