@@ -96,8 +96,7 @@ pub struct SendRequest {
 /// One recipient of a request, with what was filled in for them. Reads the earlier
 /// wire form too (a bare number), so requests queued by an older gateway still
 /// dispatch after an upgrade.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "RecipientWire")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Recipient {
     pub to: PhoneNumber,
     /// Points reserved for this message: its price, or the fallback's if higher.
@@ -113,42 +112,53 @@ pub struct Recipient {
     pub fallback_text: Option<String>,
 }
 
-/// The forms a recipient has had on the wire.
+/// A recipient's current wire form, read straight from the map (an untagged enum
+/// of both forms buffered every recipient of every SEND message before reading it).
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum RecipientWire {
-    Number(PhoneNumber),
-    Full {
-        to: PhoneNumber,
-        #[serde(default)]
-        points: u32,
-        #[serde(default)]
-        text: Option<String>,
-        #[serde(default)]
-        message_type: Option<MessageType>,
-        #[serde(default)]
-        fallback_text: Option<String>,
-    },
+struct FullRecipient {
+    to: PhoneNumber,
+    #[serde(default)]
+    points: u32,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    message_type: Option<MessageType>,
+    #[serde(default)]
+    fallback_text: Option<String>,
 }
 
-impl From<RecipientWire> for Recipient {
-    fn from(wire: RecipientWire) -> Self {
-        match wire {
-            RecipientWire::Number(to) => Recipient::new(to, 0),
-            RecipientWire::Full {
-                to,
-                points,
-                text,
-                message_type,
-                fallback_text,
-            } => Recipient {
-                to,
-                points,
-                text,
-                message_type,
-                fallback_text,
-            },
+impl<'de> Deserialize<'de> for Recipient {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Forms;
+        impl<'de> serde::de::Visitor<'de> for Forms {
+            type Value = Recipient;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a recipient: an object with 'to', or a bare phone number")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, number: &str) -> Result<Recipient, E> {
+                PhoneNumber::parse(number)
+                    .map(|to| Recipient::new(to, 0))
+                    .map_err(E::custom)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Recipient, A::Error> {
+                let full =
+                    FullRecipient::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Recipient {
+                    to: full.to,
+                    points: full.points,
+                    text: full.text,
+                    message_type: full.message_type,
+                    fallback_text: full.fallback_text,
+                })
+            }
         }
+        deserializer.deserialize_any(Forms)
     }
 }
 
@@ -857,6 +867,19 @@ mod tests {
         let request: SendRequest = serde_json::from_str(earlier).unwrap();
         assert_eq!(request.recipients[0].to.as_str(), "01012345678");
         assert_eq!(request.points(), 0, "nothing was reserved for it");
+        let read = |recipient: &str| serde_json::from_str::<Recipient>(recipient);
+        let full = read(r#"{"to":"01012345678","points":3,"text":"안녕","later":1}"#).unwrap();
+        assert_eq!((full.to.as_str(), full.points), ("01012345678", 3));
+        assert_eq!(full.text.as_deref(), Some("안녕"));
+        for bad in [
+            r#""nope""#,
+            r#"{"points":1}"#,
+            r#"{"to":"nope"}"#,
+            "7",
+            "[]",
+        ] {
+            assert!(read(bad).is_err(), "{bad} was read");
+        }
     }
 
     fn job(to: &str) -> CarrierJob {
