@@ -48,8 +48,12 @@ pub enum DecodeError {
     Json(#[from] serde_json::Error),
     #[error("compact RESULTS do not parse: {0}")]
     Compact(#[from] postcard::Error),
-    #[error("compact RESULTS hold an invalid value: {0}")]
-    Invalid(String),
+    #[error("compact RESULTS hold an invalid id: {0}")]
+    Id(#[from] crate::InvalidId),
+    #[error("compact RESULTS hold an invalid phone number: {0}")]
+    Phone(#[from] crate::phone::InvalidPhoneNumber),
+    #[error("compact RESULTS hold a trace context with a zero id")]
+    ZeroTrace,
     #[error("RESULTS payload is neither JSON nor compact version 1 (first byte {0:#04x})")]
     Unknown(u8),
 }
@@ -113,7 +117,7 @@ fn compact_body(payload: &[u8]) -> Result<Option<&[u8]>, DecodeError> {
 }
 
 fn customer(id: String) -> Result<CustomerId, DecodeError> {
-    CustomerId::parse(&id).map_err(|error| DecodeError::Invalid(error.to_string()))
+    Ok(CustomerId::parse(&id)?)
 }
 
 fn events(events: Vec<OwnedEvent>) -> Result<Vec<MessageEvent>, DecodeError> {
@@ -133,13 +137,13 @@ fn trace_from(trace: Option<Trace>) -> Result<Option<TraceContext>, DecodeError>
     trace
         .map(|(trace_id, span_id, sampled)| {
             TraceContext::from_parts((u128::from_be_bytes(trace_id), span_id, sampled))
-                .ok_or_else(|| DecodeError::Invalid("a trace context with a zero id".into()))
+                .ok_or(DecodeError::ZeroTrace)
         })
         .transpose()
 }
 
 fn phone(number: String) -> Result<PhoneNumber, DecodeError> {
-    PhoneNumber::parse(&number).map_err(|error| DecodeError::Invalid(error.to_string()))
+    Ok(PhoneNumber::parse(&number)?)
 }
 
 #[derive(Serialize)]
@@ -267,10 +271,7 @@ impl OwnedEvent {
             kind: self.kind,
             carrier: self
                 .carrier
-                .map(|carrier| {
-                    CarrierId::parse(&carrier)
-                        .map_err(|error| DecodeError::Invalid(error.to_string()))
-                })
+                .map(|carrier| CarrierId::parse(&carrier))
                 .transpose()?,
             hop: self.hop,
             attempt: self.attempt,
@@ -544,9 +545,6 @@ mod tests {
             .position(|window| window == b"acme")
             .unwrap();
         encoded[at] = b'A';
-        assert!(matches!(
-            decode_results(&encoded),
-            Err(DecodeError::Invalid(_))
-        ));
+        assert!(matches!(decode_results(&encoded), Err(DecodeError::Id(_))));
     }
 }
