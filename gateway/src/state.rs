@@ -211,6 +211,20 @@ impl AppState {
             .ok_or(ApiError::Unauthorized("customer no longer exists"))
     }
 
+    /// `part` of the caller's profile, read without copying the rest; a customer
+    /// deleted since its key was checked is 401, as in [`AppState::profile`].
+    pub async fn profile_part<T>(
+        &self,
+        customer: &rns_types::CustomerId,
+        part: impl Fn(&rns_types::CustomerProfile) -> T,
+    ) -> Result<T, ApiError> {
+        self.0
+            .directory
+            .profile_part(customer, part)
+            .await?
+            .ok_or(ApiError::Unauthorized("customer no longer exists"))
+    }
+
     pub fn idempotency(&self) -> &IdempotencyStore {
         &self.0.idempotency
     }

@@ -71,7 +71,6 @@ pub async fn validate(
     }
     // The parts a send needs, read without copying the whole profile.
     let (weights, sender, daily_cap) = state
-        .directory()
         .profile_part(customer, |profile| {
             (
                 profile.weights(draft.channel, state.catalog()),
@@ -82,8 +81,7 @@ pub async fn validate(
                 profile.limits.daily_messages,
             )
         })
-        .await?
-        .ok_or(ApiError::Unauthorized("customer no longer exists"))?;
+        .await?;
     match sender {
         None => {
             return Err(ApiError::invalid(
