@@ -1373,3 +1373,32 @@ async fn concurrent_sends_each_get_their_own_blocked_recipients() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_large_send_finds_blocked_recipients_in_every_chunk() {
+    let api = Api::start_with(|settings| settings.gateway.max_recipients = 2_000).await;
+    let acme = api.customer("acme").await;
+    // Checked on its own, a thousand at a time: blocked ones in the first and last
+    // thousand are both found.
+    for number in ["01066660007", "01066661499"] {
+        let (status, added) = post(&api, &acme, "/v1/blocklist", json!({ "number": number })).await;
+        assert_eq!(status, StatusCode::CREATED, "{added}");
+    }
+    let to: Vec<String> = (0..1_500)
+        .map(|index| format!("0106666{index:04}"))
+        .collect();
+    let (status, answer) = send(
+        &api,
+        &acme,
+        json!({"from": "0212345678", "to": to, "text": "대량"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(
+        answer["blocked"],
+        json!(["01066660007", "01066661499"]),
+        "{}",
+        answer["blocked"]
+    );
+    assert_eq!(answer["recipients"], json!(1_498));
+}
