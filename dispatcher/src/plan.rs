@@ -6,11 +6,12 @@
 //! twice yields byte-identical publishes under the same ids.
 use bytes::Bytes;
 use rns_nats::Outbound;
+use rns_types::compact::jobs::CompactJobs;
 use rns_types::routing::Schedule;
 use rns_types::subjects::{carrier_lane_subject, message_ids, result_subject};
 use rns_types::wire::{
-    restore_traces, CarrierJob, EventKind, JsonArray, MessageEvent, MessageRecord, Points,
-    Recipient, ResultBatch, SendRequest,
+    restore_traces, CarrierJob, EventKind, MessageEvent, MessageRecord, Points, Recipient,
+    ResultBatch, SendRequest,
 };
 use rns_types::{CarrierId, CustomerId, MessageId, Priority, RequestId};
 
@@ -320,8 +321,8 @@ pub fn publishes(
         };
         let mut chunk = chunks_used[used].1;
         let mut pending: Vec<&CarrierJob> = Vec::new();
-        let mut payload = JsonArray::default();
-        let mut flush = |pending: &mut Vec<&CarrierJob>, payload: &mut JsonArray| {
+        let mut payload = CompactJobs::default();
+        let mut flush = |pending: &mut Vec<&CarrierJob>, payload: &mut CompactJobs| {
             match pending.len() {
                 0 => {}
                 1 => messages.push(single(pending[0])),
@@ -338,13 +339,10 @@ pub fn publishes(
             payload.take();
         };
         for job in routed {
-            let encoded = serde_json::to_vec(job).expect("a carrier job serialises");
-            let full = pending.len() >= job_batch
-                || (!pending.is_empty() && payload.byte_len() + encoded.len() + 2 > BATCH_BYTES);
-            if full {
+            if pending.len() >= job_batch || !payload.push_within(job, BATCH_BYTES) {
                 flush(&mut pending, &mut payload);
+                payload.push(job);
             }
-            payload.push(&encoded);
             pending.push(job);
         }
         flush(&mut pending, &mut payload);

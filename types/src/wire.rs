@@ -323,14 +323,23 @@ pub enum CarrierPayload {
 }
 
 impl CarrierPayload {
-    /// Reads a job (a JSON object) or a batch (a JSON array of jobs, made with a
-    /// [`JsonArray`]).
-    pub fn decode(payload: &[u8]) -> Result<Self, serde_json::Error> {
-        if is_json_array(payload) {
-            serde_json::from_slice(payload).map(Self::Batch)
-        } else {
-            serde_json::from_slice(payload).map(|job| Self::One(Box::new(job)))
+    /// Reads a compact job or batch ([`crate::compact::jobs`]), or their JSON: a job
+    /// (an object) or a batch (an array of jobs), as queued before compact jobs.
+    pub fn decode(payload: &[u8]) -> Result<Self, crate::compact::DecodeError> {
+        use crate::compact::jobs;
+        if let Some(body) = crate::compact::compact_body_after(payload, jobs::JOBS_MAGIC)? {
+            return jobs::decode_jobs(body);
         }
+        Ok(if is_json_array(payload) {
+            serde_json::from_slice(payload).map(Self::Batch)?
+        } else {
+            serde_json::from_slice(payload).map(|job| Self::One(Box::new(job)))?
+        })
+    }
+
+    /// `job` alone, in the compact encoding.
+    pub fn encode_one(job: &CarrierJob) -> Vec<u8> {
+        crate::compact::jobs::encode_job(job)
     }
 
     /// How many jobs it holds.

@@ -29,6 +29,8 @@
 //!
 //! Ids and numbers are validated on decoding as in JSON (a customer, carrier or
 //! phone number that would not parse is an error, not a value).
+//!
+//! Carrier queues have a compact encoding of their own ([`jobs`]).
 use serde::{Deserialize, Serialize};
 
 use crate::trace::TraceContext;
@@ -41,20 +43,24 @@ use crate::{CarrierId, Channel, CustomerId, MessageType, PhoneNumber, RequestId}
 /// the version.
 pub const MAGIC: [u8; 2] = [0x00, 0x01];
 
-/// Why a RESULTS payload could not be read.
+pub mod jobs;
+
+/// Why a RESULTS or carrier payload could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("RESULTS JSON does not parse: {0}")]
+    #[error("JSON does not parse: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("compact RESULTS do not parse: {0}")]
+    #[error("compact payload does not parse: {0}")]
     Compact(#[from] postcard::Error),
-    #[error("compact RESULTS hold an invalid id: {0}")]
+    #[error("compact payload holds an invalid id: {0}")]
     Id(#[from] crate::InvalidId),
-    #[error("compact RESULTS hold an invalid phone number: {0}")]
+    #[error("compact payload holds an invalid phone number: {0}")]
     Phone(#[from] crate::phone::InvalidPhoneNumber),
-    #[error("compact RESULTS hold a trace context with a zero id")]
+    #[error("compact payload holds a trace context with a zero id")]
     ZeroTrace,
-    #[error("RESULTS payload is neither JSON nor compact version 1 (first byte {0:#04x})")]
+    #[error(
+        "payload is neither JSON nor a compact encoding this version reads (second byte {0:#04x})"
+    )]
     Unknown(u8),
 }
 
@@ -104,11 +110,19 @@ pub fn decode_result_events(payload: &[u8]) -> Result<ResultEvents, DecodeError>
     }
 }
 
-/// The postcard body of a compact payload; `None` for JSON.
+/// The postcard body of a compact RESULTS payload; `None` for JSON.
 fn compact_body(payload: &[u8]) -> Result<Option<&[u8]>, DecodeError> {
+    compact_body_after(payload, MAGIC)
+}
+
+/// The postcard body of a payload starting with `magic`; `None` for JSON.
+pub(crate) fn compact_body_after(
+    payload: &[u8],
+    magic: [u8; 2],
+) -> Result<Option<&[u8]>, DecodeError> {
     match payload.first() {
-        Some(first) if *first == MAGIC[0] => payload
-            .strip_prefix(&MAGIC[..])
+        Some(first) if *first == magic[0] => payload
+            .strip_prefix(&magic[..])
             .map(Some)
             .ok_or(DecodeError::Unknown(payload.get(1).copied().unwrap_or(0))),
         // JSON (or nothing, which JSON refuses with its own message).
