@@ -29,18 +29,29 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::AnalyticsError;
 
-/// `rns-analytics results-json`: reads one RESULTS payload (compact or JSON,
-/// `rns_types::compact`) from `input` and writes it to `output` as JSON, for reading
-/// RESULTS with the nats CLI (`nats stream view RESULTS --translate 'rns-analytics
-/// results-json'`).
+/// `rns-analytics results-json`: reads one RESULTS or carrier-queue payload (compact
+/// or JSON, `rns_types::compact`) from `input` and writes it to `output` as JSON, for
+/// reading those streams with the nats CLI (`nats stream view RESULTS --translate
+/// 'rns-analytics results-json'`, the same for `CARRIER_KT`).
 pub fn results_json(
     mut input: impl std::io::Read,
     mut output: impl std::io::Write,
 ) -> anyhow::Result<()> {
     let mut payload = Vec::new();
     input.read_to_end(&mut payload)?;
-    let batch = rns_types::wire::ResultBatch::decode(&payload)?;
-    serde_json::to_writer_pretty(&mut output, &batch)?;
+    if payload.starts_with(&rns_types::compact::jobs::JOBS_MAGIC) {
+        match rns_types::wire::CarrierPayload::decode(&payload)? {
+            rns_types::wire::CarrierPayload::One(job) => {
+                serde_json::to_writer_pretty(&mut output, &job)?
+            }
+            rns_types::wire::CarrierPayload::Batch(jobs) => {
+                serde_json::to_writer_pretty(&mut output, &jobs)?
+            }
+        }
+    } else {
+        let batch = rns_types::wire::ResultBatch::decode(&payload)?;
+        serde_json::to_writer_pretty(&mut output, &batch)?;
+    }
     writeln!(output)?;
     Ok(())
 }
@@ -107,6 +118,10 @@ impl rns_service::process::ServiceSettings for Settings {
 
     fn runtime(&self) -> &rns_service::RuntimeSettings {
         &self.runtime
+    }
+
+    fn nats(&self) -> &NatsSettings {
+        &self.nats
     }
 }
 
@@ -228,5 +243,22 @@ mod results_json_tests {
         let printed: serde_json::Value = serde_json::from_slice(&printed).unwrap();
         assert_eq!(printed, serde_json::to_value(&batch).unwrap());
         assert!(super::results_json(&b"\0\x09"[..], &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn a_compact_carrier_payload_prints_as_the_json_of_its_jobs() {
+        let job: rns_types::wire::CarrierJob = serde_json::from_value(serde_json::json!({
+            "message_id": RequestId::generate().message_id(0).to_string(),
+            "customer_id": "acme", "accepted_at_ms": 1, "carrier": "kt", "hop": 1,
+            "message_type": "sms", "from": "0212345678", "to": "01012345678", "text": "안내"
+        }))
+        .unwrap();
+        let mut batch = rns_types::compact::jobs::JobBatch::default();
+        batch.push(&job);
+        batch.push(&job);
+        let mut printed = Vec::new();
+        super::results_json(batch.take().as_slice(), &mut printed).unwrap();
+        let printed: serde_json::Value = serde_json::from_slice(&printed).unwrap();
+        assert_eq!(printed, serde_json::to_value([&job, &job]).unwrap());
     }
 }

@@ -189,6 +189,10 @@ impl rns_service::process::ServiceSettings for Settings {
     fn runtime(&self) -> &rns_service::RuntimeSettings {
         &self.runtime
     }
+
+    fn nats(&self) -> &NatsSettings {
+        &self.nats
+    }
 }
 
 /// The carriers service failed to start.

@@ -100,6 +100,10 @@ impl rns_service::process::ServiceSettings for Settings {
     fn runtime(&self) -> &rns_service::RuntimeSettings {
         &self.runtime
     }
+
+    fn nats(&self) -> &NatsSettings {
+        &self.nats
+    }
 }
 
 /// Schedules by canonical weights; bounded (the least used dropped when full), since

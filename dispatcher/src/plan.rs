@@ -6,7 +6,7 @@
 //! twice yields byte-identical publishes under the same ids.
 use bytes::Bytes;
 use rns_nats::Outbound;
-use rns_types::compact::jobs::CompactJobs;
+use rns_types::compact::jobs::JobBatch;
 use rns_types::routing::Schedule;
 use rns_types::subjects::{carrier_lane_subject, message_ids, result_subject};
 use rns_types::wire::{
@@ -321,8 +321,8 @@ pub fn publishes(
         };
         let mut chunk = chunks_used[used].1;
         let mut pending: Vec<&CarrierJob> = Vec::new();
-        let mut payload = CompactJobs::default();
-        let mut flush = |pending: &mut Vec<&CarrierJob>, payload: &mut CompactJobs| {
+        let mut payload = JobBatch::default();
+        let mut flush = |pending: &mut Vec<&CarrierJob>, payload: &mut JobBatch| {
             match pending.len() {
                 0 => {}
                 1 => messages.push(single(pending[0])),

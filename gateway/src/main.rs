@@ -36,6 +36,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(settings: rns_gateway::Settings) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
+    settings.nats.apply_payload_encoding();
     let shutdown = shutdown::on_signal();
     let work = rns_gateway::run(settings, shutdown.clone());
     if let Some(result) = shutdown::within_grace(work, &shutdown, shutdown::GRACE_PERIOD).await {

@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    health, load_settings, runtime, shutdown, telemetry, LogSettings, Readiness, RuntimeSettings,
+    health, load_settings, runtime, shutdown, telemetry, LogSettings, NatsSettings, Readiness,
+    RuntimeSettings,
 };
 
 /// What a background service tells [`run`] about its settings.
@@ -22,6 +23,8 @@ pub trait ServiceSettings: DeserializeOwned {
     fn log(&self) -> &LogSettings;
     /// Its runtime's size.
     fn runtime(&self) -> &RuntimeSettings;
+    /// How it reaches NATS, and how it writes what it publishes.
+    fn nats(&self) -> &NatsSettings;
 }
 
 /// Loads `S`, builds the runtime it asks for, starts logging and the health endpoint,
@@ -46,6 +49,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     telemetry::init(settings.log());
+    settings.nats().apply_payload_encoding();
     let listener = health::bind(settings.health_listen()).await?;
     let shutdown = shutdown::on_signal();
     let readiness = Readiness::default();

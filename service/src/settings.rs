@@ -104,6 +104,11 @@ pub struct NatsSettings {
     pub url: String,
     #[serde(flatten)]
     pub topology: TopologySettings,
+    /// Whether RESULTS and carrier-queue messages are written compact
+    /// ([`rns_types::compact`], the default) or as JSON, which versions before the
+    /// compact encodings read: false while such versions still run (an upgrade,
+    /// docs/operations.md). Every version since reads both.
+    pub compact_payloads: bool,
 }
 
 impl Default for NatsSettings {
@@ -111,6 +116,18 @@ impl Default for NatsSettings {
         Self {
             url: "nats://127.0.0.1:4222".to_owned(),
             topology: TopologySettings::default(),
+            compact_payloads: true,
+        }
+    }
+}
+
+impl NatsSettings {
+    /// Makes this process write its payloads as [`Self::compact_payloads`] says; once,
+    /// at start.
+    pub fn apply_payload_encoding(&self) {
+        rns_types::compact::write_compact(self.compact_payloads);
+        if !self.compact_payloads {
+            tracing::warn!("compact_payloads = false: RESULTS and carrier jobs are written as JSON (for an upgrade); set it back once every service is updated");
         }
     }
 }

@@ -337,7 +337,7 @@ impl CarrierPayload {
         })
     }
 
-    /// `job` alone, in the compact encoding.
+    /// `job` alone, compact (or JSON: [`crate::compact::jobs::encode_job`]).
     pub fn encode_one(job: &CarrierJob) -> Vec<u8> {
         crate::compact::jobs::encode_job(job)
     }
@@ -724,9 +724,14 @@ pub struct ResultBatch {
 }
 
 impl ResultBatch {
-    /// The RESULTS payload of the batch, in the compact encoding ([`crate::compact`]).
+    /// The RESULTS payload of the batch: compact ([`crate::compact`]), or its JSON
+    /// while [`crate::compact::writes_compact`] says so.
     pub fn encode(&self) -> Vec<u8> {
-        crate::compact::encode_results(self)
+        if crate::compact::writes_compact() {
+            crate::compact::encode_results(self)
+        } else {
+            serde_json::to_vec(self).expect("a result batch serialises")
+        }
     }
 
     /// A RESULTS payload, compact or JSON ([`crate::compact`]).

@@ -17,7 +17,7 @@
 //!
 //! AlimTalk content is rare, nested and has optional fields of its own, so it travels
 //! as its JSON inside the job. A batch is built from jobs encoded one by one
-//! ([`CompactJobs`]), so the dispatcher can bound a batch's bytes as it fills it.
+//! ([`JobBatch`]), so the dispatcher can bound a batch's bytes as it fills it.
 //! [`CarrierPayload::decode`] reads both encodings (JSON jobs queued before an
 //! upgrade are still worked); `rns-analytics results-json` prints a compact job
 //! payload as its JSON too.
@@ -36,8 +36,11 @@ pub const JOBS_MAGIC: [u8; 2] = [0x00, 0x02];
 const ONE: u8 = 0;
 const BATCH: u8 = 1;
 
-/// `job` alone, compact.
+/// `job` alone: compact, or its JSON while [`super::writes_compact`] says so.
 pub fn encode_job(job: &CarrierJob) -> Vec<u8> {
+    if !super::writes_compact() {
+        return serde_json::to_vec(job).expect("a carrier job serialises");
+    }
     let mut encoded = Vec::with_capacity(128 + job.text.len());
     encoded.extend_from_slice(&JOBS_MAGIC);
     encoded.push(ONE);
@@ -45,17 +48,29 @@ pub fn encode_job(job: &CarrierJob) -> Vec<u8> {
     encoded
 }
 
-/// A compact batch of jobs, filled one job at a time.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct CompactJobs {
+/// A batch of jobs, filled one job at a time: compact, or a JSON array while
+/// [`super::writes_compact`] says so (as it was when the batch was made).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobBatch {
+    compact: bool,
     body: Vec<u8>,
     jobs: usize,
 }
 
-impl CompactJobs {
+impl Default for JobBatch {
+    fn default() -> Self {
+        Self {
+            compact: super::writes_compact(),
+            body: Vec::new(),
+            jobs: 0,
+        }
+    }
+}
+
+impl JobBatch {
     /// Appends `job`.
     pub fn push(&mut self, job: &CarrierJob) {
-        push_job(&mut self.body, job);
+        self.append(job);
         self.jobs += 1;
     }
 
@@ -63,13 +78,24 @@ impl CompactJobs {
     /// is always taken); whether it was appended.
     pub fn push_within(&mut self, job: &CarrierJob, max_bytes: usize) -> bool {
         let before = self.body.len();
-        push_job(&mut self.body, job);
+        self.append(job);
         if self.jobs > 0 && self.body.len() > max_bytes {
             self.body.truncate(before);
             return false;
         }
         self.jobs += 1;
         true
+    }
+
+    fn append(&mut self, job: &CarrierJob) {
+        if self.compact {
+            push_job(&mut self.body, job);
+        } else {
+            if self.jobs > 0 {
+                self.body.push(b',');
+            }
+            serde_json::to_writer(&mut self.body, job).expect("a carrier job serialises");
+        }
     }
 
     /// How many jobs it holds.
@@ -91,10 +117,16 @@ impl CompactJobs {
         let body = std::mem::take(&mut self.body);
         let jobs = std::mem::take(&mut self.jobs);
         let mut payload = Vec::with_capacity(body.len() + 8);
-        payload.extend_from_slice(&JOBS_MAGIC);
-        payload.push(BATCH);
-        postcard::to_io(&jobs, &mut payload).expect("a vector takes every byte");
-        payload.extend_from_slice(&body);
+        if self.compact {
+            payload.extend_from_slice(&JOBS_MAGIC);
+            payload.push(BATCH);
+            postcard::to_io(&jobs, &mut payload).expect("a vector takes every byte");
+            payload.extend_from_slice(&body);
+        } else {
+            payload.push(b'[');
+            payload.extend_from_slice(&body);
+            payload.push(b']');
+        }
         payload
     }
 }
@@ -377,12 +409,12 @@ mod tests {
         ) {
             let decoded = CarrierPayload::decode(&encode_job(&one)).unwrap();
             prop_assert_eq!(decoded, CarrierPayload::One(Box::new(one)));
-            let mut jobs = CompactJobs::default();
+            let mut jobs = JobBatch::default();
             for job in &batch {
                 jobs.push(job);
             }
             // A job past the bytes is left out, unless it would be the first.
-            let mut bounded = CompactJobs::default();
+            let mut bounded = JobBatch::default();
             prop_assert!(bounded.push_within(&batch[0], 0), "a first job is always taken");
             prop_assert!(!bounded.push_within(&batch[1], bounded.byte_len()), "no room");
             prop_assert_eq!(bounded.len(), 1);

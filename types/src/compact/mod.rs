@@ -45,6 +45,22 @@ pub const MAGIC: [u8; 2] = [0x00, 0x01];
 
 pub mod jobs;
 
+/// Whether this process writes compact payloads (see [`write_compact`]).
+static WRITE_COMPACT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Makes this process write RESULTS and carrier payloads compact (`true`, the
+/// default) or as the JSON that versions before the compact encodings read (during
+/// an upgrade from one); readers take both either way. Set once at start, from
+/// `[nats] compact_payloads`.
+pub fn write_compact(compact: bool) {
+    WRITE_COMPACT.store(compact, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether payloads are written compact now.
+pub fn writes_compact() -> bool {
+    WRITE_COMPACT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Why a RESULTS or carrier payload could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
