@@ -85,16 +85,18 @@ pub struct BatchSubmitRequest {
 }
 
 /// The answer to a batch submit: one per message, in order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchSubmitResponse {
     pub results: Vec<BatchSubmitAnswer>,
 }
 
 /// How one message of a batch fared: what its single submit would have answered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The body is kept as its text until its status says what it holds (a
+/// [`SubmitResponse`], or an error whose text becomes the reason).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchSubmitAnswer {
     pub http_status: u16,
-    pub body: serde_json::Value,
+    pub body: Box<serde_json::value::RawValue>,
 }
 
 #[derive(Debug, Clone)]
@@ -288,12 +290,12 @@ impl Submitter {
 fn answer_outcome(answer: BatchSubmitAnswer) -> SubmitOutcome {
     let status = StatusCode::from_u16(answer.http_status).unwrap_or(StatusCode::BAD_GATEWAY);
     if status.is_success() {
-        return match serde_json::from_value::<SubmitResponse>(answer.body) {
+        return match serde_json::from_str::<SubmitResponse>(answer.body.get()) {
             Ok(answer) => taken(answer),
             Err(error) => unreadable(&error),
         };
     }
-    refused(status, &answer.body.to_string())
+    refused(status, answer.body.get())
 }
 
 /// A 2xx answer: delivered, or accepted with delivery reported later. Any other

@@ -356,7 +356,8 @@ async fn submit_batch(
             postings.extend(answer.posting);
             BatchSubmitAnswer {
                 http_status: answer.status.as_u16(),
-                body: answer.body,
+                body: serde_json::value::to_raw_value(&answer.body)
+                    .expect("a JSON value serialises"),
             }
         })
         .collect();
