@@ -38,7 +38,7 @@ impl Outbound {
         Self {
             subject: carrier_lane_subject(&job.carrier, job.priority),
             message_id: message_ids::carrier_job(&job.message_id, job.hop),
-            payload: Bytes::from(rns_types::wire::CarrierPayload::encode_one(job)),
+            payload: Bytes::from(rns_types::compact::jobs::encode_job(job)),
         }
     }
 }

@@ -310,6 +310,45 @@ pub struct CarrierJob {
     pub trace: Option<crate::trace::TraceContext>,
 }
 
+impl CarrierJob {
+    /// An SMS job on its first hop, costing `points` (reserved and priced), with
+    /// nothing else set; callers set the rest.
+    pub fn sms(
+        message_id: MessageId,
+        customer_id: CustomerId,
+        carrier: CarrierId,
+        from: PhoneNumber,
+        to: PhoneNumber,
+        text: impl Into<String>,
+        points: u32,
+    ) -> Self {
+        Self {
+            accepted_at_ms: message_id.request_id().made_at_ms(),
+            message_id,
+            customer_id,
+            carrier,
+            hop: 1,
+            message_type: MessageType::Sms,
+            from,
+            to,
+            subject: None,
+            text: text.into(),
+            tried: Vec::new(),
+            channel: Channel::Sms,
+            points_reserved: points,
+            price: points,
+            images: Vec::new(),
+            alimtalk: None,
+            fallback: None,
+            attempts_before: 0,
+            ambiguous_since_ms: None,
+            priority: Priority::Normal,
+            expires_at_ms: None,
+            trace: None,
+        }
+    }
+}
+
 /// What one `carrier.<name>` message holds.
 ///
 /// Failover, retries and moves work on single jobs. The dispatcher publishes a
@@ -335,11 +374,6 @@ impl CarrierPayload {
         } else {
             serde_json::from_slice(payload).map(|job| Self::One(Box::new(job)))?
         })
-    }
-
-    /// `job` alone, compact (or JSON: [`crate::compact::jobs::encode_job`]).
-    pub fn encode_one(job: &CarrierJob) -> Vec<u8> {
-        crate::compact::jobs::encode_job(job)
     }
 
     /// How many jobs it holds.
@@ -897,30 +931,15 @@ mod tests {
     }
 
     fn job(to: &str) -> CarrierJob {
-        CarrierJob {
-            message_id: RequestId::generate().message_id(0),
-            customer_id: CustomerId::parse("acme").unwrap(),
-            accepted_at_ms: 1,
-            carrier: CarrierId::parse("kt").unwrap(),
-            hop: 1,
-            message_type: MessageType::Sms,
-            from: PhoneNumber::parse("0212345678").unwrap(),
-            to: PhoneNumber::parse(to).unwrap(),
-            subject: None,
-            text: "hi".into(),
-            tried: Vec::new(),
-            channel: Channel::Sms,
-            points_reserved: 1,
-            price: 1,
-            images: Vec::new(),
-            alimtalk: None,
-            fallback: None,
-            attempts_before: 0,
-            ambiguous_since_ms: None,
-            priority: Priority::Normal,
-            expires_at_ms: None,
-            trace: None,
-        }
+        CarrierJob::sms(
+            RequestId::generate().message_id(0),
+            CustomerId::parse("acme").unwrap(),
+            CarrierId::parse("kt").unwrap(),
+            PhoneNumber::parse("0212345678").unwrap(),
+            PhoneNumber::parse(to).unwrap(),
+            "hi",
+            1,
+        )
     }
 
     #[test]

@@ -4,33 +4,18 @@
 use rns_types::compact::jobs::{encode_job, JobBatch};
 use rns_types::compact::{write_compact, writes_compact};
 use rns_types::wire::{CarrierJob, CarrierPayload, EventKind, MessageEvent, Points, ResultBatch};
-use rns_types::{CarrierId, Channel, CustomerId, MessageType, PhoneNumber, Priority, RequestId};
+use rns_types::{CarrierId, CustomerId, PhoneNumber, RequestId};
 
 fn job(to: &str) -> CarrierJob {
-    CarrierJob {
-        message_id: RequestId::generate().message_id(0),
-        customer_id: CustomerId::parse("acme").unwrap(),
-        accepted_at_ms: 1_764_820_000_000,
-        carrier: CarrierId::parse("kt").unwrap(),
-        hop: 1,
-        message_type: MessageType::Sms,
-        from: PhoneNumber::parse("0212345678").unwrap(),
-        to: PhoneNumber::parse(to).unwrap(),
-        subject: None,
-        text: "안내".into(),
-        tried: Vec::new(),
-        channel: Channel::Sms,
-        points_reserved: 13,
-        price: 13,
-        images: Vec::new(),
-        alimtalk: None,
-        fallback: None,
-        attempts_before: 0,
-        ambiguous_since_ms: None,
-        priority: Priority::Normal,
-        expires_at_ms: None,
-        trace: None,
-    }
+    CarrierJob::sms(
+        RequestId::generate().message_id(0),
+        CustomerId::parse("acme").unwrap(),
+        CarrierId::parse("kt").unwrap(),
+        PhoneNumber::parse("0212345678").unwrap(),
+        PhoneNumber::parse(to).unwrap(),
+        "안내",
+        13,
+    )
 }
 
 #[test]

@@ -3,10 +3,7 @@
 
 use rns_nats::{CustomerDirectory, Topology, TopologySettings};
 use rns_types::wire::{CarrierJob, MessageEvent, ResultBatch};
-use rns_types::{
-    CarrierCatalog, CarrierId, Channel, CustomerId, CustomerProfile, MessageType, PhoneNumber,
-    Priority, RequestId,
-};
+use rns_types::{CarrierCatalog, CarrierId, CustomerId, CustomerProfile, PhoneNumber, RequestId};
 
 /// Ensures the streams and buckets of `catalog`'s carriers, and the customer `acme`
 /// whose jobs [`sms_job`] makes.
@@ -36,28 +33,16 @@ pub async fn prepare(
 /// `points`.
 pub fn sms_job(to: &str, text: &str, points: u32) -> CarrierJob {
     CarrierJob {
-        message_id: RequestId::generate().message_id(0),
-        customer_id: CustomerId::parse("acme").unwrap(),
         accepted_at_ms: 1,
-        carrier: CarrierId::parse("kt").unwrap(),
-        hop: 1,
-        message_type: MessageType::Sms,
-        from: PhoneNumber::parse("0212345678").unwrap(),
-        to: PhoneNumber::parse(to).unwrap(),
-        subject: None,
-        text: text.into(),
-        tried: Vec::new(),
-        channel: Channel::Sms,
-        points_reserved: points,
-        price: points,
-        images: Vec::new(),
-        alimtalk: None,
-        fallback: None,
-        attempts_before: 0,
-        ambiguous_since_ms: None,
-        priority: Priority::Normal,
-        expires_at_ms: None,
-        trace: None,
+        ..CarrierJob::sms(
+            RequestId::generate().message_id(0),
+            CustomerId::parse("acme").unwrap(),
+            CarrierId::parse("kt").unwrap(),
+            PhoneNumber::parse("0212345678").unwrap(),
+            PhoneNumber::parse(to).unwrap(),
+            text,
+            points,
+        )
     }
 }
 

@@ -430,30 +430,17 @@ mod tests {
     }
 
     fn sms() -> CarrierJob {
-        let request = RequestId::from_bytes([1; 16]);
         CarrierJob {
-            message_id: request.message_id(3),
-            customer_id: CustomerId::parse("acme").unwrap(),
-            accepted_at_ms: 1_764_820_000_000,
-            carrier: CarrierId::parse("kt").unwrap(),
-            hop: 1,
-            message_type: MessageType::Sms,
-            from: PhoneNumber::parse("0212345678").unwrap(),
-            to: PhoneNumber::parse("01012345678").unwrap(),
-            subject: None,
-            text: "[RNS] 인증번호 123456".into(),
-            tried: Vec::new(),
-            channel: Channel::Sms,
-            points_reserved: 13,
-            price: 13,
-            images: Vec::new(),
-            alimtalk: None,
-            fallback: None,
-            attempts_before: 0,
-            ambiguous_since_ms: None,
-            priority: Priority::Normal,
-            expires_at_ms: None,
             trace: TraceContext::from_parts((7, 9, true)),
+            ..CarrierJob::sms(
+                RequestId::from_bytes([1; 16]).message_id(3),
+                CustomerId::parse("acme").unwrap(),
+                CarrierId::parse("kt").unwrap(),
+                PhoneNumber::parse("0212345678").unwrap(),
+                PhoneNumber::parse("01012345678").unwrap(),
+                "[RNS] 인증번호 123456",
+                13,
+            )
         }
     }
 
