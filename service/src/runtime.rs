@@ -6,7 +6,9 @@
 //! does the same work for less CPU: measured on 2 cores with `./scripts/bench`, a
 //! single request cost 200–206 µs over every process with one worker per service
 //! against 215–220 µs with one per core, and 7,400–7,700 requests/s were delivered
-//! against 6,800–7,000 (see BENCHMARKS.md). Blocking work (argon2 password hashes)
+//! against 6,800–7,000; and one worker that is the main thread itself (a
+//! current-thread runtime) cost 122–125 µs against 149–156 with one worker beside it
+//! (see BENCHMARKS.md). Blocking work (argon2 password hashes)
 //! runs on tokio's blocking pool, not on the workers, so one worker is never held up.
 use serde::Deserialize;
 
@@ -18,13 +20,20 @@ pub struct RuntimeSettings {
     pub worker_threads: usize,
 }
 
-/// A multi-threaded runtime with `settings.worker_threads` workers (one per core
-/// when 0), timers and I/O enabled.
+/// A runtime with `settings.worker_threads` workers (one per core when 0), timers and
+/// I/O enabled. One worker is the process's own thread (a current-thread runtime):
+/// with a separate worker, the future the main thread blocks on and the tasks it
+/// spawned woke each other across two threads, a context switch each time.
 pub fn build(settings: &RuntimeSettings) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if settings.worker_threads > 0 {
-        builder.worker_threads(settings.worker_threads);
-    }
+    let mut builder = match settings.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        0 => tokio::runtime::Builder::new_multi_thread(),
+        workers => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(workers);
+            builder
+        }
+    };
     builder.enable_all().build()
 }
 
@@ -36,6 +45,11 @@ mod tests {
     fn the_runtime_has_the_workers_asked_for() {
         let one = build(&RuntimeSettings { worker_threads: 1 }).expect("a runtime");
         assert_eq!(one.metrics().num_workers(), 1);
+        assert_eq!(
+            one.handle().runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::CurrentThread,
+            "one worker is the thread that blocks on the runtime"
+        );
         let three = build(&RuntimeSettings { worker_threads: 3 }).expect("a runtime");
         assert_eq!(three.metrics().num_workers(), 3);
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
