@@ -6,7 +6,9 @@
 //! 1. measures the JetStream ceilings on that server: pipelined publish, and a
 //!    one-hop relay (consume from one stream, publish to another, acknowledge);
 //! 2. runs the scenarios: **bulk** (requests of many recipients), **single** (one
-//!    recipient per HTTP request, many concurrent clients) and **mixed** (bulk with
+//!    recipient per HTTP request, many concurrent clients), **paced** (the single
+//!    scenario's requests at a fixed rate, whatever the answers: the latency at a
+//!    given load rather than at saturation) and **mixed** (bulk with
 //!    one carrier failing 20% of its submits, so messages retry and fail over);
 //! 3. per scenario reports accepted and delivered msg/s (delivered: accepted until
 //!    the final state is in ClickHouse, looked at every 100 ms like Kannel's count
@@ -16,8 +18,9 @@
 //!    reach a final state, or the run fails;
 //! 4. **kannel**: Kannel 1.4.5 ([`crate::kannel`]: `bearerbox` with its file store,
 //!    `smsbox`, three `fakesmsc`) given the single scenario's requests (same count,
-//!    concurrency, text and load generator), right after it on the same machine;
-//!    reports both side by side with the CPU every process spent per request;
+//!    concurrency, text and load generator), right after it on the same machine, and
+//!    then the paced scenario's; reports both side by side with the CPU every
+//!    process spent per request;
 //! 5. **priority**: KT alone at a rate the operator set (`priority_rate`), a bulk
 //!    campaign waiting on it, and one-recipient `high` sends made one after another
 //!    meanwhile; reports the accept → submitted latency of each lane;
@@ -36,7 +39,9 @@ use tokio::sync::Mutex;
 use crate::{Service, System, SystemOptions};
 
 /// Every scenario a run knows.
-pub const SCENARIOS: [&str; 6] = ["bulk", "single", "kannel", "mixed", "priority", "backlog"];
+pub const SCENARIOS: [&str; 7] = [
+    "bulk", "single", "paced", "kannel", "mixed", "priority", "backlog",
+];
 
 /// How much load each part of a run puts on the system.
 #[derive(Debug, Clone)]
@@ -47,6 +52,10 @@ pub struct BenchPlan {
     pub bulk_concurrency: usize,
     pub single_requests: usize,
     pub single_concurrency: usize,
+    /// The paced scenario's requests per second (the single scenario's count of
+    /// one-recipient requests, sent at this fixed rate), and the most unanswered.
+    pub paced_rate: u32,
+    pub paced_limit: usize,
     pub mixed_messages: usize,
     pub settle_timeout: Duration,
     /// Submits in flight per carrier worker.
@@ -80,6 +89,8 @@ impl BenchPlan {
             bulk_concurrency: 8,
             single_requests: 50_000,
             single_concurrency: 128,
+            paced_rate: 10_000,
+            paced_limit: 1_024,
             mixed_messages: 200_000,
             settle_timeout: Duration::from_secs(600),
             carrier_concurrency: 512,
@@ -104,6 +115,8 @@ impl BenchPlan {
             bulk_concurrency: 2,
             single_requests: 300,
             single_concurrency: 16,
+            paced_rate: 200,
+            paced_limit: 64,
             mixed_messages: 2_000,
             settle_timeout: Duration::from_secs(120),
             carrier_concurrency: 64,
@@ -116,6 +129,17 @@ impl BenchPlan {
             priority_campaign: 2_000,
             priority_high_sends: 20,
             priority_high_every: Duration::from_millis(100),
+        }
+    }
+}
+
+impl BenchPlan {
+    /// The paced scenario's load: `paced_rate` requests a second, `paced_limit` at most
+    /// unanswered.
+    pub(crate) fn paced(&self) -> Load {
+        Load::Paced {
+            rate: self.paced_rate,
+            limit: self.paced_limit,
         }
     }
 }
@@ -210,6 +234,18 @@ pub struct PeerReport {
     /// CPU seconds per 1,000 requests of `bearerbox`, `smsbox`, `fakesmsc` and the
     /// [`LOAD_GENERATOR`].
     pub cpu_seconds_per_thousand: BTreeMap<&'static str, f64>,
+    /// The same requests at the paced scenario's fixed rate, when the plan has it.
+    pub paced: Option<PeerRun>,
+}
+
+/// One run of requests through Kannel.
+#[derive(Debug, Clone)]
+pub struct PeerRun {
+    pub accepted_per_second: f64,
+    pub delivered_per_second: f64,
+    pub accept_latency_ms: Percentiles,
+    pub lost: usize,
+    pub cpu_seconds_per_thousand: BTreeMap<&'static str, f64>,
 }
 
 /// What the backlog scenario saw: each service's resident memory (MB) before,
@@ -233,6 +269,8 @@ pub struct BacklogReport {
 pub struct BenchReport {
     pub publish_ceiling: f64,
     pub relay_ceiling: f64,
+    /// The paced scenario's requests per second.
+    pub paced_rate: u32,
     pub scenarios: Vec<ScenarioReport>,
     pub peer: Option<PeerReport>,
     pub priority: Option<PriorityReport>,
@@ -257,7 +295,9 @@ pub struct PriorityReport {
 impl BenchReport {
     pub fn passed(&self) -> bool {
         self.scenarios.iter().all(|scenario| scenario.lost == 0)
-            && self.peer.as_ref().is_none_or(|peer| peer.lost == 0)
+            && self.peer.as_ref().is_none_or(|peer| {
+                peer.lost == 0 && peer.paced.as_ref().is_none_or(|paced| paced.lost == 0)
+            })
             && self
                 .priority
                 .as_ref()
@@ -289,6 +329,13 @@ impl BenchReport {
                 "lost": peer.lost,
                 "cpu_seconds_per_thousand": peer.cpu_seconds_per_thousand,
                 "single_delivered_to_peer": self.single_to_peer().map(|ratio| round(ratio * 100.0) / 100.0),
+                "paced": peer.paced.as_ref().map(|paced| json!({
+                    "accepted_per_second": paced.accepted_per_second.round(),
+                    "delivered_per_second": paced.delivered_per_second.round(),
+                    "accept_latency_ms": paced.accept_latency_ms.json(),
+                    "lost": paced.lost,
+                    "cpu_seconds_per_thousand": paced.cpu_seconds_per_thousand,
+                })),
             })),
             "priority": self.priority.as_ref().map(|priority| json!({
                 "rate_per_second": priority.rate_per_second,
@@ -385,64 +432,79 @@ impl BenchReport {
     }
 
     /// RNS's single scenario and Kannel's run of the same requests, with the CPU each
-    /// process spent per request.
+    /// process spent per request; then both at the paced scenario's fixed rate.
     fn side_by_side(&self, peer: &PeerReport) -> String {
+        let scenario = |name: &str| self.scenarios.iter().find(|scenario| scenario.name == name);
         let mut text = format!(
-            "\nSingle requests side by side ({} requests, {} clients, the same load generator):\n\n\
-             | gateway | accepted req/s | delivered msg/s | accept p50/p99 ms | lost | CPU µs per request, every process but the load generator | load generator µs |\n|---|---:|---:|---|---:|---|---:|\n",
+            "\nSingle requests side by side ({} requests, {} clients, the same load generator):\n\n{SIDE_BY_SIDE_HEADER}",
             peer.requests, peer.clients
         );
-        let mut row = |name: &str,
-                       accepted: f64,
-                       delivered: f64,
-                       latency: &Percentiles,
-                       lost: usize,
-                       cpu: &BTreeMap<&'static str, f64>| {
-            let (load, system): (Vec<_>, Vec<_>) = cpu
-                .iter()
-                .partition(|(process, _)| **process == LOAD_GENERATOR);
-            let total: f64 = system.iter().map(|(_, seconds)| **seconds * 1_000.0).sum();
-            let parts: Vec<String> = system
-                .iter()
-                .map(|(process, seconds)| format!("{process} {:.0}", **seconds * 1_000.0))
-                .collect();
-            let load: f64 = load.iter().map(|(_, seconds)| **seconds * 1_000.0).sum();
-            text.push_str(&format!(
-                "| {name} | {accepted:.0} | {delivered:.0} | {:.1} / {:.1} | {lost} | **{total:.0}**: {} | {load:.0} |\n",
-                latency.p50,
-                latency.p99,
-                parts.join(", ")
-            ));
-        };
-        if let Some(single) = self
-            .scenarios
-            .iter()
-            .find(|scenario| scenario.name == "single")
-        {
-            row(
-                "RNS",
-                single.accepted_per_second,
-                single.delivered_per_second,
-                &single.accept_latency_ms,
-                single.lost,
-                &single.cpu_seconds_per_thousand,
-            );
+        if let Some(single) = scenario("single") {
+            text.push_str(&side_by_side_row("RNS", &single.into()));
         }
-        row(
-            peer.name,
-            peer.accepted_per_second,
-            peer.delivered_per_second,
-            &peer.accept_latency_ms,
-            peer.lost,
-            &peer.cpu_seconds_per_thousand,
-        );
+        let closed = PeerRun {
+            accepted_per_second: peer.accepted_per_second,
+            delivered_per_second: peer.delivered_per_second,
+            accept_latency_ms: peer.accept_latency_ms,
+            lost: peer.lost,
+            cpu_seconds_per_thousand: peer.cpu_seconds_per_thousand.clone(),
+        };
+        text.push_str(&side_by_side_row(peer.name, &closed));
         if let Some(ratio) = self.single_to_peer() {
             text.push_str(&format!(
                 "\nRNS ÷ {}: {ratio:.2} × its delivered msg/s\n",
                 peer.name
             ));
         }
+        if let (Some(paced), Some(peer_paced)) = (scenario("paced"), &peer.paced) {
+            text.push_str(&format!(
+                "\nThe same requests at a fixed {} requests/s (an open loop: a request held back by the \
+                 generator's limit of unanswered ones counts from when it was due):\n\n{SIDE_BY_SIDE_HEADER}",
+                self.paced_rate
+            ));
+            text.push_str(&side_by_side_row("RNS", &paced.into()));
+            text.push_str(&side_by_side_row(peer.name, peer_paced));
+        }
         text
+    }
+}
+
+const SIDE_BY_SIDE_HEADER: &str = "| gateway | accepted req/s | delivered msg/s | accept p50/p95/p99 ms | lost | CPU µs per request, every process but the load generator | load generator µs |\n|---|---:|---:|---|---:|---|---:|\n";
+
+/// One side's row of a side-by-side table.
+fn side_by_side_row(name: &str, run: &PeerRun) -> String {
+    let (load, system): (Vec<_>, Vec<_>) = run
+        .cpu_seconds_per_thousand
+        .iter()
+        .partition(|(process, _)| **process == LOAD_GENERATOR);
+    let total: f64 = system.iter().map(|(_, seconds)| **seconds * 1_000.0).sum();
+    let parts: Vec<String> = system
+        .iter()
+        .map(|(process, seconds)| format!("{process} {:.0}", **seconds * 1_000.0))
+        .collect();
+    let load: f64 = load.iter().map(|(_, seconds)| **seconds * 1_000.0).sum();
+    let latency = run.accept_latency_ms;
+    format!(
+        "| {name} | {:.0} | {:.0} | {:.1} / {:.1} / {:.1} | {} | **{total:.0}**: {} | {load:.0} |\n",
+        run.accepted_per_second,
+        run.delivered_per_second,
+        latency.p50,
+        latency.p95,
+        latency.p99,
+        run.lost,
+        parts.join(", ")
+    )
+}
+
+impl From<&ScenarioReport> for PeerRun {
+    fn from(scenario: &ScenarioReport) -> Self {
+        Self {
+            accepted_per_second: scenario.accepted_per_second,
+            delivered_per_second: scenario.delivered_per_second,
+            accept_latency_ms: scenario.accept_latency_ms,
+            lost: scenario.lost,
+            cpu_seconds_per_thousand: scenario.cpu_seconds_per_thousand.clone(),
+        }
     }
 }
 
@@ -501,6 +563,7 @@ pub async fn run(plan: BenchPlan) -> BenchReport {
     BenchReport {
         publish_ceiling,
         relay_ceiling,
+        paced_rate: plan.paced_rate,
         scenarios,
         peer: peer_report,
         priority: priority_report,
@@ -690,17 +753,22 @@ async fn scenario(
     name: &'static str,
     relay_ceiling: f64,
 ) -> ScenarioReport {
-    let (messages, recipients, concurrency) = match name {
+    let (messages, recipients, load) = match name {
         "bulk" => (
             plan.bulk_messages,
             plan.bulk_recipients,
-            plan.bulk_concurrency,
+            Load::Clients(plan.bulk_concurrency),
         ),
-        "single" => (plan.single_requests, 1, plan.single_concurrency),
+        "single" => (
+            plan.single_requests,
+            1,
+            Load::Clients(plan.single_concurrency),
+        ),
+        "paced" => (plan.single_requests, 1, plan.paced()),
         _ => (
             plan.mixed_messages,
             plan.bulk_recipients,
-            plan.bulk_concurrency,
+            Load::Clients(plan.bulk_concurrency),
         ),
     };
     let customer = format!("bench-{name}");
@@ -724,7 +792,7 @@ async fn scenario(
         Submission {
             messages,
             recipients,
-            concurrency,
+            load,
             priority: "normal",
             from: crate::sender_for(&customer),
         },
@@ -805,19 +873,42 @@ async fn scenario(
 
 /// Kannel given the single scenario's requests (see the module's header): its rate
 /// runs from the first request until bearerbox's status page counts every one sent
-/// to a fake SMSC.
+/// to a fake SMSC. When the plan has the paced scenario, Kannel then takes its
+/// requests too, at the same fixed rate.
 async fn kannel_peer(plan: &BenchPlan) -> PeerReport {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let kannel = crate::kannel::Kannel::start_with_fake_smscs(directory.path(), 3).await;
     let (requests, clients) = (plan.single_requests, plan.single_concurrency);
-    let http = load_client(clients);
+    let closed = kannel_run(&kannel, plan, Load::Clients(clients)).await;
+    let paced = if plan.scenarios.contains(&"paced") {
+        Some(kannel_run(&kannel, plan, plan.paced()).await)
+    } else {
+        None
+    };
+    PeerReport {
+        name: "Kannel 1.4.5",
+        requests,
+        clients,
+        accepted_per_second: closed.accepted_per_second,
+        delivered_per_second: closed.delivered_per_second,
+        accept_latency_ms: closed.accept_latency_ms,
+        lost: closed.lost,
+        cpu_seconds_per_thousand: closed.cpu_seconds_per_thousand,
+        paced,
+    }
+}
+
+/// The single scenario's requests made to `kannel` as `load` says.
+async fn kannel_run(kannel: &crate::kannel::Kannel, plan: &BenchPlan, load: Load) -> PeerRun {
+    let requests = plan.single_requests;
+    let http = load_client(load.most_unanswered());
     let sendsms = kannel.sendsms_url();
     let mut processes = kannel.processes();
     processes.push((LOAD_GENERATOR, std::process::id()));
     let sent_before = kannel.sent(&http).await;
     let cpu_before = cpu_seconds(&processes);
     let started = Instant::now();
-    let accept_latencies = drive("Kannel", requests, clients, |index| {
+    let accept_latencies = drive("Kannel", requests, load, |index| {
         crate::kannel::sendsms_request(&http, &sendsms, &format!("010{index:08}"), SINGLE_TEXT)
     })
     .await;
@@ -831,10 +922,7 @@ async fn kannel_peer(plan: &BenchPlan) -> PeerReport {
     }
     let delivered_after = started.elapsed();
     let cpu_after = cpu_seconds(&processes);
-    PeerReport {
-        name: "Kannel 1.4.5",
-        requests,
-        clients,
+    PeerRun {
         accepted_per_second: requests as f64 / accepted_after.as_secs_f64(),
         delivered_per_second: sent.saturating_sub(sent_before).min(requests as u64) as f64
             / delivered_after.as_secs_f64(),
@@ -870,7 +958,7 @@ async fn priority(system: &System, plan: &BenchPlan) -> PriorityReport {
         Submission {
             messages: plan.priority_campaign,
             recipients: 1_000,
-            concurrency: 2,
+            load: Load::Clients(2),
             priority: "bulk",
             from: crate::sender_for("bench-priority-bulk"),
         },
@@ -959,7 +1047,7 @@ async fn backlog(system: &mut System, plan: &BenchPlan) -> BacklogReport {
         Submission {
             messages,
             recipients: plan.bulk_recipients,
-            concurrency: plan.bulk_concurrency,
+            load: Load::Clients(plan.bulk_concurrency),
             priority: "normal",
             from: crate::sender_for("bench-backlog"),
         },
@@ -1040,11 +1128,11 @@ async fn jobs_in(stream: &jetstream::stream::Stream) -> u64 {
 }
 
 /// What [`submit_all`] sends: `messages` to numbers from 010-0000-0000 on, in
-/// requests of `recipients`, `concurrency` requests at once, in `priority`'s lane.
+/// requests of `recipients`, sent as `load` says, in `priority`'s lane.
 struct Submission {
     messages: usize,
     recipients: usize,
-    concurrency: usize,
+    load: Load,
     priority: &'static str,
     /// The customer's sender number.
     from: String,
@@ -1056,11 +1144,11 @@ async fn submit_all(system: &System, key: &str, submission: Submission) -> Vec<f
     let Submission {
         messages,
         recipients,
-        concurrency,
+        load,
         priority,
         from,
     } = submission;
-    let client = load_client(concurrency);
+    let client = load_client(load.most_unanswered());
     let url = format!("{}/v1/messages", system.gateway_url());
     let text = if recipients == 1 {
         SINGLE_TEXT
@@ -1070,7 +1158,7 @@ async fn submit_all(system: &System, key: &str, submission: Submission) -> Vec<f
     drive(
         "the gateway",
         messages.div_ceil(recipients),
-        concurrency,
+        load,
         |request| {
             let first = request * recipients;
             let to: Vec<String> = (first..(first + recipients).min(messages))
@@ -1097,22 +1185,66 @@ pub(crate) fn load_client(concurrency: usize) -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-/// The load generator: makes `requests` requests, `concurrency` at a time (the
-/// request of index `i` built by `request(i)`), each until `gateway` took it
-/// ([`until_taken`]); returns each request's milliseconds until it was taken.
+/// How the load generator sends its requests.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Load {
+    /// This many requests at a time, each sent once one before it was taken (a closed
+    /// loop: the rate is what the gateway sustains, the latency what that many waiting
+    /// clients make it).
+    Clients(usize),
+    /// A request every `1 / rate` s whatever the answers (an open loop), at most `limit`
+    /// unanswered. A request held back by the limit counts its latency from when it was
+    /// due, so a slow gateway cannot hide its queue in the generator's.
+    Paced { rate: u32, limit: usize },
+}
+
+impl Load {
+    /// The most requests unanswered at once: the connections a client keeps.
+    pub(crate) fn most_unanswered(self) -> usize {
+        match self {
+            Load::Clients(clients) => clients,
+            Load::Paced { limit, .. } => limit,
+        }
+    }
+}
+
+/// The load generator: makes `requests` requests as `load` says (the request of index
+/// `i` built by `request(i)`), each until `gateway` took it ([`until_taken`]); returns
+/// each request's milliseconds until it was taken.
 pub(crate) async fn drive(
     gateway: &str,
     requests: usize,
-    concurrency: usize,
+    load: Load,
     request: impl Fn(usize) -> reqwest::RequestBuilder,
 ) -> Vec<f64> {
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(requests)));
+    let (concurrency, period) = match load {
+        Load::Clients(clients) => (clients, None),
+        Load::Paced { rate, limit } => (limit, Some(Duration::from_secs(1) / rate.max(1))),
+    };
+    let started = tokio::time::Instant::now();
     futures::stream::iter(0..requests)
         .for_each_concurrent(concurrency, |index| {
             let latencies = &latencies;
             let request = &request;
             async move {
-                let took = until_taken(gateway, || request(index)).await;
+                let took = match period {
+                    None => until_taken(gateway, || request(index)).await,
+                    Some(period) => {
+                        let due = started + period * index as u32;
+                        let held_back = tokio::time::Instant::now() > due;
+                        tokio::time::sleep_until(due).await;
+                        // On time, the timer's own lateness (up to a millisecond) is
+                        // not the gateway's; held back, the wait since due is.
+                        let from = if held_back {
+                            due
+                        } else {
+                            tokio::time::Instant::now()
+                        };
+                        until_taken(gateway, || request(index)).await;
+                        from.elapsed().as_secs_f64() * 1_000.0
+                    }
+                };
                 latencies.lock().await.push(took);
             }
         })

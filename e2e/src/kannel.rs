@@ -23,7 +23,7 @@ use rns_testkit::{
 };
 use serde_json::{json, Value};
 
-use crate::bench::{drive, load_client};
+use crate::bench::{drive, load_client, Load};
 use crate::{System, SystemOptions};
 
 const TEXT: &str = "안녕하세요, RNS 벤치마크입니다.";
@@ -139,7 +139,7 @@ async fn measure(
 ) -> SideReport {
     let before = accepted(smsc).await;
     let started = Instant::now();
-    let mut latencies = drive(gateway, requests, clients, request).await;
+    let mut latencies = drive(gateway, requests, Load::Clients(clients), request).await;
     let target = before + requests as u64;
     wait_until(
         &format!("the SMSC taking {gateway}'s submits"),

@@ -47,7 +47,7 @@ async fn the_short_benchmark_runs_every_scenario_and_loses_nothing() {
         .iter()
         .map(|scenario| scenario.name)
         .collect();
-    assert_eq!(names, ["bulk", "single", "mixed"]);
+    assert_eq!(names, ["bulk", "single", "paced", "mixed"]);
     for scenario in &report.scenarios {
         assert!(scenario.delivered_per_second > 0.0, "{scenario:?}");
         assert!(scenario.accept_latency_ms.p50 > 0.0, "{scenario:?}");
@@ -101,6 +101,19 @@ async fn the_short_benchmark_runs_every_scenario_and_loses_nothing() {
     );
     assert!(report.single_to_peer().is_some_and(|ratio| ratio > 0.0));
     assert!(report.table().contains("Single requests side by side"));
+    // The paced scenario held its rate on both sides: 300 requests at 200 a second take
+    // about 1.5 s whatever the gateway, so neither accepted far faster than offered.
+    let paced = &report.scenarios[2];
+    let peer_paced = peer.paced.as_ref().expect("Kannel took the paced requests");
+    assert_eq!(peer_paced.lost, 0, "{peer_paced:?}");
+    for accepted in [paced.accepted_per_second, peer_paced.accepted_per_second] {
+        assert!(
+            accepted > 0.0 && accepted < 1.2 * f64::from(BenchPlan::short().paced_rate),
+            "paced at {} a second, accepted {accepted}: {report:?}",
+            BenchPlan::short().paced_rate
+        );
+    }
+    assert!(report.table().contains("at a fixed 200 requests/s"));
     let priority = report.priority.as_ref().expect("the priority scenario ran");
     assert_eq!(priority.lost, 0, "{priority:?}");
     assert!(
