@@ -1,6 +1,8 @@
 //! Ingestion: RESULTS → ClickHouse, in batches, acknowledged only after the insert.
 //!
-//! Messages are pulled continuously and gathered into a batch until it holds
+//! Messages are read in rounds (what gathered since the last read, every
+//! 100 ms while RESULTS is quiet, at once while reads come back full:
+//! [`rns_nats::polled`]) and gathered into a batch until it holds
 //! `batch_size` messages or `batch_max_bytes` of them, or `batch_linger` passed since
 //! its first message. A batch is
 //! inserted into `messages` and `events`, and only then is every message of it
@@ -14,6 +16,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
+use rns_nats::polled::Rounds;
 use rns_types::trace::TraceContext;
 use rns_types::wire::ResultBatch;
 use tokio::time::Instant;
@@ -22,6 +25,10 @@ use tokio_util::sync::CancellationToken;
 use crate::error::AnalyticsError;
 use crate::rows::{EventRow, MessageRow};
 use rns_results::schema::{EVENTS_TABLE, MESSAGES_TABLE};
+
+/// The pause between reads of RESULTS that found room to spare ([`rns_nats::polled`]):
+/// a batch waits `batch_linger` anyway.
+const READ_PAUSE: Duration = Duration::from_millis(100);
 
 /// How batches are formed.
 #[derive(Debug, Clone, Copy)]
@@ -41,13 +48,14 @@ pub async fn run(
     policy: BatchPolicy,
     shutdown: CancellationToken,
 ) -> Result<(), AnalyticsError> {
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(policy.batch_size)
-        .max_bytes_per_batch(policy.batch_max_bytes)
-        .messages()
-        .await
-        .map_err(|error| AnalyticsError::Nats(error.to_string()))?;
+    let mut messages = std::pin::pin!(rns_nats::polled::in_rounds(
+        consumer,
+        Rounds {
+            max_messages: policy.batch_size,
+            max_bytes: policy.batch_max_bytes,
+            pause: READ_PAUSE,
+        }
+    ));
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),

@@ -2,7 +2,8 @@
 //! signed, at least once, retried for more than a day, and never at the expense of
 //! another customer.
 //!
-//! First attempts come from the `webhooks` consumer of RESULTS. A delivery that fails
+//! First attempts come from the `webhooks` consumer of RESULTS, read in rounds (an
+//! event waits at most 100 ms to be read: [`rns_nats::polled`]). A delivery that fails
 //! is not held: its retry is written to JetStream as a message schedule
 //! (`webhook_retry.<delivery>.<attempt>` in `WEBHOOKS`), the source message is
 //! acknowledged, and the server publishes the retry to `webhook.<customer>` when it
@@ -45,6 +46,9 @@ use crate::receivers::{check_literal_host, ReceiverResolver};
 /// Most bytes of RESULTS messages pulled at once: a message carries up to a few
 /// hundred outcomes, so a count alone does not bound memory.
 const PULL_BYTES: usize = 4 << 20;
+/// The pause between reads that found room to spare ([`rns_nats::polled`]): a webhook
+/// may wait this much longer for its event.
+const READ_PAUSE: Duration = Duration::from_millis(100);
 
 /// `[webhooks]` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -250,16 +254,14 @@ async fn deliver(
         (WEBHOOKS_STREAM, WEBHOOK_RETRY_CONSUMER),
     ] {
         let consumer = Topology::consumer(jetstream, stream, consumer).await?;
-        sources.push(
-            consumer
-                .stream()
-                .max_messages_per_batch(worker.settings.concurrency * 2)
-                .max_bytes_per_batch(PULL_BYTES)
-                .heartbeat(Duration::from_secs(5))
-                .messages()
-                .await
-                .map_err(|error| AnalyticsError::Nats(error.to_string()))?,
-        );
+        sources.push(Box::pin(rns_nats::polled::in_rounds(
+            consumer,
+            rns_nats::polled::Rounds {
+                max_messages: worker.settings.concurrency * 2,
+                max_bytes: PULL_BYTES,
+                pause: READ_PAUSE,
+            },
+        )));
     }
     tracing::info!("webhook worker delivering");
     futures::stream::select_all(sources)

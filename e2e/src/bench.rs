@@ -90,7 +90,7 @@ impl BenchPlan {
             single_requests: 50_000,
             single_concurrency: 128,
             paced_rate: 10_000,
-            paced_limit: 1_024,
+            paced_limit: 128,
             mixed_messages: 200_000,
             settle_timeout: Duration::from_secs(600),
             carrier_concurrency: 512,

@@ -11,6 +11,7 @@ pub mod carrier_health;
 pub mod directory;
 pub mod documents;
 pub mod follow;
+pub mod polled;
 pub mod publish;
 pub mod topology;
 

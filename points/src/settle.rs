@@ -1,6 +1,7 @@
 //! Settles points from final message events: the `points` consumer of `RESULTS`.
 //!
-//! Results arrive in batches of up to [`BATCH`] JetStream messages; the final events
+//! Results are read in rounds ([`rns_nats::polled`]: what gathered since the last
+//! read, at most 100 ms before) of up to [`BATCH`] JetStream messages; the final events
 //! in them that carry points are settled with one script call per customer, and only
 //! then are the messages acknowledged. A batch that fails is redelivered, and
 //! settling is idempotent per message (see [`crate::store`]), so nothing is settled
@@ -25,6 +26,9 @@ pub const BATCH: usize = 512;
 /// Most bytes of RESULTS messages pulled at once (a message carries up to a few
 /// hundred outcomes, so the count alone does not bound memory).
 pub const BATCH_BYTES: usize = 4 << 20;
+/// The pause between reads of RESULTS that found room to spare ([`rns_nats::polled`]):
+/// a hold outlives its message's final state by at most this much.
+const READ_PAUSE: Duration = Duration::from_millis(100);
 
 /// The settlements in one RESULTS message (read without its message records).
 pub fn settlements_of(batch: &ResultEvents) -> Vec<Settlement> {
@@ -55,15 +59,15 @@ pub async fn settle_until(
 ) -> Result<(), PointsError> {
     let messages = loop {
         let messages = async {
-            Topology::consumer(&jetstream, RESULTS_STREAM, POINTS_CONSUMER)
-                .await?
-                .stream()
-                .max_messages_per_batch(BATCH)
-                .max_bytes_per_batch(BATCH_BYTES)
-                .heartbeat(Duration::from_secs(5))
-                .messages()
-                .await
-                .map_err(|error| PointsError::Nats(error.to_string()))
+            let consumer = Topology::consumer(&jetstream, RESULTS_STREAM, POINTS_CONSUMER).await?;
+            Ok::<_, PointsError>(rns_nats::polled::in_rounds(
+                consumer,
+                rns_nats::polled::Rounds {
+                    max_messages: BATCH,
+                    max_bytes: BATCH_BYTES,
+                    pause: READ_PAUSE,
+                },
+            ))
         };
         match messages.await {
             Ok(messages) => break messages,

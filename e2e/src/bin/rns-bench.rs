@@ -1,4 +1,4 @@
-//! `rns-bench [--short] [--only SCENARIO,…] [--json PATH]`: the benchmark of
+//! `rns-bench [--short] [--only SCENARIO,…] [--paced-rate REQUESTS] [--json PATH]`: the benchmark of
 //! `./scripts/bench`. Prints a Markdown table, writes the JSON report when asked, and exits non-zero when an
 //! accepted message never reached a final state.
 //!
@@ -17,6 +17,9 @@ struct CommandLine {
     /// These scenarios only (comma-separated, e.g. `single,kannel`).
     #[arg(long, value_delimiter = ',', value_parser = bench::SCENARIOS)]
     only: Vec<String>,
+    /// The paced scenario's requests per second (10,000 unless given).
+    #[arg(long, value_name = "REQUESTS")]
+    paced_rate: Option<u32>,
     /// Where to write the JSON report.
     #[arg(long, value_name = "PATH")]
     json: Option<String>,
@@ -30,6 +33,7 @@ async fn main() {
     let CommandLine {
         short,
         only,
+        paced_rate,
         json: json_path,
         against_kannel,
     } = rns_service::parse_command_line();
@@ -44,6 +48,9 @@ async fn main() {
     } else {
         BenchPlan::full()
     };
+    if let Some(rate) = paced_rate {
+        plan.paced_rate = rate;
+    }
     if !only.is_empty() {
         plan.scenarios
             .retain(|scenario| only.iter().any(|name| name == scenario));

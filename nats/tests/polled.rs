@@ -1,0 +1,79 @@
+//! Reading a consumer in rounds against a real nats-server: a full fetch is followed at
+//! once, a fetch with room to spare by the pause, and every message comes through.
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{consumer, stream};
+use futures::StreamExt;
+use rns_nats::polled::{in_rounds, Rounds};
+use rns_testkit::NatsServer;
+
+#[tokio::test]
+async fn full_fetches_follow_at_once_and_a_quiet_consumer_is_read_after_the_pause() {
+    let server = NatsServer::start().await;
+    let jetstream = async_nats::jetstream::new(server.client().await);
+    let events = jetstream
+        .create_stream(stream::Config {
+            name: "ROUNDS".to_owned(),
+            subjects: vec!["rounds.>".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .expect("a stream");
+    let reader = events
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("reader".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .expect("a consumer");
+    for index in 0..10 {
+        jetstream
+            .publish("rounds.a", format!("{index}").into())
+            .await
+            .expect("a publish")
+            .await
+            .expect("stored");
+    }
+    let pause = Duration::from_millis(600);
+    let mut messages = Box::pin(in_rounds(
+        reader,
+        Rounds {
+            max_messages: 4,
+            max_bytes: 1 << 20,
+            pause,
+        },
+    ));
+    // Ten waiting: fetches of 4 and 4 come back full and are followed at once; the
+    // third takes the last 2.
+    let started = Instant::now();
+    let mut read = Vec::new();
+    for _ in 0..10 {
+        let message = messages.next().await.expect("a message").expect("fetched");
+        read.push(String::from_utf8(message.payload.to_vec()).expect("text"));
+        message.ack().await.expect("an ack");
+    }
+    assert_eq!(
+        read,
+        (0..10).map(|index| index.to_string()).collect::<Vec<_>>()
+    );
+    assert!(
+        started.elapsed() < pause,
+        "full fetches waited for the pause: {:?}",
+        started.elapsed()
+    );
+    // The fetch of 2 had room to spare: a message stored now is read after the pause.
+    let stored = Instant::now();
+    jetstream
+        .publish("rounds.a", "late".into())
+        .await
+        .expect("a publish")
+        .await
+        .expect("stored");
+    let late = messages.next().await.expect("a message").expect("fetched");
+    assert_eq!(&late.payload[..], b"late");
+    assert!(
+        stored.elapsed() >= pause / 2,
+        "read {:?} after it was stored, without the pause",
+        stored.elapsed()
+    );
+}
