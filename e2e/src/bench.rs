@@ -87,7 +87,7 @@ impl BenchPlan {
             bulk_messages: 500_000,
             bulk_recipients: 1_000,
             bulk_concurrency: 8,
-            single_requests: 50_000,
+            single_requests: 100_000,
             single_concurrency: 128,
             paced_rate: 10_000,
             paced_limit: 128,

@@ -134,8 +134,9 @@ async fn the_short_benchmark_runs_every_scenario_and_loses_nothing() {
     );
     assert_eq!(backlog.memory_draining_mb.len(), 4, "{backlog:?}");
     let json = report.json();
-    assert_eq!(json["scenarios"].as_array().unwrap().len(), 3);
+    assert_eq!(json["scenarios"].as_array().unwrap().len(), 4);
     assert_eq!(json["peer"]["lost"], 0);
+    assert_eq!(json["peer"]["paced"]["lost"], 0);
     assert!(json["backlog"]["waiting"].as_u64().unwrap() >= 20_000);
     assert!(json["priority"]["high_submit_latency_ms"]["p99"].is_number());
 }
