@@ -18,7 +18,7 @@ struct CommandLine {
     listen: String,
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let CommandLine { carrier, listen } = rns_service::parse_command_line();
     telemetry::init(&LogSettings::default());
