@@ -1,7 +1,12 @@
 //! The benchmark harness at small counts, so `./scripts/bench` keeps working: every
 //! scenario runs (the backlog scenario with 20,000 messages), Kannel takes the single
-//! scenario's requests too, nothing is lost, and the numbers are numbers.
+//! scenario's requests too, nothing is lost, and the numbers are numbers; and a
+//! benchmark stopped by a signal stops every server and service it started.
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
 use rns_e2e::bench::{self, BenchPlan};
+use rns_testkit::wait_until;
 
 #[test]
 fn the_benchmark_runs_analytics_as_deployed() {
@@ -139,4 +144,113 @@ async fn the_short_benchmark_runs_every_scenario_and_loses_nothing() {
     assert_eq!(json["peer"]["paced"]["lost"], 0);
     assert!(json["backlog"]["waiting"].as_u64().unwrap() >= 20_000);
     assert!(json["priority"]["high_submit_latency_ms"]["p99"].is_number());
+}
+
+/// The processes whose parent is `parent`, with their names.
+fn children_of(parent: u32) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (name) state ppid …`: the name may hold spaces, so split after it.
+            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == parent).then(|| (pid, name.to_owned()))
+        })
+        .collect()
+}
+
+/// SIGTERM to `pid`; whether it was sent.
+fn terminate(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// A benchmark process given SIGTERM when the test ends before it did (so a failing
+/// test does not leave it running).
+struct Terminated(std::process::Child);
+
+impl Drop for Terminated {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            terminate(self.0.id());
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Whether `pid` is gone (or a zombie waiting for init to reap it).
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_benchmark_stopped_by_a_signal_leaves_no_server_or_service_running() {
+    let data = tempfile::tempdir().expect("a temporary directory");
+    let mut bench = Terminated(
+        Command::new(env!("CARGO_BIN_EXE_rns-bench"))
+            .args(["--short", "--only", "single"])
+            .env("TMPDIR", data.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rns-bench starts"),
+    );
+    let pid = bench.0.id();
+    let started = [
+        "nats-server",
+        "redis-server",
+        "rns-gateway",
+        "rns-dispatcher",
+        "rns-carriers",
+        "rns-analytics",
+    ];
+    wait_until(
+        "the benchmark's servers and services running",
+        Duration::from_secs(120),
+        || {
+            let children = children_of(pid);
+            let running = started
+                .iter()
+                .all(|expected| children.iter().any(|(_, name)| name == expected));
+            async move { running }
+        },
+    )
+    .await;
+    let children = children_of(pid);
+    assert!(terminate(pid), "SIGTERM sent to rns-bench");
+    let mut status = None;
+    wait_until("rns-bench exiting", Duration::from_secs(30), || {
+        if status.is_none() {
+            status = bench.0.try_wait().expect("rns-bench can be waited for");
+        }
+        let exited = status.is_some();
+        async move { exited }
+    })
+    .await;
+    let status = status.expect("rns-bench exited");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "stopped by the signal: {status:?}"
+    );
+    wait_until(
+        "every server and service the benchmark started gone",
+        Duration::from_secs(30),
+        || {
+            let left: Vec<_> = children.iter().filter(|(pid, _)| !gone(*pid)).collect();
+            let none_left = left.is_empty();
+            async move { none_left }
+        },
+    )
+    .await;
 }

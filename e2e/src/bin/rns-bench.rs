@@ -55,7 +55,17 @@ async fn main() {
         plan.scenarios
             .retain(|scenario| only.iter().any(|name| name == scenario));
     }
-    let report = bench::run(plan).await;
+    // SIGTERM or SIGINT drops the run, and with it every server and service it
+    // started (they would otherwise outlive this process and skew the next run).
+    let stop = rns_service::shutdown::on_signal();
+    let report = tokio::select! {
+        report = bench::run(plan) => Some(report),
+        () = stop.cancelled() => None,
+    };
+    let Some(report) = report else {
+        eprintln!("bench: stopped by a signal; its servers and services are stopped");
+        std::process::exit(130);
+    };
     println!("{}", report.table());
     if let Some(path) = json_path {
         let text = serde_json::to_string_pretty(&report.json()).expect("the report serialises");

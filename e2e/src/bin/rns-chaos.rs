@@ -50,7 +50,17 @@ async fn main() {
         plan.messages,
         if smpp { "SMPP" } else { "HTTP" }
     );
-    let report = chaos::run(plan).await;
+    // SIGTERM or SIGINT drops the run, and with it every server and service it
+    // started (they would otherwise outlive this process and skew the next run).
+    let stop = rns_service::shutdown::on_signal();
+    let report = tokio::select! {
+        report = chaos::run(plan) => Some(report),
+        () = stop.cancelled() => None,
+    };
+    let Some(report) = report else {
+        eprintln!("chaos: stopped by a signal; its servers and services are stopped");
+        std::process::exit(130);
+    };
     eprintln!("chaos: {report:?}");
     println!("{}", report.line());
     if !report.passed() {
