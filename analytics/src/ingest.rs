@@ -26,10 +26,6 @@ use crate::error::AnalyticsError;
 use crate::rows::{EventRow, MessageRow};
 use rns_results::schema::{EVENTS_TABLE, MESSAGES_TABLE};
 
-/// The pause between reads of RESULTS that found room to spare ([`rns_nats::polled`]):
-/// a batch waits `batch_linger` anyway.
-const READ_PAUSE: Duration = Duration::from_millis(100);
-
 /// How batches are formed.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchPolicy {
@@ -53,7 +49,7 @@ pub async fn run(
         Rounds {
             max_messages: policy.batch_size,
             max_bytes: policy.batch_max_bytes,
-            pause: READ_PAUSE,
+            pause: rns_nats::polled::RESULTS_READ_PAUSE,
         }
     ));
     loop {

@@ -46,9 +46,6 @@ use crate::receivers::{check_literal_host, ReceiverResolver};
 /// Most bytes of RESULTS messages pulled at once: a message carries up to a few
 /// hundred outcomes, so a count alone does not bound memory.
 const PULL_BYTES: usize = 4 << 20;
-/// The pause between reads that found room to spare ([`rns_nats::polled`]): a webhook
-/// may wait this much longer for its event.
-const READ_PAUSE: Duration = Duration::from_millis(100);
 
 /// `[webhooks]` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -259,7 +256,7 @@ async fn deliver(
             rns_nats::polled::Rounds {
                 max_messages: worker.settings.concurrency * 2,
                 max_bytes: PULL_BYTES,
-                pause: READ_PAUSE,
+                pause: rns_nats::polled::RESULTS_READ_PAUSE,
             },
         )));
     }

@@ -66,6 +66,25 @@ pub mod bench;
 pub mod chaos;
 pub mod kannel;
 
+/// Runs `work` (a whole benchmark or chaos run) to its end, unless SIGTERM or SIGINT
+/// comes first: then `work` is dropped, and with it every server and service it
+/// started (which would otherwise outlive this process and skew the next run), and
+/// the process exits with 130.
+pub async fn unless_stopped<F: std::future::Future>(name: &str, work: F) -> F::Output {
+    let stop = rns_service::shutdown::on_signal();
+    let finished = tokio::select! {
+        output = work => Some(output),
+        () = stop.cancelled() => None,
+    };
+    match finished {
+        Some(output) => output,
+        None => {
+            eprintln!("{name}: stopped by a signal; its servers and services are stopped");
+            std::process::exit(130)
+        }
+    }
+}
+
 pub struct System {
     /// The nats-server, or the first node of the cluster.
     pub nats: NatsServer,

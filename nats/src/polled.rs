@@ -15,6 +15,11 @@ use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::Message;
 use futures::{Stream, StreamExt};
 
+/// The pause of the RESULTS readers that need no event the moment it is stored
+/// (ClickHouse ingest, points settlement, webhooks): an event waits at most this
+/// much longer to be read.
+pub const RESULTS_READ_PAUSE: Duration = Duration::from_millis(100);
+
 /// How a consumer is read in rounds.
 #[derive(Debug, Clone, Copy)]
 pub struct Rounds {

@@ -26,9 +26,6 @@ pub const BATCH: usize = 512;
 /// Most bytes of RESULTS messages pulled at once (a message carries up to a few
 /// hundred outcomes, so the count alone does not bound memory).
 pub const BATCH_BYTES: usize = 4 << 20;
-/// The pause between reads of RESULTS that found room to spare ([`rns_nats::polled`]):
-/// a hold outlives its message's final state by at most this much.
-const READ_PAUSE: Duration = Duration::from_millis(100);
 
 /// The settlements in one RESULTS message (read without its message records).
 pub fn settlements_of(batch: &ResultEvents) -> Vec<Settlement> {
@@ -65,7 +62,7 @@ pub async fn settle_until(
                 rns_nats::polled::Rounds {
                     max_messages: BATCH,
                     max_bytes: BATCH_BYTES,
-                    pause: READ_PAUSE,
+                    pause: rns_nats::polled::RESULTS_READ_PAUSE,
                 },
             ))
         };

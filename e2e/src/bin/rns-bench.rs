@@ -55,17 +55,7 @@ async fn main() {
         plan.scenarios
             .retain(|scenario| only.iter().any(|name| name == scenario));
     }
-    // SIGTERM or SIGINT drops the run, and with it every server and service it
-    // started (they would otherwise outlive this process and skew the next run).
-    let stop = rns_service::shutdown::on_signal();
-    let report = tokio::select! {
-        report = bench::run(plan) => Some(report),
-        () = stop.cancelled() => None,
-    };
-    let Some(report) = report else {
-        eprintln!("bench: stopped by a signal; its servers and services are stopped");
-        std::process::exit(130);
-    };
+    let report = rns_e2e::unless_stopped("bench", bench::run(plan)).await;
     println!("{}", report.table());
     if let Some(path) = json_path {
         let text = serde_json::to_string_pretty(&report.json()).expect("the report serialises");

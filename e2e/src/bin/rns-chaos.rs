@@ -50,17 +50,7 @@ async fn main() {
         plan.messages,
         if smpp { "SMPP" } else { "HTTP" }
     );
-    // SIGTERM or SIGINT drops the run, and with it every server and service it
-    // started (they would otherwise outlive this process and skew the next run).
-    let stop = rns_service::shutdown::on_signal();
-    let report = tokio::select! {
-        report = chaos::run(plan) => Some(report),
-        () = stop.cancelled() => None,
-    };
-    let Some(report) = report else {
-        eprintln!("chaos: stopped by a signal; its servers and services are stopped");
-        std::process::exit(130);
-    };
+    let report = rns_e2e::unless_stopped("chaos", chaos::run(plan)).await;
     eprintln!("chaos: {report:?}");
     println!("{}", report.line());
     if !report.passed() {
