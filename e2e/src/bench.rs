@@ -224,6 +224,16 @@ pub struct PeerReport {
     pub name: &'static str,
     pub requests: usize,
     pub clients: usize,
+    /// The requests from `clients` at a time.
+    pub closed: PeerRun,
+    /// The same requests at the paced scenario's fixed rate, when the plan has it.
+    pub paced: Option<PeerRun>,
+}
+
+/// One run of requests through Kannel (or, for the side-by-side tables, RNS's
+/// scenario of the same requests).
+#[derive(Debug, Clone)]
+pub struct PeerRun {
     pub accepted_per_second: f64,
     /// Requests divided by the time from the first until bearerbox had handed every
     /// one to a fake SMSC.
@@ -234,18 +244,18 @@ pub struct PeerReport {
     /// CPU seconds per 1,000 requests of `bearerbox`, `smsbox`, `fakesmsc` and the
     /// [`LOAD_GENERATOR`].
     pub cpu_seconds_per_thousand: BTreeMap<&'static str, f64>,
-    /// The same requests at the paced scenario's fixed rate, when the plan has it.
-    pub paced: Option<PeerRun>,
 }
 
-/// One run of requests through Kannel.
-#[derive(Debug, Clone)]
-pub struct PeerRun {
-    pub accepted_per_second: f64,
-    pub delivered_per_second: f64,
-    pub accept_latency_ms: Percentiles,
-    pub lost: usize,
-    pub cpu_seconds_per_thousand: BTreeMap<&'static str, f64>,
+impl PeerRun {
+    fn json(&self) -> Value {
+        json!({
+            "accepted_per_second": self.accepted_per_second.round(),
+            "delivered_per_second": self.delivered_per_second.round(),
+            "accept_latency_ms": self.accept_latency_ms.json(),
+            "lost": self.lost,
+            "cpu_seconds_per_thousand": self.cpu_seconds_per_thousand,
+        })
+    }
 }
 
 /// What the backlog scenario saw: each service's resident memory (MB) before,
@@ -296,7 +306,7 @@ impl BenchReport {
     pub fn passed(&self) -> bool {
         self.scenarios.iter().all(|scenario| scenario.lost == 0)
             && self.peer.as_ref().is_none_or(|peer| {
-                peer.lost == 0 && peer.paced.as_ref().is_none_or(|paced| paced.lost == 0)
+                peer.closed.lost == 0 && peer.paced.as_ref().is_none_or(|paced| paced.lost == 0)
             })
             && self
                 .priority
@@ -319,24 +329,16 @@ impl BenchReport {
                 "peak_memory_mb": scenario.peak_memory_mb,
                 "delivered_to_relay_ceiling": round(scenario.relay_ratio * 100.0) / 100.0,
             })).collect::<Vec<_>>(),
-            "peer": self.peer.as_ref().map(|peer| json!({
-                "name": peer.name,
-                "requests": peer.requests,
-                "clients": peer.clients,
-                "accepted_per_second": peer.accepted_per_second.round(),
-                "delivered_per_second": peer.delivered_per_second.round(),
-                "accept_latency_ms": peer.accept_latency_ms.json(),
-                "lost": peer.lost,
-                "cpu_seconds_per_thousand": peer.cpu_seconds_per_thousand,
-                "single_delivered_to_peer": self.single_to_peer().map(|ratio| round(ratio * 100.0) / 100.0),
-                "paced": peer.paced.as_ref().map(|paced| json!({
-                    "accepted_per_second": paced.accepted_per_second.round(),
-                    "delivered_per_second": paced.delivered_per_second.round(),
-                    "accept_latency_ms": paced.accept_latency_ms.json(),
-                    "lost": paced.lost,
-                    "cpu_seconds_per_thousand": paced.cpu_seconds_per_thousand,
-                })),
-            })),
+            "peer": self.peer.as_ref().map(|peer| {
+                let mut json = peer.closed.json();
+                json["name"] = json!(peer.name);
+                json["requests"] = json!(peer.requests);
+                json["clients"] = json!(peer.clients);
+                json["single_delivered_to_peer"] =
+                    json!(self.single_to_peer().map(|ratio| round(ratio * 100.0) / 100.0));
+                json["paced"] = json!(peer.paced.as_ref().map(PeerRun::json));
+                json
+            }),
             "priority": self.priority.as_ref().map(|priority| json!({
                 "rate_per_second": priority.rate_per_second,
                 "campaign": priority.campaign,
@@ -428,7 +430,7 @@ impl BenchReport {
             .iter()
             .find(|scenario| scenario.name == "single")?;
         let peer = self.peer.as_ref()?;
-        Some(single.delivered_per_second / peer.delivered_per_second)
+        Some(single.delivered_per_second / peer.closed.delivered_per_second)
     }
 
     /// RNS's single scenario and Kannel's run of the same requests, with the CPU each
@@ -442,14 +444,7 @@ impl BenchReport {
         if let Some(single) = scenario("single") {
             text.push_str(&side_by_side_row("RNS", &single.into()));
         }
-        let closed = PeerRun {
-            accepted_per_second: peer.accepted_per_second,
-            delivered_per_second: peer.delivered_per_second,
-            accept_latency_ms: peer.accept_latency_ms,
-            lost: peer.lost,
-            cpu_seconds_per_thousand: peer.cpu_seconds_per_thousand.clone(),
-        };
-        text.push_str(&side_by_side_row(peer.name, &closed));
+        text.push_str(&side_by_side_row(peer.name, &peer.closed));
         if let Some(ratio) = self.single_to_peer() {
             text.push_str(&format!(
                 "\nRNS ÷ {}: {ratio:.2} × its delivered msg/s\n",
@@ -889,11 +884,7 @@ async fn kannel_peer(plan: &BenchPlan) -> PeerReport {
         name: "Kannel 1.4.5",
         requests,
         clients,
-        accepted_per_second: closed.accepted_per_second,
-        delivered_per_second: closed.delivered_per_second,
-        accept_latency_ms: closed.accept_latency_ms,
-        lost: closed.lost,
-        cpu_seconds_per_thousand: closed.cpu_seconds_per_thousand,
+        closed,
         paced,
     }
 }

@@ -87,21 +87,21 @@ async fn the_short_benchmark_runs_every_scenario_and_loses_nothing() {
         .peer
         .as_ref()
         .expect("Kannel took the single requests");
-    assert_eq!(peer.lost, 0, "{peer:?}");
+    assert_eq!(peer.closed.lost, 0, "{peer:?}");
     assert_eq!(peer.requests, BenchPlan::short().single_requests);
-    assert!(peer.delivered_per_second > 0.0, "{peer:?}");
+    assert!(peer.closed.delivered_per_second > 0.0, "{peer:?}");
     assert!(
-        peer.accept_latency_ms.p99 >= peer.accept_latency_ms.p50,
+        peer.closed.accept_latency_ms.p99 >= peer.closed.accept_latency_ms.p50,
         "{peer:?}"
     );
     for process in ["bearerbox", "smsbox", "fakesmsc", "load generator"] {
         assert!(
-            peer.cpu_seconds_per_thousand.contains_key(process),
+            peer.closed.cpu_seconds_per_thousand.contains_key(process),
             "{process} is accounted: {peer:?}"
         );
     }
     assert!(
-        peer.cpu_seconds_per_thousand.values().sum::<f64>() > 0.0,
+        peer.closed.cpu_seconds_per_thousand.values().sum::<f64>() > 0.0,
         "Kannel did the work: {peer:?}"
     );
     assert!(report.single_to_peer().is_some_and(|ratio| ratio > 0.0));
