@@ -61,6 +61,7 @@ impl ResultSink {
             capacity,
             round_size: GATHERED_AT_MOST,
             parallel_rounds: 1,
+            round_interval: std::time::Duration::ZERO,
         };
         let (gatherer, drain) = Gatherer::start(policy, move |outcomes| {
             publish_round(jetstream.clone(), outcomes)

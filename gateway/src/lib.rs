@@ -72,6 +72,12 @@ pub struct GatewaySettings {
     pub requests_per_second: u32,
     /// Requests at once above that rate; 0 is twice the rate.
     pub request_burst: u32,
+    /// The least time between two SEND messages of gathered sends that are not full
+    /// ([`gathering`]): while sends keep coming, those arriving sooner wait for the
+    /// interval's end, so a SEND message holds more of them and every process behind
+    /// the gateway handles fewer, larger messages. A send after a quiet interval is
+    /// published at once; 0 never waits.
+    pub gather_interval_milliseconds: u64,
 }
 
 impl Default for GatewaySettings {
@@ -85,6 +91,7 @@ impl Default for GatewaySettings {
                 .min_interval_seconds,
             requests_per_second: 200,
             request_burst: 0,
+            gather_interval_milliseconds: gathering::DEFAULT_INTERVAL_MILLISECONDS,
         }
     }
 }

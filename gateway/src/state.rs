@@ -95,7 +95,10 @@ impl AppState {
         let state = Self(Arc::new(Inner {
             client,
             jetstream: jetstream.clone(),
-            sends: gathering::SendPublisher::start(jetstream.clone()),
+            sends: gathering::SendPublisher::start(
+                jetstream.clone(),
+                std::time::Duration::from_millis(settings.gateway.gather_interval_milliseconds),
+            ),
             directory,
             keys,
             health,

@@ -245,6 +245,7 @@ impl Submitter {
             capacity,
             round_size: batch_size.min(BATCH_SUBMIT_LIMIT),
             parallel_rounds: batches_in_flight,
+            round_interval: std::time::Duration::ZERO,
         };
         let submitting = carrier.clone();
         // The drain task ends by itself once the last clone of the gatherer is gone.
