@@ -308,7 +308,11 @@ enquire-link-interval = 30
             ]);
             kannel.processes.push((
                 "fakesmsc",
-                ChildProcess::spawn(&format!("fakesmsc-{index}"), command, directory),
+                ChildProcess::spawn(
+                    &format!("fakesmsc-{index}"),
+                    rns_testkit::niced(&command, crate::SINGLE_HOST_BACKGROUND_NICENESS),
+                    directory,
+                ),
             ));
         }
         let http = reqwest::Client::new();

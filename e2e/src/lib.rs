@@ -103,6 +103,8 @@ pub struct System {
     simulators: BTreeMap<&'static str, (ChildProcess, u16)>,
     /// The SMSC of each carrier that speaks SMPP.
     smscs: BTreeMap<&'static str, SmscServer>,
+    /// [`SystemOptions::background_niceness`], for simulators started again.
+    background_niceness: i32,
     http: reqwest::Client,
 }
 
@@ -150,11 +152,20 @@ pub struct SystemOptions {
     /// Each service's async workers (`[runtime] worker_threads`): every service
     /// shares this host, so [`SINGLE_HOST_WORKER_THREADS`] as `rns.toml` deploys it.
     pub worker_threads: usize,
+    /// The nice value of the background services (`[runtime] background_niceness`),
+    /// and of ClickHouse and the carrier simulators beside them: everything off the
+    /// accept path yields the CPU to it, as `rns.toml` deploys a shared host.
+    pub background_niceness: i32,
 }
 
 /// `[runtime] worker_threads` when every service shares one host: `rns.toml`'s
 /// (`e2e/tests/bench.rs` holds the two equal).
 pub const SINGLE_HOST_WORKER_THREADS: usize = 1;
+
+/// `[runtime] background_niceness` when every service shares one host: `rns.toml`'s
+/// (`e2e/tests/bench.rs` holds the two equal). Kannel's fake SMSCs, the carriers'
+/// stand-ins on its side, run at it too.
+pub const SINGLE_HOST_BACKGROUND_NICENESS: i32 = 10;
 
 /// With [`SystemOptions::smpp`]: which SMSC each SMS carrier binds to.
 pub const SMPP_CARRIERS: [(&str, SmscImplementation); 3] = [
@@ -177,6 +188,7 @@ impl Default for SystemOptions {
             private_webhooks: true,
             webhook_hosts: Vec::new(),
             worker_threads: SINGLE_HOST_WORKER_THREADS,
+            background_niceness: SINGLE_HOST_BACKGROUND_NICENESS,
         }
     }
 }
@@ -230,7 +242,7 @@ impl System {
         let (mut nats_nodes, redis, clickhouse, smscs) = tokio::join!(
             nats_nodes,
             RedisServer::start(),
-            ClickHouseServer::start(),
+            ClickHouseServer::start_niced(options.background_niceness),
             smscs
         );
         let nats = nats_nodes.remove(0);
@@ -252,6 +264,7 @@ impl System {
             services: BTreeMap::new(),
             simulators: BTreeMap::new(),
             smscs,
+            background_niceness: options.background_niceness,
             http: reqwest::Client::new(),
         };
         for (carrier, _) in CARRIERS {
@@ -295,7 +308,7 @@ impl System {
             .arg(format!("127.0.0.1:{port}"));
         ChildProcess::spawn(
             &format!("simulator-{carrier}"),
-            command,
+            rns_testkit::niced(&command, self.background_niceness),
             self.directory.path(),
         )
     }
@@ -367,6 +380,7 @@ filter = "{log_filter}"
 
 [runtime]
 worker_threads = {worker_threads}
+background_niceness = {background_niceness}
 
 {carriers}"#,
             nats = std::iter::once(&self.nats)
@@ -387,6 +401,7 @@ worker_threads = {worker_threads}
             analytics_linger = options.analytics_linger_milliseconds,
             log_filter = options.log_filter,
             worker_threads = options.worker_threads,
+            background_niceness = options.background_niceness,
             private_webhooks = options.private_webhooks,
             webhook_hosts = options
                 .webhook_hosts
@@ -514,6 +529,27 @@ worker_threads = {worker_threads}
     /// The process id of a running service.
     pub fn pid(&self, service: Service) -> Option<u32> {
         self.services.get(&service).map(ChildProcess::id)
+    }
+
+    /// The nice value of every process of the system, by what it is
+    /// ([`System::processes`]), read from `/proc/<pid>/stat`.
+    pub fn niceness(&self) -> Vec<(&'static str, i32)> {
+        self.processes()
+            .into_iter()
+            .map(|(name, pid)| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .unwrap_or_else(|error| panic!("{name} ({pid}) is running: {error}"));
+                // The fields after the command's closing parenthesis: the nice value is
+                // the 19th field of the line, the 17th after it.
+                let after = &stat[stat.rfind(')').expect("a stat line names its command") + 2..];
+                let niceness = after
+                    .split(' ')
+                    .nth(16)
+                    .and_then(|field| field.parse().ok())
+                    .expect("a stat line has a nice value");
+                (name, niceness)
+            })
+            .collect()
     }
 
     /// Every process of the system, each named by what it is (a service's binary,

@@ -39,6 +39,18 @@ fn the_benchmark_sizes_runtimes_as_rns_toml_does() {
         rns_e2e::SystemOptions::default().worker_threads,
         rns_e2e::SINGLE_HOST_WORKER_THREADS
     );
+    let niceness = format!(
+        "background_niceness = {}",
+        rns_e2e::SINGLE_HOST_BACKGROUND_NICENESS
+    );
+    assert!(
+        section.lines().any(|line| line.trim() == niceness),
+        "rns.toml's [runtime] says {niceness}: {section}"
+    );
+    assert_eq!(
+        rns_e2e::SystemOptions::default().background_niceness,
+        rns_e2e::SINGLE_HOST_BACKGROUND_NICENESS
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

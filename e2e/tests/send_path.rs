@@ -12,6 +12,17 @@ const RECIPIENTS: usize = 10_000;
 async fn ten_thousand_messages_are_delivered_in_the_exact_ratio_and_match_the_carriers_own_counts()
 {
     let system = System::start().await;
+    // Everything off the accept path yields the CPU to it (`[runtime]
+    // background_niceness`); the gateway, nats-server and Redis do not.
+    let niceness = system.niceness();
+    for (name, value) in &niceness {
+        let expected = match *name {
+            "rns-gateway" | "nats-server" | "redis-server" => 0,
+            _ => rns_e2e::SINGLE_HOST_BACKGROUND_NICENESS,
+        };
+        assert_eq!(*value, expected, "{name}'s nice value: {niceness:?}");
+    }
+    assert!(niceness.iter().any(|(name, _)| *name == "rns-dispatcher"));
     let key = system.customer("acme").await;
     system
         .set_sms_weights(&key, json!({"kt": 50, "skt": 30, "lgu": 20}))

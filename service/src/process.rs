@@ -1,4 +1,5 @@
-//! The one `main` every background service shares: settings, the runtime they size,
+//! The one `main` every background service shares: settings, the priority they run
+//! at (`[runtime] background_niceness`), the runtime they size,
 //! telemetry, the health endpoint bound *before* any work starts, the work itself,
 //! and the ordered shutdown after SIGTERM.
 //!
@@ -38,6 +39,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     let settings: S = load_settings()?;
+    runtime::lower_priority(settings.runtime().background_niceness)?;
     runtime::build(settings.runtime())?.block_on(serve(settings, work))
 }
 

@@ -27,6 +27,8 @@ pub enum ClickHouseRelease {
 #[derive(Debug)]
 pub struct ClickHouseServer {
     release: ClickHouseRelease,
+    /// The nice value it runs at (and restarts at).
+    niceness: i32,
     process: ChildProcess,
     http_port: u16,
     directory: TempDir,
@@ -44,6 +46,16 @@ impl ClickHouseServer {
     }
 
     pub async fn start_release(release: ClickHouseRelease) -> Self {
+        Self::start_release_at(release, 0).await
+    }
+
+    /// Debian's clickhouse-server at nice value `niceness`, yielding the CPU to the
+    /// processes on the path being measured (the benchmark's shared host).
+    pub async fn start_niced(niceness: i32) -> Self {
+        Self::start_release_at(ClickHouseRelease::Debian, niceness).await
+    }
+
+    async fn start_release_at(release: ClickHouseRelease, niceness: i32) -> Self {
         let directory = tempfile::tempdir().expect("temporary directory");
         let http_port = spare_port();
         match release {
@@ -53,9 +65,10 @@ impl ClickHouseServer {
             }
             ClickHouseRelease::Current => require_chdb(),
         }
-        let process = Self::spawn(release, &directory, http_port);
+        let process = Self::spawn(release, &directory, http_port, niceness);
         let server = Self {
             release,
+            niceness,
             process,
             http_port,
             directory,
@@ -68,7 +81,16 @@ impl ClickHouseServer {
         self.release
     }
 
-    fn spawn(release: ClickHouseRelease, directory: &TempDir, http_port: u16) -> ChildProcess {
+    fn spawn(
+        release: ClickHouseRelease,
+        directory: &TempDir,
+        http_port: u16,
+        niceness: i32,
+    ) -> ChildProcess {
+        let at_niceness = |command: Command| match niceness {
+            0 => command,
+            niceness => crate::niced(&command, niceness),
+        };
         match release {
             ClickHouseRelease::Debian => {
                 let mut command = Command::new(SERVER_BINARY);
@@ -76,7 +98,7 @@ impl ClickHouseServer {
                     "--config-file={}",
                     directory.path().join("config.xml").display()
                 ));
-                ChildProcess::spawn("clickhouse-server", command, directory.path())
+                ChildProcess::spawn("clickhouse-server", at_niceness(command), directory.path())
             }
             ClickHouseRelease::Current => {
                 let data = directory.path().join("data");
@@ -86,7 +108,7 @@ impl ClickHouseServer {
                     .arg(current_script())
                     .arg(format!("--port={http_port}"))
                     .arg(format!("--path={}", data.display()));
-                ChildProcess::spawn("clickhouse-current", command, directory.path())
+                ChildProcess::spawn("clickhouse-current", at_niceness(command), directory.path())
             }
         }
     }
@@ -116,7 +138,7 @@ impl ClickHouseServer {
 
     /// Starts the server again after [`ClickHouseServer::stop`].
     pub async fn resume(&mut self) {
-        self.process = Self::spawn(self.release, &self.directory, self.http_port);
+        self.process = Self::spawn(self.release, &self.directory, self.http_port, self.niceness);
         self.wait_ready().await;
     }
 

@@ -14,7 +14,7 @@ mod smsc;
 
 pub use clickhouse::{ClickHouseRelease, ClickHouseServer};
 pub use nats::NatsServer;
-pub use process::{require_program, spare_port, wait_until, ChildProcess};
+pub use process::{niced, require_program, spare_port, wait_until, ChildProcess};
 pub use redis::RedisServer;
 pub use smsc::{SmscImplementation, SmscServer, SMSC_PASSWORD, SMSC_SYSTEM_ID};
 

@@ -4,6 +4,28 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `command` run at nice value `niceness` (through coreutils' `nice`): for processes
+/// that stand in for other hosts, or yield the CPU to the path being measured. Its
+/// environment changes and working directory are kept.
+pub fn niced(command: &Command, niceness: i32) -> Command {
+    let mut niced = Command::new("nice");
+    niced
+        .arg("-n")
+        .arg(niceness.to_string())
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => niced.env(name, value),
+            None => niced.env_remove(name),
+        };
+    }
+    if let Some(directory) = command.get_current_dir() {
+        niced.current_dir(directory);
+    }
+    niced
+}
+
 /// A port on 127.0.0.1 that is free now and that no other test process was given in
 /// the last ten minutes.
 ///
@@ -181,4 +203,20 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{what} was not ready within {timeout:?}");
+}
+
+#[cfg(test)]
+mod niced_tests {
+    use super::*;
+
+    #[test]
+    fn a_niced_command_runs_at_that_nice_value_with_its_environment() {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", "echo \"$(nice) $RNS_NICED_TEST\""])
+            .env("RNS_NICED_TEST", "kept");
+        let output = niced(&command, 7).output().expect("nice runs sh");
+        assert!(output.status.success());
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "7 kept");
+    }
 }
