@@ -16,7 +16,7 @@
 //! value, so the gateway, nats-server and Redis run first when every core is busy and
 //! a burst of delivery or recording work never holds up a 202. What waits is work
 //! already stored in a queue; measured with `rns-bench --only paced` at 10,000
-//! requests/s on 2 cores, accept p99 went from 23–34 to 14–15 ms (BENCHMARKS.md).
+//! requests/s on 2 cores, accept p99 went from 23–34 to 11–12 ms (BENCHMARKS.md).
 use serde::Deserialize;
 
 /// `[runtime]` settings, read by every service.
