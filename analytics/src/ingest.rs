@@ -8,9 +8,12 @@
 //! inserted into `messages` and `events`, and only then is every message of it
 //! acknowledged. When ClickHouse refuses or is down, the batch is nak'ed with a delay
 //! and redelivered later: nothing is lost, and the re-inserted rows collapse in the
-//! `ReplacingMergeTree`s. A message that cannot be decoded is terminated and logged,
-//! since no retry could make it readable.
-use std::collections::HashMap;
+//! `ReplacingMergeTree`s. A message redelivered after its rows were inserted (its
+//! acknowledgement lost) is not inserted again: every event row names its RESULTS
+//! sequence, so the statistics views, which count rows as inserted, count each event
+//! once. A message that cannot be decoded is terminated and logged, since no retry
+//! could make it readable.
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
@@ -100,34 +103,43 @@ pub async fn run(
 }
 
 /// Inserts one batch and acknowledges its messages.
-async fn flush(client: &clickhouse::Client, batch: &[Message]) -> Result<(), AnalyticsError> {
-    let mut message_rows = Vec::new();
-    let mut event_rows = Vec::new();
+pub async fn flush(client: &clickhouse::Client, batch: &[Message]) -> Result<(), AnalyticsError> {
+    for message in insert(client, batch).await? {
+        if let Err(error) = message.ack().await {
+            tracing::warn!(%error, "ack failed; the batch's rows may be inserted again");
+        }
+    }
+    Ok(())
+}
+
+/// A RESULTS message decoded, with where it is in the stream.
+struct Decoded<'a> {
+    message: &'a Message,
+    result: ResultBatch,
+    sequence: u64,
+    redelivered: bool,
+}
+
+/// Inserts the rows of one batch, leaving out redelivered messages whose events are
+/// there already; the messages to acknowledge (every one but the undecodable, which
+/// are terminated).
+pub async fn insert<'a>(
+    client: &clickhouse::Client,
+    batch: &'a [Message],
+) -> Result<Vec<&'a Message>, AnalyticsError> {
     let mut decoded = Vec::with_capacity(batch.len());
-    // Traces are counted only when their lines are logged: not on the busy path.
-    let follow = tracing::enabled!(tracing::Level::DEBUG);
-    let mut traces: HashMap<TraceContext, usize> = HashMap::new();
     for message in batch {
         match ResultBatch::decode(&message.payload) {
             Ok(result) => {
-                if follow {
-                    for trace in result.event_traces().flatten() {
-                        *traces.entry(trace).or_default() += 1;
-                    }
-                }
-                message_rows.extend(
-                    result
-                        .messages
-                        .iter()
-                        .map(|record| MessageRow::new(&result.customer_id, record)),
-                );
-                event_rows.extend(
-                    result
-                        .events
-                        .iter()
-                        .map(|event| EventRow::new(&result.customer_id, event)),
-                );
-                decoded.push(message);
+                let (sequence, redelivered) = message.info().map_or((0, false), |info| {
+                    (info.stream_sequence, info.delivered > 1)
+                });
+                decoded.push(Decoded {
+                    message,
+                    result,
+                    sequence,
+                    redelivered,
+                });
             }
             Err(error) => {
                 tracing::error!(%error, subject = %message.subject, "undecodable result; terminating it");
@@ -135,13 +147,46 @@ async fn flush(client: &clickhouse::Client, batch: &[Message]) -> Result<(), Ana
             }
         }
     }
+    let inserted = already_inserted(client, &decoded).await?;
+    // Traces are counted only when their lines are logged: not on the busy path.
+    let follow = tracing::enabled!(tracing::Level::DEBUG);
+    let mut traces: HashMap<TraceContext, usize> = HashMap::new();
+    let mut message_rows = Vec::new();
+    let mut event_rows = Vec::new();
+    for Decoded {
+        result, sequence, ..
+    } in decoded
+        .iter()
+        .filter(|decoded| !inserted.contains(&decoded.sequence))
+    {
+        if follow {
+            for trace in result.event_traces().flatten() {
+                *traces.entry(trace).or_default() += 1;
+            }
+        }
+        message_rows.extend(
+            result
+                .messages
+                .iter()
+                .map(|record| MessageRow::new(&result.customer_id, record)),
+        );
+        event_rows.extend(
+            result
+                .events
+                .iter()
+                .map(|event| EventRow::new(&result.customer_id, event, *sequence)),
+        );
+    }
+    if !inserted.is_empty() {
+        metrics::counter!(crate::metric_names::ANALYTICS_REDELIVERIES_SKIPPED_TOTAL)
+            .increment(inserted.len() as u64);
+        tracing::info!(
+            messages = inserted.len(),
+            "redelivered results already inserted; not counted again"
+        );
+    }
     insert_rows(client, MESSAGES_TABLE, &message_rows).await?;
     insert_rows(client, EVENTS_TABLE, &event_rows).await?;
-    for message in decoded {
-        if let Err(error) = message.ack().await {
-            tracing::warn!(%error, "ack failed; the batch's rows may be inserted again");
-        }
-    }
     tracing::debug!(
         messages = message_rows.len(),
         events = event_rows.len(),
@@ -150,7 +195,59 @@ async fn flush(client: &clickhouse::Client, batch: &[Message]) -> Result<(), Ana
     if follow {
         log_traces(&traces);
     }
-    Ok(())
+    Ok(decoded.into_iter().map(|decoded| decoded.message).collect())
+}
+
+/// The stream sequences of the redelivered messages in `decoded` whose events
+/// ClickHouse holds already: inserted on an earlier delivery whose acknowledgement
+/// was lost (the process ended, or the ack did not arrive). Only redelivered
+/// messages are looked up, by customer and request (the table's key), so the usual
+/// batch costs no query. One insert is one block, so a message's events are all
+/// there or none are.
+async fn already_inserted(
+    client: &clickhouse::Client,
+    decoded: &[Decoded<'_>],
+) -> Result<HashSet<u64>, AnalyticsError> {
+    let mut asked: HashMap<&str, (HashSet<String>, Vec<u64>)> = HashMap::new();
+    for redelivered in decoded
+        .iter()
+        .filter(|decoded| decoded.redelivered && !decoded.result.events.is_empty())
+    {
+        let (requests, sequences) = asked
+            .entry(redelivered.result.customer_id.as_str())
+            .or_default();
+        requests.extend(
+            redelivered
+                .result
+                .events
+                .iter()
+                .map(|event| event.message_id.request_id().to_string()),
+        );
+        sequences.push(redelivered.sequence);
+    }
+    let mut inserted = HashSet::new();
+    for (customer, (requests, sequences)) in asked {
+        let statement = format!(
+            "SELECT DISTINCT results_sequence FROM {EVENTS_TABLE} \
+             WHERE customer_id = ? AND request_id IN ({}) AND results_sequence IN ({})",
+            placeholders(requests.len()),
+            placeholders(sequences.len()),
+        );
+        let mut query = client.query(&statement).bind(customer);
+        for request in &requests {
+            query = query.bind(request.as_str());
+        }
+        for sequence in &sequences {
+            query = query.bind(sequence);
+        }
+        inserted.extend(query.fetch_all::<u64>().await?);
+    }
+    Ok(inserted)
+}
+
+/// `?, ?, …`: `count` placeholders.
+fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(", ")
 }
 
 /// One line per trace of the batch's events: the last step of a message's path.

@@ -45,6 +45,8 @@ pub struct EventRow {
     pub accepted_at_ms: u64,
     pub points_reserved: u32,
     pub points_spent: u32,
+    /// The RESULTS stream sequence of the message the event came in (0: unknown).
+    pub results_sequence: u64,
 }
 
 fn seconds(milliseconds: u64) -> u32 {
@@ -132,7 +134,8 @@ impl MessageRow {
 }
 
 impl EventRow {
-    pub fn new(customer: &CustomerId, event: &MessageEvent) -> Self {
+    /// `event`, which came in the RESULTS message at `results_sequence`.
+    pub fn new(customer: &CustomerId, event: &MessageEvent, results_sequence: u64) -> Self {
         Self {
             customer_id: customer.to_string(),
             request_id: event.message_id.request_id().to_string(),
@@ -153,6 +156,7 @@ impl EventRow {
             accepted_at_ms: event.accepted_at_ms,
             points_reserved: event.points.reserved,
             points_spent: event.points.spent,
+            results_sequence,
         }
     }
 }

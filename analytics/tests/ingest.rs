@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use rns_analytics::{AnalyticsSettings, Settings};
 use rns_nats::{publish_all, Outbound};
 use rns_results::ResultQueries;
@@ -549,6 +550,98 @@ async fn routing_targets_follow_customer_profiles_into_clickhouse(release: Click
     harness.shutdown.cancel();
 }
 
+/// The analytics process inserted a batch and ended before acknowledging it: the
+/// redelivered messages must not be counted again by the statistics views (which
+/// count rows as inserted), and must be acknowledged.
+async fn a_batch_redelivered_after_its_insert_is_counted_once(release: ClickHouseRelease) {
+    let nats = NatsServer::start().await;
+    let clickhouse = ClickHouseServer::start_release(release).await;
+    let settings = ClickHouseSettings {
+        url: clickhouse.url(),
+        ..Default::default()
+    };
+    let client = rns_analytics::prepare(&settings).await.unwrap();
+    let jetstream = async_nats::jetstream::new(nats.client().await);
+    let stream = jetstream
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "RESULTS_TEST".to_owned(),
+            subjects: vec!["result.>".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("analytics".to_owned()),
+            ack_wait: Duration::from_secs(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let customer = CustomerId::parse("acme").unwrap();
+    let request = RequestId::generate();
+    // Two messages: only the second is redelivered after being inserted.
+    let routed = batch(&customer, request, 3, None);
+    publish(&jetstream, &routed, "routed").await;
+    let delivered = batch(&customer, request, 3, Some(EventKind::Delivered));
+    publish(&jetstream, &delivered, "delivered").await;
+    let fetch = |consumer: &async_nats::jetstream::consumer::PullConsumer, count: usize| {
+        let consumer = consumer.clone();
+        async move {
+            let mut messages = consumer
+                .fetch()
+                .max_messages(count)
+                .expires(Duration::from_secs(3))
+                .messages()
+                .await
+                .unwrap();
+            let mut fetched = Vec::new();
+            while let Some(message) = messages.next().await {
+                fetched.push(message.unwrap());
+            }
+            fetched
+        }
+    };
+    let first = fetch(&consumer, 2).await;
+    assert_eq!(first.len(), 2);
+    rns_analytics::ingest::flush(&client, &first[..1])
+        .await
+        .unwrap();
+    // The second is inserted, and the process ends before acknowledging it.
+    let to_acknowledge = rns_analytics::ingest::insert(&client, &first[1..])
+        .await
+        .unwrap();
+    assert_eq!(to_acknowledge.len(), 1);
+    drop(first);
+    // After the ack wait, JetStream delivers it again, to the next process.
+    let again = fetch(&consumer, 1).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        again[0].info().unwrap().delivered,
+        2,
+        "the fault was felt: a redelivery"
+    );
+    rns_analytics::ingest::flush(&client, &again).await.unwrap();
+
+    // The second message's events: three submitted, three delivered.
+    let statistics: (u64, u64) = client
+        .query(
+            "SELECT sumMerge(submitted), sumMerge(delivered) FROM carrier_minutes \
+             WHERE customer_id = ?",
+        )
+        .bind(customer.as_str())
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(statistics, (3, 3), "each event counted once");
+    let info = consumer.info().await.unwrap();
+    assert_eq!(
+        (info.num_pending, info.num_ack_pending),
+        (0, 0),
+        "the redelivered message was acknowledged"
+    );
+}
+
 on_every_clickhouse_release!(
     results_become_queryable_and_duplicates_change_nothing,
     another_customer_sees_nothing,
@@ -556,4 +649,5 @@ on_every_clickhouse_release!(
     tables_of_an_earlier_version_gain_the_new_columns_and_enum_values,
     message_lists_filter_and_page_without_gaps_or_repeats_while_results_arrive,
     routing_targets_follow_customer_profiles_into_clickhouse,
+    a_batch_redelivered_after_its_insert_is_counted_once,
 );

@@ -86,6 +86,7 @@ async fn write_request(store: &Store, customer: &str, at_ms: u64, fates: &[Fate]
                     points,
                     trace: None,
                 },
+                0,
             )
         };
         events.push(event(EventKind::Routed, 1, Points::default()));

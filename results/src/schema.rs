@@ -17,8 +17,10 @@
 //!
 //! The first two are `ReplacingMergeTree`s ordered by customer first: every query
 //! names the customer, and a re-inserted batch collapses on merge. The statistics
-//! tables count rows as inserted: a batch inserted twice (its acknowledgement lost after
-//! the insert) is counted twice there, never in lists or timelines.
+//! tables count rows as inserted, so an event must be inserted once: each carries
+//! `results_sequence`, the RESULTS message it came from, and ingestion skips a
+//! redelivered message whose events are already there (inserted before its
+//! acknowledgement was lost; `rns_analytics::ingest`).
 //!
 //! - `routing_targets`: every customer's target share per channel and carrier, the
 //!   latest by `revision` (the profile's revision in its bucket), mirrored from the
@@ -101,7 +103,8 @@ pub fn statements(database: &str) -> Vec<String> {
                 detail String,
                 accepted_at_ms UInt64,
                 points_reserved UInt32,
-                points_spent UInt32
+                points_spent UInt32,
+                results_sequence UInt64
             ) ENGINE = ReplacingMergeTree()
             PARTITION BY toYYYYMMDD(at)
             ORDER BY (customer_id, request_id, message_id, ordinal, kind)"
@@ -206,7 +209,7 @@ const COUNT: &str = "AggregateFunction(sum, UInt64)";
 const DIGEST: &str = "AggregateFunction(quantilesTDigestIf(0.5, 0.95, 0.99), UInt64, UInt8)";
 
 /// Columns added after a table was first created: (table, column, type).
-const ADDED_COLUMNS: [(&str, &str, &str); 16] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 17] = [
     (MESSAGES_TABLE, "schedule_id", "String"),
     (MESSAGES_TABLE, "points_reserved", "UInt32"),
     (MESSAGES_TABLE, "fallback_type", "String"),
@@ -215,6 +218,7 @@ const ADDED_COLUMNS: [(&str, &str, &str); 16] = [
     (EVENTS_TABLE, "accepted_at_ms", "UInt64"),
     (EVENTS_TABLE, "points_reserved", "UInt32"),
     (EVENTS_TABLE, "points_spent", "UInt32"),
+    (EVENTS_TABLE, "results_sequence", "UInt64"),
     (CARRIER_MINUTES_TABLE, "undeliverable", COUNT),
     (CARRIER_MINUTES_TABLE, "unknown", COUNT),
     (CARRIER_MINUTES_TABLE, "expired", COUNT),
