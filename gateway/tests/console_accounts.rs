@@ -228,6 +228,21 @@ async fn a_person_signs_up_proves_their_phone_and_uses_the_api_with_the_session(
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    // The refused sign-up left no customer behind: still one with the company's name.
+    let (status, customers) = api
+        .call(
+            Method::GET,
+            "/v1/admin/customers?q=%EB%AF%BC%EC%88%98%20%EB%A7%88%ED%8A%B8",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{customers}");
+    assert_eq!(
+        customers["items"].as_array().map(Vec::len),
+        Some(1),
+        "{customers}"
+    );
 
     let (status, _) = browser
         .call(&api, Method::POST, "/v1/auth/signout", None, true)

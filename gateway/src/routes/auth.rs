@@ -211,8 +211,10 @@ pub async fn signup(
         None => None,
     };
     let now_ms = rns_types::time::now_milliseconds();
-    let (customer, role) = match &invitation {
-        Some((_, invitation)) => (invitation.customer.clone(), invitation.role),
+    // A customer of their own is stored only once the person is (which takes the
+    // email): a sign-up refused, for a taken email or anything else, leaves none.
+    let (customer, role, new_customer) = match &invitation {
+        Some((_, invitation)) => (invitation.customer.clone(), invitation.role, None),
         None => {
             let company = checked_name(
                 body.company.as_deref().unwrap_or_default(),
@@ -222,8 +224,7 @@ pub async fn signup(
                 CustomerId::parse(&format!("c{}", hex::encode(rand::random::<[u8; 6]>())))
                     .expect("c and hex digits are a customer id");
             let profile = CustomerProfile::new(customer.clone(), company, now_ms);
-            state.directory().create_profile(&profile).await?;
-            (customer, Role::Owner)
+            (customer, Role::Owner, Some(profile))
         }
     };
     let person = Person {
@@ -242,6 +243,15 @@ pub async fn signup(
             state.accounts().restore_invitation(token, invitation).await;
         }
         return Err(error);
+    }
+    if let Some(profile) = &new_customer {
+        if let Err(error) = state.directory().create_profile(profile).await {
+            // The email is free again, for a sign-up that can finish.
+            if let Err(removal) = state.accounts().remove(&person).await {
+                tracing::warn!(person = %person.id, error = %removal, "a person without a customer was left");
+            }
+            return Err(error.into());
+        }
     }
     tracing::info!(person = %person.id, customer = %person.customer, role = ?person.role, "person signed up");
     let code_expires_at =
