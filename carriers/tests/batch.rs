@@ -127,3 +127,36 @@ async fn concurrent_submits_through_a_batching_submitter_are_each_answered() {
     let counts = simulator.counts();
     assert_eq!((counts.received, counts.delivered), (100, 90));
 }
+
+#[tokio::test]
+async fn a_handsets_latest_texts_can_be_read_back_and_only_the_latest_are_kept() {
+    let simulator = Simulator::new("kt", Knobs::default());
+    let url = serve(&simulator).await;
+    let carrier = HttpCarrier::new(&url, Duration::from_secs(2), 4);
+    let mut code = request("code", "01055551234");
+    code.text = "인증번호 482913".to_owned();
+    assert_eq!(label(&carrier.submit(&code).await), "delivered");
+    let texts: Vec<String> = reqwest::get(format!("{url}/v1/texts?to=01055551234"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(texts, ["인증번호 482913"]);
+    // The texts kept are bounded: 1,100 more push the first one out.
+    for round in 0..11 {
+        let batch = (0..100)
+            .map(|index| request(&format!("r{round}-{index}"), "01000000000"))
+            .collect();
+        carrier.submit_batch(batch).await;
+    }
+    assert_eq!(
+        simulator.texts_to("01000000000").len(),
+        simulator::TEXTS_KEPT,
+        "only the latest are kept"
+    );
+    assert!(
+        simulator.texts_to("01055551234").is_empty(),
+        "the oldest text was forgotten"
+    );
+}

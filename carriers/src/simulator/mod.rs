@@ -9,7 +9,9 @@
 //! a reference already delivered is answered 200 with `"duplicate": true` and counted
 //! in `duplicates`, never delivered twice. `GET /v1/counts` returns its counters and
 //! `GET /v1/delivered` the delivered message ids: the ground truth that end-to-end
-//! tests compare RNS's records against.
+//! tests compare RNS's records against. `GET /v1/texts?to=<number>` lists what it took
+//! for a handset among the last [`TEXTS_KEPT`] texts it took (what a person reads on
+//! their phone: tests read verification codes there, since RNS records none).
 //!
 //! With the `receipts` knob set it works asynchronously, as most real carriers do: it
 //! answers a submit it takes with `{"status":"accepted","carrier_reference"}`, decides
@@ -20,7 +22,7 @@
 //! `duplicate_rate` are sent twice, and `early_rate` are posted before the submit is
 //! answered. `GET /v1/receipts` lists what it decided and reported for each message.
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -216,8 +218,13 @@ struct Inner {
     /// Delivered client references (RNS message ids), for de-duplication and for
     /// `GET /v1/delivered`, the ground truth of who delivered what.
     delivered: Mutex<HashSet<String>>,
+    /// The last [`TEXTS_KEPT`] texts it took for delivery: (recipient, text).
+    texts: Mutex<VecDeque<(String, String)>>,
     rate_window: Mutex<RateWindow>,
 }
+
+/// How many of the latest texts `GET /v1/texts` can show.
+pub const TEXTS_KEPT: usize = 1_000;
 
 impl Simulator {
     /// A simulator; its receipt poster runs on the current Tokio runtime until the
@@ -244,6 +251,7 @@ impl Simulator {
             outbox,
             http,
             delivered: Mutex::new(HashSet::new()),
+            texts: Mutex::new(VecDeque::with_capacity(TEXTS_KEPT)),
             rate_window: Mutex::new(RateWindow {
                 started: Instant::now(),
                 submits: 0,
@@ -290,6 +298,7 @@ pub fn app(simulator: Simulator) -> Router {
         .route("/v1/messages/batch", post(submit_batch))
         .route("/v1/counts", get(counts))
         .route("/v1/delivered", get(delivered))
+        .route("/v1/texts", get(texts))
         .route("/v1/receipts", get(receipts))
         .route("/v1/knobs", get(get_knobs).put(put_knobs))
         .with_state(simulator)
@@ -494,6 +503,7 @@ impl Simulator {
             )
             .into();
         }
+        self.keep_text(request);
         match &knobs.receipts {
             Some(receipts) => self.accept(request, reference, receipts),
             None => {
@@ -501,6 +511,26 @@ impl Simulator {
                 taken(SUBMIT_DELIVERED, reference, !first)
             }
         }
+    }
+
+    /// Keeps the text it took for `request.to`, forgetting the oldest beyond
+    /// [`TEXTS_KEPT`].
+    fn keep_text(&self, request: &SubmitRequest) {
+        let mut texts = self.0.texts.lock().expect("texts lock is never poisoned");
+        if texts.len() == TEXTS_KEPT {
+            texts.pop_front();
+        }
+        texts.push_back((request.to.clone(), request.text.clone()));
+    }
+
+    /// The texts it took for `to`, oldest first, among the last [`TEXTS_KEPT`].
+    pub fn texts_to(&self, to: &str) -> Vec<String> {
+        let texts = self.0.texts.lock().expect("texts lock is never poisoned");
+        texts
+            .iter()
+            .filter(|(recipient, _)| recipient == to)
+            .map(|(_, text)| text.clone())
+            .collect()
     }
 
     /// Puts the message on the handset; false if it was already there.
@@ -768,6 +798,21 @@ async fn delivered(State(simulator): State<Simulator>) -> Json<Vec<String>> {
         .lock()
         .expect("delivered lock is never poisoned");
     Json(delivered.iter().cloned().collect())
+}
+
+/// `GET /v1/texts?to=`: the query of [`texts`].
+#[derive(Debug, Deserialize)]
+struct TextsQuery {
+    to: String,
+}
+
+/// `GET /v1/texts?to=<number>`: what it took for that handset, oldest first, among
+/// the last [`TEXTS_KEPT`] texts.
+async fn texts(
+    State(simulator): State<Simulator>,
+    axum::extract::Query(query): axum::extract::Query<TextsQuery>,
+) -> Json<Vec<String>> {
+    Json(simulator.texts_to(&query.to))
 }
 
 /// `GET /healthz`: what a carrier's health URL says, the recovery probe's question.
