@@ -11,7 +11,7 @@ use rns_types::routing::Schedule;
 use rns_types::subjects::{carrier_lane_subject, message_ids, result_subject};
 use rns_types::wire::{
     restore_traces, CarrierJob, EventKind, MessageEvent, MessageRecord, Points, Recipient,
-    ResultBatch, SendRequest,
+    ResultBatch, SendRequest, WITHHELD_TEXT,
 };
 use rns_types::{CarrierId, CustomerId, MessageId, Priority, RequestId};
 
@@ -171,7 +171,7 @@ fn result_batches(
                         None,
                     ),
                 };
-            batch.messages.push(MessageRecord {
+            let mut record = MessageRecord {
                 message_id,
                 accepted_at_ms: request.accepted_at_ms,
                 channel: request.channel,
@@ -183,13 +183,29 @@ fn result_batches(
                 points_reserved,
                 schedule_id: request.schedule_id.clone(),
                 fallback,
-            });
+            };
+            if request.confidential {
+                withhold(&mut record);
+            }
+            batch.messages.push(record);
             batch.events.push(event(index as u32, message_id));
         }
         batch.share_traces();
         batches.push(batch);
     }
     batches
+}
+
+/// A confidential request's record: its subjects and texts replaced by
+/// [`WITHHELD_TEXT`] (the jobs keep them: the carriers deliver them).
+fn withhold(record: &mut MessageRecord) {
+    let withheld = || WITHHELD_TEXT.to_owned();
+    record.text = withheld();
+    record.subject = record.subject.as_ref().map(|_| withheld());
+    if let Some(fallback) = &mut record.fallback {
+        fallback.text = withheld();
+        fallback.subject = fallback.subject.as_ref().map(|_| withheld());
+    }
 }
 
 /// Most bytes of jobs in one batch message, far below the server's 1 MiB payload
@@ -406,6 +422,37 @@ mod tests {
             .map(|job| job.message_id.to_string())
             .collect();
         assert_eq!(ids[999], format!("{}-999", request.request_id));
+    }
+
+    #[test]
+    fn a_confidential_request_is_delivered_as_written_and_recorded_withheld() {
+        let mut request = request(3);
+        request.text = "인증번호 482913".to_owned();
+        request.subject = Some("코드".to_owned());
+        request.blocked = vec![PhoneNumber::parse("01099999999").unwrap()];
+        request.confidential = true;
+        let planned = plan(&request, &schedule(), 0, 2);
+        assert_eq!(planned.jobs.len(), 3);
+        assert!(planned
+            .jobs
+            .iter()
+            .all(|job| job.text == "인증번호 482913" && job.subject.as_deref() == Some("코드")));
+        let records: Vec<&MessageRecord> = planned
+            .results
+            .iter()
+            .flat_map(|batch| &batch.messages)
+            .collect();
+        assert_eq!(records.len(), 4, "the blocked recipient's record too");
+        for record in records {
+            assert_eq!(record.text, WITHHELD_TEXT);
+            assert_eq!(record.subject.as_deref(), Some(WITHHELD_TEXT));
+        }
+        request.confidential = false;
+        let recorded = plan(&request, &schedule(), 0, 2);
+        assert!(recorded.results[0]
+            .messages
+            .iter()
+            .all(|record| record.text == "인증번호 482913"));
     }
 
     #[test]

@@ -634,6 +634,14 @@ background_niceness = {background_niceness}
         format!("http://127.0.0.1:{}", self.gateway_port)
     }
 
+    /// Every carrier simulator's base URL.
+    pub fn simulator_urls(&self) -> Vec<String> {
+        self.simulators
+            .keys()
+            .map(|carrier| self.simulator_url(carrier))
+            .collect()
+    }
+
     pub fn simulator_url(&self, carrier: &str) -> String {
         format!("http://127.0.0.1:{}", self.simulators[carrier].1)
     }
@@ -734,6 +742,26 @@ background_niceness = {background_niceness}
     }
 
     /// A simulator's own counters (`GET /v1/counts`).
+    /// The texts the carrier simulators took for `number` (its handset's inbox, each
+    /// simulator's oldest first): where a person reads a code RNS records withheld.
+    pub async fn texts_to(&self, number: &str) -> Vec<String> {
+        let mut texts = Vec::new();
+        for carrier in self.simulators.keys() {
+            let taken: Vec<String> = self
+                .http
+                .get(format!("{}/v1/texts", self.simulator_url(carrier)))
+                .query(&[("to", number)])
+                .send()
+                .await
+                .expect("simulator answers")
+                .json()
+                .await
+                .expect("simulator texts are JSON");
+            texts.extend(taken);
+        }
+        texts
+    }
+
     pub async fn simulator_counts(&self, carrier: &str) -> Value {
         self.http
             .get(format!("{}/v1/counts", self.simulator_url(carrier)))

@@ -34,13 +34,13 @@ async fn a_newcomer_signs_up_verifies_their_phone_and_finds_home_in_a_real_brows
     let screenshots =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
     let url = system.gateway_url();
-    let clickhouse = system.clickhouse.url();
+    let simulators = system.simulator_urls().join(",");
     let run = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("tests/browser.mjs")
             .current_dir(console_directory())
             .env("RNS_URL", url)
-            .env("CLICKHOUSE_URL", clickhouse)
+            .env("SIMULATOR_URLS", simulators)
             .env("ADMIN_KEY", rns_e2e::ADMIN_KEY)
             .env("SCREENSHOTS", screenshots)
             .output()

@@ -1,7 +1,7 @@
 //! A mobile sender number verified as a customer does it, with the real binaries:
 //! the code travels as an ordinary send of the operator's system customer — routed,
-//! delivered by a carrier, recorded in ClickHouse, charged to no one — and once
-//! entered the number sends.
+//! delivered by a carrier, recorded in ClickHouse with its text withheld, charged to
+//! no one — and once entered the number sends.
 use std::time::Duration;
 
 use reqwest::Method;
@@ -24,7 +24,8 @@ async fn the_code_texted_through_the_send_path_verifies_a_mobile_number() {
     assert_eq!(status, 201, "{registered}");
     assert_eq!(registered["status"], json!("pending"));
 
-    // The text reached a carrier: its record is delivered, from the system number.
+    // The text reached a carrier: its record is delivered, from the system number,
+    // and withheld (nobody reads a code back from RNS's records); the handset has it.
     let query = "SELECT text FROM rns.messages WHERE customer_id = 'rns' \
                  AND to_number = '01055551234' AND from_number = '18990000' FORMAT TabSeparated";
     rns_testkit::wait_until(
@@ -33,7 +34,10 @@ async fn the_code_texted_through_the_send_path_verifies_a_mobile_number() {
         || async { !system.clickhouse.query(query).await.trim().is_empty() },
     )
     .await;
-    let text = system.clickhouse.query(query).await.trim().to_owned();
+    assert_eq!(
+        system.clickhouse.query(query).await.trim(),
+        rns_types::wire::WITHHELD_TEXT
+    );
     rns_testkit::wait_until(
         "the code's text is delivered",
         Duration::from_secs(30),
@@ -49,6 +53,10 @@ async fn the_code_texted_through_the_send_path_verifies_a_mobile_number() {
         },
     )
     .await;
+    let texts = system.texts_to("01055551234").await;
+    let [text] = texts.as_slice() else {
+        panic!("one text reached the handset: {texts:?}");
+    };
     let code = text
         .split(|character: char| !character.is_ascii_digit())
         .find(|word| word.len() == 6)

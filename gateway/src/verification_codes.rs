@@ -299,6 +299,8 @@ pub async fn send_code(
     };
     request.priority = Priority::High;
     request.valid_for_ms = Some(ttl_seconds * 1_000);
+    // Nobody reads a code back from the records, the operator included.
+    request.confidential = true;
     publish_paid(state, &request, Publication::Now { keyed: false }).await?;
     tracing::info!(%holder, %number, request = %request.request_id, "verification code sent");
     Ok(request.accepted_at_ms + ttl_seconds * 1_000)

@@ -608,7 +608,7 @@ async fn advertisements_follow_the_law() {
 }
 
 #[tokio::test]
-async fn priority_and_validity_travel_with_the_send_and_bad_ones_are_refused() {
+async fn priority_validity_and_confidentiality_travel_with_the_send_and_bad_ones_are_refused() {
     let api = Api::start().await;
     let key = api.customer("acme").await;
     let (status, answer) = send(
@@ -622,6 +622,18 @@ async fn priority_and_validity_travel_with_the_send_and_bad_ones_are_refused() {
     let queued = api.queued_sends().await.pop().unwrap();
     assert_eq!(queued.priority, rns_types::Priority::High);
     assert_eq!(queued.valid_for_ms, Some(180_000));
+    assert!(!queued.confidential, "recorded as written unless asked");
+    let (status, answer) = send(
+        &api,
+        &key,
+        json!({"from": "0212345678", "to": ["01011111111"], "text": "인증번호 654321",
+               "confidential": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let queued = api.queued_sends().await.pop().unwrap();
+    assert!(queued.confidential, "the dispatcher records it withheld");
+    assert_eq!(queued.text, "인증번호 654321", "the carriers get the text");
 
     let in_an_hour = rns_types::time::rfc3339(rns_types::time::now_milliseconds() + 3_600_000);
     let (status, answer) = send(

@@ -91,7 +91,15 @@ pub struct SendRequest {
     /// The request's trace (see [`crate::trace`]); its jobs and events carry it on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<crate::trace::TraceContext>,
+    /// Its texts are delivered but never recorded: the message records (RESULTS,
+    /// ClickHouse, the results API) hold [`WITHHELD_TEXT`] in their place. For
+    /// one-time codes and anything else no one should read back.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub confidential: bool,
 }
+
+/// What a confidential request's records hold instead of its subjects and texts.
+pub const WITHHELD_TEXT: &str = "[withheld]";
 
 /// One recipient of a request, with what was filled in for them. Reads the earlier
 /// wire form too (a bare number), so requests queued by an older gateway still
@@ -217,6 +225,7 @@ impl SendRequest {
             priority: Priority::Normal,
             valid_for_ms: None,
             trace: None,
+            confidential: false,
         }
     }
 
@@ -900,6 +909,7 @@ mod tests {
             priority: Priority::Normal,
             valid_for_ms: None,
             trace: None,
+            confidential: false,
         };
         let json = serde_json::to_string(&request).unwrap();
         assert_eq!(

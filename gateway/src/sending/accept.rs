@@ -74,6 +74,7 @@ pub async fn accept(
         priority: valid.priority,
         valid_for_ms: valid.valid_for_ms,
         trace: Some(trace),
+        confidential: valid.confidential,
     };
     // A daily cap counts what is sent now or once later, when it is accepted.
     if let (Some(cap), false) = (valid.daily_cap, matches!(valid.when, When::Recurring(_))) {

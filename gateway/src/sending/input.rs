@@ -60,6 +60,11 @@ pub struct SendMessages {
     /// The time after which its messages are no longer submitted (RFC 3339).
     #[serde(default)]
     pub(super) expires_at: Option<String>,
+    /// Deliver the texts but never record them: the message records (lists, the
+    /// message view, text search, ClickHouse) show `[withheld]` in their place.
+    /// For one-time codes and anything else no one should read back.
+    #[serde(default)]
+    pub(super) confidential: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

@@ -39,6 +39,8 @@ pub struct ValidSend {
     pub(super) weights: Option<Weights>,
     /// The customer's cap of messages per Korean day, if the operator set one.
     pub(super) daily_cap: Option<u64>,
+    /// Its texts are delivered but never recorded.
+    pub(super) confidential: bool,
 }
 
 /// What a send is checked for.
@@ -213,5 +215,6 @@ pub async fn validate(
         when,
         weights,
         daily_cap,
+        confidential: body.confidential,
     })
 }
