@@ -27,7 +27,10 @@ async fn texted_code(api: &Api, number: &str) -> String {
     assert_eq!(text.priority, Priority::High);
     assert_eq!(text.points(), 0, "the operator's text is charged to no one");
     assert!(text.valid_for_ms.is_some(), "useless once the code expired");
-    assert!(text.confidential, "nobody reads the code back from the records");
+    assert!(
+        text.confidential,
+        "nobody reads the code back from the records"
+    );
     text.text
         .split(|character: char| !character.is_ascii_digit())
         .find(|word| word.len() == 6)
