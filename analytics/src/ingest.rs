@@ -202,47 +202,69 @@ pub async fn insert<'a>(
 /// ClickHouse holds already: inserted on an earlier delivery whose acknowledgement
 /// was lost (the process ended, or the ack did not arrive). Only redelivered
 /// messages are looked up, by customer and request (the table's key), so the usual
-/// batch costs no query. One insert is one block, so a message's events are all
-/// there or none are.
+/// batch costs no query; after a crash a whole batch may be redelivered, so they are
+/// asked about a few at a time ([`REQUESTS_PER_LOOKUP`]), keeping each query far
+/// below ClickHouse's `max_query_size`. One insert is one block, so a message's
+/// events are all there or none are.
 async fn already_inserted(
     client: &clickhouse::Client,
     decoded: &[Decoded<'_>],
 ) -> Result<HashSet<u64>, AnalyticsError> {
-    let mut asked: HashMap<&str, (HashSet<String>, Vec<u64>)> = HashMap::new();
-    for redelivered in decoded
+    let mut inserted = HashSet::new();
+    let mut redelivered: Vec<&Decoded<'_>> = decoded
         .iter()
         .filter(|decoded| decoded.redelivered && !decoded.result.events.is_empty())
-    {
-        let (requests, sequences) = asked
-            .entry(redelivered.result.customer_id.as_str())
-            .or_default();
+        .collect();
+    redelivered.sort_by(|one, other| one.result.customer_id.cmp(&other.result.customer_id));
+    let mut asked: Vec<&Decoded<'_>> = Vec::new();
+    let mut requests: HashSet<String> = HashSet::new();
+    for (index, message) in redelivered.iter().enumerate() {
+        asked.push(message);
         requests.extend(
-            redelivered
+            message
                 .result
                 .events
                 .iter()
                 .map(|event| event.message_id.request_id().to_string()),
         );
-        sequences.push(redelivered.sequence);
-    }
-    let mut inserted = HashSet::new();
-    for (customer, (requests, sequences)) in asked {
-        let statement = format!(
-            "SELECT DISTINCT results_sequence FROM {EVENTS_TABLE} \
-             WHERE customer_id = ? AND request_id IN ({}) AND results_sequence IN ({})",
-            placeholders(requests.len()),
-            placeholders(sequences.len()),
-        );
-        let mut query = client.query(&statement).bind(customer);
-        for request in &requests {
-            query = query.bind(request.as_str());
+        let last_of_customer = redelivered
+            .get(index + 1)
+            .is_none_or(|next| next.result.customer_id != message.result.customer_id);
+        if last_of_customer || requests.len() >= REQUESTS_PER_LOOKUP {
+            let sequences: Vec<u64> = asked.iter().map(|asked| asked.sequence).collect();
+            let customer = message.result.customer_id.as_str();
+            inserted.extend(lookup(client, customer, &requests, &sequences).await?);
+            asked.clear();
+            requests.clear();
         }
-        for sequence in &sequences {
-            query = query.bind(sequence);
-        }
-        inserted.extend(query.fetch_all::<u64>().await?);
     }
     Ok(inserted)
+}
+
+/// Most request ids in one look-up of [`already_inserted`] (about 30 KB of query).
+const REQUESTS_PER_LOOKUP: usize = 1_000;
+
+/// Which of `sequences` have events of `customer`'s `requests` in ClickHouse.
+async fn lookup(
+    client: &clickhouse::Client,
+    customer: &str,
+    requests: &HashSet<String>,
+    sequences: &[u64],
+) -> Result<Vec<u64>, AnalyticsError> {
+    let statement = format!(
+        "SELECT DISTINCT results_sequence FROM {EVENTS_TABLE} \
+         WHERE customer_id = ? AND request_id IN ({}) AND results_sequence IN ({})",
+        placeholders(requests.len()),
+        placeholders(sequences.len()),
+    );
+    let mut query = client.query(&statement).bind(customer);
+    for request in requests {
+        query = query.bind(request.as_str());
+    }
+    for sequence in sequences {
+        query = query.bind(sequence);
+    }
+    Ok(query.fetch_all::<u64>().await?)
 }
 
 /// `?, ?, …`: `count` placeholders.

@@ -580,9 +580,28 @@ async fn a_batch_redelivered_after_its_insert_is_counted_once(release: ClickHous
         .unwrap();
     let customer = CustomerId::parse("acme").unwrap();
     let request = RequestId::generate();
-    // Two messages: only the second is redelivered after being inserted.
+    // Three messages: the second and third are redelivered after being inserted. The
+    // second holds 1,200 requests' outcomes: more than one look-up asks about, so the
+    // third is asked about in a look-up of its own.
     let routed = batch(&customer, request, 3, None);
     publish(&jetstream, &routed, "routed").await;
+    let mut many = batch(
+        &customer,
+        RequestId::generate(),
+        1,
+        Some(EventKind::Delivered),
+    );
+    for _ in 1..1_200 {
+        let more = batch(
+            &customer,
+            RequestId::generate(),
+            1,
+            Some(EventKind::Delivered),
+        );
+        many.messages.extend(more.messages);
+        many.events.extend(more.events);
+    }
+    publish(&jetstream, &many, "many").await;
     let delivered = batch(&customer, request, 3, Some(EventKind::Delivered));
     publish(&jetstream, &delivered, "delivered").await;
     let fetch = |consumer: &async_nats::jetstream::consumer::PullConsumer, count: usize| {
@@ -602,28 +621,30 @@ async fn a_batch_redelivered_after_its_insert_is_counted_once(release: ClickHous
             fetched
         }
     };
-    let first = fetch(&consumer, 2).await;
-    assert_eq!(first.len(), 2);
+    let first = fetch(&consumer, 3).await;
+    assert_eq!(first.len(), 3);
     rns_analytics::ingest::flush(&client, &first[..1])
         .await
         .unwrap();
-    // The second is inserted, and the process ends before acknowledging it.
+    // The others are inserted, and the process ends before acknowledging them.
     let to_acknowledge = rns_analytics::ingest::insert(&client, &first[1..])
         .await
         .unwrap();
-    assert_eq!(to_acknowledge.len(), 1);
+    assert_eq!(to_acknowledge.len(), 2);
     drop(first);
-    // After the ack wait, JetStream delivers it again, to the next process.
-    let again = fetch(&consumer, 1).await;
-    assert_eq!(again.len(), 1);
-    assert_eq!(
-        again[0].info().unwrap().delivered,
-        2,
-        "the fault was felt: a redelivery"
-    );
+    // After the ack wait, JetStream delivers them again, to the next process.
+    let again = fetch(&consumer, 2).await;
+    assert_eq!(again.len(), 2);
+    for message in &again {
+        assert_eq!(
+            message.info().unwrap().delivered,
+            2,
+            "the fault was felt: a redelivery"
+        );
+    }
     rns_analytics::ingest::flush(&client, &again).await.unwrap();
 
-    // The second message's events: three submitted, three delivered.
+    // The second message's events (three submitted, three delivered) and the third's.
     let statistics: (u64, u64) = client
         .query(
             "SELECT sumMerge(submitted), sumMerge(delivered) FROM carrier_minutes \
@@ -633,7 +654,7 @@ async fn a_batch_redelivered_after_its_insert_is_counted_once(release: ClickHous
         .fetch_one()
         .await
         .unwrap();
-    assert_eq!(statistics, (3, 3), "each event counted once");
+    assert_eq!(statistics, (1_203, 1_203), "each event counted once");
     let info = consumer.info().await.unwrap();
     assert_eq!(
         (info.num_pending, info.num_ack_pending),
