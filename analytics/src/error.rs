@@ -13,4 +13,6 @@ pub enum AnalyticsError {
     Topology(#[from] rns_nats::TopologyError),
     #[error("results: {0}")]
     Results(#[from] rns_results::ResultsError),
+    #[error("{0} timed out")]
+    TimedOut(&'static str),
 }

@@ -37,6 +37,9 @@ pub struct BatchPolicy {
     pub batch_max_bytes: usize,
     pub batch_linger: Duration,
     pub retry_delay: Duration,
+    /// Longest a batch's insert and acknowledgements may take before it counts as
+    /// failed (and is nak'ed for redelivery).
+    pub insert_timeout: Duration,
 }
 
 /// Pulls RESULTS and inserts batches until `shutdown`; the batch in hand when
@@ -83,7 +86,9 @@ pub async fn run(
         }
         metrics::histogram!(crate::metric_names::ANALYTICS_BATCH_SIZE).record(batch.len() as f64);
         let started = Instant::now();
-        let flushed = flush(&client, &batch).await;
+        let flushed = tokio::time::timeout(policy.insert_timeout, flush(&client, &batch))
+            .await
+            .unwrap_or(Err(AnalyticsError::TimedOut("the insert into ClickHouse")));
         metrics::histogram!(crate::metric_names::ANALYTICS_INSERT_DURATION_SECONDS)
             .record(started.elapsed().as_secs_f64());
         if let Err(error) = flushed {

@@ -75,6 +75,11 @@ pub struct AnalyticsSettings {
     pub batch_linger_milliseconds: u64,
     /// Delay before a batch that failed to insert is redelivered, in milliseconds.
     pub retry_delay_milliseconds: u64,
+    /// Longest an insert (and the acknowledgements after it) may take before the
+    /// batch counts as failed and is redelivered, in milliseconds: a ClickHouse that
+    /// stops answering must not hold ingestion forever. Below RESULTS' ack wait (30 s);
+    /// an insert that landed after all is not counted twice (see [`ingest`]).
+    pub insert_timeout_milliseconds: u64,
     /// Days of messages, events and statistics kept; older days are dropped whole.
     /// 0 keeps everything.
     pub retention_days: u32,
@@ -88,6 +93,7 @@ impl Default for AnalyticsSettings {
             batch_max_bytes: 6 << 20,
             batch_linger_milliseconds: 500,
             retry_delay_milliseconds: 2_000,
+            insert_timeout_milliseconds: 20_000,
             retention_days: 400,
         }
     }
@@ -161,6 +167,7 @@ pub async fn run(
         batch_max_bytes: settings.analytics.batch_max_bytes,
         batch_linger: Duration::from_millis(settings.analytics.batch_linger_milliseconds),
         retry_delay: Duration::from_millis(settings.analytics.retry_delay_milliseconds),
+        insert_timeout: Duration::from_millis(settings.analytics.insert_timeout_milliseconds),
     };
     tokio::spawn(rns_service::metrics::watch_consumers(
         jetstream.clone(),

@@ -39,6 +39,7 @@ async fn start(release: ClickHouseRelease) -> Harness {
         analytics: AnalyticsSettings {
             batch_linger_milliseconds: 20,
             retry_delay_milliseconds: 200,
+            insert_timeout_milliseconds: 2_000,
             ..Default::default()
         },
         ..Default::default()
@@ -663,6 +664,77 @@ async fn a_batch_redelivered_after_its_insert_is_counted_once(release: ClickHous
     );
 }
 
+/// A ClickHouse that stops answering in the middle of an insert (frozen: its
+/// connections open, nothing answered) must not hold ingestion: the insert times out,
+/// the batch is redelivered, and once ClickHouse answers again every event is there,
+/// counted once.
+async fn a_clickhouse_that_stops_answering_delays_results_but_loses_and_doubles_none(
+    release: ClickHouseRelease,
+) {
+    let harness = start(release).await;
+    let customer = CustomerId::parse("acme").unwrap();
+    let request = RequestId::generate();
+    harness.clickhouse.freeze();
+    publish(
+        &harness.jetstream,
+        &batch(&customer, request, 3, Some(EventKind::Delivered)),
+        "while-frozen",
+    )
+    .await;
+    let consumer: async_nats::jetstream::consumer::PullConsumer = harness
+        .jetstream
+        .get_stream(rns_types::subjects::RESULTS_STREAM)
+        .await
+        .unwrap()
+        .get_consumer(rns_types::subjects::ANALYTICS_CONSUMER)
+        .await
+        .unwrap();
+    // The fault was felt: the hung insert timed out and the batch was delivered again.
+    rns_testkit::wait_until(
+        "the batch redelivered after its insert timed out",
+        Duration::from_secs(20),
+        || {
+            let mut consumer = consumer.clone();
+            async move {
+                consumer
+                    .info()
+                    .await
+                    .is_ok_and(|info| info.num_redelivered >= 1)
+            }
+        },
+    )
+    .await;
+    harness.clickhouse.thaw();
+    let summary = wait_for_total(&harness.queries, &customer, request, 3).await;
+    assert_eq!(summary.total, 3);
+    let client = rns_analytics::clickhouse_client(&ClickHouseSettings {
+        url: harness.clickhouse.url(),
+        ..Default::default()
+    });
+    rns_testkit::wait_until(
+        "the delivered events counted",
+        Duration::from_secs(20),
+        || {
+            let client = client.clone();
+            async move {
+                client
+                    .query("SELECT sumMerge(delivered) FROM carrier_minutes WHERE customer_id = 'acme'")
+                    .fetch_one::<u64>()
+                    .await
+                    .is_ok_and(|delivered| delivered == 3)
+            }
+        },
+    )
+    .await;
+    let delivered: u64 = client
+        .query("SELECT sumMerge(delivered) FROM carrier_minutes WHERE customer_id = 'acme'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(delivered, 3, "counted once");
+    harness.shutdown.cancel();
+}
+
 on_every_clickhouse_release!(
     results_become_queryable_and_duplicates_change_nothing,
     another_customer_sees_nothing,
@@ -671,4 +743,5 @@ on_every_clickhouse_release!(
     message_lists_filter_and_page_without_gaps_or_repeats_while_results_arrive,
     routing_targets_follow_customer_profiles_into_clickhouse,
     a_batch_redelivered_after_its_insert_is_counted_once,
+    a_clickhouse_that_stops_answering_delays_results_but_loses_and_doubles_none,
 );

@@ -136,6 +136,16 @@ impl ClickHouseServer {
         self.process.terminate(Duration::from_secs(3));
     }
 
+    /// Freezes the server: connections stay open and nothing is answered.
+    pub fn freeze(&self) {
+        self.process.freeze();
+    }
+
+    /// Lets a frozen server answer again.
+    pub fn thaw(&self) {
+        self.process.thaw();
+    }
+
     /// Starts the server again after [`ClickHouseServer::stop`].
     pub async fn resume(&mut self) {
         self.process = Self::spawn(self.release, &self.directory, self.http_port, self.niceness);

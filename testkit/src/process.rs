@@ -146,6 +146,26 @@ impl ChildProcess {
     }
 
     /// SIGKILL, as a crash would.
+    /// Freezes the process (SIGSTOP): it holds its connections but answers nothing,
+    /// as a hung server does, until [`ChildProcess::thaw`].
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen process run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {} failed", self.name);
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
