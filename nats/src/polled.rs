@@ -63,20 +63,36 @@ pub fn in_rounds(
     .flatten()
 }
 
-/// One fetch: every message it returned (the messages before a failure are kept).
+/// Longest one fetch may take. A fetch's end comes from the server; when its
+/// connection moves to another server (a node killed, a reconnect) that end can be
+/// lost, and a fetch waiting for it would hold the reader for good (seen: ClickHouse
+/// ingestion stopped with messages delivered and never acknowledged).
+pub const FETCH_DEADLINE: Duration = Duration::from_secs(5);
+
+/// One fetch: every message it returned (the messages before a failure, or before
+/// [`FETCH_DEADLINE`], are kept).
 async fn fetch(consumer: &PullConsumer, rounds: Rounds) -> Result<Vec<Message>, FetchFailed> {
-    let mut batch = consumer
+    let deadline = tokio::time::Instant::now() + FETCH_DEADLINE;
+    let request = consumer
         .fetch()
         .max_messages(rounds.max_messages)
         .max_bytes(rounds.max_bytes)
-        .messages()
-        .await
-        .map_err(|error| FetchFailed(error.to_string()))?;
+        .messages();
+    let mut batch = match tokio::time::timeout_at(deadline, request).await {
+        Ok(batch) => batch.map_err(|error| FetchFailed(error.to_string()))?,
+        Err(_) => return Err(FetchFailed("the fetch was not answered in time".to_owned())),
+    };
     let mut messages = Vec::new();
-    while let Some(message) = batch.next().await {
-        match message {
-            Ok(message) => messages.push(message),
-            Err(error) if messages.is_empty() => return Err(FetchFailed(error.to_string())),
+    loop {
+        match tokio::time::timeout_at(deadline, batch.next()).await {
+            Ok(Some(Ok(message))) => messages.push(message),
+            Ok(Some(Err(error))) if messages.is_empty() => {
+                return Err(FetchFailed(error.to_string()))
+            }
+            Ok(Some(Err(_))) | Ok(None) => break,
+            Err(_) if messages.is_empty() => {
+                return Err(FetchFailed("the fetch's end never came".to_owned()))
+            }
             Err(_) => break,
         }
     }
