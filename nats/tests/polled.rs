@@ -77,3 +77,63 @@ async fn full_fetches_follow_at_once_and_a_quiet_consumer_is_read_after_the_paus
         stored.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_fetch_the_server_never_answers_fails_after_its_deadline_and_reading_goes_on() {
+    let server = NatsServer::start().await;
+    let jetstream = async_nats::jetstream::new(server.client().await);
+    let events = jetstream
+        .create_stream(stream::Config {
+            name: "UNANSWERED".to_owned(),
+            subjects: vec!["unanswered.>".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .expect("a stream");
+    let reader = events
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("reader".to_owned()),
+            ack_wait: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .await
+        .expect("a consumer");
+    jetstream
+        .publish("unanswered.a", "kept".into())
+        .await
+        .expect("a publish")
+        .await
+        .expect("stored");
+    // The server stops answering, as one lost in a reconnect does: the fetch's end
+    // never comes.
+    server.freeze();
+    let mut messages = Box::pin(in_rounds(
+        reader,
+        Rounds {
+            max_messages: 10,
+            max_bytes: 1 << 20,
+            pause: Duration::from_millis(100),
+        },
+    ));
+    let started = Instant::now();
+    let first = tokio::time::timeout(rns_nats::polled::FETCH_DEADLINE * 2, messages.next())
+        .await
+        .expect("the fetch gave up instead of waiting for good");
+    assert!(matches!(first, Some(Err(_))), "the unanswered fetch failed");
+    assert!(started.elapsed() >= rns_nats::polled::FETCH_DEADLINE);
+    server.thaw();
+    // Reading goes on: the message comes with a later fetch (once its ack wait is
+    // over, if the thawed server handed it to the abandoned fetch).
+    let next = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match messages.next().await {
+                Some(Ok(message)) => return message,
+                Some(Err(_)) => continue,
+                None => panic!("the stream never ends"),
+            }
+        }
+    })
+    .await
+    .expect("a message after the thaw");
+    assert_eq!(next.payload.as_ref(), b"kept");
+}

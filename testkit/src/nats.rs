@@ -30,6 +30,16 @@ struct ClusterNode {
 }
 
 impl NatsServer {
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is answered.
+    pub fn freeze(&self) {
+        self.process.freeze();
+    }
+
+    /// Lets a frozen server answer again.
+    pub fn thaw(&self) {
+        self.process.thaw();
+    }
+
     /// The server's process id (for the benchmark's CPU accounting).
     pub fn pid(&self) -> u32 {
         self.process.id()
