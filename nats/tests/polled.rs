@@ -7,14 +7,18 @@ use futures::StreamExt;
 use rns_nats::polled::{in_rounds, Rounds};
 use rns_testkit::NatsServer;
 
-#[tokio::test]
-async fn full_fetches_follow_at_once_and_a_quiet_consumer_is_read_after_the_pause() {
-    let server = NatsServer::start().await;
+/// A stream `name` on `name.>` with a durable pull consumer `reader` whose ack wait
+/// is `ack_wait`, and a JetStream context of `server`.
+async fn stream_and_reader(
+    server: &NatsServer,
+    name: &str,
+    ack_wait: Duration,
+) -> (async_nats::jetstream::Context, consumer::PullConsumer) {
     let jetstream = async_nats::jetstream::new(server.client().await);
     let events = jetstream
         .create_stream(stream::Config {
-            name: "ROUNDS".to_owned(),
-            subjects: vec!["rounds.>".to_owned()],
+            name: name.to_uppercase(),
+            subjects: vec![format!("{name}.>")],
             ..Default::default()
         })
         .await
@@ -22,10 +26,18 @@ async fn full_fetches_follow_at_once_and_a_quiet_consumer_is_read_after_the_paus
     let reader = events
         .create_consumer(consumer::pull::Config {
             durable_name: Some("reader".to_owned()),
+            ack_wait,
             ..Default::default()
         })
         .await
         .expect("a consumer");
+    (jetstream, reader)
+}
+
+#[tokio::test]
+async fn full_fetches_follow_at_once_and_a_quiet_consumer_is_read_after_the_pause() {
+    let server = NatsServer::start().await;
+    let (jetstream, reader) = stream_and_reader(&server, "rounds", Duration::from_secs(30)).await;
     for index in 0..10 {
         jetstream
             .publish("rounds.a", format!("{index}").into())
@@ -81,23 +93,8 @@ async fn full_fetches_follow_at_once_and_a_quiet_consumer_is_read_after_the_paus
 #[tokio::test]
 async fn a_fetch_the_server_never_answers_fails_after_its_deadline_and_reading_goes_on() {
     let server = NatsServer::start().await;
-    let jetstream = async_nats::jetstream::new(server.client().await);
-    let events = jetstream
-        .create_stream(stream::Config {
-            name: "UNANSWERED".to_owned(),
-            subjects: vec!["unanswered.>".to_owned()],
-            ..Default::default()
-        })
-        .await
-        .expect("a stream");
-    let reader = events
-        .create_consumer(consumer::pull::Config {
-            durable_name: Some("reader".to_owned()),
-            ack_wait: Duration::from_secs(2),
-            ..Default::default()
-        })
-        .await
-        .expect("a consumer");
+    let (jetstream, reader) =
+        stream_and_reader(&server, "unanswered", Duration::from_secs(2)).await;
     jetstream
         .publish("unanswered.a", "kept".into())
         .await
