@@ -246,6 +246,21 @@ try {
   await page.getByRole("cell", { name: "0 30 9 * * *" }).waitFor({ state: "detached" });
   console.log("ok: a recurring send was scheduled and cancelled");
 
+  // A confidential send: the handset gets the code, the results show it withheld.
+  await page.getByRole("link", { name: "메시지 보내기" }).click();
+  await page.getByLabel("수신번호 (줄마다 또는 쉼표로 구분)").fill("010-5555-1001");
+  await page.getByLabel("내용", { exact: true }).fill("인증번호 [482913]를 입력하세요.");
+  await page.getByLabel("기밀 메시지 (내용을 기록하지 않음)").check();
+  await page.getByTestId("preview-summary").filter({ hasText: "수신자 1명" }).waitFor();
+  await page.getByRole("button", { name: "보내기", exact: true }).click();
+  await page.getByTestId("sent").waitFor();
+  check((await textedCode("01055551001")) === "482913", "the handset got the confidential code");
+  await page.getByRole("link", { name: "결과 보기" }).click();
+  await page.getByRole("cell", { name: "성공", exact: true }).waitFor({ timeout: 60_000 });
+  check((await page.getByRole("cell", { name: "[withheld]", exact: true }).count()) === 1, "the result shows the text withheld");
+  check((await page.getByText("482913").count()) === 0, "the code is nowhere on the results page");
+  console.log("ok: a confidential send was delivered and recorded withheld");
+
   // A template, kept for the send page's picker.
   await page.getByRole("link", { name: "템플릿" }).click();
   await page.getByLabel("템플릿 이름").fill("배송 안내");

@@ -5,7 +5,8 @@
 //! points page, contacts imported from CSV into a group (progress bar, the bad row
 //! reported), a first message to the group with each name filled in (previewed, then
 //! its results arriving, delivered, with a timeline), the points it spent, a new ratio
-//! previewed and saved, a recurring send scheduled and cancelled, a template, a
+//! previewed and saved, a recurring send scheduled and cancelled, a confidential code
+//! sent (on the handset, shown `[withheld]` in the results), a template, a
 //! blocklisted number, the webhook's secret shown once, the operator's pages entered
 //! with the operator key (a top-up, the queues, the carriers), English, sign out,
 //! sign in by keyboard, and the invited person joining as a member; a screenshot and

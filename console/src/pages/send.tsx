@@ -3,7 +3,8 @@
 // asks the API what the send would do (POST /v1/messages/preview): the EUC-KR bytes
 // and the type they make, the price against the balance, the de-duplicated recipient
 // count, the first recipients' filled texts and the next firings — so every rule is
-// the API's own, none copied here.
+// the API's own, none copied here. A confidential send (one-time codes) is delivered
+// as written and recorded as `[withheld]`.
 import { useEffect, useState } from "preact/hooks";
 import { api, messageOf, type Schemas } from "../api/client";
 import { recipientsFromCsv } from "../csv";
@@ -59,6 +60,7 @@ export function Send() {
   const [chosenGroups, setChosenGroups] = useState<string[]>([]);
   const [images, setImages] = useState<string[]>([]);
   const [advertisement, setAdvertisement] = useState(false);
+  const [confidential, setConfidential] = useState(false);
   const [priority, setPriority] = useState<"" | Schemas["Priority"]>("");
   const [when, setWhen] = useState<When>("now");
   const [at, setAt] = useState("");
@@ -98,6 +100,7 @@ export function Send() {
       recipients: recipientsFromCsv(personal),
       groups: chosenGroups,
       advertisement,
+      ...(confidential ? { confidential } : {}),
       ...(priority ? { priority } : {}),
     };
     if (channel === "alimtalk") {
@@ -257,6 +260,18 @@ export function Send() {
             {t("advertisement")}
           </label>
           <p class="hint">{t("advertisementHelp")}</p>
+          <label class="check">
+            <input
+              type="checkbox"
+              checked={confidential}
+              aria-describedby="send-confidential-hint"
+              onChange={(event) => setConfidential(event.currentTarget.checked)}
+            />{" "}
+            {t("confidential")}
+          </label>
+          <p id="send-confidential-hint" class="hint">
+            {t("confidentialHelp")}
+          </p>
         </section>
 
         <section class="card" aria-labelledby="recipients-title">
