@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod carrier_rates;
+pub mod changes;
 pub mod compose;
 pub mod console;
 pub mod contacts;
@@ -135,6 +136,10 @@ pub fn app(state: AppState) -> Router {
         .merge(console::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            changes::run_to_end,
+        ))
         .with_state(state)
 }
 
@@ -283,12 +288,15 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     tracing::info!(address = %listener.local_addr()?, "gateway listening");
     let inbound = tokio::spawn(inbound::run(state.clone(), shutdown.clone()));
     let serving = shutdown.clone();
+    let changes = state.changes().clone();
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(async move { serving.cancelled().await })
     .await?;
+    // Changes whose callers hung up finish too.
+    changes.finish().await;
     // The messages from handsets in hand are recorded before the connection goes.
     shutdown.cancel();
     if let Err(error) = inbound.await {

@@ -23,6 +23,7 @@ struct Inner {
     client: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
     sends: gathering::SendPublisher,
+    changes: crate::changes::ChangeTasks,
     reservations: gathering::PointsReserver,
     directory: CustomerDirectory,
     keys: key_cache::KeyCache,
@@ -99,6 +100,7 @@ impl AppState {
                 jetstream.clone(),
                 std::time::Duration::from_millis(settings.gateway.gather_interval_milliseconds),
             ),
+            changes: crate::changes::ChangeTasks::default(),
             directory,
             keys,
             health,
@@ -166,6 +168,11 @@ impl AppState {
 
     pub fn sends(&self) -> &gathering::SendPublisher {
         &self.0.sends
+    }
+
+    /// The tasks of changes being handled ([`crate::changes`]).
+    pub fn changes(&self) -> &crate::changes::ChangeTasks {
+        &self.0.changes
     }
 
     pub fn jetstream(&self) -> &async_nats::jetstream::Context {

@@ -291,3 +291,56 @@ async fn keyed_send(
     )
     .await
 }
+
+/// What the customer's account in Redis says is reserved.
+async fn reserved_in_redis(api: &Api, customer: &str) -> i64 {
+    let client = redis::Client::open(api.redis_url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let reserved: Option<i64> = redis::cmd("HGET")
+        .arg(format!("rns:points:{customer}"))
+        .arg("reserved")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    reserved.unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_caller_that_hangs_up_mid_send_leaves_no_points_reserved_for_a_send_never_published() {
+    let mut api = Api::start().await;
+    let key = api.customer_with_points("acme", 10).await;
+    let body = json!({"from": "0212345678", "to": ["01011112222", "01033334444"], "text": "hi"});
+    // JetStream stops answering: the send reserves its points, then waits for its publish.
+    api.nats().freeze();
+    let mut send = Box::pin(api.call(Method::POST, "/v1/messages", Some(&key), Some(body)));
+    tokio::select! {
+        answer = &mut send => panic!("a send was answered while JetStream was frozen: {answer:?}"),
+        _ = rns_testkit::wait_until("the send's reservation", std::time::Duration::from_secs(30), || async {
+            reserved_in_redis(&api, "acme").await == 2
+        }) => {}
+    }
+    // The caller hangs up (hyper then drops the handler's future, as here), and the
+    // server dies with the publish unread: the send was never stored.
+    drop(send);
+    api.nats().kill();
+    // Its points come back all the same.
+    rns_testkit::wait_until(
+        "the unpublished send's points returned",
+        std::time::Duration::from_secs(30),
+        || async { reserved_in_redis(&api, "acme").await == 0 },
+    )
+    .await;
+    api.nats().start_again().await;
+    let (_, account) = api.call(Method::GET, "/v1/points", Some(&key), None).await;
+    assert_eq!(
+        (account["balance"].as_i64(), account["reserved"].as_i64()),
+        (Some(10), Some(0)),
+        "{account}"
+    );
+    let (_, ledger) = api
+        .call(Method::GET, "/v1/points/ledger", Some(&key), None)
+        .await;
+    assert_eq!(ledger["items"][0]["kind"], "release", "{ledger}");
+    assert_eq!(ledger["items"][1]["kind"], "reserve", "{ledger}");
+    assert!(api.queued_sends().await.is_empty(), "nothing was stored");
+}
