@@ -17,8 +17,9 @@
 //! and each carrier's jobs of all of them travel in shared batches.
 //!
 //! The process also settles points from final results, copies the points ledger into
-//! JetStream and restores accounts Redis lost ([`rns_points::settle`],
-//! [`rns_points::journal`], [`rns_points::recover`]): they need the same Redis and
+//! JetStream, restores accounts Redis lost and returns the points of requests never
+//! published ([`rns_points::settle`], [`rns_points::journal`], [`rns_points::recover`],
+//! [`rns_points::unpublished`]): they need the same Redis and
 //! NATS connections, and none is on the send path.
 #![forbid(unsafe_code)]
 
@@ -84,6 +85,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub carriers: Option<CarrierCatalog>,
     pub dispatcher: DispatcherSettings,
+    pub points: rns_points::PointsSettings,
     pub log: LogSettings,
     pub runtime: rns_service::RuntimeSettings,
 }
@@ -448,6 +450,11 @@ pub async fn run(
         jetstream.clone(),
         shutdown.clone(),
     ));
+    let releaser = tokio::spawn(rns_points::unpublished::watch(
+        points.clone(),
+        Duration::from_secs(settings.points.unpublished_release_seconds),
+        shutdown.clone(),
+    ));
     let copier = tokio::spawn(rns_points::journal::copy_until(
         points,
         jetstream.clone(),
@@ -507,7 +514,11 @@ pub async fn run(
         Ok(Err(error)) => tracing::error!(%error, "points settlement stopped"),
         Err(error) => tracing::error!(%error, "points settlement panicked"),
     }
-    for (task, name) in [(copier, "ledger copier"), (restorer, "points restorer")] {
+    for (task, name) in [
+        (copier, "ledger copier"),
+        (restorer, "points restorer"),
+        (releaser, "releaser of unpublished reservations"),
+    ] {
         if let Err(error) = task.await {
             tracing::error!(%error, "{name} panicked");
         }

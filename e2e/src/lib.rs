@@ -156,6 +156,13 @@ pub struct SystemOptions {
     /// and of ClickHouse and the carrier simulators beside them: everything off the
     /// accept path yields the CPU to it, as `rns.toml` deploys a shared host.
     pub background_niceness: i32,
+    /// The least time between two SEND messages of gathered sends (`[gateway]
+    /// gather_interval_milliseconds`); None: the gateway's default.
+    pub gather_interval_milliseconds: Option<u64>,
+    /// How long a reservation may wait for its request's publish before the
+    /// dispatcher returns its points (`[points] unpublished_release_seconds`); None:
+    /// the default.
+    pub unpublished_release_seconds: Option<u64>,
 }
 
 /// `[runtime] worker_threads` when every service shares one host: `rns.toml`'s
@@ -189,6 +196,8 @@ impl Default for SystemOptions {
             webhook_hosts: Vec::new(),
             worker_threads: SINGLE_HOST_WORKER_THREADS,
             background_niceness: SINGLE_HOST_BACKGROUND_NICENESS,
+            gather_interval_milliseconds: None,
+            unpublished_release_seconds: None,
         }
     }
 }
@@ -332,6 +341,10 @@ impl System {
             ));
         }
         let health = |service| self.health_ports[&service];
+        // A line `name = value`, or nothing for the service's default.
+        let setting = |name: &str, value: Option<u64>| {
+            value.map_or_else(String::new, |value| format!("{name} = {value}\n"))
+        };
         let config = format!(
             r#"[nats]
 url = "{nats}"
@@ -353,6 +366,9 @@ admin_key = "{ADMIN_KEY}"
 allow_private_webhooks = {private_webhooks}
 min_recurrence_seconds = 1
 requests_per_second = 100000
+{gather_interval}
+[points]
+{unpublished_release}
 
 [dispatcher]
 health_listen = "127.0.0.1:{dispatcher}"
@@ -402,6 +418,14 @@ background_niceness = {background_niceness}
             log_filter = options.log_filter,
             worker_threads = options.worker_threads,
             background_niceness = options.background_niceness,
+            gather_interval = setting(
+                "gather_interval_milliseconds",
+                options.gather_interval_milliseconds
+            ),
+            unpublished_release = setting(
+                "unpublished_release_seconds",
+                options.unpublished_release_seconds
+            ),
             private_webhooks = options.private_webhooks,
             webhook_hosts = options
                 .webhook_hosts

@@ -1,11 +1,12 @@
 //! Points with the real binaries: 50 concurrent sends against a balance that covers
 //! only some of them, one carrier rejecting everything. No overdraw; once every
 //! message is final, spent equals the messages delivered, failures were refunded, and
-//! balance + reserved + spent equals what was topped up.
+//! balance + reserved + spent equals what was topped up. And a gateway killed between a
+//! send's reservation and its publish: the dispatcher returns those points.
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use rns_e2e::{count, System};
+use rns_e2e::{count, Service, System, SystemOptions};
 use serde_json::{json, Value};
 
 const TOPPED_UP: i64 = 100;
@@ -121,4 +122,68 @@ async fn concurrent_sends_never_overdraw_and_the_ledger_balances_against_deliver
     assert_eq!(refunds.len() as i64, failed);
     assert!(refunds.iter().all(|entry| entry["message_id"].is_string()
         && entry["reason"].as_str().unwrap().contains("lgu")));
+}
+
+/// The customer's balance and reserved points.
+async fn points_of(system: &System, key: &str) -> (i64, i64) {
+    let (status, account) = system.call(Method::GET, "/v1/points", key, None).await;
+    assert_eq!(status, 200, "{account}");
+    (
+        account["balance"].as_i64().unwrap(),
+        account["reserved"].as_i64().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_between_a_reservation_and_its_publish_has_the_points_returned() {
+    let mut system = System::start_with(SystemOptions {
+        // A send right after another waits this long in the gateway for its SEND
+        // message, its points already reserved: time to kill the gateway then.
+        gather_interval_milliseconds: Some(60_000),
+        unpublished_release_seconds: Some(2),
+        ..SystemOptions::default()
+    })
+    .await;
+    let key = system.customer_with_points("acme", 10).await;
+    let body = json!({"from": "0212345678", "to": ["01012345678"], "text": "one"});
+    let (status, first) = system
+        .call(Method::POST, "/v1/messages", &key, Some(body.clone()))
+        .await;
+    assert_eq!(status, 202, "the first goes at once: {first}");
+    let mut second = Box::pin(system.call(Method::POST, "/v1/messages", &key, Some(body)));
+    tokio::select! {
+        answer = &mut second => panic!("the second send was published within the interval: {answer:?}"),
+        _ = rns_testkit::wait_until("both sends' points reserved", Duration::from_secs(30), || async {
+            points_of(&system, &key).await.0 == 8
+        }) => {}
+    }
+    drop(second);
+    system.kill(Service::Gateway);
+    system.spawn_service(Service::Gateway);
+    system.wait_ready(Service::Gateway).await;
+    // The first was delivered and paid; the second, never published, is returned by
+    // the dispatcher once it waited past `unpublished_release_seconds`.
+    rns_testkit::wait_until(
+        "the unpublished send's point returned",
+        Duration::from_secs(60),
+        || async { points_of(&system, &key).await == (9, 0) },
+    )
+    .await;
+    let (_, ledger) = system
+        .call(Method::GET, "/v1/points/ledger?kind=release", &key, None)
+        .await;
+    let releases = ledger["items"].as_array().unwrap();
+    assert_eq!(releases.len(), 1, "{ledger}");
+    assert_eq!(releases[0]["amount"], 1, "{ledger}");
+    assert_eq!(
+        releases[0]["reason"],
+        rns_points::store::UNPUBLISHED_REASON,
+        "{ledger}"
+    );
+    let (_, requests) = system.call(Method::GET, "/v1/requests", &key, None).await;
+    assert_eq!(
+        requests["items"].as_array().unwrap().len(),
+        1,
+        "only the first was ever accepted: {requests}"
+    );
 }

@@ -134,11 +134,12 @@ impl SendPublisher {
     }
 }
 
-/// Reserves points, gathering concurrent reservations into one Redis call; cheap to
-/// clone.
+/// Reserves points, gathering concurrent reservations into one Redis call, and
+/// confirms their publishes the same way; cheap to clone.
 #[derive(Clone)]
 pub struct PointsReserver {
     gatherer: Gatherer<ReservationRequest, Result<Reservation, String>>,
+    confirmations: Gatherer<(CustomerId, RequestId), ()>,
 }
 
 impl std::fmt::Debug for PointsReserver {
@@ -152,6 +153,18 @@ impl std::fmt::Debug for PointsReserver {
 impl PointsReserver {
     /// Starts the gathering task; it ends once every clone is dropped.
     pub fn start(store: PointsStore) -> Self {
+        let confirmer = store.clone();
+        let (confirmations, _drain) = Gatherer::start(POLICY, move |published: Vec<_>| {
+            let store = confirmer.clone();
+            async move {
+                let count = published.len();
+                if let Err(error) = store.confirm_published(&published).await {
+                    // Their points are released after a while, their messages unpaid.
+                    tracing::error!(%error, requests = count, "confirming published requests failed");
+                }
+                vec![(); count]
+            }
+        });
         let (gatherer, _drain) = Gatherer::start(POLICY, move |asked: Vec<ReservationRequest>| {
             let store = store.clone();
             async move {
@@ -162,7 +175,10 @@ impl PointsReserver {
                 }
             }
         });
-        Self { gatherer }
+        Self {
+            gatherer,
+            confirmations,
+        }
     }
 
     /// [`PointsStore::reserve`], in a shared call.
@@ -171,6 +187,15 @@ impl PointsReserver {
             .call(asked)
             .await
             .unwrap_or_else(|| Err("the gateway is shutting down".to_owned()))
+    }
+
+    /// Confirms that `request`, reserved with `awaits_publish`, is published
+    /// ([`PointsStore::confirm_published`], in a shared call); not waited for, as the
+    /// answer to the caller does not depend on it.
+    pub fn confirm_published(&self, customer: &CustomerId, request: &RequestId) {
+        let confirmations = self.confirmations.clone();
+        let published = (customer.clone(), *request);
+        tokio::spawn(async move { confirmations.call(published).await });
     }
 }
 

@@ -343,4 +343,47 @@ async fn a_caller_that_hangs_up_mid_send_leaves_no_points_reserved_for_a_send_ne
     assert_eq!(ledger["items"][0]["kind"], "release", "{ledger}");
     assert_eq!(ledger["items"][1]["kind"], "reserve", "{ledger}");
     assert!(api.queued_sends().await.is_empty(), "nothing was stored");
+    assert_eq!(
+        unpublished_in_redis(&api).await,
+        0,
+        "released, so not listed"
+    );
+}
+
+/// How many reservations Redis lists as awaiting their publish.
+async fn unpublished_in_redis(api: &Api) -> i64 {
+    let client = redis::Client::open(api.redis_url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("ZCARD")
+        .arg(rns_points::store::UNPUBLISHED_KEY)
+        .query_async(&mut connection)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_published_send_is_confirmed_so_its_reservation_is_never_taken_for_an_orphan() {
+    let api = Api::start().await;
+    let key = api.customer_with_points("acme", 10).await;
+    let body = json!({"from": "0212345678", "to": ["01011112222"], "text": "hi"});
+    let (status, _) = api
+        .call(Method::POST, "/v1/messages", Some(&key), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    rns_testkit::wait_until(
+        "the published send's reservation confirmed",
+        std::time::Duration::from_secs(10),
+        || async { unpublished_in_redis(&api).await == 0 },
+    )
+    .await;
+    // What releases orphans finds nothing to take from it.
+    let store = rns_points::PointsStore::connect(&api.redis_url())
+        .await
+        .unwrap();
+    let released = store
+        .release_unpublished(std::time::Duration::ZERO, 100)
+        .await
+        .unwrap();
+    assert!(released.is_empty(), "{released:?}");
+    assert_eq!(reserved_in_redis(&api, "acme").await, 1);
 }

@@ -9,6 +9,8 @@
 //!   never charged.
 //! - [`journal`]: copies ledger entries into the durable JetStream `LEDGER` stream.
 //! - [`recover`]: rebuilds accounts Redis lost from that stream.
+//! - [`unpublished`]: returns the points of requests whose gateway stopped between
+//!   their reservation and their publish.
 //! - [`daily`]: the operator's daily caps of messages per customer.
 #![forbid(unsafe_code)]
 
@@ -19,6 +21,7 @@ pub mod metric_names;
 pub mod recover;
 pub mod settle;
 pub mod store;
+pub mod unpublished;
 
 use rns_types::points::Prices;
 use serde::Deserialize;
@@ -28,9 +31,21 @@ pub use error::PointsError;
 pub use store::{Account, LedgerPage, PointsStore, Reservation, ReservationRequest, Settlement};
 
 /// `[points]` settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct PointsSettings {
     /// Points per recipient of each message type.
     pub prices: Prices,
+    /// How long a reservation may wait for its request's publish before its points
+    /// are returned ([`unpublished`]); well above any publish, retries included.
+    pub unpublished_release_seconds: u64,
+}
+
+impl Default for PointsSettings {
+    fn default() -> Self {
+        Self {
+            prices: Prices::default(),
+            unpublished_release_seconds: unpublished::DEFAULT_RELEASE_SECONDS,
+        }
+    }
 }

@@ -9,6 +9,14 @@
 //! disappear when the request is fully settled or released. They are the only
 //! per-request state and live only while a request has unsettled messages.
 //!
+//! A gateway reserves a request's points before it publishes the request. If it
+//! dies between the two, nothing would ever settle or release that hold, so such a
+//! reservation ([`ReservationRequest::awaits_publish`]) is also listed in the sorted
+//! set [`UNPUBLISHED_KEY`] (by when it was made) until the gateway confirms the
+//! publish ([`PointsStore::confirm_published`]) or releases it; one still listed
+//! after a while was never published, and [`PointsStore::release_unpublished`]
+//! returns its points.
+//!
 //! Every change appends a [`LedgerEntry`] to the customer's ledger stream (recent
 //! entries, read by `GET /v1/points/ledger`) and to the journal stream, which
 //! [`crate::journal`] copies into the durable JetStream `LEDGER` stream: Redis is the
@@ -27,6 +35,12 @@ pub const LEDGER_RECENT_ENTRIES: u64 = 100_000;
 pub const JOURNAL_MAX_ENTRIES: u64 = 10_000_000;
 /// The Redis stream [`crate::journal`] drains into JetStream.
 pub const JOURNAL_KEY: &str = "rns:points:journal";
+/// Reservations whose request is not yet known to be published: members
+/// `<customer>/<request>`, scored by when they were reserved (ms since the epoch).
+pub const UNPUBLISHED_KEY: &str = "rns:points:unpublished";
+/// The reason a never-published request's points are released with.
+pub const UNPUBLISHED_REASON: &str =
+    "the request was never published (its gateway stopped before JetStream had it)";
 
 /// Most requests one ledger entry lists: a reservation or settlement of more is
 /// written as several entries, so an entry stays a few kilobytes.
@@ -66,16 +80,17 @@ return account_value('balance')
 
 /// Reservations of several requests, of any customers, each all or nothing, in
 /// order; one ledger entry per customer lists the requests it reserved, each with its
-/// amount. KEYS: journal, then per request its account, ledger, hold and once-marker.
-/// ARGV: now, ledger max, journal max, then per request its customer, amount,
-/// request id and `1` if it is reserved at most once per request whatever happens
-/// to its hold later (the marker is set when it is reserved, kept two days, and
-/// removed by a release), else `0`. Returns per request
+/// amount. KEYS: journal, unpublished, then per request its account, ledger, hold and
+/// once-marker. ARGV: now, ledger max, journal max, then per request its customer,
+/// amount, request id, `1` if it is reserved at most once per request whatever
+/// happens to its hold later (the marker is set when it is reserved, kept two days,
+/// and removed by a release), else `0`, and `1` if a new hold is listed as awaiting
+/// its publish, else `0`. Returns per request
 /// `1, 0` when reserved (or already reserved) and `0, balance` when the balance is
 /// short.
 const RESERVE: &str = r"
 local NOW, LEDGER_MAX, JOURNAL_MAX = tonumber(ARGV[1]), ARGV[2], ARGV[3]
-local JOURNAL = KEYS[1]
+local JOURNAL, UNPUBLISHED = KEYS[1], KEYS[2]
 local CUSTOMER, ACCOUNT, LEDGER
 EMIT
 -- Per customer in this call: its balance as the call changed it, the points it
@@ -101,7 +116,7 @@ local function emit_round(round)
   emit({kind = 'reserve', amount = round.amount, requests = round.requests})
   round.amount, round.requests = 0, {}
 end
-local function reserve(hold, marker, amount, request, once)
+local function reserve(hold, marker, amount, request, once, awaits_publish)
   if once and redis.call('EXISTS', marker) == 1 then return 1, 0 end
   local round = round_of()
   if round.balance < amount then
@@ -111,6 +126,7 @@ local function reserve(hold, marker, amount, request, once)
   if amount > 0 then
     -- A hold already there was reserved by an earlier attempt of the request.
     if redis.call('HSETNX', hold, 'remaining', amount) == 0 then return 1, 0 end
+    if awaits_publish then redis.call('ZADD', UNPUBLISHED, NOW, CUSTOMER .. '/' .. request) end
     round.balance = round.balance - amount
     round.pending = round.pending + amount
     round.amount = round.amount + amount
@@ -123,10 +139,10 @@ local function reserve(hold, marker, amount, request, once)
   return 1, 0
 end
 local answers = {}
-for i = 0, (#KEYS - 1) / 4 - 1 do
-  local key, arg = 1 + 4 * i, 3 + 4 * i
+for i = 0, (#KEYS - 2) / 4 - 1 do
+  local key, arg = 2 + 4 * i, 3 + 5 * i
   CUSTOMER, ACCOUNT, LEDGER = ARGV[arg + 1], KEYS[key + 1], KEYS[key + 2]
-  local reserved, balance = reserve(KEYS[key + 3], KEYS[key + 4], tonumber(ARGV[arg + 2]), ARGV[arg + 3], ARGV[arg + 4] == '1')
+  local reserved, balance = reserve(KEYS[key + 3], KEYS[key + 4], tonumber(ARGV[arg + 2]), ARGV[arg + 3], ARGV[arg + 4] == '1', ARGV[arg + 5] == '1')
   answers[2 * i + 1] = reserved
   answers[2 * i + 2] = balance
 end
@@ -140,11 +156,13 @@ end
 return answers
 ";
 
-/// KEYS: account, ledger, journal, hold, settled bits, once-marker. ARGV: customer,
-/// now, ledger max, journal max, request, reason. Returns the points released.
+/// KEYS: account, ledger, journal, hold, settled bits, once-marker, unpublished.
+/// ARGV: customer, now, ledger max, journal max, request, reason. Returns the points
+/// released.
 const RELEASE: &str = r"
 local remaining = tonumber(redis.call('HGET', KEYS[4], 'remaining') or '0')
 redis.call('DEL', KEYS[4], KEYS[5], KEYS[6])
+redis.call('ZREM', KEYS[7], CUSTOMER .. '/' .. ARGV[5])
 if remaining <= 0 then return 0 end
 redis.call('HINCRBY', ACCOUNT, 'reserved', -remaining)
 redis.call('HINCRBY', ACCOUNT, 'balance', remaining)
@@ -281,6 +299,10 @@ pub struct ReservationRequest {
     pub amount: u64,
     /// At most once per request ([`PointsStore::reserve_once`]).
     pub once: bool,
+    /// Made before its request is published: listed in [`UNPUBLISHED_KEY`] until
+    /// [`PointsStore::confirm_published`] or a release, and released by
+    /// [`PointsStore::release_unpublished`] if it stays there.
+    pub awaits_publish: bool,
 }
 
 impl ReservationRequest {
@@ -291,6 +313,7 @@ impl ReservationRequest {
             request: *request,
             amount,
             once: false,
+            awaits_publish: false,
         }
     }
 }
@@ -348,6 +371,11 @@ pub(crate) fn hold_key(request: &RequestId) -> String {
 /// Set when `request` was reserved at most once ([`ReservationRequest::once`]).
 fn once_key(request: &RequestId) -> String {
     format!("rns:points:reserved-once:{request}")
+}
+
+/// `request`'s member of [`UNPUBLISHED_KEY`].
+fn unpublished_member(customer: &CustomerId, request: &RequestId) -> String {
+    format!("{customer}/{request}")
 }
 
 /// A bit per message of `request` whose final event was settled.
@@ -444,6 +472,7 @@ impl PointsStore {
         let mut invocation = self.reserve.prepare_invoke();
         invocation
             .key(JOURNAL_KEY)
+            .key(UNPUBLISHED_KEY)
             .arg(rns_types::time::now_milliseconds())
             .arg(LEDGER_RECENT_ENTRIES)
             .arg(JOURNAL_MAX_ENTRIES);
@@ -456,7 +485,8 @@ impl PointsStore {
                 .arg(reservation.customer.as_str())
                 .arg(reservation.amount)
                 .arg(reservation.request.to_string())
-                .arg(u8::from(reservation.once));
+                .arg(u8::from(reservation.once))
+                .arg(u8::from(reservation.awaits_publish));
         }
         let answers: Vec<i64> = invocation.invoke_async(&mut self.connection()).await?;
         if answers.len() != asked.len() * 2 {
@@ -489,9 +519,74 @@ impl PointsStore {
             .key(hold_key(request))
             .key(settled_key(request))
             .key(once_key(request))
+            .key(UNPUBLISHED_KEY)
             .arg(request.to_string())
             .arg(reason);
         Ok(invocation.invoke_async(&mut self.connection()).await?)
+    }
+
+    /// Takes the reservations of these published requests off [`UNPUBLISHED_KEY`].
+    pub async fn confirm_published(
+        &self,
+        published: &[(CustomerId, RequestId)],
+    ) -> Result<(), PointsError> {
+        if published.is_empty() {
+            return Ok(());
+        }
+        let members: Vec<String> = published
+            .iter()
+            .map(|(customer, request)| unpublished_member(customer, request))
+            .collect();
+        redis::cmd("ZREM")
+            .arg(UNPUBLISHED_KEY)
+            .arg(members)
+            .query_async::<()>(&mut self.connection())
+            .await?;
+        Ok(())
+    }
+
+    /// Releases up to `limit` reservations made more than `older_than` ago whose
+    /// requests were never confirmed published nor released (their gateway stopped
+    /// between the two); returns each with the points released.
+    pub async fn release_unpublished(
+        &self,
+        older_than: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<(CustomerId, RequestId, u64)>, PointsError> {
+        let before = rns_types::time::now_milliseconds()
+            .saturating_sub(u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX));
+        let members: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(UNPUBLISHED_KEY)
+            .arg("-inf")
+            .arg(before)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.connection())
+            .await?;
+        let mut released = Vec::with_capacity(members.len());
+        for member in members {
+            let parsed = member.rsplit_once('/').and_then(|(customer, request)| {
+                Some((
+                    CustomerId::parse(customer).ok()?,
+                    RequestId::parse(request).ok()?,
+                ))
+            });
+            let Some((customer, request)) = parsed else {
+                tracing::error!(%member, "an unreadable unpublished reservation; dropped");
+                redis::cmd("ZREM")
+                    .arg(UNPUBLISHED_KEY)
+                    .arg(&member)
+                    .query_async::<()>(&mut self.connection())
+                    .await?;
+                continue;
+            };
+            let amount = self
+                .release(&customer, &request, UNPUBLISHED_REASON)
+                .await?;
+            released.push((customer, request, amount));
+        }
+        Ok(released)
     }
 
     /// Settles final events of one customer's messages, each at most once; returns

@@ -635,3 +635,70 @@ async fn a_daily_cap_counts_until_it_would_pass_and_a_firing_counts_once() {
         counted
     );
 }
+
+#[tokio::test]
+async fn a_reservation_never_confirmed_published_is_released_after_a_while_and_only_it() {
+    let redis = RedisServer::start().await;
+    let store = PointsStore::connect(&redis.url()).await.unwrap();
+    let acme = customer("acme");
+    store.top_up(&acme, 10, "test").await.unwrap();
+    let awaiting = |request: &RequestId, amount: u64| ReservationRequest {
+        awaits_publish: true,
+        ..ReservationRequest::new(&acme, request, amount)
+    };
+    // Published and confirmed; published and failed (released at once); its gateway
+    // died before the publish (never confirmed); and a firing's plain reservation.
+    let (confirmed, failed, orphaned, plain) = (
+        RequestId::generate(),
+        RequestId::generate(),
+        RequestId::generate(),
+        RequestId::generate(),
+    );
+    let answers = store
+        .reserve_all(&[
+            awaiting(&confirmed, 1),
+            awaiting(&failed, 2),
+            awaiting(&orphaned, 3),
+            ReservationRequest::new(&acme, &plain, 4),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(answers, vec![Reservation::Reserved; 4]);
+    store
+        .confirm_published(&[(acme.clone(), confirmed)])
+        .await
+        .unwrap();
+    store.release(&acme, &failed, "not accepted").await.unwrap();
+
+    // Not yet old enough: nothing is released.
+    let early = store
+        .release_unpublished(std::time::Duration::from_secs(60), 100)
+        .await
+        .unwrap();
+    assert!(early.is_empty(), "{early:?}");
+    let released = store
+        .release_unpublished(std::time::Duration::ZERO, 100)
+        .await
+        .unwrap();
+    assert_eq!(released, vec![(acme.clone(), orphaned, 3)]);
+    let account = store.account(&acme).await.unwrap();
+    assert_eq!(
+        (account.balance, account.reserved),
+        (10 - 1 - 4, 1 + 4),
+        "{account:?}"
+    );
+    assert_balances(&store, &acme).await;
+    let filter = LedgerFilter {
+        request_id: Some(orphaned),
+        ..LedgerFilter::default()
+    };
+    let entries = store.ledger(&acme, None, 10, &filter).await.unwrap().items;
+    assert_eq!(entries[0].kind, LedgerKind::Release);
+    assert_eq!(entries[0].reason, rns_points::store::UNPUBLISHED_REASON);
+    // Once: nothing is left to release.
+    let again = store
+        .release_unpublished(std::time::Duration::ZERO, 100)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+}

@@ -1,6 +1,6 @@
 //! A paid publish: the request's points reserved, then the request published now
-//! (to `send.<customer>`) or under a schedule (to `due.<customer>`); the points
-//! returned if the publish fails.
+//! (to `send.<customer>`) or under a schedule (to `due.<customer>`), then the
+//! publish confirmed to the points store; the points returned if the publish fails.
 use bytes::Bytes;
 use rns_nats::{publish_schedule, MessageSchedule, Outbound};
 use rns_points::{Reservation, ReservationRequest};
@@ -54,8 +54,11 @@ pub async fn publish_paid(
     // is reserved at most once: a retry after its gateway died and the request was
     // settled must not reserve anew.
     let keyed = matches!(publication, Publication::Now { keyed: true });
+    // A reservation made before its publish: if this gateway dies before the
+    // publish is confirmed, the points come back after a while (rns_points::unpublished).
     let asked = ReservationRequest {
         once: !matches!(publication, Publication::Now { keyed: false }),
+        awaits_publish: true,
         ..ReservationRequest::new(customer, &request.request_id, needed)
     };
     match state
@@ -115,5 +118,8 @@ pub async fn publish_paid(
         }
         return Err(error);
     }
+    state
+        .reservations()
+        .confirm_published(customer, &request.request_id);
     Ok(())
 }
