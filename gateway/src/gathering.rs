@@ -200,12 +200,16 @@ impl PointsReserver {
     }
 
     /// Confirms that `request`, reserved with `awaits_publish`, is published
-    /// ([`PointsStore::confirm_published`], in a shared call); not waited for, as the
-    /// answer to the caller does not depend on it.
-    pub fn confirm_published(&self, customer: &CustomerId, request: &RequestId) {
-        let confirmations = self.confirmations.clone();
-        let published = (customer.clone(), *request);
-        tokio::spawn(async move { confirmations.call(published).await });
+    /// ([`PointsStore::confirm_published`], in a shared call): returns once it is
+    /// queued, as the answer to the caller does not depend on it.
+    pub async fn confirm_published(&self, customer: &CustomerId, request: &RequestId) {
+        if !self
+            .confirmations
+            .hand_in((customer.clone(), *request))
+            .await
+        {
+            tracing::error!(customer = %customer, request = %request, "the gateway is shutting down: a publish goes unconfirmed");
+        }
     }
 }
 

@@ -98,6 +98,8 @@ EMIT
 -- customers in the order first seen. A request costs one HSETNX: the account is
 -- read once and changed once per entry.
 local rounds, order = {}, {}
+-- Score and member of each new hold awaiting its publish, listed in one call.
+local unpublished = {}
 local function round_of()
   local round = rounds[CUSTOMER]
   if not round then
@@ -126,7 +128,10 @@ local function reserve(hold, marker, amount, request, once, awaits_publish)
   if amount > 0 then
     -- A hold already there was reserved by an earlier attempt of the request.
     if redis.call('HSETNX', hold, 'remaining', amount) == 0 then return 1, 0 end
-    if awaits_publish then redis.call('ZADD', UNPUBLISHED, NOW, CUSTOMER .. '/' .. request) end
+    if awaits_publish then
+      unpublished[#unpublished + 1] = NOW
+      unpublished[#unpublished + 1] = CUSTOMER .. '/' .. request
+    end
     round.balance = round.balance - amount
     round.pending = round.pending + amount
     round.amount = round.amount + amount
@@ -152,6 +157,9 @@ for _, customer in ipairs(order) do
     CUSTOMER, ACCOUNT, LEDGER = customer, round.account, round.ledger
     emit_round(round)
   end
+end
+for first = 1, #unpublished, 1000 do
+  redis.call('ZADD', UNPUBLISHED, unpack(unpublished, first, math.min(first + 999, #unpublished)))
 end
 return answers
 ";

@@ -63,6 +63,13 @@ impl<Item: Send + 'static, Answer: Send + 'static> Gatherer<Item, Answer> {
         (Self { queue }, drain)
     }
 
+    /// Hands in `item` without waiting for its answer: returns once the queue took it
+    /// (waiting for room when it is full); false once the drain task is gone.
+    pub async fn hand_in(&self, item: Item) -> bool {
+        let (reply, _) = oneshot::channel();
+        self.queue.send((item, reply)).await.is_ok()
+    }
+
     /// Hands in `item` and waits for its answer; `None` once the drain task is gone
     /// (or its round answered fewer items than it was given).
     pub async fn call(&self, item: Item) -> Option<Answer> {
@@ -188,6 +195,31 @@ mod tests {
         assert!(rounds.len() < 20, "calls were not gathered: {rounds:?}");
         drop(gatherer);
         drain.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn items_handed_in_are_handled_without_anyone_waiting_for_their_answers() {
+        let handled = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&handled);
+        let (gatherer, drain) = Gatherer::start(
+            GatherPolicy {
+                capacity: 4,
+                round_size: 3,
+                parallel_rounds: 1,
+                round_interval: Duration::ZERO,
+            },
+            move |items: Vec<u32>| {
+                let count = items.len();
+                seen.lock().unwrap().extend(items);
+                async move { vec![(); count] }
+            },
+        );
+        for item in 0..10 {
+            assert!(gatherer.hand_in(item).await);
+        }
+        drop(gatherer);
+        drain.await.unwrap();
+        assert_eq!(*handled.lock().unwrap(), (0..10).collect::<Vec<_>>());
     }
 
     #[tokio::test(start_paused = true)]

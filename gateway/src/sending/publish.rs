@@ -120,6 +120,7 @@ pub async fn publish_paid(
     }
     state
         .reservations()
-        .confirm_published(customer, &request.request_id);
+        .confirm_published(customer, &request.request_id)
+        .await;
     Ok(())
 }
