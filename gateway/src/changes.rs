@@ -1,13 +1,13 @@
 //! Changes run to their end, whether or not their caller waits for the answer.
 //!
 //! hyper drops a request's future when its caller hangs up (hyperium/hyper#2728), at
-//! whatever `.await` the handler stands. A read loses nothing by that; a change can: a send cut after its
-//! points were reserved and before its publish failed never returns them, a schedule
-//! cut between its record and its publish is listed but never fires. So every request
-//! that may change something (any method but GET, HEAD and OPTIONS) is handled in a
-//! task of its own, which the caller's hang-up does not cancel; the answer is only
-//! not read. [`ChangeTasks`] tracks them, and the gateway waits for those still
-//! running before it shuts down ([`crate::run`]).
+//! whatever `.await` the handler stands. A read loses nothing by that; a change can:
+//! a send cut after its points were reserved and before its publish failed never
+//! returned them, a schedule cut between its record and its publish is listed but
+//! never fires. So every request that may change something (any method but GET, HEAD
+//! and OPTIONS) is handled in a task of its own, which the caller's hang-up does not
+//! cancel; the answer is only not read. [`ChangeTasks`] tracks them, and the gateway
+//! waits for those still running before it shuts down ([`crate::run`]).
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
