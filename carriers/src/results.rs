@@ -86,6 +86,7 @@ impl ResultSink {
             Err(PublishFailed {
                 subject: result_subject(customer),
                 reason: "the result publisher stopped".to_owned(),
+                unanswered: false,
             })
         })
     }

@@ -131,7 +131,7 @@ impl SendPublisher {
     pub async fn publish(&self, send: PendingSend) -> Result<(), PublishFailed> {
         if !send.gatherable || send.payload.len() > MAX_GATHERED_BYTES {
             record_held(1);
-            return publish_all(&self.jetstream, [send.alone()], 1).await;
+            return publish_until_answered(&self.jetstream, send.alone()).await;
         }
         let subject = send_subject(&send.customer);
         match self.gatherer.call(send).await {
@@ -139,6 +139,7 @@ impl SendPublisher {
             None => Err(PublishFailed {
                 subject,
                 reason: "the gateway is shutting down".to_owned(),
+                unanswered: false,
             }),
         }
     }
@@ -248,6 +249,46 @@ pub fn messages(sends: Vec<PendingSend>) -> Vec<(Outbound, Vec<usize>)> {
         .collect()
 }
 
+/// How long a SEND publish left unanswered is published again under its
+/// `Nats-Msg-Id` (well inside SEND's two-minute duplicate window) before its sends fail.
+pub const UNANSWERED_RETRY_FOR: Duration = Duration::from_secs(20);
+/// The pause before publishing an unanswered message again.
+const UNANSWERED_PAUSE: Duration = Duration::from_millis(200);
+
+/// Publishes `message`, and again under the same id while no answer comes (an
+/// acknowledgement that timed out, a connection that broke), for up to
+/// [`UNANSWERED_RETRY_FOR`]: the server may have stored it, and only its answer to
+/// the same id says so. Otherwise a send stored without an answer would get a 503
+/// and its points back while its messages go out. It is published again only while
+/// the client is connected: a publish made while it is not would wait in the
+/// client and go out at its reconnection, after this had given up.
+async fn publish_until_answered(
+    jetstream: &Context,
+    message: Outbound,
+) -> Result<(), PublishFailed> {
+    let deadline = tokio::time::Instant::now() + UNANSWERED_RETRY_FOR;
+    let client = jetstream.client();
+    loop {
+        match publish_all(jetstream, [message.clone()], 1).await {
+            Err(failed) if failed.unanswered => {
+                metrics::counter!(crate::metric_names::GATEWAY_PUBLISHES_UNANSWERED_TOTAL)
+                    .increment(1);
+                tracing::warn!(subject = %failed.subject, reason = %failed.reason, "a SEND publish went unanswered; publishing it again under its id");
+                loop {
+                    tokio::time::sleep(UNANSWERED_PAUSE).await;
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(failed);
+                    }
+                    if client.connection_state() == async_nats::connection::State::Connected {
+                        break;
+                    }
+                }
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Counts a SEND message published now by the requests it holds.
 fn record_held(requests: usize) {
     metrics::histogram!(crate::metric_names::GATEWAY_SEND_MESSAGE_SIZE).record(requests as f64);
@@ -265,7 +306,7 @@ async fn publish_round(
     let published = futures::future::join_all(
         outbound
             .into_iter()
-            .map(|message| publish_all(jetstream, [message], 1)),
+            .map(|message| publish_until_answered(jetstream, message)),
     )
     .await;
     let mut answers: Vec<Option<Result<(), PublishFailed>>> = vec![None; count];

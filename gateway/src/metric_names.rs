@@ -3,6 +3,9 @@
 
 /// `rns_gateway_messages_accepted_total` (counter).
 pub const GATEWAY_MESSAGES_ACCEPTED_TOTAL: &str = "rns_gateway_messages_accepted_total";
+/// `rns_gateway_publishes_unanswered_total` (counter): SEND publishes that got no
+/// answer and were published again under their id.
+pub const GATEWAY_PUBLISHES_UNANSWERED_TOTAL: &str = "rns_gateway_publishes_unanswered_total";
 /// `rns_gateway_send_message_size` (histogram).
 pub const GATEWAY_SEND_MESSAGE_SIZE: &str = "rns_gateway_send_message_size";
 /// `rns_http_request_duration_seconds` (histogram).

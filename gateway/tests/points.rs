@@ -323,10 +323,11 @@ async fn a_caller_that_hangs_up_mid_send_leaves_no_points_reserved_for_a_send_ne
     // server dies with the publish unread: the send was never stored.
     drop(send);
     api.nats().kill();
-    // Its points come back all the same.
+    // Its points come back all the same, once the gateway stops publishing it again
+    // (`UNANSWERED_RETRY_FOR`).
     rns_testkit::wait_until(
         "the unpublished send's points returned",
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(60),
         || async { reserved_in_redis(&api, "acme").await == 0 },
     )
     .await;
@@ -386,4 +387,42 @@ async fn a_published_send_is_confirmed_so_its_reservation_is_never_taken_for_an_
         .unwrap();
     assert!(released.is_empty(), "{released:?}");
     assert_eq!(reserved_in_redis(&api, "acme").await, 1);
+}
+
+/// SEND publishes this process's gateway published again for want of an answer.
+fn unanswered_publishes() -> u64 {
+    rns_service::metrics::render()
+        .lines()
+        .find_map(|line| line.strip_prefix("rns_gateway_publishes_unanswered_total "))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_send_whose_publish_goes_unanswered_is_published_again_and_accepted_once() {
+    let api = Api::start().await;
+    rns_service::metrics::handle();
+    let key = api.customer_with_points("acme", 10).await;
+    let body = json!({"from": "0212345678", "to": ["01011112222", "01033334444"], "text": "hi"});
+    // JetStream takes the publish but does not answer before the acknowledgement's
+    // time runs out; the server may have stored it.
+    api.frozen_nats().freeze();
+    let mut send = Box::pin(api.call(Method::POST, "/v1/messages", Some(&key), Some(body)));
+    tokio::select! {
+        answer = &mut send => panic!("the send was answered with JetStream frozen: {answer:?}"),
+        _ = rns_testkit::wait_until("the publish unanswered, tried again", std::time::Duration::from_secs(30), || async {
+            unanswered_publishes() >= 1
+        }) => {}
+    }
+    api.frozen_nats().thaw();
+    // It had: the first publish is stored, the repeats under its id are duplicates,
+    // and the send is accepted, paid once.
+    let (status, reply) = send.await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    let queued = api.queued_sends().await;
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(
+        queued[0].request_id.to_string(),
+        reply["request_id"].as_str().unwrap()
+    );
+    assert_eq!(reserved_in_redis(&api, "acme").await, 2);
 }

@@ -12,7 +12,7 @@
 //! is polled. Tasks that each hold unpolled acknowledgements while waiting for a slot
 //! deadlock, so the windows of all concurrent callers together must stay below it
 //! (the dispatcher checks `concurrency × publish_window` at start).
-use async_nats::jetstream::context::Context;
+use async_nats::jetstream::context::{Context, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -49,6 +49,10 @@ impl Outbound {
 pub struct PublishFailed {
     pub subject: String,
     pub reason: String,
+    /// No answer came (the acknowledgement timed out or its connection broke): the
+    /// server may have stored the message, and publishing it again under the same
+    /// `Nats-Msg-Id` within the stream's duplicate window tells which.
+    pub unanswered: bool,
 }
 
 /// Publishes every message and returns once JetStream acknowledged all of them,
@@ -76,6 +80,7 @@ pub async fn publish_all(
             .map_err(|error| PublishFailed {
                 subject: subject.clone(),
                 reason: error.to_string(),
+                unanswered: false,
             })?;
         pending.push(async move {
             acknowledgement
@@ -84,6 +89,10 @@ pub async fn publish_all(
                 .map_err(|error| PublishFailed {
                     subject,
                     reason: error.to_string(),
+                    unanswered: matches!(
+                        error.kind(),
+                        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe
+                    ),
                 })
         });
     }
@@ -116,6 +125,7 @@ pub async fn publish_schedule(
     let failed = |error: &dyn std::fmt::Display| PublishFailed {
         subject: schedule.subject.clone(),
         reason: error.to_string(),
+        unanswered: false,
     };
     let mut publish = PublishMessage::build()
         .payload(message.payload)

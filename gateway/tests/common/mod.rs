@@ -139,6 +139,11 @@ impl Api {
     }
 
     /// The NATS server, to take down and bring back.
+    /// The nats-server, to freeze and thaw while a request borrows the API.
+    pub fn frozen_nats(&self) -> &NatsServer {
+        &self.server
+    }
+
     pub fn nats(&mut self) -> &mut NatsServer {
         &mut self.server
     }
