@@ -305,6 +305,22 @@ async fn reserved_in_redis(api: &Api, customer: &str) -> i64 {
     reserved.unwrap_or(0)
 }
 
+/// Drives `send` (which JetStream, frozen, does not answer) until `ready` holds.
+async fn unanswered_until<Call, Ready, Holds>(
+    send: &mut std::pin::Pin<Box<Call>>,
+    what: &str,
+    ready: Ready,
+) where
+    Call: std::future::Future<Output = (StatusCode, Value)>,
+    Ready: FnMut() -> Holds,
+    Holds: std::future::Future<Output = bool>,
+{
+    tokio::select! {
+        answer = send => panic!("a send was answered while JetStream was frozen: {answer:?}"),
+        _ = rns_testkit::wait_until(what, std::time::Duration::from_secs(30), ready) => {}
+    }
+}
+
 #[tokio::test]
 async fn a_caller_that_hangs_up_mid_send_leaves_no_points_reserved_for_a_send_never_published() {
     let mut api = Api::start().await;
@@ -313,12 +329,10 @@ async fn a_caller_that_hangs_up_mid_send_leaves_no_points_reserved_for_a_send_ne
     // JetStream stops answering: the send reserves its points, then waits for its publish.
     api.nats().freeze();
     let mut send = Box::pin(api.call(Method::POST, "/v1/messages", Some(&key), Some(body)));
-    tokio::select! {
-        answer = &mut send => panic!("a send was answered while JetStream was frozen: {answer:?}"),
-        _ = rns_testkit::wait_until("the send's reservation", std::time::Duration::from_secs(30), || async {
-            reserved_in_redis(&api, "acme").await == 2
-        }) => {}
-    }
+    unanswered_until(&mut send, "the send's reservation", || async {
+        reserved_in_redis(&api, "acme").await == 2
+    })
+    .await;
     // The caller hangs up (hyper then drops the handler's future, as here), and the
     // server dies with the publish unread: the send was never stored.
     drop(send);
@@ -407,12 +421,10 @@ async fn a_send_whose_publish_goes_unanswered_is_published_again_and_accepted_on
     // time runs out; the server may have stored it.
     api.frozen_nats().freeze();
     let mut send = Box::pin(api.call(Method::POST, "/v1/messages", Some(&key), Some(body)));
-    tokio::select! {
-        answer = &mut send => panic!("the send was answered with JetStream frozen: {answer:?}"),
-        _ = rns_testkit::wait_until("the publish unanswered, tried again", std::time::Duration::from_secs(30), || async {
-            unanswered_publishes() >= 1
-        }) => {}
-    }
+    unanswered_until(&mut send, "the publish unanswered, tried again", || async {
+        unanswered_publishes() >= 1
+    })
+    .await;
     api.frozen_nats().thaw();
     // It had: the first publish is stored, the repeats under its id are duplicates,
     // and the send is accepted, paid once.
